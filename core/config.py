@@ -1,0 +1,297 @@
+"""crossdock.yaml: loading, `${ENV}` interpolation, validation with every problem by its path.
+
+    outbox:      {url: sqlite:///crossdock.db}
+    collector:   {host: 127.0.0.1, port: 8088, write_keys: [...]}
+    destinations:
+      slack-alerts:
+        plugin: slack
+        settings: {webhook_url: "${SLACK_WEBHOOK_URL}"}
+        filter:   {events: {allow: [Order Completed]}}
+        rules:    {only_identified: true, require_consent: [marketing]}
+        mapping:  {templates: {text: "..."}}
+        delivery: {batch_size: 1, concurrency: 1, rate_limit: 1, max_attempts: 8}
+
+`load_config` returns a `LoadedConfig` whose destinations carry their plugin instance and
+merged mapping, or raises ConfigError listing every problem as "path: message".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from crossdock.destination import Destination
+from crossdock.errors import ConfigError, PluginError
+from crossdock.models import validation_problems
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like "90s", "45m", "3d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError(f"must be a duration in seconds or like '90s', '45m', '3d', got {value!r}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListFilter(_Strict):
+    """Names to let through (`allow`, None meaning "the plugin default") and to block."""
+
+    allow: list[str] | None = None
+    deny: list[str] = Field(default_factory=list)
+
+
+class FilterConfig(_Strict):
+    """The data filter: what may reach a destination."""
+
+    message_types: list[Literal["track", "identify", "page", "screen", "alias"]] | None = None
+    events: ListFilter = Field(default_factory=ListFilter)
+    event_attributes: ListFilter = Field(default_factory=ListFilter)
+    user_attributes: ListFilter = Field(default_factory=ListFilter)
+    identities: ListFilter = Field(default_factory=ListFilter)
+
+
+class RulesConfig(_Strict):
+    """Forwarding rules; None means "as the plugin's mapping says"."""
+
+    only_identified: bool | None = None
+    require_consent: list[str] = Field(default_factory=list)
+
+
+class DeliveryConfig(_Strict):
+    """Per-destination delivery tuning; None means "the plugin's default"."""
+
+    batch_size: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1, le=256)
+    rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
+    max_attempts: int = Field(default=10, ge=1)
+    max_age: float = Field(default=3 * 86400, gt=0, description="seconds before giving up")
+    timeout: float = Field(default=10.0, gt=0)
+    backoff_base: float = Field(default=1.0, gt=0)
+    backoff_max: float = Field(default=600.0, gt=0)
+    lease: float = Field(default=60.0, gt=0, description="seconds a worker holds a lease")
+
+    @field_validator("max_age", "timeout", "backoff_base", "backoff_max", "lease", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class DestinationConfig(_Strict):
+    plugin: str
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    mapping: dict[str, Any] = Field(default_factory=dict)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+
+
+class OutboxConfig(_Strict):
+    url: str = "sqlite:///crossdock.db"
+    delivered_retention: float = Field(default=7 * 86400, description="seconds")
+
+    @field_validator("delivered_retention", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return v
+
+
+class CollectorConfig(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    write_keys: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=512_000, ge=1024)
+    rate_limit_per_minute: int = Field(default=5000, ge=1)
+
+
+class ProfilesConfig(_Strict):
+    session_timeout: float = 45 * 60
+    dedup_window: float = 4 * 3600
+
+    @field_validator("session_timeout", "dedup_window", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class Config(_Strict):
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    collector: CollectorConfig = Field(default_factory=CollectorConfig)
+    profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+
+
+@dataclass
+class ConfiguredDestination:
+    """One enabled destination, ready to route to and deliver for."""
+
+    name: str
+    config: DestinationConfig
+    plugin: Destination
+    mapping: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        return min(self.config.delivery.batch_size or self.plugin.max_batch_size,
+                   self.plugin.max_batch_size)
+
+    @property
+    def concurrency(self) -> int:
+        return self.config.delivery.concurrency or self.plugin.default_concurrency
+
+    @property
+    def rate_limit(self) -> float | None:
+        return self.config.delivery.rate_limit or self.plugin.default_rate_limit
+
+
+@dataclass
+class LoadedConfig:
+    config: Config
+    destinations: list[ConfiguredDestination]
+    base_dir: Path
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def outbox_url(self) -> str:
+        """The outbox URL with a relative SQLite path resolved against the config's folder."""
+        url = self.config.outbox.url
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.is_absolute() and str(path) != ":memory:":
+                return f"sqlite:///{self.base_dir / path}"
+        return url
+
+    def destination(self, name: str) -> ConfiguredDestination:
+        for d in self.destinations:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+def interpolate_env(value: Any, path: str, problems: list[str], env: dict[str, str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string, recording unset variables."""
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(f"{path}: environment variable {name} is not set")
+            return ""
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k), problems, env)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate_env(v, f"{path}.{i}", problems, env) for i, v in enumerate(value)]
+    return value
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_config(
+    raw: Any,
+    *,
+    base_dir: Path,
+    env: dict[str, str] | None = None,
+    types: dict[str, type[Destination]] | None = None,
+) -> LoadedConfig:
+    """Validate a parsed YAML document; raise ConfigError with every problem by its path."""
+    from crossdock.plugins import destination_types
+    from crossdock.route.mapping_spec import mapping_problems
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): must be a mapping of outbox, collector, destinations"])
+    problems: list[str] = []
+    raw = interpolate_env(raw, "", problems, dict(os.environ) if env is None else env)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(problems + validation_problems(exc)) from exc
+
+    if types is None:
+        try:
+            types = destination_types()
+        except PluginError as exc:
+            raise ConfigError([*problems, f"plugins: {exc}"]) from exc
+    destinations: list[ConfiguredDestination] = []
+    warnings: list[str] = []
+    for name, dest in config.destinations.items():
+        prefix = f"destinations.{name}"
+        cls = types.get(dest.plugin)
+        if cls is None:
+            known = ", ".join(sorted(types)) or "none installed"
+            problems.append(f"{prefix}.plugin: unknown plugin {dest.plugin!r} (known: {known})")
+            continue
+        try:
+            settings = cls.settings_model.model_validate(dest.settings)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, f"{prefix}.settings"))
+            continue
+        mapping = deep_merge(cls.default_mapping(), dest.mapping)
+        problems.extend(mapping_problems(mapping, f"{prefix}.mapping"))
+        batch = dest.delivery.batch_size
+        if batch is not None and batch > cls.max_batch_size:
+            problems.append(
+                f"{prefix}.delivery.batch_size: at most {cls.max_batch_size} for plugin "
+                f"{cls.plugin_name}, got {batch}"
+            )
+        if not dest.enabled:
+            continue
+        configured = ConfiguredDestination(name, dest, cls(settings), mapping)
+        configured.warnings = [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)]
+        warnings.extend(configured.warnings)
+        destinations.append(configured)
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(config, destinations, base_dir, warnings)
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
+    """Read and validate crossdock.yaml."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
+    return parse_config(raw, base_dir=path.resolve().parent, env=env)

@@ -1,0 +1,194 @@
+"""What a destination plugin is: the contract between an integrator's code and the engine.
+
+A destination type is a class with a settings model and two pure functions:
+
+- `build_requests(items)`: outbox items (already filtered, normalized and mapped by the route
+  step) in, `httpx.Request`s out, each saying which items it carries;
+- `classify(planned, response)`: one HTTP response in, one outcome per carried item out.
+
+The engine (crossdock.delivery) does all I/O: leasing, batching, rate limits, concurrency,
+timeouts, retries with backoff, dead letters. A plugin never sends anything itself.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import yaml
+from pydantic import BaseModel
+
+ALL_MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One leased outbox row: a routed message waiting for one destination."""
+
+    id: int
+    message_id: str
+    payload: dict[str, Any]
+    attempts: int = 1
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class PlannedRequest:
+    """An HTTP request a plugin wants sent, and the items whose fate its response decides."""
+
+    request: httpx.Request
+    items: list[OutboxItem]
+    # Requests with the same rate key share one rate limit (e.g. one Slack webhook URL).
+    rate_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An item the plugin cannot turn into a request at all: it goes to the dead letters."""
+
+    item: OutboxItem
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The destination accepted the item."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again later: after `after` seconds if the destination said so, else with backoff."""
+
+    reason: str
+    after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The destination refused the item for good: it goes to the dead letters with `reason`."""
+
+    reason: str
+
+
+Outcome = Delivered | Retry | Failed
+DELIVERED = Delivered()
+
+
+class Destination:
+    """Base class of every destination type. Subclasses set the class attributes and the two
+    pure functions; the engine constructs one instance per configured destination."""
+
+    #: the `plugin:` name operators write in crossdock.yaml
+    plugin_name: ClassVar[str]
+    #: pydantic model of the destination's `settings:` (secrets as SecretStr)
+    settings_model: ClassVar[type[BaseModel]]
+    #: message types this destination can receive; others are never routed to it
+    message_types: ClassVar[frozenset[str]] = ALL_MESSAGE_TYPES
+    #: the most items one request may carry
+    max_batch_size: ClassVar[int] = 1
+    #: requests per second per rate key when the operator sets none (None: unlimited)
+    default_rate_limit: ClassVar[float | None] = None
+    #: concurrent requests per destination when the operator sets none
+    default_concurrency: ClassVar[int] = 4
+    #: a one-line description for `crossdock plugins`
+    description: ClassVar[str] = ""
+
+    def __init__(self, settings: BaseModel) -> None:
+        self.settings = settings
+
+    @classmethod
+    def default_mapping(cls) -> dict[str, Any]:
+        """The plugin's shipped mapping: mappings/<plugin_name>.yaml, or {} if it has none."""
+        return dict(_load_mapping(cls.plugin_name, cls.mapping_path()))
+
+    @classmethod
+    def mapping_path(cls) -> Path | None:
+        """Where a third-party plugin keeps its mapping file; built-ins use crossdock.mappings."""
+        return None
+
+    def config_warnings(self, destination: Any) -> list[str]:
+        """Warnings for `crossdock validate` about a configured destination (not errors)."""
+        return []
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+        """Turn routed items into HTTP requests. Pure: no I/O."""
+        raise NotImplementedError
+
+    def classify(
+        self, planned: PlannedRequest, response: httpx.Response
+    ) -> Outcome | Sequence[Outcome]:
+        """Judge a response: one outcome for all carried items, or one per item in order."""
+        return http_outcome(response)
+
+
+@cache
+def _load_mapping(plugin_name: str, path: Path | None) -> dict[str, Any]:
+    if path is not None:
+        text = path.read_text()
+    else:
+        resource = resources.files("crossdock.mappings").joinpath(f"{plugin_name}.yaml")
+        if not resource.is_file():
+            return {}
+        text = resource.read_text()
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"mapping file for {plugin_name} must be a YAML mapping")
+    return data
+
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def short_body(response: httpx.Response, limit: int = 300) -> str:
+    """The start of a response body, for error messages and dead-letter reasons."""
+    try:
+        text = response.text
+    except Exception:  # an undecodable body is still worth a reason
+        text = repr(response.content[:limit])
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def http_outcome(response: httpx.Response, reason: str | None = None) -> Outcome:
+    """The usual reading of an HTTP status: 2xx delivered; 408, 425, 429 and 5xx retried
+    (honouring Retry-After); any other status a permanent failure."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return DELIVERED
+    why = reason or f"HTTP {status}: {short_body(response)}"
+    if status in RETRYABLE_STATUS or status >= 500:
+        return Retry(why, parse_retry_after(response.headers.get("retry-after")))
+    return Failed(why)
+
+
+@dataclass
+class DestinationInfo:
+    """What `crossdock plugins` shows of a destination type."""
+
+    plugin_name: str
+    description: str
+    module: str
+    settings: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,209 @@
+"""Messages as they arrive: the Segment tracking spec (track, identify, page, screen, alias).
+
+`parse_message` turns one JSON object into a typed message or raises `MessageError` whose
+problems name the field and the rule ("userId: at most 100 characters").
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from crossdock.errors import MessageError
+
+MAX_ID_LENGTH = 100
+MESSAGE_TYPES = ("track", "identify", "page", "screen", "alias")
+
+
+def _id_to_str(value: Any) -> Any:
+    # SDKs send numeric user ids; the spec treats ids as strings.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    BeforeValidator(_id_to_str),
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class BaseMessage(BaseModel):
+    """Fields every message type shares."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="ignore",
+        frozen=False,
+    )
+
+    type: str
+    message_id: Id = Field(default_factory=_new_id)
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    session_id: Id | None = None
+    timestamp: datetime = Field(default_factory=_now)
+    context: dict[str, Any] = Field(default_factory=dict)
+    integrations: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _someone(self) -> BaseMessage:
+        if self.user_id is None and self.anonymous_id is None:
+            raise ValueError("userId or anonymousId: at least one is required")
+        if self.timestamp.tzinfo is None:
+            self.timestamp = self.timestamp.replace(tzinfo=UTC)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as Segment-style JSON (camelCase keys, ISO timestamps)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class TrackMessage(BaseMessage):
+    type: Literal["track"] = "track"
+    event: str = Field(min_length=1, max_length=255)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class IdentifyMessage(BaseMessage):
+    type: Literal["identify"] = "identify"
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+class PageMessage(BaseMessage):
+    type: Literal["page"] = "page"
+    name: str | None = Field(default=None, max_length=255)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScreenMessage(BaseMessage):
+    type: Literal["screen"] = "screen"
+    name: str | None = Field(default=None, max_length=255)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class AliasMessage(BaseMessage):
+    type: Literal["alias"] = "alias"
+    previous_id: Id
+
+
+Message = Annotated[
+    TrackMessage | IdentifyMessage | PageMessage | ScreenMessage | AliasMessage,
+    Field(discriminator="type"),
+]
+_MESSAGE = TypeAdapter(Message)
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Each pydantic error as "path.to.field: rule", the path in the input's own spelling."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        # A discriminated union puts the chosen tag in the path ("track.event"); drop it.
+        if loc and loc[0] in MESSAGE_TYPES:
+            loc = loc[1:]
+        path = ".".join(p for p in [prefix, *loc] if p)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if ": " in msg and not path:
+            problems.append(msg)
+        elif err["type"] == "missing":
+            problems.append(f"{path}: is required")
+        else:
+            problems.append(f"{path}: {msg}" if path else msg)
+    return problems
+
+
+def parse_message(raw: Any) -> Message:
+    """Validate one message (a JSON object); raise MessageError naming each bad field."""
+    if not isinstance(raw, dict):
+        raise MessageError([f"message: must be a JSON object, got {type(raw).__name__}"])
+    if "type" not in raw:
+        raise MessageError([f"type: is required (one of {', '.join(MESSAGE_TYPES)})"])
+    if raw["type"] not in MESSAGE_TYPES:
+        raise MessageError(
+            [f"type: must be one of {', '.join(MESSAGE_TYPES)}, got {raw['type']!r}"]
+        )
+    try:
+        return _MESSAGE.validate_python(raw)
+    except ValidationError as exc:
+        raise MessageError(validation_problems(exc)) from exc
+
+
+@dataclass
+class EnrichedMessage:
+    """A validated message after the profile step: what the route step sees.
+
+    `message` is the Segment-style JSON of the message. The profile step fills in the person:
+    `profile_id` (Crossdock's own id for the person), their current `user_attributes`, their
+    `identities` (userId, anonymousId, email, ... by identity type) and the consent purposes
+    they granted. Without a profile store these come from the message alone.
+    """
+
+    message: dict[str, Any]
+    profile_id: str | None = None
+    user_attributes: dict[str, Any] = dc_field(default_factory=dict)
+    identities: dict[str, str] = dc_field(default_factory=dict)
+    consent: set[str] = dc_field(default_factory=set)
+    #: system events raised by the profile step (session_start / session_end) are routed too
+    system: bool = False
+
+    @property
+    def identified(self) -> bool:
+        return bool(self.identities.get("userId"))
+
+
+def consent_from_context(context: dict[str, Any]) -> set[str]:
+    """Granted consent purposes from `context.consent` (Segment's categoryPreferences, or a
+    plain {purpose: bool} mapping, or a list of purposes)."""
+    consent = context.get("consent")
+    if isinstance(consent, dict):
+        prefs = consent.get("categoryPreferences", consent)
+        if isinstance(prefs, dict):
+            return {str(k) for k, v in prefs.items() if v is True}
+    if isinstance(consent, list):
+        return {str(p) for p in consent}
+    return set()
+
+
+def enrich_without_profile(message: dict[str, Any]) -> EnrichedMessage:
+    """Enrichment from the message alone, used when no profile store is attached."""
+    identities = {k: str(message[k]) for k in ("userId", "anonymousId") if message.get(k)}
+    context = message.get("context") or {}
+    traits = dict(context.get("traits") or {})
+    if message.get("type") == "identify":
+        traits.update(message.get("traits") or {})
+    if isinstance(traits.get("email"), str):
+        identities.setdefault("email", traits["email"])
+    return EnrichedMessage(
+        message=message,
+        profile_id=identities.get("userId") or identities.get("anonymousId"),
+        user_attributes=traits,
+        identities=identities,
+        consent=consent_from_context(context),
+    )

@@ -1,0 +1,24 @@
+"""Step 3 of a message's way: route it to one destination.
+
+    filter (filtering.py) -> rules (rules.py) -> normalize (normalize.py) -> map (mapping.py,
+    templates.py), driven by the destination's merged mapping (mapping_spec.py).
+
+`route(enriched, destination)` returns the *routed payload* stored in the outbox row, or a
+`Skip` saying why the message does not go to that destination. The payload is a plain JSON dict,
+the input every plugin's `build_requests` reads:
+
+    {
+      "type": "track" | "identify" | "page" | "screen" | "alias",
+      "messageId": str, "timestamp": ISO-8601 str,
+      "userId": str | None, "anonymousId": str | None, "sessionId": str | None,
+      "profileId": str | None,           # Crossdock's own person id
+      "event": str,                      # track (after the event-name map); page/screen: name
+      "name": str | None,                # page / screen name
+      "properties": {str: value},        # event attributes: filtered, normalized, limited
+      "traits": {str: value},            # user attributes: filtered, normalized, reserved-mapped
+      "identities": {str: str},          # identities that passed the filter
+      "context": {str: value},           # the message's context, as received
+      "rendered": {str: Any},            # each mapping template, rendered
+      "dropped": {"event_attributes": int, "user_attributes": int},
+    }
+"""
