@@ -231,7 +231,7 @@ def parse_config(
     types: dict[str, type[Destination]] | None = None,
 ) -> LoadedConfig:
     """Validate a parsed YAML document; raise ConfigError with every problem by its path."""
-    from crossdock.plugins import destination_types
+    from crossdock.plugin_manager import destination_types
     from crossdock.route.mapping_spec import mapping_problems
 
     if raw is None:
@@ -275,7 +275,9 @@ def parse_config(
         if not dest.enabled:
             continue
         configured = ConfiguredDestination(name, dest, cls(settings), mapping)
-        configured.warnings = [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)]
+        configured.warnings = [
+            f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)
+        ]
         warnings.extend(configured.warnings)
         destinations.append(configured)
     if problems:

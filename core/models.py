@@ -117,7 +117,7 @@ Message = Annotated[
     TrackMessage | IdentifyMessage | PageMessage | ScreenMessage | AliasMessage,
     Field(discriminator="type"),
 ]
-_MESSAGE = TypeAdapter(Message)
+_MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
 
 
 def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
