@@ -1,0 +1,1 @@
+"""Helpers for testing Crossdock and its plugins: loopback servers for contract fakes."""
