@@ -55,7 +55,7 @@ def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> Itera
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr,attr-defined]
         stop = asyncio.Event()
         holder["server"] = RunningServer(
             app, host, sockets[0].getsockname()[1], asyncio.get_running_loop(), stop
