@@ -240,10 +240,15 @@ def parse_config(
         raise ConfigError(["(top level): must be a mapping of outbox, collector, destinations"])
     problems: list[str] = []
     raw = interpolate_env(raw, "", problems, dict(os.environ) if env is None else env)
+    raw_destinations = raw.get("destinations") or {}
+    if not isinstance(raw_destinations, dict):
+        problems.append("destinations: must be a mapping of destination name to settings")
+        raw_destinations = {}
+    config = Config()
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate({**raw, "destinations": {}})
     except ValidationError as exc:
-        raise ConfigError(problems + validation_problems(exc)) from exc
+        problems.extend(validation_problems(exc))
 
     if types is None:
         try:
@@ -252,18 +257,30 @@ def parse_config(
             raise ConfigError([*problems, f"plugins: {exc}"]) from exc
     destinations: list[ConfiguredDestination] = []
     warnings: list[str] = []
-    for name, dest in config.destinations.items():
+    for name, raw_dest in raw_destinations.items():
         prefix = f"destinations.{name}"
-        cls = types.get(dest.plugin)
+        try:
+            dest = DestinationConfig.model_validate(raw_dest)
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, prefix))
+            dest = None
+        plugin_name = raw_dest.get("plugin") if isinstance(raw_dest, dict) else None
+        cls = types.get(plugin_name) if isinstance(plugin_name, str) else None
         if cls is None:
-            known = ", ".join(sorted(types)) or "none installed"
-            problems.append(f"{prefix}.plugin: unknown plugin {dest.plugin!r} (known: {known})")
+            if isinstance(plugin_name, str):
+                known = ", ".join(sorted(types)) or "none installed"
+                problems.append(
+                    f"{prefix}.plugin: unknown plugin {plugin_name!r} (known: {known})"
+                )
             continue
         try:
-            settings = cls.settings_model.model_validate(dest.settings)
+            settings = cls.settings_model.model_validate(raw_dest.get("settings") or {})
         except ValidationError as exc:
             problems.extend(validation_problems(exc, f"{prefix}.settings"))
             continue
+        if dest is None:
+            continue
+        config.destinations[name] = dest
         mapping = deep_merge(cls.default_mapping(), dest.mapping)
         problems.extend(mapping_problems(mapping, f"{prefix}.mapping"))
         batch = dest.delivery.batch_size

@@ -1,0 +1,151 @@
+"""crossdock.yaml: env interpolation, every problem listed by its path, plugin settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, HttpUrl, SecretStr
+
+from crossdock.config import deep_merge, load_config, parse_config, parse_duration
+from crossdock.destination import Destination
+from crossdock.errors import ConfigError
+
+
+class HookSettings(BaseModel):
+    url: HttpUrl
+    token: SecretStr
+
+
+class HookDestination(Destination):
+    plugin_name = "hook"
+    settings_model = HookSettings
+    max_batch_size = 50
+
+    @classmethod
+    def default_mapping(cls) -> dict[str, Any]:
+        return {"values": {"stringify": False}, "event_names": {"A": "a"}}
+
+
+TYPES: dict[str, type[Destination]] = {"hook": HookDestination}
+
+
+def parse(raw: Any, env: dict[str, str] | None = None, tmp: Path = Path("/tmp")) -> Any:
+    return parse_config(raw, base_dir=tmp, env=env or {}, types=TYPES)
+
+
+def dest(**over: Any) -> dict[str, Any]:
+    base = {"plugin": "hook", "settings": {"url": "https://example.com/h", "token": "t"}}
+    return {**base, **over}
+
+
+def test_a_valid_config_loads_with_plugin_instances_and_merged_mapping() -> None:
+    loaded = parse({"destinations": {"alerts": dest(mapping={"event_names": {"B": "b"}})}})
+    (d,) = loaded.destinations
+    assert d.name == "alerts"
+    assert isinstance(d.plugin, HookDestination)
+    assert d.plugin.settings.token.get_secret_value() == "t"
+    assert d.mapping["event_names"] == {"A": "a", "B": "b"}
+    assert d.batch_size == 50
+
+
+def test_secrets_come_from_the_environment() -> None:
+    raw = {"destinations": {"alerts": dest(settings={"url": "https://e.com", "token": "${TOK}"})}}
+    loaded = parse(raw, env={"TOK": "s3cret"})
+    assert loaded.destinations[0].plugin.settings.token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(loaded.destinations[0].plugin.settings)
+
+
+def test_env_default_is_used_when_unset() -> None:
+    raw = {"destinations": {"a": dest(settings={"url": "${URL:-https://d.example}", "token": "x"})}}
+    assert str(parse(raw).destinations[0].plugin.settings.url) == "https://d.example/"
+
+
+def test_every_problem_is_listed_by_its_path() -> None:
+    raw = {
+        "outbox": {"url": "mysql://nope"},
+        "destinations": {
+            "slack-alerts": dest(settings={"url": "not a url"}),
+            "other": dest(delivery={"batch_size": 0, "max_age": "soon"}),
+            "ghost": {"plugin": "nope"},
+            "env": dest(settings={"url": "https://e.com", "token": "${MISSING}"}),
+            "typo": dest(enabeld=True),
+        },
+    }
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    text = "\n".join(err.value.problems)
+    assert "outbox.url: Value error, must start with sqlite:/// or postgresql://" in text or (
+        "outbox.url: must start with sqlite:/// or postgresql://" in text
+    )
+    assert "destinations.slack-alerts.settings.url:" in text
+    assert "destinations.slack-alerts.settings.token: is required" in text
+    assert "destinations.other.delivery.batch_size:" in text
+    assert "destinations.other.delivery.max_age:" in text
+    assert "destinations.typo.enabeld: Extra inputs are not permitted" in text
+
+
+def test_plugin_level_problems_are_listed_together() -> None:
+    raw = {
+        "destinations": {
+            "ghost": {"plugin": "nope"},
+            "env": dest(settings={"url": "https://e.com", "token": "${MISSING}"}),
+            "big": dest(delivery={"batch_size": 51}),
+            "bad": dest(settings={"url": "ftp:/x", "token": "t"}),
+        }
+    }
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    text = "\n".join(err.value.problems)
+    assert "destinations.ghost.plugin: unknown plugin 'nope' (known: hook)" in text
+    assert "destinations.env.settings.token: environment variable MISSING is not set" in text
+    assert "destinations.big.delivery.batch_size: at most 50 for plugin hook, got 51" in text
+    assert "destinations.bad.settings.url:" in text
+
+
+def test_disabled_destinations_are_validated_but_not_loaded() -> None:
+    loaded = parse({"destinations": {"off": dest(enabled=False)}})
+    assert loaded.destinations == []
+    with pytest.raises(ConfigError):
+        parse({"destinations": {"off": dest(enabled=False, settings={})}})
+
+
+def test_load_config_reads_yaml_and_resolves_the_outbox_path(tmp_path: Path) -> None:
+    path = tmp_path / "crossdock.yaml"
+    path.write_text(yaml.safe_dump({"outbox": {"url": "sqlite:///data/out.db"}}))
+    loaded = load_config(path, env={})
+    assert loaded.outbox_url == f"sqlite:///{tmp_path}/data/out.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("destinations: [", "not valid YAML"), ("- a\n- b\n", "(top level): must be a mapping")],
+)
+def test_unreadable_yaml_is_refused(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "crossdock.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert problem in str(err.value)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "nope.yaml")
+    assert "nope.yaml: cannot read" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(5, 5.0), ("90s", 90.0), ("45m", 2700.0), ("3d", 259200.0), ("250ms", 0.25), ("2h", 7200.0)],
+)
+def test_durations(value: Any, seconds: float) -> None:
+    assert parse_duration(value) == seconds
+
+
+def test_deep_merge_overrides_leaves_and_merges_mappings() -> None:
+    base = {"a": {"b": 1, "c": 2}, "l": [1]}
+    assert deep_merge(base, {"a": {"c": 3}, "l": [2]}) == {"a": {"b": 1, "c": 3}, "l": [2]}
+    assert base == {"a": {"b": 1, "c": 2}, "l": [1]}
