@@ -1,0 +1,318 @@
+"""The `crossdock` command-line tool.
+
+Every command reads the config given by --config (default ./crossdock.yaml, or
+$CROSSDOCK_CONFIG). Exit codes: 0 success, 1 the command found problems (invalid config, bad
+input lines), 2 usage errors (click's own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from crossdock import __version__
+from crossdock.config import LoadedConfig, load_config
+from crossdock.errors import ConfigError, CrossdockError
+
+console = Console()
+err_console = Console(stderr=True)
+
+SEND_CHUNK = 500
+
+
+def _load(config_path: str) -> LoadedConfig:
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        err_console.print(f"[red]{config_path}: invalid config[/red]")
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}", markup=False, highlight=False)
+        raise SystemExit(1) from exc
+    for warning in loaded.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    return loaded
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", default="crossdock.yaml", envvar="CROSSDOCK_CONFIG",
+    show_default=True, help="Path of crossdock.yaml.",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="crossdock")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Crossdock: receive customer data once, forward it to every destination."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@config_option
+def validate(config_path: str) -> None:
+    """Check the config and every destination's settings; exit 1 listing the problems."""
+    loaded = _load(config_path)
+    names = ", ".join(d.name for d in loaded.destinations) or "none"
+    console.print(f"[green]ok[/green]: {config_path} ({len(loaded.destinations)} enabled "
+                  f"destinations: {names})", highlight=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins and the settings each destination type takes."""
+    from crossdock.plugin_manager import destination_types, plugin_manager
+
+    pm = plugin_manager()
+    types = destination_types(pm)
+    rows = []
+    for name, cls in sorted(types.items()):
+        schema = cls.settings_model.model_json_schema()
+        required = set(schema.get("required", []))
+        settings = {
+            key: {"type": _schema_type(prop), "required": key in required,
+                  "description": prop.get("description", "")}
+            for key, prop in schema.get("properties", {}).items()
+        }
+        rows.append({"plugin": name, "module": cls.__module__, "description": cls.description,
+                     "max_batch_size": cls.max_batch_size, "settings": settings})
+    if as_json:
+        click.echo(json.dumps({"plugins": [n for n, _ in pm.list_name_plugin()],
+                               "destinations": rows}, indent=2))
+        return
+    for row in rows:
+        console.print(f"[bold]{row['plugin']}[/bold]  {row['description']}  "
+                      f"[dim]({row['module']}, batch ≤ {row['max_batch_size']})[/dim]")
+        for key, info in row["settings"].items():
+            flag = "required" if info["required"] else "optional"
+            console.print(f"    {key}: {info['type']} ({flag}) {info['description']}",
+                          highlight=False, markup=False)
+
+
+def _schema_type(prop: dict[str, Any]) -> str:
+    if "type" in prop:
+        return str(prop["type"]) + (f" ({prop['format']})" if "format" in prop else "")
+    if "anyOf" in prop:
+        return " | ".join(_schema_type(p) for p in prop["anyOf"])
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    return "any"
+
+
+def _read_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            yield number, line
+
+
+@cli.command()
+@config_option
+@click.argument("file", type=click.File("r"))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def send(config_path: str, file: IO[str], quiet: bool) -> None:
+    """Put the messages of FILE (JSON lines, - for stdin) into the outbox.
+
+    Bad lines are reported by line number; the good lines are kept. Exit 1 if any line was bad.
+    """
+    from crossdock.pipeline import build_pipeline
+
+    loaded = _load(config_path)
+    pipeline = build_pipeline(loaded)
+    bad: list[tuple[int, list[str]]] = []
+    accepted = duplicates = rows = 0
+    total = None
+    if file is not sys.stdin and file.name not in ("<stdin>", "-"):
+        with open(file.name, "rb") as counter:
+            total = sum(1 for line in counter if line.strip())
+    progress = Progress(TextColumn("sending"), BarColumn(), TextColumn("{task.completed}"),
+                        TimeRemainingColumn(), console=err_console, disable=quiet)
+    try:
+        with progress:
+            task = progress.add_task("send", total=total)
+            chunk: list[tuple[int, str]] = []
+            for item in _read_lines(file):
+                chunk.append(item)
+                if len(chunk) >= SEND_CHUNK:
+                    a, d, r = _send_chunk(pipeline, chunk, bad)
+                    accepted, duplicates, rows = accepted + a, duplicates + d, rows + r
+                    progress.advance(task, len(chunk))
+                    chunk = []
+            if chunk:
+                a, d, r = _send_chunk(pipeline, chunk, bad)
+                accepted, duplicates, rows = accepted + a, duplicates + d, rows + r
+                progress.advance(task, len(chunk))
+    finally:
+        pipeline.close()
+    for number, problems in bad:
+        err_console.print(f"line {number}: " + "; ".join(problems), markup=False,
+                          highlight=False)
+    console.print(f"accepted {accepted} messages ({rows} outbox rows), {duplicates} duplicates, "
+                  f"{len(bad)} bad lines", highlight=False)
+    if bad:
+        raise SystemExit(1)
+
+
+def _send_chunk(pipeline: Any, chunk: list[tuple[int, str]],
+                bad: list[tuple[int, list[str]]]) -> tuple[int, int, int]:
+    raws: list[Any] = []
+    numbers: list[int] = []
+    for number, line in chunk:
+        try:
+            raws.append(json.loads(line))
+            numbers.append(number)
+        except json.JSONDecodeError as exc:
+            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
+    result = pipeline.accept(raws)
+    for index, problems in result.errors:
+        bad.append((numbers[index], problems))
+    bad.sort()
+    return len(result.accepted), len(result.duplicates), result.rows
+
+
+@cli.command()
+@config_option
+def run(config_path: str) -> None:
+    """Run the forwarding daemon (collector, delivery workers, timers) until stopped."""
+    from crossdock.daemon import run_daemon
+
+    loaded = _load(config_path)
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("crossdock").setLevel(logging.INFO)
+    asyncio.run(run_daemon(loaded))
+
+
+@cli.command()
+@config_option
+@click.option("--once", is_flag=True, required=True, help="Drain what is due now, then exit.")
+def deliver(config_path: str, once: bool) -> None:
+    """Deliver what is due and exit (for cron)."""
+    from crossdock.delivery import deliver_once
+    from crossdock.outbox import open_outbox
+
+    loaded = _load(config_path)
+    outbox = open_outbox(loaded.outbox_url)
+    try:
+        report = asyncio.run(deliver_once(loaded, outbox))
+    finally:
+        outbox.close()
+    console.print(str(report), highlight=False)
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config_path: str, as_json: bool) -> None:
+    """Per destination: queued, leased, delivered, retrying, dead, and the last error."""
+    from crossdock.outbox import open_outbox
+
+    loaded = _load(config_path)
+    outbox = open_outbox(loaded.outbox_url)
+    try:
+        counts = outbox.counts()
+    finally:
+        outbox.close()
+    names = [d.name for d in loaded.destinations] + sorted(
+        set(counts) - {d.name for d in loaded.destinations})
+    if as_json:
+        from dataclasses import asdict
+        click.echo(json.dumps({n: asdict(counts[n]) for n in names if n in counts}, indent=2))
+        return
+    table = Table("destination", "queued", "leased", "retrying", "delivered", "dead",
+                  "dropped attrs", "last error")
+    for name in names:
+        c = counts.get(name)
+        if c is None:
+            table.add_row(name, "0", "0", "0", "0", "0", "0", "")
+            continue
+        table.add_row(name, str(c.queued), str(c.leased), str(c.retrying), str(c.delivered),
+                      str(c.dead), str(c.dropped_attributes), (c.last_error or "")[:80])
+    console.print(table)
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """Inspect and replay messages that could not be delivered."""
+
+
+@dead_letters.command("list")
+@config_option
+@click.option("-d", "--destination", help="Only this destination.")
+@click.option("-n", "--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def dead_letters_list(config_path: str, destination: str | None, limit: int,
+                      as_json: bool) -> None:
+    """List dead letters with their reasons."""
+    from crossdock.outbox import open_outbox
+
+    loaded = _load(config_path)
+    outbox = open_outbox(loaded.outbox_url)
+    try:
+        letters = outbox.dead_letters(destination, limit)
+    finally:
+        outbox.close()
+    if as_json:
+        from dataclasses import asdict
+        click.echo(json.dumps([asdict(letter) for letter in letters], indent=2, default=str))
+        return
+    table = Table("id", "destination", "message", "attempts", "failed at", "reason")
+    for letter in letters:
+        failed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(letter.failed_at))
+        table.add_row(str(letter.id), letter.destination, letter.message_id,
+                      str(letter.attempts), failed, letter.reason)
+    console.print(table)
+
+
+@dead_letters.command("replay")
+@config_option
+@click.option("-d", "--destination", help="Only this destination.")
+@click.argument("ids", nargs=-1, type=int)
+def dead_letters_replay(config_path: str, destination: str | None, ids: tuple[int, ...]) -> None:
+    """Queue dead letters again (all, one destination's, or the given ids)."""
+    from crossdock.outbox import open_outbox
+
+    loaded = _load(config_path)
+    outbox = open_outbox(loaded.outbox_url)
+    try:
+        count = outbox.replay(destination, list(ids) or None)
+    finally:
+        outbox.close()
+    console.print(f"replayed {count} dead letters", highlight=False)
+
+
+@cli.command()
+@click.option("--messages", default=20, show_default=True, help="Sample messages to send.")
+@click.option("--keep", type=click.Path(path_type=Path), help="Keep the demo folder here.")
+def demo(messages: int, keep: Path | None) -> None:
+    """Start local fakes of the destinations, forward sample messages, show what arrived."""
+    from crossdock.demo import run_demo
+
+    run_demo(console, messages=messages, keep=keep)
+
+
+def _attach_plugin_commands() -> None:
+    from crossdock.plugin_manager import plugin_manager
+
+    try:
+        plugin_manager().hook.register_commands(cli=cli)
+    except CrossdockError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+
+
+def main() -> None:
+    _attach_plugin_commands()
+    cli()
