@@ -31,7 +31,9 @@ def test_there_are_hooks() -> None:
 
 
 @pytest.mark.parametrize(("name", "signature"), hook_functions())
-def test_each_hook_is_documented_with_its_arguments(name: str, signature: inspect.Signature) -> None:
+def test_each_hook_is_documented_with_its_arguments(
+    name: str, signature: inspect.Signature
+) -> None:
     args = ", ".join(signature.parameters)
     headings = re.findall(r"^## (.+)$", DOCS.read_text(), flags=re.M)
     assert f"{name}({args})" in headings
