@@ -1,0 +1,89 @@
+"""vcrpy cassettes for destination contract tests, shared by every plugin.
+
+A cassette test sends a plugin's requests through httpx to the plugin's contract fake (a real
+server on 127.0.0.1) while vcrpy records them; by default it replays the committed cassette and
+never touches the network. Re-record every plugin's cassettes with one command:
+
+    CROSSDOCK_RECORD=1 pytest tests/plugins -k cassette
+
+    VCR = plugin_vcr(Path(__file__).parent / "cassettes")
+
+    def test_cassette_delivered(fake_url):
+        with VCR.use_cassette("delivered.yaml"):
+            response = httpx.Client().send(planned.request)
+
+Requests match on method, path, query and body, never on host or port: the fakes listen on a
+random port, so the recorded address means nothing. The recorded address is rewritten to
+127.0.0.1 without a port, and secrets (Authorization, signature headers, access tokens) are
+filtered before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import vcr
+from vcr.request import Request
+
+RECORD_ENV = "CROSSDOCK_RECORD"
+
+#: request headers that carry credentials or signatures derived from them
+FILTERED_HEADERS = (
+    "authorization",
+    "webhook-signature",
+    "x-signature",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "cookie",
+)
+#: query parameters that carry credentials
+FILTERED_QUERY = ("access_token", "appsecret_proof", "api_key")
+#: response headers that change on every run and only make re-recorded diffs noisy
+_VOLATILE_RESPONSE_HEADERS = frozenset({"date", "server"})
+
+_LOOPBACK_PORT = re.compile(r"^(https?://(?:127\.0\.0\.1|localhost|\[::1\])):\d+")
+
+
+def recording() -> bool:
+    """True when this run re-records cassettes (CROSSDOCK_RECORD=1) instead of replaying."""
+    return os.environ.get(RECORD_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def record_mode() -> str:
+    """"all" (hit the fake and overwrite) when recording, else "none" (replay only)."""
+    return "all" if recording() else "none"
+
+
+def _scrub_request(request: Request) -> Request:
+    # The fake's random port would make every re-record a diff; matching ignores it anyway.
+    request.uri = _LOOPBACK_PORT.sub(r"\1", request.uri)
+    return request
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    headers = response.get("headers") or {}
+    response["headers"] = {
+        k: v for k, v in headers.items() if k.lower() not in _VOLATILE_RESPONSE_HEADERS
+    }
+    return response
+
+
+def plugin_vcr(cassette_dir: str | Path, **overrides: Any) -> vcr.VCR:
+    """A vcrpy `VCR` writing to `cassette_dir` (tests/plugins/<name>/cassettes)."""
+    options: dict[str, Any] = {
+        "cassette_library_dir": str(cassette_dir),
+        "record_mode": record_mode(),
+        "match_on": ("method", "path", "query", "body"),
+        "filter_headers": FILTERED_HEADERS,
+        "filter_query_parameters": FILTERED_QUERY,
+        "before_record_request": _scrub_request,
+        "before_record_response": _scrub_response,
+        # The contract fakes live on 127.0.0.1: loopback traffic is exactly what we record.
+        "ignore_localhost": False,
+        "decode_compressed_response": True,
+    }
+    options.update(overrides)
+    return vcr.VCR(**options)

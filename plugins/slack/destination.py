@@ -1,0 +1,148 @@
+"""The Slack incoming-webhook destination: one message per routed item, `{text, blocks}`.
+
+`text` is the rendered `text` template (a summary built from the payload when there is none);
+`blocks` is the rendered `blocks` template, Block Kit JSON. Slack allows about one message per
+second per webhook, so every request's rate key is its webhook and the defaults send one at a
+time, once a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
+
+import httpx
+
+from crossdock.destination import (
+    Destination,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Rejected,
+    http_outcome,
+    short_body,
+)
+from crossdock.plugins.slack.const import ELLIPSIS, MAX_BLOCKS, MAX_SECTION_TEXT, PLUGIN_NAME
+from crossdock.plugins.slack.settings import SlackSettings
+
+
+class MessageError(ValueError):
+    """An item that cannot become a Slack message; the text is the dead-letter reason."""
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters, escaped as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def default_text(payload: dict[str, Any]) -> str:
+    """A one-line summary for a destination whose mapping has no `text` template."""
+    who = escape(str(payload.get("userId") or payload.get("anonymousId")
+                     or payload.get("profileId") or "someone"))
+    kind = payload.get("type")
+    if kind == "track":
+        return f"*{escape(str(payload.get('event') or 'event'))}* by {who}"
+    if kind in ("page", "screen"):
+        name = payload.get("name") or payload.get("event") or kind
+        return f"{who} viewed *{escape(str(name))}*"
+    if kind == "identify":
+        return f"{who} updated their profile"
+    return f"*{escape(str(kind or 'message'))}* from {who}"
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def parse_blocks(raw: Any) -> list[dict[str, Any]] | None:
+    """The rendered `blocks` template as a Block Kit list, section texts cut to 3,000."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise MessageError(
+                f"mapping.templates.blocks: rendered text is not JSON ({exc.msg} at line "
+                f"{exc.lineno} column {exc.colno})"
+            ) from exc
+    # Block Kit Builder exports {"blocks": [...]}; accept it as written there.
+    if isinstance(raw, dict) and "blocks" in raw:
+        raw = raw["blocks"]
+    if not isinstance(raw, list):
+        raise MessageError(
+            f"mapping.templates.blocks: must render a JSON list of blocks, got "
+            f"{type(raw).__name__}"
+        )
+    if len(raw) > MAX_BLOCKS:
+        raise MessageError(
+            f"blocks: Slack takes at most {MAX_BLOCKS} blocks per message, got {len(raw)}"
+        )
+    blocks: list[dict[str, Any]] = []
+    for i, block in enumerate(raw):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise MessageError(f"blocks[{i}]: must be an object with a \"type\"")
+        text = block.get("text")
+        if block["type"] == "section" and isinstance(text, dict) \
+                and isinstance(text.get("text"), str):
+            block = {**block, "text": {**text, "text": truncate(text["text"], MAX_SECTION_TEXT)}}
+        blocks.append(block)
+    return blocks or None
+
+
+def message_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Slack receives for one routed payload."""
+    rendered = payload.get("rendered") or {}
+    text = rendered["text"] if "text" in rendered else default_text(payload)
+    text = "" if text is None else str(text).strip()
+    blocks = parse_blocks(rendered.get("blocks"))
+    if not text and not blocks:
+        raise MessageError("mapping.templates.text: rendered empty and there are no blocks")
+    body: dict[str, Any] = {"text": text}
+    if blocks:
+        body["blocks"] = blocks
+    return body
+
+
+def rate_key(webhook_url: str) -> str:
+    """One rate limit per webhook, keyed by a hash so the URL (a secret) is never shown."""
+    return "slack:" + hashlib.sha256(webhook_url.encode()).hexdigest()[:16]
+
+
+class SlackDestination(Destination):
+    plugin_name: ClassVar[str] = PLUGIN_NAME
+    settings_model = SlackSettings
+    max_batch_size: ClassVar[int] = 1
+    default_rate_limit: ClassVar[float | None] = 1.0
+    default_concurrency: ClassVar[int] = 1
+    description: ClassVar[str] = "Post a message to a Slack channel (incoming webhook)"
+
+    @property
+    def config(self) -> SlackSettings:
+        return cast(SlackSettings, self.settings)
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+        url = self.config.webhook_url.get_secret_value().strip()
+        key = rate_key(url)
+        out: list[PlannedRequest | Rejected] = []
+        for item in items:
+            try:
+                body = message_body(item.payload)
+            except MessageError as exc:
+                out.append(Rejected(item, str(exc)))
+                continue
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            request = httpx.Request(
+                "POST", url, content=content, headers={"content-type": "application/json"}
+            )
+            out.append(PlannedRequest(request, [item], rate_key=key))
+        return out
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
+        """Slack answers in plain text: `ok`, or an error code such as `channel_not_found`."""
+        if 200 <= response.status_code < 300:
+            return http_outcome(response)
+        code = short_body(response, limit=100) or "no body"
+        return http_outcome(response, f"slack {code} (HTTP {response.status_code})")

@@ -1,0 +1,151 @@
+"""The generic webhook destination: routed messages as signed JSON requests.
+
+One request per message (the body is the rendered `body` template, or the routed payload), or,
+with `batch: true`, one `{"batch": [...]}` request per up to 100 messages. Signed requests follow
+Standard Webhooks; the signing timestamp is the message's own timestamp, so `build_requests`
+stays pure and a retry is byte-for-byte the request that was sent before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar, cast
+
+import httpx
+
+from crossdock.destination import (
+    Destination,
+    Failed,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Rejected,
+    http_outcome,
+    short_body,
+)
+from crossdock.plugins.webhook.const import (
+    HEADER_ID,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    HEADER_X_SIGNATURE,
+    MAX_BATCH_SIZE,
+    PLUGIN_NAME,
+    USER_AGENT,
+)
+from crossdock.plugins.webhook.settings import WebhookSettings
+from crossdock.plugins.webhook.signing import standard_signature, x_signature
+
+
+class BodyError(ValueError):
+    """An item whose body cannot be built (a rendered `body` that is not JSON)."""
+
+
+def item_body(item: OutboxItem) -> Any:
+    """What one message looks like on the wire: its rendered `body` template (JSON text the
+    route step rendered, or an already parsed value), else the routed payload without the
+    engine's `rendered` bookkeeping."""
+    payload = item.payload
+    rendered = payload.get("rendered") or {}
+    if "body" in rendered:
+        body = rendered["body"]
+        if isinstance(body, str):
+            try:
+                return json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise BodyError(
+                    f"mapping.templates.body: rendered text is not JSON ({exc.msg} at "
+                    f"line {exc.lineno} column {exc.colno})"
+                ) from exc
+        return body
+    return {k: v for k, v in payload.items() if k != "rendered"}
+
+
+def item_timestamp(item: OutboxItem) -> int:
+    """Unix seconds of the message's timestamp; the outbox row's time if it has none."""
+    raw = item.payload.get("timestamp")
+    if isinstance(raw, str) and raw:
+        try:
+            return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            pass
+    return int(item.created_at)
+
+
+def batch_id(items: Sequence[OutboxItem]) -> str:
+    """A stable idempotency key for a batch: the same messages always give the same id."""
+    joined = "\n".join(item.message_id for item in items)
+    return "batch_" + hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def encode(body: Any) -> bytes:
+    """Compact JSON; the signature covers exactly these bytes."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class WebhookDestination(Destination):
+    plugin_name: ClassVar[str] = PLUGIN_NAME
+    settings_model = WebhookSettings
+    max_batch_size: ClassVar[int] = MAX_BATCH_SIZE
+    default_concurrency: ClassVar[int] = 4
+    description: ClassVar[str] = "POST routed messages as signed JSON to any URL"
+
+    @property
+    def config(self) -> WebhookSettings:
+        return cast(WebhookSettings, self.settings)
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+        out: list[PlannedRequest | Rejected] = []
+        bodies: list[tuple[OutboxItem, Any]] = []
+        for item in items:
+            try:
+                bodies.append((item, item_body(item)))
+            except BodyError as exc:
+                out.append(Rejected(item, str(exc)))
+        if not self.config.batch:
+            for item, body in bodies:
+                out.append(self._planned([item], body, item.message_id, item_timestamp(item)))
+            return out
+        for start in range(0, len(bodies), MAX_BATCH_SIZE):
+            chunk = bodies[start:start + MAX_BATCH_SIZE]
+            chunk_items = [item for item, _ in chunk]
+            out.append(self._planned(
+                chunk_items,
+                {"batch": [body for _, body in chunk]},
+                batch_id(chunk_items),
+                max(item_timestamp(item) for item in chunk_items),
+            ))
+        return out
+
+    def _planned(
+        self, items: list[OutboxItem], body: Any, msg_id: str, timestamp: int
+    ) -> PlannedRequest:
+        settings = self.config
+        content = encode(body)
+        headers = {
+            **settings.headers,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            HEADER_ID: msg_id,
+            HEADER_TIMESTAMP: str(timestamp),
+        }
+        if settings.secret is not None:
+            secret = settings.secret.get_secret_value()
+            if settings.signature_style in ("standard", "both"):
+                headers[HEADER_SIGNATURE] = standard_signature(secret, msg_id, timestamp, content)
+            if settings.signature_style in ("x-signature", "both"):
+                headers[HEADER_X_SIGNATURE] = x_signature(
+                    secret, content, settings.x_signature_digest
+                )
+        request = httpx.Request(settings.method, str(settings.url), headers=headers,
+                                content=content)
+        return PlannedRequest(request, items)
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
+        if response.status_code == 410:
+            # Standard Webhooks: 410 means the receiver disabled this endpoint for good.
+            body = short_body(response)
+            return Failed("endpoint gone (410): disabled" + (f": {body}" if body else ""))
+        return http_outcome(response)

@@ -1,0 +1,128 @@
+"""Contract fake of a webhook receiver: a real HTTP server that checks what a Standard Webhooks
+receiver checks.
+
+- Any path but `/_fake/*` receives; the body must be JSON (else 400).
+- With a secret, the webhook-signature (or X-Signature) must match (else 401, not recorded).
+- Scripted replies (`fake.script([500, 200])`) answer before the request is accepted.
+- Every accepted delivery is kept with its webhook-id, so tests count duplicates.
+
+    python -m crossdock.plugins.webhook.fake --port 8099 --secret s3cret
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from crossdock.plugins.webhook.const import (
+    HEADER_ID,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    HEADER_X_SIGNATURE,
+)
+from crossdock.plugins.webhook.signing import Digest, verify_standard, verify_x_signature
+from crossdock.testing.fakescript import FakeState, add_control_routes
+
+FAKE_KEY: web.AppKey[WebhookFake] = web.AppKey("webhook_fake")
+
+
+@dataclass
+class WebhookFake(FakeState):
+    """What the webhook fake saw; `secret` turns signature checking on."""
+
+    secret: str | None = None
+    x_signature_digest: Digest = "sha1"
+    refused: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def ids(self) -> list[str]:
+        """The webhook-id of every accepted delivery, in arrival order."""
+        return [entry["id"] for entry in self.received]
+
+    def duplicates(self) -> dict[str, int]:
+        """webhook-ids accepted more than once, with how often."""
+        return {k: n for k, n in Counter(self.ids).items() if n > 1}
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap["refused"] = {str(k): n for k, n in self.refused.items()}
+        snap["duplicates"] = self.duplicates()
+        return snap
+
+    def signature_problem(self, headers: Any, body: bytes) -> str | None:
+        if self.secret is None:
+            return None
+        standard = headers.get(HEADER_SIGNATURE)
+        hexsig = headers.get(HEADER_X_SIGNATURE)
+        if standard is None and hexsig is None:
+            return "missing webhook-signature"
+        if standard is not None and not verify_standard(
+            self.secret, headers.get(HEADER_ID, ""), headers.get(HEADER_TIMESTAMP, ""), body,
+            standard,
+        ):
+            return "webhook-signature does not match"
+        if hexsig is not None and not verify_x_signature(
+            self.secret, body, hexsig, self.x_signature_digest
+        ):
+            return "x-signature does not match"
+        return None
+
+
+def make_app(fake: WebhookFake | None = None) -> web.Application:
+    """The receiver as an aiohttp application; its state is `app[FAKE_KEY]`."""
+    fake = fake or WebhookFake()
+    app = web.Application()
+    app[FAKE_KEY] = fake
+    add_control_routes(app, fake)
+
+    async def receive(request: web.Request) -> web.Response:
+        await fake.delay()
+        body = await request.read()
+        if problem := fake.signature_problem(request.headers, body):
+            fake.refused[401] += 1
+            return web.Response(status=401, text=problem)
+        reply = fake.next_reply()
+        if reply is not None and not reply.passes:
+            fake.refused[reply.status] += 1
+            return reply.response()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            fake.refused[400] += 1
+            return web.Response(status=400, text="body is not JSON")
+        fake.record({
+            "id": request.headers.get(HEADER_ID),
+            "timestamp": request.headers.get(HEADER_TIMESTAMP),
+            "method": request.method,
+            "path": request.path,
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": data,
+        })
+        return reply.response() if reply is not None else web.json_response({"ok": True})
+
+    app.router.add_route("POST", "/{tail:.*}", receive)
+    app.router.add_route("PUT", "/{tail:.*}", receive)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the webhook contract fake.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--secret", help="verify signatures with this secret")
+    parser.add_argument("--x-signature-digest", choices=["sha1", "sha256"], default="sha1")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to replies")
+    args = parser.parse_args(argv)
+    fake = WebhookFake(latency=args.latency, secret=args.secret,
+                       x_signature_digest=args.x_signature_digest)
+    print(f"webhook fake on http://{args.host}:{args.port}/ (GET /_fake/received)", flush=True)
+    web.run_app(make_app(fake), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
