@@ -60,6 +60,7 @@ def record_mode() -> str:
 def _scrub_request(request: Request) -> Request:
     # The fake's random port would make every re-record a diff; matching ignores it anyway.
     request.uri = _LOOPBACK_PORT.sub(r"\1", request.uri)
+    request.headers.pop("host", None)
     return request
 
 

@@ -1,0 +1,113 @@
+"""The webhook contract fake over real loopback HTTP: signatures, scripts, control routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from webhook_helpers import SECRET, destination, item
+
+from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
+from crossdock.plugins.webhook.fake import WebhookFake, make_app
+from crossdock.testing.fakeserver import RunningServer, serve
+
+
+@pytest.fixture
+def fake() -> WebhookFake:
+    return WebhookFake(secret=SECRET)
+
+
+@pytest.fixture
+def server(fake: WebhookFake) -> Iterator[RunningServer]:
+    with serve(make_app(fake)) as running:
+        yield running
+
+
+def send(dest_url: str, n: int = 1, **settings: object) -> tuple[PlannedRequest, httpx.Response]:
+    dest = destination(dest_url, **settings)
+    (req,) = dest.build_requests([item(n)])
+    assert isinstance(req, PlannedRequest)
+    with httpx.Client() as client:
+        return req, client.send(req.request)
+
+
+def test_the_right_secret_is_accepted_and_recorded(server: RunningServer, fake: WebhookFake
+                                                   ) -> None:
+    _, response = send(server.url + "/in", secret=SECRET)
+    assert response.status_code == 200
+    assert fake.ids == ["msg-1"]
+    assert fake.received[0]["body"]["event"] == "Order Completed"
+    assert fake.received[0]["path"] == "/in"
+
+
+def test_a_wrong_secret_is_refused_with_401(server: RunningServer, fake: WebhookFake) -> None:
+    req, response = send(server.url + "/in", secret="whsec_" + "A" * 32)
+    assert response.status_code == 401
+    assert response.text == "webhook-signature does not match"
+    assert fake.received == [] and fake.refused[401] == 1
+    assert isinstance(destination(server.url).classify(req, response), Failed)
+
+
+def test_an_unsigned_request_is_refused_when_the_fake_has_a_secret(server: RunningServer) -> None:
+    _, response = send(server.url + "/in")
+    assert (response.status_code, response.text) == (401, "missing webhook-signature")
+
+
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+def test_x_signature_is_verified(digest: str) -> None:
+    fake = WebhookFake(secret="plain", x_signature_digest=digest)  # type: ignore[arg-type]
+    with serve(make_app(fake)) as server:
+        _, good = send(server.url, secret="plain", signature_style="x-signature",
+                       x_signature_digest=digest)
+        _, bad = send(server.url, secret="other", signature_style="x-signature",
+                      x_signature_digest=digest)
+    assert (good.status_code, bad.status_code) == (200, 401)
+    assert bad.text == "x-signature does not match"
+
+
+def test_scripted_failures_then_success_count_duplicates(server: RunningServer,
+                                                         fake: WebhookFake) -> None:
+    fake.script([503, {"status": 429, "body": "slow", "headers": {"Retry-After": "2"}}])
+    dest = destination(server.url, secret=SECRET)
+    outcomes = []
+    with httpx.Client() as client:
+        for _ in range(4):
+            (req,) = dest.build_requests([item(1)])
+            assert isinstance(req, PlannedRequest)
+            outcomes.append(dest.classify(req, client.send(req.request)))
+    assert outcomes == [Retry("HTTP 503: ", None), Retry("HTTP 429: slow", 2.0),
+                        DELIVERED, DELIVERED]
+    assert fake.ids == ["msg-1", "msg-1"]
+    assert fake.duplicates() == {"msg-1": 2}
+    assert dict(fake.refused) == {503: 1, 429: 1}
+
+
+def test_410_disables(server: RunningServer, fake: WebhookFake) -> None:
+    fake.fail_next(410)
+    req, response = send(server.url, secret=SECRET)
+    assert destination(server.url).classify(req, response) == Failed(
+        "endpoint gone (410): disabled"
+    )
+
+
+def test_control_routes_let_another_process_script_and_read(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        assert client.post("/_fake/script", json={"replies": [500]}).json() == {"ok": True}
+        _, first = send(server.url, secret=SECRET)
+        _, second = send(server.url, secret=SECRET)
+        seen = client.get("/_fake/received").json()
+        bad = client.post("/_fake/script", json={"replies": ["x"]})
+        assert client.post("/_fake/script", json={"reset": True}).status_code == 200
+        after = client.get("/_fake/received").json()
+    assert (first.status_code, second.status_code) == (500, 200)
+    assert [d["id"] for d in seen["received"]] == ["msg-1"]
+    assert seen["refused"] == {"500": 1}
+    assert bad.status_code == 400 and "a reply is a status" in bad.json()["error"]
+    assert after["received"] == []
+
+
+def test_a_body_that_is_not_json_is_400() -> None:
+    with serve(make_app(WebhookFake())) as server:
+        response = httpx.post(server.url + "/in", content=b"{nope")
+    assert (response.status_code, response.text) == (400, "body is not JSON")
