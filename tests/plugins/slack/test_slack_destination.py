@@ -1,0 +1,175 @@
+"""Slack settings, build_requests (pure) and classify."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from slack_helpers import REAL_URL, destination, item
+
+from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
+from crossdock.models import validation_problems
+from crossdock.plugin_manager import destination_types
+from crossdock.plugins.slack import SlackDestination, SlackSettings
+
+
+def only_request(out: list[PlannedRequest | Rejected]) -> PlannedRequest:
+    (planned,) = out
+    assert isinstance(planned, PlannedRequest)
+    return planned
+
+
+def body(planned: PlannedRequest) -> dict[str, object]:
+    data = json.loads(planned.request.content)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_registered_with_one_message_per_second_per_webhook() -> None:
+    cls = destination_types()["slack"]
+    assert cls is SlackDestination
+    assert (cls.max_batch_size, cls.default_rate_limit, cls.default_concurrency) == (1, 1.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({}, "settings.webhook_url: is required"),
+        ({"webhook_url": "https://evil.example/services/T/B/x"},
+         "settings.webhook_url: must be an https://hooks.slack.com/services/... URL "
+         "(set allow_any_host: true for a fake or a proxy)"),
+        ({"webhook_url": "http://hooks.slack.com/services/T/B/x"},
+         "settings.webhook_url: must be an https://hooks.slack.com/services/... URL "
+         "(set allow_any_host: true for a fake or a proxy)"),
+        ({"webhook_url": "https://hooks.slack.com/services/T0001"},
+         "settings.webhook_url: must have the path /services/<team>/<bot>/<token>"),
+        ({"webhook_url": "ftp://127.0.0.1/x", "allow_any_host": True},
+         "settings.webhook_url: must be an http(s) URL"),
+    ],
+)
+def test_settings_problems_never_show_the_url(settings: dict[str, object], problem: str
+                                              ) -> None:
+    with pytest.raises(ValidationError) as info:
+        SlackSettings.model_validate(settings)
+    assert validation_problems(info.value, "settings") == [problem]
+
+
+def test_the_webhook_url_is_a_secret() -> None:
+    settings = SlackSettings.model_validate({"webhook_url": REAL_URL})
+    assert "abcdefabcdef" not in repr(settings)
+
+
+def test_text_from_the_rendered_template() -> None:
+    planned = only_request(destination().build_requests([item(1)]))
+    assert body(planned) == {"text": "Order #1 completed"}
+    assert str(planned.request.url) == REAL_URL
+    assert planned.request.method == "POST"
+    assert planned.request.headers["content-type"] == "application/json"
+
+
+def test_the_rate_key_is_per_webhook_and_hides_the_url() -> None:
+    first = only_request(destination().build_requests([item(1)]))
+    same = only_request(destination().build_requests([item(2)]))
+    other = only_request(destination(REAL_URL + "x").build_requests([item(1)]))
+    assert first.rate_key == same.rate_key != other.rate_key
+    assert first.rate_key.startswith("slack:") and "abcdef" not in first.rate_key
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ({"type": "track", "event": "Signed Up", "userId": "u1"}, "*Signed Up* by u1"),
+        ({"type": "page", "name": "Pricing", "userId": None, "anonymousId": "a1"},
+         "a1 viewed *Pricing*"),
+        ({"type": "identify", "userId": "u<script>"}, "u&lt;script&gt; updated their profile"),
+        ({"type": "alias", "userId": "u1"}, "*alias* from u1"),
+    ],
+)
+def test_without_a_text_template_a_summary_is_built(payload: dict[str, object], text: str
+                                                    ) -> None:
+    it = item(1, rendered={})
+    it.payload.clear()
+    it.payload.update(payload)
+    assert body(only_request(destination().build_requests([it]))) == {"text": text}
+
+
+def test_blocks_template_is_parsed_json() -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
+    rendered = {"text": "hi", "blocks": json.dumps(blocks)}
+    assert body(only_request(destination().build_requests([item(1, rendered)]))) == {
+        "text": "hi", "blocks": blocks,
+    }
+
+
+def test_block_kit_builder_export_is_accepted() -> None:
+    blocks = [{"type": "divider"}]
+    rendered = {"text": "hi", "blocks": json.dumps({"blocks": blocks})}
+    assert body(only_request(destination().build_requests([item(1, rendered)])))["blocks"] \
+        == blocks
+
+
+def test_long_section_text_is_truncated_with_an_ellipsis() -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3500}}]
+    sent = body(only_request(destination().build_requests(
+        [item(1, {"text": "t", "blocks": blocks})]
+    )))
+    text = sent["blocks"][0]["text"]["text"]  # type: ignore[index]
+    assert len(text) == 3000 and text.endswith("x…")
+
+
+def test_more_than_50_blocks_is_rejected_with_the_count() -> None:
+    blocks = [{"type": "divider"}] * 51
+    out = destination().build_requests([item(1, {"text": "t", "blocks": blocks}), item(2)])
+    assert out[0] == Rejected(out[0].item,  # type: ignore[union-attr]
+                              "blocks: Slack takes at most 50 blocks per message, got 51")
+    assert isinstance(out[1], PlannedRequest)
+
+
+@pytest.mark.parametrize(
+    ("rendered", "reason"),
+    [
+        ({"text": "t", "blocks": "[{"}, "mapping.templates.blocks: rendered text is not JSON"),
+        ({"text": "t", "blocks": '{"a": 1}'},
+         "mapping.templates.blocks: must render a JSON list of blocks, got dict"),
+        ({"text": "t", "blocks": '[{"text": "no type"}]'},
+         'blocks[0]: must be an object with a "type"'),
+        ({"text": "  "}, "mapping.templates.text: rendered empty and there are no blocks"),
+    ],
+)
+def test_unusable_renderings_are_rejected(rendered: dict[str, object], reason: str) -> None:
+    (out,) = destination().build_requests([item(1, rendered)])
+    assert isinstance(out, Rejected) and out.reason.startswith(reason)
+
+
+def test_blocks_without_text_are_sent() -> None:
+    rendered = {"text": "", "blocks": [{"type": "divider"}]}
+    assert body(only_request(destination().build_requests([item(1, rendered)]))) == {
+        "text": "", "blocks": [{"type": "divider"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "headers", "outcome"),
+    [
+        (200, "ok", None, DELIVERED),
+        (400, "invalid_payload", None, Failed("slack invalid_payload (HTTP 400)")),
+        (400, "no_text", None, Failed("slack no_text (HTTP 400)")),
+        (400, "invalid_blocks", None, Failed("slack invalid_blocks (HTTP 400)")),
+        (403, "action_prohibited", None, Failed("slack action_prohibited (HTTP 403)")),
+        (403, "invalid_token", None, Failed("slack invalid_token (HTTP 403)")),
+        (404, "channel_not_found", None, Failed("slack channel_not_found (HTTP 404)")),
+        (404, "no_service", None, Failed("slack no_service (HTTP 404)")),
+        (410, "channel_is_archived", None, Failed("slack channel_is_archived (HTTP 410)")),
+        (429, "rate_limited", {"Retry-After": "1"}, Retry("slack rate_limited (HTTP 429)", 1.0)),
+        (429, "", None, Retry("slack no body (HTTP 429)", None)),
+        (500, "rollup_error", None, Retry("slack rollup_error (HTTP 500)", None)),
+        (503, "", {"Retry-After": "5"}, Retry("slack no body (HTTP 503)", 5.0)),
+    ],
+)
+def test_classify(status: int, text: str, headers: dict[str, str] | None, outcome: object
+                  ) -> None:
+    dest = destination()
+    planned = only_request(dest.build_requests([item(1)]))
+    assert dest.classify(planned, httpx.Response(status, text=text, headers=headers)) == outcome
