@@ -3,3 +3,33 @@
 `open_outbox(url)` picks the implementation from the URL: sqlite:///path (embedded default) or
 postgresql://... (many daemons). Both implement `Outbox` in base.py and pass the same tests.
 """
+
+from __future__ import annotations
+
+from crossdock.errors import OutboxError
+from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow, Outbox
+
+__all__ = ["DeadLetter", "DestinationCounts", "NewRow", "Outbox", "open_outbox"]
+
+
+def open_outbox(url: str) -> Outbox:
+    """Open (creating and upgrading as needed) the outbox at `url`.
+
+    sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite:///:memory:,
+    postgresql://user@host/db.
+    """
+    if url.startswith("sqlite:///"):
+        from crossdock.outbox.sqlite import SQLiteOutbox
+
+        return SQLiteOutbox(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from crossdock.outbox.postgres import PostgresOutbox  # type: ignore[import-not-found]
+        except ModuleNotFoundError as exc:
+            if exc.name != "crossdock.outbox.postgres":
+                raise
+            raise OutboxError(f"{url.split('@')[-1]}: the PostgreSQL outbox is not "
+                              "available in this version") from exc
+        outbox: Outbox = PostgresOutbox(url)
+        return outbox
+    raise OutboxError(f"outbox url must start with sqlite:/// or postgresql://, got {url!r}")

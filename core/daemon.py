@@ -1,0 +1,141 @@
+"""`crossdock run`: the long-running forwarding daemon.
+
+    outbox (open + upgrade) -> delivery engine (one worker per destination)
+                            -> scheduler (due-sweep, cleanup, timers added by others)
+                            -> collector (HTTP, if a factory is given), whose pipeline wakes
+                               the workers on every commit
+    ... until SIGTERM / SIGINT or `stop_event`, then: collector stops taking messages,
+    timers stop, workers stop leasing and finish (or release) their batches, outbox closes.
+
+Rows written by other processes (`crossdock send`) are found by the workers' poll (0.5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from crossdock.config import LoadedConfig
+from crossdock.delivery import DeliveryEngine
+from crossdock.outbox import open_outbox
+from crossdock.pipeline import Pipeline, build_pipeline
+from crossdock.scheduler import Scheduler
+
+log = logging.getLogger("crossdock.daemon")
+
+#: seconds in-flight batches get to finish after a stop signal
+STOP_GRACE = 10.0
+
+CollectorAppFactory = Callable[[Pipeline], Any]
+
+
+async def run_daemon(
+    loaded: LoadedConfig,
+    *,
+    collector_app_factory: CollectorAppFactory | None = None,
+    stop_event: asyncio.Event | None = None,
+    poll_interval: float = 0.5,
+    on_ready: Callable[[DeliveryEngine, Scheduler], None] | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop_event` is set).
+
+    `collector_app_factory(pipeline)` returns an ASGI app served by uvicorn on
+    collector.host:collector.port; the pipeline it gets wakes this daemon's workers.
+    `on_ready(engine, scheduler)` is called once everything runs (to add timers, in tests).
+    """
+    stop = stop_event or asyncio.Event()
+    outbox = open_outbox(loaded.outbox_url)
+    engine = DeliveryEngine(loaded, outbox, poll_interval=poll_interval)
+    scheduler = Scheduler(loaded, outbox, engine)
+    collector: _Collector | None = None
+    pipeline: Pipeline | None = None
+    with _signals(stop):
+        try:
+            await engine.start()
+            scheduler.start()
+            if collector_app_factory is not None and loaded.config.collector.enabled:
+                # Its own connection: the collector may write from a thread pool while the
+                # workers lease on the loop; SQLite's lock orders them.
+                pipeline = build_pipeline(loaded, on_commit=_waker(engine))
+                collector = _Collector(collector_app_factory(pipeline), loaded)
+                await collector.start()
+            names = ", ".join(d.name for d in loaded.destinations) or "none"
+            log.info("crossdock running: outbox %s, destinations: %s", outbox.url, names)
+            if on_ready is not None:
+                on_ready(engine, scheduler)
+            await stop.wait()
+            log.info("stopping: finishing in-flight deliveries (up to %gs)", STOP_GRACE)
+        finally:
+            if collector is not None:
+                await collector.stop()
+            scheduler.shutdown()
+            await engine.stop(STOP_GRACE)
+            if pipeline is not None:
+                pipeline.close()
+            outbox.close()
+            log.info("stopped")
+
+
+def _waker(engine: DeliveryEngine) -> Callable[[set[str]], None]:
+    def wake(destinations: set[str]) -> None:
+        for name in destinations:
+            engine.wake(name)
+
+    return wake
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, _on_signal, sig, stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests) or no signal support: stop_event still works
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
+    log.info("received %s", sig.name)
+    stop.set()
+
+
+class _Collector:
+    """The collector app under uvicorn, sharing the daemon's loop and signal handling."""
+
+    def __init__(self, app: Any, loaded: LoadedConfig) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            # The daemon owns SIGTERM/SIGINT; uvicorn must not install its own handlers.
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        settings = loaded.config.collector
+        self.server = Server(uvicorn.Config(app, host=settings.host, port=settings.port,
+                                            log_level="warning", lifespan="on"))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve(), name="crossdock-collector")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start
+                raise RuntimeError("collector stopped during start-up")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task

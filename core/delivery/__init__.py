@@ -1,0 +1,170 @@
+"""Step 5: the delivery engine, all I/O of every destination in one place.
+
+    DeliveryEngine(loaded, outbox).start()   one worker per enabled destination, until stop()
+    engine.wake("slack-alerts")              new rows committed: lease now, not at the next poll
+    await deliver_once(loaded, outbox)       drain what is due now and return (cron)
+
+See worker.py for one destination's loop, backoff.py and ratelimit.py for the timing rules,
+transport.py for the HTTP client, and docs/delivery.md for outcomes and tuning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+import httpx
+
+from crossdock.config import LoadedConfig
+from crossdock.delivery.transport import make_client
+from crossdock.delivery.worker import (
+    Clock,
+    DeliveryReport,
+    DestinationReport,
+    DestinationWorker,
+    Sleep,
+    default_owner,
+)
+from crossdock.outbox.base import Outbox
+
+__all__ = [
+    "DeliveryEngine",
+    "DeliveryReport",
+    "DestinationReport",
+    "DestinationWorker",
+    "deliver_once",
+    "make_client",
+]
+
+log = logging.getLogger("crossdock.delivery")
+
+
+class DeliveryEngine:
+    """Delivery workers for every enabled destination of a config.
+
+    `clock` (epoch seconds), `rng` and `sleep` are injectable so tests can assert exact retry
+    times and rate-limit spacing. Pass `client` to share an `httpx.AsyncClient`; otherwise
+    the engine makes one (aiohttp transport) and closes it on stop.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        outbox: Outbox,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        poll_interval: float = 0.5,
+        owner: str | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.outbox = outbox
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.poll_interval = poll_interval
+        self.owner = owner or default_owner()
+        self._client = client
+        self._own_client = client is None
+        self.workers: dict[str, DestinationWorker] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _ensure_workers(self) -> None:
+        if self.workers:
+            return
+        if self._client is None:
+            connections = sum(d.concurrency for d in self.loaded.destinations) or 1
+            self._client = make_client(max_connections=max(100, connections))
+        for destination in self.loaded.destinations:
+            self.workers[destination.name] = DestinationWorker(
+                destination, self.outbox, self._client, owner=self.owner, clock=self.clock,
+                rng=self.rng, sleep=self.sleep, poll_interval=self.poll_interval,
+            )
+
+    @property
+    def report(self) -> DeliveryReport:
+        """Everything delivered, retried and dead since the engine was made."""
+        return DeliveryReport({name: w.report for name, w in self.workers.items()})
+
+    async def drain(self) -> DeliveryReport:
+        """Deliver what is due now for every destination, concurrently; then return."""
+        self._ensure_workers()
+        names = list(self.workers)
+        reports = await asyncio.gather(*(self.workers[n].drain() for n in names))
+        return DeliveryReport(dict(zip(names, reports, strict=True)))
+
+    async def start(self) -> None:
+        """Start every destination's worker in the background."""
+        if self._tasks:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._ensure_workers()
+        for name, worker in self.workers.items():
+            task = asyncio.create_task(worker.serve(), name=f"crossdock-deliver-{name}")
+            task.add_done_callback(self._worker_ended)
+            self._tasks.append(task)
+        log.info("delivery started for %d destinations (owner %s)", len(self.workers),
+                 self.owner)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery worker %s ended: %r", task.get_name(), task.exception())
+
+    def wake(self, destination: str | None = None) -> None:
+        """New rows are due (for one destination, or all): lease now. Safe from any thread."""
+        workers = (list(self.workers.values()) if destination is None
+                   else [w for n, w in self.workers.items() if n == destination])
+        loop = self._loop
+        for worker in workers:
+            if loop is None or _running_loop() is loop:
+                worker.wake()
+            else:
+                loop.call_soon_threadsafe(worker.wake)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop leasing; let in-flight batches finish for up to `grace` seconds, then cancel
+        them (their leases are released back to the queue); close the HTTP client."""
+        for worker in self.workers.values():
+            worker.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def deliver_once(
+    loaded: LoadedConfig,
+    outbox: Outbox,
+    *,
+    client: httpx.AsyncClient | None = None,
+    clock: Clock = time.time,
+    rng: random.Random | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> DeliveryReport:
+    """Deliver everything due now for every enabled destination, then return what happened
+    (`crossdock deliver --once`)."""
+    engine = DeliveryEngine(loaded, outbox, client=client, clock=clock, rng=rng, sleep=sleep)
+    try:
+        return await engine.drain()
+    finally:
+        await engine.aclose()

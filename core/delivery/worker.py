@@ -1,0 +1,370 @@
+"""Step 5: deliver leased outbox rows of one destination, and settle each item's fate.
+
+    lease (batch_size rows) -> plugin.build_requests -> rate limiter (per rate key)
+      -> send with a timeout -> plugin.classify -> ack / retry later / dead letter
+
+Each destination runs `concurrency` slots; a slot leases one batch, sends its requests one
+after another and settles the batch in one transaction, so at most `concurrency` requests of a
+destination are in flight. Whatever a plugin or the network does, the worker turns it into an
+outcome for every leased item; it never lets an exception end the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from crossdock.config import ConfiguredDestination
+from crossdock.delivery.backoff import backoff_delay
+from crossdock.delivery.ratelimit import RateLimiter
+from crossdock.destination import (
+    Delivered,
+    Failed,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Rejected,
+    Retry,
+)
+from crossdock.outbox.base import Outbox
+
+log = logging.getLogger("crossdock.delivery")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@runtime_checkable
+class Releasable(Protocol):
+    """An outbox that can hand leased rows back unattempted (when a worker stops)."""
+
+    def release(self, ids: Sequence[int], now: float | None = None) -> None: ...
+
+
+@dataclass
+class DestinationReport:
+    """What happened to one destination's items."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    requests: int = 0
+    last_error: str | None = None
+
+    def add(self, other: DestinationReport) -> None:
+        self.delivered += other.delivered
+        self.retried += other.retried
+        self.dead += other.dead
+        self.requests += other.requests
+        self.last_error = other.last_error or self.last_error
+
+
+@dataclass
+class DeliveryReport:
+    """Per destination and in total: items delivered, retried later, dead; requests sent."""
+
+    destinations: dict[str, DestinationReport] = field(default_factory=dict)
+
+    def for_destination(self, name: str) -> DestinationReport:
+        return self.destinations.setdefault(name, DestinationReport())
+
+    @property
+    def delivered(self) -> int:
+        return sum(r.delivered for r in self.destinations.values())
+
+    @property
+    def retried(self) -> int:
+        return sum(r.retried for r in self.destinations.values())
+
+    @property
+    def dead(self) -> int:
+        return sum(r.dead for r in self.destinations.values())
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.destinations.values())
+
+    def __str__(self) -> str:
+        lines = [f"delivered {self.delivered}, retry later {self.retried}, dead {self.dead} "
+                 f"({self.requests} requests)"]
+        for name, r in sorted(self.destinations.items()):
+            line = (f"  {name}: delivered {r.delivered}, retry later {r.retried}, "
+                    f"dead {r.dead} ({r.requests} requests)")
+            if r.last_error:
+                line += f"; last error: {r.last_error}"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this worker process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Settlement:
+    """The fates of one leased batch, written to the outbox together."""
+
+    acks: list[int] = field(default_factory=list)
+    retries: list[tuple[int, float, str]] = field(default_factory=list)
+    deads: list[tuple[int, str]] = field(default_factory=list)
+
+
+class DestinationWorker:
+    """Delivers one configured destination's outbox rows."""
+
+    def __init__(
+        self,
+        destination: ConfiguredDestination,
+        outbox: Outbox,
+        client: httpx.AsyncClient,
+        *,
+        owner: str,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.destination = destination
+        self.name = destination.name
+        self.plugin = destination.plugin
+        self.settings = destination.config.delivery
+        self.outbox = outbox
+        self.client = client
+        self.owner = owner
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.poll_interval = poll_interval
+        self.limiter = RateLimiter(destination.rate_limit, clock=clock, sleep=sleep)
+        self.report = DestinationReport()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # -- running ------------------------------------------------------------------------
+
+    async def drain(self) -> DestinationReport:
+        """Deliver every row due when called, then return (`crossdock deliver --once`).
+
+        Rows retried during the drain come due later than its start, so they wait for the
+        next run instead of being retried in a tight loop."""
+        start = self.clock()
+        report = DestinationReport()
+        await asyncio.gather(*(self._drain_slot(start, report)
+                               for _ in range(self.destination.concurrency)))
+        return report
+
+    async def _drain_slot(self, start: float, report: DestinationReport) -> None:
+        while not self._stopping:
+            # Leasing "as of" the start keeps later retries out; the lease still lasts its
+            # full length from now.
+            lease_seconds = self.settings.lease + max(0.0, self.clock() - start)
+            items = self.outbox.lease(self.name, self.destination.batch_size, lease_seconds,
+                                      self.owner, now=start)
+            if not items:
+                return
+            report.add(await self.process(items))
+
+    async def serve(self) -> None:
+        """Deliver until `stop()`: lease due rows, and when none are due wait for `wake()` or
+        the poll interval (other processes add rows without waking us)."""
+        await asyncio.gather(*(self._serve_slot() for _ in range(self.destination.concurrency)))
+
+    async def _serve_slot(self) -> None:
+        while not self._stopping:
+            try:
+                items = self.outbox.lease(self.name, self.destination.batch_size,
+                                          self.settings.lease, self.owner, now=self.clock())
+                if items:
+                    await self.process(items)
+                    continue
+            except Exception:
+                # e.g. the outbox file locked for longer than the busy timeout: the leases
+                # in hand expire and are taken over, so waiting a poll interval is enough.
+                log.exception("%s: outbox error; trying again", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            # Cleared before leasing again: rows committed before a later wake() are seen.
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop leasing; slots finish the batch in hand, then return."""
+        self._stopping = True
+        self._wake.set()
+
+    # -- one batch ----------------------------------------------------------------------
+
+    async def process(self, items: Sequence[OutboxItem]) -> DestinationReport:
+        """Send a leased batch and settle every item; never raises for plugin or network
+        errors. If cancelled, the unsettled items are released back to the queue."""
+        settlement = _Settlement()
+        report = DestinationReport()
+        try:
+            await self._send_all(items, settlement, report)
+        except asyncio.CancelledError:
+            # Settling is synchronous, so a cancelled batch has settled nothing yet.
+            self._release(items)
+            raise
+        self._settle(settlement, report)
+        return report
+
+    async def _send_all(
+        self, items: Sequence[OutboxItem], settlement: _Settlement, report: DestinationReport
+    ) -> None:
+        try:
+            planned = list(self.plugin.build_requests(items))
+        except Exception as exc:
+            error = f"plugin {self.plugin.plugin_name} build_requests failed: {_describe(exc)}"
+            log.warning("%s: %s", self.name, error)
+            for item in items:
+                self._judge(item, Retry(error), settlement, report)
+            return
+        covered: set[int] = set()
+        for entry in planned:
+            if isinstance(entry, Rejected):
+                covered.add(entry.item.id)
+                self._judge(entry.item, Failed(f"rejected: {entry.reason}"), settlement, report)
+                continue
+            if not isinstance(entry, PlannedRequest):
+                error = (f"plugin {self.plugin.plugin_name} build_requests returned "
+                         f"{type(entry).__name__}, not a PlannedRequest or Rejected")
+                log.warning("%s: %s", self.name, error)
+                continue
+            carried = [item for item in entry.items if item.id not in covered]
+            covered.update(item.id for item in carried)
+            if not carried:
+                continue
+            entry.items = carried
+            report.requests += 1
+            outcomes = await self._send(entry)
+            for item, outcome in zip(carried, outcomes, strict=True):
+                self._judge(item, outcome, settlement, report)
+        forgotten = [item for item in items if item.id not in covered]
+        if forgotten:
+            error = (f"plugin {self.plugin.plugin_name} build_requests returned no request "
+                     "for this item")
+            for item in forgotten:
+                self._judge(item, Retry(error), settlement, report)
+
+    async def _send(self, planned: PlannedRequest) -> list[Outcome]:
+        """One request: rate limit, send with the timeout, classify into one outcome per item."""
+        count = len(planned.items)
+        await self.limiter.acquire(planned.rate_key)
+        timeout = self.settings.timeout
+        request = planned.request
+        request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+        target = f"{request.method} {request.url.copy_with(query=None)}"
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.client.send(request)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            return [Retry(f"timeout after {timeout:g}s ({type(exc).__name__}) "
+                          f"sending {target}")] * count
+        except httpx.HTTPError as exc:
+            return [Retry(f"connection error sending {target}: {_describe(exc)}")] * count
+        except Exception as exc:  # the transport raising anything must not end the worker
+            return [Retry(f"error sending {target}: {_describe(exc)}")] * count
+        try:
+            outcome = self.plugin.classify(planned, response)
+        except Exception as exc:
+            error = (f"plugin {self.plugin.plugin_name} classify failed on HTTP "
+                     f"{response.status_code}: {_describe(exc)}")
+            return [Retry(error)] * count
+        if isinstance(outcome, Delivered | Retry | Failed):
+            return [outcome] * count
+        outcomes = list(outcome)
+        if len(outcomes) != count or not all(
+            isinstance(o, Delivered | Retry | Failed) for o in outcomes
+        ):
+            error = (f"plugin {self.plugin.plugin_name} classify returned {len(outcomes)} "
+                     f"outcomes for {count} items (HTTP {response.status_code})")
+            return [Retry(error)] * count
+        return outcomes
+
+    def _judge(
+        self, item: OutboxItem, outcome: Outcome, settlement: _Settlement,
+        report: DestinationReport,
+    ) -> None:
+        if isinstance(outcome, Delivered):
+            settlement.acks.append(item.id)
+            report.delivered += 1
+            return
+        if isinstance(outcome, Failed):
+            settlement.deads.append((item.id, outcome.reason))
+            report.dead += 1
+            report.last_error = outcome.reason
+            return
+        now = self.clock()
+        report.last_error = outcome.reason
+        if item.attempts >= self.settings.max_attempts:
+            reason = f"gave up after {item.attempts} attempts: {outcome.reason}"
+        elif item.created_at and now - item.created_at > self.settings.max_age:
+            age = now - item.created_at
+            reason = (f"gave up after {age:.0f}s (max_age {self.settings.max_age:g}s), "
+                      f"{item.attempts} attempts: {outcome.reason}")
+        else:
+            delay = outcome.after if outcome.after is not None else backoff_delay(
+                item.attempts, base=self.settings.backoff_base, cap=self.settings.backoff_max,
+                rng=self.rng,
+            )
+            settlement.retries.append((item.id, now + delay, outcome.reason))
+            report.retried += 1
+            return
+        settlement.deads.append((item.id, reason))
+        report.dead += 1
+        report.last_error = reason
+
+    def _settle(self, settlement: _Settlement, report: DestinationReport) -> None:
+        now = self.clock()
+        outbox: Any = self.outbox
+        self.outbox.ack(settlement.acks, now=now)
+        # The batch forms are SQLite's; any Outbox still works through the per-row calls.
+        if hasattr(outbox, "retry_many"):
+            outbox.retry_many(settlement.retries, now=now)
+        else:
+            for id_, at, error in settlement.retries:
+                self.outbox.retry(id_, at, error)
+        if hasattr(outbox, "dead_many"):
+            outbox.dead_many(settlement.deads, now=now)
+        else:
+            for id_, reason in settlement.deads:
+                self.outbox.dead(id_, reason, now=now)
+        self.report.add(report)
+        self._log(settlement, report)
+
+    def _log(self, settlement: _Settlement, report: DestinationReport) -> None:
+        summary = (f"{self.name}: {report.delivered} delivered, {report.retried} retry later, "
+                   f"{report.dead} dead ({report.requests} requests)")
+        if settlement.deads:
+            log.warning("%s; dead: %s", summary, settlement.deads[-1][1])
+        elif settlement.retries:
+            log.warning("%s; retry: %s", summary, settlement.retries[-1][2])
+        else:
+            log.info("%s", summary)
+
+    def _release(self, items: Sequence[OutboxItem]) -> None:
+        held = [item.id for item in items]
+        if held and isinstance(self.outbox, Releasable):
+            try:
+                self.outbox.release(held, now=self.clock())
+            except Exception:
+                log.exception("%s: could not release %d leases; they expire on their own",
+                              self.name, len(held))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

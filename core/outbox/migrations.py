@@ -1,0 +1,135 @@
+"""Versioned schema migrations of the SQLite outbox, in the style of llm.
+
+Each migration is a function `mNNN_name(db)` decorated with `@migration`; the names of applied
+migrations are recorded in `_crossdock_migrations`, so `upgrade(db)` applies only new ones, in
+order, each in its own transaction. A migration may add tables, columns and indexes; it must
+never drop queued rows (operators upgrade with messages still waiting).
+
+Other stores living in the same file (the profile store) keep their own list and call
+`apply_migrations(db, their_list)`: the table records names, so prefixes keep them apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlite_utils import Database
+
+from crossdock.errors import OutboxError
+
+MIGRATIONS_TABLE = "_crossdock_migrations"
+
+Migration = Callable[[Database], None]
+OUTBOX_MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register an outbox migration; they run in the order they are defined."""
+    OUTBOX_MIGRATIONS.append(fn)
+    return fn
+
+
+@contextmanager
+def immediate(db: Database) -> Iterator[Database]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); joins a transaction already open.
+
+    IMMEDIATE takes the write lock up front, so two processes never both read and then both
+    try to write (the source of SQLITE_BUSY errors that busy_timeout cannot wait out).
+    """
+    conn = db.conn
+    if conn.in_transaction:
+        yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def applied(db: Database) -> set[str]:
+    """Names of the migrations already applied to this database."""
+    if not db[MIGRATIONS_TABLE].exists():
+        return set()
+    return {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
+
+
+def apply_migrations(db: Database, migrations: Sequence[Migration]) -> list[str]:
+    """Apply the migrations not yet recorded; returns the names applied now."""
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    names: list[str] = []
+    for fn in migrations:
+        try:
+            # Checked inside the write lock: another process may be upgrading the same file.
+            with immediate(db):
+                if fn.__name__ in applied(db):
+                    continue
+                fn(db)
+                db.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
+                    [fn.__name__, time.time()],
+                )
+        except Exception as exc:
+            raise OutboxError(f"migration {fn.__name__} failed: {exc}") from exc
+        names.append(fn.__name__)
+    return names
+
+
+def upgrade(db: Database) -> list[str]:
+    """Bring the outbox schema up to date (for `crossdock db upgrade`); returns applied names."""
+    return apply_migrations(db, OUTBOX_MIGRATIONS)
+
+
+@migration
+def m001_initial(db: Database) -> None:
+    # next_attempt_at doubles as the lease expiry of a leased row, so one index range
+    # (state IN (queued, leased) AND next_attempt_at <= now) finds both due and abandoned rows.
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            destination TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'leased', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_expires_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (destination, message_id)
+        )
+        """
+    )
+    db.execute(
+        "CREATE INDEX outbox_lease ON outbox (destination, state, next_attempt_at)"
+    )
+    # Per-destination figures that outlive the rows: delivered rows forgotten by cleanup,
+    # the latest error, attributes the route step dropped.
+    db.execute(
+        """
+        CREATE TABLE outbox_stats (
+            destination TEXT PRIMARY KEY,
+            delivered_forgotten INTEGER NOT NULL DEFAULT 0,
+            dropped_attributes INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_error_at REAL
+        )
+        """
+    )

@@ -1,0 +1,267 @@
+"""Steps 1-4 of a message's way: accept -> profile -> route -> outbox, in one transaction.
+
+    pipeline = build_pipeline(loaded)          # opens the outbox (and the profile store)
+    result = pipeline.accept([raw, raw, ...])  # returns after the commit
+    result.accepted, result.duplicates, result.errors, result.rows
+
+A bad message is reported by its index and the rest of the call goes on; everything the call
+accepts (profile updates and outbox rows alike) commits together, or, if something unexpected
+fails, nothing does and the exception propagates. After the commit `on_commit` is told which
+destinations got new rows, so the delivery workers of this process start at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crossdock.config import ConfiguredDestination, LoadedConfig
+from crossdock.errors import MessageError
+from crossdock.models import EnrichedMessage, Message, enrich_without_profile, parse_message
+from crossdock.outbox.base import NewRow, Outbox
+
+log = logging.getLogger("crossdock.pipeline")
+
+#: messages per transaction when accepting a long stream (`crossdock send` of a big file)
+DEFAULT_CHUNK = 500
+
+Router = Callable[[EnrichedMessage, ConfiguredDestination], Any]
+
+
+class ProfileHook(Protocol):
+    """Step 2, the profile store, as the pipeline sees it. Both calls run inside the accept
+    transaction, with the outbox's sqlite_utils Database (`outbox.db`)."""
+
+    def seen(self, db: Any, message_id: str) -> bool:
+        """True when the message id was accepted inside the dedup window (a duplicate)."""
+        ...
+
+    def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
+        """The message enriched with its person, plus any system events it causes (such as
+        session_end), each to be routed. May raise MessageError to reject this message."""
+        ...
+
+
+@dataclass
+class AcceptResult:
+    """What one accept call did. `errors` holds (index in the input, problems)."""
+
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    errors: list[tuple[int, list[str]]] = field(default_factory=list)
+    rows: int = 0
+
+    def extend(self, other: AcceptResult, offset: int) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.errors += [(index + offset, problems) for index, problems in other.errors]
+        self.rows += other.rows
+
+
+def default_router() -> tuple[Router, type]:
+    """The route step and its Skip type (imported late: the route package is optional
+    until it lands, and importing it compiles every mapping's templates)."""
+    from crossdock.route.router import Skip, route  # type: ignore[import-not-found,unused-ignore]
+
+    return route, Skip
+
+
+class Pipeline:
+    """Accepts raw messages into the outbox for every enabled destination."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        outbox: Outbox,
+        profiles: ProfileHook | None = None,
+        *,
+        on_commit: Callable[[set[str]], None] | None = None,
+        router: Router | None = None,
+        skip_type: type | None = None,
+        owns_outbox: bool = False,
+    ) -> None:
+        self.loaded = loaded
+        self.outbox = outbox
+        self.profiles = profiles
+        self.on_commit = on_commit
+        self._router = router
+        self._skip_type = skip_type
+        self._owns_outbox = owns_outbox
+
+    def _route_fn(self) -> tuple[Router, type | None]:
+        if self._router is None:
+            self._router, self._skip_type = default_router()
+        return self._router, self._skip_type
+
+    def accept(self, raws: Sequence[Any]) -> AcceptResult:
+        """Validate, enrich, route and store `raws` in one transaction; returns after commit."""
+        result = AcceptResult()
+        parsed: list[tuple[int, Message]] = []
+        for index, raw in enumerate(raws):
+            try:
+                parsed.append((index, parse_message(raw)))
+            except MessageError as exc:
+                result.errors.append((index, exc.problems))
+        if not parsed:
+            return result
+        route, skip = self._route_fn()
+        destinations = self.loaded.destinations
+        transaction = getattr(self.outbox, "transaction", None)
+        if transaction is None:
+            raise TypeError(f"{type(self.outbox).__name__} has no transaction(); the pipeline "
+                            "needs one to write profiles and rows together")
+        with transaction() as db:
+            rows: list[NewRow] = []
+            owners: dict[str, str] = {}
+            batch_ids: set[str] = set()
+            for index, message in parsed:
+                message_id = message.message_id
+                if message_id in batch_ids or (
+                    self.profiles is not None and self.profiles.seen(db, message_id)
+                ):
+                    result.duplicates.append(message_id)
+                    continue
+                batch_ids.add(message_id)
+                try:
+                    enriched = (self.profiles.resolve(db, message) if self.profiles is not None
+                                else [enrich_without_profile(message.to_json())])
+                    message_rows = [
+                        row for e in enriched
+                        for row in _route_one(e, destinations, route, skip)
+                    ]
+                except MessageError as exc:
+                    result.errors.append((index, exc.problems))
+                    continue
+                for row in message_rows:
+                    owners[row.message_id] = message_id
+                rows += message_rows
+                result.accepted.append(message_id)
+            new_keys = self._enqueue(rows)
+        if new_keys is None:  # an outbox that cannot say which rows were new
+            new_keys = {(r.destination, r.message_id) for r in rows}
+        elif self.profiles is None:
+            # Without a profile store the outbox's unique (destination, message_id) is the
+            # dedup: a message all of whose rows were already there was seen before.
+            routed = {owners[r.message_id] for r in rows}
+            fresh = {owners[m] for _, m in new_keys}
+            again = routed - fresh
+            if again:
+                result.duplicates += [m for m in result.accepted if m in again]
+                result.accepted = [m for m in result.accepted if m not in again]
+        fresh_rows = [r for r in rows if (r.destination, r.message_id) in new_keys]
+        result.rows = len(fresh_rows)
+        result.errors.sort(key=lambda e: e[0])
+        woken = {r.destination for r in fresh_rows}
+        if woken and self.on_commit is not None:
+            try:
+                self.on_commit(woken)
+            except Exception:  # waking is an optimisation; the rows are committed
+                log.exception("on_commit callback failed")
+        return result
+
+    def _enqueue(self, rows: list[NewRow]) -> set[tuple[str, str]] | None:
+        """Write the rows; the (destination, message_id) pairs that were new (None: this
+        outbox cannot say)."""
+        if not rows:
+            return set()
+        enqueue_new = getattr(self.outbox, "enqueue_new", None)
+        if enqueue_new is None:
+            self.outbox.enqueue(rows)
+            return None
+        new_keys: set[tuple[str, str]] = enqueue_new(rows)
+        return new_keys
+
+    def accept_iter(
+        self,
+        raws: Iterable[Any],
+        *,
+        chunk_size: int = DEFAULT_CHUNK,
+        progress: Callable[[int, AcceptResult], None] | None = None,
+    ) -> AcceptResult:
+        """Accept a long stream in transactions of `chunk_size` messages; `progress(done,
+        chunk_result)` is called after each commit. Error indexes count from the stream start."""
+        total = AcceptResult()
+        chunk: list[Any] = []
+        done = 0
+        for raw in raws:
+            chunk.append(raw)
+            if len(chunk) >= chunk_size:
+                done = self._accept_chunk(chunk, done, total, progress)
+                chunk = []
+        if chunk:
+            self._accept_chunk(chunk, done, total, progress)
+        return total
+
+    def _accept_chunk(
+        self, chunk: list[Any], done: int, total: AcceptResult,
+        progress: Callable[[int, AcceptResult], None] | None,
+    ) -> int:
+        result = self.accept(chunk)
+        total.extend(result, done)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, result)
+        return done
+
+    def close(self) -> None:
+        """Close the outbox if this pipeline opened it (build_pipeline)."""
+        if self._owns_outbox:
+            self.outbox.close()
+
+
+def _route_one(
+    enriched: EnrichedMessage,
+    destinations: Sequence[ConfiguredDestination],
+    route: Router,
+    skip: type | None,
+) -> list[NewRow]:
+    message_id = str(enriched.message.get("messageId", ""))
+    kind = enriched.message.get("type")
+    rows = []
+    for destination in destinations:
+        if kind not in destination.plugin.message_types:
+            continue
+        try:
+            payload = route(enriched, destination)
+        except MessageError as exc:
+            # The message is fine but cannot be shaped for this destination: name it.
+            raise MessageError([f"{destination.name}: {p}" for p in exc.problems]) from exc
+        if (skip is not None and isinstance(payload, skip)) or payload is None:
+            continue
+        rows.append(NewRow(destination.name, message_id, payload))
+    return rows
+
+
+def build_pipeline(
+    loaded: LoadedConfig,
+    outbox: Outbox | None = None,
+    *,
+    profiles: ProfileHook | None = None,
+    on_commit: Callable[[set[str]], None] | None = None,
+) -> Pipeline:
+    """A pipeline for a config: opens the configured outbox unless one is given, and attaches
+    the profile store when crossdock.profiles provides `make_profile_hook(loaded, outbox)`."""
+    from crossdock.outbox import open_outbox
+
+    owns = outbox is None
+    if outbox is None:
+        outbox = open_outbox(loaded.outbox_url)
+    if profiles is None:
+        profiles = _profile_hook(loaded, outbox)
+    return Pipeline(loaded, outbox, profiles, on_commit=on_commit, owns_outbox=owns)
+
+
+def _profile_hook(loaded: LoadedConfig, outbox: Outbox) -> ProfileHook | None:
+    try:
+        import crossdock.profiles as profiles_module
+    except ModuleNotFoundError as exc:
+        if exc.name != "crossdock.profiles":
+            raise
+        return None
+    factory = getattr(profiles_module, "make_profile_hook", None)
+    if factory is None:
+        return None
+    hook: ProfileHook = factory(loaded, outbox)
+    return hook
