@@ -48,6 +48,10 @@ class WebhookFake(FakeState):
         """webhook-ids accepted more than once, with how often."""
         return {k: n for k, n in Counter(self.ids).items() if n > 1}
 
+    def reset(self) -> None:
+        super().reset()
+        self.refused.clear()
+
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
         snap["refused"] = {str(k): n for k, n in self.refused.items()}

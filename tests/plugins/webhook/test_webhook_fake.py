@@ -104,7 +104,7 @@ def test_control_routes_let_another_process_script_and_read(server: RunningServe
     assert [d["id"] for d in seen["received"]] == ["msg-1"]
     assert seen["refused"] == {"500": 1}
     assert bad.status_code == 400 and "a reply is a status" in bad.json()["error"]
-    assert after["received"] == []
+    assert after == {"received": [], "refused": {}, "duplicates": {}}
 
 
 def test_a_body_that_is_not_json_is_400() -> None:
