@@ -1,0 +1,174 @@
+"""Shared pieces of the engine tests: a tiny "echo" destination type, a loopback fake that
+answers as each test scripts it, a config for them, and a clock tests control."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from pydantic import BaseModel
+
+from crossdock.config import LoadedConfig, parse_config
+from crossdock.destination import Destination, OutboxItem, PlannedRequest, Rejected
+from crossdock.models import EnrichedMessage
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.testing.fakeserver import RunningServer, serve
+
+
+class EchoSettings(BaseModel):
+    url: str
+
+
+class EchoDestination(Destination):
+    """Posts batches as {"batch": [{"id": message_id, "payload": ...}]} to settings.url.
+    An item whose payload has "reject" is refused by the plugin itself."""
+
+    plugin_name = "echo"
+    settings_model = EchoSettings
+    max_batch_size = 10
+    description = "test destination"
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+        out: list[PlannedRequest | Rejected] = []
+        batch = []
+        for item in items:
+            if "reject" in item.payload:
+                out.append(Rejected(item, str(item.payload["reject"])))
+            else:
+                batch.append(item)
+        if batch:
+            url = self.settings.url  # type: ignore[attr-defined]
+            body = {"batch": [{"id": i.message_id, "payload": i.payload} for i in batch]}
+            out.append(PlannedRequest(httpx.Request("POST", url, json=body), batch, url))
+        return out
+
+
+TYPES: dict[str, type[Destination]] = {"echo": EchoDestination}
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class EchoFake:
+    """The destination's side: records every batch, answers from `script` (then 200)."""
+
+    def __init__(self) -> None:
+        self.script: list[Reply] = []
+        self.batches: list[list[dict[str, Any]]] = []
+        self.delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def then(self, status: int = 200, body: str = "ok", headers: dict[str, str] | None = None,
+             delay: float = 0.0) -> EchoFake:
+        """Script the next reply."""
+        self.script.append(Reply(status, body, headers or {}, delay))
+        return self
+
+    @property
+    def ids(self) -> list[str]:
+        return [entry["id"] for batch in self.batches for entry in batch]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            body = json.loads(await request.read())
+            self.batches.append(body["batch"])
+            reply = self.script.pop(0) if self.script else Reply(delay=self.delay)
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
+        finally:
+            self.in_flight -= 1
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        return app
+
+
+@dataclass
+class Echo:
+    fake: EchoFake
+    server: RunningServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url + "/hook"
+
+
+@pytest.fixture
+def echo() -> Iterator[Echo]:
+    fake = EchoFake()
+    with serve(fake.app()) as server:
+        yield Echo(fake, server)
+
+
+def _make_loaded(tmp_path: Path, url: str, **delivery: Any) -> LoadedConfig:
+    raw = {
+        "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
+        "destinations": {"echo": {"plugin": "echo", "settings": {"url": url},
+                                  "delivery": delivery}},
+    }
+    return parse_config(raw, base_dir=tmp_path, env={}, types=TYPES)
+
+
+@pytest.fixture
+def make_loaded(tmp_path: Path) -> Callable[..., LoadedConfig]:
+    """make_loaded(url, **delivery): a config with one "echo" destination posting to `url`,
+    its outbox in tmp_path/crossdock.db."""
+    return functools.partial(_make_loaded, tmp_path)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[SQLiteOutbox]:
+    box = SQLiteOutbox(tmp_path / "crossdock.db")
+    yield box
+    box.close()
+
+
+class FakeClock:
+    """Epoch seconds that move only when the code under test sleeps (or the test says)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def passthrough_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
+    return {"type": enriched.message["type"], "messageId": enriched.message["messageId"],
+            "message": enriched.message}
+
+
+@pytest.fixture
+def route() -> Callable[[EnrichedMessage, Any], dict[str, Any]]:
+    """Stands in for crossdock.route.router.route where a test is about the pipeline's
+    transaction and bookkeeping, not about routing."""
+    return passthrough_route

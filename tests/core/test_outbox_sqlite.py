@@ -1,0 +1,209 @@
+"""The SQLite outbox keeps the Outbox contract on a real file, across connections and
+processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from crossdock.errors import OutboxError
+from crossdock.outbox import open_outbox
+from crossdock.outbox.base import NewRow
+from crossdock.outbox.migrations import MIGRATIONS_TABLE, upgrade
+from crossdock.outbox.sqlite import SQLiteOutbox
+
+T0 = 1_000_000.0
+
+
+def rows(n: int, destination: str = "a", start: int = 0) -> list[NewRow]:
+    return [NewRow(destination, f"m{i}", {"n": i}) for i in range(start, start + n)]
+
+
+def test_enqueue_skips_a_destination_message_pair_already_present(outbox: SQLiteOutbox) -> None:
+    assert outbox.enqueue(rows(3), now=T0) == 3
+    assert outbox.enqueue([*rows(3), *rows(1, start=3), NewRow("b", "m0", {})], now=T0) == 2
+    counts = outbox.counts()
+    assert (counts["a"].queued, counts["b"].queued) == (4, 1)
+    assert outbox.enqueue_new([NewRow("a", "m0", {}), NewRow("a", "m9", {})]) == {("a", "m9")}
+
+
+def test_lease_takes_due_rows_oldest_first_and_counts_attempts(outbox: SQLiteOutbox) -> None:
+    outbox.enqueue(rows(5), now=T0)
+    first = outbox.lease("a", 3, 30, "w1", now=T0)
+    assert [i.message_id for i in first] == ["m0", "m1", "m2"]
+    assert all(i.attempts == 1 and i.created_at == T0 for i in first)
+    assert first[0].payload == {"n": 0}
+    rest = outbox.lease("a", 10, 30, "w2", now=T0)
+    assert [i.message_id for i in rest] == ["m3", "m4"]
+    assert outbox.lease("a", 10, 30, "w3", now=T0 + 1) == []
+    assert outbox.lease("other", 10, 30, "w3", now=T0) == []
+    row = outbox.row("a", "m0")
+    assert row is not None
+    assert (row["state"], row["lease_owner"], row["lease_expires_at"]) == ("leased", "w1", T0 + 30)
+
+
+def test_ack_retry_dead_replay_and_counts(outbox: SQLiteOutbox) -> None:
+    outbox.enqueue(rows(4), now=T0)
+    a, b, c, d = outbox.lease("a", 4, 30, "w", now=T0)
+    outbox.ack([a.id], now=T0 + 1)
+    outbox.retry(b.id, T0 + 100, "HTTP 500: oops")
+    outbox.dead(c.id, "HTTP 400: bad email", now=T0 + 2)
+    counts = outbox.counts()["a"]
+    assert (counts.queued, counts.leased, counts.retrying, counts.delivered, counts.dead) == (
+        1, 1, 1, 1, 1)
+    assert counts.last_error == "HTTP 400: bad email"
+
+    assert outbox.next_due("a") == T0 + 30  # d's lease expiry comes first
+    outbox.ack([d.id])
+    assert outbox.next_due("a") == T0 + 100
+    # The retried row is not due before its time, and is after it.
+    assert outbox.lease("a", 10, 30, "w", now=T0 + 99) == []
+    (again,) = outbox.lease("a", 10, 30, "w", now=T0 + 100)
+    assert (again.id, again.attempts) == (b.id, 2)
+
+    (letter,) = outbox.dead_letters("a")
+    assert (letter.id, letter.message_id, letter.reason, letter.failed_at, letter.attempts) == (
+        c.id, "m2", "HTTP 400: bad email", T0 + 2, 1)
+    assert letter.payload == {"n": 2}
+    assert outbox.replay("a") == 1
+    assert outbox.dead_letters() == []
+    replayed = outbox.row("a", "m2")
+    assert replayed is not None and (replayed["state"], replayed["attempts"]) == ("queued", 0)
+    assert outbox.replay(ids=[c.id]) == 0  # no longer dead
+
+
+def test_cleanup_forgets_delivered_rows_but_keeps_their_count(outbox: SQLiteOutbox) -> None:
+    outbox.enqueue(rows(3), now=T0)
+    items = outbox.lease("a", 3, 30, "w", now=T0)
+    outbox.ack([items[0].id], now=T0 + 10)
+    outbox.ack([items[1].id], now=T0 + 50)
+    assert outbox.cleanup(delivered_before=T0 + 20) == 1
+    assert outbox.row("a", "m0") is None
+    assert outbox.row("a", "m1") is not None
+    assert outbox.counts()["a"].delivered == 2
+    assert outbox.cleanup(delivered_before=T0 + 100) == 1
+    assert outbox.counts()["a"].delivered == 2
+    assert outbox.counts()["a"].leased == 1
+
+
+def test_an_expired_lease_is_taken_over_by_a_second_owner(outbox: SQLiteOutbox) -> None:
+    outbox.enqueue(rows(1), now=T0)
+    (mine,) = outbox.lease("a", 1, 30, "worker-1", now=T0)
+    assert outbox.lease("a", 1, 30, "worker-2", now=T0 + 29) == []
+    (theirs,) = outbox.lease("a", 1, 30, "worker-2", now=T0 + 31)
+    assert theirs.id == mine.id and theirs.attempts == 2
+    row = outbox.row("a", "m0")
+    assert row is not None and row["lease_owner"] == "worker-2"
+    assert outbox.counts()["a"].leased == 1
+
+
+def test_release_gives_a_lease_back_without_counting_the_attempt(outbox: SQLiteOutbox) -> None:
+    outbox.enqueue(rows(1), now=T0)
+    (item,) = outbox.lease("a", 1, 30, "w", now=T0)
+    outbox.release([item.id], now=T0 + 1)
+    (again,) = outbox.lease("a", 1, 30, "w", now=T0 + 1)
+    assert again.attempts == 1
+
+
+def test_a_malformed_payload_becomes_a_dead_letter_not_an_error(outbox: SQLiteOutbox) -> None:
+    outbox.enqueue(rows(2), now=T0)
+    outbox.db.execute("UPDATE outbox SET payload = '{broken' WHERE message_id = 'm0'")
+    (item,) = outbox.lease("a", 10, 30, "w", now=T0)
+    assert item.message_id == "m1"
+    (letter,) = outbox.dead_letters()
+    assert letter.message_id == "m0" and "malformed payload" in letter.reason
+
+
+def test_a_transaction_rolls_back_everything_written_in_it(outbox: SQLiteOutbox) -> None:
+    outbox.db.execute("CREATE TABLE side (x INTEGER)")
+    with pytest.raises(RuntimeError), outbox.transaction() as db:
+        db.execute("INSERT INTO side VALUES (1)")
+        outbox.enqueue(rows(2), now=T0)
+        raise RuntimeError("route failed")
+    assert outbox.counts() == {}
+    assert outbox.db.execute("SELECT COUNT(*) FROM side").fetchone()[0] == 0
+    with outbox.transaction() as db:
+        db["side"].insert({"x": 2})  # sqlite-utils' own writes join the transaction
+        outbox.enqueue(rows(2), now=T0)
+    assert outbox.counts()["a"].queued == 2
+    assert outbox.db.execute("SELECT COUNT(*) FROM side").fetchone()[0] == 1
+
+
+def test_dropped_attributes_are_counted_once_per_new_row(outbox: SQLiteOutbox) -> None:
+    payload = {"dropped": {"event_attributes": 2, "user_attributes": 1}}
+    outbox.enqueue([NewRow("a", "m1", payload)], now=T0)
+    outbox.enqueue([NewRow("a", "m1", payload)], now=T0)
+    assert outbox.counts()["a"].dropped_attributes == 3
+
+
+def test_migrations_are_recorded_and_reopening_keeps_queued_rows(tmp_path: Path) -> None:
+    path = tmp_path / "crossdock.db"
+    first = SQLiteOutbox(path)
+    assert first.migrated == ["m001_initial"]
+    first.enqueue(rows(2), now=T0)
+    first.close()
+    second = open_outbox(f"sqlite:///{path}")
+    assert isinstance(second, SQLiteOutbox)
+    assert second.migrated == []
+    assert upgrade(second.db) == []
+    names = [r[0] for r in second.db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")]
+    assert names == ["m001_initial"]
+    assert second.counts()["a"].queued == 2
+    assert second.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    second.close()
+
+
+def test_open_outbox_explains_a_bad_url_or_folder(tmp_path: Path) -> None:
+    with pytest.raises(OutboxError, match="must start with sqlite:///"):
+        open_outbox("mysql://x")
+    with pytest.raises(OutboxError, match="does not exist"):
+        open_outbox(f"sqlite:///{tmp_path}/missing/crossdock.db")
+
+
+LEASER = textwrap.dedent("""
+    import json, sys
+    from crossdock.outbox.sqlite import SQLiteOutbox
+    from crossdock.outbox.base import NewRow
+    box = SQLiteOutbox(sys.argv[1])
+    prefix = sys.argv[2]
+    # Write while the other process writes and leases the same file.
+    for start in range(0, 300, 20):
+        box.enqueue([NewRow("b", f"{prefix}{i}", {"i": i}) for i in range(start, start + 20)])
+    got = []
+    while True:
+        items = box.lease("a", 7, 300, prefix)
+        if not items:
+            break
+        got += [item.id for item in items]
+        box.ack([item.id for item in items])
+    print(json.dumps(got))
+""")
+
+
+def test_two_processes_write_and_lease_the_same_file_without_losing_or_sharing_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crossdock.db"
+    box = SQLiteOutbox(path)
+    box.enqueue(rows(500))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", LEASER, str(path), name],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in ("p1-", "p2-")
+    ]
+    leased = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        leased.append(json.loads(out))
+    assert set(leased[0]).isdisjoint(leased[1])
+    assert len(leased[0]) + len(leased[1]) == 500
+    counts = box.counts()
+    assert counts["a"].delivered == 500
+    assert counts["b"].queued == 600
+    box.close()
