@@ -118,6 +118,13 @@ class OutboxConfig(_Strict):
         return v
 
 
+class AccountConfig(_Strict):
+    """One account of the user API (/v1/accounts/{account}/...): its Bearer keys."""
+
+    keys: list[SecretStr] = Field(default_factory=list)
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+
+
 class CollectorConfig(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -125,11 +132,22 @@ class CollectorConfig(_Strict):
     write_keys: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(default=512_000, ge=1024)
     rate_limit_per_minute: int = Field(default=5000, ge=1)
+    accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+
+
+class AttributeRulesConfig(_Strict):
+    """The attribute rules of the profile store (docs/profiles.md)."""
+
+    max_name_length: int = Field(default=49, ge=1, description="names shorter than 50")
+    max_string_length: int = Field(default=1000, ge=1, description="longer strings truncated")
+    max_custom_per_type: int = Field(default=25, ge=1)
+    reserved_prefix: str = "$"
 
 
 class ProfilesConfig(_Strict):
     session_timeout: float = 45 * 60
     dedup_window: float = 4 * 3600
+    attributes: AttributeRulesConfig = Field(default_factory=AttributeRulesConfig)
 
     @field_validator("session_timeout", "dedup_window", mode="before")
     @classmethod

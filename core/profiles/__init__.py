@@ -1,0 +1,84 @@
+"""Step 2 of a message's way: one profile per person (docs/profiles.md).
+
+    store = ProfileStore(loaded.config.profiles, db=outbox.db)
+    pipeline = Pipeline(loaded, outbox, profiles=store)
+
+`make_profile_hook(loaded, outbox)` is what `crossdock.pipeline.build_pipeline` looks for.
+`sweep_and_route(pipeline, store, now)` ends idle sessions and routes their session_end events
+in one transaction; the daemon runs it on a timer (`session_timer`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from crossdock.config import LoadedConfig
+from crossdock.models import EnrichedMessage
+from crossdock.profiles.store import Deleted, ProfileStore
+
+__all__ = [
+    "Deleted",
+    "ProfileStore",
+    "make_profile_hook",
+    "route_enriched",
+    "session_timer",
+    "sweep_and_route",
+]
+
+
+def make_profile_hook(loaded: LoadedConfig, outbox: Any) -> ProfileStore | None:
+    """The profile store for a pipeline, in the outbox's SQLite file (None for an outbox
+    without one, such as PostgreSQL: messages are then enriched from themselves alone)."""
+    db = getattr(outbox, "db", None)
+    if db is None or not hasattr(db, "conn"):
+        return None
+    return ProfileStore(loaded.config.profiles, db=db)
+
+
+def route_enriched(pipeline: Any, enriched: Sequence[EnrichedMessage]) -> int:
+    """Route already-enriched messages (system events) to every destination and enqueue the
+    rows; returns how many rows were new. Joins an open outbox transaction."""
+    accept_enriched = getattr(pipeline, "accept_enriched", None)
+    if accept_enriched is not None:
+        return int(accept_enriched(list(enriched)))
+    # Until the pipeline offers accept_enriched, do what accept() does after the profile step.
+    from crossdock.pipeline import _route_one
+
+    if not enriched:
+        return 0
+    route, skip = pipeline._route_fn()
+    rows = [row for e in enriched
+            for row in _route_one(e, pipeline.loaded.destinations, route, skip)]
+    if not rows:
+        return 0
+    new_keys = pipeline._enqueue(rows)
+    fresh = rows if new_keys is None else [
+        r for r in rows if (r.destination, r.message_id) in new_keys]
+    woken = {r.destination for r in fresh}
+    if woken and pipeline.on_commit is not None:
+        pipeline.on_commit(woken)
+    return len(fresh)
+
+
+def sweep_and_route(pipeline: Any, store: ProfileStore, now: float | None = None) -> int:
+    """End the sessions idle for the session timeout and route their session_end events, all
+    in one transaction; returns how many sessions ended."""
+    with pipeline.outbox.transaction() as db:
+        events = store.sweep_sessions(db, now)
+        route_enriched(pipeline, events)
+        store.purge(db, now)
+    return len(events)
+
+
+def session_timer(
+    pipeline: Any, store: ProfileStore, clock: Callable[[], float] = time.time
+) -> Callable[[], Awaitable[int]]:
+    """A coroutine function for `Scheduler.add_timer("session-sweep", 60, ...)`."""
+    import asyncio
+
+    async def run() -> int:
+        return await asyncio.to_thread(sweep_and_route, pipeline, store, clock())
+
+    return run

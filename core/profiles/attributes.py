@@ -1,0 +1,154 @@
+"""Attribute rules: which incoming user attributes a profile keeps, and how.
+
+Pure functions, no storage. With the default rules:
+- names are case sensitive and shorter than 50 characters;
+- string values longer than 1,000 characters are truncated;
+- the first value stored for an attribute fixes its type (string, number, boolean, date, array,
+  object); a later value of another type is rejected for that attribute only;
+- at most 25 custom attributes of each type;
+- custom attribute names may not start with the reserved prefix ("$").
+A `None` value removes the attribute. Every rejection and truncation is returned as a `Problem`
+so the store can count it and show it with the profile.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from crossdock.config import AttributeRulesConfig
+
+#: System attributes: known to Crossdock, stored apart from custom ones. Segment's snake_case
+#: and alternative spellings map onto these names.
+SYSTEM_ATTRIBUTES = (
+    "firstName", "lastName", "email", "phone", "gender", "birthDate", "company",
+    "hashedEmail", "hashedPhone", "emailOptIn", "smsOptIn", "whatsappOptIn",
+)
+SYSTEM_ALIASES = {
+    "first_name": "firstName", "last_name": "lastName", "birthday": "birthDate",
+    "birth_date": "birthDate", "hashed_email": "hashedEmail", "hashed_phone": "hashedPhone",
+    "email_opt_in": "emailOptIn", "sms_opt_in": "smsOptIn", "whatsapp_opt_in": "whatsappOptIn",
+}
+ATTRIBUTE_TYPES = ("string", "number", "boolean", "date", "array", "object")
+
+_ISO_DATE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One attribute the rules rejected or changed: `rule` is a short code for counting."""
+
+    name: str
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An attribute as the store holds it."""
+
+    type: str
+    value: Any
+
+
+def value_type(value: Any) -> str:
+    """The attribute type of a JSON value (an ISO 8601 date string counts as a date)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "date" if _ISO_DATE.match(value) else "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def split_traits(traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(system, custom) attributes of a traits object, system names normalised."""
+    system: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for name, value in traits.items():
+        canonical = SYSTEM_ALIASES.get(name, name)
+        if canonical in SYSTEM_ATTRIBUTES:
+            system[canonical] = value
+        else:
+            custom[name] = value
+    return system, custom
+
+
+def apply_rules(
+    existing: dict[str, Stored],
+    incoming: dict[str, Any],
+    rules: AttributeRulesConfig,
+    *,
+    custom: bool,
+) -> tuple[dict[str, Stored | None], list[Problem]]:
+    """The changes to make to `existing` for `incoming` values: name -> new Stored, or None to
+    remove; and the problems found. Attributes not mentioned in the result are left alone."""
+    changes: dict[str, Stored | None] = {}
+    problems: list[Problem] = []
+    per_type: dict[str, int] = {}
+    for stored in existing.values():
+        per_type[stored.type] = per_type.get(stored.type, 0) + 1
+    for name, value in incoming.items():
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(str(name), "name", "an attribute name must not be empty"))
+            continue
+        if len(name) > rules.max_name_length:
+            problems.append(Problem(
+                name[:60], "name_length",
+                f"name must be shorter than {rules.max_name_length + 1} characters "
+                f"({len(name)} given); attribute rejected",
+            ))
+            continue
+        if custom and rules.reserved_prefix and name.startswith(rules.reserved_prefix):
+            problems.append(Problem(
+                name, "reserved_prefix",
+                f"names starting with {rules.reserved_prefix!r} are reserved; attribute rejected",
+            ))
+            continue
+        current = existing.get(name)
+        if value is None:
+            if current is not None:
+                changes[name] = None
+                per_type[current.type] -= 1
+            continue
+        kind = value_type(value)
+        if current is not None and current.type != kind:
+            # A date string sent to a string attribute is still a string: only the reverse is
+            # a type change worth refusing.
+            if current.type == "string" and kind == "date":
+                kind = "string"
+            else:
+                problems.append(Problem(
+                    name, "type",
+                    f"type is fixed as {current.type} by its first value; a {kind} was "
+                    "rejected",
+                ))
+                continue
+        if isinstance(value, str) and len(value) > rules.max_string_length:
+            problems.append(Problem(
+                name, "truncated",
+                f"value of {len(value)} characters truncated to {rules.max_string_length}",
+            ))
+            value = value[: rules.max_string_length]
+        if current is None and custom:
+            if per_type.get(kind, 0) >= rules.max_custom_per_type:
+                problems.append(Problem(
+                    name, "type_limit",
+                    f"at most {rules.max_custom_per_type} custom {kind} attributes; "
+                    "attribute rejected",
+                ))
+                continue
+            per_type[kind] = per_type.get(kind, 0) + 1
+        changes[name] = Stored(kind, value)
+    return changes, problems

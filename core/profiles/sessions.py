@@ -1,0 +1,103 @@
+"""Sessions: a message's `sessionId` opens or continues a session; a session ends `timeout`
+seconds (45 minutes by default) after its last message.
+
+A session ends either when the sweep timer finds it idle (`sweep`), or when its sessionId comes
+back after the timeout (`touch` ends the old one and opens a new one under the same id). Either
+way the caller turns the returned rows into `session_start` / `session_end` system events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+SESSION_START = "session_start"
+SESSION_END = "session_end"
+
+_COLUMNS = "id, session_id, profile_id, started_at, last_seen_at, ended_at, message_count"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: int
+    session_id: str
+    profile_id: str
+    started_at: float
+    last_seen_at: float
+    ended_at: float | None
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """`session_start` or `session_end` of one session, at `at`."""
+
+    name: str
+    session: Session
+    at: float
+
+
+def _session(row: tuple[object, ...]) -> Session:
+    return Session(*row)  # type: ignore[arg-type]
+
+
+def touch(
+    db: Database, profile_id: str, session_id: str, now: float, timeout: float
+) -> list[SessionEvent]:
+    """Record a message of `session_id` at `now`; returns the events it causes."""
+    events: list[SessionEvent] = []
+    row = db.execute(
+        f"SELECT {_COLUMNS} FROM profile_sessions WHERE session_id = ? AND ended_at IS NULL "
+        "ORDER BY id DESC LIMIT 1",
+        [session_id],
+    ).fetchone()
+    if row is not None:
+        current = _session(row)
+        if now - current.last_seen_at < timeout and current.profile_id == profile_id:
+            db.execute(
+                "UPDATE profile_sessions SET last_seen_at = MAX(last_seen_at, ?), "
+                "message_count = message_count + 1 WHERE id = ?",
+                [now, current.id],
+            )
+            return events
+        # Idle too long (the sweep has not run yet), or the device changed hands (logout):
+        # the old session ends and this message opens a new one.
+        events.append(end(db, current, now, timeout))
+    cursor = db.execute(
+        "INSERT INTO profile_sessions (session_id, profile_id, started_at, last_seen_at, "
+        "message_count) VALUES (?, ?, ?, ?, 1)",
+        [session_id, profile_id, now, now],
+    )
+    started = Session(int(cursor.lastrowid or 0), session_id, profile_id, now, now, None, 1)
+    events.append(SessionEvent(SESSION_START, started, now))
+    return events
+
+
+def end(db: Database, session: Session, now: float, timeout: float) -> SessionEvent:
+    """End a session: at its last message plus the timeout, or now if that is earlier."""
+    ended_at = min(session.last_seen_at + timeout, now)
+    db.execute("UPDATE profile_sessions SET ended_at = ? WHERE id = ?", [ended_at, session.id])
+    ended = Session(session.id, session.session_id, session.profile_id, session.started_at,
+                    session.last_seen_at, ended_at, session.message_count)
+    return SessionEvent(SESSION_END, ended, ended_at)
+
+
+def sweep(db: Database, now: float, timeout: float, limit: int = 1000) -> list[SessionEvent]:
+    """End every open session idle for at least `timeout` seconds at `now`."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM profile_sessions WHERE ended_at IS NULL AND last_seen_at <= ? "
+        "ORDER BY last_seen_at LIMIT ?",
+        [now - timeout, limit],
+    ).fetchall()
+    return [end(db, _session(row), now, timeout) for row in rows]
+
+
+def sessions_of(db: Database, profile_id: str) -> list[Session]:
+    return [
+        _session(row)
+        for row in db.execute(
+            f"SELECT {_COLUMNS} FROM profile_sessions WHERE profile_id = ? ORDER BY started_at",
+            [profile_id],
+        ).fetchall()
+    ]

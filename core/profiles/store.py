@@ -1,0 +1,453 @@
+"""The profile store: step 2 of a message's way, in the outbox's own SQLite file.
+
+`ProfileStore` is the pipeline's `ProfileHook`: `seen(db, message_id)` answers dedup and
+`resolve(db, message)` turns a validated message into the `EnrichedMessage`s to route (system
+events such as session_start / session_end first, the message itself last). Both run in the
+pipeline's accept transaction, so profile changes commit exactly with the outbox rows.
+
+`sweep_sessions(db, now)` is the timer side: session_end events for sessions idle for the
+session timeout. All times come from the injectable `clock` (seconds since the epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from crossdock.config import ProfilesConfig
+from crossdock.dedup import Dedup, message_key
+from crossdock.errors import MessageError
+from crossdock.models import AliasMessage, EnrichedMessage, IdentifyMessage, Message
+from crossdock.profiles import identity
+from crossdock.profiles.attributes import Problem, Stored, apply_rules, split_traits
+from crossdock.profiles.consent import consent_changes
+from crossdock.profiles.migrations import upgrade_profiles
+from crossdock.profiles.sessions import SessionEvent, sessions_of, sweep, touch
+
+log = logging.getLogger("crossdock.profiles")
+
+#: event name of the system event enqueued when a person is erased
+PROFILE_DELETED = "profile_deleted"
+
+_TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Deleted:
+    """What `ProfileStore.delete` erased."""
+
+    profile_id: str
+    identities: dict[str, list[str]] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+    event: EnrichedMessage | None = None
+
+
+class ProfileStore:
+    """One profile per person, in SQLite (see the package docstring for the rules)."""
+
+    def __init__(
+        self,
+        config: ProfilesConfig | None = None,
+        *,
+        db: Database | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or ProfilesConfig()
+        self.clock = clock
+        self.dedup = Dedup(self.config.dedup_window)
+        self._migrated: set[int] = set()
+        if db is not None:
+            self.migrate(db)
+
+    # -- schema -------------------------------------------------------------------------
+
+    def migrate(self, db: Database) -> list[str]:
+        """Create or upgrade the profile and dedup tables in `db` (once per connection)."""
+        if id(db) in self._migrated:
+            return []
+        applied = upgrade_profiles(db) + Dedup.migrate(db)
+        self._migrated.add(id(db))
+        return applied
+
+    # -- ProfileHook --------------------------------------------------------------------
+
+    def seen(self, db: Database, message_id: str) -> bool:
+        """True when `message_id` was accepted inside the dedup window."""
+        self.migrate(db)
+        return self.dedup.seen(db, message_key(message_id), self.clock())
+
+    def resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
+        """Resolve the message's person, apply its attributes, consent and session; return the
+        system events it causes and the enriched message, in that order."""
+        self.migrate(db)
+        # A savepoint: a message rejected half way leaves no trace in the store.
+        db.execute("SAVEPOINT profile_resolve")
+        try:
+            result = self._resolve(db, message)
+        except BaseException:
+            db.execute("ROLLBACK TO profile_resolve")
+            db.execute("RELEASE profile_resolve")
+            raise
+        db.execute("RELEASE profile_resolve")
+        return result
+
+    def _resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
+        now = self.clock()
+        rules = self.config.attributes
+        data = message.to_json()
+        if isinstance(message, AliasMessage):
+            if message.user_id is None:
+                raise MessageError(["userId: is required for alias (the id previousId joins)"])
+            profile_id, problems = identity.alias(db, message.previous_id, message.user_id,
+                                                  now, rules)
+            if message.anonymous_id:
+                identity.link(db, profile_id, "anonymousId", message.anonymous_id, now)
+        else:
+            profile_id, problems = identity.resolve(db, message.user_id, message.anonymous_id,
+                                                    now, rules)
+        traits = dict(message.context.get("traits") or {})
+        if isinstance(message, IdentifyMessage):
+            traits.update(message.traits)
+        system, custom = split_traits(traits)
+        problems += self._apply(db, profile_id, system, custom=False, now=now)
+        problems += self._apply(db, profile_id, custom, custom=True, now=now)
+        email = self._attribute(db, profile_id, "email")
+        if isinstance(email, str) and email:
+            problems += identity.link_email(db, profile_id, email.strip().lower(), now, rules)
+            profile_id = self._live(db, profile_id)
+        self._set_consent(db, profile_id, consent_changes(message.context, system), now)
+        events: list[SessionEvent] = []
+        if message.session_id:
+            events = touch(db, profile_id, message.session_id, now,
+                           self.config.session_timeout)
+        db.execute(
+            "UPDATE profiles SET message_count = message_count + 1, updated_at = ? WHERE id = ?",
+            [now, profile_id],
+        )
+        self._record_problems(db, profile_id, message.message_id, problems, now)
+        self.dedup.remember(db, message_key(message.message_id), now)
+        out = [self._system_event(db, event) for event in events]
+        out.append(self.enrich(db, profile_id, data))
+        return out
+
+    # -- timer side ---------------------------------------------------------------------
+
+    def sweep_sessions(self, db: Database, now: float | None = None) -> list[EnrichedMessage]:
+        """session_end events for every session idle for the session timeout at `now`;
+        call inside the transaction that routes and enqueues them."""
+        self.migrate(db)
+        now = self.clock() if now is None else now
+        return [self._system_event(db, event)
+                for event in sweep(db, now, self.config.session_timeout)]
+
+    def purge(self, db: Database, now: float | None = None) -> int:
+        """Forget dedup keys older than the dedup window; returns how many."""
+        self.migrate(db)
+        return self.dedup.purge(db, self.clock() if now is None else now)
+
+    # -- enrichment ---------------------------------------------------------------------
+
+    def enrich(self, db: Database, profile_id: str, message: dict[str, Any]) -> EnrichedMessage:
+        """`message` with the person's current attributes, identities and granted consent."""
+        attributes = self.attributes(db, profile_id)
+        user_attributes = {**attributes["custom"], **attributes["system"]}
+        identities: dict[str, str] = {}
+        for kind, value in db.execute(
+            "SELECT type, value FROM profile_identities WHERE profile_id = ? "
+            "ORDER BY last_seen DESC",
+            [profile_id],
+        ).fetchall():
+            identities.setdefault(kind, value)
+        # The ids this message was sent with describe this device better than the latest.
+        for key in ("userId", "anonymousId"):
+            if message.get(key):
+                identities[key] = str(message[key])
+        if not identities.get("userId"):
+            user_id = identity.user_id_of(db, profile_id)
+            if user_id:
+                identities["userId"] = user_id
+        return EnrichedMessage(
+            message=message,
+            profile_id=profile_id,
+            user_attributes=user_attributes,
+            identities=identities,
+            consent=self.consent(db, profile_id),
+        )
+
+    def _system_event(self, db: Database, event: SessionEvent) -> EnrichedMessage:
+        session = event.session
+        identities = dict(db.execute(
+            "SELECT type, value FROM profile_identities WHERE profile_id = ? "
+            "AND type IN ('userId', 'anonymousId') ORDER BY last_seen",
+            [session.profile_id],
+        ).fetchall())
+        properties: dict[str, Any] = {
+            "sessionId": session.session_id,
+            "startedAt": iso(session.started_at),
+            "messageCount": session.message_count,
+        }
+        if session.ended_at is not None:
+            properties["endedAt"] = iso(session.ended_at)
+            properties["durationSeconds"] = round(session.ended_at - session.started_at, 3)
+        message: dict[str, Any] = {
+            "type": "track",
+            "event": event.name,
+            # Deterministic: a sweep that runs twice (crash before commit) makes one row.
+            "messageId": f"{event.name}-{session.id}-{session.session_id}"[:100],
+            "sessionId": session.session_id,
+            "timestamp": iso(event.at),
+            "properties": properties,
+            "context": {"crossdock": {"system": True}},
+            "integrations": {},
+        }
+        message.update({k: v for k, v in identities.items() if v})
+        enriched = self.enrich(db, session.profile_id, message)
+        enriched.system = True
+        return enriched
+
+    # -- attributes and consent ---------------------------------------------------------
+
+    def _apply(self, db: Database, profile_id: str, values: dict[str, Any], *, custom: bool,
+               now: float) -> list[Problem]:
+        if not values:
+            return []
+        table = _TABLES[custom]
+        existing = {
+            name: Stored(kind, json.loads(value))
+            for name, kind, value in db.execute(
+                f"SELECT name, type, value FROM {table} WHERE profile_id = ?", [profile_id]
+            ).fetchall()
+        }
+        changes, problems = apply_rules(existing, values, self.config.attributes, custom=custom)
+        for name, stored in changes.items():
+            if stored is None:
+                db.execute(f"DELETE FROM {table} WHERE profile_id = ? AND name = ?",
+                           [profile_id, name])
+                continue
+            db.execute(
+                f"INSERT INTO {table} (profile_id, name, type, value, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, name) DO UPDATE SET "
+                "value = excluded.value, updated_at = excluded.updated_at",
+                [profile_id, name, stored.type, json.dumps(stored.value), now],
+            )
+        return problems
+
+    def _attribute(self, db: Database, profile_id: str, name: str) -> Any:
+        row = db.execute(
+            "SELECT value FROM profile_system_attributes WHERE profile_id = ? AND name = ?",
+            [profile_id, name],
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _set_consent(self, db: Database, profile_id: str, changes: dict[str, bool],
+                     now: float) -> None:
+        db.conn.executemany(
+            "INSERT INTO profile_consent (profile_id, purpose, granted, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (profile_id, purpose) DO UPDATE SET "
+            "granted = excluded.granted, updated_at = excluded.updated_at",
+            [(profile_id, purpose, int(granted), now) for purpose, granted in changes.items()],
+        )
+
+    def _record_problems(self, db: Database, profile_id: str, message_id: str,
+                         problems: list[Problem], now: float) -> None:
+        if not problems:
+            return
+        for problem in problems:
+            log.warning("profile %s, message %s: %s", profile_id, message_id, problem)
+        db.conn.executemany(
+            "INSERT INTO profile_rejections (profile_id, message_id, attribute, rule, detail, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(profile_id, message_id, p.name, p.rule, p.detail, now) for p in problems],
+        )
+        counts: dict[str, int] = {}
+        for p in problems:
+            counts[f"attribute_{p.rule}"] = counts.get(f"attribute_{p.rule}", 0) + 1
+        db.conn.executemany(
+            "INSERT INTO profile_stats (name, value) VALUES (?, ?) ON CONFLICT (name) "
+            "DO UPDATE SET value = value + excluded.value",
+            list(counts.items()),
+        )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _live(self, db: Database, profile_id: str) -> str:
+        row = db.execute("SELECT merged_into FROM profiles WHERE id = ?", [profile_id]).fetchone()
+        return profile_id if row is None or row[0] is None else str(row[0])
+
+    def find(self, db: Database, ref: str) -> str | None:
+        """The live profile id for a profile id, userId, anonymousId or email."""
+        self.migrate(db)
+        row = db.execute("SELECT id, merged_into FROM profiles WHERE id = ?", [ref]).fetchone()
+        if row is not None:
+            return str(row[1] or row[0])
+        known = identity.known_profile(db, ref)
+        if known is not None:
+            return known
+        for kind in ("userId", "anonymousId", "email"):
+            found = identity.owner(db, kind, ref if kind != "email" else ref.strip().lower())
+            if found is not None:
+                return self._live(db, found)
+        return None
+
+    def attributes(self, db: Database, profile_id: str) -> dict[str, dict[str, Any]]:
+        """{"system": {...}, "custom": {...}} current attribute values."""
+        result: dict[str, dict[str, Any]] = {}
+        for custom, table in _TABLES.items():
+            result["custom" if custom else "system"] = {
+                name: json.loads(value)
+                for name, value in db.execute(
+                    f"SELECT name, value FROM {table} WHERE profile_id = ? ORDER BY name",
+                    [profile_id],
+                ).fetchall()
+            }
+        return result
+
+    def consent(self, db: Database, profile_id: str) -> set[str]:
+        return {
+            str(row[0])
+            for row in db.execute(
+                "SELECT purpose FROM profile_consent WHERE profile_id = ? AND granted = 1",
+                [profile_id],
+            ).fetchall()
+        }
+
+    def show(self, db: Database, ref: str) -> dict[str, Any] | None:
+        """Everything about one person, for `crossdock profiles show`."""
+        profile_id = self.find(db, ref)
+        if profile_id is None:
+            return None
+        row = db.execute(
+            "SELECT id, user_id, created_at, updated_at, message_count FROM profiles "
+            "WHERE id = ?", [profile_id],
+        ).fetchone()
+        identities: dict[str, list[str]] = {}
+        for kind, value in db.execute(
+            "SELECT type, value FROM profile_identities WHERE profile_id = ? "
+            "ORDER BY type, first_seen", [profile_id],
+        ).fetchall():
+            identities.setdefault(kind, []).append(value)
+        attributes = self.attributes(db, profile_id)
+        types = {
+            ("custom" if custom else "system", name): kind
+            for custom, table in _TABLES.items()
+            for name, kind in db.execute(
+                f"SELECT name, type FROM {table} WHERE profile_id = ?", [profile_id]
+            ).fetchall()
+        }
+        consent = {
+            purpose: {"granted": bool(granted), "updated_at": iso(at)}
+            for purpose, granted, at in db.execute(
+                "SELECT purpose, granted, updated_at FROM profile_consent WHERE profile_id = ? "
+                "ORDER BY purpose", [profile_id],
+            ).fetchall()
+        }
+        return {
+            "id": row[0],
+            "userId": row[1],
+            "known": row[1] is not None,
+            "created_at": iso(row[2]),
+            "updated_at": iso(row[3]),
+            "messages": row[4],
+            "identities": identities,
+            "attributes": {
+                part: {name: {"type": types[(part, name)], "value": value}
+                       for name, value in values.items()}
+                for part, values in attributes.items()
+            },
+            "consent": consent,
+            "sessions": [
+                {"sessionId": s.session_id, "started_at": iso(s.started_at),
+                 "last_seen_at": iso(s.last_seen_at),
+                 "ended_at": iso(s.ended_at) if s.ended_at is not None else None,
+                 "messages": s.message_count}
+                for s in sessions_of(db, profile_id)
+            ],
+            "merges": [
+                {"from": src, "into": dst, "reason": reason, "at": iso(at)}
+                for src, dst, reason, at in db.execute(
+                    "SELECT from_profile, into_profile, reason, merged_at FROM profile_merges "
+                    "WHERE into_profile = ? OR from_profile IN "
+                    "(SELECT id FROM profiles WHERE merged_into = ?) ORDER BY merged_at, id",
+                    [profile_id, profile_id],
+                ).fetchall()
+            ],
+            "rejections": [
+                {"message": mid, "attribute": attr, "rule": rule, "detail": detail,
+                 "at": iso(at)}
+                for mid, attr, rule, detail, at in db.execute(
+                    "SELECT message_id, attribute, rule, detail, at FROM profile_rejections "
+                    "WHERE profile_id = ? ORDER BY id DESC LIMIT 50", [profile_id],
+                ).fetchall()
+            ],
+        }
+
+    def delete(self, db: Database, ref: str) -> Deleted | None:
+        """Erase a person: the profile, the profiles merged into it, and everything they held.
+        Returns what was erased and a `profile_deleted` system event to route (None: no such
+        profile). Call inside the transaction that enqueues the event."""
+        profile_id = self.find(db, ref)
+        if profile_id is None:
+            return None
+        now = self.clock()
+        show = self.show(db, profile_id) or {}
+        merged = [str(r[0]) for r in db.execute(
+            "SELECT id FROM profiles WHERE merged_into = ?", [profile_id]).fetchall()]
+        ids = [profile_id, *merged]
+        marks = ",".join("?" * len(ids))
+        message: dict[str, Any] = {
+            "type": "track",
+            "event": PROFILE_DELETED,
+            "messageId": f"{PROFILE_DELETED}-{profile_id}"[:100],
+            "timestamp": iso(now),
+            "properties": {"profileId": profile_id, "identities": show.get("identities", {})},
+            "context": {"crossdock": {"system": True}},
+            "integrations": {},
+        }
+        identities = show.get("identities", {})
+        for key in ("userId", "anonymousId"):
+            if identities.get(key):
+                message[key] = identities[key][-1]
+        event = EnrichedMessage(
+            message=message, profile_id=profile_id,
+            identities={k: v[-1] for k, v in identities.items() if v}, system=True,
+        )
+        for table, column in (
+            ("profile_identities", "profile_id"), ("profile_system_attributes", "profile_id"),
+            ("profile_custom_attributes", "profile_id"), ("profile_consent", "profile_id"),
+            ("profile_sessions", "profile_id"), ("profile_rejections", "profile_id"),
+            ("profile_merges", "into_profile"), ("profile_merges", "from_profile"),
+            ("profiles", "id"),
+        ):
+            db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+        db.execute(
+            "INSERT INTO profile_stats (name, value) VALUES ('profiles_deleted', 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+        )
+        return Deleted(profile_id, identities, merged, event)
+
+    def stats(self, db: Database) -> dict[str, int]:
+        """Counters for /metrics: profiles (known, anonymous), open sessions, rejections."""
+        self.migrate(db)
+        known, anonymous = db.execute(
+            "SELECT COALESCE(SUM(user_id IS NOT NULL), 0), COALESCE(SUM(user_id IS NULL), 0) "
+            "FROM profiles WHERE merged_into IS NULL"
+        ).fetchone()
+        open_sessions = db.execute(
+            "SELECT COUNT(*) FROM profile_sessions WHERE ended_at IS NULL").fetchone()[0]
+        merges = db.execute("SELECT COUNT(*) FROM profile_merges").fetchone()[0]
+        stats = {"profiles_known": int(known), "profiles_anonymous": int(anonymous),
+                 "sessions_open": int(open_sessions), "merges": int(merges)}
+        for name, value in db.execute("SELECT name, value FROM profile_stats").fetchall():
+            stats[str(name)] = int(value)
+        return stats
