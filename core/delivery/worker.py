@@ -271,8 +271,11 @@ class DestinationWorker:
             async with asyncio.timeout(timeout):
                 response = await self.client.send(request)
         except (TimeoutError, httpx.TimeoutException) as exc:
-            return [Retry(f"timeout after {timeout:g}s ({type(exc).__name__}) "
-                          f"sending {target}")] * count
+            if _is_timeout(exc):
+                return [Retry(f"timeout after {timeout:g}s ({type(exc).__name__}) "
+                              f"sending {target}")] * count
+            return [Retry(f"connection error sending {target}: {_describe(exc.__cause__)}")
+                    ] * count
         except httpx.HTTPError as exc:
             return [Retry(f"connection error sending {target}: {_describe(exc)}")] * count
         except Exception as exc:  # the transport raising anything must not end the worker
@@ -365,6 +368,16 @@ class DestinationWorker:
                               self.name, len(held))
 
 
-def _describe(exc: BaseException) -> str:
+def _is_timeout(exc: BaseException) -> bool:
+    # httpx-aiohttp maps every aiohttp connection error, "connection refused" included, to
+    # httpx.ConnectTimeout; the aiohttp exception underneath says whether time ran out.
+    cause = exc.__cause__
+    return (not isinstance(exc, httpx.TimeoutException) or cause is None
+            or isinstance(cause, TimeoutError))
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
