@@ -1,0 +1,188 @@
+"""accept -> profile -> route -> outbox: bad messages by index, one transaction per call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from crossdock.config import LoadedConfig
+from crossdock.errors import MessageError
+from crossdock.models import EnrichedMessage, Message, enrich_without_profile
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.pipeline import AcceptResult, Pipeline, build_pipeline
+
+MakeLoaded = Callable[..., LoadedConfig]
+URL = "http://127.0.0.1:9/hook"
+
+
+def track(message_id: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "track", "event": "Order Completed", "userId": "u1",
+            "messageId": message_id, **extra}
+
+
+def test_bad_messages_are_reported_by_index_and_the_good_ones_kept(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    pipeline = Pipeline(make_loaded(URL), outbox, router=route)
+    result = pipeline.accept([
+        track("a"),
+        {"type": "track", "userId": "u1"},
+        "not an object",
+        {"type": "track", "event": "X", "userId": "u" * 101, "messageId": "c"},
+        track("b"),
+    ])
+    assert result.accepted == ["a", "b"]
+    assert result.rows == 2
+    assert [index for index, _ in result.errors] == [1, 2, 3]
+    assert result.errors[0][1] == ["event: is required"]
+    assert result.errors[1][1] == ["message: must be a JSON object, got str"]
+    assert "userId" in result.errors[2][1][0] and "100 characters" in result.errors[2][1][0]
+    assert outbox.counts()["echo"].queued == 2
+    row = outbox.row("echo", "a")
+    assert row is not None and row["payload"]["message"]["event"] == "Order Completed"
+
+
+def test_repeated_message_ids_are_duplicates_not_new_rows(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    pipeline = Pipeline(make_loaded(URL), outbox, router=route)
+    first = pipeline.accept([track("a"), track("a"), track("b")])
+    assert (first.accepted, first.duplicates, first.rows) == (["a", "b"], ["a"], 2)
+    again = pipeline.accept([track("b"), track("c")])
+    assert (again.accepted, again.duplicates, again.rows) == (["c"], ["b"], 1)
+
+
+def test_a_route_failure_rolls_back_the_whole_call_profile_writes_included(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    class Profiles:
+        def seen(self, db: Any, message_id: str) -> bool:
+            return False
+
+        def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
+            db["test_profiles"].insert({"message_id": message.message_id})
+            return [enrich_without_profile(message.to_json())]
+
+    def failing_route(enriched: EnrichedMessage, destination: Any) -> Any:
+        if enriched.message["messageId"] == "b":
+            raise RuntimeError("template blew up")
+        return route(enriched, destination)
+
+    outbox.db.execute("CREATE TABLE test_profiles (message_id TEXT)")
+    pipeline = Pipeline(make_loaded(URL), outbox, Profiles(), router=failing_route)
+    with pytest.raises(RuntimeError, match="template blew up"):
+        pipeline.accept([track("a"), track("b")])
+    assert outbox.counts() == {}
+    assert outbox.db.execute("SELECT COUNT(*) FROM test_profiles").fetchone()[0] == 0
+    # The same pipeline and connection keep working afterwards.
+    ok = pipeline.accept([track("a")])
+    assert ok.rows == 1
+    assert outbox.db.execute("SELECT COUNT(*) FROM test_profiles").fetchone()[0] == 1
+
+
+def test_the_profile_hook_rejects_dedups_and_adds_system_events(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    class Profiles:
+        def seen(self, db: Any, message_id: str) -> bool:
+            return message_id == "old"
+
+        def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
+            if message.user_id == "banned":
+                raise MessageError(["userId: is blocked"])
+            enriched = enrich_without_profile(message.to_json())
+            end = {**message.to_json(), "event": "session_end",
+                   "messageId": f"{message.message_id}-end"}
+            return [enriched, EnrichedMessage(end, system=True)]
+
+    pipeline = Pipeline(make_loaded(URL), outbox, Profiles(), router=route)
+    result = pipeline.accept([track("a"), track("old"), track("x", userId="banned")])
+    assert result.accepted == ["a"]
+    assert result.duplicates == ["old"]
+    assert result.errors == [(2, ["userId: is blocked"])]
+    assert result.rows == 2
+    assert outbox.row("echo", "a-end") is not None
+
+
+def test_a_message_error_from_routing_names_the_destination(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded,
+) -> None:
+    def strict_route(enriched: EnrichedMessage, destination: Any) -> Any:
+        raise MessageError(["properties.total: must be a number"])
+
+    pipeline = Pipeline(make_loaded(URL), outbox, router=strict_route)
+    result = pipeline.accept([track("a")])
+    assert result.errors == [(0, ["echo: properties.total: must be a number"])]
+    assert outbox.counts() == {}
+
+
+def test_skipped_messages_and_unsupported_types_make_no_rows(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    class Skip:
+        def __init__(self, reason: str) -> None:
+            self.reason = reason
+
+    loaded = make_loaded(URL)
+    loaded.destinations[0].plugin.message_types = frozenset({"track", "identify"})
+
+    def choosy(enriched: EnrichedMessage, destination: Any) -> Any:
+        if enriched.message.get("event") == "Ignored":
+            return Skip("event not allowed")
+        return route(enriched, destination)
+
+    pipeline = Pipeline(loaded, outbox, router=choosy, skip_type=Skip)
+    result = pipeline.accept([track("a"), track("b", event="Ignored"),
+                              {"type": "page", "userId": "u", "messageId": "p"}])
+    assert result.accepted == ["a", "b", "p"]
+    assert result.rows == 1
+
+
+def test_on_commit_names_destinations_with_new_rows_after_the_commit(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any, tmp_path: Any,
+) -> None:
+    seen_by_other_connection: list[int] = []
+    woken: list[set[str]] = []
+
+    def on_commit(destinations: set[str]) -> None:
+        other = SQLiteOutbox(tmp_path / "crossdock.db")
+        seen_by_other_connection.append(other.counts()["echo"].queued)
+        other.close()
+        woken.append(destinations)
+
+    pipeline = Pipeline(make_loaded(URL), outbox, router=route, on_commit=on_commit)
+    pipeline.accept([track("a")])
+    pipeline.accept([track("a")])  # nothing new: nobody to wake
+    assert woken == [{"echo"}]
+    assert seen_by_other_connection == [1]
+
+
+def test_accept_iter_commits_in_chunks_with_progress_and_stream_indexes(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    raws: list[Any] = [track(f"m{i}") for i in range(10)]
+    raws[7] = {"type": "nope"}
+    progress: list[tuple[int, int]] = []
+
+    def report(done: int, chunk: AcceptResult) -> None:
+        progress.append((done, outbox.counts()["echo"].queued))
+
+    pipeline = Pipeline(make_loaded(URL), outbox, router=route)
+    total = pipeline.accept_iter(iter(raws), chunk_size=3, progress=report)
+    assert progress == [(3, 3), (6, 6), (9, 8), (10, 9)]
+    assert [index for index, _ in total.errors] == [7]
+    assert total.rows == 9 and len(total.accepted) == 9
+
+
+def test_build_pipeline_with_the_real_router(make_loaded: MakeLoaded, tmp_path: Any) -> None:
+    pytest.importorskip("crossdock.route.router")
+    pipeline = build_pipeline(make_loaded(URL))
+    try:
+        result = pipeline.accept([track("a")])
+        assert result.accepted == ["a"]
+        assert isinstance(pipeline.outbox, SQLiteOutbox)
+        assert (tmp_path / "crossdock.db").exists()
+    finally:
+        pipeline.close()
