@@ -1,0 +1,435 @@
+"""The HTTP collector: Segment-compatible endpoints and the user API, on FastAPI.
+
+    app = make_app(loaded, pipeline)          # uvicorn.run(app, host=..., port=...)
+
+Every accepting endpoint answers `{"response": {"status": "queued", ...}}` only after the
+pipeline's transaction committed: the messages, their profile changes, their outbox rows and
+the request's `x-request-id` are durable together. Errors are
+`{"response": {"status": "error", "message": "field: rule", "errors": [...]}}` with a 4xx code:
+400 malformed body, 401 credentials, 404 unknown account, 413 too large, 422 invalid fields,
+429 rate limited (with Retry-After).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crossdock import __version__
+from crossdock.collector.auth import Authenticator, AuthError, Credential
+from crossdock.collector.metrics import Metrics
+from crossdock.collector.ratelimit import RequestLimiter, retry_after_header
+from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
+from crossdock.config import LoadedConfig
+from crossdock.dedup import Dedup, request_key
+from crossdock.models import (
+    AliasMessage,
+    IdentifyMessage,
+    PageMessage,
+    ScreenMessage,
+    TrackMessage,
+    validation_problems,
+)
+from crossdock.profiles.store import ProfileStore, iso
+
+log = logging.getLogger("crossdock.collector")
+
+MAX_BATCH = 500
+MAX_REQUEST_ID = 200
+SEGMENT_TYPES: dict[str, type[BaseModel]] = {
+    "track": TrackMessage, "identify": IdentifyMessage, "page": PageMessage,
+    "screen": ScreenMessage, "alias": AliasMessage,
+}
+
+
+class ApiError(Exception):
+    """A request refused with a 4xx status and a message naming the field and the rule."""
+
+    def __init__(self, status: int, message: str, *, errors: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.message = message
+        self.errors = errors or []
+        self.headers = headers or {}
+        super().__init__(message)
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"status": "error", "message": exc.message}
+    if exc.errors:
+        body["errors"] = exc.errors
+    return JSONResponse({"response": body}, status_code=exc.status, headers=exc.headers)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class Collector:
+    """The collector's state: credentials, rate limits, metrics and the pipeline."""
+
+    def __init__(self, loaded: LoadedConfig, pipeline: Any, *,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.loaded = loaded
+        self.config = loaded.config.collector
+        self.pipeline = pipeline
+        self.outbox = pipeline.outbox
+        self.clock = clock
+        self.auth = Authenticator(self.config)
+        self.limiter = RequestLimiter(monotonic)
+        self.metrics = Metrics()
+        self.dedup = Dedup(loaded.config.profiles.dedup_window)
+        self._transaction = getattr(self.outbox, "transaction", None)
+        db = getattr(self.outbox, "db", None)
+        if db is not None:
+            with self._tx():
+                Dedup.migrate(db)
+        store = getattr(pipeline, "profiles", None)
+        self.store = store if isinstance(store, ProfileStore) else None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        if self._transaction is None:
+            yield None
+            return
+        with self._transaction() as db:
+            yield db
+
+    # -- request plumbing ---------------------------------------------------------------
+
+    def limit(self, credential: Credential) -> None:
+        wait = self.limiter.check(credential.key_id, credential.rate_limit_per_minute)
+        if wait is not None:
+            self.metrics.inc("crossdock_collector_rate_limited_total")
+            raise ApiError(
+                429, f"rate limit: at most {credential.rate_limit_per_minute} requests a "
+                     "minute for this key; retry after the Retry-After seconds",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+
+    async def read_json(self, request: Request) -> Any:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"body: at most {limit} bytes, got {declared}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"body: at most {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            raise ApiError(400, "body: is empty; send a JSON object")
+        try:
+            return json.loads(raw, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} "
+                                f"column {exc.colno})") from exc
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "body: not UTF-8 text") from exc
+        except ValueError as exc:
+            raise ApiError(400, f"body: not valid JSON ({exc})") from exc
+
+    @staticmethod
+    def request_id(request: Request) -> str | None:
+        value = request.headers.get("x-request-id")
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or len(value) > MAX_REQUEST_ID:
+            raise ApiError(400, f"x-request-id: 1 to {MAX_REQUEST_ID} characters")
+        return value
+
+    def ingest(self, credential: Credential, request_id: str | None,
+               raws: list[Any], *, batch: bool) -> JSONResponse:
+        """Accept the messages in one transaction with the request id; answer after commit."""
+        key = request_key(credential.key_id, request_id) if request_id else None
+        now = self.clock()
+        with self._tx() as db:
+            if key is not None and db is not None and self.dedup.seen(db, key, now):
+                self.metrics.inc("crossdock_collector_duplicate_requests_total")
+                return JSONResponse({"response": {"status": "queued", "accepted": 0,
+                                                  "duplicates": len(raws), "errors": []}})
+            result = self.pipeline.accept(raws)
+            if key is not None and db is not None and (result.accepted or result.duplicates):
+                self.dedup.remember(db, key, now)
+        self.metrics.inc("crossdock_collector_messages_total", len(result.accepted),
+                         outcome="accepted")
+        self.metrics.inc("crossdock_collector_messages_total", len(result.duplicates),
+                         outcome="duplicate")
+        self.metrics.inc("crossdock_collector_messages_total", len(result.errors),
+                         outcome="bad")
+        errors = [{"index": index, "problems": problems} for index, problems in result.errors]
+        if errors and not result.accepted and not result.duplicates:
+            if batch:
+                raise ApiError(422, "batch: no message was valid; see errors by index",
+                               errors=errors)
+            raise ApiError(422, "; ".join(result.errors[0][1]))
+        return JSONResponse({"response": {
+            "status": "queued", "accepted": len(result.accepted),
+            "duplicates": len(result.duplicates), "errors": errors,
+        }})
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def segment(self, kind: str, request: Request) -> Response:
+        credential = self.auth_write_key(request)
+        self.limit(credential)
+        request_id = self.request_id(request)
+        body = await self.read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
+        message = {**body, "type": kind}
+        return await run_in_threadpool(self.ingest, credential, request_id, [message],
+                                       batch=False)
+
+    async def batch(self, request: Request) -> Response:
+        credential = self.auth_write_key(request)
+        self.limit(credential)
+        request_id = self.request_id(request)
+        body = await self.read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
+        items = body.get("batch")
+        if not isinstance(items, list):
+            raise ApiError(422, "batch: is required, a list of messages")
+        if not items:
+            raise ApiError(422, "batch: must hold at least one message")
+        if len(items) > MAX_BATCH:
+            raise ApiError(413, f"batch: at most {MAX_BATCH} messages, got {len(items)}")
+        shared = body.get("context")
+        shared_context: dict[str, Any] = shared if isinstance(shared, dict) else {}
+        raws: list[Any] = []
+        for item in items:
+            if isinstance(item, dict) and shared_context:
+                mine = item.get("context")
+                own: dict[str, Any] = mine if isinstance(mine, dict) else {}
+                item = {**item, "context": {**shared_context, **own}}
+            raws.append(item)
+        return await run_in_threadpool(self.ingest, credential, request_id, raws, batch=True)
+
+    async def account(self, account: str, model: type[UserUpdate] | type[EventRequest],
+                      request: Request) -> Response:
+        try:
+            credential = self.auth.account(account, request.headers.get("authorization"))
+        except AuthError as exc:
+            raise _auth_error(exc) from exc
+        self.limit(credential)
+        request_id = self.request_id(request)
+        body = await self.read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
+        try:
+            parsed = model.model_validate(body)
+        except ValidationError as exc:
+            problems = validation_problems(exc)
+            raise ApiError(422, "; ".join(problems),
+                           errors=[{"index": 0, "problems": problems}]) from exc
+        message = parsed.to_message(account, iso(self.clock()))
+        return await run_in_threadpool(self.ingest, credential, request_id, [message],
+                                       batch=False)
+
+    def auth_write_key(self, request: Request) -> Credential:
+        try:
+            return self.auth.write_key(request.headers.get("authorization"))
+        except AuthError as exc:
+            raise _auth_error(exc) from exc
+
+    def healthz(self) -> JSONResponse:
+        db = getattr(self.outbox, "db", None)
+        lock = getattr(self.outbox, "_lock", None) or nullcontext()
+        try:
+            if db is not None:
+                with lock:
+                    db.execute("SELECT 1").fetchone()
+        except Exception as exc:  # the answer is the health report itself
+            return JSONResponse({"status": "error", "message": f"outbox: {exc}"},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    def metrics_text(self) -> str:
+        gauges: list[tuple[str, str, str, dict[str, str], float]] = []
+        for destination, counts in sorted(self.outbox.counts().items()):
+            for state in ("queued", "leased", "retrying", "delivered", "dead"):
+                gauges.append(("crossdock_outbox_rows", "gauge",
+                               "outbox rows by destination and state",
+                               {"destination": destination, "state": state},
+                               getattr(counts, state)))
+        if self.store is not None:
+            with self._tx() as db:
+                stats = self.store.stats(db)
+            gauges += [
+                ("crossdock_profiles", "gauge", "live profiles by kind", {"kind": "known"},
+                 stats.pop("profiles_known")),
+                ("crossdock_profiles", "gauge", "live profiles by kind", {"kind": "anonymous"},
+                 stats.pop("profiles_anonymous")),
+                ("crossdock_sessions_open", "gauge", "sessions not yet ended", {},
+                 stats.pop("sessions_open")),
+                ("crossdock_profile_merges", "gauge", "recorded profile merges", {},
+                 stats.pop("merges")),
+            ]
+            for name, value in sorted(stats.items()):
+                if name.startswith("attribute_"):
+                    gauges.append(("crossdock_attribute_problems_total", "counter",
+                                   "attribute values rejected or truncated, by rule",
+                                   {"rule": name.removeprefix("attribute_")}, value))
+                else:
+                    gauges.append((f"crossdock_{name}_total", "counter", name, {}, value))
+        return self.metrics.render(gauges)
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _auth_error(exc: AuthError) -> ApiError:
+    headers = {"WWW-Authenticate": 'Basic realm="crossdock", Bearer'} if exc.status == 401 else {}
+    return ApiError(exc.status, exc.message, headers=headers)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "malformed body", 401: "missing or wrong credentials", 413: "body too large",
+        422: "invalid fields", 429: "rate limited (see Retry-After)",
+    }.items()
+}
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}}
+
+
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (*SEGMENT_TYPES.values(), UserUpdate, EventRequest):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["Batch"] = {
+        "type": "object", "required": ["batch"],
+        "properties": {
+            "batch": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {
+                "oneOf": [{"$ref": f"#/components/schemas/{m.__name__}"}
+                          for m in SEGMENT_TYPES.values()],
+            }},
+            "context": {"type": "object", "description": "merged into every message's"},
+        },
+    }
+    return schemas
+
+
+def make_app(
+    loaded: LoadedConfig,
+    pipeline: Any,
+    *,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The collector for a config and a pipeline (whose outbox it commits through)."""
+    collector = Collector(loaded, pipeline, clock=clock, monotonic=monotonic)
+    app = FastAPI(title="Crossdock collector", version=__version__,
+                  description="Segment-compatible tracking endpoints and the user API.")
+    app.state.collector = collector
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(ApiError(exc.status_code, str(exc.detail),
+                                       headers=dict(exc.headers or {})))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return error_response(ApiError(422, "; ".join(problems)))
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "(unmatched)")
+        collector.metrics.inc("crossdock_collector_requests_total", endpoint=path,
+                              status=str(response.status_code))
+        return response
+
+    def segment_endpoint(kind: str) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            return await collector.segment(kind, request)
+
+        endpoint.__name__ = kind
+        return endpoint
+
+    for kind, model in SEGMENT_TYPES.items():
+        app.add_api_route(
+            f"/v1/{kind}", segment_endpoint(kind), methods=["POST"], tags=["tracking"],
+            summary=f"Accept one {kind} message (Segment spec)",
+            responses={200: {"model": Queued}, **_ERRORS},
+            openapi_extra=_body(model.__name__),
+        )
+
+    @app.post("/v1/batch", tags=["tracking"], summary="Accept up to 500 messages (500 KB)",
+              responses={200: {"model": Queued}, **_ERRORS}, openapi_extra=_body("Batch"))
+    async def batch(request: Request) -> Response:
+        return await collector.batch(request)
+
+    @app.post("/v1/accounts/{account}/users", tags=["user API"],
+              summary="Update a user's attributes and opt-ins",
+              responses={200: {"model": Queued}, 404: {"model": ErrorResponse}, **_ERRORS},
+              openapi_extra=_body("UserUpdate"))
+    async def users(account: str, request: Request) -> Response:
+        return await collector.account(account, UserUpdate, request)
+
+    @app.post("/v1/accounts/{account}/events", tags=["user API"], summary="Record an event",
+              responses={200: {"model": Queued}, 404: {"model": ErrorResponse}, **_ERRORS},
+              openapi_extra=_body("EventRequest"))
+    async def events(account: str, request: Request) -> Response:
+        return await collector.account(account, EventRequest, request)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and outbox access",
+             openapi_extra={"security": []})
+    async def healthz() -> Response:
+        return await run_in_threadpool(collector.healthz)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=PlainTextResponse, openapi_extra={"security": []})
+    async def metrics() -> Response:
+        text = await run_in_threadpool(collector.metrics_text)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(_schemas())
+            components["securitySchemes"] = {
+                "writeKey": {"type": "http", "scheme": "basic",
+                             "description": "the write key as the user name"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+            schema["security"] = [{"writeKey": []}, {"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,96 @@
+"""Who is calling: Basic auth with a write key as the user name (Segment SDKs), or a Bearer key.
+
+Segment endpoints (/v1/track, ..., /v1/batch) take a write key (`collector.write_keys`) either
+way; the user API (/v1/accounts/{account}/...) takes one of that account's keys
+(`collector.accounts.<name>.keys`). Every configured key is compared with hmac.compare_digest,
+so the time taken says nothing about how much of a key was right.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from crossdock.config import CollectorConfig
+
+
+class AuthError(Exception):
+    """Refused: `status` is 401 (no or wrong credentials) or 404 (unknown account)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """An accepted caller. `key_id` is a digest of the key: it names the key for rate limits
+    and request dedup without keeping the secret around."""
+
+    account: str | None
+    key_id: str
+    rate_limit_per_minute: int
+
+
+def key_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def presented_key(authorization: str | None) -> str | None:
+    """The key in an Authorization header: Basic (the user name) or Bearer (the token)."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user = decoded.partition(":")[0]
+        return user or None
+    return None
+
+
+def _matches(presented: str, keys: list[SecretStr]) -> bool:
+    found = False
+    for key in keys:
+        # No early exit: every key is compared whatever the outcome.
+        found |= hmac.compare_digest(presented.encode(), key.get_secret_value().encode())
+    return found
+
+
+class Authenticator:
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+
+    def write_key(self, authorization: str | None) -> Credential:
+        """The caller of a Segment endpoint, or AuthError."""
+        presented = presented_key(authorization)
+        if presented is None:
+            raise AuthError(401, "authorization: send the write key as the Basic auth user "
+                                 "name, or as a Bearer token")
+        if not _matches(presented, self.config.write_keys):
+            raise AuthError(401, "authorization: unknown write key")
+        return Credential(None, key_id(presented), self.config.rate_limit_per_minute)
+
+    def account(self, account: str, authorization: str | None) -> Credential:
+        """The caller of the user API for `account`, or AuthError."""
+        settings = self.config.accounts.get(account)
+        if settings is None:
+            raise AuthError(404, f"account: unknown account {account!r}")
+        presented = presented_key(authorization)
+        if presented is None:
+            raise AuthError(401, f"authorization: send a Bearer key of account {account!r}")
+        if not _matches(presented, settings.keys):
+            raise AuthError(401, f"authorization: not a key of account {account!r}")
+        limit = settings.rate_limit_per_minute or self.config.rate_limit_per_minute
+        return Credential(account, key_id(presented), limit)

@@ -1,0 +1,177 @@
+"""The user API: /v1/accounts/{account}/users and /events bodies, and the messages they become.
+
+A user update becomes an `identify` message (firstName etc. as traits, opt-ins as consent
+purposes email / sms / whatsapp); an event becomes a `track` message. Unknown fields are
+refused, so a typo never silently drops data.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from crossdock.models import MAX_ID_LENGTH
+from crossdock.profiles.attributes import SYSTEM_ALIASES, SYSTEM_ATTRIBUTES
+
+BIRTH_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+_BIRTH_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$")
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+AttributeValue = (
+    StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any]
+)
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
+
+    user_id: UserId | None = None
+    anonymous_id: UserId | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> _Body:
+        if self.user_id is None and self.anonymous_id is None:
+            raise ValueError("userId or anonymousId: one is required")
+        if self.user_id is not None:
+            # The spec: with both, anonymousId is ignored.
+            self.anonymous_id = None
+        return self
+
+    def ids(self) -> dict[str, str]:
+        if self.user_id is not None:
+            return {"userId": self.user_id}
+        assert self.anonymous_id is not None
+        return {"anonymousId": self.anonymous_id}
+
+
+def _check_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    for name in value:
+        if SYSTEM_ALIASES.get(name, name) in SYSTEM_ATTRIBUTES:
+            raise ValueError(f"{name!r} is a system attribute; send it as the top-level field "
+                             f"{SYSTEM_ALIASES.get(name, name)!r}")
+    return value
+
+
+class UserUpdate(_Body):
+    """Body of POST /v1/accounts/{account}/users."""
+
+    first_name: StrictStr | None = Field(default=None, max_length=1000)
+    last_name: StrictStr | None = Field(default=None, max_length=1000)
+    birth_date: StrictStr | None = Field(
+        default=None, description="yyyy-MM-ddTHH:mm:ss±hhmm, e.g. 1990-05-17T00:00:00+0000"
+    )
+    gender: Literal["male", "female", "other"] | None = None
+    email: StrictStr | None = Field(default=None, max_length=254)
+    phone: StrictStr | None = Field(default=None, description="E.164, e.g. +14155550100")
+    email_opt_in: StrictBool | None = None
+    sms_opt_in: StrictBool | None = None
+    whatsapp_opt_in: StrictBool | None = None
+    company: StrictStr | None = Field(default=None, max_length=1000)
+    hashed_email: StrictStr | None = Field(default=None, max_length=256)
+    hashed_phone: StrictStr | None = Field(default=None, max_length=256)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+
+    @field_validator("birth_date")
+    @classmethod
+    def _birth_date(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not _BIRTH_DATE.match(v):
+            raise ValueError("must be yyyy-MM-ddTHH:mm:ss±hhmm, e.g. 1990-05-17T00:00:00+0000")
+        try:
+            datetime.strptime(v, BIRTH_DATE_FORMAT)
+        except ValueError as exc:
+            raise ValueError(f"not a real date and time ({exc})") from exc
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is not None and not _E164.match(v):
+            raise ValueError("must be an E.164 number: + then up to 15 digits, e.g. +14155550100")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not _EMAIL.match(v):
+            raise ValueError("must be an email address like name@example.com")
+        return v
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_attributes(v)
+
+    def to_message(self, account: str, timestamp: str) -> dict[str, Any]:
+        """The identify message this update becomes."""
+        fields = self.model_dump(by_alias=True, exclude_none=True,
+                                 exclude={"user_id", "anonymous_id", "attributes"})
+        traits = {**self.attributes, **fields}
+        # "false unless set": a new profile has no opt-in; one not sent leaves it unchanged.
+        return {"type": "identify", **self.ids(), "traits": traits, "timestamp": timestamp,
+                "context": {"crossdock": {"account": account, "api": "users"}}}
+
+
+class EventRequest(_Body):
+    """Body of POST /v1/accounts/{account}/events."""
+
+    name: StrictStr = Field(min_length=1, max_length=255, description="the event name")
+    message_id: UserId | None = None
+    session_id: UserId | None = None
+    timestamp: datetime | None = None
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+
+    def to_message(self, account: str, timestamp: str) -> dict[str, Any]:
+        """The track message this event becomes."""
+        message: dict[str, Any] = {
+            "type": "track", **self.ids(), "event": self.name, "properties": self.attributes,
+            "timestamp": self.timestamp.isoformat() if self.timestamp else timestamp,
+            "context": {"crossdock": {"account": account, "api": "events"}},
+        }
+        if self.message_id:
+            message["messageId"] = self.message_id
+        if self.session_id:
+            message["sessionId"] = self.session_id
+        return message
+
+
+class QueuedBody(BaseModel):
+    status: Literal["queued"] = "queued"
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Queued(BaseModel):
+    """Success: the messages are durably stored."""
+
+    response: QueuedBody
+
+
+class ErrorBody(BaseModel):
+    status: Literal["error"] = "error"
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """Failure, with a 4xx status: `message` names the field and the rule."""
+
+    response: ErrorBody
