@@ -30,6 +30,9 @@ log = logging.getLogger("crossdock.daemon")
 #: seconds in-flight batches get to finish after a stop signal
 STOP_GRACE = 10.0
 
+#: how often idle sessions are ended (their session_end events routed)
+SESSION_SWEEP_SECONDS = 60.0
+
 CollectorAppFactory = Callable[[Pipeline], Any]
 
 
@@ -57,10 +60,15 @@ async def run_daemon(
         try:
             await engine.start()
             scheduler.start()
+            # Its own connection: the collector and the session sweep write from threads
+            # while the workers lease on the loop; SQLite's lock orders them.
+            pipeline = build_pipeline(loaded, on_commit=_waker(engine))
+            if pipeline.profiles is not None:
+                from crossdock.profiles import session_timer
+
+                scheduler.add_timer("session-sweep", SESSION_SWEEP_SECONDS,
+                                    session_timer(pipeline, pipeline.profiles))  # type: ignore[arg-type]
             if collector_app_factory is not None and loaded.config.collector.enabled:
-                # Its own connection: the collector may write from a thread pool while the
-                # workers lease on the loop; SQLite's lock orders them.
-                pipeline = build_pipeline(loaded, on_commit=_waker(engine))
                 collector = _Collector(collector_app_factory(pipeline), loaded)
                 await collector.start()
             names = ", ".join(d.name for d in loaded.destinations) or "none"

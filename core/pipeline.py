@@ -108,11 +108,7 @@ class Pipeline:
             return result
         route, skip = self._route_fn()
         destinations = self.loaded.destinations
-        transaction = getattr(self.outbox, "transaction", None)
-        if transaction is None:
-            raise TypeError(f"{type(self.outbox).__name__} has no transaction(); the pipeline "
-                            "needs one to write profiles and rows together")
-        with transaction() as db:
+        with self._transaction() as db:
             rows: list[NewRow] = []
             owners: dict[str, str] = {}
             batch_ids: set[str] = set()
@@ -153,13 +149,40 @@ class Pipeline:
         fresh_rows = [r for r in rows if (r.destination, r.message_id) in new_keys]
         result.rows = len(fresh_rows)
         result.errors.sort(key=lambda e: e[0])
-        woken = {r.destination for r in fresh_rows}
-        if woken and self.on_commit is not None:
+        self._wake({r.destination for r in fresh_rows})
+        return result
+
+    def accept_enriched(self, enriched: Sequence[EnrichedMessage]) -> int:
+        """Route already-enriched messages (system events such as session_end from a session
+        sweep) to every destination and store the rows; returns how many rows were new.
+
+        Joins a transaction already open on the outbox (then the wake-up may come before
+        that transaction commits; the workers' poll finds the rows anyway)."""
+        if not enriched:
+            return 0
+        route, skip = self._route_fn()
+        with self._transaction():
+            rows = [row for e in enriched
+                    for row in _route_one(e, self.loaded.destinations, route, skip)]
+            new_keys = self._enqueue(rows)
+        fresh = rows if new_keys is None else [
+            r for r in rows if (r.destination, r.message_id) in new_keys]
+        self._wake({r.destination for r in fresh})
+        return len(fresh)
+
+    def _transaction(self) -> Any:
+        transaction = getattr(self.outbox, "transaction", None)
+        if transaction is None:
+            raise TypeError(f"{type(self.outbox).__name__} has no transaction(); the pipeline "
+                            "needs one to write profiles and rows together")
+        return transaction()
+
+    def _wake(self, destinations: set[str]) -> None:
+        if destinations and self.on_commit is not None:
             try:
-                self.on_commit(woken)
+                self.on_commit(destinations)
             except Exception:  # waking is an optimisation; the rows are committed
                 log.exception("on_commit callback failed")
-        return result
 
     def _enqueue(self, rows: list[NewRow]) -> set[tuple[str, str]] | None:
         """Write the rows; the (destination, message_id) pairs that were new (None: this

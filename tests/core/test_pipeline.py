@@ -186,3 +186,17 @@ def test_build_pipeline_with_the_real_router(make_loaded: MakeLoaded, tmp_path: 
         assert (tmp_path / "crossdock.db").exists()
     finally:
         pipeline.close()
+
+
+def test_accept_enriched_routes_system_events_and_wakes_their_destinations(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    woken: list[set[str]] = []
+    pipeline = Pipeline(make_loaded(URL), outbox, router=route, on_commit=woken.append)
+    end = EnrichedMessage({"type": "track", "event": "session_end", "userId": "u1",
+                           "messageId": "s1-end"}, system=True)
+    assert pipeline.accept_enriched([end]) == 1
+    assert pipeline.accept_enriched([end]) == 0
+    assert woken == [{"echo"}]
+    row = outbox.row("echo", "s1-end")
+    assert row is not None and row["payload"]["message"]["event"] == "session_end"
