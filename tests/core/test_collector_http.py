@@ -1,0 +1,331 @@
+"""The collector over real HTTP: uvicorn on 127.0.0.1 in a thread, a real SQLite file."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from crossdock.collector import make_app
+from crossdock.config import LoadedConfig, parse_config
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.pipeline import Pipeline
+from crossdock.profiles import ProfileStore
+
+WRITE_KEY = "wk-test"
+SHOP_KEY = "shop-key"
+START = 1_700_000_000.0
+HAS_ROUTER = importlib.util.find_spec("crossdock.route.router") is not None
+
+
+def _unused_router(enriched: Any, destination: Any) -> Any:
+    raise AssertionError("these tests configure no destinations")
+
+
+def basic(key: str = WRITE_KEY) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def bearer(key: str = SHOP_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def loaded_config(tmp_path: Path, **collector: Any) -> LoadedConfig:
+    raw = {
+        "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
+        "collector": {"write_keys": [WRITE_KEY],
+                      "accounts": {"shop": {"keys": ["old-key", SHOP_KEY]}}, **collector},
+    }
+    return parse_config(raw, base_dir=tmp_path, env={}, types={})
+
+
+class Running:
+    def __init__(self, url: str, outbox: SQLiteOutbox, store: ProfileStore, app: Any) -> None:
+        self.url = url
+        self.outbox = outbox
+        self.store = store
+        self.app = app
+
+    def processed(self) -> int:
+        """Messages the profile step took (every resolved message counts once)."""
+        with self.outbox.transaction() as db:
+            row = db.execute("SELECT COALESCE(SUM(message_count), 0) FROM profiles").fetchone()
+        return int(row[0])
+
+    def show(self, ref: str) -> dict[str, Any] | None:
+        with self.outbox.transaction() as db:
+            return self.store.show(db, ref)
+
+
+@contextmanager
+def serve(loaded: LoadedConfig, clock: Callable[[], float] = lambda: START,
+          monotonic: Callable[[], float] = lambda: 0.0) -> Iterator[Running]:
+    outbox = SQLiteOutbox(loaded.outbox_url.removeprefix("sqlite:///"))
+    store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=clock)
+    pipeline = Pipeline(loaded, outbox, store,
+                        router=None if HAS_ROUTER else _unused_router)
+    app = make_app(loaded, pipeline, clock=clock, monotonic=monotonic)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="off", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Running(f"http://127.0.0.1:{port}", outbox, store, app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        outbox.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    with serve(loaded_config(tmp_path)) as r:
+        yield r
+
+
+@pytest.fixture
+def client(running: Running) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=running.url, timeout=10) as c:
+        yield c
+
+
+def test_track_with_basic_auth_is_queued_and_profiled(client: httpx.Client,
+                                                      running: Running) -> None:
+    r = client.post("/v1/track", headers=basic(),
+                    json={"anonymousId": "a1", "event": "Signed Up", "sessionId": "s"})
+    assert r.status_code == 200, r.text
+    assert r.json()["response"] == {"status": "queued", "accepted": 1, "duplicates": 0,
+                                    "errors": []}
+    profile = running.show("a1")
+    assert profile is not None and profile["messages"] == 1
+    # Bearer with the write key works too; the path decides the type.
+    r = client.post("/v1/identify", headers=bearer(WRITE_KEY),
+                    json={"type": "track", "userId": "u1", "anonymousId": "a1",
+                          "traits": {"plan": "pro"}})
+    assert r.status_code == 200, r.text
+    profile = running.show("u1")
+    assert profile is not None and profile["attributes"]["custom"]["plan"]["value"] == "pro"
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ({}, "authorization: send the write key"),
+    (basic("nope"), "authorization: unknown write key"),
+    ({"Authorization": "Basic !!!"}, "authorization: send the write key"),
+    (bearer(SHOP_KEY), "authorization: unknown write key"),
+])
+def test_bad_credentials_get_401(client: httpx.Client, headers: dict[str, str],
+                                 message: str) -> None:
+    r = client.post("/v1/track", headers=headers, json={"anonymousId": "a", "event": "E"})
+    assert r.status_code == 401
+    assert r.json()["response"]["status"] == "error"
+    assert r.json()["response"]["message"].startswith(message)
+    assert "Basic" in r.headers["WWW-Authenticate"]
+
+
+def test_malformed_and_invalid_bodies_get_clear_errors(client: httpx.Client,
+                                                       running: Running) -> None:
+    r = client.post("/v1/track", headers=basic(), content=b'{"event": ')
+    assert r.status_code == 400
+    assert r.json()["response"]["message"].startswith("body: not valid JSON")
+    r = client.post("/v1/track", headers=basic(), json=[1, 2])
+    assert (r.status_code, r.json()["response"]["message"]) == (
+        400, "body: must be a JSON object, got an array")
+    r = client.post("/v1/track", headers=basic(), json={"anonymousId": "a"})
+    assert (r.status_code, r.json()["response"]["message"]) == (422, "event: is required")
+    r = client.post("/v1/page", headers=basic(), json={"name": "Home"})
+    assert r.status_code == 422
+    assert "userId or anonymousId" in r.json()["response"]["message"]
+    r = client.post("/v1/track", headers=basic(), content=b"{}" + b" " * 600_000)
+    assert r.status_code == 413
+    assert r.json()["response"]["message"].startswith("body: at most 512000 bytes")
+    assert running.processed() == 0
+
+
+def test_batch_reports_bad_messages_by_index_and_keeps_the_good(client: httpx.Client,
+                                                                running: Running) -> None:
+    batch = [
+        {"type": "track", "anonymousId": "a", "event": "One"},
+        {"type": "track", "anonymousId": "a"},
+        {"type": "nope", "anonymousId": "a"},
+        {"type": "page", "anonymousId": "a", "name": "Home"},
+    ]
+    r = client.post("/v1/batch", headers=basic(),
+                    json={"batch": batch, "context": {"library": {"name": "test"}}})
+    assert r.status_code == 200, r.text
+    body = r.json()["response"]
+    assert body["accepted"] == 2
+    assert body["errors"] == [
+        {"index": 1, "problems": ["event: is required"]},
+        {"index": 2, "problems": [
+            "type: must be one of track, identify, page, screen, alias, got 'nope'"]},
+    ]
+    assert running.processed() == 2
+    r = client.post("/v1/batch", headers=basic(), json={"batch": [{"type": "track"}]})
+    assert r.status_code == 422 and r.json()["response"]["errors"][0]["index"] == 0
+    r = client.post("/v1/batch", headers=basic(), json={"batch": [batch[0]] * 501})
+    assert r.status_code == 413
+    assert r.json()["response"]["message"] == "batch: at most 500 messages, got 501"
+    r = client.post("/v1/batch", headers=basic(), json={"messages": []})
+    assert r.status_code == 422 and r.json()["response"]["message"].startswith("batch:")
+
+
+def test_user_api_update_becomes_identify_with_traits_and_consent(
+    client: httpx.Client, running: Running
+) -> None:
+    body = {
+        "userId": "cust-1", "anonymousId": "ignored-anon", "firstName": "Ann",
+        "lastName": "Lee", "birthDate": "1990-05-17T00:00:00+0200", "gender": "female",
+        "email": "ann@example.com", "phone": "+4712345678", "emailOptIn": True,
+        "smsOptIn": False, "company": "ACME", "hashedEmail": "abc",
+        "attributes": {"tier": "gold", "score": 9.5, "vip": True, "tags": ["a"],
+                       "address": {"city": "Oslo"}, "since": "2020-01-01"},
+    }
+    r = client.post("/v1/accounts/shop/users", headers=bearer(), json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["status"] == "queued"
+    profile = running.show("cust-1")
+    assert profile is not None
+    assert "anonymousId" not in profile["identities"]
+    system = {k: v["value"] for k, v in profile["attributes"]["system"].items()}
+    assert system["firstName"] == "Ann" and system["phone"] == "+4712345678"
+    assert profile["attributes"]["system"]["birthDate"]["type"] == "date"
+    custom = {k: v["type"] for k, v in profile["attributes"]["custom"].items()}
+    assert custom == {"tier": "string", "score": "number", "vip": "boolean", "tags": "array",
+                      "address": "object", "since": "date"}
+    assert {k: v["granted"] for k, v in profile["consent"].items()} == {
+        "email": True, "sms": False}
+    r = client.post("/v1/accounts/shop/events", headers=bearer("old-key"),
+                    json={"userId": "cust-1", "name": "Order Completed",
+                          "attributes": {"total": 10}})
+    assert r.status_code == 200, r.text
+    assert running.show("cust-1")["messages"] == 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"firstName": "A"}, 422, "userId or anonymousId: one is required"),
+    ({"userId": "x" * 101}, 422, "userId: String should have at most 100 characters"),
+    ({"userId": "u", "phone": "12345"}, 422, "phone: must be an E.164 number"),
+    ({"userId": "u", "birthDate": "1990-05-17"}, 422,
+     "birthDate: must be yyyy-MM-ddTHH:mm:ss±hhmm"),
+    ({"userId": "u", "gender": "x"}, 422, "gender: Input should be 'male', 'female' or"),
+    ({"userId": "u", "emailOptIn": "yes"}, 422, "emailOptIn: Input should be a valid boolean"),
+    ({"userId": "u", "attributes": {"email": "a@b.c"}}, 422,
+     "attributes: 'email' is a system attribute; send it as the top-level field"),
+    ({"userId": "u", "nickname": "x"}, 422, "nickname: Extra inputs are not permitted"),
+])
+def test_user_api_field_rules(client: httpx.Client, body: dict[str, Any], status: int,
+                              message: str) -> None:
+    r = client.post("/v1/accounts/shop/users", headers=bearer(), json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["response"]["status"] == "error"
+    assert r.json()["response"]["message"].startswith(message), r.json()
+
+
+def test_user_api_unknown_account_and_wrong_key(client: httpx.Client) -> None:
+    r = client.post("/v1/accounts/nope/users", headers=bearer(), json={"userId": "u"})
+    assert (r.status_code, r.json()["response"]["message"]) == (
+        404, "account: unknown account 'nope'")
+    r = client.post("/v1/accounts/shop/users", headers=bearer(WRITE_KEY), json={"userId": "u"})
+    assert (r.status_code, r.json()["response"]["message"]) == (
+        401, "authorization: not a key of account 'shop'")
+
+
+def test_rate_limit_per_key_answers_429_with_retry_after(tmp_path: Path) -> None:
+    now = [0.0]
+    loaded = loaded_config(tmp_path, rate_limit_per_minute=3)
+    with serve(loaded, monotonic=lambda: now[0]) as running, \
+            httpx.Client(base_url=running.url) as client:
+        message = {"anonymousId": "a", "event": "E"}
+        codes = [client.post("/v1/track", headers=basic(), json=message).status_code
+                 for _ in range(3)]
+        assert codes == [200, 200, 200]
+        r = client.post("/v1/track", headers=basic(), json=message)
+        assert r.status_code == 429
+        # 3 a minute: the next slot opens 20 s after the burst.
+        assert r.headers["Retry-After"] == "20"
+        # Another key has its own allowance.
+        assert client.post("/v1/accounts/shop/events", headers=bearer(),
+                           json={"anonymousId": "a", "name": "E"}).status_code == 200
+        now[0] = 20.0
+        assert client.post("/v1/track", headers=basic(), json=message).status_code == 200
+        assert client.post("/v1/track", headers=basic(), json=message).status_code == 429
+        assert running.processed() == 5
+
+
+def test_repeated_request_ids_are_processed_once_across_a_restart(tmp_path: Path) -> None:
+    loaded = loaded_config(tmp_path)
+    unique = [f"req-{i}" for i in range(800)]
+    # 1,000 requests: 800 distinct ids, 200 of them sent twice, some twice after a restart.
+    before = unique[:400] + unique[:100]
+    after = unique[400:] + unique[100:150] + unique[400:450]
+    assert len(before) + len(after) == 1000
+    answers: list[dict[str, Any]] = []
+
+    def send_all(running: Running, ids: list[str]) -> None:
+        with httpx.Client(base_url=running.url, headers=basic()) as client:
+            for i, request_id in enumerate(ids):
+                # No messageId: each copy is a new message, only x-request-id ties them.
+                r = client.post("/v1/track", headers={"x-request-id": request_id},
+                                json={"anonymousId": f"anon-{i % 7}", "event": "E"})
+                assert r.status_code == 200, r.text
+                answers.append(r.json()["response"])
+
+    with serve(loaded) as running:
+        send_all(running, before)
+        assert running.processed() == 400
+    with serve(loaded) as running:  # a new process on the same file
+        send_all(running, after)
+        assert running.processed() == 800
+    assert sum(a["accepted"] for a in answers) == 800
+    assert sum(a["duplicates"] for a in answers) == 200
+
+
+def test_request_ids_expire_after_the_dedup_window(tmp_path: Path) -> None:
+    now = [START]
+    with serve(loaded_config(tmp_path), clock=lambda: now[0]) as running, \
+            httpx.Client(base_url=running.url, headers=basic()) as client:
+        def send() -> int:
+            r = client.post("/v1/track", headers={"x-request-id": "same"},
+                            json={"anonymousId": "a", "event": "E"})
+            return int(r.json()["response"]["accepted"])
+
+        assert send() == 1
+        now[0] += 4 * 3600 - 1
+        assert send() == 0
+        now[0] += 1
+        assert send() == 1
+
+
+def test_healthz_metrics_and_openapi(client: httpx.Client) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    client.post("/v1/identify", headers=basic(), json={"userId": "u", "traits": {"a": 1}})
+    client.post("/v1/identify", headers=basic(), json={"userId": "u", "traits": {"a": "x"}})
+    client.post("/v1/track", headers=basic(), json={"userId": "u"})
+    text = client.get("/metrics").text
+    lines = set(text.splitlines())
+    assert 'crossdock_collector_messages_total{outcome="accepted"} 2' in lines
+    assert 'crossdock_collector_messages_total{outcome="bad"} 1' in lines
+    assert 'crossdock_profiles{kind="known"} 1' in lines
+    assert 'crossdock_attribute_problems_total{rule="type"} 1' in lines
+    assert 'crossdock_collector_requests_total{endpoint="/v1/identify",status="200"} 2' in lines
+    assert "# TYPE crossdock_collector_requests_total counter" in lines
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/alias", "/v1/batch",
+            "/v1/accounts/{account}/users", "/v1/accounts/{account}/events", "/healthz",
+            "/metrics"} <= set(spec["paths"])
+    assert "UserUpdate" in spec["components"]["schemas"]
