@@ -316,3 +316,7 @@ def _attach_plugin_commands() -> None:
 def main() -> None:
     _attach_plugin_commands()
     cli()
+
+
+if __name__ == "__main__":  # `python -m crossdock.cli`
+    main()

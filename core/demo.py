@@ -1,0 +1,230 @@
+"""`crossdock demo`: the whole path on one machine, with nothing to set up.
+
+It starts the contract fakes of the built-in destinations on 127.0.0.1, writes a crossdock.yaml
+for them next to a fresh SQLite outbox, accepts a set of sample messages (one of them
+malformed, to show how bad input is reported), delivers until nothing is due, and prints what
+each destination received and the outbox's delivery counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from crossdock.config import LoadedConfig, load_config
+from crossdock.testing.fakeserver import RunningServer, serve
+
+WEBHOOK_SECRET = "demo-signing-secret"
+DEMO_DEADLINE = 60.0
+
+
+@dataclass
+class DemoDestination:
+    """A destination of the demo: its config entry and how to read what its fake received."""
+
+    name: str
+    config: dict[str, Any]
+    received: Callable[[], list[dict[str, Any]]]
+    describe: Callable[[dict[str, Any]], str]
+
+
+def sample_messages(count: int) -> list[Any]:
+    """Deterministic sample traffic: identifies, page views and events of a few people,
+    one anonymous visitor, and one malformed message."""
+    people = [
+        ("u-ada", "ada@example.com", "Ada", "Lovelace"),
+        ("u-grace", "grace@example.com", "Grace", "Hopper"),
+        ("u-alan", "alan@example.com", "Alan", "Turing"),
+    ]
+    messages: list[Any] = []
+    for user_id, email, first, last in people:
+        messages.append({
+            "type": "identify", "userId": user_id, "messageId": f"demo-identify-{user_id}",
+            "traits": {"email": email, "$FirstName": first, "$LastName": last, "plan": "pro"},
+        })
+    events = ["Product Viewed", "Order Completed", "Product Viewed", "Signed Up"]
+    for i in range(max(0, count - len(messages) - 2)):
+        user_id = people[i % len(people)][0]
+        if i % 4 == 3:
+            messages.append({"type": "page", "userId": user_id, "name": "Pricing",
+                             "messageId": f"demo-page-{i}", "properties": {"path": "/pricing"}})
+            continue
+        event = events[i % len(events)]
+        messages.append({
+            "type": "track", "userId": user_id, "event": event, "messageId": f"demo-track-{i}",
+            "properties": {"sku": f"SKU-{i:03d}", "price": 10 + i, "currency": "EUR"},
+        })
+    messages.append({"type": "track", "anonymousId": "anon-1", "event": "Product Viewed",
+                     "messageId": "demo-anon", "properties": {"sku": "SKU-999"}})
+    messages.append({"type": "track", "event": "Broken", "userId": "x" * 120})
+    return messages
+
+
+@contextmanager
+def demo_destinations() -> Iterator[list[DemoDestination]]:
+    """Start every demo fake; yield the destinations that point at them."""
+    from crossdock.plugins.slack.fake import SlackFake
+    from crossdock.plugins.slack.fake import make_app as slack_app
+    from crossdock.plugins.webhook.fake import WebhookFake
+    from crossdock.plugins.webhook.fake import make_app as webhook_app
+
+    with ExitStack() as stack:
+        hook_fake = WebhookFake(secret=WEBHOOK_SECRET)
+        hook = stack.enter_context(serve(webhook_app(hook_fake)))
+        slack_fake = SlackFake()
+        slack = stack.enter_context(serve(slack_app(slack_fake)))
+        destinations = [
+            DemoDestination(
+                "warehouse-webhook",
+                {"plugin": "webhook", "settings": {
+                    "url": f"{hook.url}/events", "secret": WEBHOOK_SECRET,
+                    "allow_private_network": True}},
+                lambda: _copy(hook, hook_fake.received),
+                lambda r: f"{r.get('body', {}).get('type')} {r.get('body', {}).get('event', '')}",
+            ),
+            DemoDestination(
+                "slack-orders",
+                {"plugin": "slack",
+                 "settings": {"webhook_url": slack_fake.url(slack.url), "allow_any_host": True},
+                 "filter": {"events": {"allow": ["Order Completed"]},
+                            "message_types": ["track"]}},
+                lambda: _copy(slack, slack_fake.received),
+                lambda r: str(r.get("body", {}).get("text", "")),
+            ),
+        ]
+        destinations.extend(_optional_destinations(stack))
+        yield destinations
+
+
+def _optional_destinations(stack: ExitStack) -> list[DemoDestination]:
+    """Destinations whose plugins ship a `demo_destination(stack)` helper in their fake."""
+    found: list[DemoDestination] = []
+    for module_name in ("sessionm", "mailchimp", "facebook_audience"):
+        try:
+            module = __import__(f"crossdock.plugins.{module_name}.fake", fromlist=["x"])
+        except ModuleNotFoundError:
+            continue
+        factory = getattr(module, "demo_destination", None)
+        if factory is not None:
+            found.append(factory(stack))
+    return found
+
+
+def _copy(server: RunningServer, received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Read on the fake's own loop so we never see a list mid-append.
+    return list(server.call(lambda: list(received)))
+
+
+def write_config(folder: Path, destinations: list[DemoDestination]) -> Path:
+    config = {
+        "outbox": {"url": "sqlite:///demo-outbox.db"},
+        "collector": {"enabled": False},
+        "destinations": {d.name: {**d.config, "delivery": {"backoff_base": 0.2,
+                                                          "backoff_max": 1}}
+                         for d in destinations},
+    }
+    path = folder / "crossdock.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def deliver_until_settled(loaded: LoadedConfig, deadline: float = DEMO_DEADLINE) -> None:
+    """Deliver until nothing is queued or leased any more (retries included)."""
+    from crossdock.delivery import deliver_once
+    from crossdock.outbox import open_outbox
+
+    outbox = open_outbox(loaded.outbox_url)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    try:
+        while loop.time() < end:
+            await deliver_once(loaded, outbox)
+            counts = outbox.counts()
+            if not any(c.queued or c.leased for c in counts.values()):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        outbox.close()
+
+
+def run_demo(console: Console, *, messages: int = 20, keep: Path | None = None) -> None:
+    from crossdock.outbox import open_outbox
+    from crossdock.pipeline import build_pipeline
+
+    with ExitStack() as stack:
+        if keep is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crossdock-")))
+        else:
+            folder = keep
+            folder.mkdir(parents=True, exist_ok=True)
+        destinations = stack.enter_context(demo_destinations())
+        config_path = write_config(folder, destinations)
+        console.print(f"[bold]Crossdock demo[/bold] — config {config_path}", highlight=False)
+        for d in destinations:
+            console.print(f"  fake {d.config['plugin']:<18} for destination {d.name}",
+                          highlight=False)
+        loaded = load_config(config_path)
+        for warning in loaded.warnings:
+            console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+
+        pipeline = build_pipeline(loaded)
+        try:
+            result = pipeline.accept(sample_messages(messages))
+        finally:
+            pipeline.close()
+        console.print(f"\naccepted {len(result.accepted)} messages into {result.rows} outbox "
+                      f"rows; {len(result.errors)} refused:", highlight=False)
+        for index, problems in result.errors:
+            console.print(f"  message {index}: {'; '.join(problems)}", highlight=False,
+                          markup=False)
+
+        console.print("\ndelivering …")
+        asyncio.run(deliver_until_settled(loaded))
+
+        for d in destinations:
+            received = d.received()
+            console.print(f"\n[bold]{d.name}[/bold] ({d.config['plugin']}) received "
+                          f"{len(received)} requests", highlight=False)
+            for entry in received[:5]:
+                console.print(f"  {d.describe(entry)}"[:160], highlight=False, markup=False)
+            if len(received) > 5:
+                console.print(f"  … and {len(received) - 5} more", highlight=False)
+
+        outbox = open_outbox(loaded.outbox_url)
+        try:
+            counts = outbox.counts()
+        finally:
+            outbox.close()
+        table = Table("destination", "queued", "retrying", "delivered", "dead", "last error",
+                      title="\ndelivery counts (crossdock status)")
+        for d in destinations:
+            c = counts.get(d.name)
+            if c is None:
+                table.add_row(d.name, "0", "0", "0", "0", "")
+                continue
+            table.add_row(d.name, str(c.queued), str(c.retrying), str(c.delivered), str(c.dead),
+                          (c.last_error or "")[:60])
+        console.print(table)
+        if keep is not None:
+            console.print(f"\nkept {folder}: try `crossdock status -c {config_path}`",
+                          highlight=False)
+
+
+def main() -> None:  # pragma: no cover - `python -m crossdock.demo`
+    run_demo(Console())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["json", "run_demo", "sample_messages"]
