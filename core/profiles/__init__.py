@@ -38,28 +38,9 @@ def make_profile_hook(loaded: LoadedConfig, outbox: Any) -> ProfileStore | None:
 
 
 def route_enriched(pipeline: Any, enriched: Sequence[EnrichedMessage]) -> int:
-    """Route already-enriched messages (system events) to every destination and enqueue the
-    rows; returns how many rows were new. Joins an open outbox transaction."""
-    accept_enriched = getattr(pipeline, "accept_enriched", None)
-    if accept_enriched is not None:
-        return int(accept_enriched(list(enriched)))
-    # Until the pipeline offers accept_enriched, do what accept() does after the profile step.
-    from crossdock.pipeline import _route_one
-
-    if not enriched:
-        return 0
-    route, skip = pipeline._route_fn()
-    rows = [row for e in enriched
-            for row in _route_one(e, pipeline.loaded.destinations, route, skip)]
-    if not rows:
-        return 0
-    new_keys = pipeline._enqueue(rows)
-    fresh = rows if new_keys is None else [
-        r for r in rows if (r.destination, r.message_id) in new_keys]
-    woken = {r.destination for r in fresh}
-    if woken and pipeline.on_commit is not None:
-        pipeline.on_commit(woken)
-    return len(fresh)
+    """Route already-enriched messages (system events) through `pipeline.accept_enriched`;
+    returns how many outbox rows were new. Joins an open outbox transaction."""
+    return int(pipeline.accept_enriched(list(enriched)))
 
 
 def sweep_and_route(pipeline: Any, store: ProfileStore, now: float | None = None) -> int:

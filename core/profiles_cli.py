@@ -1,0 +1,115 @@
+"""`crossdock profiles show ID` and `crossdock profiles delete ID` (attached by crossdock.cli).
+
+ID is a profile id, a userId, an anonymousId or an email.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from crossdock.config import ConfigError, load_config
+from crossdock.errors import CrossdockError
+
+
+def _open(config_path: str) -> tuple[Any, Any, Any]:
+    from crossdock.outbox.sqlite import SQLiteOutbox
+    from crossdock.pipeline import build_pipeline
+    from crossdock.profiles import ProfileStore
+
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not loaded.outbox_url.startswith("sqlite:///"):
+        raise click.ClickException("profiles: the profile store lives in a SQLite outbox; "
+                                   f"this config uses {loaded.outbox_url.split('@')[-1]}")
+    outbox = SQLiteOutbox(loaded.outbox_url.removeprefix("sqlite:///"))
+    store = ProfileStore(loaded.config.profiles, db=outbox.db)
+    return outbox, store, build_pipeline(loaded, outbox, profiles=store)
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", default="crossdock.yaml", envvar="CROSSDOCK_CONFIG",
+    show_default=True, help="Path of crossdock.yaml.",
+)
+
+
+@click.group("profiles")
+def profiles_group() -> None:
+    """Look at and erase the people in the profile store."""
+
+
+@profiles_group.command("show")
+@config_option
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(config_path: str, ref: str, as_json: bool) -> None:
+    """Print a profile: attributes, identities, consent, sessions, merges."""
+    outbox, store, _ = _open(config_path)
+    try:
+        with outbox.transaction() as db:
+            profile = store.show(db, ref)
+    finally:
+        outbox.close()
+    if profile is None:
+        raise click.ClickException(f"no profile for {ref!r} (tried profile id, userId, "
+                                   "anonymousId, email)")
+    if as_json:
+        click.echo(json.dumps(profile, indent=2))
+        return
+    kind = f"known, userId {profile['userId']}" if profile["known"] else "anonymous"
+    click.echo(f"profile {profile['id']} ({kind}), {profile['messages']} messages, "
+               f"since {profile['created_at']}")
+    click.echo("identities:")
+    for kind_, values in profile["identities"].items():
+        click.echo(f"  {kind_}: {', '.join(values)}")
+    for part in ("system", "custom"):
+        click.echo(f"{part} attributes:")
+        for name, info in profile["attributes"][part].items():
+            click.echo(f"  {name} ({info['type']}): {json.dumps(info['value'])}")
+    click.echo("consent:")
+    for purpose, info in profile["consent"].items():
+        click.echo(f"  {purpose}: {'granted' if info['granted'] else 'denied'}")
+    click.echo("sessions:")
+    for s in profile["sessions"]:
+        click.echo(f"  {s['sessionId']}: {s['started_at']} .. {s['ended_at'] or 'open'}, "
+                   f"{s['messages']} messages")
+    click.echo("merges:")
+    for m in profile["merges"]:
+        click.echo(f"  {m['from']} -> {m['into']} at {m['at']}: {m['reason']}")
+    if profile["rejections"]:
+        click.echo("attribute problems (latest first):")
+        for r in profile["rejections"]:
+            click.echo(f"  {r['attribute']}: {r['detail']}")
+
+
+@profiles_group.command("delete")
+@config_option
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(config_path: str, ref: str, yes: bool) -> None:
+    """Erase a person and the profiles merged into them; routes a `profile_deleted` system
+    event to destinations whose filter subscribes to it."""
+    outbox, store, pipeline = _open(config_path)
+    try:
+        with outbox.transaction() as db:
+            found = store.find(db, ref)
+        if found is None:
+            raise click.ClickException(f"no profile for {ref!r}")
+        if not yes:
+            click.confirm(f"erase profile {found} and everything it holds?", abort=True)
+        with outbox.transaction() as db:
+            deleted = store.delete(db, found)
+            assert deleted is not None
+            rows = 0
+            if deleted.event is not None and pipeline.loaded.destinations:
+                rows = pipeline.accept_enriched([deleted.event])
+    except CrossdockError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        outbox.close()
+    click.echo(f"deleted profile {deleted.profile_id} ({len(deleted.merged)} merged profiles); "
+               f"{rows} deletion events queued for destinations")

@@ -1,0 +1,71 @@
+"""Session end reaches a destination that subscribes to it, 45 simulated minutes after the
+last message: the sweep ends the session and routes its session_end event to the outbox."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from crossdock.config import ConfiguredDestination, parse_config
+from crossdock.models import EnrichedMessage
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.pipeline import Pipeline
+from crossdock.profiles import ProfileStore, sweep_and_route
+
+HAS_ROUTER = importlib.util.find_spec("crossdock.route.router") is not None
+
+
+class Skip:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def events_router(enriched: EnrichedMessage, destination: ConfiguredDestination) -> Any:
+    """Until crossdock.route.router lands: the events allow-list, nothing else."""
+    allow = destination.config.filter.events.allow
+    event = enriched.message.get("event")
+    if allow is not None and event not in allow:
+        return Skip(f"event {event!r} not allowed")
+    return dict(enriched.message)
+
+
+def test_session_end_is_enqueued_for_a_subscribed_destination(tmp_path: Path) -> None:
+    now = [1_700_000_000.0]
+    hook = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
+                                              "allow_private_network": True}}
+    loaded = parse_config({
+        "outbox": {"url": f"sqlite:///{tmp_path / 'c.db'}"},
+        "destinations": {
+            "sessions": {**hook, "filter": {"events": {"allow": ["session_end"]}}},
+            "orders": {**hook, "filter": {"events": {"allow": ["Order Completed"]}}},
+        },
+    }, base_dir=tmp_path, env={})
+    outbox = SQLiteOutbox(tmp_path / "c.db")
+    store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=lambda: now[0])
+    pipeline = Pipeline(loaded, outbox, store, router=None if HAS_ROUTER else events_router,
+                        skip_type=None if HAS_ROUTER else Skip)
+    result = pipeline.accept([
+        {"type": "track", "userId": "u1", "sessionId": "s1", "event": "Order Completed"},
+    ])
+    assert result.accepted and not result.errors
+    now[0] += 10 * 60
+    pipeline.accept([{"type": "page", "userId": "u1", "sessionId": "s1", "name": "Thanks"}])
+    assert outbox.counts()["orders"].queued == 1
+    assert "sessions" not in outbox.counts()  # session_start is not subscribed
+    now[0] += 45 * 60 - 1
+    assert sweep_and_route(pipeline, store) == 0
+    assert "sessions" not in outbox.counts()
+    now[0] += 1  # 45 minutes after the last message
+    assert sweep_and_route(pipeline, store) == 1
+    assert sweep_and_route(pipeline, store) == 0
+    counts = outbox.counts()
+    assert counts["sessions"].queued == 1 and counts["orders"].queued == 1
+    row = outbox.db.execute(
+        "SELECT message_id FROM outbox WHERE destination = 'sessions'").fetchone()
+    stored = outbox.row("sessions", row[0])
+    assert stored is not None
+    payload = stored["payload"]
+    assert payload["event"] == "session_end" and payload["userId"] == "u1"
+    assert float(payload["properties"]["durationSeconds"]) == 55 * 60
+    outbox.close()
