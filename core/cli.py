@@ -31,7 +31,8 @@ err_console = Console(stderr=True)
 SEND_CHUNK = 500
 
 
-def _load(config_path: str) -> LoadedConfig:
+def load_or_exit(config_path: str) -> LoadedConfig:
+    """The config, or exit 1 after printing every problem by its path."""
     try:
         loaded = load_config(config_path)
     except ConfigError as exc:
@@ -66,7 +67,7 @@ def cli(verbose: int) -> None:
 @config_option
 def validate(config_path: str) -> None:
     """Check the config and every destination's settings; exit 1 listing the problems."""
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     names = ", ".join(d.name for d in loaded.destinations) or "none"
     console.print(f"[green]ok[/green]: {config_path} ({len(loaded.destinations)} enabled "
                   f"destinations: {names})", highlight=False)
@@ -131,7 +132,7 @@ def send(config_path: str, file: IO[str], quiet: bool) -> None:
     """
     from crossdock.pipeline import build_pipeline
 
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     pipeline = build_pipeline(loaded)
     bad: list[tuple[int, list[str]]] = []
     accepted = duplicates = rows = 0
@@ -188,12 +189,13 @@ def _send_chunk(pipeline: Any, chunk: list[tuple[int, str]],
 @config_option
 def run(config_path: str) -> None:
     """Run the forwarding daemon (collector, delivery workers, timers) until stopped."""
+    from crossdock.collector import make_app
     from crossdock.daemon import run_daemon
 
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("crossdock").setLevel(logging.INFO)
-    asyncio.run(run_daemon(loaded))
+    asyncio.run(run_daemon(loaded, collector_app_factory=lambda p: make_app(loaded, p)))
 
 
 @cli.command()
@@ -204,7 +206,7 @@ def deliver(config_path: str, once: bool) -> None:
     from crossdock.delivery import deliver_once
     from crossdock.outbox import open_outbox
 
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
         report = asyncio.run(deliver_once(loaded, outbox))
@@ -220,7 +222,7 @@ def status(config_path: str, as_json: bool) -> None:
     """Per destination: queued, leased, delivered, retrying, dead, and the last error."""
     from crossdock.outbox import open_outbox
 
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
         counts = outbox.counts()
@@ -259,7 +261,7 @@ def dead_letters_list(config_path: str, destination: str | None, limit: int,
     """List dead letters with their reasons."""
     from crossdock.outbox import open_outbox
 
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
         letters = outbox.dead_letters(destination, limit)
@@ -285,7 +287,7 @@ def dead_letters_replay(config_path: str, destination: str | None, ids: tuple[in
     """Queue dead letters again (all, one destination's, or the given ids)."""
     from crossdock.outbox import open_outbox
 
-    loaded = _load(config_path)
+    loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
         count = outbox.replay(destination, list(ids) or None)
@@ -304,6 +306,19 @@ def demo(messages: int, keep: Path | None) -> None:
     run_demo(console, messages=messages, keep=keep)
 
 
+def _attach_commands() -> None:
+    from crossdock.profiles_cli import profiles_group
+
+    cli.add_command(profiles_group)
+    try:
+        from crossdock.db_cli import db_group
+    except ModuleNotFoundError as exc:
+        if exc.name != "crossdock.db_cli":
+            raise
+    else:
+        cli.add_command(db_group)
+
+
 def _attach_plugin_commands() -> None:
     from crossdock.plugin_manager import plugin_manager
 
@@ -314,6 +329,7 @@ def _attach_plugin_commands() -> None:
 
 
 def main() -> None:
+    _attach_commands()
     _attach_plugin_commands()
     cli()
 

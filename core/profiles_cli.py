@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from crossdock.config import ConfigError, load_config
+from crossdock.cli import config_option, load_or_exit
 from crossdock.errors import CrossdockError
 
 
@@ -19,22 +19,13 @@ def _open(config_path: str) -> tuple[Any, Any, Any]:
     from crossdock.pipeline import build_pipeline
     from crossdock.profiles import ProfileStore
 
-    try:
-        loaded = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    loaded = load_or_exit(config_path)
     if not loaded.outbox_url.startswith("sqlite:///"):
         raise click.ClickException("profiles: the profile store lives in a SQLite outbox; "
                                    f"this config uses {loaded.outbox_url.split('@')[-1]}")
     outbox = SQLiteOutbox(loaded.outbox_url.removeprefix("sqlite:///"))
     store = ProfileStore(loaded.config.profiles, db=outbox.db)
     return outbox, store, build_pipeline(loaded, outbox, profiles=store)
-
-
-config_option = click.option(
-    "-c", "--config", "config_path", default="crossdock.yaml", envvar="CROSSDOCK_CONFIG",
-    show_default=True, help="Path of crossdock.yaml.",
-)
 
 
 @click.group("profiles")
