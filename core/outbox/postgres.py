@@ -1,0 +1,540 @@
+"""The shared outbox: one PostgreSQL database used by many daemons on many machines.
+
+Leasing is one statement, `UPDATE outbox ... WHERE id IN (SELECT id ... FOR UPDATE SKIP
+LOCKED) RETURNING ...`: two daemons leasing the same destination at once each get different
+rows and neither waits for the other. As in SQLite, a leased row keeps its lease expiry in
+`next_attempt_at`, so the rows of a daemon that died come due again and are taken over.
+
+Every enqueue that adds rows sends `NOTIFY crossdock_outbox, '<destination>'` inside its
+transaction; PostgreSQL delivers it on commit, so `listen(callback)` wakes the workers of every
+daemon the moment rows are committed, instead of at their next poll.
+
+Connections come from a small pool, one per thread at a time; `transaction()` pins one to the
+calling thread so `enqueue` and the collector's dedup writes inside it commit together (the
+same contract as `SQLiteOutbox.transaction`). Within it, `.execute(sql, params)` takes SQLite's
+`?` placeholders too, so `crossdock.dedup.Dedup` runs unchanged on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import pq
+
+from crossdock.destination import OutboxItem
+from crossdock.errors import OutboxError
+from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow
+from crossdock.outbox.pg_schema import upgrade
+
+log = logging.getLogger("crossdock.outbox")
+
+#: the LISTEN/NOTIFY channel; the payload is the destination name
+CHANNEL = "crossdock_outbox"
+
+DEFAULT_POOL_SIZE = 8
+_LEASED_CLEAR = "lease_owner = NULL, lease_expires_at = NULL"
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and `crossdock status`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _dropped(payload: dict[str, Any]) -> int:
+    dropped = payload.get("dropped")
+    if not isinstance(dropped, dict):
+        return 0
+    return sum(v for v in dropped.values() if isinstance(v, int))
+
+
+_QMARK = re.compile(r"\?")
+
+
+class PgTransaction:
+    """The handle `PostgresOutbox.transaction()` yields: the connection of the transaction,
+    and an `execute` that accepts SQLite-style `?` placeholders (for code shared with the
+    SQLite outbox, such as crossdock.dedup)."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor[Any]:
+        if params is None:
+            return self.conn.execute(sql.encode())
+        return self.conn.execute(_QMARK.sub("%s", sql.replace("%", "%%")).encode(), params)
+
+
+class _Pool:
+    """A bounded set of autocommit connections (psycopg_pool is not a dependency)."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], size: int,
+                 timeout: float) -> None:
+        self._connect = connect
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._timeout = timeout
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        if self._closed:
+            raise OutboxError("the outbox is closed")
+        if not self._slots.acquire(timeout=self._timeout):
+            raise OutboxError(f"no free outbox connection after {self._timeout:g}s "
+                              "(raise pool_size, or look for a stuck transaction)")
+        conn: psycopg.Connection | None = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                if (self._closed or conn.closed or conn.broken
+                        or conn.info.transaction_status != pq.TransactionStatus.IDLE):
+                    conn.close()
+                else:
+                    self._idle.put(conn)
+            self._slots.release()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class PostgresOutbox:
+    """The `Outbox` contract on PostgreSQL (see base.py for the row states)."""
+
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                 pool_timeout: float = 30.0, connect_timeout: int = 10,
+                 migrate: bool = True) -> None:
+        self._conninfo = url
+        self.url = redact(url)
+        self._connect_timeout = connect_timeout
+        self._pool = _Pool(self._new_connection, pool_size, pool_timeout)
+        self._local = threading.local()
+        #: names of the migrations this open applied (empty when already up to date)
+        self.migrated: list[str] = []
+        if migrate:
+            self.migrated = self.upgrade()
+
+    def _new_connection(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True,
+                                   connect_timeout=self._connect_timeout)
+        except psycopg.Error as exc:
+            raise OutboxError(f"{self.url}: cannot connect to PostgreSQL ({exc})") from exc
+
+    def upgrade(self) -> list[str]:
+        """Apply the migrations not yet applied (`crossdock db upgrade`); returns their names."""
+        with self._pool.connection() as conn:
+            return upgrade(conn)
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgTransaction]:
+        """BEGIN ... COMMIT, or ROLLBACK on error, on a connection pinned to this thread.
+        Inside it, `enqueue` and writes through the yielded handle commit together; nested
+        use joins it."""
+        current: PgTransaction | None = getattr(self._local, "tx", None)
+        if current is not None:
+            yield current
+            return
+        with self._pool.connection() as conn:
+            tx = PgTransaction(conn)
+            self._local.tx = tx
+            try:
+                with conn.transaction():
+                    yield tx
+            finally:
+                self._local.tx = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self.transaction() as tx:
+                yield tx.conn
+        except psycopg.Error as exc:
+            raise OutboxError(f"{self.url}: {exc}") from exc
+
+    # -- writing ------------------------------------------------------------------------
+
+    def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
+        """Insert rows; a (destination, message_id) already present is skipped. Returns how
+        many rows were new. Joins an open `transaction()`, else runs in its own."""
+        return len(self._insert(rows, now))
+
+    def enqueue_new(
+        self, rows: Sequence[NewRow], now: float | None = None
+    ) -> set[tuple[str, str]]:
+        """Like `enqueue`, returning the (destination, message_id) pairs that were new."""
+        return set(self._insert(rows, now))
+
+    def _insert(self, rows: Sequence[NewRow], now: float | None) -> list[tuple[str, str]]:
+        if not rows:
+            return []
+        now = time.time() if now is None else now
+        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        # One lock order for every writer: two overlapping enqueues cannot deadlock on the
+        # unique index.
+        ordered = sorted(rows, key=lambda r: (r.destination, r.message_id))
+        with self._tx() as conn:
+            inserted: list[tuple[str, str]] = [
+                (d, m) for d, m in conn.execute(
+                    """
+                    INSERT INTO outbox
+                        (destination, message_id, payload, next_attempt_at, created_at,
+                         updated_at)
+                    SELECT d, m, p::jsonb, %(now)s, %(now)s, %(now)s
+                    FROM unnest(%(d)s::text[], %(m)s::text[], %(p)s::text[]) AS r(d, m, p)
+                    ON CONFLICT (destination, message_id) DO NOTHING
+                    RETURNING destination, message_id
+                    """,
+                    {"now": now, "d": [r.destination for r in ordered],
+                     "m": [r.message_id for r in ordered],
+                     "p": [dumps(r.payload) for r in ordered]},
+                ).fetchall()
+            ]
+            destinations = sorted({d for d, _ in inserted})
+            dropped = self._dropped_by_destination(rows, inserted)
+            if dropped:
+                names = sorted(dropped)
+                conn.execute(
+                    "INSERT INTO outbox_stats (destination, dropped_attributes) "
+                    "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+                    "ON CONFLICT (destination) DO UPDATE SET "
+                    "dropped_attributes = outbox_stats.dropped_attributes "
+                    "+ excluded.dropped_attributes",
+                    [names, [dropped[n] for n in names]],
+                )
+            if destinations:
+                # Delivered by PostgreSQL when this transaction commits, never before.
+                conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
+                             [CHANNEL, destinations])
+        return inserted
+
+    @staticmethod
+    def _dropped_by_destination(
+        rows: Sequence[NewRow], inserted: list[tuple[str, str]]
+    ) -> dict[str, int]:
+        by_key = {(r.destination, r.message_id): n for r in rows if (n := _dropped(r.payload))}
+        totals: dict[str, int] = {}
+        if by_key:
+            for key in inserted:
+                if key in by_key:
+                    totals[key[0]] = totals.get(key[0], 0) + by_key[key]
+        return totals
+
+    def lease(
+        self, destination: str, limit: int, lease_seconds: float, owner: str,
+        now: float | None = None,
+    ) -> list[OutboxItem]:
+        """Claim up to `limit` due rows (queued and due, or leased with an expired lease),
+        oldest due first; attempts go up by one. Rows locked by another daemon's lease in
+        progress are skipped, not waited for. A payload that is not a JSON object goes to
+        the dead letters instead of stopping the worker."""
+        now = time.time() if now is None else now
+        expires = now + lease_seconds
+        with self._tx() as conn:
+            # Under READ COMMITTED a row another daemon leased and committed since this
+            # statement's snapshot is re-checked after locking: its next_attempt_at is now
+            # in the future, so it drops out instead of being leased twice.
+            found = conn.execute(
+                """
+                UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = %s,
+                    lease_expires_at = %s, next_attempt_at = %s, updated_at = %s
+                WHERE id IN (
+                    SELECT id FROM outbox
+                    WHERE destination = %s AND state IN ('queued', 'leased')
+                      AND next_attempt_at <= %s
+                    ORDER BY next_attempt_at, id LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING id, message_id, payload, attempts, created_at
+                """,
+                [owner, expires, expires, now, destination, now, limit],
+            ).fetchall()
+            items: list[OutboxItem] = []
+            broken: list[tuple[int, str]] = []
+            for id_, message_id, payload, attempts, created_at in found:
+                if not isinstance(payload, dict):
+                    broken.append((id_, "malformed payload in the outbox: a JSON "
+                                        f"{type(payload).__name__}, not an object"))
+                    continue
+                items.append(OutboxItem(id_, message_id, payload, attempts, created_at))
+            if broken:
+                self.dead_many(broken, now)
+        items.sort(key=lambda item: item.id)
+        return items
+
+    def ack(self, ids: Sequence[int], now: float | None = None) -> None:
+        """Mark leased rows delivered (one statement for the whole batch)."""
+        if not ids:
+            return
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = %s "
+                "WHERE id = ANY(%s) AND state = 'leased'",
+                [now, sorted(ids)],
+            )
+
+    def retry(self, id: int, next_attempt_at: float, error: str) -> None:
+        """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
+        self.retry_many([(id, next_attempt_at, error)])
+
+    def retry_many(
+        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
+    ) -> None:
+        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
+        if not retries:
+            return
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute(
+                f"""
+                UPDATE outbox AS o SET state = 'queued', next_attempt_at = r.at,
+                    last_error = r.error, {_LEASED_CLEAR}, updated_at = %s
+                FROM unnest(%s::bigint[], %s::float8[], %s::text[]) AS r(id, at, error)
+                WHERE o.id = r.id AND o.state = 'leased'
+                """,
+                [now, [r[0] for r in retries], [r[1] for r in retries],
+                 [r[2] for r in retries]],
+            )
+            self._note_errors(conn, [(id_, error) for id_, _, error in retries], now)
+
+    def dead(self, id: int, reason: str, now: float | None = None) -> None:
+        """Move a row to the dead letters with its reason."""
+        self.dead_many([(id, reason)], now)
+
+    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
+        """`dead` for many rows in one transaction: (id, reason) each."""
+        if not deads:
+            return
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute(
+                f"""
+                UPDATE outbox AS o SET state = 'dead', last_error = r.reason, {_LEASED_CLEAR},
+                    updated_at = %s
+                FROM unnest(%s::bigint[], %s::text[]) AS r(id, reason)
+                WHERE o.id = r.id
+                """,
+                [now, [d[0] for d in deads], [d[1] for d in deads]],
+            )
+            self._note_errors(conn, deads, now)
+
+    def release(self, ids: Sequence[int], now: float | None = None) -> None:
+        """Give leased rows back unattempted (a worker stopping before it sent them)."""
+        if not ids:
+            return
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE outbox SET state = 'queued', attempts = GREATEST(attempts - 1, 0), "
+                f"next_attempt_at = %s, {_LEASED_CLEAR}, updated_at = %s "
+                "WHERE id = ANY(%s) AND state = 'leased'",
+                [now, now, sorted(ids)],
+            )
+
+    @staticmethod
+    def _note_errors(conn: psycopg.Connection, errors: Sequence[tuple[int, str]],
+                     now: float) -> None:
+        # The latest error per destination, for `crossdock status`.
+        id_, error = errors[-1]
+        conn.execute(
+            """
+            INSERT INTO outbox_stats (destination, last_error, last_error_at)
+            SELECT destination, %s, %s FROM outbox WHERE id = %s
+            ON CONFLICT (destination) DO UPDATE SET
+                last_error = excluded.last_error, last_error_at = excluded.last_error_at
+            """,
+            [error, now, id_],
+        )
+
+    def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
+        """Put dead letters back in the queue with fresh attempts; returns how many."""
+        now = time.time()
+        where, params = self._dead_filter(destination, ids)
+        with self._tx() as conn:
+            per_destination = conn.execute(
+                "WITH replayed AS (UPDATE outbox SET state = 'queued', attempts = 0, "
+                f"next_attempt_at = %s, {_LEASED_CLEAR}, updated_at = %s WHERE {where} "
+                "RETURNING destination) "
+                "SELECT destination, COUNT(*) FROM replayed GROUP BY destination",
+                [now, now, *params],
+            ).fetchall()
+            if per_destination:
+                conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
+                             [CHANNEL, sorted(d for d, _ in per_destination)])
+            return sum(int(n) for _, n in per_destination)
+
+    @staticmethod
+    def _dead_filter(
+        destination: str | None, ids: Sequence[int] | None
+    ) -> tuple[str, list[Any]]:
+        where = ["state = 'dead'"]
+        params: list[Any] = []
+        if destination is not None:
+            where.append("destination = %s")
+            params.append(destination)
+        if ids is not None:
+            where.append("id = ANY(%s)")
+            params.append(list(ids))
+        return " AND ".join(where), params
+
+    def cleanup(self, delivered_before: float) -> int:
+        """Forget delivered rows last updated before a time; their count is kept."""
+        with self._tx() as conn:
+            per_destination = conn.execute(
+                """
+                WITH gone AS (
+                    DELETE FROM outbox WHERE state = 'delivered' AND updated_at < %s
+                    RETURNING destination
+                )
+                SELECT destination, COUNT(*) FROM gone GROUP BY destination
+                ORDER BY destination
+                """,
+                [delivered_before],
+            ).fetchall()
+            if not per_destination:
+                return 0
+            conn.execute(
+                "INSERT INTO outbox_stats (destination, delivered_forgotten) "
+                "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+                "ON CONFLICT (destination) DO UPDATE SET delivered_forgotten = "
+                "outbox_stats.delivered_forgotten + excluded.delivered_forgotten",
+                [[d for d, _ in per_destination], [n for _, n in per_destination]],
+            )
+            return sum(int(n) for _, n in per_destination)
+
+    def purge_dedup(self, before: float) -> int:
+        """Forget dedup keys seen before a time (the window's far edge); returns how many."""
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM dedup_keys WHERE seen_at <= %s",
+                                [before]).rowcount
+
+    # -- reading ------------------------------------------------------------------------
+
+    def next_due(self, destination: str) -> float | None:
+        """When the earliest queued row of a destination is due, or a lease expires (None:
+        nothing queued or leased)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT MIN(next_attempt_at) FROM outbox "
+                "WHERE destination = %s AND state IN ('queued', 'leased')",
+                [destination],
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def counts(self) -> dict[str, DestinationCounts]:
+        """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
+        the last error and the attributes the route step dropped."""
+        result: dict[str, DestinationCounts] = {}
+        with self._tx() as conn:
+            grouped = conn.execute(
+                "SELECT destination, state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0) "
+                "FROM outbox GROUP BY destination, state"
+            ).fetchall()
+            stats = conn.execute(
+                "SELECT destination, delivered_forgotten, dropped_attributes, last_error "
+                "FROM outbox_stats"
+            ).fetchall()
+        for destination, state, count, with_attempts in grouped:
+            c = result.setdefault(destination, DestinationCounts())
+            if state == "queued":
+                c.queued += count
+                c.retrying += with_attempts
+            elif state == "leased":
+                c.leased += count
+            elif state == "delivered":
+                c.delivered += count
+            elif state == "dead":
+                c.dead += count
+        for destination, forgotten, dropped, last_error in stats:
+            c = result.setdefault(destination, DestinationCounts())
+            c.delivered += forgotten
+            c.dropped_attributes = dropped
+            c.last_error = last_error
+        return result
+
+    def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters first, with their reasons and payloads."""
+        where, params = self._dead_filter(destination, None)
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT id, destination, message_id, attempts, last_error, updated_at, payload "
+                f"FROM outbox WHERE {where} ORDER BY updated_at DESC, id DESC LIMIT %s",
+                [*params, limit],
+            ).fetchall()
+        return [DeadLetter(id_, dest, message_id, attempts, reason or "", failed_at,
+                           payload if isinstance(payload, dict) else {"_raw": payload})
+                for id_, dest, message_id, attempts, reason, failed_at, payload in rows]
+
+    def row(self, destination: str, message_id: str) -> dict[str, Any] | None:
+        """One row as a dict (payload decoded), for inspection and tests."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "SELECT * FROM outbox WHERE destination = %s AND message_id = %s",
+                [destination, message_id],
+            )
+            found = cursor.fetchone()
+            names = [d.name for d in cursor.description or []]
+        if found is None:
+            return None
+        return dict(zip(names, found, strict=True))
+
+    # -- waking other daemons ------------------------------------------------------------
+
+    async def listen(
+        self,
+        callback: Callable[[str], Any],
+        *,
+        ready: asyncio.Event | None = None,
+        reconnect_delay: float = 1.0,
+    ) -> None:
+        """Call `callback(destination)` for every commit that adds rows, in any process
+        using this database, until cancelled. Runs on its own connection; when that drops
+        it reconnects (rows committed meanwhile are found by the workers' poll). `ready`
+        is set once LISTEN is in place."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if ready is not None:
+                        ready.set()
+                    async for note in conn.notifies():
+                        try:
+                            callback(note.payload)
+                        except Exception:
+                            log.exception("outbox listener callback failed")
+            except psycopg.Error as exc:
+                log.warning("%s: LISTEN connection lost (%s); reconnecting in %gs",
+                            self.url, exc, reconnect_delay)
+                await asyncio.sleep(reconnect_delay)
+
+    def close(self) -> None:
+        self._pool.close()
