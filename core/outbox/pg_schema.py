@@ -12,8 +12,11 @@ others find it recorded. Tables are created unqualified, in the first schema of 
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import psycopg
 
@@ -171,3 +174,26 @@ def pg_003_fleet(conn: psycopg.Connection) -> None:
     )
     conn.execute("CREATE INDEX outbox_lease_owner ON outbox (lease_owner) "
                  "WHERE state = 'leased'")
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """`url` with libpq options that put `schema` first on the search_path."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise ValueError(f"schema: lower-case letters, digits and _ only, got {schema!r}")
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def temporary_schema(url: str, prefix: str = "crossdock_test") -> Iterator[str]:
+    """A fresh, uniquely named schema in the database at `url`, dropped (with everything in
+    it) on exit; yields a URL whose search_path is that schema. For tests and benchmarks
+    that share one database; raises psycopg.OperationalError if the server is unreachable."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_search_path(url, schema)
+    finally:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

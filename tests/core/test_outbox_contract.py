@@ -1,0 +1,402 @@
+"""One contract suite for every outbox implementation: SQLite (a file in tmp_path) and
+PostgreSQL (a fresh schema per test in the `test` database on 127.0.0.1:5432).
+
+The PostgreSQL cases skip, with the reason, only when that server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from crossdock.dedup import Dedup
+from crossdock.outbox import NewRow, Outbox, open_outbox
+from crossdock.outbox.pg_schema import PG_MIGRATIONS, apply_migrations, temporary_schema
+
+PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+T0 = 1_700_000_000.0
+
+
+def pg_unreachable() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip()}"
+
+
+@dataclass
+class Store:
+    """One outbox store; `open()` gives a new, independent handle on it (a new connection)."""
+
+    engine: str
+    url: str
+    opened: list[Outbox]
+
+    def open(self) -> Outbox:
+        outbox = open_outbox(self.url)
+        self.opened.append(outbox)
+        return outbox
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened: list[Outbox] = []
+    if request.param == "sqlite":
+        yield Store("sqlite", f"sqlite:///{tmp_path / 'outbox.db'}", opened)
+    else:
+        reason = pg_unreachable()
+        if reason:
+            pytest.skip(reason)
+        with temporary_schema(PG_URL) as url:
+            try:
+                yield Store("postgresql", url, opened)
+            finally:
+                for outbox in opened:
+                    outbox.close()
+        return
+    for outbox in opened:
+        outbox.close()
+
+
+@pytest.fixture
+def outbox(store: Store) -> Outbox:
+    return store.open()
+
+
+def rows(destination: str, *ids: str, **payload: Any) -> list[NewRow]:
+    return [NewRow(destination, m, {"n": m, **payload}) for m in ids]
+
+
+# -- enqueue ----------------------------------------------------------------------------
+
+
+def test_enqueue_skips_pairs_already_present_and_says_which_were_new(outbox: Outbox) -> None:
+    assert outbox.enqueue(rows("a", "m1", "m2"), now=T0) == 2
+    assert outbox.enqueue(rows("a", "m2", "m3") + rows("b", "m1"), now=T0) == 2
+    new = outbox.enqueue_new(rows("a", "m3", "m4", "m4"), now=T0)  # type: ignore[attr-defined]
+    assert new == {("a", "m4")}
+    counts = outbox.counts()
+    assert (counts["a"].queued, counts["b"].queued) == (4, 1)
+
+
+def test_dropped_attributes_are_counted_once_per_new_row(outbox: Outbox) -> None:
+    payload = {"dropped": {"too_long": 2, "reserved": 1}}
+    outbox.enqueue([NewRow("a", "m1", payload), NewRow("a", "m2", {})], now=T0)
+    outbox.enqueue([NewRow("a", "m1", payload)], now=T0)
+    assert outbox.counts()["a"].dropped_attributes == 3
+
+
+def test_a_transaction_rolls_back_everything_written_in_it(outbox: Outbox) -> None:
+    transaction = outbox.transaction  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError), transaction():
+        outbox.enqueue(rows("a", "m1"), now=T0)
+        with transaction():  # nested use joins the outer transaction
+            outbox.enqueue(rows("a", "m2"), now=T0)
+        raise RuntimeError("accept failed half way")
+    assert outbox.counts() == {}
+    with transaction():
+        outbox.enqueue(rows("a", "m1"), now=T0)
+    assert outbox.counts()["a"].queued == 1
+
+
+def test_dedup_keys_commit_with_the_transaction_that_wrote_them(outbox: Outbox) -> None:
+    # The collector's x-request-id dedup: crossdock.dedup.Dedup on the transaction handle.
+    db = getattr(outbox, "db", None)
+    if db is not None:
+        Dedup.migrate(db)
+    dedup = Dedup(window=100.0)
+    transaction = outbox.transaction  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError), transaction() as tx:
+        assert dedup.check_and_remember(tx, "r:key:1", T0) is False
+        raise RuntimeError("rolled back")
+    with transaction() as tx:
+        assert dedup.check_and_remember(tx, "r:key:1", T0) is False
+    with transaction() as tx:
+        assert dedup.check_and_remember(tx, "r:key:1", T0 + 50) is True
+        assert dedup.seen(tx, "r:key:1", T0 + 100) is False
+        assert dedup.purge(tx, T0 + 100) == 1
+
+
+# -- lease and the fates of a leased row ------------------------------------------------
+
+
+def test_lease_takes_due_rows_oldest_first_and_counts_attempts(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    outbox.enqueue(rows("a", "m2", "m3"), now=T0 + 1)
+    outbox.enqueue(rows("b", "x1"), now=T0)
+    assert outbox.lease("a", 5, 30, "w1", now=T0 - 1) == []  # nothing due yet
+    items = outbox.lease("a", 2, 30, "w1", now=T0 + 1)
+    assert [i.message_id for i in items] == ["m1", "m2"]
+    assert all(i.attempts == 1 for i in items)
+    assert items[0].payload == {"n": "m1"}
+    assert [i.message_id for i in outbox.lease("a", 5, 30, "w1", now=T0 + 1)] == ["m3"]
+    assert outbox.lease("a", 5, 30, "w1", now=T0 + 1) == []
+    counts = outbox.counts()
+    assert (counts["a"].leased, counts["a"].queued, counts["b"].queued) == (3, 0, 1)
+
+
+def test_ack_retry_dead_replay_and_counts(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2", "m3"), now=T0)
+    m1, m2, m3 = outbox.lease("a", 3, 30, "w1", now=T0)
+    outbox.ack([m1.id], now=T0 + 1)
+    outbox.retry(m2.id, T0 + 60, "503 from the destination")
+    outbox.dead(m3.id, "400: bad email", now=T0 + 2)
+    c = outbox.counts()["a"]
+    assert (c.queued, c.retrying, c.leased, c.delivered, c.dead) == (1, 1, 0, 1, 1)
+    assert c.last_error == "400: bad email"
+    assert outbox.next_due("a") == T0 + 60
+    assert outbox.lease("a", 5, 30, "w1", now=T0 + 59) == []
+    (again,) = outbox.lease("a", 5, 30, "w1", now=T0 + 60)
+    assert (again.message_id, again.attempts) == ("m2", 2)
+
+    (letter,) = outbox.dead_letters("a")
+    assert (letter.message_id, letter.reason, letter.attempts) == ("m3", "400: bad email", 1)
+    assert letter.payload == {"n": "m3"}
+    assert outbox.dead_letters("other") == []
+    assert outbox.replay("a") == 1
+    assert outbox.dead_letters() == []
+    (replayed,) = [i for i in outbox.lease("a", 5, 30, "w1") if i.message_id == "m3"]
+    assert replayed.attempts == 1  # fresh attempts
+
+
+def test_replay_by_ids_and_dead_letters_newest_first(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2", "m3"), now=T0)
+    items = outbox.lease("a", 3, 30, "w1", now=T0)
+    for offset, item in enumerate(items):
+        outbox.dead(item.id, f"reason {item.message_id}", now=T0 + offset)
+    assert [d.message_id for d in outbox.dead_letters(limit=2)] == ["m3", "m2"]
+    assert outbox.replay(ids=[items[0].id]) == 1
+    assert sorted(d.message_id for d in outbox.dead_letters()) == ["m2", "m3"]
+    assert outbox.counts()["a"].queued == 1
+
+
+def test_ack_of_a_row_not_leased_changes_nothing(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    (item,) = outbox.lease("a", 1, 30, "w1", now=T0)
+    outbox.retry(item.id, T0 + 10, "timeout")
+    outbox.ack([item.id], now=T0 + 1)  # too late: the row went back to the queue
+    c = outbox.counts()["a"]
+    assert (c.queued, c.delivered) == (1, 0)
+
+
+def test_cleanup_forgets_delivered_rows_but_keeps_their_count(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2", "m3"), now=T0)
+    m1, m2, _ = outbox.lease("a", 3, 30, "w1", now=T0)
+    outbox.ack([m1.id], now=T0 + 1)
+    outbox.ack([m2.id], now=T0 + 100)
+    assert outbox.cleanup(T0 + 50) == 1
+    assert outbox.cleanup(T0 + 50) == 0
+    c = outbox.counts()["a"]
+    assert (c.delivered, c.leased) == (2, 1)
+    assert outbox.row("a", "m1") is None  # type: ignore[attr-defined]
+    assert outbox.row("a", "m2")["state"] == "delivered"  # type: ignore[attr-defined]
+
+
+def test_an_expired_lease_is_taken_over_by_a_second_owner(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    (first,) = outbox.lease("a", 1, 10, "dead-daemon", now=T0)
+    assert outbox.lease("a", 1, 10, "w2", now=T0 + 9) == []  # still a live lease
+    assert outbox.next_due("a") == T0 + 10
+    (taken,) = outbox.lease("a", 1, 10, "w2", now=T0 + 10)
+    assert (taken.id, taken.attempts) == (first.id, 2)
+    assert outbox.row("a", "m1")["lease_owner"] == "w2"  # type: ignore[attr-defined]
+    outbox.ack([taken.id], now=T0 + 11)
+    assert outbox.counts()["a"].delivered == 1
+
+
+def test_release_gives_a_lease_back_without_counting_the_attempt(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    (item,) = outbox.lease("a", 1, 30, "w1", now=T0)
+    outbox.release([item.id], now=T0 + 1)  # type: ignore[attr-defined]
+    (again,) = outbox.lease("a", 1, 30, "w2", now=T0 + 1)
+    assert again.attempts == 1
+
+
+def test_a_payload_that_is_not_an_object_becomes_a_dead_letter(store: Store) -> None:
+    outbox = store.open()
+    outbox.enqueue(rows("a", "good", "bad"), now=T0)
+    with outbox.transaction() as tx:  # type: ignore[attr-defined]
+        tx.execute("UPDATE outbox SET payload = ? WHERE message_id = 'bad'", ["[1, 2]"])
+    (item,) = outbox.lease("a", 5, 30, "w1", now=T0)
+    assert item.message_id == "good"
+    (letter,) = outbox.dead_letters()
+    assert letter.message_id == "bad"
+    assert "not an object" in letter.reason
+
+
+# -- schema -----------------------------------------------------------------------------
+
+
+def test_reopening_applies_nothing_and_keeps_queued_rows(store: Store) -> None:
+    first = store.open()
+    assert first.migrated  # type: ignore[attr-defined]
+    first.enqueue(rows("a", "m1", "m2"), now=T0)
+    first.close()
+    again = store.open()
+    assert again.migrated == []  # type: ignore[attr-defined]
+    assert [i.message_id for i in again.lease("a", 5, 30, "w1", now=T0)] == ["m1", "m2"]
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_from_an_older_schema_keeps_queued_rows() -> None:
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with temporary_schema(PG_URL) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert apply_migrations(conn, PG_MIGRATIONS[:1]) == ["pg_001_initial"]
+            conn.execute(
+                "INSERT INTO outbox (destination, message_id, payload, next_attempt_at, "
+                "created_at, updated_at) VALUES ('a', 'old', '{\"v\": 1}', %s, %s, %s)",
+                [T0, T0, T0])
+        outbox = open_outbox(url)
+        try:
+            later = [fn.__name__ for fn in PG_MIGRATIONS[1:]]
+            assert outbox.migrated == later  # type: ignore[attr-defined]
+            (item,) = outbox.lease("a", 5, 30, "w1", now=T0)
+            assert (item.message_id, item.payload) == ("old", {"v": 1})
+        finally:
+            outbox.close()
+
+
+# -- many leasers at once ---------------------------------------------------------------
+
+
+def _fill(outbox: Outbox, destinations: list[str], count: int) -> None:
+    for destination in destinations:
+        outbox.enqueue([NewRow(destination, f"m{i}", {"i": i}) for i in range(count)], now=T0)
+    counts = outbox.counts()
+    assert sum(c.queued for c in counts.values()) == count * len(destinations)
+
+
+def test_threads_leasing_at_once_never_share_a_row(store: Store) -> None:
+    destinations = ["a", "b"]
+    _fill(store.open(), destinations, 600)
+    handles = [store.open() for _ in range(6)]
+    leased: list[list[tuple[str, int]]] = [[] for _ in handles]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(handles))
+
+    def work(index: int) -> None:
+        outbox = handles[index]
+        try:
+            start.wait()
+            idle = 0
+            while idle < 2:
+                got = 0
+                for destination in destinations:
+                    items = outbox.lease(destination, 7, 600, f"t{index}", now=T0 + 1)
+                    leased[index] += [(destination, item.id) for item in items]
+                    got += len(items)
+                idle = 0 if got else idle + 1
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(handles))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    every = [key for keys in leased for key in keys]
+    assert len(every) == len(set(every)) == 1200
+    assert sum(1 for keys in leased if keys) > 1  # more than one thread took part
+
+
+_LEASER = r"""
+import json, sys
+from crossdock.outbox import open_outbox
+url, owner, count_file = sys.argv[1], sys.argv[2], sys.argv[3]
+outbox = open_outbox(url)
+ids = []
+open(count_file, "w").close()  # ready
+idle = 0
+while idle < 3:
+    items = outbox.lease("a", 5, 600, owner, now=1_700_000_001.0)
+    ids += [item.id for item in items]
+    if items:
+        outbox.ack([item.id for item in items[::2]])  # settle some while others lease
+    idle = 0 if items else idle + 1
+print(json.dumps(ids))
+outbox.close()
+"""
+
+
+def test_processes_leasing_at_once_never_share_a_row(store: Store, tmp_path: Path) -> None:
+    _fill(store.open(), ["a"], 1500)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _LEASER, store.url, f"p{i}",
+                          str(tmp_path / f"ready{i}")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
+    results: list[list[int]] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    every = [id_ for ids in results for id_ in ids]
+    assert len(every) == len(set(every)) == 1500
+    c = store.open().counts()["a"]
+    assert c.delivered + c.leased == 1500
+    assert c.queued == 0
+
+
+# -- waking other daemons (PostgreSQL) --------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_enqueue_notifies_listeners_after_commit_only() -> None:
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with temporary_schema(PG_URL) as url:
+        listener = open_outbox(url)
+        writer = open_outbox(url)
+        heard: list[str] = []
+        arrived = asyncio.Event()
+
+        def on_rows(destination: str) -> None:
+            heard.append(destination)
+            arrived.set()
+
+        ready = asyncio.Event()
+        task = asyncio.create_task(listener.listen(on_rows, ready=ready))  # type: ignore[attr-defined]
+        try:
+            await asyncio.wait_for(ready.wait(), 10)
+            with pytest.raises(RuntimeError), writer.transaction():  # type: ignore[attr-defined]
+                writer.enqueue(rows("rolled-back", "m1"), now=T0)
+                raise RuntimeError("no commit, no notification")
+            writer.enqueue(rows("a", "m1") + rows("b", "m1"), now=T0)
+            writer.enqueue(rows("a", "m1"), now=T0)  # nothing new: no notification
+            writer.enqueue(rows("c", "m1"), now=T0)
+            # Notifications arrive in commit order: once "c" is heard, anything the
+            # rolled-back or the no-op enqueue sent would have arrived before it.
+            await asyncio.wait_for(arrived.wait(), 10)
+            await _settle(lambda: "c" in heard)
+            assert sorted(heard[:2]) == ["a", "b"]
+            assert heard[2:] == ["c"]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            listener.close()
+            writer.close()
+
+
+async def _settle(done: Callable[[], bool], tries: int = 200) -> None:
+    for _ in range(tries):
+        if done():
+            return
+        await asyncio.sleep(0.02)
