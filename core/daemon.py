@@ -7,7 +7,10 @@
     ... until SIGTERM / SIGINT or `stop_event`, then: collector stops taking messages,
     timers stop, workers stop leasing and finish (or release) their batches, outbox closes.
 
-Rows written by other processes (`crossdock send`) are found by the workers' poll (0.5 s).
+Rows written by other processes (`crossdock send`) are found by the workers' poll (0.5 s);
+on PostgreSQL the fleet membership (crossdock.fleet) also LISTENs for them, so they are leased
+at once, registers this daemon for `crossdock status`, and makes cleanup and session sweeps
+run on one daemon of the fleet.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryEngine
+from crossdock.fleet import FleetMember
 from crossdock.outbox import open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.scheduler import Scheduler
@@ -53,12 +57,14 @@ async def run_daemon(
     stop = stop_event or asyncio.Event()
     outbox = open_outbox(loaded.outbox_url)
     engine = DeliveryEngine(loaded, outbox, poll_interval=poll_interval)
-    scheduler = Scheduler(loaded, outbox, engine)
+    member = FleetMember(outbox, engine.owner, [d.name for d in loaded.destinations])
+    scheduler = Scheduler(loaded, outbox, engine, once=member.once)
     collector: _Collector | None = None
     pipeline: Pipeline | None = None
     with _signals(stop):
         try:
             await engine.start()
+            await member.start(engine.wake)
             scheduler.start()
             # Its own connection: the collector and the session sweep write from threads
             # while the workers lease on the loop; SQLite's lock orders them.
@@ -67,7 +73,8 @@ async def run_daemon(
                 from crossdock.profiles import session_timer
 
                 scheduler.add_timer("session-sweep", SESSION_SWEEP_SECONDS,
-                                    session_timer(pipeline, pipeline.profiles))  # type: ignore[arg-type]
+                                    session_timer(pipeline, pipeline.profiles),  # type: ignore[arg-type]
+                                    fleet_once=True)
             if collector_app_factory is not None and loaded.config.collector.enabled:
                 collector = _Collector(collector_app_factory(pipeline), loaded)
                 await collector.start()
@@ -82,6 +89,7 @@ async def run_daemon(
                 await collector.stop()
             scheduler.shutdown()
             await engine.stop(STOP_GRACE)
+            await member.stop()
             if pipeline is not None:
                 pipeline.close()
             outbox.close()

@@ -8,6 +8,8 @@ Built in:
 
 Others add theirs with `add_timer(name, seconds, coro_fn)` (session sweeps, audience syncs).
 A timer that raises is logged and runs again at its next time; runs of one timer never overlap.
+With `fleet_once=True` (cleanup, session sweeps, audience syncs) and a `once` wrapper from
+crossdock.fleet.FleetMember, the timer runs on one daemon of the fleet per interval.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         due_sweep_seconds: float = 1.0,
         cleanup_seconds: float = 3600.0,
+        once: Callable[[str, float, TimerFn], TimerFn] | None = None,
     ) -> None:
         self.loaded = loaded
         self.outbox = outbox
@@ -52,13 +55,18 @@ class Scheduler:
         self.clock = clock
         self._scheduler = AsyncIOScheduler()
         self.timers: dict[str, float] = {}
+        self._once = once
         self.add_timer("due-sweep", due_sweep_seconds, self.sweep_due)
-        self.add_timer("cleanup", cleanup_seconds, self.cleanup)
+        self.add_timer("cleanup", cleanup_seconds, self.cleanup, fleet_once=True)
 
-    def add_timer(self, name: str, seconds: float, coro_fn: TimerFn) -> None:
-        """Run `await coro_fn()` every `seconds` (first run one interval from now)."""
+    def add_timer(self, name: str, seconds: float, coro_fn: TimerFn, *,
+                  fleet_once: bool = False) -> None:
+        """Run `await coro_fn()` every `seconds` (first run one interval from now); with
+        `fleet_once`, only on the daemon that wins the fleet-wide claim for that run."""
         if name in self.timers:
             raise ValueError(f"a timer named {name!r} already exists")
+        if fleet_once and self._once is not None:
+            coro_fn = self._once(name, seconds, coro_fn)
 
         async def run() -> None:
             try:
