@@ -220,12 +220,14 @@ def deliver(config_path: str, once: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path: str, as_json: bool) -> None:
     """Per destination: queued, leased, delivered, retrying, dead, and the last error."""
+    from crossdock.fleet import fleet_for
     from crossdock.outbox import open_outbox
 
     loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
         counts = outbox.counts()
+        daemons = fleet_for(outbox).daemons()
     finally:
         outbox.close()
     names = [d.name for d in loaded.destinations] + sorted(
@@ -243,6 +245,20 @@ def status(config_path: str, as_json: bool) -> None:
             continue
         table.add_row(name, str(c.queued), str(c.leased), str(c.retrying), str(c.delivered),
                       str(c.dead), str(c.dropped_attributes), (c.last_error or "")[:80])
+    console.print(table)
+    if daemons:
+        _print_daemons(daemons)
+
+
+def _print_daemons(daemons: list[Any]) -> None:
+    """The daemons sharing a PostgreSQL outbox (crossdock.fleet), and the rows each holds."""
+    table = Table("daemon", "state", "version", "started", "last heartbeat", "leased rows",
+                  "destinations", title="daemons on this outbox")
+    now = time.time()
+    for d in daemons:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.started_at))
+        table.add_row(d.owner, d.state, d.version, started, f"{now - d.heartbeat_at:.0f}s ago",
+                      str(d.leased), ", ".join(d.destinations))
     console.print(table)
 
 
