@@ -1,0 +1,229 @@
+"""Pieces every benchmark shares: sizes, timing, configs, sample messages, processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossdock.config import LoadedConfig, parse_config
+from crossdock.models import EnrichedMessage
+
+ROOT = Path(__file__).resolve().parent.parent
+DESTINATIONS = ("hook-a", "hook-b", "hook-c", "hook-d")
+WRITE_KEY = "bench-write-key"
+
+
+@dataclass
+class Settings:
+    """How big and how often: `quick` shrinks everything so CI can run it in seconds."""
+
+    quick: bool = False
+    repeats: int = 3
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+
+@dataclass
+class Row:
+    """One line of the results table: our figure beside the raw baseline's."""
+
+    benchmark: str
+    measure: str
+    unit: str
+    ours: float
+    baseline: float | None = None
+    baseline_name: str = ""
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.ours / self.baseline
+
+
+@dataclass
+class Outcome:
+    """What one benchmark measured: table rows plus any detail worth keeping in the JSON."""
+
+    rows: list[Row] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def median_rate(run: Callable[[], tuple[int, float]], repeats: int) -> float:
+    """The median of `repeats` runs of (items, seconds), as items per second."""
+    rates = []
+    for _ in range(repeats):
+        items, seconds = run()
+        rates.append(items / seconds)
+    return statistics.median(rates)
+
+
+def interleaved(runs: dict[str, Callable[[], tuple[int, float]]],
+                repeats: int) -> dict[str, float]:
+    """Median rate of each run, the runs alternating so drift on a noisy machine hits all."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            items, seconds = run()
+            rates[name].append(items / seconds)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def sample_message(i: int, kind: str = "track") -> dict[str, Any]:
+    """A typical analytics.js track call (about 600 bytes of JSON)."""
+    return {
+        "type": kind,
+        "messageId": f"bench-{i}",
+        "userId": f"user-{i % 5000}",
+        "anonymousId": f"anon-{i % 7000}",
+        "event": "Order Completed",
+        "timestamp": "2024-05-01T12:00:00.000Z",
+        "properties": {
+            "orderId": f"order-{i}", "total": 42.5, "revenue": 38.0, "currency": "USD",
+            "coupon": "SPRING", "products": [
+                {"sku": "A-1", "name": "Mug", "price": 12.5, "quantity": 2},
+                {"sku": "B-7", "name": "Tea", "price": 17.5, "quantity": 1},
+            ],
+        },
+        "context": {
+            "ip": "203.0.113.7", "locale": "en-US",
+            "library": {"name": "analytics.js", "version": "4.1.0"},
+            "page": {"path": "/checkout", "url": "https://shop.example/checkout"},
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0",
+            "traits": {"email": f"user{i % 5000}@example.com", "plan": "pro"},
+        },
+    }
+
+
+def webhook_config(db_path: Path, url: str, *, names: tuple[str, ...] = DESTINATIONS,
+                   batch: bool = False, concurrency: int | None = None,
+                   batch_size: int | None = None) -> LoadedConfig:
+    """Webhook destinations named `names`, all posting to `url`, on a SQLite outbox."""
+    delivery: dict[str, Any] = {"timeout": 30}
+    if concurrency is not None:
+        delivery["concurrency"] = concurrency
+    if batch_size is not None:
+        delivery["batch_size"] = batch_size
+    raw = {
+        "outbox": {"url": f"sqlite:///{db_path}"},
+        "collector": {"write_keys": [WRITE_KEY], "rate_limit_per_minute": 100_000_000,
+                      "max_body_bytes": 5_000_000},
+        "destinations": {
+            name: {"plugin": "webhook",
+                   "settings": {"url": url, "allow_private_network": True, "batch": batch},
+                   "delivery": delivery}
+            for name in names
+        },
+    }
+    return parse_config(raw, base_dir=db_path.parent, env={})
+
+
+def has_router() -> bool:
+    try:
+        import crossdock.route.router  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def standin_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
+    """The routed payload format (crossdock.route) built without filters or templates; used
+    only while crossdock.route.router has not landed, and said so in the results."""
+    m = enriched.message
+    return {
+        "type": m.get("type"), "messageId": m.get("messageId"),
+        "timestamp": m.get("timestamp"), "userId": m.get("userId"),
+        "anonymousId": m.get("anonymousId"), "sessionId": m.get("sessionId"),
+        "profileId": enriched.profile_id, "event": m.get("event") or m.get("name") or "",
+        "name": m.get("name"), "properties": dict(m.get("properties") or {}),
+        "traits": dict(enriched.user_attributes), "identities": dict(enriched.identities),
+        "context": m.get("context") or {}, "rendered": {},
+        "dropped": {"event_attributes": 0, "user_attributes": 0},
+    }
+
+
+def router_kwargs() -> dict[str, Any]:
+    """Pipeline(...) keyword arguments: the real router when it exists, else the stand-in."""
+    return {} if has_router() else {"router": standin_route}
+
+
+def router_name() -> str:
+    return "crossdock.route.router" if has_router() else "stand-in (route step not landed)"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def process(
+    module: str, *args: str, ready: str = "READY"
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run `python -m module args` until the block ends; yields it and the text after its
+    ready line (e.g. the port it bound)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=child_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith(ready):
+            err = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"{module} did not start: {line!r} {err[-2000:]}")
+        yield proc, line[len(ready):].strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def sink(record: bool = False) -> Iterator[str]:
+    """The loopback destination (bench/sink.py) in its own process; yields its base URL."""
+    args = ["--record"] if record else []
+    with process("bench.sink", *args) as (_, port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def run_json(module: str, *args: str, timeout: float = 600) -> dict[str, Any]:
+    """Run `python -m module args` to the end; its last stdout line is a JSON object."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=child_env(),
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def elapsed(start: float) -> float:
+    return max(time.perf_counter() - start, 1e-9)

@@ -1,0 +1,55 @@
+"""The benchmarks at tiny sizes, so they cannot rot: every benchmark runs end to end and
+reports a positive figure for every measure, and the JSON has every key. No timing is judged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "memory", "scale"]
+ROW_KEYS = {"benchmark", "measure", "unit", "ours", "baseline", "baseline_name", "target",
+            "met", "ratio"}
+
+
+def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report) == {"meta", "benchmarks", "table"}
+    assert report["meta"]["quick"] is True
+    assert list(report["benchmarks"]) == BENCHMARKS
+    for name, result in report["benchmarks"].items():
+        assert result["rows"], f"{name} reported nothing"
+        for row in result["rows"]:
+            assert set(row) == ROW_KEYS, name
+            assert row["ours"] > 0, f"{name}: {row['measure']} is {row['ours']}"
+            if row["baseline"] is not None:
+                assert row["baseline"] > 0 and row["ratio"] > 0, f"{name}: {row['measure']}"
+    detail = report["benchmarks"]
+    assert detail["route"]["rows_per_s"] > 0 and detail["route"]["raw_rows_per_s"] > 0
+    assert detail["outbox"]["rows_per_s"] > 0 and detail["outbox"]["raw_rows_per_s"] > 0
+    for mode, key in (("single", "req_per_s"), ("batched", "msg_per_s")):
+        for side in ("ours", "httpx", "bare"):
+            assert detail["delivery"][mode][f"{side}_{key}"] > 0
+    for endpoint in ("track", "batch"):
+        assert detail["collector"][endpoint]["ours_req_per_s"] > 0
+        assert detail["collector"][endpoint]["bare_req_per_s"] > 0
+    for mode in ("single", "batched"):
+        latency = detail["latency"][mode]
+        assert latency["messages"] > 0 and latency["p99_ms"] >= latency["p50_ms"] > 0
+    memory = detail["memory"]
+    assert memory["fill"]["rows"] == memory["queued_rows"] == memory["drain"]["queued_at_start"]
+    assert memory["drain"]["delivered"] == memory["queued_rows"]
+    assert memory["fill"]["peak_rss_mb"] > 0 and memory["drain"]["peak_rss_mb"] > 0
+    for key in ("concurrency_msg_per_s", "processes_msg_per_s"):
+        assert set(detail["scale"][key]) == {"1", "2", "4"}
+        assert all(v > 0 for v in detail["scale"][key].values())
+    # The printed table has a line per measure.
+    measures = sum(len(r["rows"]) for r in detail.values())
+    lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert len(lines) == measures + 1  # and the header
