@@ -38,7 +38,8 @@ def load_or_exit(config_path: str) -> LoadedConfig:
     except ConfigError as exc:
         err_console.print(f"[red]{config_path}: invalid config[/red]")
         for problem in exc.problems:
-            err_console.print(f"  - {problem}", markup=False, highlight=False)
+            # soft_wrap: one problem per line even when piped (rich wraps at 80 columns).
+            err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(1) from exc
     for warning in loaded.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
@@ -161,7 +162,7 @@ def send(config_path: str, file: IO[str], quiet: bool) -> None:
         pipeline.close()
     for number, problems in bad:
         err_console.print(f"line {number}: " + "; ".join(problems), markup=False,
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
     console.print(f"accepted {accepted} messages ({rows} outbox rows), {duplicates} duplicates, "
                   f"{len(bad)} bad lines", highlight=False)
     if bad:
@@ -177,7 +178,8 @@ def _send_chunk(pipeline: Any, chunk: list[tuple[int, str]],
             raws.append(json.loads(line))
             numbers.append(number)
         except json.JSONDecodeError as exc:
-            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
+            # exc.pos, not exc.colno: the line's own newline puts colno on a "line 2".
+            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.pos + 1})"]))
     result = pipeline.accept(raws)
     for index, problems in result.errors:
         bad.append((numbers[index], problems))
