@@ -1,0 +1,32 @@
+"""Forwarding rules: who may be sent at all (identified people only, granted consent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crossdock.config import RulesConfig
+from crossdock.models import EnrichedMessage
+from crossdock.route.mapping_spec import RulesSpec
+
+
+@dataclass(frozen=True)
+class Rules:
+    only_identified: bool
+    require_consent: tuple[str, ...]
+
+    @classmethod
+    def merge(cls, mapping: RulesSpec, operator: RulesConfig) -> Rules:
+        """The mapping's defaults, overridden by the operator's `rules:` where set."""
+        only = mapping.only_identified if operator.only_identified is None else (
+            operator.only_identified)
+        consent = tuple(dict.fromkeys([*mapping.require_consent, *operator.require_consent]))
+        return cls(only, consent)
+
+    def refusal(self, enriched: EnrichedMessage) -> str | None:
+        """Why this message may not be forwarded, or None when it may."""
+        if self.only_identified and not enriched.identified:
+            return "rule: only identified users"
+        for purpose in self.require_consent:
+            if purpose not in enriched.consent:
+                return f"rule: consent {purpose!r} missing"
+        return None
