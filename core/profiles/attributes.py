@@ -24,11 +24,18 @@ from crossdock.config import AttributeRulesConfig
 SYSTEM_ATTRIBUTES = (
     "firstName", "lastName", "email", "phone", "gender", "birthDate", "company",
     "hashedEmail", "hashedPhone", "emailOptIn", "smsOptIn", "whatsappOptIn",
+    "address", "city", "state", "zip", "country",
 )
 SYSTEM_ALIASES = {
     "first_name": "firstName", "last_name": "lastName", "birthday": "birthDate",
     "birth_date": "birthDate", "hashed_email": "hashedEmail", "hashed_phone": "hashedPhone",
     "email_opt_in": "emailOptIn", "sms_opt_in": "smsOptIn", "whatsapp_opt_in": "whatsappOptIn",
+    "postal_code": "zip", "postalCode": "zip",
+    # mParticle's reserved user attributes name the same things; SDKs that speak mParticle
+    # send them, and they must not be refused for the reserved "$" prefix.
+    "$FirstName": "firstName", "$LastName": "lastName", "$Gender": "gender",
+    "$Mobile": "phone", "$Address": "address", "$City": "city", "$State": "state",
+    "$Zip": "zip", "$Country": "country",
 }
 ATTRIBUTE_TYPES = ("string", "number", "boolean", "date", "array", "object")
 

@@ -41,3 +41,14 @@ def test_consent_changes() -> None:
     assert consent_changes({"consent": {"categoryPreferences": {"ads": False}}}, {}) == {
         "ads": False}
     assert consent_changes({}, {}) == {}
+
+
+def test_mparticle_reserved_names_are_system_attributes_not_refused() -> None:
+    from crossdock.profiles.attributes import split_traits
+
+    system, custom = split_traits(
+        {"$FirstName": "Ada", "$LastName": "Lovelace", "$Zip": "0150", "$City": "Oslo",
+         "plan": "pro"}
+    )
+    assert system == {"firstName": "Ada", "lastName": "Lovelace", "zip": "0150", "city": "Oslo"}
+    assert custom == {"plan": "pro"}

@@ -143,11 +143,11 @@ def test_attribute_type_fixed_by_first_value_rest_of_message_kept(
 ) -> None:
     send(outbox, store, {"type": "identify", "userId": "u", "traits": {"age": 30}})
     out = send(outbox, store, {"type": "identify", "userId": "u",
-                               "traits": {"age": "thirty", "city": "Oslo"}})
+                               "traits": {"age": "thirty", "team": "Oslo"}})
     profile = show(outbox, store, "u")
     custom = profile["attributes"]["custom"]
     assert custom["age"] == {"type": "number", "value": 30}
-    assert custom["city"] == {"type": "string", "value": "Oslo"}
+    assert custom["team"] == {"type": "string", "value": "Oslo"}
     assert [r["rule"] for r in profile["rejections"]] == ["type"]
     assert "fixed as number" in profile["rejections"][0]["detail"]
     assert out[-1].user_attributes["age"] == 30
