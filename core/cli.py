@@ -36,7 +36,7 @@ def load_or_exit(config_path: str) -> LoadedConfig:
     try:
         loaded = load_config(config_path)
     except ConfigError as exc:
-        err_console.print(f"[red]{config_path}: invalid config[/red]")
+        err_console.print(f"[red]{config_path}: invalid config[/red]", soft_wrap=True)
         for problem in exc.problems:
             # soft_wrap: one problem per line even when piped (rich wraps at 80 columns).
             err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
@@ -175,11 +175,11 @@ def _send_chunk(pipeline: Any, chunk: list[tuple[int, str]],
     numbers: list[int] = []
     for number, line in chunk:
         try:
-            raws.append(json.loads(line))
+            # Without its newline, or an unclosed line's error lands on a "line 2, column 1".
+            raws.append(json.loads(line.rstrip("\r\n")))
             numbers.append(number)
         except json.JSONDecodeError as exc:
-            # exc.pos, not exc.colno: the line's own newline puts colno on a "line 2".
-            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.pos + 1})"]))
+            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
     result = pipeline.accept(raws)
     for index, problems in result.errors:
         bad.append((numbers[index], problems))
