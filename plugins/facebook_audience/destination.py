@@ -1,0 +1,262 @@
+"""The Facebook Custom Audience destination: audience membership changes -> user uploads.
+
+The audience engine emits `track` events `audience_entered` / `audience_exited` (the contract
+is on docs/destinations/facebook_audience.md). One `build_requests` call turns them into:
+
+- one row per person: the configured schema fields, each normalized and SHA-256 hashed by
+  Meta's rules (normalize.py); a person changing twice in one batch counts once, with the last
+  change, and the superseded items share that request's fate;
+- `POST /{version}/{audience_id}/users` for the adds and `DELETE` with the same body shape for
+  the removes, at most 10,000 rows a request; each method's requests form one upload session
+  (`batch_seq` 1..n, `last_batch_flag` on the last), whose id is derived from the items it
+  carries, so a retried batch re-uses its session id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
+
+import httpx
+from pydantic import BaseModel
+
+from crossdock.destination import (
+    DELIVERED,
+    RETRYABLE_STATUS,
+    Destination,
+    Failed,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Rejected,
+    Retry,
+    http_outcome,
+    parse_retry_after,
+    short_body,
+)
+from crossdock.plugins.facebook_audience import normalize
+from crossdock.plugins.facebook_audience.const import (
+    AUDIENCE_ENTERED,
+    AUDIENCE_EXITED,
+    MAX_USERS_PER_REQUEST,
+    PERMANENT_CODES,
+    PLUGIN_NAME,
+    THROTTLE_CODES,
+    TOKEN_INVALID_CODE,
+    TRANSIENT_CODES,
+)
+from crossdock.plugins.facebook_audience.settings import FacebookAudienceSettings
+
+METHODS = {AUDIENCE_ENTERED: "POST", AUDIENCE_EXITED: "DELETE"}
+_DOB_PARTS = {"DOBY": 0, "DOBM": 1, "DOBD": 2}
+
+
+class RowError(ValueError):
+    """An item that cannot become a customer-file row; the text is the dead-letter reason."""
+
+
+def appsecret_proof(app_secret: str, access_token: str) -> str:
+    """HMAC-SHA256 of the access token keyed by the app secret, lower hex (Meta's rule)."""
+    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+
+
+def membership_method(payload: dict[str, Any]) -> str:
+    """POST for audience_entered, DELETE for audience_exited; anything else is refused."""
+    event = payload.get("event")
+    if payload.get("type") != "track" or event not in METHODS:
+        raise RowError(
+            "facebook_audience takes only track events audience_entered / audience_exited "
+            f"(docs/destinations/facebook_audience.md), got {payload.get('type')} {event!r}"
+        )
+    return METHODS[event]
+
+
+def session_id(audience_id: str, method: str, items: Sequence[OutboxItem]) -> int:
+    """A positive 63-bit id, the same whenever the same items are uploaded again."""
+    ids = ",".join(str(item.id) for item in items)
+    digest = hashlib.sha256(f"{audience_id}:{method}:{ids}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1 or 1
+
+
+@dataclass
+class _Person:
+    row: list[str]
+    method: str
+    items: list[OutboxItem] = field(default_factory=list)
+
+
+class FacebookAudienceDestination(Destination):
+    plugin_name: ClassVar[str] = PLUGIN_NAME
+    settings_model = FacebookAudienceSettings
+    message_types: ClassVar[frozenset[str]] = frozenset({"track"})
+    max_batch_size: ClassVar[int] = MAX_USERS_PER_REQUEST
+    # One batch at a time keeps an exit from overtaking the entry it follows.
+    default_concurrency: ClassVar[int] = 1
+    description: ClassVar[str] = "Add and remove people in a Facebook Custom Audience"
+
+    def __init__(self, settings: BaseModel) -> None:
+        super().__init__(settings)
+        options = self.default_mapping().get("options") or {}
+        self.sources: dict[str, list[str]] = {
+            str(k): [str(n) for n in v] for k, v in (options.get("fields") or {}).items()
+        }
+        self.birthday_sources: list[str] = [str(n) for n in options.get("birthday") or []]
+
+    @property
+    def config(self) -> FacebookAudienceSettings:
+        return cast(FacebookAudienceSettings, self.settings)
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _lookup(self, payload: dict[str, Any], names: list[str]) -> Any:
+        traits = payload.get("traits") or {}
+        identities = payload.get("identities") or {}
+        for name in names:
+            for source in (traits, identities):
+                value = source.get(name)
+                if value not in (None, ""):
+                    return value
+            if name in ("userId", "anonymousId") and payload.get(name):
+                return payload[name]
+        return None
+
+    def _raw(self, payload: dict[str, Any], schema_field: str) -> Any:
+        rendered = payload.get("rendered") or {}
+        if rendered.get(schema_field) not in (None, ""):
+            return rendered[schema_field]
+        value = self._lookup(payload, self.sources.get(schema_field, []))
+        if value is None and schema_field in _DOB_PARTS:
+            birthday = self._lookup(payload, self.birthday_sources)
+            parts = str(birthday or "").strip()[:10].split("-")
+            if len(parts) == 3:
+                value = parts[_DOB_PARTS[schema_field]]
+        return value
+
+    def row(self, payload: dict[str, Any]) -> list[str]:
+        """The person's customer-file row in the configured schema's order."""
+        schema = self.config.schema_fields
+        country = normalize.country(self._raw(payload, "COUNTRY") or "")
+        row = [normalize.prepare(f, self._raw(payload, f), country_code=country,
+                                 default_phone_country_code=self.config.default_phone_country_code)
+               for f in schema]
+        if not any(row):
+            raise RowError(
+                f"no usable value for any schema field ({', '.join(schema)}): set traits or "
+                "identities such as email / phone, or a template per field"
+            )
+        return row
+
+    # -- requests --------------------------------------------------------------------------
+
+    def url(self) -> str:
+        base = str(self.config.graph_url).rstrip("/")
+        return f"{base}/{self.config.api_version}/{self.config.audience_id}/users"
+
+    def auth_params(self) -> dict[str, str]:
+        token = self.config.access_token.get_secret_value()
+        params = {"access_token": token}
+        if self.config.app_secret is not None:
+            params["appsecret_proof"] = appsecret_proof(
+                self.config.app_secret.get_secret_value(), token)
+        return params
+
+    def build_requests(self, items: Sequence[OutboxItem], max_rows: int = MAX_USERS_PER_REQUEST
+                       ) -> list[PlannedRequest | Rejected]:
+        out: list[PlannedRequest | Rejected] = []
+        people: dict[str, _Person] = {}
+        for item in items:
+            try:
+                method = membership_method(item.payload)
+                row = self.row(item.payload)
+            except RowError as exc:
+                out.append(Rejected(item, str(exc)))
+                continue
+            key = self._person_key(item.payload, row)
+            earlier = people.pop(key, None)
+            # Re-inserted so the person sits where their last change is; the last change wins.
+            people[key] = _Person(row, method, (earlier.items if earlier else []) + [item])
+        for method in ("POST", "DELETE"):
+            chosen = [p for p in people.values() if p.method == method]
+            out.extend(self._session(method, chosen, max_rows))
+        return out
+
+    @staticmethod
+    def _person_key(payload: dict[str, Any], row: list[str]) -> str:
+        for name in ("profileId", "userId", "anonymousId"):
+            if payload.get(name):
+                return f"{name}:{payload[name]}"
+        return "row:" + "\x1f".join(row)
+
+    def _session(self, method: str, people: list[_Person], max_rows: int
+                 ) -> list[PlannedRequest]:
+        if not people:
+            return []
+        carried = [item for p in people for item in p.items]
+        sid = session_id(self.config.audience_id, method, carried)
+        chunks = [people[i:i + max_rows] for i in range(0, len(people), max_rows)]
+        url, params = self.url(), self.auth_params()
+        planned: list[PlannedRequest] = []
+        for seq, chunk in enumerate(chunks, start=1):
+            body = {
+                "session": {"session_id": sid, "batch_seq": seq,
+                            "last_batch_flag": seq == len(chunks),
+                            "estimated_num_total": len(people)},
+                "payload": {"schema": list(self.config.schema_fields),
+                            "data": [p.row for p in chunk]},
+            }
+            request = httpx.Request(
+                method, url, params=params,
+                content=json.dumps(body, separators=(",", ":")).encode(),
+                headers={"content-type": "application/json"},
+            )
+            planned.append(PlannedRequest(request, [i for p in chunk for i in p.items],
+                                          rate_key=f"{PLUGIN_NAME}:{self.config.audience_id}"))
+        return planned
+
+    # -- responses -------------------------------------------------------------------------
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
+        return classify_response(response)
+
+
+def graph_error(response: httpx.Response) -> dict[str, Any] | None:
+    """The `error` object of a Graph API error body, or None when the body is not one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) and isinstance(error.get("code"), int) else None
+
+
+def classify_response(response: httpx.Response) -> Outcome:
+    """Graph's answer as an outcome: throttles and transient codes retried, token problems
+    failed with a reason of their own, other codes by Meta's list, then by HTTP status."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return DELIVERED
+    error = graph_error(response)
+    if error is None:
+        return http_outcome(response, f"facebook HTTP {status}: {short_body(response)}")
+    code: int = error["code"]
+    sub = error.get("error_subcode")
+    label = f"{code}/{sub}" if sub else str(code)
+    message = str(error.get("message") or "").strip()
+    trace = f", fbtrace_id {error['fbtrace_id']}" if error.get("fbtrace_id") else ""
+    after = parse_retry_after(response.headers.get("retry-after"))
+    if code == TOKEN_INVALID_CODE:
+        return Failed(f"access token invalid ({code}): {message}{trace}")
+    if code in THROTTLE_CODES:
+        return Retry(f"facebook throttled ({label}): {message}{trace}", after)
+    reason = f"facebook error {label} (HTTP {status}): {message}{trace}"
+    if code in TRANSIENT_CODES or error.get("is_transient") is True:
+        return Retry(reason, after)
+    if code in PERMANENT_CODES:
+        return Failed(reason)
+    if status >= 500 or status in RETRYABLE_STATUS:
+        return Retry(reason, after)
+    return Failed(reason)

@@ -1,0 +1,370 @@
+"""The Mailchimp destination: identify -> member upsert, audience changes -> tags, other track
+events -> member events.
+
+One `build_requests` call, per member (the subscriber hash of the email), in this order so a
+member exists before its tags and events are sent:
+
+1. upserts: every identify of a member in the batch merged into one body (later wins). When
+   two or more members have a definite status (opted in without double opt-in -> subscribed,
+   opted out -> unsubscribed) they go together through batch subscribe (`POST /lists/{id}`,
+   500 members a call, `update_existing: true`); the rest, whose status must not change on
+   an existing member, are `PUT /lists/{id}/members/{hash}` with `status_if_new`;
+2. tags: the member's audience_entered / audience_exited in one `POST .../tags` (last
+   change per tag wins);
+3. events: one `POST .../events` per other track event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
+
+import httpx
+from pydantic import BaseModel
+
+from crossdock.destination import (
+    DELIVERED,
+    Destination,
+    Failed,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Rejected,
+    Retry,
+    http_outcome,
+    parse_retry_after,
+    short_body,
+)
+from crossdock.plugins.mailchimp.const import (
+    ADDRESS_REQUIRED,
+    AUDIENCE_ENTERED,
+    AUDIENCE_EXITED,
+    EVENT_NAME_MAX,
+    EVENT_NAME_MIN,
+    MAX_BATCH_MEMBERS,
+    MAX_CONNECTIONS,
+    PERMANENT_TITLES,
+    PLUGIN_NAME,
+)
+from crossdock.plugins.mailchimp.settings import MailchimpSettings
+
+TAG_STATUS = {AUDIENCE_ENTERED: "active", AUDIENCE_EXITED: "inactive"}
+_ADDRESS_KEYS = {"addr1": ("addr1", "street", "line1", "address1"), "addr2": ("addr2", "line2"),
+                 "city": ("city",), "state": ("state", "region"),
+                 "zip": ("zip", "postalCode", "postal_code", "zipCode"),
+                 "country": ("country", "countryCode")}
+_NOT_EVENT_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]+")
+_DATE = re.compile(r"^\d{4}-(\d{2})-(\d{2})")
+_MONTH_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})$")
+
+
+class ItemError(ValueError):
+    """An item Mailchimp cannot take; the text is the dead-letter reason."""
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: MD5 of the trimmed, lower-cased email address."""
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()
+
+
+def event_name(name: str) -> str:
+    """A Mailchimp event name: runs of characters other than letters, digits, _ and -
+    become one "_", cut to 30 ("Order Completed" -> "Order_Completed")."""
+    cleaned = _NOT_EVENT_CHARS.sub("_", name.strip()).strip("_")[:EVENT_NAME_MAX].rstrip("_")
+    if len(cleaned) < EVENT_NAME_MIN:
+        raise ItemError(f"event: {name!r} makes the Mailchimp event name {cleaned!r}, which "
+                        f"must have {EVENT_NAME_MIN}-{EVENT_NAME_MAX} letters, digits, _ or -")
+    return cleaned
+
+
+def string_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def event_properties(properties: dict[str, Any]) -> dict[str, str]:
+    """Mailchimp event properties are {str: str}: keys cleaned, values as text, nulls left out."""
+    out: dict[str, str] = {}
+    for key, value in properties.items():
+        name = _NOT_KEY_CHARS.sub("_", str(key)).strip("_")
+        if name and value is not None:
+            out[name] = string_value(value)
+    return out
+
+
+def birthday(value: Any, source: str) -> str:
+    text = str(value).strip()
+    if match := _DATE.match(text):
+        month, day = match.groups()
+    elif match := _MONTH_DAY.match(text):
+        month, day = match.group(1).zfill(2), match.group(2).zfill(2)
+    else:
+        raise ItemError(f"traits.{source}: a birthday is MM/DD or YYYY-MM-DD, got {text!r}")
+    if not (1 <= int(month) <= 12 and 1 <= int(day) <= 31):
+        raise ItemError(f"traits.{source}: {text!r} is not a day of the year")
+    return f"{month}/{day}"
+
+
+def address(value: Any, source: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ItemError(f"traits.{source}: an ADDRESS is an object with addr1, city, state "
+                        f"and zip, got {type(value).__name__}")
+    out: dict[str, str] = {}
+    for key, names in _ADDRESS_KEYS.items():
+        found = next((value[n] for n in names if value.get(n) not in (None, "")), None)
+        if found is not None:
+            out[key] = str(found)
+    missing = [k for k in ADDRESS_REQUIRED if k not in out]
+    if missing:
+        raise ItemError(f"traits.{source}: ADDRESS needs {', '.join(missing)}")
+    return out
+
+
+def opt_in(payload: dict[str, Any], trait: str) -> bool | None:
+    """True / False when the message says whether the person opts in to email, else None."""
+    value = (payload.get("traits") or {}).get(trait)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, bool):
+        return value
+    consent = (payload.get("context") or {}).get("consent")
+    if isinstance(consent, dict):
+        prefs = consent.get("categoryPreferences", consent)
+        if isinstance(prefs, dict):
+            for key in (trait, "email"):
+                if isinstance(prefs.get(key), bool):
+                    return bool(prefs[key])
+    return None
+
+
+@dataclass
+class _Upsert:
+    email: str
+    merge_fields: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
+    items: list[OutboxItem] = field(default_factory=list)
+
+
+@dataclass
+class _Tags:
+    tags: dict[str, str] = field(default_factory=dict)
+    items: list[OutboxItem] = field(default_factory=list)
+
+
+class MailchimpDestination(Destination):
+    plugin_name: ClassVar[str] = PLUGIN_NAME
+    settings_model = MailchimpSettings
+    message_types: ClassVar[frozenset[str]] = frozenset({"identify", "track"})
+    max_batch_size: ClassVar[int] = MAX_BATCH_MEMBERS
+    default_concurrency: ClassVar[int] = MAX_CONNECTIONS
+    description: ClassVar[str] = "Upsert Mailchimp members; tags for audiences, custom events"
+
+    def __init__(self, settings: BaseModel) -> None:
+        super().__init__(settings)
+        options = self.default_mapping().get("options") or {}
+        self.email_sources = [str(n) for n in options.get("email") or ["email"]]
+        default_fields = {str(k): str(v) for k, v in (options.get("merge_fields") or {}).items()}
+        self.merge_map = self.config.merge_fields if self.config.merge_fields is not None \
+            else default_fields
+
+    @property
+    def config(self) -> MailchimpSettings:
+        return cast(MailchimpSettings, self.settings)
+
+    # -- reading payloads ------------------------------------------------------------------
+
+    def email(self, payload: dict[str, Any]) -> str:
+        for source in ("traits", "identities"):
+            values = payload.get(source) or {}
+            for name in self.email_sources:
+                value = values.get(name)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+        raise ItemError(f"no email: Mailchimp members are keyed by email; set traits or "
+                        f"identities {' / '.join(self.email_sources)}")
+
+    def merge_fields(self, traits: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for trait, tag in self.merge_map.items():
+            value = traits.get(trait)
+            if value is None or value == "":
+                continue
+            if isinstance(value, dict) or tag == "ADDRESS":
+                out[tag] = address(value, trait)
+            elif tag in ("BIRTHDAY", "BDAY"):
+                out[tag] = birthday(value, trait)
+            else:
+                out[tag] = string_value(value)
+        return out
+
+    def status(self, payload: dict[str, Any]) -> str | None:
+        """The status the message sets for sure, or None (then only status_if_new applies)."""
+        said = opt_in(payload, self.config.opt_in_trait)
+        if said is False:
+            return "unsubscribed"
+        if said is True and not self.config.double_opt_in:
+            return "subscribed"
+        return None
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        key = self.config.api_key.get_secret_value().strip()
+        if self.config.auth == "bearer":
+            auth = f"Bearer {key}"
+        else:
+            auth = "Basic " + base64.b64encode(f"crossdock:{key}".encode()).decode()
+        return {"authorization": auth, "content-type": "application/json"}
+
+    def _request(self, method: str, path: str, body: dict[str, Any], items: list[OutboxItem]
+                 ) -> PlannedRequest:
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        request = httpx.Request(method, self.config.api_root + path, content=content,
+                                headers=self._headers())
+        key = hashlib.sha256(self.config.api_key.get_secret_value().encode()).hexdigest()[:16]
+        return PlannedRequest(request, items, rate_key=f"{PLUGIN_NAME}:{key}")
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+        rejected: list[PlannedRequest | Rejected] = []
+        upserts: dict[str, _Upsert] = {}
+        tags: dict[str, _Tags] = {}
+        events: list[PlannedRequest] = []
+        list_path = f"/lists/{self.config.list_id}"
+        for item in items:
+            payload = item.payload
+            try:
+                member = subscriber_hash(self.email(payload))
+                kind, event = payload.get("type"), payload.get("event")
+                if kind == "identify":
+                    fields = self.merge_fields(payload.get("traits") or {})
+                    upsert = upserts.setdefault(member, _Upsert(self.email(payload)))
+                    upsert.email = self.email(payload)
+                    upsert.merge_fields.update(fields)
+                    upsert.status = self.status(payload) or upsert.status
+                    upsert.items.append(item)
+                elif kind == "track" and event in TAG_STATUS:
+                    name = self.tag_name(payload)
+                    change = tags.setdefault(member, _Tags())
+                    change.tags.pop(name, None)  # the last change of a tag wins, in order
+                    change.tags[name] = TAG_STATUS[str(event)]
+                    change.items.append(item)
+                elif kind == "track":
+                    body = {"name": event_name(str(event or "")),
+                            "properties": event_properties(payload.get("properties") or {})}
+                    if payload.get("timestamp"):
+                        body["occurred_at"] = payload["timestamp"]
+                    events.append(self._request(
+                        "POST", f"{list_path}/members/{member}/events", body, [item]))
+                else:
+                    raise ItemError(f"mailchimp takes identify and track messages, got {kind}")
+            except ItemError as exc:
+                rejected.append(Rejected(item, str(exc)))
+        out = rejected + self._upserts(list_path, list(upserts.items()))
+        out.extend(self._request("POST", f"{list_path}/members/{member}/tags",
+                                 {"tags": [{"name": n, "status": s}
+                                           for n, s in change.tags.items()]}, change.items)
+                   for member, change in tags.items())
+        out.extend(events)
+        return out
+
+    def tag_name(self, payload: dict[str, Any]) -> str:
+        audience = (payload.get("properties") or {}).get("audience")
+        if not isinstance(audience, str) or not audience.strip():
+            raise ItemError(f"properties.audience: {payload.get('event')} needs the audience's "
+                            "name")
+        return self.config.tag_prefix + audience.strip()
+
+    def _upserts(self, list_path: str, upserts: list[tuple[str, _Upsert]]
+                 ) -> list[PlannedRequest | Rejected]:
+        definite = [u for _, u in upserts if u.status is not None]
+        batched = definite if len(definite) > 1 else []
+        out: list[PlannedRequest | Rejected] = []
+        for start in range(0, len(batched), MAX_BATCH_MEMBERS):
+            chunk = batched[start:start + MAX_BATCH_MEMBERS]
+            members = [{"email_address": u.email, "status": u.status,
+                        **({"merge_fields": u.merge_fields} if u.merge_fields else {})}
+                       for u in chunk]
+            out.append(self._request("POST", list_path,
+                                     {"members": members, "update_existing": True},
+                                     [i for u in chunk for i in u.items]))
+        new_status = "pending" if self.config.double_opt_in else "subscribed"
+        for member, upsert in upserts:
+            if batched and upsert.status is not None:
+                continue
+            body: dict[str, Any] = {"email_address": upsert.email,
+                                    "status_if_new": upsert.status or new_status}
+            if upsert.status is not None:
+                body["status"] = upsert.status
+            if upsert.merge_fields:
+                body["merge_fields"] = upsert.merge_fields
+            out.append(self._request("PUT", f"{list_path}/members/{member}", body,
+                                     upsert.items))
+        return out
+
+    # -- responses -------------------------------------------------------------------------
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response
+                 ) -> Outcome | Sequence[Outcome]:
+        if not 200 <= response.status_code < 300:
+            return problem_outcome(response)
+        is_batch = planned.request.method == "POST" and \
+            planned.request.url.path.rstrip("/").endswith(f"/lists/{self.config.list_id}")
+        if not is_batch:
+            return DELIVERED
+        return self.batch_outcomes(planned, response)
+
+    def batch_outcomes(self, planned: PlannedRequest, response: httpx.Response
+                       ) -> list[Outcome]:
+        """Per-item outcomes of a batch subscribe: an email in `errors` failed with Mailchimp's
+        words; one in new_members / updated_members delivered; one in neither is retried."""
+        try:
+            data = response.json()
+        except ValueError:
+            return [Retry(f"mailchimp batch subscribe: unreadable reply "
+                          f"{short_body(response)}")] * len(planned.items)
+        done = {str(m.get("email_address", "")).strip().lower()
+                for key in ("new_members", "updated_members") for m in data.get(key) or []}
+        errors = {str(e.get("email_address", "")).strip().lower(): e
+                  for e in data.get("errors") or []}
+        outcomes: list[Outcome] = []
+        for item in planned.items:
+            email = self.email(item.payload).lower()
+            if email in errors:
+                error = errors[email]
+                outcomes.append(Failed(f"mailchimp batch subscribe: {error.get('error')} "
+                                       f"({error.get('error_code', 'no code')})"))
+            elif email in done:
+                outcomes.append(DELIVERED)
+            else:
+                outcomes.append(Retry("mailchimp batch subscribe: member missing from the "
+                                      "reply"))
+        return outcomes
+
+
+def problem_outcome(response: httpx.Response) -> Outcome:
+    """A Mailchimp error (application/problem+json) as an outcome: 429 and 5xx retried, the
+    rest permanent, with Mailchimp's title and detail as the reason."""
+    status = response.status_code
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict) or "title" not in problem:
+        return http_outcome(response, f"mailchimp HTTP {status}: {short_body(response)}")
+    title = str(problem.get("title") or "").strip()
+    detail = str(problem.get("detail") or "").strip()
+    reason = f"mailchimp {status} {title}: {detail}" if detail else f"mailchimp {status} {title}"
+    if status == 429 or status >= 500 or status == 408:
+        return Retry(reason, parse_retry_after(response.headers.get("retry-after")))
+    if title in PERMANENT_TITLES or status in (400, 401, 403, 404):
+        return Failed(reason)
+    return http_outcome(response, reason)
