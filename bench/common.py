@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -139,12 +140,20 @@ def webhook_config(db_path: Path, url: str, *, names: tuple[str, ...] = DESTINAT
     return parse_config(raw, base_dir=db_path.parent, env={})
 
 
-def has_router() -> bool:
+@functools.cache
+def router_problem() -> str | None:
+    """Why the real route step cannot be used (None: it can)."""
     try:
         import crossdock.route.router  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
     except ModuleNotFoundError:
-        return False
-    return True
+        return "not landed"
+    except Exception as exc:  # a route step half-way through being written
+        return f"does not import: {type(exc).__name__}: {exc}"
+    return None
+
+
+def has_router() -> bool:
+    return router_problem() is None
 
 
 def standin_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
@@ -169,7 +178,8 @@ def router_kwargs() -> dict[str, Any]:
 
 
 def router_name() -> str:
-    return "crossdock.route.router" if has_router() else "stand-in (route step not landed)"
+    problem = router_problem()
+    return "crossdock.route.router" if problem is None else f"stand-in (route step {problem})"
 
 
 def child_env(**extra: str) -> dict[str, str]:
