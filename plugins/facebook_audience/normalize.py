@@ -179,7 +179,8 @@ def normalize(field: str, value: Any, *, country_code: str = "",
     try:
         rule = _RULES[field]
     except KeyError:
-        raise ValueError(f"schema field {field!r} is not one of {', '.join(SCHEMA_FIELDS)}") from None
+        known = ", ".join(SCHEMA_FIELDS)
+        raise ValueError(f"schema field {field!r} is not one of {known}") from None
     return rule(value)
 
 
