@@ -1,0 +1,265 @@
+"""The SessionM destination: routed messages as SessionM app API requests.
+
+One request per message, because every request carries a whole message's fate:
+
+    identify        PUT  {host}/priv/v1/apps/{api_key}/external/users/{profileId}
+    track, screen   POST {host}/priv/v1/apps/{api_key}/external/users/{profileId}/events
+
+Both bodies carry a `user` block (standard fields, custom attributes as `user_profile`,
+enabled identities as `identifiers`), so the user is created or updated by their Crossdock id
+before the event is stored. The events path is Crossdock's own design in SessionM's style:
+SessionM does not publish its custom-event API (docs/destinations/sessionm.md).
+
+The filtering, forwarding rules, key normalization, limits and reserved renames happen in the
+route step (mappings/sessionm.yaml); this module applies the operator's event-name mappings
+and makes sure every value on the wire is a string.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+from urllib.parse import quote
+
+import httpx
+
+from crossdock.destination import (
+    DELIVERED,
+    Destination,
+    Failed,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Rejected,
+    Retry,
+    http_outcome,
+    parse_retry_after,
+    short_body,
+)
+from crossdock.plugins.sessionm.const import (
+    API_PREFIX,
+    EVENT_TYPE_CUSTOM,
+    EVENT_TYPE_SCREEN_VIEW,
+    EXTERNAL_ID_TYPE,
+    MAX_EVENT_ATTRIBUTES,
+    MAX_USER_ATTRIBUTES,
+    PLUGIN_NAME,
+    PROFILE_IDENTITY,
+    RETRYABLE_CODES,
+    STANDARD_USER_FIELDS,
+    USER_AGENT,
+)
+from crossdock.plugins.sessionm.settings import SessionMSettings
+from crossdock.route.normalize import stringify
+
+_EVENT_TYPES = {"track": EVENT_TYPE_CUSTOM, "screen": EVENT_TYPE_SCREEN_VIEW}
+_FILTER_CATEGORIES = ("events", "event_attributes", "user_attributes", "identities")
+
+
+def basic_auth(api_key: str, api_secret: str) -> str:
+    """The Authorization header value: Basic base64(api_key:api_secret)."""
+    token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def strings(values: dict[str, Any]) -> dict[str, str]:
+    """Every value as a string, whatever the mapping did; nulls are left out."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        text = stringify(value)
+        if text is not None:
+            out[str(key)] = text
+    return out
+
+
+def user_block(payload: dict[str, Any]) -> dict[str, Any]:
+    """The `user` object of a request: who the person is and what SessionM should know."""
+    profile_id = str(payload["profileId"])
+    traits = strings(payload.get("traits") or {})
+    user: dict[str, Any] = {"external_id": profile_id, "external_id_type": EXTERNAL_ID_TYPE}
+    for name in sorted(STANDARD_USER_FIELDS & traits.keys()):
+        user[name] = traits[name]
+    custom = {k: v for k, v in sorted(traits.items()) if k not in STANDARD_USER_FIELDS}
+    if custom:
+        user["user_profile"] = custom
+    identities = strings(payload.get("identities") or {})
+    identifiers = [
+        {"external_id_type": kind, "external_id": value}
+        for kind, value in sorted(identities.items()) if kind != PROFILE_IDENTITY
+    ]
+    if identifiers:
+        user["identifiers"] = identifiers
+    return user
+
+
+class SessionMDestination(Destination):
+    plugin_name: ClassVar[str] = PLUGIN_NAME
+    settings_model = SessionMSettings
+    message_types: ClassVar[frozenset[str]] = frozenset({"track", "screen", "identify"})
+    max_batch_size: ClassVar[int] = 1
+    default_concurrency: ClassVar[int] = 4
+    description: ClassVar[str] = (
+        "SessionM: enabled custom events, screen views, user attributes and identities"
+    )
+
+    @property
+    def config(self) -> SessionMSettings:
+        return cast(SessionMSettings, self.settings)
+
+    # -- validate ----------------------------------------------------------------------
+
+    def config_warnings(self, destination: Any) -> list[str]:
+        warnings: list[str] = []
+        mapping = destination.mapping
+        filt = destination.config.filter
+        if not mapping.get("forward_by_default", True) and not any(
+            getattr(filt, category).allow for category in _FILTER_CATEGORIES
+        ):
+            warnings.append(
+                "filter enables nothing, so nothing is sent: SessionM forwards only what "
+                "filter.events, filter.event_attributes, filter.user_attributes and "
+                "filter.identities allow"
+            )
+        limits = mapping.get("limits") or {}
+        event_limit = limits.get("event_attributes")
+        if event_limit is None or event_limit > MAX_EVENT_ATTRIBUTES:
+            warnings.append(
+                f"mapping.limits.event_attributes is {event_limit}: SessionM refuses events "
+                f"with more than {MAX_EVENT_ATTRIBUTES} attributes"
+            )
+        user_limit = limits.get("user_attributes")
+        if user_limit is None or user_limit > MAX_USER_ATTRIBUTES:
+            warnings.append(
+                f"mapping.limits.user_attributes is {user_limit}: SessionM refuses more than "
+                f"{MAX_USER_ATTRIBUTES} user attributes"
+            )
+        renamed = mapping.get("event_names") or {}
+        for name in sorted(self.config.event_names):
+            if name in renamed and name not in renamed.values():
+                warnings.append(
+                    f"settings.event_names.{name} never applies: mapping.event_names renames "
+                    f"{name!r} to {renamed[name]!r} first"
+                )
+        return warnings
+
+    # -- build -------------------------------------------------------------------------
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+        out: list[PlannedRequest | Rejected] = []
+        for item in items:
+            try:
+                out.append(PlannedRequest(self.request_for(item.payload), [item]))
+            except ValueError as exc:
+                out.append(Rejected(item, str(exc)))
+        return out
+
+    def request_for(self, payload: dict[str, Any]) -> httpx.Request:
+        """The one request that delivers a routed payload (ValueError when none can)."""
+        kind = payload.get("type")
+        profile_id = payload.get("profileId")
+        if not profile_id:
+            raise ValueError("profileId: missing; SessionM users are keyed by Crossdock's "
+                             "person id")
+        user_path = f"/external/users/{quote(str(profile_id), safe='')}"
+        if kind == "identify":
+            return self._request("PUT", user_path, {"user": user_block(payload)})
+        if kind in _EVENT_TYPES:
+            return self._request("POST", user_path + "/events", {
+                "user": user_block(payload),
+                "event": self.event_body(payload),
+            })
+        raise ValueError(f"type: {kind!r} is not forwarded to SessionM "
+                         "(only track, screen and identify)")
+
+    def event_body(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The `event` object: name after the event-name mappings, attributes as strings."""
+        routed = payload.get("event") or ""
+        name = self.config.event_names.get(routed, routed)
+        if not name:
+            raise ValueError("event: missing; SessionM needs an event name")
+        event: dict[str, Any] = {
+            "name": name,
+            "type": _EVENT_TYPES[payload["type"]],
+            "attributes": strings(payload.get("properties") or {}),
+            "message_id": payload.get("messageId"),
+        }
+        if payload.get("timestamp"):
+            event["occurred_at"] = payload["timestamp"]
+        return event
+
+    def _request(self, method: str, path: str, body: dict[str, Any]) -> httpx.Request:
+        settings = self.config
+        prefix = API_PREFIX.format(api_key=settings.api_key)
+        return httpx.Request(
+            method,
+            settings.base_url + prefix + path,
+            headers={
+                "authorization": basic_auth(settings.api_key,
+                                            settings.api_secret.get_secret_value()),
+                "content-type": "application/json",
+                "accept": "application/json",
+                "user-agent": USER_AGENT,
+            },
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        )
+
+    # -- classify ----------------------------------------------------------------------
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
+        return classify_response(response)
+
+
+def classify_response(response: httpx.Response) -> Outcome:
+    """SessionM's replies: `{"status": "ok"}` delivered; `{"status": "error"}` permanent even
+    with HTTP 200, except INTERNAL_SERVER_ERROR; 5xx retried; 401/403 bad credentials."""
+    status = response.status_code
+    body = _json(response)
+    error = _error(body)
+    if status in (401, 403):
+        why = error.text if error else short_body(response)
+        return Failed(f"bad credentials (HTTP {status}): {why}")
+    if 200 <= status < 300:
+        if isinstance(body, dict) and body.get("status") == "ok":
+            return DELIVERED
+        if error is not None:
+            if error.code in RETRYABLE_CODES:
+                return Retry(f"SessionM {error.text}",
+                             parse_retry_after(response.headers.get("retry-after")))
+            return Failed(f"SessionM {error.text}")
+        # A reply we cannot read says nothing about the request; trying again is safe.
+        return Retry(f"HTTP {status} without a SessionM status: {short_body(response)}")
+    reason = f"HTTP {status}: " + (f"SessionM {error.text}" if error else short_body(response))
+    return http_outcome(response, reason)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMError:
+    """The `errors` of a `{"status": "error"}` reply."""
+
+    code: str
+    message: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.code}: {self.message}" if self.message else self.code
+
+
+def _error(body: Any) -> SessionMError | None:
+    if not isinstance(body, dict) or body.get("status") != "error":
+        return None
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        message = errors.get("message")
+        return SessionMError(str(errors.get("code") or "UNKNOWN"),
+                             None if message is None else str(message))
+    return SessionMError("UNKNOWN", json.dumps(errors, default=str)[:200])
