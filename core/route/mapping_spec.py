@@ -2,24 +2,44 @@
 
 docs/mappings.md is the reference; `MappingSpec` is the same thing as a pydantic model, so a
 mistake in either file is reported by its path ("destinations.x.mapping.keys.case: ...").
+Every key is known: a misspelt key is an error, never silently ignored. Plugin-specific data
+goes under `options:`, which Crossdock does not read.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crossdock.models import validation_problems
 
+AttributeGroup = Literal["properties", "traits"]
+_BOTH: tuple[AttributeGroup, ...] = ("properties", "traits")
+
+
+def _none_means_none(value: Any) -> Any:
+    # `case: null` is as natural in YAML as `case: none`.
+    return "none" if value is None else value
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RulesSpec(_Strict):
+    """Forwarding rules the plugin needs; the operator's `rules:` overrides them."""
+
     only_identified: bool = False
     require_consent: list[str] = Field(default_factory=list)
+
+    @field_validator("require_consent")
+    @classmethod
+    def _purposes(cls, v: list[str]) -> list[str]:
+        if any(not p.strip() for p in v):
+            raise ValueError("consent purposes must be non-empty strings")
+        return v
 
 
 class IdentitiesSpec(_Strict):
@@ -27,20 +47,21 @@ class IdentitiesSpec(_Strict):
     always: list[str] = Field(default_factory=list)
 
 
-_BOTH: tuple[Literal["properties", "traits"], ...] = ("properties", "traits")
-
-
 class KeysSpec(_Strict):
+    """Attribute-name rewriting, in this order: normalize, strip underscores, case."""
+
     normalize: Literal["none", "non_alphanumeric_to_underscore"] = "none"
     strip_leading_underscores: bool = False
+    strip_trailing_underscores: bool = False
     case: Literal["none", "lower", "upper", "snake", "camel", "pascal"] = "none"
-    apply_to: list[Literal["properties", "traits"]] = Field(
-        default_factory=lambda: list(_BOTH)
-    )
+    apply_to: list[AttributeGroup] = Field(default_factory=lambda: list(_BOTH))
+
+    _none = field_validator("normalize", "case", mode="before")(_none_means_none)
 
 
 class ValuesSpec(_Strict):
     stringify: bool = False
+    apply_to: list[AttributeGroup] = Field(default_factory=lambda: list(_BOTH))
 
 
 class LimitsSpec(_Strict):
@@ -68,6 +89,17 @@ class MappingSpec(_Strict):
     #: free-form settings a plugin reads from its own mapping (documented on its page)
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("reserved", "event_names")
+    @classmethod
+    def _non_empty_targets(cls, v: dict[str, str]) -> dict[str, str]:
+        empty = [k for k, target in v.items() if not target.strip()]
+        if empty:
+            raise ValueError(f"{empty[0]!r} maps to an empty name")
+        return v
+
+
+KNOWN_KEYS = tuple(MappingSpec.model_fields)
+
 
 def parse_mapping(mapping: dict[str, Any]) -> MappingSpec:
     """The mapping as a model (raises pydantic's ValidationError)."""
@@ -78,8 +110,22 @@ def mapping_problems(mapping: dict[str, Any], path: str) -> list[str]:
     """Every problem in a merged mapping, as "path.key: message" (empty when valid)."""
     from crossdock.route.templates import template_problems
 
+    if not isinstance(mapping, dict):
+        return [f"{path}: must be a mapping, got {type(mapping).__name__}"]
+    problems = [_unknown_key(str(key), path) for key in mapping if key not in KNOWN_KEYS]
+    known = {k: v for k, v in mapping.items() if k in KNOWN_KEYS}
     try:
-        spec = parse_mapping(mapping)
+        spec = parse_mapping(known)
     except ValidationError as exc:
-        return validation_problems(exc, path)
-    return template_problems(spec.templates, f"{path}.templates")
+        return problems + [
+            p.replace(": Extra inputs are not permitted", ": unknown key")
+            for p in validation_problems(exc, path)
+        ]
+    return problems + template_problems(spec.templates, f"{path}.templates")
+
+
+def _unknown_key(key: str, path: str) -> str:
+    close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+    hint = (f"did you mean {close[0]!r}?" if close
+            else "plugin-specific data goes under `options:`")
+    return f"{path}.{key}: unknown mapping key ({hint})"

@@ -2,11 +2,18 @@
 
 A key normalizes once per destination and is memoized: the same few hundred attribute names
 arrive millions of times.
+
+Order: `normalize` (each character outside A-Z, a-z, 0-9 becomes "_"), then the underscore
+strips, then `case`. Casing splits a key into words at non-alphanumeric characters and at
+lower-to-upper and acronym boundaries ("userID" -> user, ID; "HTTPServer" -> HTTP, Server);
+digits stay with the letters before them. An empty result means the key is dropped (and
+counted). Every rule is idempotent: normalizing a normalized key changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +21,9 @@ from typing import Any
 from crossdock.route.mapping_spec import KeysSpec
 
 _NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+# A word: an acronym before a capitalized word, a (capitalized) lower-case run with its
+# digits, an upper-case run with its digits, or any other run of letters and digits.
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+[0-9]*|[^\W_]+")
 _MEMO_LIMIT = 50_000
 
 
@@ -22,14 +31,16 @@ def _words(key: str) -> list[str]:
     return _WORDS.findall(key)
 
 
+def _camel(key: str) -> str:
+    return "".join(w.lower() if i == 0 else w.capitalize() for i, w in enumerate(_words(key)))
+
+
 _CASES: dict[str, Callable[[str], str]] = {
     "none": lambda k: k,
     "lower": str.lower,
     "upper": str.upper,
     "snake": lambda k: "_".join(w.lower() for w in _words(k)),
-    "camel": lambda k: "".join(
-        w.lower() if i == 0 else w.capitalize() for i, w in enumerate(_words(k))
-    ),
+    "camel": _camel,
     "pascal": lambda k: "".join(w.capitalize() for w in _words(k)),
 }
 
@@ -40,7 +51,7 @@ class KeyNormalizer:
     def __init__(self, spec: KeysSpec) -> None:
         self.spec = spec
         self.identity = (spec.normalize == "none" and not spec.strip_leading_underscores
-                         and spec.case == "none")
+                         and not spec.strip_trailing_underscores and spec.case == "none")
         self._case = _CASES[spec.case]
         self._memo: dict[str, str] = {}
 
@@ -59,11 +70,20 @@ class KeyNormalizer:
             key = _NON_ALNUM.sub("_", key)
         if self.spec.strip_leading_underscores:
             key = key.lstrip("_")
+        if self.spec.strip_trailing_underscores:
+            key = key.rstrip("_")
         return self._case(key)
 
 
+# Beyond this an integral float is written in exponent form, not as a 300-digit integer.
+_PLAIN_FLOAT_LIMIT = 1e16
+
+
 def stringify(value: Any) -> str | None:
-    """A value as the string destinations like SessionM want; None for "drop it"."""
+    """A value as the string destinations like SessionM want; None for "drop it".
+
+    bool -> "true"/"false"; integral numbers without ".0"; other floats in their shortest
+    round-trip form; lists and objects as compact JSON; strings unchanged; null dropped."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -73,5 +93,7 @@ def stringify(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
+        if math.isfinite(value) and value.is_integer() and abs(value) < _PLAIN_FLOAT_LIMIT:
+            return str(int(value))
+        return repr(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,7 +1,8 @@
 """route(enriched, destination): the routed payload for one destination, or why not.
 
 A destination's mapping and filter compile once (matchers, normalizers, templates) and are
-reused for every message; route() is on the hot path of every accepted message.
+reused for every message: route() runs for every accepted message and every destination.
+The compiled route is kept on the destination object itself, so it lives exactly as long.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from crossdock.route.mapping import AttributeShaper
 from crossdock.route.mapping_spec import parse_mapping
 from crossdock.route.normalize import KeyNormalizer
 from crossdock.route.rules import Rules
-from crossdock.route.templates import CompiledTemplate, compile_templates
+from crossdock.route.templates import compile_templates
 
 _EVENT_TYPES = frozenset({"track", "page", "screen"})
+_ATTR = "_crossdock_compiled_route"
+_EMPTY: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skip:
     """The message does not go to this destination, and why."""
 
@@ -35,14 +38,13 @@ class CompiledRoute:
         spec = parse_mapping(destination.mapping)
         filt = destination.config.filter
         by_default = spec.forward_by_default
-        types = set(destination.plugin.message_types)
+        supported = set(destination.plugin.message_types)
         if spec.message_types is not None:
-            types &= set(spec.message_types)
-        if filt.message_types is not None:
-            types &= set(filt.message_types)
+            supported &= set(spec.message_types)
         self.destination = destination
-        self.message_types = frozenset(types)
-        self.plugin_name = destination.plugin.plugin_name
+        self.supported = frozenset(supported)
+        self.allowed_types = (None if filt.message_types is None
+                              else frozenset(filt.message_types))
         self.forward_by_default = by_default
         self.events = Matcher(filt.events, by_default)
         self.identities = Matcher(filt.identities, by_default)
@@ -50,25 +52,32 @@ class CompiledRoute:
         self.rules = Rules.merge(spec.rules, destination.config.rules)
         self.event_names = spec.event_names
         normalizer = KeyNormalizer(spec.keys)
+        keys_for, values_for = spec.keys.apply_to, spec.values.apply_to
         string_length = spec.limits.string_length
+        props = Matcher(filt.event_attributes, by_default)
         self.properties = AttributeShaper(
-            Matcher(filt.event_attributes, by_default),
-            normalizer if "properties" in spec.keys.apply_to else None,
-            {}, spec.values.stringify, spec.limits.event_attributes, string_length)
+            props, props.everything,
+            normalizer if "properties" in keys_for else None, {},
+            spec.values.stringify and "properties" in values_for,
+            spec.limits.event_attributes, string_length)
+        traits = Matcher(filt.user_attributes, by_default)
         self.traits = AttributeShaper(
-            Matcher(filt.user_attributes, by_default),
-            normalizer if "traits" in spec.keys.apply_to else None,
-            spec.reserved, spec.values.stringify, spec.limits.user_attributes, string_length)
-        self.templates: list[CompiledTemplate] = compile_templates(
-            spec.templates, spec.template_format)
+            traits, traits.everything,
+            normalizer if "traits" in keys_for else None, spec.reserved,
+            spec.values.stringify and "traits" in values_for,
+            spec.limits.user_attributes, string_length)
+        self.templates = compile_templates(spec.templates, spec.template_format)
 
     def route(self, enriched: EnrichedMessage) -> dict[str, Any] | Skip:
         message = enriched.message
         kind = message["type"]
-        if kind not in self.message_types:
-            return Skip(f"type: {kind} is not forwarded to {self.plugin_name}")
+        if kind not in self.supported:
+            return Skip(f"type: {kind} not supported")
+        if self.allowed_types is not None and kind not in self.allowed_types:
+            return Skip(f"filtered: type {kind!r} not allowed")
         event: str | None = None
         if kind in _EVENT_TYPES:
+            # An unnamed page or screen is filtered (and sent) under its type's name.
             event = message.get("event") if kind == "track" else (message.get("name") or kind)
             assert event is not None
             if enriched.system:
@@ -81,19 +90,13 @@ class CompiledRoute:
         if refusal is not None:
             return Skip(refusal)
 
-        identities = {k: v for k, v in enriched.identities.items() if self.identities(k)}
-        for name in self.always_identities:
-            if name == "profileId":
-                if enriched.profile_id:
-                    identities["profileId"] = enriched.profile_id
-            elif name in enriched.identities:
-                identities[name] = enriched.identities[name]
-        traits, dropped_traits = self.traits.shape(enriched.user_attributes)
+        identities = self._identities(enriched)
+        traits = self.traits.shape(enriched.user_attributes)
         if kind in _EVENT_TYPES:
-            properties, dropped_props = self.properties.shape(message.get("properties") or {})
+            properties = self.properties.shape(message.get("properties") or _EMPTY)
         else:
-            properties, dropped_props = {}, 0
-        if kind == "identify" and not self.forward_by_default and not traits and not any(
+            properties = self.properties.shape(_EMPTY)
+        if kind == "identify" and not self.forward_by_default and not traits.attributes and not any(
             k not in self.always_identities for k in identities
         ):
             return Skip("filtered: no user attribute or identity enabled")
@@ -108,33 +111,48 @@ class CompiledRoute:
             "profileId": enriched.profile_id,
             "event": self.event_names.get(event, event) if event is not None else None,
             "name": message.get("name"),
-            "properties": properties,
-            "traits": traits,
+            "properties": properties.attributes,
+            "traits": traits.attributes,
             "identities": identities,
             "context": message.get("context") or {},
             "rendered": {},
-            "dropped": {"event_attributes": dropped_props, "user_attributes": dropped_traits},
+            "dropped": {"event_attributes": properties.dropped,
+                        "user_attributes": traits.dropped},
+            "truncated": properties.truncated + traits.truncated,
         }
         if kind == "alias":
             payload["previousId"] = message.get("previousId")
         if self.templates:
-            payload["rendered"] = {t.name: t.render(payload) for t in self.templates}
+            payload["rendered"] = self.templates.render(payload)
         return payload
 
-
-_COMPILED: dict[int, tuple[ConfiguredDestination, CompiledRoute]] = {}
+    def _identities(self, enriched: EnrichedMessage) -> dict[str, str]:
+        allowed = self.identities
+        found = enriched.identities
+        identities = dict(found) if allowed.everything else {
+            k: v for k, v in found.items() if allowed(k)}
+        for name in self.always_identities:
+            if name == "profileId":
+                if enriched.profile_id:
+                    identities["profileId"] = enriched.profile_id
+            elif name in found:
+                identities[name] = found[name]
+        return identities
 
 
 def compiled(destination: ConfiguredDestination) -> CompiledRoute:
-    """The destination's compiled route (kept while the destination object lives)."""
-    found = _COMPILED.get(id(destination))
-    if found is None or found[0] is not destination:
-        found = (destination, CompiledRoute(destination))
-        _COMPILED[id(destination)] = found
-    return found[1]
+    """The destination's compiled route, built on first use."""
+    found: CompiledRoute | None = destination.__dict__.get(_ATTR)
+    if found is None:
+        found = CompiledRoute(destination)
+        setattr(destination, _ATTR, found)
+    return found
 
 
 def route(enriched: EnrichedMessage, destination: ConfiguredDestination) -> dict[str, Any] | Skip:
     """The routed payload for `destination` (format: crossdock.route), or a Skip saying why
     the message does not go there. Raises MessageError when a template cannot render."""
-    return compiled(destination).route(enriched)
+    found: CompiledRoute | None = destination.__dict__.get(_ATTR)
+    if found is None:
+        found = compiled(destination)
+    return found.route(enriched)
