@@ -27,11 +27,23 @@ from crossdock.testing.fakeserver import RunningServer
 CROSSDOCK = [sys.executable, "-m", "crossdock.cli"]
 
 
+#: the plugins these tests exercise; other installed plugins cannot change their results
+PLUGINS = "webhook,slack"
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a `crossdock` process: wide, colourless output so tests can read
-    tables, and no plugin limit leaking in from the caller."""
-    env = {k: v for k, v in os.environ.items() if k != "CROSSDOCK_LOAD_PLUGINS"}
-    env.update({"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"}, **extra)
+    tables, and only the webhook and slack plugins loaded (`all_plugins_env` loads all)."""
+    env = dict(os.environ)
+    env.update({"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb",
+                "CROSSDOCK_LOAD_PLUGINS": PLUGINS}, **extra)
+    return env
+
+
+def all_plugins_env() -> dict[str, str]:
+    """`cli_env` with every installed plugin loaded (the demo uses whatever is installed)."""
+    env = cli_env()
+    del env["CROSSDOCK_LOAD_PLUGINS"]
     return env
 
 
@@ -167,9 +179,9 @@ def one_row(db: Path, destination: str, message_id: str) -> Row:
     return rows[0]
 
 
-def status_json(config: Path) -> dict[str, dict[str, Any]]:
+def status_json(config: Path, env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """`crossdock status --json`, parsed."""
-    result = crossdock("status", "-c", str(config), "--json")
+    result = crossdock("status", "-c", str(config), "--json", env=env)
     assert result.returncode == 0, result.stderr
     data: dict[str, dict[str, Any]] = json.loads(result.stdout)
     return data

@@ -5,13 +5,13 @@ lines of a file are kept, and a refused config leaves the outbox exactly as it w
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from e2e_helpers import (
     Fake,
     Row,
+    cli_env,
     crossdock,
     outbox_rows,
     slack_destination,
@@ -118,8 +118,7 @@ def test_malformed_config_lists_every_problem_by_path_and_changes_nothing(
     }, name="bad.yaml", collector={"enabled": False, "port": 99999})
 
     # No COLUMNS: a piped CI log still gets one problem per line.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("COLUMNS", "HOOK_TRACKS_URL", "CROSSDOCK_LOAD_PLUGINS")}
+    env = {k: v for k, v in cli_env().items() if k not in ("COLUMNS", "HOOK_TRACKS_URL")}
     result = crossdock("validate", "-c", str(bad), env=env)
     assert result.returncode == 1
     problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]

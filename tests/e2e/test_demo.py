@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from e2e_helpers import crossdock, status_json
+from e2e_helpers import all_plugins_env, crossdock, status_json
 
 _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
@@ -14,7 +14,7 @@ _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILIN
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     keep = tmp_path / "demo"
-    result = crossdock("demo", "--keep", str(keep), timeout=120)
+    result = crossdock("demo", "--keep", str(keep), timeout=120, env=all_plugins_env())
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
 
@@ -29,7 +29,7 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     assert re.search(r"; 1 refused:\n\s+message \d+: userId: ", out), out
 
     # What the demo printed is what its outbox says.
-    status = status_json(keep / "crossdock.yaml")
+    status = status_json(keep / "crossdock.yaml", env=all_plugins_env())
     assert set(status) == set(destinations)
     for name, counts in status.items():
         assert counts["delivered"] > 0, (name, counts)

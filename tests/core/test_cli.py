@@ -1,0 +1,385 @@
+"""The `crossdock` command-line tool, in process through click's CliRunner, on real config
+files, a real SQLite outbox and (for deliver) the webhook contract fake over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from pydantic import BaseModel
+from rich.console import Console
+
+import crossdock.cli as cli_module
+from crossdock import __version__
+from crossdock.cli import cli
+from crossdock.destination import Destination, PlannedRequest, Rejected
+from crossdock.hookspecs import hookimpl
+from crossdock.outbox.base import NewRow
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.plugin_manager import plugin_manager
+from crossdock.plugins.webhook.fake import WebhookFake
+from crossdock.plugins.webhook.fake import make_app as webhook_app
+from crossdock.testing.fakeserver import RunningServer, serve
+
+SLACK_URL = "https://hooks.slack.com/services/T000/B000/XXXX"
+
+
+@pytest.fixture(autouse=True)
+def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich draws tables 80 columns wide when not on a terminal; give it room so cells are
+    not cut short (the commands read the module's consoles at call time)."""
+    monkeypatch.setattr(cli_module, "console", Console(width=200, no_color=True))
+    monkeypatch.setattr(cli_module, "err_console",
+                        Console(width=200, no_color=True, stderr=True))
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def write_config(tmp_path: Path, destinations: dict[str, Any]) -> Path:
+    path = tmp_path / "crossdock.yaml"
+    path.write_text(yaml.safe_dump({
+        "outbox": {"url": "sqlite:///outbox.db"}, "collector": {"enabled": False},
+        "destinations": destinations,
+    }, sort_keys=False))
+    return path
+
+
+def hook(url: str = "http://127.0.0.1:9/in", **extra: Any) -> dict[str, Any]:
+    return {"plugin": "webhook", "settings": {"url": url, "allow_private_network": True},
+            **extra}
+
+
+def payload(message_id: str) -> dict[str, Any]:
+    """A routed payload as the route step would store it (see crossdock.route)."""
+    return {"type": "track", "messageId": message_id, "timestamp": "2024-05-01T12:00:00Z",
+            "userId": "u-1", "event": "Order Completed", "properties": {"total": "10"},
+            "traits": {}, "identities": {"userId": "u-1"}, "context": {}, "rendered": {}}
+
+
+# -- --version, validate ----------------------------------------------------------------------
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"crossdock, version {__version__}"
+
+
+def test_validate_ok_counts_the_enabled_destinations(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {
+        "hook": hook(),
+        "alerts": {"plugin": "slack", "settings": {"webhook_url": SLACK_URL}},
+        "off": {**hook(), "enabled": False},
+    })
+    result = invoke("validate", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"ok: {config} (2 enabled destinations: hook, alerts)"
+    assert result.stderr == ""
+    # validate only reads: no outbox appears.
+    assert not (tmp_path / "outbox.db").exists()
+
+
+def test_validate_reads_crossdock_config_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, {"hook": hook()})
+    monkeypatch.setenv("CROSSDOCK_CONFIG", str(config))
+    result = invoke("validate")
+    assert result.exit_code == 0, result.output
+    assert f"ok: {config}" in result.stdout
+
+
+def test_validate_a_missing_file_exits_1_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = invoke("validate", "-c", str(missing))
+    assert result.exit_code == 1
+    assert f"{missing}: cannot read (No such file or directory)" in result.stderr
+
+
+class _WarnySettings(BaseModel):
+    level: int = 1
+
+
+class _WarnyDestination(Destination):
+    """A destination type that always has something to say about its config."""
+
+    plugin_name: ClassVar[str] = "warny"
+    settings_model = _WarnySettings
+    description: ClassVar[str] = "test type with warnings"
+
+    def config_warnings(self, destination: Any) -> list[str]:
+        return [f"level {destination.config.settings['level']} is very loud"]
+
+    def build_requests(self, items: Any) -> list[PlannedRequest | Rejected]:
+        return []
+
+
+class _TestPlugin:
+    """A plugin registered the way an entry point is: an object with hookimpls."""
+
+    @hookimpl
+    def register_destinations(self, register: Any) -> None:
+        register(_WarnyDestination)
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        @cli.command("hello")
+        @click.argument("name")
+        def hello(name: str) -> None:
+            """Say hello (added by a test plugin)."""
+            click.echo(f"hello {name} from a plugin")
+
+
+@pytest.fixture
+def test_plugin() -> Iterator[None]:
+    pm = plugin_manager()
+    pm.register(_TestPlugin(), name="test-plugin")
+    try:
+        yield
+    finally:
+        pm.unregister(name="test-plugin")
+        cli.commands.pop("hello", None)
+
+
+def test_validate_prints_plugin_warnings_and_still_exits_0(
+    tmp_path: Path, test_plugin: None
+) -> None:
+    config = write_config(tmp_path, {"loud": {"plugin": "warny", "settings": {"level": 11}},
+                                     "hook": hook()})
+    result = invoke("validate", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    assert "warning: destinations.loud: level 11 is very loud" in result.stderr
+    assert "(2 enabled destinations: loud, hook)" in result.stdout
+
+
+# -- plugins ----------------------------------------------------------------------------------
+
+
+def test_plugins_lists_webhook_and_slack_with_their_settings() -> None:
+    result = invoke("plugins")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "webhook  POST routed messages as signed JSON to any URL" in out
+    assert "slack  Post a message to a Slack channel (incoming webhook)" in out
+    assert "    url: string (uri) (required) the receiver's http(s) URL" in out
+    assert "    webhook_url: string (password) (required)" in out
+    assert "    secret: string (password) | null (optional)" in out
+
+
+def test_plugins_json() -> None:
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"webhook", "slack"} <= set(data["plugins"])
+    by_name = {d["plugin"]: d for d in data["destinations"]}
+    webhook, slack = by_name["webhook"], by_name["slack"]
+    assert webhook["module"] == "crossdock.plugins.webhook.destination"
+    assert webhook["max_batch_size"] == 100 and slack["max_batch_size"] == 1
+    assert webhook["settings"]["url"] == {
+        "type": "string (uri)", "required": True, "description": "the receiver's http(s) URL"}
+    assert webhook["settings"]["secret"]["required"] is False
+    assert slack["settings"]["webhook_url"]["required"] is True
+    assert slack["settings"]["webhook_url"]["type"] == "string (password)"
+
+
+def _plugins_json_with(env_value: str) -> dict[str, Any]:
+    """`crossdock plugins --json` in a fresh process with CROSSDOCK_LOAD_PLUGINS set (the
+    plugin manager is process-wide, so the limit is read once per process)."""
+    env = {**os.environ, "CROSSDOCK_LOAD_PLUGINS": env_value}
+    done = subprocess.run([sys.executable, "-m", "crossdock.cli", "plugins", "--json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def test_crossdock_load_plugins_limits_what_loads() -> None:
+    only_webhook = _plugins_json_with("webhook")
+    assert only_webhook["plugins"] == ["webhook"]
+    assert [d["plugin"] for d in only_webhook["destinations"]] == ["webhook"]
+    both = _plugins_json_with(" slack , webhook ")
+    assert sorted(both["plugins"]) == ["slack", "webhook"]
+    assert _plugins_json_with("") == {"plugins": [], "destinations": []}
+
+
+def test_a_config_naming_a_plugin_that_is_not_loaded_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {
+        "alerts": {"plugin": "slack", "settings": {"webhook_url": SLACK_URL}}})
+    env = {**os.environ, "CROSSDOCK_LOAD_PLUGINS": "webhook"}
+    done = subprocess.run([sys.executable, "-m", "crossdock.cli", "validate", "-c", str(config)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert "destinations.alerts.plugin: unknown plugin 'slack' (known: webhook)" in done.stderr
+
+
+# -- register_commands --------------------------------------------------------------------------
+
+
+def test_register_commands_hook_adds_a_command(test_plugin: None) -> None:
+    assert "hello" not in cli.commands
+    cli_module._attach_plugin_commands()
+    result = invoke("hello", "world")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "hello world from a plugin\n"
+    assert "Say hello (added by a test plugin)." in invoke("--help").stdout
+
+
+# -- status, dead letters ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_outbox(tmp_path: Path) -> Path:
+    """A config whose outbox holds one row in each state for `hook`; `idle` has none."""
+    config = write_config(tmp_path, {"hook": hook(), "idle": hook()})
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        now = time.time()
+        box.enqueue([NewRow("hook", f"m{i}", payload(f"m{i}")) for i in range(1, 6)], now=now)
+        first = box.lease("hook", 3, 60, "test", now=now)
+        assert [i.message_id for i in first] == ["m1", "m2", "m3"]
+        box.ack([first[0].id], now=now)
+        box.retry(first[1].id, now + 3600, "HTTP 503: busy")
+        box.dead(first[2].id, "HTTP 400: email is not valid", now=now)
+        assert [i.message_id for i in box.lease("hook", 1, 60, "test", now=now)] == ["m4"]
+    finally:
+        box.close()
+    return config
+
+
+def test_status_json(busy_outbox: Path) -> None:
+    result = invoke("status", "-c", str(busy_outbox), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"hook": {
+        "queued": 2, "leased": 1, "retrying": 1, "delivered": 1, "dead": 1,
+        "last_error": "HTTP 400: email is not valid", "dropped_attributes": 0,
+    }}
+
+
+def test_status_table(busy_outbox: Path) -> None:
+    result = invoke("status", "-c", str(busy_outbox))
+    assert result.exit_code == 0, result.output
+    rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 8}
+    assert rows["hook"] == ["2", "1", "1", "1", "1", "0", "HTTP 400: email is not valid"]
+    assert rows["idle"] == ["0", "0", "0", "0", "0", "0", ""]  # configured, nothing yet
+    assert "queued" in result.stdout and "last error" in result.stdout
+
+
+def test_dead_letters_list_and_replay(busy_outbox: Path) -> None:
+    listed = invoke("dead-letters", "list", "-c", str(busy_outbox), "--json")
+    assert listed.exit_code == 0, listed.output
+    [letter] = json.loads(listed.stdout)
+    assert (letter["destination"], letter["message_id"], letter["attempts"]) == ("hook", "m3", 1)
+    assert letter["reason"] == "HTTP 400: email is not valid"
+    assert letter["payload"] == payload("m3")
+
+    table = invoke("dead-letters", "list", "-c", str(busy_outbox))
+    assert "m3" in table.stdout and "HTTP 400: email is not valid" in table.stdout
+    assert invoke("dead-letters", "list", "-c", str(busy_outbox), "-d", "idle",
+                  "--json").stdout.strip() == "[]"
+
+    # Another destination's replay, or an unknown id, queues nothing.
+    assert "replayed 0 dead letters" in invoke(
+        "dead-letters", "replay", "-c", str(busy_outbox), "-d", "idle").stdout
+    assert "replayed 0 dead letters" in invoke(
+        "dead-letters", "replay", "-c", str(busy_outbox), str(letter["id"] + 1000)).stdout
+    replayed = invoke("dead-letters", "replay", "-c", str(busy_outbox), str(letter["id"]))
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 1 dead letters" in replayed.stdout
+
+    box = SQLiteOutbox(busy_outbox.parent / "outbox.db")
+    try:
+        row = box.row("hook", "m3")
+        assert row is not None
+        assert (row["state"], row["attempts"]) == ("queued", 0)
+        assert row["next_attempt_at"] <= time.time()
+    finally:
+        box.close()
+    status = json.loads(invoke("status", "-c", str(busy_outbox), "--json").stdout)["hook"]
+    assert (status["queued"], status["dead"]) == (3, 0)
+    assert json.loads(invoke("dead-letters", "list", "-c", str(busy_outbox),
+                             "--json").stdout) == []
+
+
+# -- deliver --once ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook_fake() -> Iterator[tuple[WebhookFake, RunningServer]]:
+    fake = WebhookFake()
+    with serve(webhook_app(fake)) as server:
+        yield fake, server
+
+
+def test_deliver_once_drains_what_is_due(
+    tmp_path: Path, webhook_fake: tuple[WebhookFake, RunningServer]
+) -> None:
+    fake, server = webhook_fake
+    config = write_config(tmp_path, {"hook": hook(f"{server.url}/in")})
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        now = time.time()
+        box.enqueue([NewRow("hook", "later", payload("later"))], now=now)
+        [later] = box.lease("hook", 1, 60, "test", now=now)
+        box.retry(later.id, now + 3600, "HTTP 503: busy")
+        box.enqueue([NewRow("hook", "due-1", payload("due-1")),
+                     NewRow("hook", "due-2", payload("due-2"))], now=now)
+    finally:
+        box.close()
+    fake.script([{"status": 400, "body": "no thanks"}])
+
+    result = invoke("deliver", "--once", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "delivered 1, retry later 0, dead 1 (2 requests)",
+        "  hook: delivered 1, retry later 0, dead 1 (2 requests); last error: HTTP 400: no "
+        "thanks",
+    ]
+    [received] = server.call(lambda: list(fake.received))
+    body = {k: v for k, v in payload(received["id"]).items() if k != "rendered"}
+    assert received["body"] == body
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        states = {m: (box.row("hook", m) or {})["state"] for m in ("due-1", "due-2", "later")}
+    finally:
+        box.close()
+    # The scripted 400 answered whichever due row went first; the other was delivered.
+    assert states[received["id"]] == "delivered"
+    assert sorted([states["due-1"], states["due-2"]]) == ["dead", "delivered"]
+    assert states["later"] == "queued"  # not due yet: left alone
+    again = invoke("deliver", "--once", "-c", str(config))
+    assert again.stdout.startswith("delivered 0, retry later 0, dead 0 (0 requests)")
+
+
+# -- send ---------------------------------------------------------------------------------------
+
+
+def test_send_from_stdin_reports_bad_lines_and_keeps_the_good(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"hook": hook()})
+    lines = "\n".join([
+        json.dumps({"type": "track", "messageId": "s1", "userId": "u-1", "event": "A"}),
+        "not json",
+        json.dumps({"type": "page", "messageId": "s3", "anonymousId": "a-1"}),
+    ]) + "\n"
+    result = invoke("send", "-c", str(config), "--quiet", "-", input=lines)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "line 2: not valid JSON (Expecting value at column 1)"]
+    assert "accepted 2 messages (2 outbox rows), 0 duplicates, 1 bad lines" in result.stdout
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        assert box.counts()["hook"].queued == 2
+    finally:
+        box.close()
