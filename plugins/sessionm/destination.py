@@ -53,6 +53,7 @@ from crossdock.plugins.sessionm.const import (
     USER_AGENT,
 )
 from crossdock.plugins.sessionm.settings import SessionMSettings
+from crossdock.profiles.attributes import SYSTEM_ALIASES
 from crossdock.route.normalize import stringify
 
 _EVENT_TYPES = {"track": EVENT_TYPE_CUSTOM, "screen": EVENT_TYPE_SCREEN_VIEW}
@@ -123,6 +124,15 @@ class SessionMDestination(Destination):
                 "filter.events, filter.event_attributes, filter.user_attributes and "
                 "filter.identities allow"
             )
+        for name in filt.user_attributes.allow or []:
+            stored = SYSTEM_ALIASES.get(name)
+            if stored is not None and stored not in (filt.user_attributes.allow or []):
+                # The profile store keeps mParticle's $-names under Crossdock's own, and the
+                # filter sees the stored name: this entry alone never matches.
+                warnings.append(
+                    f"filter.user_attributes.allow names {name!r}, which the profile store "
+                    f"keeps as {stored!r}: allow {stored!r} to send it"
+                )
         limits = mapping.get("limits") or {}
         event_limit = limits.get("event_attributes")
         if event_limit is None or event_limit > MAX_EVENT_ATTRIBUTES:

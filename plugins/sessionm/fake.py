@@ -229,9 +229,9 @@ def make_app(
             "headers": {k.lower(): v for k, v in request.headers.items()},
             "body": _parse(raw),
         }
-        response = _answer(fake, request, entry["body"])
+        response, code = _answer(fake, request, entry["body"])
         entry["status"] = response.status
-        entry["code"] = _code_of(response)
+        entry["code"] = code
         fake.record(entry)
         return response
 
@@ -241,16 +241,20 @@ def make_app(
     return app
 
 
-def _answer(fake: SessionMFake, request: web.Request, body: Any) -> web.Response:
+def _answer(fake: SessionMFake, request: web.Request, body: Any
+            ) -> tuple[web.Response, str | None]:
+    """The reply, and its SessionM error code (None when the request was accepted; scripted
+    HTTP replies carry their status as the code)."""
     try:
         fake.check_auth(request.match_info["api_key"], request.headers.get("Authorization"))
         reply = fake.next_reply()
         if reply is not None and not reply.passes:
-            return reply.response()
+            return reply.response(), f"HTTP {reply.status}"
         code = fake.next_error()
         if code is not None:
-            return error_response(code, "scripted" if code != CODE_INTERNAL_SERVER_ERROR
-                                  else "internal server error, try again")
+            message = ("internal server error, try again" if code == CODE_INTERNAL_SERVER_ERROR
+                       else "scripted")
+            return error_response(code, message), code
         external_id = request.match_info["external_id"]
         if request.method == "GET":
             with fake._lock:
@@ -258,17 +262,18 @@ def _answer(fake: SessionMFake, request: web.Request, body: Any) -> web.Response
             if user is None:
                 raise SessionMRefusal(CODE_USER_NOT_FOUND,
                                       f"no user with external id {external_id!r}")
-            return web.json_response({"status": "ok", "user": user})
+            return web.json_response({"status": "ok", "user": user}), None
         if not isinstance(body, dict):
             raise SessionMRefusal(CODE_MISSING_DATA, "the body must be a JSON object")
         if request.method == "PUT":
             if "user" not in body:
                 raise SessionMRefusal(CODE_MISSING_DATA, "user: is required")
-            return web.json_response({"status": "ok",
-                                      "user": fake.upsert_user(external_id, body["user"])})
-        return web.json_response({"status": "ok", "event": fake.store_event(external_id, body)})
+            user = fake.upsert_user(external_id, body["user"])
+            return web.json_response({"status": "ok", "user": user}), None
+        event = fake.store_event(external_id, body)
+        return web.json_response({"status": "ok", "event": event}), None
     except SessionMRefusal as refusal:
-        return refusal.response()
+        return refusal.response(), refusal.code
 
 
 def _parse(raw: bytes) -> Any:
@@ -278,18 +283,6 @@ def _parse(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode(errors="replace")
-
-
-def _code_of(response: web.Response) -> str | None:
-    if not isinstance(response.body, bytes):
-        return None
-    try:
-        data = json.loads(response.body)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and data.get("status") == "error":
-        return str((data.get("errors") or {}).get("code"))
-    return None
 
 
 DEMO_EVENTS = frozenset({"Order Completed", "Product Viewed"})

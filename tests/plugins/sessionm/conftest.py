@@ -1,0 +1,138 @@
+"""Fixtures of the SessionM tests: the contract fake on 127.0.0.1, and a harness that runs
+messages through the whole pipeline (accept -> profile -> route -> SQLite outbox -> deliver)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossdock.config import LoadedConfig, parse_config
+from crossdock.delivery import DeliveryReport, deliver_once
+from crossdock.pipeline import AcceptResult, build_pipeline
+from crossdock.plugins.sessionm.fake import SessionMFake, make_app
+from crossdock.testing.fakeserver import RunningServer, serve
+
+API_KEY = "app-key-1"
+API_SECRET = "app-secret-1"
+DEFINED_EVENTS = frozenset({"Order Completed", "Product Viewed", "Home", "purchase"})
+#: a filter that enables everything the rules tests need (each test narrows what it checks)
+OPEN_FILTER: dict[str, Any] = {
+    "events": {"allow": ["*"]},
+    "event_attributes": {"allow": ["*"]},
+    "user_attributes": {"allow": ["*"]},
+    "identities": {"allow": ["*"]},
+}
+
+
+@dataclass
+class Run:
+    """What one pass through the pipeline did, and what the fake got."""
+
+    loaded: LoadedConfig
+    accepted: AcceptResult
+    reports: list[DeliveryReport]
+    rows: list[dict[str, Any]]
+    dropped_attributes: int
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def report(self) -> DeliveryReport:
+        return self.reports[-1]
+
+    @property
+    def bodies(self) -> list[Any]:
+        """Bodies of the requests the fake accepted ({"status": "ok"})."""
+        return [r["body"] for r in self.received if r["code"] is None]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [b["event"] for b in self.bodies if "event" in b]
+
+    @property
+    def users(self) -> list[dict[str, Any]]:
+        return [b["user"] for b in self.bodies]
+
+
+@dataclass
+class Harness:
+    tmp_path: Path
+    server: RunningServer
+    fake: SessionMFake
+    runs: int = 0
+
+    def config(
+        self,
+        *,
+        filter: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+        mapping: dict[str, Any] | None = None,
+        rules: dict[str, Any] | None = None,
+        profiles: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        destination: dict[str, Any] = {
+            "plugin": "sessionm",
+            "settings": {"host": self.server.url, "api_key": API_KEY,
+                         "api_secret": API_SECRET, **(settings or {})},
+            # One request at a time: the fake sees messages in the order they were accepted.
+            "delivery": {"backoff_base": 1, "max_attempts": 5, "concurrency": 1},
+        }
+        for key, value in (("filter", filter), ("mapping", mapping), ("rules", rules)):
+            if value is not None:
+                destination[key] = value
+        self.runs += 1
+        return {
+            "outbox": {"url": f"sqlite:///{self.tmp_path / f'outbox-{self.runs}.db'}"},
+            "collector": {"enabled": False},
+            "profiles": profiles or {},
+            "destinations": {"sessionm": destination},
+        }
+
+    def load(self, **config: Any) -> LoadedConfig:
+        return parse_config(self.config(**config), base_dir=self.tmp_path, env={})
+
+    async def run(self, messages: list[dict[str, Any]], *, deliveries: int = 1,
+                  **config: Any) -> Run:
+        """Accept `messages`, then deliver `deliveries` times, each run as if after every
+        retry's backoff had passed (a clock one day later per run, never the wall clock)."""
+        loaded = self.load(**config)
+        pipeline = build_pipeline(loaded)
+        try:
+            accepted = pipeline.accept(messages)
+            reports = []
+            for n in range(deliveries):
+                later = time.time() + n * 86_400.0
+                reports.append(await deliver_once(loaded, pipeline.outbox,
+                                                  clock=lambda later=later: later))
+            outbox: Any = pipeline.outbox
+            rows = [dict(zip(("message_id", "state", "attempts", "last_error"), r, strict=True))
+                    for r in outbox.db.execute(
+                        "SELECT message_id, state, attempts, last_error FROM outbox "
+                        "ORDER BY id").fetchall()]
+            counts = outbox.counts().get("sessionm")
+            dropped = counts.dropped_attributes if counts is not None else 0
+        finally:
+            pipeline.close()
+        received = list(self.server.call(lambda: list(self.fake.received)))
+        return Run(loaded, accepted, reports, rows, dropped, received)
+
+
+@pytest.fixture
+def fake() -> SessionMFake:
+    return SessionMFake(api_key=API_KEY, api_secret=API_SECRET,
+                        defined_events=set(DEFINED_EVENTS))
+
+
+@pytest.fixture
+def server(fake: SessionMFake) -> Iterator[RunningServer]:
+    with serve(make_app(fake=fake)) as running:
+        yield running
+
+
+@pytest.fixture
+def harness(tmp_path: Path, server: RunningServer, fake: SessionMFake) -> Harness:
+    return Harness(tmp_path, server, fake)
