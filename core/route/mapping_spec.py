@@ -115,13 +115,16 @@ def mapping_problems(mapping: dict[str, Any], path: str) -> list[str]:
     problems = [_unknown_key(str(key), path) for key in mapping if key not in KNOWN_KEYS]
     known = {k: v for k, v in mapping.items() if k in KNOWN_KEYS}
     try:
-        spec = parse_mapping(known)
+        parse_mapping(known)
     except ValidationError as exc:
-        return problems + [
-            p.replace(": Extra inputs are not permitted", ": unknown key")
-            for p in validation_problems(exc, path)
-        ]
-    return problems + template_problems(spec.templates, f"{path}.templates")
+        problems += [p.replace(": Extra inputs are not permitted", ": unknown key")
+                     for p in validation_problems(exc, path)]
+    templates = mapping.get("templates")
+    if isinstance(templates, dict):
+        # Checked even when something else is wrong, so one run reports everything.
+        sources = {str(k): v for k, v in templates.items() if isinstance(v, str)}
+        problems += template_problems(sources, f"{path}.templates")
+    return problems
 
 
 def _unknown_key(key: str, path: str) -> str:
