@@ -328,6 +328,9 @@ def _attach_commands() -> None:
     from crossdock.profiles_cli import profiles_group
 
     cli.add_command(profiles_group)
+    from crossdock.audiences.cli import audiences_group
+
+    cli.add_command(audiences_group)
     try:
         from crossdock.db_cli import db_group
     except ModuleNotFoundError as exc:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from crossdock.audiences.spec import AudienceConfig, audience_problems
 from crossdock.destination import Destination
 from crossdock.errors import ConfigError, PluginError
 from crossdock.models import validation_problems
@@ -160,6 +161,7 @@ class Config(_Strict):
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
 
 
 @dataclass
@@ -315,6 +317,7 @@ def parse_config(
         ]
         warnings.extend(configured.warnings)
         destinations.append(configured)
+    problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(config, destinations, base_dir, warnings)

@@ -75,6 +75,9 @@ async def run_daemon(
                 scheduler.add_timer("session-sweep", SESSION_SWEEP_SECONDS,
                                     session_timer(pipeline, pipeline.profiles),  # type: ignore[arg-type]
                                     fleet_once=True)
+                from crossdock.audiences.sync import add_sync_timers
+
+                add_sync_timers(scheduler, pipeline)
             if collector_app_factory is not None and loaded.config.collector.enabled:
                 collector = _Collector(collector_app_factory(pipeline), loaded)
                 await collector.start()

@@ -172,6 +172,9 @@ class EnrichedMessage:
     consent: set[str] = dc_field(default_factory=set)
     #: system events raised by the profile step (session_start / session_end) are routed too
     system: bool = False
+    #: when set, only these destinations get the message (audience events go to the
+    #: destinations their audience lists, crossdock.audiences)
+    destinations: frozenset[str] | None = None
 
     @property
     def identified(self) -> bool:

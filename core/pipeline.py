@@ -243,8 +243,11 @@ def _route_one(
     message_id = str(enriched.message.get("messageId", ""))
     kind = enriched.message.get("type")
     rows = []
+    only = enriched.destinations
     for destination in destinations:
         if kind not in destination.plugin.message_types:
+            continue
+        if only is not None and destination.name not in only:
             continue
         try:
             payload = route(enriched, destination)
@@ -273,6 +276,11 @@ def build_pipeline(
         outbox = open_outbox(loaded.outbox_url)
     if profiles is None:
         profiles = _profile_hook(loaded, outbox)
+    if profiles is not None and getattr(loaded.config, "audiences", None):
+        # Audiences with sync_on_change re-evaluate the people each message changes.
+        from crossdock.audiences.sync import watch_profiles
+
+        profiles = watch_profiles(loaded, profiles)
     return Pipeline(loaded, outbox, profiles, on_commit=on_commit, owns_outbox=owns)
 
 

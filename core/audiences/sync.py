@@ -1,0 +1,259 @@
+"""Keeping destinations in step with audiences: full syncs and on-change syncs.
+
+Every membership change becomes a `track` message routed like any other, but only to the
+audience's own destinations (`EnrichedMessage.destinations`):
+
+    {"type": "track", "event": "audience_entered" | "audience_exited",
+     "messageId": "audience_entered-<change id>", "properties": {"audience": "<name>"},
+     "userId": ..., "anonymousId": ..., "context": {"crossdock": {"audience": "<name>"}}}
+
+enriched with the person's attributes and identities (so the routed payload's `traits` and
+`identities` carry email, phone, names, ...). An exit carries what the person *entered*
+with, so the destination removes exactly the row it added.
+
+- **full sync** (`sync(pipeline)`): evaluate every profile, write the member rows, route the
+  events and record the sync, all in one outbox transaction. `crossdock audiences sync`, and
+  the daemon on each audience's `schedule` (`add_sync_timers`).
+- **on change** (`watch_profiles(loaded, store)`): the pipeline's profile hook wrapped so that,
+  after the profile store resolves a message that may change attributes, that person is
+  re-evaluated for every `sync_on_change` audience and the events are appended to what the
+  message routes: same transaction, and after the message's own rows (a Mailchimp member is
+  upserted by the identify before the tag that follows it). `build_pipeline` applies it when
+  the config has audiences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from crossdock.audiences import membership
+from crossdock.audiences.membership import Change, Plan
+from crossdock.audiences.spec import AUDIENCE_ENTERED, AUDIENCE_EXITED, Audience, audiences_of
+from crossdock.config import LoadedConfig
+from crossdock.models import EnrichedMessage, Message
+
+log = logging.getLogger("crossdock.audiences")
+
+EVENTS = {"entered": AUDIENCE_ENTERED, "exited": AUDIENCE_EXITED}
+#: how often a cron-scheduled audience checks whether its time has come
+CRON_TICK_SECONDS = 60.0
+
+
+@dataclass
+class SyncReport:
+    """What one full sync did."""
+
+    evaluated: int = 0
+    entered: dict[str, int] = field(default_factory=dict)
+    exited: dict[str, int] = field(default_factory=dict)
+    #: new outbox rows (one per change and destination that takes it)
+    rows: int = 0
+
+    def __str__(self) -> str:
+        parts = [f"{name}: +{self.entered[name]} -{self.exited.get(name, 0)}"
+                 for name in self.entered]
+        return (f"evaluated {self.evaluated} profiles; " + "; ".join(parts)
+                + f"; {self.rows} outbox rows")
+
+
+def store_of(profiles: Any) -> Any:
+    """The ProfileStore behind a pipeline's profile hook (possibly an `AudienceWatch`)."""
+    return getattr(profiles, "store", profiles)
+
+
+def select(audiences: Sequence[Audience], names: Sequence[str] | None) -> list[Audience]:
+    """The audiences named (all when None); KeyError naming an unknown one."""
+    if not names:
+        return list(audiences)
+    known = {a.name: a for a in audiences}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise KeyError(f"unknown audience {', '.join(map(repr, missing))} "
+                       f"(known: {', '.join(sorted(known)) or 'none configured'})")
+    return [known[n] for n in names]
+
+
+def _iso(ts: float) -> str:
+    from crossdock.profiles.store import iso
+
+    return iso(ts)
+
+
+def apply_plan(db: Database, store: Any, audiences: Sequence[Audience], plan: Plan,
+               now: float) -> list[EnrichedMessage]:
+    """Write the plan's member rows and return its audience events, ready to route."""
+    membership.apply_moves(db, plan)
+    targets = {a.name: a.destinations for a in audiences}
+    events: list[EnrichedMessage] = []
+    for change in plan.changes:
+        event = _event(db, store, change, now)
+        snapshot = None
+        if change.kind == "entered":
+            snapshot = {"user_attributes": event.user_attributes,
+                        "identities": event.identities, "consent": sorted(event.consent)}
+        change_id = membership.apply(db, change, now, snapshot)
+        event.message["messageId"] = f"{EVENTS[change.kind]}-{change_id}"
+        event.destinations = targets[change.audience]
+        events.append(event)
+    return events
+
+
+def _event(db: Database, store: Any, change: Change, now: float) -> EnrichedMessage:
+    message: dict[str, Any] = {
+        "type": "track",
+        "event": EVENTS[change.kind],
+        "messageId": "",
+        "timestamp": _iso(now),
+        "properties": {"audience": change.audience},
+        "context": {"crossdock": {"audience": change.audience}},
+        "integrations": {},
+    }
+    if change.kind == "entered":
+        enriched: EnrichedMessage = store.enrich(db, change.profile_id, message)
+    else:
+        snap = change.snapshot or {}
+        consent = set(snap.get("consent") or [])
+        if not change.deleted:
+            # Leaving is never held back by a consent withdrawn since entering.
+            consent |= store.consent(db, change.profile_id)
+        enriched = EnrichedMessage(
+            message=message, profile_id=change.profile_id,
+            user_attributes=dict(snap.get("user_attributes") or {}),
+            identities=dict(snap.get("identities") or {}), consent=consent,
+        )
+    for key in ("userId", "anonymousId"):
+        if enriched.identities.get(key):
+            message[key] = enriched.identities[key]
+    return enriched
+
+
+def plan_sync(db: Database, audiences: Sequence[Audience]) -> Plan:
+    """What a full sync of `audiences` would change now (`crossdock audiences preview`)."""
+    return membership.plan(db, audiences, None)
+
+
+def sync(pipeline: Any, names: Sequence[str] | None = None, *,
+         audiences: Sequence[Audience] | None = None, now: float | None = None) -> SyncReport:
+    """Full sync of the named audiences (all when None) in one outbox transaction: evaluate
+    every profile, write member rows, route the events, record the sync."""
+    store = store_of(pipeline.profiles)
+    if store is None:
+        raise RuntimeError("audiences need the profile store (a SQLite outbox)")
+    chosen = select(audiences if audiences is not None
+                    else audiences_of(pipeline.loaded.config), names)
+    report = SyncReport()
+    with pipeline.outbox.transaction() as db:
+        now = store.clock() if now is None else now
+        plan = membership.plan(db, chosen, None)
+        events = apply_plan(db, store, chosen, plan, now)
+        report.rows = pipeline.accept_enriched(events) if events else 0
+        report.evaluated = plan.evaluated
+        for audience in chosen:
+            entered, exited = plan.count(audience.name, "entered"), plan.count(
+                audience.name, "exited")
+            report.entered[audience.name], report.exited[audience.name] = entered, exited
+            membership.record_sync(db, audience.name, now, entered, exited)
+            if audience.type_errors:
+                log.warning("audience %s: the condition failed on %d profiles (wrong "
+                            "attribute types); they count as not members", audience.name,
+                            audience.type_errors)
+    log.info("audience sync: %s", report)
+    return report
+
+
+def _may_change_attributes(message: Message) -> bool:
+    """Messages that can change a profile's attributes: traits, or ids that may merge."""
+    if message.type in ("identify", "alias"):
+        return True
+    if message.context.get("traits"):
+        return True
+    return bool(message.user_id and message.anonymous_id)
+
+
+class AudienceWatch:
+    """A profile hook (crossdock.pipeline.ProfileHook) that is the ProfileStore plus
+    on-change audience syncs; anything else is the store's (`sweep_sessions`, `enrich`...)."""
+
+    def __init__(self, store: Any, audiences: Sequence[Audience]) -> None:
+        self.store = store
+        self.audiences = list(audiences)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def seen(self, db: Any, message_id: str) -> bool:
+        return bool(self.store.seen(db, message_id))
+
+    def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
+        out: list[EnrichedMessage] = self.store.resolve(db, message)
+        if not out or not _may_change_attributes(message):
+            return out
+        profile_id = out[-1].profile_id
+        if profile_id is None:
+            return out
+        plan = membership.plan(db, self.audiences, [profile_id])
+        if not (plan.changes or plan.rekeys or plan.drops):
+            return out
+        return out + apply_plan(db, self.store, self.audiences, plan, self.store.clock())
+
+
+def watch_profiles(loaded: LoadedConfig, profiles: Any) -> Any:
+    """`profiles` wrapped for on-change syncs when some audience wants them (else as is)."""
+    watched = [a for a in audiences_of(loaded.config) if a.config.sync_on_change]
+    if not watched or isinstance(profiles, AudienceWatch):
+        return profiles
+    return AudienceWatch(profiles, watched)
+
+
+def sync_timer(pipeline: Any, audience: Audience, clock: Callable[[], float] = time.time
+               ) -> tuple[float, Callable[[], Any]]:
+    """(interval, coroutine function) for `Scheduler.add_timer`: an interval schedule syncs
+    on every tick; a crontab schedule ticks every minute and syncs when a fire time has
+    passed since the last sync (recorded in audience_syncs, so a restart does not repeat it).
+    """
+    schedule = audience.schedule
+    assert schedule is not None
+    names = [audience.name]
+
+    def run_sync() -> SyncReport:
+        return sync(pipeline, names, audiences=[audience])
+
+    if schedule.seconds is not None:
+        async def every() -> SyncReport:
+            return await asyncio.to_thread(run_sync)
+
+        return schedule.seconds, every
+    started = clock()
+
+    def due() -> bool:
+        with pipeline.outbox.transaction() as db:
+            last = membership.last_sync(db, audience.name)
+        return schedule.next_after(started if last is None else last) <= clock()
+
+    async def cron() -> SyncReport | None:
+        if await asyncio.to_thread(due):
+            return await asyncio.to_thread(run_sync)
+        return None
+
+    return CRON_TICK_SECONDS, cron
+
+
+def add_sync_timers(scheduler: Any, pipeline: Any, clock: Callable[[], float] = time.time
+                    ) -> list[str]:
+    """Add a fleet-once timer `audience-sync:<name>` per scheduled audience; returns names."""
+    added = []
+    for audience in audiences_of(pipeline.loaded.config):
+        if audience.config.schedule is None:
+            continue
+        seconds, fn = sync_timer(pipeline, audience, clock)
+        name = f"audience-sync:{audience.name}"
+        scheduler.add_timer(name, seconds, fn, fleet_once=True)
+        added.append(name)
+    return added
