@@ -24,18 +24,20 @@ from crossdock.config import AttributeRulesConfig
 SYSTEM_ATTRIBUTES = (
     "firstName", "lastName", "email", "phone", "gender", "birthDate", "company",
     "hashedEmail", "hashedPhone", "emailOptIn", "smsOptIn", "whatsappOptIn",
-    "address", "city", "state", "zip", "country",
 )
 SYSTEM_ALIASES = {
     "first_name": "firstName", "last_name": "lastName", "birthday": "birthDate",
     "birth_date": "birthDate", "hashed_email": "hashedEmail", "hashed_phone": "hashedPhone",
     "email_opt_in": "emailOptIn", "sms_opt_in": "smsOptIn", "whatsapp_opt_in": "whatsappOptIn",
-    "postal_code": "zip", "postalCode": "zip",
     # mParticle's reserved user attributes name the same things; SDKs that speak mParticle
     # send them, and they must not be refused for the reserved "$" prefix.
     "$FirstName": "firstName", "$LastName": "lastName", "$Gender": "gender",
-    "$Mobile": "phone", "$Address": "address", "$City": "city", "$State": "state",
-    "$Zip": "zip", "$Country": "country",
+    "$Mobile": "phone",
+}
+#: mParticle's reserved address attributes, kept as the plain custom attributes they name
+RESERVED_CUSTOM_ALIASES = {
+    "$Address": "address", "$City": "city", "$State": "state", "$Zip": "zip",
+    "$Country": "country",
 }
 ATTRIBUTE_TYPES = ("string", "number", "boolean", "date", "array", "object")
 
@@ -88,7 +90,7 @@ def split_traits(traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         if canonical in SYSTEM_ATTRIBUTES:
             system[canonical] = value
         else:
-            custom[name] = value
+            custom[RESERVED_CUSTOM_ALIASES.get(name, name)] = value
     return system, custom
 
 

@@ -50,5 +50,5 @@ def test_mparticle_reserved_names_are_system_attributes_not_refused() -> None:
         {"$FirstName": "Ada", "$LastName": "Lovelace", "$Zip": "0150", "$City": "Oslo",
          "plan": "pro"}
     )
-    assert system == {"firstName": "Ada", "lastName": "Lovelace", "zip": "0150", "city": "Oslo"}
-    assert custom == {"plan": "pro"}
+    assert system == {"firstName": "Ada", "lastName": "Lovelace"}
+    assert custom == {"zip": "0150", "city": "Oslo", "plan": "pro"}
