@@ -3,7 +3,7 @@ rows (250,000 messages x 4 destinations), (b) a daemon's delivery engine startin
 1,000,000 rows queued and draining them (batched, to the sink) for a fixed time, (c) as a
 baseline, an idle process that imported the same modules. Each runs in its own subprocess
 (python -m bench.memory <phase>), so no figure inherits another's heap; peak RSS is the
-kernel's ru_maxrss of that process.
+kernel's high-water mark (VmHWM) of that process.
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ TARGET_MB = 300.0
 
 
 def peak_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the
+    parent across fork+exec, so a child of a big parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
