@@ -8,7 +8,9 @@ audience's own destinations (`EnrichedMessage.destinations`):
      "userId": ..., "anonymousId": ..., "context": {"crossdock": {"audience": "<name>"}}}
 
 enriched with the person's attributes and identities (so the routed payload's `traits` and
-`identities` carry email, phone, names, ...). An exit carries what the person *entered*
+`identities` carry email, phone, names, ...). An entry is preceded by an `identify` of the
+person (messageId `audience_identify-<change id>`) for those destinations that take identify,
+so Mailchimp has the member before it tags them. An exit carries what the person *entered*
 with, so the destination removes exactly the row it added.
 
 - **full sync** (`sync(pipeline)`): evaluate every profile, write the member rows, route the
@@ -101,8 +103,24 @@ def apply_plan(db: Database, store: Any, audiences: Sequence[Audience], plan: Pl
         change_id = membership.apply(db, change, now, snapshot)
         event.message["messageId"] = f"{EVENTS[change.kind]}-{change_id}"
         event.destinations = targets[change.audience]
+        if change.kind == "entered":
+            events.append(_identify(event, change_id))
         events.append(event)
     return events
+
+
+def _identify(event: EnrichedMessage, change_id: int) -> EnrichedMessage:
+    """An identify with the person's current traits, routed just before their entry to the
+    audience's destinations that take identify: a destination keyed by person (Mailchimp's
+    members) then knows them before it is asked to tag them (docs/destinations/mailchimp.md)."""
+    message = {key: value for key, value in event.message.items()
+               if key not in ("event", "properties")}
+    message.update(type="identify", messageId=f"audience_identify-{change_id}",
+                   traits=dict(event.user_attributes))
+    return EnrichedMessage(message=message, profile_id=event.profile_id,
+                           user_attributes=event.user_attributes,
+                           identities=event.identities, consent=event.consent,
+                           destinations=event.destinations)
 
 
 def _event(db: Database, store: Any, change: Change, now: float) -> EnrichedMessage:
