@@ -24,12 +24,8 @@ from typing import Any
 
 from crossdock.route.normalize import KeyNormalizer, stringify
 
-
-@dataclass(frozen=True, slots=True)
-class Shaped:
-    attributes: dict[str, Any]
-    dropped: int = 0
-    truncated: int = 0
+#: (attributes, how many keys were dropped, how many strings were cut)
+Shaped = tuple[dict[str, Any], int, int]
 
 
 @dataclass
@@ -56,7 +52,7 @@ class AttributeShaper:
     def shape(self, attributes: dict[str, Any]) -> Shaped:
         """The shaped attributes and how many were dropped or truncated."""
         if self.passthrough or not attributes:
-            return Shaped(attributes)
+            return attributes, 0, 0
         if self.normalize is None and not self.reserved:
             out = self._filter_only(attributes)
             dropped = 0
@@ -77,7 +73,7 @@ class AttributeShaper:
                 if isinstance(v, str) and len(v) > n:
                     out[k] = v[:n]
                     truncated += 1
-        return Shaped(out, dropped, truncated)
+        return out, dropped, truncated
 
     def _filter_only(self, attributes: dict[str, Any]) -> dict[str, Any]:
         if self.allows_everything:

@@ -67,6 +67,10 @@ class CompiledRoute:
             spec.values.stringify and "traits" in values_for,
             spec.limits.user_attributes, string_length)
         self.templates = compile_templates(spec.templates, spec.template_format)
+        # Flags read on every message, so the common "nothing to do" costs one test each.
+        self.has_templates = bool(self.templates)
+        self.has_rules = bool(self.rules)
+        self.all_events = self.events.everything
 
     def route(self, enriched: EnrichedMessage) -> dict[str, Any] | Skip:
         message = enriched.message
@@ -76,27 +80,28 @@ class CompiledRoute:
         if self.allowed_types is not None and kind not in self.allowed_types:
             return Skip(f"filtered: type {kind!r} not allowed")
         event: str | None = None
-        if kind in _EVENT_TYPES:
+        is_event = kind in _EVENT_TYPES
+        if is_event:
             # An unnamed page or screen is filtered (and sent) under its type's name.
-            event = message.get("event") if kind == "track" else (message.get("name") or kind)
-            assert event is not None
+            event = message["event"] if kind == "track" else (message.get("name") or kind)
             if enriched.system:
                 # session_start / session_end are opt-in: only an allow list naming them.
                 if not self.events.explicitly_allowed(event):
                     return Skip(f"filtered: system event {event!r} not enabled")
-            elif not self.events(event):
+            elif not self.all_events and not self.events(event):
                 return Skip(f"filtered: event {event!r} not allowed")
-        refusal = self.rules.refusal(enriched)
-        if refusal is not None:
-            return Skip(refusal)
+            if self.event_names:
+                event = self.event_names.get(event, event)
+        if self.has_rules:
+            refusal = self.rules.refusal(enriched)
+            if refusal is not None:
+                return Skip(refusal)
 
         identities = self._identities(enriched)
-        traits = self.traits.shape(enriched.user_attributes)
-        if kind in _EVENT_TYPES:
-            properties = self.properties.shape(message.get("properties") or _EMPTY)
-        else:
-            properties = self.properties.shape(_EMPTY)
-        if kind == "identify" and not self.forward_by_default and not traits.attributes and not any(
+        traits, traits_dropped, traits_cut = self.traits.shape(enriched.user_attributes)
+        properties, props_dropped, props_cut = self.properties.shape(
+            (message.get("properties") or _EMPTY) if is_event else _EMPTY)
+        if kind == "identify" and not self.forward_by_default and not traits and not any(
             k not in self.always_identities for k in identities
         ):
             return Skip("filtered: no user attribute or identity enabled")
@@ -109,20 +114,19 @@ class CompiledRoute:
             "anonymousId": message.get("anonymousId"),
             "sessionId": message.get("sessionId"),
             "profileId": enriched.profile_id,
-            "event": self.event_names.get(event, event) if event is not None else None,
+            "event": event,
             "name": message.get("name"),
-            "properties": properties.attributes,
-            "traits": traits.attributes,
+            "properties": properties,
+            "traits": traits,
             "identities": identities,
             "context": message.get("context") or {},
             "rendered": {},
-            "dropped": {"event_attributes": properties.dropped,
-                        "user_attributes": traits.dropped},
-            "truncated": properties.truncated + traits.truncated,
+            "dropped": {"event_attributes": props_dropped, "user_attributes": traits_dropped},
+            "truncated": props_cut + traits_cut,
         }
         if kind == "alias":
             payload["previousId"] = message.get("previousId")
-        if self.templates:
+        if self.has_templates:
             payload["rendered"] = self.templates.render(payload)
         return payload
 

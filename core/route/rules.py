@@ -22,6 +22,10 @@ class Rules:
         consent = tuple(dict.fromkeys([*mapping.require_consent, *operator.require_consent]))
         return cls(only, consent)
 
+    def __bool__(self) -> bool:
+        """False when there is nothing to check."""
+        return self.only_identified or bool(self.require_consent)
+
     def refusal(self, enriched: EnrichedMessage) -> str | None:
         """Why this message may not be forwarded, or None when it may."""
         if self.only_identified and not enriched.identified:
