@@ -4,21 +4,28 @@
     templates.py), driven by the destination's merged mapping (mapping_spec.py).
 
 `route(enriched, destination)` returns the *routed payload* stored in the outbox row, or a
-`Skip` saying why the message does not go to that destination. The payload is a plain JSON dict,
-the input every plugin's `build_requests` reads:
+`Skip` saying why the message does not go to that destination (reasons in docs/filters.md). A
+template that cannot render raises MessageError naming it ("mapping.templates.text: ...").
+The payload is a plain JSON dict, the input every plugin's `build_requests` reads; treat it
+as read-only (destinations may share its inner objects):
 
     {
       "type": "track" | "identify" | "page" | "screen" | "alias",
       "messageId": str, "timestamp": ISO-8601 str,
       "userId": str | None, "anonymousId": str | None, "sessionId": str | None,
       "profileId": str | None,           # Crossdock's own person id
-      "event": str,                      # track (after the event-name map); page/screen: name
-      "name": str | None,                # page / screen name
+      "event": str | None,               # track (after the event-name map); page/screen: name
+                                         # (an unnamed one: "page" / "screen"); else None
+      "name": str | None,                # page / screen name, as received
       "properties": {str: value},        # event attributes: filtered, normalized, limited
       "traits": {str: value},            # user attributes: filtered, normalized, reserved-mapped
-      "identities": {str: str},          # identities that passed the filter
+      "identities": {str: str},          # identities that passed the filter (+ mapping's always)
       "context": {str: value},           # the message's context, as received
-      "rendered": {str: Any},            # each mapping template, rendered
+      "rendered": {str: Any},            # each mapping template, rendered (json ones parsed)
       "dropped": {"event_attributes": int, "user_attributes": int},
+      "truncated": int,                  # string values cut to limits.string_length
+      "previousId": str,                 # alias only
     }
+
+Mapping reference: docs/mappings.md. Filters and rules: docs/filters.md.
 """
