@@ -3,11 +3,18 @@ map, and the routed payload format as plugins read it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from route_helpers import dest, msg, routed
+import yaml
+from click.testing import CliRunner
+from route_helpers import dest, load, msg, routed
 
+from crossdock.cli import cli
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.pipeline import Pipeline
 from crossdock.route.router import compiled, route
 
 SESSIONM_KEYS = {"normalize": "non_alphanumeric_to_underscore",
@@ -138,3 +145,56 @@ def test_a_destination_compiles_once() -> None:
     route(msg(), d)
     assert compiled(d) is first
     assert compiled(dest()) is not first
+
+
+def test_dropped_attributes_reach_crossdock_status(tmp_path: Path) -> None:
+    """The route step's count of dropped keys is summed per destination in the outbox and
+    shown by `crossdock status` (its "dropped attrs" column, `dropped_attributes` in --json)."""
+    hook = {"plugin": "webhook",
+            "settings": {"url": "http://127.0.0.1:9/in", "allow_private_network": True}}
+    config = tmp_path / "crossdock.yaml"
+    config.write_text(yaml.safe_dump({
+        "outbox": {"url": "sqlite:///outbox.db"}, "collector": {"enabled": False},
+        "destinations": {"limited": {**hook, "mapping": {"limits": {"event_attributes": 10}}},
+                         "unlimited": hook},
+    }))
+    twelve = {f"p{n:02d}": n for n in range(12)}
+    lines = [{"type": "track", "userId": "u-1", "event": "Order Completed",
+              "messageId": f"m-{i}", "properties": twelve} for i in range(2)]
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    runner = CliRunner()
+    sent = runner.invoke(cli, ["send", "-c", str(config), "--quiet", str(messages)],
+                         catch_exceptions=False)
+    assert sent.exit_code == 0, sent.output
+    status = runner.invoke(cli, ["status", "-c", str(config), "--json"], catch_exceptions=False)
+    assert status.exit_code == 0, status.output
+    counts = json.loads(status.stdout)
+    assert counts["limited"]["dropped_attributes"] == 2 * 2
+    assert counts["limited"]["queued"] == 2
+    assert counts["unlimited"]["dropped_attributes"] == 0
+    outbox = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        row = outbox.row("limited", "m-0")
+        assert row is not None
+        assert sorted(row["payload"]["properties"]) == sorted(twelve)[:10]
+        assert row["payload"]["dropped"] == {"event_attributes": 2, "user_attributes": 0}
+    finally:
+        outbox.close()
+
+
+def test_the_pipeline_counts_dropped_attributes_per_destination(tmp_path: Path) -> None:
+    loaded = load({"limits": {"event_attributes": 10, "user_attributes": 1}},
+                  base_dir=tmp_path)
+    outbox = SQLiteOutbox(tmp_path / "c.db")
+    try:
+        result = Pipeline(loaded, outbox).accept([
+            {"type": "track", "userId": "u-1", "event": "Paid", "messageId": "a",
+             "properties": {f"p{n}": n for n in range(12)}},
+            {"type": "track", "userId": "u-1", "event": "Paid", "messageId": "b",
+             "properties": {"p": 1}, "context": {"traits": {"plan": "pro", "tier": 2}}},
+        ])
+        assert result.accepted == ["a", "b"]
+        assert outbox.counts()["d"].dropped_attributes == 2 + 1
+    finally:
+        outbox.close()
