@@ -30,6 +30,9 @@ def norm(key: str, **spec: Any) -> str:
     (SESSIONM, "__x", "x"),
     (SESSIONM, "$FirstName", "FirstName"),
     (SESSIONM, "a.b-c d", "a_b_c_d"),
+    (SESSIONM, "a.b-c", "a_b_c"),
+    ({"case": "lower"}, "UserID", "userid"),
+    ({"case": "upper"}, "user_id", "USER_ID"),
     (SESSIONM, "a  b", "a__b"),  # runs are not collapsed
     (SESSIONM, "café", "caf_"),
     (SESSIONM, "!!!", ""),
@@ -65,6 +68,8 @@ def test_key_rules(spec: dict[str, Any], key: str, expected: str) -> None:
     (42.0, "42"),
     (-3.0, "-3"),
     (42.5, "42.5"),
+    (1.0, "1"),
+    (1.5, "1.5"),
     (0.1, "0.1"),
     (1e20, "1e+20"),
     (float("inf"), "inf"),

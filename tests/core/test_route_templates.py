@@ -82,6 +82,7 @@ def test_render_errors_name_the_template(template: str, problem: str) -> None:
 
 @pytest.mark.parametrize("template", [
     "{{ ''.__class__ }}",
+    "{{ ''.__class__.__mro__ }}",
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{{ event.__init__.__globals__ }}",
     "{{ properties.update({'x': 1}) }}",   # payloads are shared between destinations
