@@ -162,8 +162,8 @@ def sync(pipeline: Any, names: Sequence[str] | None = None, *,
     """Full sync of the named audiences (all when None) in one outbox transaction: evaluate
     every profile, write member rows, route the events, record the sync."""
     store = store_of(pipeline.profiles)
-    if store is None:
-        raise RuntimeError("audiences need the profile store (a SQLite outbox)")
+    if store is None or not pipeline.loaded.outbox_url.startswith("sqlite:///"):
+        raise RuntimeError("audiences need the profile store in a SQLite outbox")
     chosen = select(audiences if audiences is not None
                     else audiences_of(pipeline.loaded.config), names)
     report = SyncReport()
@@ -227,6 +227,10 @@ def watch_profiles(loaded: LoadedConfig, profiles: Any) -> Any:
     watched = [a for a in audiences_of(loaded.config) if a.config.sync_on_change]
     if not watched or isinstance(profiles, AudienceWatch):
         return profiles
+    if not loaded.outbox_url.startswith("sqlite:///"):
+        # Member rows live in the SQLite file only; elsewhere messages flow unwatched.
+        log.warning("audiences: on-change syncs need a SQLite outbox; not watching")
+        return profiles
     return AudienceWatch(profiles, watched)
 
 
@@ -266,7 +270,11 @@ def sync_timer(pipeline: Any, audience: Audience, clock: Callable[[], float] = t
 def add_sync_timers(scheduler: Any, pipeline: Any, clock: Callable[[], float] = time.time
                     ) -> list[str]:
     """Add a fleet-once timer `audience-sync:<name>` per scheduled audience; returns names."""
-    added = []
+    added: list[str] = []
+    if not pipeline.loaded.outbox_url.startswith("sqlite:///"):
+        if pipeline.loaded.config.audiences:
+            log.warning("audiences: scheduled syncs need a SQLite outbox; none added")
+        return added
     for audience in audiences_of(pipeline.loaded.config):
         if audience.config.schedule is None:
             continue
