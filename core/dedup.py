@@ -1,11 +1,22 @@
 """Duplicate detection: a `messageId` or `x-request-id` seen inside the window is dropped.
 
-The keys live in the same SQLite file as the outbox (table `dedup_keys`) and are written in the
-same transaction as the accepted message, so a request re-sent after a crash or a restart is
-recognised exactly when its first copy was durably queued, never before.
+The keys live in the outbox's own database (table `dedup_keys`, SQLite or PostgreSQL) and are
+written in the same transaction as the accepted message, so a request re-sent after a crash or
+a restart is recognised exactly when its first copy was durably queued, never before.
+
+On PostgreSQL two daemons may receive the same key at the same moment. `seen` therefore first
+takes a transaction-scoped advisory lock on the key (`lock_keys`): the second transaction waits
+for the first to commit or roll back, then reads the key it recorded. SQLite needs no lock: its
+writers are already serialized by BEGIN IMMEDIATE. The same `lock_keys` serializes the profile
+store's identity keys (crossdock.profiles.store), so one lock space orders them all.
 """
 
 from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -22,6 +33,31 @@ def m_dedup_001_keys(db: Database) -> None:
 
 
 DEDUP_MIGRATIONS: list[Migration] = [m_dedup_001_keys]
+
+
+def is_postgres(db: Any) -> bool:
+    """Whether `db` (a transaction handle from an outbox) is PostgreSQL rather than SQLite."""
+    return not isinstance(getattr(db, "conn", None), sqlite3.Connection)
+
+
+def lock_id(key: str) -> int:
+    """The 64-bit advisory lock number of a key. Computed here rather than with hashtext() so
+    that callers can sort by it: a lock order by number is deadlock-free even when two keys
+    collide on one number."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+def lock_keys(db: Any, keys: Iterable[str]) -> None:
+    """On PostgreSQL, take the transaction-scoped advisory locks of `keys`, in lock-number
+    order (released at commit or rollback; taking one already held returns at once). A no-op
+    on SQLite, whose transactions already exclude each other."""
+    if not is_postgres(db):
+        return
+    ids = sorted({lock_id(k) for k in keys})
+    if ids:
+        # unnest() yields the array in order, so the locks are taken in that order.
+        db.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k", [ids])
 
 
 def message_key(message_id: str) -> str:
@@ -42,10 +78,15 @@ class Dedup:
 
     @staticmethod
     def migrate(db: Database) -> list[str]:
+        """Create the table in SQLite (on PostgreSQL the outbox's migrations own it)."""
+        if is_postgres(db):
+            return []
         return apply_migrations(db, DEDUP_MIGRATIONS)
 
     def seen(self, db: Database, key: str, now: float) -> bool:
-        """Whether `key` was recorded less than `window` seconds before `now`."""
+        """Whether `key` was recorded less than `window` seconds before `now`. On PostgreSQL
+        this waits for a concurrent transaction holding the same key to finish first."""
+        lock_keys(db, [f"dedup:{key}"])
         row = db.execute("SELECT seen_at FROM dedup_keys WHERE key = ?", [key]).fetchone()
         return row is not None and now - float(row[0]) < self.window
 

@@ -109,6 +109,11 @@ class Pipeline:
         route, skip = self._route_fn()
         destinations = self.loaded.destinations
         with self._transaction() as db:
+            # Optional: a profile store on a shared database locks everything the batch
+            # touches up front, in one order, so concurrent daemons cannot deadlock.
+            prepare = getattr(self.profiles, "prepare", None)
+            if prepare is not None:
+                prepare(db, [message for _, message in parsed])
             rows: list[NewRow] = []
             owners: dict[str, str] = {}
             batch_ids: set[str] = set()

@@ -1,6 +1,7 @@
 """Step 2 of a message's way: one profile per person (docs/profiles.md).
 
-    store = ProfileStore(loaded.config.profiles, db=outbox.db)
+    store = ProfileStore(loaded.config.profiles, db=outbox.db)   # SQLite
+    store = ProfileStore(loaded.config.profiles)                 # PostgreSQL
     pipeline = Pipeline(loaded, outbox, profiles=store)
 
 `make_profile_hook(loaded, outbox)` is what `crossdock.pipeline.build_pipeline` looks for.
@@ -29,12 +30,15 @@ __all__ = [
 
 
 def make_profile_hook(loaded: LoadedConfig, outbox: Any) -> ProfileStore | None:
-    """The profile store for a pipeline, in the outbox's SQLite file (None for an outbox
-    without one, such as PostgreSQL: messages are then enriched from themselves alone)."""
+    """The profile store for a pipeline, in the outbox's own database: the SQLite file
+    (tables created here) or PostgreSQL (tables created by the outbox's migrations). None for
+    an outbox without transactions, whose messages are enriched from themselves alone."""
     db = getattr(outbox, "db", None)
-    if db is None or not hasattr(db, "conn"):
-        return None
-    return ProfileStore(loaded.config.profiles, db=db)
+    if db is not None and hasattr(db, "conn"):
+        return ProfileStore(loaded.config.profiles, db=db)
+    if callable(getattr(outbox, "transaction", None)):
+        return ProfileStore(loaded.config.profiles)
+    return None
 
 
 def route_enriched(pipeline: Any, enriched: Sequence[EnrichedMessage]) -> int:

@@ -10,6 +10,10 @@ Rules:
 - a user id, once assigned to a profile, never changes. A different userId on the same device
   (logout / reset) resolves to that other person's profile, which takes the device's anonymousId
   over from then on; two known profiles are never merged.
+
+On PostgreSQL several daemons resolve messages at once, so every profile a transaction reads
+to decide a merge, or writes, is held under a transaction-scoped advisory lock first
+(`lock_profiles`, keys `profile:<id>`, after the identity keys: see crossdock.profiles.store).
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from crossdock.config import AttributeRulesConfig
+from crossdock.dedup import is_postgres, lock_keys
 from crossdock.profiles.attributes import Problem
+
+#: how often `lock_owners` re-reads the owners after locking before it gives up waiting for
+#: them to settle (each round means another daemon merged one of them meanwhile)
+MAX_LOCK_ROUNDS = 10
 
 ATTRIBUTE_TABLES = ("profile_system_attributes", "profile_custom_attributes")
 
@@ -36,6 +45,54 @@ def owner(db: Database, kind: str, value: str) -> str | None:
         "SELECT profile_id FROM profile_identities WHERE type = ? AND value = ?", [kind, value]
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def identity_lock_key(kind: str, value: str) -> str:
+    return f"identity:{kind}:{value}"
+
+
+def lock_profiles(db: Database, profile_ids: list[str] | set[str]) -> None:
+    """Hold the advisory locks of these profiles until the transaction ends (PostgreSQL)."""
+    lock_keys(db, [f"profile:{p}" for p in profile_ids])
+
+
+def owners(db: Database, identities: list[tuple[str, str]]) -> set[str]:
+    """The live profiles that own any of these (kind, value) identities; a userId counts
+    also through `profiles.user_id`."""
+    found: set[str] = set()
+    for kind, value in identities:
+        profile_id = owner(db, kind, value)
+        if profile_id is not None:
+            found.add(live(db, profile_id))
+        if kind == "userId":
+            known = known_profile(db, value)
+            if known is not None:
+                found.add(known)
+    return found
+
+
+def lock_owners(db: Database, identities: list[tuple[str, str]]) -> set[str]:
+    """On PostgreSQL: lock the live owners of these identities, re-reading until the owners
+    are the locked ones (another daemon may merge one away between the read and the lock).
+    The caller holds the identities' own locks, so no new owner can appear meanwhile.
+    Returns the locked profile ids (empty on SQLite, where the transaction excludes all)."""
+    if not is_postgres(db):
+        return set()
+    locked: set[str] = set()
+    for _ in range(MAX_LOCK_ROUNDS):
+        found = owners(db, identities)
+        new = found - locked
+        if not new:
+            break
+        lock_profiles(db, new)
+        locked |= new
+    return locked
+
+
+def live(db: Database, profile_id: str) -> str:
+    """The profile `profile_id` was merged into, or itself."""
+    row = db.execute("SELECT merged_into FROM profiles WHERE id = ?", [profile_id]).fetchone()
+    return profile_id if row is None or row[0] is None else str(row[0])
 
 
 def user_id_of(db: Database, profile_id: str) -> str | None:
@@ -132,6 +189,11 @@ def link_email(
     """Record an email identity; a known profile absorbs an anonymous profile with the same
     email. An email already owned by a known profile stays with it."""
     current = owner(db, "email", email)
+    if current is not None and current != profile_id and is_postgres(db):
+        # Usually locked already (the message carried this email); when the email is the
+        # profile's stored one, its owner is locked here, and read again once held.
+        lock_owners(db, [("email", email)])
+        current = owner(db, "email", email)
     if current is None or current == profile_id:
         link(db, profile_id, "email", email, now)
         return []
@@ -172,10 +234,12 @@ def merge(
     db.execute("DELETE FROM profile_consent WHERE profile_id = ?", [source])
     count = db.execute("SELECT message_count, created_at FROM profiles WHERE id = ?",
                        [source]).fetchone()
+    created = count[1] if count else now
+    # CASE, not MIN(a, b): the two-argument MIN is SQLite's alone.
     db.execute(
-        "UPDATE profiles SET message_count = message_count + ?, created_at = MIN(created_at, ?),"
-        " updated_at = ? WHERE id = ?",
-        [count[0] if count else 0, count[1] if count else now, now, target],
+        "UPDATE profiles SET message_count = message_count + ?, created_at = CASE WHEN "
+        "created_at < ? THEN created_at ELSE ? END, updated_at = ? WHERE id = ?",
+        [count[0] if count else 0, created, created, now, target],
     )
     # Earlier merges into the source now point at the target, so lookups take one step.
     db.execute("UPDATE profiles SET merged_into = ? WHERE merged_into = ? OR id = ?",

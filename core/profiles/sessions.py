@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from crossdock.dedup import is_postgres
+
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 
@@ -47,29 +49,32 @@ def touch(
 ) -> list[SessionEvent]:
     """Record a message of `session_id` at `now`; returns the events it causes."""
     events: list[SessionEvent] = []
+    # On PostgreSQL the row lock makes a concurrent sweep skip this session (SKIP LOCKED), and
+    # a sweep that got there first has ended it: re-checked after the wait, it drops out.
     row = db.execute(
         f"SELECT {_COLUMNS} FROM profile_sessions WHERE session_id = ? AND ended_at IS NULL "
-        "ORDER BY id DESC LIMIT 1",
+        "ORDER BY id DESC LIMIT 1" + (" FOR UPDATE" if is_postgres(db) else ""),
         [session_id],
     ).fetchone()
     if row is not None:
         current = _session(row)
         if now - current.last_seen_at < timeout and current.profile_id == profile_id:
+            # CASE, not MAX(a, b): the two-argument MAX is SQLite's alone.
             db.execute(
-                "UPDATE profile_sessions SET last_seen_at = MAX(last_seen_at, ?), "
-                "message_count = message_count + 1 WHERE id = ?",
-                [now, current.id],
+                "UPDATE profile_sessions SET last_seen_at = CASE WHEN last_seen_at > ? "
+                "THEN last_seen_at ELSE ? END, message_count = message_count + 1 WHERE id = ?",
+                [now, now, current.id],
             )
             return events
         # Idle too long (the sweep has not run yet), or the device changed hands (logout):
         # the old session ends and this message opens a new one.
         events.append(end(db, current, now, timeout))
-    cursor = db.execute(
+    new_id = db.execute(
         "INSERT INTO profile_sessions (session_id, profile_id, started_at, last_seen_at, "
-        "message_count) VALUES (?, ?, ?, ?, 1)",
+        "message_count) VALUES (?, ?, ?, ?, 1) RETURNING id",
         [session_id, profile_id, now, now],
-    )
-    started = Session(int(cursor.lastrowid or 0), session_id, profile_id, now, now, None, 1)
+    ).fetchone()[0]
+    started = Session(int(new_id), session_id, profile_id, now, now, None, 1)
     events.append(SessionEvent(SESSION_START, started, now))
     return events
 
@@ -84,10 +89,11 @@ def end(db: Database, session: Session, now: float, timeout: float) -> SessionEv
 
 
 def sweep(db: Database, now: float, timeout: float, limit: int = 1000) -> list[SessionEvent]:
-    """End every open session idle for at least `timeout` seconds at `now`."""
+    """End every open session idle for at least `timeout` seconds at `now`. On PostgreSQL a
+    session a message is continuing right now is skipped (it is not idle)."""
     rows = db.execute(
         f"SELECT {_COLUMNS} FROM profile_sessions WHERE ended_at IS NULL AND last_seen_at <= ? "
-        "ORDER BY last_seen_at LIMIT ?",
+        "ORDER BY last_seen_at LIMIT ?" + (" FOR UPDATE SKIP LOCKED" if is_postgres(db) else ""),
         [now - timeout, limit],
     ).fetchall()
     return [end(db, _session(row), now, timeout) for row in rows]

@@ -1,4 +1,5 @@
-"""The profile store: step 2 of a message's way, in the outbox's own SQLite file.
+"""The profile store: step 2 of a message's way, in the outbox's own database (SQLite or
+PostgreSQL).
 
 `ProfileStore` is the pipeline's `ProfileHook`: `seen(db, message_id)` answers dedup and
 `resolve(db, message)` turns a validated message into the `EnrichedMessage`s to route (system
@@ -7,6 +8,29 @@ pipeline's accept transaction, so profile changes commit exactly with the outbox
 
 `sweep_sessions(db, now)` is the timer side: session_end events for sessions idle for the
 session timeout. All times come from the injectable `clock` (seconds since the epoch).
+
+Concurrency. On SQLite the accept transaction is BEGIN IMMEDIATE: one writer at a time, so
+resolving and merging need nothing more. On PostgreSQL many daemons accept at once, and two of
+them may get messages of one person at the same moment (a1 + u on one, a2 + u on the other).
+Each transaction therefore takes, before it reads anything it will decide on:
+
+1. the advisory locks of every identity key the messages carry (`identity:userId:u`,
+   `identity:anonymousId:a1`, an alias' previousId as both, a trait email) and of their
+   message ids (the dedup window), all sorted by lock number;
+2. then the advisory locks of the profiles that own those identities (`profile:<id>`), sorted,
+   re-reading the owners until they are the locked ones.
+
+Step 1 makes "is there a profile for u yet?" a question only one transaction at a time asks,
+so u never gets two known profiles; step 2 keeps a profile from being merged away by a
+transaction that reached it through another identity (its email) while this one writes to it.
+Every transaction waits only for a lock ordered after all it holds (identity keys before
+profiles, each by number), so they cannot deadlock. `prepare(db, messages)`, called by the
+pipeline once per accept transaction, takes both steps for the whole batch; `resolve` takes
+them again per message (held locks return at once), so a caller that skips `prepare` is still
+correct, though a batch of many people may then deadlock with another daemon's batch, which
+PostgreSQL detects and fails one of (the sender retries). Advisory locks rather than SELECT
+... FOR UPDATE: an identity not yet stored has no row to lock, and a unique-violation retry
+would have to redo the whole accept transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +46,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from crossdock.config import ProfilesConfig
-from crossdock.dedup import Dedup, message_key
+from crossdock.dedup import Dedup, is_postgres, lock_keys, message_key
 from crossdock.errors import MessageError
 from crossdock.models import AliasMessage, EnrichedMessage, IdentifyMessage, Message
 from crossdock.profiles import identity
@@ -37,6 +61,40 @@ log = logging.getLogger("crossdock.profiles")
 PROFILE_DELETED = "profile_deleted"
 
 _TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
+
+
+def _many(db: Database, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """executemany on either engine (psycopg connections have none; a few rows each here)."""
+    if not rows:
+        return
+    if not is_postgres(db):
+        db.conn.executemany(sql, rows)
+        return
+    for row in rows:
+        db.execute(sql, list(row))
+
+
+def message_traits(message: Message) -> dict[str, Any]:
+    """The user attributes a message sets: context.traits, then an identify's traits."""
+    traits = dict(message.context.get("traits") or {})
+    if isinstance(message, IdentifyMessage):
+        traits.update(message.traits)
+    return traits
+
+
+def identity_keys(message: Message) -> list[tuple[str, str]]:
+    """The (kind, value) identities resolving `message` may look up or claim."""
+    keys: list[tuple[str, str]] = []
+    if message.user_id:
+        keys.append(("userId", str(message.user_id)))
+    if message.anonymous_id:
+        keys.append(("anonymousId", str(message.anonymous_id)))
+    if isinstance(message, AliasMessage) and message.previous_id:
+        keys += [("anonymousId", message.previous_id), ("userId", message.previous_id)]
+    email = split_traits(message_traits(message))[0].get("email")
+    if isinstance(email, str) and email.strip():
+        keys.append(("email", email.strip().lower()))
+    return keys
 
 
 def iso(ts: float) -> str:
@@ -54,7 +112,7 @@ class Deleted:
 
 
 class ProfileStore:
-    """One profile per person, in SQLite (see the package docstring for the rules)."""
+    """One profile per person, in SQLite or PostgreSQL (see the package docstring)."""
 
     def __init__(
         self,
@@ -73,14 +131,29 @@ class ProfileStore:
     # -- schema -------------------------------------------------------------------------
 
     def migrate(self, db: Database) -> list[str]:
-        """Create or upgrade the profile and dedup tables in `db` (once per connection)."""
-        if id(db) in self._migrated:
+        """Create or upgrade the profile and dedup tables in `db` (once per connection). On
+        PostgreSQL they are outbox migrations (crossdock.outbox.pg_schema), applied when the
+        outbox opens and by `crossdock db upgrade`, so there is nothing to do here."""
+        if id(db) in self._migrated or is_postgres(db):
             return []
         applied = upgrade_profiles(db) + Dedup.migrate(db)
         self._migrated.add(id(db))
         return applied
 
     # -- ProfileHook --------------------------------------------------------------------
+
+    def prepare(self, db: Database, messages: list[Message]) -> None:
+        """Called once at the start of an accept transaction with all its messages: on
+        PostgreSQL, lock their identities, message ids and profiles in one global order (see
+        the module docstring). Nothing to do on SQLite."""
+        if is_postgres(db):
+            self._lock(db, messages)
+
+    def _lock(self, db: Database, messages: list[Message]) -> None:
+        identities = [key for message in messages for key in identity_keys(message)]
+        lock_keys(db, [identity.identity_lock_key(k, v) for k, v in identities]
+                  + [f"dedup:{message_key(m.message_id)}" for m in messages])
+        identity.lock_owners(db, identities)
 
     def seen(self, db: Database, message_id: str) -> bool:
         """True when `message_id` was accepted inside the dedup window."""
@@ -91,6 +164,8 @@ class ProfileStore:
         """Resolve the message's person, apply its attributes, consent and session; return the
         system events it causes and the enriched message, in that order."""
         self.migrate(db)
+        if is_postgres(db):
+            self._lock(db, [message])
         # A savepoint: a message rejected half way leaves no trace in the store.
         db.execute("SAVEPOINT profile_resolve")
         try:
@@ -116,10 +191,7 @@ class ProfileStore:
         else:
             profile_id, problems = identity.resolve(db, message.user_id, message.anonymous_id,
                                                     now, rules)
-        traits = dict(message.context.get("traits") or {})
-        if isinstance(message, IdentifyMessage):
-            traits.update(message.traits)
-        system, custom = split_traits(traits)
+        system, custom = split_traits(message_traits(message))
         problems += self._apply(db, profile_id, system, custom=False, now=now)
         problems += self._apply(db, profile_id, custom, custom=True, now=now)
         email = self._attribute(db, profile_id, "email")
@@ -252,7 +324,8 @@ class ProfileStore:
 
     def _set_consent(self, db: Database, profile_id: str, changes: dict[str, bool],
                      now: float) -> None:
-        db.conn.executemany(
+        _many(
+            db,
             "INSERT INTO profile_consent (profile_id, purpose, granted, updated_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (profile_id, purpose) DO UPDATE SET "
             "granted = excluded.granted, updated_at = excluded.updated_at",
@@ -265,7 +338,8 @@ class ProfileStore:
             return
         for problem in problems:
             log.warning("profile %s, message %s: %s", profile_id, message_id, problem)
-        db.conn.executemany(
+        _many(
+            db,
             "INSERT INTO profile_rejections (profile_id, message_id, attribute, rule, detail, at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(profile_id, message_id, p.name, p.rule, p.detail, now) for p in problems],
@@ -273,17 +347,18 @@ class ProfileStore:
         counts: dict[str, int] = {}
         for p in problems:
             counts[f"attribute_{p.rule}"] = counts.get(f"attribute_{p.rule}", 0) + 1
-        db.conn.executemany(
+        # Qualified: PostgreSQL finds a bare `value` ambiguous (the row or excluded).
+        _many(
+            db,
             "INSERT INTO profile_stats (name, value) VALUES (?, ?) ON CONFLICT (name) "
-            "DO UPDATE SET value = value + excluded.value",
+            "DO UPDATE SET value = profile_stats.value + excluded.value",
             list(counts.items()),
         )
 
     # -- reading ------------------------------------------------------------------------
 
     def _live(self, db: Database, profile_id: str) -> str:
-        row = db.execute("SELECT merged_into FROM profiles WHERE id = ?", [profile_id]).fetchone()
-        return profile_id if row is None or row[0] is None else str(row[0])
+        return identity.live(db, profile_id)
 
     def find(self, db: Database, ref: str) -> str | None:
         """The live profile id for a profile id, userId, anonymousId or email."""
@@ -399,6 +474,12 @@ class ProfileStore:
         profile_id = self.find(db, ref)
         if profile_id is None:
             return None
+        if is_postgres(db):
+            # Not while a daemon merges into it or writes to it; found again once held.
+            identity.lock_profiles(db, [profile_id])
+            profile_id = self.find(db, profile_id)
+            if profile_id is None:
+                return None
         now = self.clock()
         show = self.show(db, profile_id) or {}
         merged = [str(r[0]) for r in db.execute(
@@ -432,7 +513,7 @@ class ProfileStore:
             db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
         db.execute(
             "INSERT INTO profile_stats (name, value) VALUES ('profiles_deleted', 1) "
-            "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+            "ON CONFLICT (name) DO UPDATE SET value = profile_stats.value + 1"
         )
         return Deleted(profile_id, identities, merged, event)
 
@@ -440,7 +521,7 @@ class ProfileStore:
         """Counters for /metrics: profiles (known, anonymous), open sessions, rejections."""
         self.migrate(db)
         known, anonymous = db.execute(
-            "SELECT COALESCE(SUM(user_id IS NOT NULL), 0), COALESCE(SUM(user_id IS NULL), 0) "
+            "SELECT COUNT(user_id), COUNT(*) - COUNT(user_id) "
             "FROM profiles WHERE merged_into IS NULL"
         ).fetchone()
         open_sessions = db.execute(

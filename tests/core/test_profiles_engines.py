@@ -1,0 +1,305 @@
+"""The profile store's key behaviours on both engines: a SQLite file and a PostgreSQL schema
+(fresh per test in the `test` database on 127.0.0.1:5432). The same calls, the same answers:
+the seed scenario's merges, the logout flow, attribute type rules, sessions on a simulated
+clock, consent, dedup across a reopen, deletion.
+
+The PostgreSQL cases skip, with the reason, only when that server cannot be reached."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from crossdock.config import ProfilesConfig
+from crossdock.models import EnrichedMessage, parse_message
+from crossdock.outbox import Outbox, open_outbox
+from crossdock.outbox.pg_schema import temporary_schema
+from crossdock.profiles import ProfileStore
+
+PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+DAY = 86400.0
+START = 1_700_000_000.0
+
+
+def pg_unreachable() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip()}"
+
+
+class Clock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Engine:
+    """One database; `open()` gives a new outbox and profile store on it (new connections),
+    as a restarted daemon would get."""
+
+    name: str
+    url: str
+    clock: Clock = field(default_factory=Clock)
+    opened: list[Outbox] = field(default_factory=list)
+
+    def open(self, config: ProfilesConfig | None = None) -> tuple[Outbox, ProfileStore]:
+        outbox = open_outbox(self.url)
+        self.opened.append(outbox)
+        db = getattr(outbox, "db", None)  # SQLite: the store creates its tables there
+        return outbox, ProfileStore(config or ProfilesConfig(), db=db, clock=self.clock)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        found = Engine("sqlite", f"sqlite:///{tmp_path / 'crossdock.db'}")
+        yield found
+    else:
+        reason = pg_unreachable()
+        if reason:
+            pytest.skip(reason)
+        with temporary_schema(PG_URL, "crossdock_profiles") as url:
+            found = Engine("postgresql", url)
+            try:
+                yield found
+            finally:
+                for outbox in found.opened:
+                    outbox.close()
+        return
+    for outbox in found.opened:
+        outbox.close()
+
+
+@dataclass
+class Person:
+    """An outbox and its store, with the calls the tests make."""
+
+    outbox: Outbox
+    store: ProfileStore
+
+    def send(self, raw: dict[str, Any]) -> list[EnrichedMessage]:
+        with self.outbox.transaction() as db:  # type: ignore[attr-defined]
+            return self.store.resolve(db, parse_message(raw))
+
+    def show(self, ref: str) -> dict[str, Any]:
+        with self.outbox.transaction() as db:  # type: ignore[attr-defined]
+            found = self.store.show(db, ref)
+        assert found is not None, ref
+        return found
+
+    def find(self, ref: str) -> str | None:
+        with self.outbox.transaction() as db:  # type: ignore[attr-defined]
+            return self.store.find(db, ref)
+
+    def stats(self) -> dict[str, int]:
+        with self.outbox.transaction() as db:  # type: ignore[attr-defined]
+            return self.store.stats(db)
+
+
+@pytest.fixture
+def p(engine: Engine) -> Person:
+    return Person(*engine.open())
+
+
+def test_seed_scenario_two_anonymous_visits_then_sign_up(p: Person, engine: Engine) -> None:
+    clock = engine.clock
+    p.send({"type": "page", "anonymousId": "laptop", "sessionId": "s-day1", "name": "Home",
+            "context": {"traits": {"referrer": "ad"}}})
+    p.send({"type": "track", "anonymousId": "laptop", "sessionId": "s-day1",
+            "event": "Product Viewed"})
+    clock.advance(2 * DAY)
+    p.send({"type": "identify", "anonymousId": "phone", "sessionId": "s-day3",
+            "traits": {"email": "Ann@Example.com", "newsletter": True}})
+    assert p.find("laptop") != p.find("phone")
+    assert p.stats()["profiles_anonymous"] == 2
+    clock.advance(4 * DAY)
+    out = p.send({"type": "identify", "anonymousId": "laptop", "userId": "u-ann",
+                  "sessionId": "s-day7",
+                  "traits": {"email": "ann@example.com", "firstName": "Ann", "plan": "pro"}})
+    profile = p.show("u-ann")
+    assert profile["known"] is True
+    assert sorted(profile["identities"]["anonymousId"]) == ["laptop", "phone"]
+    assert profile["identities"]["userId"] == ["u-ann"]
+    assert profile["identities"]["email"] == ["ann@example.com"]
+    assert [s["sessionId"] for s in profile["sessions"]] == ["s-day1", "s-day3", "s-day7"]
+    assert profile["messages"] == 4
+    assert profile["created_at"] == "2023-11-14T22:13:20Z"  # the laptop's first visit
+    custom = {k: v["value"] for k, v in profile["attributes"]["custom"].items()}
+    assert custom == {"referrer": "ad", "newsletter": True, "plan": "pro"}
+    assert profile["attributes"]["system"]["firstName"]["value"] == "Ann"
+    assert len(profile["merges"]) == 1 and "same email" in profile["merges"][0]["reason"]
+    assert {p.find(ref) for ref in ("laptop", "phone", "u-ann", "ANN@example.com ")} == {
+        profile["id"]}
+    stats = p.stats()
+    assert (stats["profiles_known"], stats["profiles_anonymous"], stats["merges"]) == (1, 0, 1)
+    assert out[-1].profile_id == profile["id"] and out[-1].identified
+    assert out[-1].user_attributes["newsletter"] is True
+
+
+def test_identify_and_alias_merge_anonymous_profiles(p: Person) -> None:
+    p.send({"type": "track", "anonymousId": "a1", "event": "Viewed",
+            "context": {"traits": {"color": "red"}}})
+    p.send({"type": "identify", "userId": "u1", "traits": {"plan": "free"}})
+    p.send({"type": "track", "userId": "u1", "anonymousId": "a1", "event": "X"})
+    profile = p.show("u1")
+    assert set(profile["attributes"]["custom"]) == {"color", "plan"}
+    assert profile["merges"][0]["reason"] == "anonymousId a1 identified as userId u1"
+    p.send({"type": "page", "anonymousId": "a2"})
+    p.send({"type": "alias", "previousId": "a2", "userId": "u1"})
+    profile = p.show("u1")
+    assert sorted(profile["identities"]["anonymousId"]) == ["a1", "a2"]
+    assert len(profile["merges"]) == 2
+    assert profile["messages"] == 5
+
+
+def test_user_id_never_changes_logout_flow(p: Person) -> None:
+    p.send({"type": "identify", "anonymousId": "device", "userId": "alice",
+            "traits": {"plan": "pro"}})
+    out = p.send({"type": "identify", "anonymousId": "device", "userId": "bob",
+                  "traits": {"plan": "free"}})
+    alice, bob = p.show("alice"), p.show("bob")
+    assert alice["id"] != bob["id"]
+    assert alice["attributes"]["custom"]["plan"]["value"] == "pro"
+    assert bob["attributes"]["custom"]["plan"]["value"] == "free"
+    assert out[-1].identities["userId"] == "bob"
+    assert bob["merges"] == [] and alice["merges"] == []
+    p.send({"type": "track", "anonymousId": "device", "event": "Viewed"})
+    assert p.show("bob")["messages"] == 2
+    p.send({"type": "alias", "previousId": "alice", "userId": "bob"})
+    assert p.show("alice")["userId"] == "alice"
+    assert any(r["rule"] == "alias" for r in p.show("bob")["rejections"])
+    assert p.stats()["profiles_known"] == 2
+
+
+def test_attribute_type_fixed_by_first_value_and_counted(p: Person) -> None:
+    p.send({"type": "identify", "userId": "u", "traits": {"age": 30, "tags": ["a"]}})
+    out = p.send({"type": "identify", "userId": "u",
+                  "traits": {"age": "thirty", "team": "Oslo", "tags": ["b", "c"],
+                             "bio": "x" * 1500}})
+    p.send({"type": "identify", "userId": "u", "traits": {"age": True}})
+    custom = p.show("u")["attributes"]["custom"]
+    assert custom["age"] == {"type": "number", "value": 30}
+    assert custom["team"] == {"type": "string", "value": "Oslo"}
+    assert custom["tags"] == {"type": "array", "value": ["b", "c"]}
+    assert len(custom["bio"]["value"]) == 1000
+    rejections = p.show("u")["rejections"]
+    assert sorted(r["rule"] for r in rejections) == ["truncated", "type", "type"]
+    assert out[-1].user_attributes["age"] == 30
+    stats = p.stats()
+    assert (stats["attribute_type"], stats["attribute_truncated"]) == (2, 1)
+    # A None value removes the attribute; the name is then free to take another type.
+    p.send({"type": "identify", "userId": "u", "traits": {"age": None}})
+    p.send({"type": "identify", "userId": "u", "traits": {"age": "thirty"}})
+    assert p.show("u")["attributes"]["custom"]["age"] == {"type": "string", "value": "thirty"}
+
+
+def test_consent_from_opt_ins_and_context_survives_a_merge(p: Person) -> None:
+    out = p.send({
+        "type": "identify", "anonymousId": "a",
+        "traits": {"first_name": "Ann", "emailOptIn": True, "smsOptIn": False, "tier": "gold"},
+        "context": {"consent": {"categoryPreferences": {"marketing": True, "ads": False}}},
+    })
+    assert out[-1].consent == {"email", "marketing"}
+    profile = p.show("a")
+    assert set(profile["attributes"]["system"]) == {"firstName", "emailOptIn", "smsOptIn"}
+    assert set(profile["attributes"]["custom"]) == {"tier"}
+    out = p.send({"type": "track", "anonymousId": "a", "event": "E",
+                  "context": {"consent": {"marketing": False}}})
+    assert out[-1].consent == {"email"}
+    out = p.send({"type": "track", "userId": "u", "anonymousId": "a", "event": "E"})
+    assert out[-1].consent == {"email"}
+    assert p.show("u")["consent"]["marketing"]["granted"] is False
+
+
+def test_sessions_on_a_simulated_clock(p: Person, engine: Engine) -> None:
+    clock = engine.clock
+    out = p.send({"type": "page", "anonymousId": "a", "sessionId": "s1"})
+    assert [(e.message.get("event"), e.system) for e in out] == [
+        ("session_start", True), (None, False)]
+    clock.advance(44 * 60)
+    assert len(p.send({"type": "page", "anonymousId": "a", "sessionId": "s1"})) == 1
+    clock.advance(44 * 60)
+    with p.outbox.transaction() as db:  # type: ignore[attr-defined]
+        assert p.store.sweep_sessions(db) == []
+    assert p.stats()["sessions_open"] == 1
+    clock.advance(60)
+    with p.outbox.transaction() as db:  # type: ignore[attr-defined]
+        ended = p.store.sweep_sessions(db)
+        assert p.store.sweep_sessions(db) == []
+    assert len(ended) == 1 and ended[0].message["event"] == "session_end"
+    assert ended[0].message["anonymousId"] == "a"
+    assert ended[0].message["properties"]["messageCount"] == 2
+    assert ended[0].message["properties"]["durationSeconds"] == 44 * 60 + 45 * 60
+    assert ended[0].message["messageId"].startswith("session_end-")
+    # The same id back after the timeout: the old session is over, a new one starts.
+    clock.advance(3600)
+    out = p.send({"type": "page", "anonymousId": "a", "sessionId": "s2"})
+    clock.advance(2 * 3600)
+    out = p.send({"type": "page", "anonymousId": "a", "sessionId": "s2"})
+    assert [e.message.get("event") for e in out] == ["session_end", "session_start", None]
+    assert [s["sessionId"] for s in p.show("a")["sessions"]] == ["s1", "s2", "s2"]
+    assert p.stats()["sessions_open"] == 1
+
+
+def test_dedup_window_survives_reopening(engine: Engine) -> None:
+    first = Person(*engine.open())
+    first.send({"type": "track", "anonymousId": "a", "event": "E", "messageId": "m1"})
+    first.outbox.close()
+    again = Person(*engine.open())
+    with again.outbox.transaction() as db:  # type: ignore[attr-defined]
+        assert again.store.seen(db, "m1") and not again.store.seen(db, "m2")
+    engine.clock.advance(4 * 3600)
+    with again.outbox.transaction() as db:  # type: ignore[attr-defined]
+        assert not again.store.seen(db, "m1")  # outside the 4 hour window
+        assert again.store.purge(db) == 1
+        assert again.store.purge(db) == 0
+
+
+def test_a_rejected_message_leaves_no_trace(p: Person) -> None:
+    with p.outbox.transaction() as db:  # type: ignore[attr-defined]
+        with pytest.raises(Exception, match="userId: is required for alias"):
+            p.store.resolve(db, parse_message({"type": "alias", "anonymousId": "x",
+                                               "previousId": "y"}))
+        # The transaction goes on (the savepoint undid the half-resolved message).
+        p.store.resolve(db, parse_message({"type": "page", "anonymousId": "z"}))
+    assert p.find("x") is None and p.find("z") is not None
+
+
+def test_delete_erases_the_person_and_the_profiles_merged_into_it(p: Person) -> None:
+    p.send({"type": "page", "anonymousId": "a", "sessionId": "s"})
+    p.send({"type": "identify", "anonymousId": "b", "userId": "u",
+            "traits": {"email": "u@example.com", "plan": "pro"},
+            "context": {"consent": ["ads"]}})
+    p.send({"type": "alias", "previousId": "a", "userId": "u"})
+    p.send({"type": "identify", "userId": "other", "traits": {"plan": "free"}})
+    with p.outbox.transaction() as db:  # type: ignore[attr-defined]
+        deleted = p.store.delete(db, "u@example.com")
+        assert deleted is not None and len(deleted.merged) == 1
+        assert deleted.event is not None
+        assert deleted.event.message["event"] == "profile_deleted"
+        assert deleted.event.message["userId"] == "u"
+        for ref in ("a", "b", "u", "u@example.com", deleted.profile_id, deleted.merged[0]):
+            assert p.store.find(db, ref) is None
+        assert p.store.delete(db, "u") is None
+        left = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in (
+            "profiles", "profile_identities", "profile_sessions", "profile_merges",
+            "profile_custom_attributes", "profile_system_attributes", "profile_consent")}
+    assert left == {"profiles": 1, "profile_identities": 1, "profile_sessions": 0,
+                    "profile_merges": 0, "profile_custom_attributes": 1,
+                    "profile_system_attributes": 0, "profile_consent": 0}
+    assert p.stats()["profiles_deleted"] == 1
+    assert p.show("other")["attributes"]["custom"]["plan"]["value"] == "free"
