@@ -1,4 +1,6 @@
 """Tables of the profile store, in the outbox's SQLite file (names start with `profile`).
+Their PostgreSQL twin is the outbox migration `pg_004_profiles` (crossdock.outbox.pg_schema):
+change both together, each with a new migration.
 
 Applied through crossdock.outbox.migrations.apply_migrations with their own names, so the
 outbox's `crossdock db upgrade` and the profile store never step on each other.

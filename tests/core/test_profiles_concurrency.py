@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from crossdock.config import parse_config
-from crossdock.dedup import Dedup, request_key
+from crossdock.dedup import Dedup, lock_id, request_key
 from crossdock.outbox import open_outbox
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import build_pipeline
@@ -194,9 +194,15 @@ def test_a_request_id_waits_for_the_transaction_that_holds_it() -> None:
         b = threading.Thread(target=two)
         b.start()
         # Wait (by state, not by time) until the second transaction queues on the lock.
+        number = lock_id(f"dedup:{key}") & 0xFFFFFFFFFFFFFFFF
         with psycopg.connect(PG_URL, autocommit=True) as watch:
-            while not watch.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = "
-                                    "'advisory' AND NOT granted").fetchone()[0]:
+            while True:
+                row = watch.execute(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND classid::text::bigint = %s AND objid::text::bigint = %s",
+                    [number >> 32, number & 0xFFFFFFFF]).fetchone()
+                if row is not None and row[0]:
+                    break
                 assert b.is_alive() and "second" not in answers
                 threading.Event().wait(0.02)
         assert "second" not in answers

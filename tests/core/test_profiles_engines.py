@@ -7,20 +7,26 @@ The PostgreSQL cases skip, with the reason, only when that server cannot be reac
 
 from __future__ import annotations
 
+import base64
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+import uvicorn
 
-from crossdock.config import ProfilesConfig
+from crossdock.collector import make_app
+from crossdock.config import LoadedConfig, ProfilesConfig, parse_config
 from crossdock.models import EnrichedMessage, parse_message
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.outbox.pg_schema import temporary_schema
-from crossdock.profiles import ProfileStore
+from crossdock.pipeline import Pipeline, build_pipeline
+from crossdock.profiles import ProfileStore, make_profile_hook, sweep_and_route
 
 PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = 86400.0
@@ -303,3 +309,98 @@ def test_delete_erases_the_person_and_the_profiles_merged_into_it(p: Person) -> 
                     "profile_system_attributes": 0, "profile_consent": 0}
     assert p.stats()["profiles_deleted"] == 1
     assert p.show("other")["attributes"]["custom"]["plan"]["value"] == "free"
+
+
+def loaded_for(engine: Engine, tmp_path: Path) -> LoadedConfig:
+    hook = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
+                                              "allow_private_network": True}}
+    return parse_config({
+        "outbox": {"url": engine.url},
+        "collector": {"write_keys": ["wk"]},
+        "destinations": {
+            "sessions": {**hook, "filter": {"events": {"allow": ["session_end"]}}},
+            "all": hook,
+        },
+    }, base_dir=tmp_path, env={})
+
+
+def test_build_pipeline_attaches_the_store_on_either_engine(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    loaded = loaded_for(engine, tmp_path)
+    pipeline = build_pipeline(loaded)
+    try:
+        assert isinstance(pipeline.profiles, ProfileStore)
+        assert isinstance(make_profile_hook(loaded, pipeline.outbox), ProfileStore)
+        result = pipeline.accept([
+            {"type": "track", "anonymousId": "a", "event": "E", "messageId": "m1"},
+            {"type": "identify", "anonymousId": "a", "userId": "u", "messageId": "m2"},
+        ])
+        assert result.accepted == ["m1", "m2"]
+        again = pipeline.accept([{"type": "track", "userId": "u", "event": "E",
+                                  "messageId": "m1"}])
+        assert again.duplicates == ["m1"] and again.rows == 0
+        with pipeline.outbox.transaction() as db:  # type: ignore[attr-defined]
+            profile = pipeline.profiles.show(db, "u")
+        assert profile is not None and profile["messages"] == 2
+        assert profile["identities"]["anonymousId"] == ["a"]
+    finally:
+        pipeline.close()
+
+
+def test_the_session_sweep_routes_session_end_once(engine: Engine, tmp_path: Path) -> None:
+    loaded = loaded_for(engine, tmp_path)
+    outbox, store = engine.open(loaded.config.profiles)
+    pipeline = Pipeline(loaded, outbox, store)
+    pipeline.accept([{"type": "track", "userId": "u", "sessionId": "s1", "event": "A"}])
+    engine.clock.advance(45 * 60 - 1)
+    assert sweep_and_route(pipeline, store) == 0
+    engine.clock.advance(1)
+    # A second sweeper (another daemon's timer firing late) finds nothing left to end.
+    other_outbox, other_store = engine.open(loaded.config.profiles)
+    other = Pipeline(loaded, other_outbox, other_store)
+    assert sweep_and_route(pipeline, store) == 1
+    assert sweep_and_route(other, other_store) == 0
+    counts = outbox.counts()
+    assert counts["sessions"].queued == 1  # session_end only
+    assert counts["all"].queued == 1  # A: system events go only where named
+    with outbox.transaction() as db:  # type: ignore[attr-defined]
+        ended = db.execute("SELECT message_id FROM outbox WHERE destination = 'sessions'"
+                           ).fetchone()[0]
+    assert ended.startswith("session_end-")
+
+
+def test_the_collector_request_id_window(engine: Engine, tmp_path: Path) -> None:
+    loaded = loaded_for(engine, tmp_path)
+    outbox, store = engine.open(loaded.config.profiles)
+    app = make_app(loaded, Pipeline(loaded, outbox, store), clock=engine.clock)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="off", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    started = threading.Event()
+    for _ in range(1000):
+        if server.started:
+            break
+        started.wait(0.01)
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    auth = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            answers = [
+                client.post("/v1/track", headers={**auth, "x-request-id": "req-1"},
+                            json={"userId": "u", "event": "E", "messageId": mid}).json()
+                for mid in ("m1", "m2")
+            ]
+            other = client.post("/v1/track", headers={**auth, "x-request-id": "req-2"},
+                                json={"userId": "u", "event": "E", "messageId": "m3"}).json()
+            metrics = client.get("/metrics").text
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert [a["response"]["accepted"] for a in answers] == [1, 0]
+    assert answers[1]["response"]["duplicates"] == 1
+    assert other["response"]["accepted"] == 1
+    assert 'crossdock_profiles{kind="known"} 1' in metrics
+    with outbox.transaction() as db:  # type: ignore[attr-defined]
+        assert store.show(db, "u")["messages"] == 2  # type: ignore[index]
