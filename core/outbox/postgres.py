@@ -18,7 +18,6 @@ same contract as `SQLiteOutbox.transaction`). Within it, `.execute(sql, params)`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import re
@@ -35,6 +34,7 @@ from psycopg import pq
 from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow
+from crossdock.outbox.payload_json import encode_payload
 from crossdock.outbox.pg_schema import upgrade
 
 log = logging.getLogger("crossdock.outbox")
@@ -195,7 +195,6 @@ class PostgresOutbox:
         if not rows:
             return []
         now = time.time() if now is None else now
-        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         # One lock order for every writer: two overlapping enqueues cannot deadlock on the
         # unique index.
         ordered = sorted(rows, key=lambda r: (r.destination, r.message_id))
@@ -213,7 +212,7 @@ class PostgresOutbox:
                     """,
                     {"now": now, "d": [r.destination for r in ordered],
                      "m": [r.message_id for r in ordered],
-                     "p": [dumps(r.payload) for r in ordered]},
+                     "p": [encode_payload(r.payload) for r in ordered]},
                 ).fetchall()
             ]
             destinations = sorted({d for d, _ in inserted})

@@ -23,6 +23,7 @@ from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow
 from crossdock.outbox.migrations import immediate, upgrade
+from crossdock.outbox.payload_json import decode_payloads, encode_payload
 
 # Rows per multi-row INSERT: 6 parameters each stays far below SQLite's 32766 variables.
 _INSERT_CHUNK = 1000
@@ -39,26 +40,6 @@ def _dropped(payload: dict[str, Any]) -> int:
     if not isinstance(dropped, dict):
         return 0
     return sum(v for v in dropped.values() if isinstance(v, int))
-
-
-def _decode_all(payloads: list[str]) -> list[Any]:
-    """Each payload decoded, or the ValueError saying why it is not JSON. One json.loads of
-    the whole batch is much cheaper than one per row; a bad row sends us the slow way."""
-    if not payloads:
-        return []
-    try:
-        decoded = json.loads("[" + ",".join(payloads) + "]")
-        if len(decoded) == len(payloads):
-            return list(decoded)
-    except ValueError:
-        pass
-    out: list[Any] = []
-    for payload in payloads:
-        try:
-            out.append(json.loads(payload))
-        except ValueError as exc:
-            out.append(exc)
-    return out
 
 
 class SQLiteOutbox:
@@ -113,14 +94,14 @@ class SQLiteOutbox:
             return []
         now = time.time() if now is None else now
         inserted: list[tuple[str, str]] = []
-        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         with self.transaction() as db:
             conn = db.conn
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start:start + _INSERT_CHUNK]
                 params: list[Any] = []
                 for row in chunk:
-                    params += (row.destination, row.message_id, dumps(row.payload), now, now, now)
+                    params += (row.destination, row.message_id, encode_payload(row.payload),
+                               now, now, now)
                 sql = (_INSERT_SQL + ",".join([_ROW_SQL] * len(chunk))
                        + " RETURNING destination, message_id")
                 inserted += conn.execute(sql, params).fetchall()
@@ -173,7 +154,7 @@ class SQLiteOutbox:
             items: list[OutboxItem] = []
             broken: list[tuple[int, str]] = []
             for (id_, message_id, _, attempts, created_at), data in zip(
-                found, _decode_all([row[2] for row in found]), strict=True
+                found, decode_payloads([row[2] for row in found]), strict=True
             ):
                 try:
                     if isinstance(data, ValueError):

@@ -1,0 +1,63 @@
+"""The outbox's payload JSON: orjson where it agrees with the standard library, `json` where
+it would not (exact big integers, text orjson rejects, types only `json` reports)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from crossdock.outbox.payload_json import decode_payloads, encode_payload
+
+
+def test_encoding_is_compact_json_keeping_non_ascii() -> None:
+    text = encode_payload({"name": "Zoë", "n": [1, 2.5, None, True], "t": (1, 2)})
+    assert text == '{"name":"Zoë","n":[1,2.5,null,true],"t":[1,2]}'
+
+
+def test_non_string_keys_become_strings_as_json_writes_them() -> None:
+    assert json.loads(encode_payload({1: "a", None: "b"})) == {"1": "a", "null": "b"}
+
+
+def test_nan_and_infinity_become_null_so_the_text_stays_valid_json() -> None:
+    text = encode_payload({"a": math.nan, "b": math.inf})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {"a": None, "b": None}
+
+
+def test_integers_beyond_64_bits_are_written_and_read_back_exactly() -> None:
+    big = 2**70 + 1
+    text = encode_payload({"big": big})
+    assert text == f'{{"big":{big}}}'
+    assert decode_payloads([text, '{"x":1}']) == [{"big": big}, {"x": 1}]
+
+
+def test_lone_surrogates_fall_back_to_json() -> None:
+    assert encode_payload({"s": "\ud800"}) == json.dumps({"s": "\ud800"}, ensure_ascii=False,
+                                                          separators=(",", ":"))
+
+
+def test_unknown_types_raise_the_standard_library_error() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encode_payload({"x": object()})
+
+
+def test_a_nan_written_by_an_older_version_still_decodes() -> None:
+    decoded = decode_payloads(['{"a":NaN}', '{"b":2}'])
+    assert math.isnan(decoded[0]["a"]) and decoded[1] == {"b": 2}
+
+
+def test_a_malformed_row_is_reported_alone() -> None:
+    decoded = decode_payloads(['{"a":1}', "{not json", "[1,2]"])
+    assert decoded[0] == {"a": 1}
+    assert isinstance(decoded[1], ValueError)
+    assert decoded[2] == [1, 2]
+
+
+def test_a_row_holding_two_values_is_malformed_not_two_rows() -> None:
+    decoded = decode_payloads(['{"a":1},{"b":2}', '{"c":3}'])
+    assert isinstance(decoded[0], ValueError) and decoded[1] == {"c": 3}
+
+
+def test_nothing_to_decode() -> None:
+    assert decode_payloads([]) == []
