@@ -28,6 +28,7 @@ import httpx
 from crossdock.config import ConfiguredDestination
 from crossdock.delivery.backoff import backoff_delay
 from crossdock.delivery.ratelimit import RateLimiter
+from crossdock.delivery.transport import send
 from crossdock.destination import (
     Delivered,
     Failed,
@@ -268,7 +269,7 @@ class DestinationWorker:
         request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
         try:
             async with asyncio.timeout(timeout):
-                response = await self.client.send(request)
+                response = await send(self.client, request)
         except (TimeoutError, httpx.TimeoutException) as exc:
             if _is_timeout(exc):
                 return [Retry(f"timeout after {timeout:g}s ({type(exc).__name__}) "

@@ -1,0 +1,64 @@
+"""How the engine hands a request to the wire: straight to the client's transport when the
+client has nothing to add, through `client.send` when it has hooks or auth."""
+
+from __future__ import annotations
+
+import gzip
+
+import httpx
+from aiohttp import web
+
+from crossdock.delivery.transport import AiohttpTransport, send
+from crossdock.testing.fakeserver import serve
+
+
+def _echo(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(201, json={"got": request.content.decode()},
+                          headers={"x-seen": request.headers.get("x-n", "")})
+
+
+async def test_a_swapped_in_transport_receives_the_plugins_request() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_echo)) as client:
+        request = httpx.Request("POST", "http://127.0.0.1:9/hook", content=b"hi",
+                                headers={"x-n": "7"})
+        response = await send(client, request)
+    assert response.status_code == 201 and response.json() == {"got": "hi"}
+    assert response.headers["x-seen"] == "7"
+    assert response.request is request
+    assert response.elapsed.total_seconds() >= 0
+
+
+async def test_event_hooks_and_auth_still_run_through_client_send() -> None:
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request.headers["authorization"])
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_echo), auth=("u", "p"),
+                                 event_hooks={"request": [hook]}) as client:
+        response = await send(client, httpx.Request("POST", "http://127.0.0.1:9/", content=b"x"))
+    assert response.status_code == 201
+    assert seen == ["Basic dTpw"]
+
+
+def _gzip_app() -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(body=gzip.compress(b"echo:" + body), status=202,
+                            headers={"content-encoding": "gzip", "x-method": request.method})
+
+    app = web.Application()
+    app.router.add_route("*", "/r", handler)
+    return app
+
+
+async def test_the_aiohttp_transport_reads_the_body_and_httpx_decodes_it() -> None:
+    with serve(_gzip_app()) as server:
+        async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+            request = httpx.Request("PUT", server.url + "/r", content=b"payload")
+            request.extensions["timeout"] = httpx.Timeout(5.0).as_dict()
+            response = await send(client, request)
+    assert response.status_code == 202
+    assert response.headers["x-method"] == "PUT"
+    assert response.content == b"echo:payload"
+    assert response.reason_phrase == "Accepted"
