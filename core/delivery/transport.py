@@ -54,7 +54,8 @@ class AiohttpTransport(_AdapterTransport):
             request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
         with map_aiohttp_exceptions():
             async with self.client.request(
-                request.method, str(request.url), headers=request.headers, data=data,
+                request.method, str(request.url), headers=_header_items(request.headers),
+                data=data,
                 allow_redirects=False, auto_decompress=False, compress=False,
                 timeout=aiohttp.ClientTimeout(sock_connect=timeout.get("connect"),
                                               sock_read=timeout.get("read"),
@@ -64,10 +65,29 @@ class AiohttpTransport(_AdapterTransport):
         extensions: dict[str, Any] = {"http_version": _HTTP11}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
+        headers = response.headers
+        if "content-length" in headers and "content-encoding" not in headers:
+            # The common case, read already: `content=` adds no header (Content-Length is
+            # there) and saves httpx's async read loop.
+            return httpx.Response(response.status, headers=response.raw_headers, content=body,
+                                  request=request, extensions=extensions)
         # Content-Encoding still applies: httpx decodes the raw bytes when they are read.
         return httpx.Response(response.status, headers=response.raw_headers,
                               stream=httpx.ByteStream(body), request=request,
                               extensions=extensions)
+
+
+def _header_items(headers: httpx.Headers) -> dict[str, str]:
+    """`dict(headers.items())` (lower-case names, repeated headers joined by ", "), which is
+    what aiohttp made of an httpx.Headers; `items()` re-detects the encoding for every header
+    it decodes, 5 % of a small request's CPU."""
+    encoding = headers.encoding
+    out: dict[str, str] = {}
+    for key, value in headers.raw:
+        name = key.lower().decode(encoding)
+        text = value.decode(encoding)
+        out[name] = f"{out[name]}, {text}" if name in out else text
+    return out
 
 
 def make_client(

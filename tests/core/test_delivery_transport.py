@@ -6,9 +6,10 @@ from __future__ import annotations
 import gzip
 
 import httpx
+import pytest
 from aiohttp import web
 
-from crossdock.delivery.transport import AiohttpTransport, send
+from crossdock.delivery.transport import AiohttpTransport, _header_items, send
 from crossdock.testing.fakeserver import serve
 
 
@@ -47,8 +48,22 @@ def _gzip_app() -> web.Application:
         return web.Response(body=gzip.compress(b"echo:" + body), status=202,
                             headers={"content-encoding": "gzip", "x-method": request.method})
 
+    async def plain(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True}, status=200)
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"part1,")
+        await response.write(b"part2")
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_route("*", "/r", handler)
+    app.router.add_route("POST", "/plain", plain)
+    app.router.add_route("POST", "/chunked", chunked)
     return app
 
 
@@ -62,3 +77,25 @@ async def test_the_aiohttp_transport_reads_the_body_and_httpx_decodes_it() -> No
     assert response.headers["x-method"] == "PUT"
     assert response.content == b"echo:payload"
     assert response.reason_phrase == "Accepted"
+
+
+async def test_plain_and_chunked_responses_keep_exactly_the_headers_the_server_sent() -> None:
+    with serve(_gzip_app()) as server:
+        async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+            plain = await send(client, httpx.Request("POST", server.url + "/plain", content=b"x"))
+            chunked = await send(client, httpx.Request("POST", server.url + "/chunked"))
+    assert plain.json() == {"ok": True}
+    assert plain.headers["content-length"] == str(len(plain.content))
+    assert chunked.content == b"part1,part2"
+    assert "content-length" not in chunked.headers
+    assert chunked.headers["transfer-encoding"] == "chunked"
+
+
+@pytest.mark.parametrize("raw", [
+    [(b"A", b"1"), (b"a", b"2"), (b"Content-Type", b"x")],
+    [(b"X-\xc3\x9c", b"v"), (b"x-y", b"\xc3\xa9")],
+    [(b"x", b"\xe9"), (b"X", b"2")],
+], ids=["ascii-repeated", "utf-8", "latin-1"])
+def test_headers_reach_aiohttp_as_httpx_items_gives_them(raw: list[tuple[bytes, bytes]]) -> None:
+    headers = httpx.Headers(raw)
+    assert list(_header_items(headers).items()) == list(headers.items())
