@@ -336,6 +336,30 @@ def _schemas() -> dict[str, Any]:
     return schemas
 
 
+class CountRequests:
+    """Counts each answered request by route and status for /metrics. A plain ASGI
+    middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) streamed every
+    body through an extra task and queue, a third of the event loop's time per request."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async def send_counted(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                # Counted as the answer starts, as call_next returning did before.
+                path = getattr(scope.get("route"), "path", "(unmatched)")
+                self.metrics.inc("crossdock_collector_requests_total", endpoint=path,
+                                 status=str(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, send_counted)
+
+
 def make_app(
     loaded: LoadedConfig,
     pipeline: Any,
@@ -363,14 +387,7 @@ def make_app(
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(ApiError(422, "; ".join(problems)))
 
-    @app.middleware("http")
-    async def _count(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "(unmatched)")
-        collector.metrics.inc("crossdock_collector_requests_total", endpoint=path,
-                              status=str(response.status_code))
-        return response
+    app.add_middleware(CountRequests, metrics=collector.metrics)
 
     def segment_endpoint(kind: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
