@@ -303,15 +303,18 @@ def parse_config(
         config.destinations[name] = dest
         mapping = deep_merge(cls.default_mapping(), dest.mapping)
         problems.extend(mapping_problems(mapping, f"{prefix}.mapping"))
+        option_problems = cls.options_problems(mapping.get("options"), f"{prefix}.mapping.options")
+        problems.extend(option_problems)
         batch = dest.delivery.batch_size
         if batch is not None and batch > cls.max_batch_size:
             problems.append(
                 f"{prefix}.delivery.batch_size: at most {cls.max_batch_size} for plugin "
                 f"{cls.plugin_name}, got {batch}"
             )
-        if not dest.enabled:
+        if not dest.enabled or option_problems:
             continue
-        configured = ConfiguredDestination(name, dest, cls(settings), mapping)
+        # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
+        configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping), mapping)
         configured.warnings = [
             f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)
         ]

@@ -12,18 +12,20 @@ timeouts, retries with backoff, dead letters. A plugin never sends anything itse
 
 from __future__ import annotations
 
+import difflib
 import email.utils
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import httpx
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 ALL_MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
 
@@ -99,9 +101,54 @@ class Destination:
     default_concurrency: ClassVar[int] = 4
     #: a one-line description for `crossdock plugins`
     description: ClassVar[str] = ""
+    #: pydantic model of the mapping's `options:` (None: free-form, only a mapping is checked).
+    #: With one, `crossdock validate` names every bad or unknown option by its path, and
+    #: `self.options` holds the validated options with the model's defaults filled in.
+    options_model: ClassVar[type[BaseModel] | None] = None
 
-    def __init__(self, settings: BaseModel) -> None:
+    def __init__(self, settings: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
+        """`mapping` is the destination's merged mapping (the shipped file with the operator's
+        `mapping:` deep-merged over it); None means the shipped mapping alone."""
         self.settings = settings
+        self.use_mapping(self.default_mapping() if mapping is None else mapping)
+
+    @classmethod
+    def configured(cls, settings: BaseModel, mapping: Mapping[str, Any]) -> Self:
+        """The instance the engine builds for one configured destination. A plugin whose
+        constructor takes only `settings` (written before mappings reached plugins) still
+        gets the merged mapping, set after its constructor ran."""
+        try:
+            inspect.signature(cls).bind(settings, mapping)
+        except TypeError:
+            plugin = cls(settings)
+            plugin.use_mapping(mapping)
+            return plugin
+        return cls(settings, mapping)
+
+    def use_mapping(self, mapping: Mapping[str, Any]) -> None:
+        """Set `self.mapping` and `self.options` (validated by `options_model` when the
+        plugin declares one; the config loader has already reported any problem)."""
+        self.mapping: dict[str, Any] = dict(mapping)
+        self.options: dict[str, Any] = self.parse_options(mapping.get("options"))
+
+    @classmethod
+    def parse_options(cls, options: Any) -> dict[str, Any]:
+        """The options as the plugin reads them; raises ValidationError if they are invalid."""
+        raw = dict(options) if isinstance(options, Mapping) else {}
+        if cls.options_model is None:
+            return raw
+        return cls.options_model.model_validate(raw).model_dump()
+
+    @classmethod
+    def options_problems(cls, options: Any, path: str) -> list[str]:
+        """Every problem in a merged `options:` as "path.key: message" (empty when valid)."""
+        if cls.options_model is None or not isinstance(options, Mapping):
+            return []  # without a model only "is a mapping" is checked, by MappingSpec
+        try:
+            cls.options_model.model_validate(dict(options))
+        except ValidationError as exc:
+            return _option_problems(cls.options_model, exc, path)
+        return []
 
     @classmethod
     def default_mapping(cls) -> dict[str, Any]:
@@ -126,6 +173,20 @@ class Destination:
     ) -> Outcome | Sequence[Outcome]:
         """Judge a response: one outcome for all carried items, or one per item in order."""
         return http_outcome(response)
+
+
+def _option_problems(model: type[BaseModel], exc: ValidationError, path: str) -> list[str]:
+    known = list(model.model_fields)
+    problems = []
+    for err in exc.errors(include_url=False):
+        where = ".".join([path, *(str(part) for part in err["loc"])])
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+            close = difflib.get_close_matches(str(err["loc"][0]), known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            problems.append(f"{where}: unknown option ({hint})")
+        else:
+            problems.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    return problems
 
 
 @cache

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossdock import __version__
 from crossdock.collector.auth import Authenticator, AuthError, Credential
+from crossdock.collector.checkpoint import WalCheckpointer
 from crossdock.collector.metrics import Metrics
 from crossdock.collector.ratelimit import RequestLimiter, retry_after_header
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
@@ -99,6 +100,15 @@ class Collector:
                 Dedup.migrate(db)
         store = getattr(pipeline, "profiles", None)
         self.store = store if isinstance(store, ProfileStore) else None
+        # A SQLite outbox's WAL checkpoints (two fsyncs) run beside the requests, not in the
+        # COMMIT of whichever request crossed the threshold (checkpoint.py).
+        self.checkpointer = WalCheckpointer.attach(self.outbox) if db is not None else None
+
+    def close(self) -> None:
+        """Stop the background checkpoints (the app's shutdown does this)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -369,8 +379,15 @@ def make_app(
 ) -> FastAPI:
     """The collector for a config and a pipeline (whose outbox it commits through)."""
     collector = Collector(loaded, pipeline, clock=clock, monotonic=monotonic)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(collector.close)
+
     app = FastAPI(title="Crossdock collector", version=__version__,
-                  description="Segment-compatible tracking endpoints and the user API.")
+                  description="Segment-compatible tracking endpoints and the user API.",
+                  lifespan=lifespan)
     app.state.collector = collector
 
     @app.exception_handler(ApiError)

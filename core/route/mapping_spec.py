@@ -3,7 +3,9 @@
 docs/mappings.md is the reference; `MappingSpec` is the same thing as a pydantic model, so a
 mistake in either file is reported by its path ("destinations.x.mapping.keys.case: ...").
 Every key is known: a misspelt key is an error, never silently ignored. Plugin-specific data
-goes under `options:`, which Crossdock does not read.
+goes under `options:`: the route step does not read it; the plugin instance gets the merged
+options as `self.options`, checked by the plugin's `options_model` when it declares one
+(`Destination.options_problems`).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class MappingSpec(_Strict):
     templates: dict[str, str] = Field(default_factory=dict)
     #: how a rendered template is stored: text (default) or parsed json
     template_format: dict[str, Literal["text", "json"]] = Field(default_factory=dict)
-    #: free-form settings a plugin reads from its own mapping (documented on its page)
+    #: plugin-specific settings, merged like the rest and read by the plugin as `self.options`
+    #: (their keys are checked by the plugin's `options_model`, if any; documented on its page)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("reserved", "event_names")

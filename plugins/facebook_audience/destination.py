@@ -17,12 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 import httpx
-from pydantic import BaseModel
 
 from crossdock.destination import (
     DELIVERED,
@@ -49,7 +48,10 @@ from crossdock.plugins.facebook_audience.const import (
     TOKEN_INVALID_CODE,
     TRANSIENT_CODES,
 )
-from crossdock.plugins.facebook_audience.settings import FacebookAudienceSettings
+from crossdock.plugins.facebook_audience.settings import (
+    FacebookAudienceOptions,
+    FacebookAudienceSettings,
+)
 
 METHODS = {AUDIENCE_ENTERED: "POST", AUDIENCE_EXITED: "DELETE"}
 _DOB_PARTS = {"DOBY": 0, "DOBM": 1, "DOBD": 2}
@@ -98,13 +100,13 @@ class FacebookAudienceDestination(Destination):
     default_concurrency: ClassVar[int] = 1
     description: ClassVar[str] = "Add and remove people in a Facebook Custom Audience"
 
-    def __init__(self, settings: BaseModel) -> None:
-        super().__init__(settings)
-        options = self.default_mapping().get("options") or {}
-        self.sources: dict[str, list[str]] = {
-            str(k): [str(n) for n in v] for k, v in (options.get("fields") or {}).items()
-        }
-        self.birthday_sources: list[str] = [str(n) for n in options.get("birthday") or []]
+    options_model = FacebookAudienceOptions
+
+    def use_mapping(self, mapping: Mapping[str, Any]) -> None:
+        super().use_mapping(mapping)
+        #: schema field -> where its value is read from (options.fields)
+        self.sources: dict[str, list[str]] = dict(self.options["fields"])
+        self.birthday_sources: list[str] = list(self.options["birthday"])
 
     @property
     def config(self) -> FacebookAudienceSettings:

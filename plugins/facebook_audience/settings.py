@@ -74,3 +74,28 @@ class FacebookAudienceSettings(BaseModel):
         if not code.isdigit() or not 1 <= len(code) <= 3:
             raise ValueError("must be a calling code of 1 to 3 digits, e.g. '1' or '+44'")
         return code
+
+
+class FacebookAudienceOptions(BaseModel):
+    """`mapping.options` of a facebook_audience destination: mappings/facebook_audience.yaml's,
+    with the operator's `mapping: {options: ...}` deep-merged over them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="schema field -> traits / identities its value is read from, first wins",
+    )
+    birthday: list[str] = Field(
+        default_factory=list,
+        description="traits holding a full date of birth, for DOBY / DOBM / DOBD",
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = [f for f in value if f not in SCHEMA_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown schema field(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(SCHEMA_FIELDS)}")
+        return value

@@ -20,12 +20,11 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 import httpx
-from pydantic import BaseModel
 
 from crossdock.destination import (
     DELIVERED,
@@ -51,7 +50,7 @@ from crossdock.plugins.mailchimp.const import (
     PERMANENT_TITLES,
     PLUGIN_NAME,
 )
-from crossdock.plugins.mailchimp.settings import MailchimpSettings
+from crossdock.plugins.mailchimp.settings import MailchimpOptions, MailchimpSettings
 
 TAG_STATUS = {AUDIENCE_ENTERED: "active", AUDIENCE_EXITED: "inactive"}
 _ADDRESS_KEYS = {"addr1": ("addr1", "street", "line1", "address1"), "addr2": ("addr2", "line2"),
@@ -168,13 +167,17 @@ class MailchimpDestination(Destination):
     default_concurrency: ClassVar[int] = MAX_CONNECTIONS
     description: ClassVar[str] = "Upsert Mailchimp members; tags for audiences, custom events"
 
-    def __init__(self, settings: BaseModel) -> None:
-        super().__init__(settings)
-        options = self.default_mapping().get("options") or {}
-        self.email_sources = [str(n) for n in options.get("email") or ["email"]]
-        default_fields = {str(k): str(v) for k, v in (options.get("merge_fields") or {}).items()}
-        self.merge_map = self.config.merge_fields if self.config.merge_fields is not None \
-            else default_fields
+    options_model = MailchimpOptions
+
+    def use_mapping(self, mapping: Mapping[str, Any]) -> None:
+        super().use_mapping(mapping)
+        #: where the member's email is read from (traits, then identities)
+        self.email_sources: list[str] = list(self.options["email"])
+        #: trait -> merge tag: settings.merge_fields when set, else options.merge_fields
+        #: (a trait the operator mapped to null is left out)
+        self.merge_map: dict[str, str] = (
+            self.config.merge_fields if self.config.merge_fields is not None
+            else {k: v for k, v in self.options["merge_fields"].items() if v is not None})
 
     @property
     def config(self) -> MailchimpSettings:

@@ -19,6 +19,15 @@ _DATA_CENTRE = re.compile(r"^[a-z]+\d+$")
 _MERGE_TAG = re.compile(r"^[A-Z0-9_]{1,10}$")
 
 
+def merge_tags(value: dict[str, str]) -> dict[str, str]:
+    """A trait -> merge tag map whose tags Mailchimp accepts, or ValueError naming the bad."""
+    bad = [tag for tag in value.values() if not _MERGE_TAG.match(tag)]
+    if bad:
+        raise ValueError(f"merge tags are 1-10 upper-case letters, digits or _: "
+                         f"{', '.join(map(repr, bad))}")
+    return value
+
+
 def data_centre(api_key: str) -> str | None:
     """The data centre an API key belongs to: the part after its last '-' ("us21")."""
     _, sep, dc = api_key.strip().rpartition("-")
@@ -43,7 +52,7 @@ class MailchimpSettings(BaseModel):
     merge_fields: dict[str, str] | None = Field(
         default=None,
         description="trait -> merge tag (FNAME, LNAME, PHONE, BIRTHDAY, ADDRESS, ...); "
-                    "default: options.merge_fields of mappings/mailchimp.yaml",
+                    "replaces the mapping's options.merge_fields as a whole",
     )
     double_opt_in: bool = Field(
         default=False, description="new members start pending (a confirmation email) "
@@ -71,13 +80,7 @@ class MailchimpSettings(BaseModel):
     @field_validator("merge_fields")
     @classmethod
     def _tags(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return None
-        bad = [tag for tag in value.values() if not _MERGE_TAG.match(tag)]
-        if bad:
-            raise ValueError(f"merge tags are 1-10 upper-case letters, digits or _: "
-                             f"{', '.join(map(repr, bad))}")
-        return value
+        return None if value is None else merge_tags(value)
 
     @property
     def api_root(self) -> str:
@@ -95,3 +98,33 @@ class MailchimpSettings(BaseModel):
         # Checked after both fields: base_url makes the key's suffix unnecessary.
         self.api_root  # noqa: B018
         return self
+
+
+class MailchimpOptions(BaseModel):
+    """`mapping.options` of a Mailchimp destination: mappings/mailchimp.yaml's, with the
+    operator's `mapping: {options: ...}` deep-merged over them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: list[str] = Field(
+        default_factory=lambda: ["email"],
+        description="traits / identities the member's email is read from, first found wins",
+    )
+    merge_fields: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="trait -> merge tag; a trait mapped to null is not sent",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: list[str]) -> list[str]:
+        names = [n.strip() for n in value]
+        if not names or not all(names):
+            raise ValueError("must name at least one trait or identity, none empty")
+        return names
+
+    @field_validator("merge_fields")
+    @classmethod
+    def _tags(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        merge_tags({k: v for k, v in value.items() if v is not None})
+        return value

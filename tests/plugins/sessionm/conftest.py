@@ -3,7 +3,6 @@ messages through the whole pipeline (accept -> profile -> route -> SQLite outbox
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,11 @@ from typing import Any
 import pytest
 
 from crossdock.config import LoadedConfig, parse_config
-from crossdock.delivery import DeliveryReport, deliver_once
-from crossdock.pipeline import AcceptResult, build_pipeline
+from crossdock.delivery import DeliveryReport
+from crossdock.pipeline import AcceptResult
 from crossdock.plugins.sessionm.fake import SessionMFake, make_app
 from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.pipeline import run_pipeline
 
 API_KEY = "app-key-1"
 API_SECRET = "app-secret-1"
@@ -99,26 +99,12 @@ class Harness:
                   **config: Any) -> Run:
         """Accept `messages`, then deliver `deliveries` times, each run as if after every
         retry's backoff had passed (a clock one day later per run, never the wall clock)."""
-        loaded = self.load(**config)
-        pipeline = build_pipeline(loaded)
-        try:
-            accepted = pipeline.accept(messages)
-            reports = []
-            for n in range(deliveries):
-                later = time.time() + n * 86_400.0
-                reports.append(await deliver_once(loaded, pipeline.outbox,
-                                                  clock=lambda later=later: later))
-            outbox: Any = pipeline.outbox
-            rows = [dict(zip(("message_id", "state", "attempts", "last_error"), r, strict=True))
-                    for r in outbox.db.execute(
-                        "SELECT message_id, state, attempts, last_error FROM outbox "
-                        "ORDER BY id").fetchall()]
-            counts = outbox.counts().get("sessionm")
-            dropped = counts.dropped_attributes if counts is not None else 0
-        finally:
-            pipeline.close()
+        run = await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path,
+                                 deliveries=deliveries)
+        counts = run.counts.get("sessionm")
+        dropped = counts.dropped_attributes if counts is not None else 0
         received = list(self.server.call(lambda: list(self.fake.received)))
-        return Run(loaded, accepted, reports, rows, dropped, received)
+        return Run(run.loaded, run.accepted, run.reports, run.rows, dropped, received)
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""Run messages through the whole pipeline to a contract fake, as `crossdock run` would.
+
+accept -> profile -> route (the merged mapping) -> SQLite outbox -> deliver, in one call, so a
+plugin's tests can show that an operator's crossdock.yaml changes what reaches the fake:
+
+    run = await run_pipeline(config, [identify, track], base_dir=tmp_path)
+    assert run.report.delivered == 2
+    assert run.rows[0]["state"] == "delivered"
+
+Each delivery pass runs on a clock one day later than the one before, so every retry's backoff
+has passed (never the wall clock's sleep).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.config import LoadedConfig, parse_config
+from crossdock.delivery import DeliveryReport, deliver_once
+from crossdock.destination import Destination
+from crossdock.outbox.base import DestinationCounts
+from crossdock.pipeline import AcceptResult, build_pipeline
+
+DAY = 86_400.0
+
+
+@dataclass
+class PipelineRun:
+    """What one pass through the pipeline did."""
+
+    loaded: LoadedConfig
+    accepted: AcceptResult
+    reports: list[DeliveryReport]
+    #: every outbox row in order: destination, message_id, state, attempts, last_error
+    rows: list[dict[str, Any]]
+    #: the outbox's counts per destination (what `crossdock status` shows)
+    counts: dict[str, DestinationCounts]
+
+    @property
+    def report(self) -> DeliveryReport:
+        """The last delivery pass's report."""
+        return self.reports[-1]
+
+
+async def run_pipeline(
+    config: dict[str, Any],
+    messages: list[dict[str, Any]],
+    *,
+    base_dir: Path,
+    deliveries: int = 1,
+    types: dict[str, type[Destination]] | None = None,
+) -> PipelineRun:
+    """Load `config` (a parsed crossdock.yaml with a SQLite outbox), accept `messages`, then
+    deliver `deliveries` times."""
+    loaded = parse_config(config, base_dir=base_dir, env={}, types=types)
+    pipeline = build_pipeline(loaded)
+    try:
+        accepted = pipeline.accept(messages)
+        reports = []
+        for n in range(deliveries):
+            later = time.time() + n * DAY
+            reports.append(await deliver_once(loaded, pipeline.outbox,
+                                              clock=lambda later=later: later))
+        outbox: Any = pipeline.outbox
+        columns = ("destination", "message_id", "state", "attempts", "last_error")
+        rows = [dict(zip(columns, row, strict=True)) for row in outbox.db.execute(
+            f"SELECT {', '.join(columns)} FROM outbox ORDER BY id").fetchall()]
+        counts = pipeline.outbox.counts()
+    finally:
+        pipeline.close()
+    return PipelineRun(loaded, accepted, reports, rows, counts)
