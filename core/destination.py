@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import difflib
 import email.utils
+import hashlib
 import inspect
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +189,18 @@ def _option_problems(model: type[BaseModel], exc: ValidationError, path: str) ->
         else:
             problems.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
     return problems
+
+
+def json_content(body: Any) -> bytes:
+    """A JSON request body as compact UTF-8 bytes, for `httpx.Request(content=...)`: the same
+    body always gives the same bytes, so a retry is the request sent before."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def secret_rate_key(prefix: str, secret: str) -> str:
+    """A `PlannedRequest.rate_key` for requests that share a limit per secret (an API key, a
+    webhook URL): "prefix:" and a short hash, so the secret never shows in logs or status."""
+    return f"{prefix}:{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
 
 
 @cache

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
@@ -34,6 +33,7 @@ from crossdock.destination import (
     Rejected,
     Retry,
     http_outcome,
+    json_content,
     parse_retry_after,
     short_body,
 )
@@ -212,7 +212,7 @@ class FacebookAudienceDestination(Destination):
             }
             request = httpx.Request(
                 method, url, params=params,
-                content=json.dumps(body, separators=(",", ":")).encode(),
+                content=json_content(body),
                 headers={"content-type": "application/json"},
             )
             planned.append(PlannedRequest(request, [i for p in chunk for i in p.items],

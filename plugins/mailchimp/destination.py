@@ -36,7 +36,9 @@ from crossdock.destination import (
     Rejected,
     Retry,
     http_outcome,
+    json_content,
     parse_retry_after,
+    secret_rate_key,
     short_body,
 )
 from crossdock.plugins.mailchimp.const import (
@@ -230,11 +232,10 @@ class MailchimpDestination(Destination):
 
     def _request(self, method: str, path: str, body: dict[str, Any], items: list[OutboxItem]
                  ) -> PlannedRequest:
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        request = httpx.Request(method, self.config.api_root + path, content=content,
+        request = httpx.Request(method, self.config.api_root + path, content=json_content(body),
                                 headers=self._headers())
-        key = hashlib.sha256(self.config.api_key.get_secret_value().encode()).hexdigest()[:16]
-        return PlannedRequest(request, items, rate_key=f"{PLUGIN_NAME}:{key}")
+        key = secret_rate_key(PLUGIN_NAME, self.config.api_key.get_secret_value())
+        return PlannedRequest(request, items, rate_key=key)
 
     def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
         rejected: list[PlannedRequest | Rejected] = []

@@ -36,6 +36,7 @@ from crossdock.destination import (
     Rejected,
     Retry,
     http_outcome,
+    json_content,
     parse_retry_after,
     short_body,
 )
@@ -213,7 +214,7 @@ class SessionMDestination(Destination):
                 "accept": "application/json",
                 "user-agent": USER_AGENT,
             },
-            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+            content=json_content(body),
         )
 
     # -- classify ----------------------------------------------------------------------

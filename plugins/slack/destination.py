@@ -8,7 +8,6 @@ time, once a second.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
@@ -22,6 +21,8 @@ from crossdock.destination import (
     PlannedRequest,
     Rejected,
     http_outcome,
+    json_content,
+    secret_rate_key,
     short_body,
 )
 from crossdock.plugins.slack.const import ELLIPSIS, MAX_BLOCKS, MAX_SECTION_TEXT, PLUGIN_NAME
@@ -108,7 +109,7 @@ def message_body(payload: dict[str, Any]) -> dict[str, Any]:
 
 def rate_key(webhook_url: str) -> str:
     """One rate limit per webhook, keyed by a hash so the URL (a secret) is never shown."""
-    return "slack:" + hashlib.sha256(webhook_url.encode()).hexdigest()[:16]
+    return secret_rate_key("slack", webhook_url)
 
 
 class SlackDestination(Destination):
@@ -133,9 +134,9 @@ class SlackDestination(Destination):
             except MessageError as exc:
                 out.append(Rejected(item, str(exc)))
                 continue
-            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             request = httpx.Request(
-                "POST", url, content=content, headers={"content-type": "application/json"}
+                "POST", url, content=json_content(body),
+                headers={"content-type": "application/json"},
             )
             out.append(PlannedRequest(request, [item], rate_key=key))
         return out
