@@ -6,6 +6,12 @@ standard library decides, so callers see the same text or the same error as befo
 
 - anything orjson refuses (integers beyond 64 bits, lone surrogates, types neither knows,
   circular references) is encoded by `json`, which then succeeds or raises its usual error;
+- a lone surrogate (legal in a JSON string, `"\\ud800"`, but not Unicode text) becomes
+  U+FFFD, as many JSON readers take it (Go's encoding/json, for one): raw it is not UTF-8,
+  so no database would take the text and no plugin could send it (they write UTF-8 bodies);
+  kept as the escape, it would fail every delivery of the batch it was leased in;
+- NUL is written as the escape `\\u0000` (never raw), so the text fits a SQLite or
+  PostgreSQL `text` column and decodes back to the same string;
 - NaN and ±Infinity become `null`, which is valid JSON (`json` wrote the non-standard `NaN`,
   which PostgreSQL's jsonb rejects);
 - decoding goes through `json` whenever orjson would differ: text it rejects (such as a `NaN`
@@ -16,12 +22,14 @@ standard library decides, so callers see the same text or the same error as befo
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _FALLBACK = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # A run of 20+ digits may be an integer orjson would round to a float; decoding such a batch
 # with `json` keeps it exact (a false alarm, e.g. digits inside a string, only costs speed).
 # Found by mapping digits to NUL, which JSON text never holds raw: ~20x faster than a regex.
@@ -30,11 +38,17 @@ _LONG_DIGITS = b"\0" * 20
 
 
 def encode_payload(payload: Any) -> str:
-    """Compact JSON text (non-ASCII kept as is, non-string keys as strings)."""
+    """Compact JSON text (non-ASCII kept as is, non-string keys as strings) that is always
+    valid UTF-8."""
     try:
         return orjson.dumps(payload, option=_OPTIONS).decode()
     except orjson.JSONEncodeError:
-        return _FALLBACK(payload)
+        text: str = _FALLBACK(payload)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def decode_payloads(payloads: list[str]) -> list[Any]:

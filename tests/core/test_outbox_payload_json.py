@@ -32,9 +32,20 @@ def test_integers_beyond_64_bits_are_written_and_read_back_exactly() -> None:
     assert decode_payloads([text, '{"x":1}']) == [{"big": big}, {"x": 1}]
 
 
-def test_lone_surrogates_fall_back_to_json() -> None:
-    assert encode_payload({"s": "\ud800"}) == json.dumps({"s": "\ud800"}, ensure_ascii=False,
-                                                          separators=(",", ":"))
+def test_a_lone_surrogate_becomes_u_fffd_so_the_text_is_utf8() -> None:
+    # Legal in a JSON string ("\\ud800") but not Unicode: no database takes it raw, and
+    # plugins, which write UTF-8 bodies, could never send it.
+    text = encode_payload({"s": "a\ud800b", "t": "\udfff", "zoë": 2**70})
+    assert text == '{"s":"a\ufffdb","t":"\ufffd","zoë":1180591620717411303424}'
+    text.encode("utf-8")
+    assert decode_payloads([text]) == [{"s": "a\ufffdb", "t": "\ufffd", "zoë": 2**70}]
+
+
+def test_nul_is_written_as_an_escape_and_read_back_as_nul() -> None:
+    payload = {"a\u0000": "x\u0000y", "n": ["\u0000"]}
+    text = encode_payload(payload)
+    assert "\x00" not in text and text.count("\\u0000") == 3
+    assert decode_payloads([text]) == [payload]
 
 
 def test_unknown_types_raise_the_standard_library_error() -> None:
