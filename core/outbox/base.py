@@ -6,15 +6,21 @@ Row states:   queued --lease--> leased --ack--> delivered
                  +--replay-- dead  +--lease expired--> leased again by another worker
 
 "retrying" in status means: queued with attempts > 0.
+
+Below the contract, `OutboxBase` and the functions after it are what the two engines do the
+same way: payloads are JSON text in both (see payload_json), so leasing, dead letters,
+counts and the dropped-attribute tally read rows alike; each engine keeps only its SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from crossdock.destination import OutboxItem
+from crossdock.outbox.payload_json import decode_payloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +107,149 @@ class Outbox(Protocol):
 
     def close(self) -> None:
         ...
+
+
+# -- shared by the engines ----------------------------------------------------------------
+
+
+class OutboxBase(ABC):
+    """The parts of `Outbox` both engines implement the same way around their own SQL:
+    `_insert`, `retry_many` and `dead_many`."""
+
+    def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
+        """Insert rows; a (destination, message_id) already present is skipped. Returns how
+        many rows were new. Joins an open `transaction()`, else runs in its own."""
+        return len(self._insert(rows, now))
+
+    def enqueue_new(
+        self, rows: Sequence[NewRow], now: float | None = None
+    ) -> set[tuple[str, str]]:
+        """Like `enqueue`, returning the (destination, message_id) pairs that were new."""
+        return set(self._insert(rows, now))
+
+    def retry(self, id: int, next_attempt_at: float, error: str) -> None:
+        """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
+        self.retry_many([(id, next_attempt_at, error)])
+
+    def dead(self, id: int, reason: str, now: float | None = None) -> None:
+        """Move a row to the dead letters with its reason."""
+        self.dead_many([(id, reason)], now)
+
+    @abstractmethod
+    def _insert(self, rows: Sequence[NewRow], now: float | None) -> list[tuple[str, str]]:
+        """Insert rows, returning the (destination, message_id) pairs that were new."""
+
+    @abstractmethod
+    def retry_many(
+        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
+    ) -> None:
+        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
+
+    @abstractmethod
+    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
+        """`dead` for many rows in one transaction: (id, reason) each."""
+
+
+def dropped_by_destination(
+    rows: Sequence[NewRow], inserted: Iterable[tuple[str, str]]
+) -> dict[str, int]:
+    """Per destination, the attributes the route step dropped (a payload's `dropped`
+    counts) from the rows that were new; rows already present were counted before."""
+    by_key = {(r.destination, r.message_id): n for r in rows if (n := _dropped(r.payload))}
+    totals: dict[str, int] = {}
+    if by_key:
+        for key in inserted:
+            if key in by_key:
+                totals[key[0]] = totals.get(key[0], 0) + by_key[key]
+    return totals
+
+
+def _dropped(payload: dict[str, Any]) -> int:
+    dropped = payload.get("dropped")
+    if not isinstance(dropped, dict):
+        return 0
+    return sum(v for v in dropped.values() if isinstance(v, int))
+
+
+def leased_items(
+    found: Sequence[tuple[int, str, str, int, float]],
+) -> tuple[list[OutboxItem], list[tuple[int, str]]]:
+    """Leased rows (id, message_id, payload text, attempts, created_at) as items in id order,
+    and (id, reason) for each row whose payload is not a JSON object: those go to the dead
+    letters instead of stopping the worker."""
+    items: list[OutboxItem] = []
+    broken: list[tuple[int, str]] = []
+    for (id_, message_id, _, attempts, created_at), data in zip(
+        found, decode_payloads([row[2] for row in found]), strict=True
+    ):
+        problem = _not_an_object(data)
+        if problem is not None:
+            broken.append((id_, f"malformed payload in the outbox: {problem}"))
+            continue
+        items.append(OutboxItem(id_, message_id, data, attempts, created_at))
+    items.sort(key=lambda item: item.id)
+    return items, broken
+
+
+def _not_an_object(data: Any) -> str | None:
+    if isinstance(data, ValueError):
+        return str(data)
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    return None
+
+
+def tally_counts(
+    grouped: Iterable[tuple[str, str, int, int | None]],
+    stats: Iterable[tuple[str, int, int, str | None]],
+) -> dict[str, DestinationCounts]:
+    """`counts()` from (destination, state, rows, rows with attempts) per state and the
+    outbox_stats rows (destination, delivered_forgotten, dropped_attributes, last_error)."""
+    result: dict[str, DestinationCounts] = {}
+    for destination, state, count, with_attempts in grouped:
+        c = result.setdefault(destination, DestinationCounts())
+        if state == "queued":
+            c.queued += count
+            c.retrying += with_attempts or 0
+        elif state == "leased":
+            c.leased += count
+        elif state == "delivered":
+            c.delivered += count
+        elif state == "dead":
+            c.dead += count
+    for destination, forgotten, dropped, last_error in stats:
+        c = result.setdefault(destination, DestinationCounts())
+        c.delivered += forgotten
+        c.dropped_attributes = dropped
+        c.last_error = last_error
+    return result
+
+
+def dead_letters_from(
+    rows: Sequence[tuple[int, str, str, int, str | None, float, str]],
+) -> list[DeadLetter]:
+    """Dead letters from (id, destination, message_id, attempts, last_error, updated_at,
+    payload text) rows. A payload that is not a JSON object is shown as {"_raw": text}."""
+    letters = []
+    for (id_, dest, message_id, attempts, reason, failed_at, text), data in zip(
+        rows, decode_payloads([row[6] for row in rows]), strict=True
+    ):
+        payload = data if _not_an_object(data) is None else {"_raw": text}
+        letters.append(DeadLetter(id_, dest, message_id, attempts, reason or "", failed_at,
+                                  payload))
+    return letters
+
+
+def decoded_row(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """An outbox row as a dict, its payload decoded (the text kept when it is not JSON)."""
+    data = dict(zip(names, values, strict=True))
+    (payload,) = decode_payloads([data["payload"]])
+    data["payload"] = data["payload"] if isinstance(payload, ValueError) else payload
+    return data
+
+
+def error_text(text: str) -> str:
+    """An error or dead-letter reason as stored: NUL (which a PostgreSQL text column cannot
+    hold, and which may come in a destination's response body or a payload value a plugin
+    quotes) is written as the four characters \\x00, on both engines alike."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text

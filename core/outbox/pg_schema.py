@@ -284,6 +284,17 @@ def pg_004_profiles(conn: psycopg.Connection) -> None:
     )
 
 
+@pg_migration
+def pg_006_payload_text(conn: psycopg.Connection) -> None:
+    # Payloads as the JSON text the outbox wrote (payload_json), as in SQLite, instead of
+    # jsonb: jsonb cannot hold the NUL character (a JSON string with \u0000 is legal, and
+    # legal in a Segment message), and it reorders keys. The rewrite keeps every row, each
+    # payload turned into jsonb's text form of the same JSON, and holds the table's lock
+    # while it runs. A daemon older than this migration reads payloads as jsonb objects: it
+    # would dead-letter what it leases afterwards, so upgrade the fleet together.
+    conn.execute("ALTER TABLE outbox ALTER COLUMN payload TYPE TEXT USING payload::text")
+
+
 def with_search_path(url: str, schema: str) -> str:
     """`url` with libpq options that put `schema` first on the search_path."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):

@@ -33,7 +33,18 @@ from psycopg import pq
 
 from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
-from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow
+from crossdock.outbox.base import (
+    DeadLetter,
+    DestinationCounts,
+    NewRow,
+    OutboxBase,
+    dead_letters_from,
+    decoded_row,
+    dropped_by_destination,
+    error_text,
+    leased_items,
+    tally_counts,
+)
 from crossdock.outbox.payload_json import encode_payload
 from crossdock.outbox.pg_schema import upgrade
 
@@ -53,13 +64,6 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _dropped(payload: dict[str, Any]) -> int:
-    dropped = payload.get("dropped")
-    if not isinstance(dropped, dict):
-        return 0
-    return sum(v for v in dropped.values() if isinstance(v, int))
 
 
 _QMARK = re.compile(r"\?")
@@ -122,7 +126,7 @@ class _Pool:
                 return
 
 
-class PostgresOutbox:
+class PostgresOutbox(OutboxBase):
     """The `Outbox` contract on PostgreSQL (see base.py for the row states)."""
 
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
@@ -178,18 +182,7 @@ class PostgresOutbox:
         except psycopg.Error as exc:
             raise OutboxError(f"{self.url}: {exc}") from exc
 
-    # -- writing ------------------------------------------------------------------------
-
-    def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
-        """Insert rows; a (destination, message_id) already present is skipped. Returns how
-        many rows were new. Joins an open `transaction()`, else runs in its own."""
-        return len(self._insert(rows, now))
-
-    def enqueue_new(
-        self, rows: Sequence[NewRow], now: float | None = None
-    ) -> set[tuple[str, str]]:
-        """Like `enqueue`, returning the (destination, message_id) pairs that were new."""
-        return set(self._insert(rows, now))
+    # -- writing (enqueue, enqueue_new, retry and dead: OutboxBase) -----------------------
 
     def _insert(self, rows: Sequence[NewRow], now: float | None) -> list[tuple[str, str]]:
         if not rows:
@@ -205,7 +198,7 @@ class PostgresOutbox:
                     INSERT INTO outbox
                         (destination, message_id, payload, next_attempt_at, created_at,
                          updated_at)
-                    SELECT d, m, p::jsonb, %(now)s, %(now)s, %(now)s
+                    SELECT d, m, p, %(now)s, %(now)s, %(now)s
                     FROM unnest(%(d)s::text[], %(m)s::text[], %(p)s::text[]) AS r(d, m, p)
                     ON CONFLICT (destination, message_id) DO NOTHING
                     RETURNING destination, message_id
@@ -216,7 +209,7 @@ class PostgresOutbox:
                 ).fetchall()
             ]
             destinations = sorted({d for d, _ in inserted})
-            dropped = self._dropped_by_destination(rows, inserted)
+            dropped = dropped_by_destination(rows, inserted)
             if dropped:
                 names = sorted(dropped)
                 conn.execute(
@@ -232,18 +225,6 @@ class PostgresOutbox:
                 conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
                              [CHANNEL, destinations])
         return inserted
-
-    @staticmethod
-    def _dropped_by_destination(
-        rows: Sequence[NewRow], inserted: list[tuple[str, str]]
-    ) -> dict[str, int]:
-        by_key = {(r.destination, r.message_id): n for r in rows if (n := _dropped(r.payload))}
-        totals: dict[str, int] = {}
-        if by_key:
-            for key in inserted:
-                if key in by_key:
-                    totals[key[0]] = totals.get(key[0], 0) + by_key[key]
-        return totals
 
     def lease(
         self, destination: str, limit: int, lease_seconds: float, owner: str,
@@ -274,17 +255,9 @@ class PostgresOutbox:
                 """,
                 [owner, expires, expires, now, destination, now, limit],
             ).fetchall()
-            items: list[OutboxItem] = []
-            broken: list[tuple[int, str]] = []
-            for id_, message_id, payload, attempts, created_at in found:
-                if not isinstance(payload, dict):
-                    broken.append((id_, "malformed payload in the outbox: a JSON "
-                                        f"{type(payload).__name__}, not an object"))
-                    continue
-                items.append(OutboxItem(id_, message_id, payload, attempts, created_at))
+            items, broken = leased_items(found)
             if broken:
                 self.dead_many(broken, now)
-        items.sort(key=lambda item: item.id)
         return items
 
     def ack(self, ids: Sequence[int], now: float | None = None) -> None:
@@ -298,10 +271,6 @@ class PostgresOutbox:
                 "WHERE id = ANY(%s) AND state = 'leased'",
                 [now, sorted(ids)],
             )
-
-    def retry(self, id: int, next_attempt_at: float, error: str) -> None:
-        """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
-        self.retry_many([(id, next_attempt_at, error)])
 
     def retry_many(
         self, retries: Sequence[tuple[int, float, str]], now: float | None = None
@@ -319,13 +288,9 @@ class PostgresOutbox:
                 WHERE o.id = r.id AND o.state = 'leased'
                 """,
                 [now, [r[0] for r in retries], [r[1] for r in retries],
-                 [r[2] for r in retries]],
+                 [error_text(r[2]) for r in retries]],
             )
             self._note_errors(conn, [(id_, error) for id_, _, error in retries], now)
-
-    def dead(self, id: int, reason: str, now: float | None = None) -> None:
-        """Move a row to the dead letters with its reason."""
-        self.dead_many([(id, reason)], now)
 
     def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
         """`dead` for many rows in one transaction: (id, reason) each."""
@@ -340,7 +305,7 @@ class PostgresOutbox:
                 FROM unnest(%s::bigint[], %s::text[]) AS r(id, reason)
                 WHERE o.id = r.id
                 """,
-                [now, [d[0] for d in deads], [d[1] for d in deads]],
+                [now, [d[0] for d in deads], [error_text(d[1]) for d in deads]],
             )
             self._note_errors(conn, deads, now)
 
@@ -369,7 +334,7 @@ class PostgresOutbox:
             ON CONFLICT (destination) DO UPDATE SET
                 last_error = excluded.last_error, last_error_at = excluded.last_error_at
             """,
-            [error, now, id_],
+            [error_text(error), now, id_],
         )
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
@@ -450,7 +415,6 @@ class PostgresOutbox:
     def counts(self) -> dict[str, DestinationCounts]:
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
         the last error and the attributes the route step dropped."""
-        result: dict[str, DestinationCounts] = {}
         with self._tx() as conn:
             grouped = conn.execute(
                 "SELECT destination, state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0) "
@@ -460,23 +424,7 @@ class PostgresOutbox:
                 "SELECT destination, delivered_forgotten, dropped_attributes, last_error "
                 "FROM outbox_stats"
             ).fetchall()
-        for destination, state, count, with_attempts in grouped:
-            c = result.setdefault(destination, DestinationCounts())
-            if state == "queued":
-                c.queued += count
-                c.retrying += with_attempts
-            elif state == "leased":
-                c.leased += count
-            elif state == "delivered":
-                c.delivered += count
-            elif state == "dead":
-                c.dead += count
-        for destination, forgotten, dropped, last_error in stats:
-            c = result.setdefault(destination, DestinationCounts())
-            c.delivered += forgotten
-            c.dropped_attributes = dropped
-            c.last_error = last_error
-        return result
+        return tally_counts(grouped, stats)
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""
@@ -487,9 +435,7 @@ class PostgresOutbox:
                 f"FROM outbox WHERE {where} ORDER BY updated_at DESC, id DESC LIMIT %s",
                 [*params, limit],
             ).fetchall()
-        return [DeadLetter(id_, dest, message_id, attempts, reason or "", failed_at,
-                           payload if isinstance(payload, dict) else {"_raw": payload})
-                for id_, dest, message_id, attempts, reason, failed_at, payload in rows]
+        return dead_letters_from(rows)
 
     def row(self, destination: str, message_id: str) -> dict[str, Any] | None:
         """One row as a dict (payload decoded), for inspection and tests."""
@@ -502,7 +448,7 @@ class PostgresOutbox:
             names = [d.name for d in cursor.description or []]
         if found is None:
             return None
-        return dict(zip(names, found, strict=True))
+        return decoded_row(names, found)
 
     # -- waking other daemons ------------------------------------------------------------
 

@@ -8,7 +8,6 @@ its lease expiry in `next_attempt_at` as well as in `lease_expires_at`: the one 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -21,9 +20,20 @@ from sqlite_utils import Database
 
 from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
-from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow
+from crossdock.outbox.base import (
+    DeadLetter,
+    DestinationCounts,
+    NewRow,
+    OutboxBase,
+    dead_letters_from,
+    decoded_row,
+    dropped_by_destination,
+    error_text,
+    leased_items,
+    tally_counts,
+)
 from crossdock.outbox.migrations import immediate, upgrade
-from crossdock.outbox.payload_json import decode_payloads, encode_payload
+from crossdock.outbox.payload_json import encode_payload
 
 # Rows per multi-row INSERT: 6 parameters each stays far below SQLite's 32766 variables.
 _INSERT_CHUNK = 1000
@@ -35,14 +45,7 @@ _ROW_SQL = "(?, ?, ?, ?, ?, ?)"
 _LEASED_CLEAR = "lease_owner = NULL, lease_expires_at = NULL"
 
 
-def _dropped(payload: dict[str, Any]) -> int:
-    dropped = payload.get("dropped")
-    if not isinstance(dropped, dict):
-        return 0
-    return sum(v for v in dropped.values() if isinstance(v, int))
-
-
-class SQLiteOutbox:
+class SQLiteOutbox(OutboxBase):
     """The `Outbox` contract on one SQLite file (see base.py for the row states)."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
@@ -76,18 +79,7 @@ class SQLiteOutbox:
         with self._lock, immediate(self.db) as db:
             yield db
 
-    # -- writing ------------------------------------------------------------------------
-
-    def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
-        """Insert rows; a (destination, message_id) already present is skipped. Returns how
-        many rows were new. Joins an open `transaction()`, else runs in its own."""
-        return len(self._insert(rows, now))
-
-    def enqueue_new(
-        self, rows: Sequence[NewRow], now: float | None = None
-    ) -> set[tuple[str, str]]:
-        """Like `enqueue`, returning the (destination, message_id) pairs that were new."""
-        return set(self._insert(rows, now))
+    # -- writing (enqueue, enqueue_new, retry and dead: OutboxBase) -----------------------
 
     def _insert(self, rows: Sequence[NewRow], now: float | None) -> list[tuple[str, str]]:
         if not rows:
@@ -105,7 +97,7 @@ class SQLiteOutbox:
                 sql = (_INSERT_SQL + ",".join([_ROW_SQL] * len(chunk))
                        + " RETURNING destination, message_id")
                 inserted += conn.execute(sql, params).fetchall()
-            dropped = self._dropped_by_destination(rows, inserted)
+            dropped = dropped_by_destination(rows, inserted)
             if dropped:
                 conn.executemany(
                     "INSERT INTO outbox_stats (destination, dropped_attributes) VALUES (?, ?) "
@@ -114,18 +106,6 @@ class SQLiteOutbox:
                     list(dropped.items()),
                 )
         return inserted
-
-    @staticmethod
-    def _dropped_by_destination(
-        rows: Sequence[NewRow], inserted: list[tuple[str, str]]
-    ) -> dict[str, int]:
-        by_key = {(r.destination, r.message_id): n for r in rows if (n := _dropped(r.payload))}
-        totals: dict[str, int] = {}
-        if by_key:
-            for key in inserted:
-                if key in by_key:
-                    totals[key[0]] = totals.get(key[0], 0) + by_key[key]
-        return totals
 
     def lease(
         self, destination: str, limit: int, lease_seconds: float, owner: str,
@@ -151,23 +131,9 @@ class SQLiteOutbox:
                 """,
                 [owner, expires, expires, now, destination, now, limit],
             ).fetchall()
-            items: list[OutboxItem] = []
-            broken: list[tuple[int, str]] = []
-            for (id_, message_id, _, attempts, created_at), data in zip(
-                found, decode_payloads([row[2] for row in found]), strict=True
-            ):
-                try:
-                    if isinstance(data, ValueError):
-                        raise data
-                    if not isinstance(data, dict):
-                        raise ValueError(f"a JSON {type(data).__name__}, not an object")
-                except ValueError as exc:
-                    broken.append((id_, f"malformed payload in the outbox: {exc}"))
-                    continue
-                items.append(OutboxItem(id_, message_id, data, attempts, created_at))
+            items, broken = leased_items(found)
             if broken:
                 self.dead_many(broken, now)
-        items.sort(key=lambda item: item.id)
         return items
 
     def ack(self, ids: Sequence[int], now: float | None = None) -> None:
@@ -186,10 +152,6 @@ class SQLiteOutbox:
                     [now, *chunk],
                 )
 
-    def retry(self, id: int, next_attempt_at: float, error: str) -> None:
-        """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
-        self.retry_many([(id, next_attempt_at, error)])
-
     def retry_many(
         self, retries: Sequence[tuple[int, float, str]], now: float | None = None
     ) -> None:
@@ -201,13 +163,9 @@ class SQLiteOutbox:
             db.conn.executemany(
                 f"UPDATE outbox SET state = 'queued', next_attempt_at = ?, last_error = ?, "
                 f"{_LEASED_CLEAR}, updated_at = ? WHERE id = ? AND state = 'leased'",
-                [(at, error, now, id_) for id_, at, error in retries],
+                [(at, error_text(error), now, id_) for id_, at, error in retries],
             )
             self._note_errors([(id_, error) for id_, _, error in retries], now)
-
-    def dead(self, id: int, reason: str, now: float | None = None) -> None:
-        """Move a row to the dead letters with its reason."""
-        self.dead_many([(id, reason)], now)
 
     def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
         """`dead` for many rows in one transaction: (id, reason) each."""
@@ -218,7 +176,7 @@ class SQLiteOutbox:
             db.conn.executemany(
                 f"UPDATE outbox SET state = 'dead', last_error = ?, {_LEASED_CLEAR}, "
                 "updated_at = ? WHERE id = ?",
-                [(reason, now, id_) for id_, reason in deads],
+                [(error_text(reason), now, id_) for id_, reason in deads],
             )
             self._note_errors(deads, now)
 
@@ -246,7 +204,7 @@ class SQLiteOutbox:
             ON CONFLICT (destination) DO UPDATE SET
                 last_error = excluded.last_error, last_error_at = excluded.last_error_at
             """,
-            [last[1], now, last[0]],
+            [error_text(last[1]), now, last[0]],
         )
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
@@ -314,7 +272,6 @@ class SQLiteOutbox:
     def counts(self) -> dict[str, DestinationCounts]:
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
         the last error and the attributes the route step dropped."""
-        result: dict[str, DestinationCounts] = {}
         with self._lock:
             grouped = self.db.conn.execute(
                 "SELECT destination, state, COUNT(*), SUM(attempts > 0) FROM outbox "
@@ -324,23 +281,7 @@ class SQLiteOutbox:
                 "SELECT destination, delivered_forgotten, dropped_attributes, last_error "
                 "FROM outbox_stats"
             ).fetchall()
-        for destination, state, count, with_attempts in grouped:
-            c = result.setdefault(destination, DestinationCounts())
-            if state == "queued":
-                c.queued += count
-                c.retrying += with_attempts or 0
-            elif state == "leased":
-                c.leased += count
-            elif state == "delivered":
-                c.delivered += count
-            elif state == "dead":
-                c.dead += count
-        for destination, forgotten, dropped, last_error in stats:
-            c = result.setdefault(destination, DestinationCounts())
-            c.delivered += forgotten
-            c.dropped_attributes = dropped
-            c.last_error = last_error
-        return result
+        return tally_counts(grouped, stats)
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""
@@ -351,15 +292,7 @@ class SQLiteOutbox:
                 f"FROM outbox WHERE {where} ORDER BY updated_at DESC, id DESC LIMIT ?",
                 [*params, limit],
             ).fetchall()
-        letters = []
-        for id_, dest, message_id, attempts, reason, failed_at, payload in rows:
-            try:
-                data = json.loads(payload)
-            except ValueError:
-                data = {"_raw": payload}
-            letters.append(DeadLetter(id_, dest, message_id, attempts, reason or "",
-                                      failed_at, data if isinstance(data, dict) else {}))
-        return letters
+        return dead_letters_from(rows)
 
     def row(self, destination: str, message_id: str) -> dict[str, Any] | None:
         """One row as a dict (payload decoded), for inspection and tests."""
@@ -372,9 +305,7 @@ class SQLiteOutbox:
             names = [d[0] for d in cursor.description]
         if found is None:
             return None
-        data = dict(zip(names, found, strict=True))
-        data["payload"] = json.loads(data["payload"])
-        return data
+        return decoded_row(names, found)
 
     def close(self) -> None:
         with self._lock:
