@@ -9,8 +9,8 @@
 
 Rows written by other processes (`crossdock send`) are found by the workers' poll (0.5 s);
 on PostgreSQL the fleet membership (crossdock.fleet) also LISTENs for them, so they are leased
-at once, registers this daemon for `crossdock status`, and makes cleanup and session sweeps
-run on one daemon of the fleet.
+at once, registers this daemon for `crossdock status`, and makes cleanup, session sweeps and
+scheduled audience syncs run on one daemon of the fleet.
 """
 
 from __future__ import annotations

@@ -13,15 +13,17 @@ from crossdock.cli import config_option, console, load_or_exit
 
 
 def _open(config_path: str) -> tuple[Any, Any]:
-    """(outbox, pipeline) of the config's SQLite outbox, where the profile store lives."""
-    from crossdock.outbox.sqlite import SQLiteOutbox
+    """(outbox, pipeline) of the config's outbox (SQLite or PostgreSQL), where the profile
+    store and the audience members live."""
+    from crossdock.errors import CrossdockError
+    from crossdock.outbox import open_outbox
     from crossdock.pipeline import build_pipeline
 
     loaded = load_or_exit(config_path)
-    if not loaded.outbox_url.startswith("sqlite:///"):
-        raise click.ClickException("audiences: profiles and members live in a SQLite outbox; "
-                                   f"this config uses {loaded.outbox_url.split('@')[-1]}")
-    outbox = SQLiteOutbox(loaded.outbox_url.removeprefix("sqlite:///"))
+    try:
+        outbox = open_outbox(loaded.outbox_url)
+    except CrossdockError as exc:
+        raise click.ClickException(str(exc)) from exc
     pipeline = build_pipeline(loaded, outbox)
     if pipeline.profiles is None:
         outbox.close()

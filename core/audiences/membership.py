@@ -1,5 +1,7 @@
 """Who is in each audience, and what has to change: table `audience_members`, in the outbox's
-SQLite file next to the profile tables (migrations under their own `audiences_` names).
+own database next to the profile tables (SQLite: migrations under their own `audiences_`
+names, created on first use; PostgreSQL: the outbox migration `pg_005_audiences`). The SQL
+runs on both engines, written the profile store's way (docs/postgresql.md, "For developers").
 
 `plan(db, audiences, profile_ids)` only reads: for each audience, the people who enter (the
 condition now holds, no row) and who exit (a row, the condition no longer holds, or the
@@ -10,6 +12,10 @@ destination exactly what the entry added, even after the profile changed or was 
 Profiles merged into another keep their rows under the surviving profile (`rekeys`); a
 duplicate row left by a merge is dropped without an event (the survivor's row stands for
 the person).
+
+`lock_audiences(db, names, shared=...)`: on PostgreSQL, the transaction-scoped advisory lock
+of each audience, shared by on-change updates and exclusive for a full sync (see
+crossdock.audiences.sync for the order they are taken in); a no-op on SQLite.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from crossdock.audiences.spec import Audience
+from crossdock.dedup import is_postgres, lock_id
 from crossdock.outbox.migrations import Migration, apply_migrations
 
 AUDIENCE_MIGRATIONS: list[Migration] = []
@@ -40,13 +47,32 @@ _UPGRADED: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
 def upgrade_audiences(db: Database) -> list[str]:
-    """Create or upgrade the audience tables (once per connection); returns the migrations
-    applied now."""
-    if db in _UPGRADED:
+    """Create or upgrade the audience tables in a SQLite outbox (once per connection); returns
+    the migrations applied now. On PostgreSQL they are the outbox migration pg_005_audiences,
+    applied when the outbox opens and by `crossdock db upgrade`: nothing to do here."""
+    if is_postgres(db) or db in _UPGRADED:
         return []
     applied = apply_migrations(db, AUDIENCE_MIGRATIONS)
     _UPGRADED.add(db)
     return applied
+
+
+def audience_lock_key(name: str) -> str:
+    return f"audience:{name}"
+
+
+def lock_audiences(db: Database, names: Iterable[str], *, shared: bool) -> None:
+    """On PostgreSQL, take the transaction-scoped advisory locks of these audiences in
+    lock-number order: shared (on-change updates: any number at once, each also holding its
+    person's profile locks) or exclusive (a full sync: alone). Released at commit or
+    rollback. A no-op on SQLite, whose transactions already exclude each other."""
+    if not is_postgres(db):
+        return
+    ids = sorted({lock_id(audience_lock_key(n)) for n in names})
+    if ids:
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        # unnest() yields the array in order, so the locks are taken in that order.
+        db.execute(f"SELECT {fn}(k) FROM unnest(?::bigint[]) AS k", [ids])
 
 
 @_migration
@@ -250,11 +276,13 @@ def apply(db: Database, change: Change, now: float, snapshot: dict[str, Any] | N
     else:
         db.execute("DELETE FROM audience_members WHERE audience = ? AND profile_id = ?",
                    [change.audience, change.profile_id])
-    cursor = db.execute(
-        "INSERT INTO audience_changes (audience, profile_id, kind, at) VALUES (?, ?, ?, ?)",
+    # RETURNING rather than lastrowid: both engines have it.
+    row = db.execute(
+        "INSERT INTO audience_changes (audience, profile_id, kind, at) VALUES (?, ?, ?, ?) "
+        "RETURNING id",
         [change.audience, change.profile_id, change.kind, now],
-    )
-    return int(cursor.lastrowid or 0)
+    ).fetchone()
+    return int(row[0])
 
 
 def evaluate(db: Database, audience: Audience, profile_id: str) -> Change | None:

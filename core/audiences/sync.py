@@ -22,6 +22,24 @@ with, so the destination removes exactly the row it added.
   message routes: same transaction, and after the message's own rows (a Mailchimp member is
   upserted by the identify before the tag that follows it). `build_pipeline` applies it when
   the config has audiences.
+
+Both run on a SQLite outbox and on a PostgreSQL outbox many daemons share. On PostgreSQL:
+
+- **on change**, two daemons may process messages of one person at once. The profile store
+  already holds that person's profile locks for the whole accept transaction (identity keys,
+  then owning profiles: crossdock.profiles.store), so membership decisions about one person
+  are taken by one transaction at a time, and the second reads what the first committed
+  (READ COMMITTED: each statement sees the latest commits). The watch adds, after the store's
+  locks and in the same `prepare` at the start of the batch, a *shared* advisory lock per
+  watched audience: on-change updates of different people never wait for each other.
+- a **full sync** writes every member row of its audiences, so it takes those audiences'
+  locks *exclusively*, before it reads anything: it waits for the on-change transactions in
+  flight, and attribute-changing accepts wait for it (for its one transaction). It holds no
+  profile lock, and on-change transactions take audience locks only after all theirs, so the
+  lock order (identities, profiles, audiences) has no cycle.
+- **scheduled** syncs are fleet-once timers (crossdock.fleet): one daemon per interval wins
+  the claim. A crontab schedule checks whether a fire time has passed since the last sync
+  again under the exclusive lock, so a slow sync is never repeated by the next claimant.
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +58,7 @@ from crossdock.audiences import membership
 from crossdock.audiences.membership import Change, Plan
 from crossdock.audiences.spec import AUDIENCE_ENTERED, AUDIENCE_EXITED, Audience, audiences_of
 from crossdock.config import LoadedConfig
+from crossdock.dedup import is_postgres
 from crossdock.models import EnrichedMessage, Message
 
 log = logging.getLogger("crossdock.audiences")
@@ -161,13 +181,27 @@ def sync(pipeline: Any, names: Sequence[str] | None = None, *,
          audiences: Sequence[Audience] | None = None, now: float | None = None) -> SyncReport:
     """Full sync of the named audiences (all when None) in one outbox transaction: evaluate
     every profile, write member rows, route the events, record the sync."""
+    report = sync_if(pipeline, names, audiences=audiences, now=now)
+    assert report is not None
+    return report
+
+
+def sync_if(pipeline: Any, names: Sequence[str] | None = None, *,
+            audiences: Sequence[Audience] | None = None, now: float | None = None,
+            due: Callable[[Any], bool] | None = None) -> SyncReport | None:
+    """`sync`, but when `due(db)` is given it is asked first, inside the transaction and under
+    the audiences' exclusive locks; None when it says no (nothing written)."""
     store = store_of(pipeline.profiles)
-    if store is None or not pipeline.loaded.outbox_url.startswith("sqlite:///"):
-        raise RuntimeError("audiences need the profile store in a SQLite outbox")
+    if store is None:
+        raise RuntimeError("audiences need the profile store, and this outbox has none")
     chosen = select(audiences if audiences is not None
                     else audiences_of(pipeline.loaded.config), names)
     report = SyncReport()
     with pipeline.outbox.transaction() as db:
+        membership.upgrade_audiences(db)
+        membership.lock_audiences(db, [a.name for a in chosen], shared=False)
+        if due is not None and not due(db):
+            return None
         now = store.clock() if now is None else now
         plan = membership.plan(db, chosen, None)
         events = apply_plan(db, store, chosen, plan, now)
@@ -202,9 +236,26 @@ class AudienceWatch:
     def __init__(self, store: Any, audiences: Sequence[Audience]) -> None:
         self.store = store
         self.audiences = list(audiences)
+        #: transactions (their handles) holding the watched audiences' shared locks
+        self._locked: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
+
+    def prepare(self, db: Any, messages: list[Message]) -> None:
+        """At the start of an accept transaction: the store's locks (identities, then
+        profiles), then, if a message may change attributes, the shared locks of the watched
+        audiences (PostgreSQL; see the module docstring)."""
+        prepare = getattr(self.store, "prepare", None)
+        if prepare is not None:
+            prepare(db, messages)
+        if any(_may_change_attributes(m) for m in messages):
+            self._lock(db)
+
+    def _lock(self, db: Any) -> None:
+        if is_postgres(db) and db not in self._locked:
+            membership.lock_audiences(db, [a.name for a in self.audiences], shared=True)
+            self._locked.add(db)
 
     def seen(self, db: Any, message_id: str) -> bool:
         return bool(self.store.seen(db, message_id))
@@ -213,6 +264,9 @@ class AudienceWatch:
         out: list[EnrichedMessage] = self.store.resolve(db, message)
         if not out or not _may_change_attributes(message):
             return out
+        # Taken in `prepare` already when the pipeline called it (held locks are not taken
+        # twice); here for callers that do not.
+        self._lock(db)
         profile_id = out[-1].profile_id
         if profile_id is None:
             return out
@@ -226,10 +280,6 @@ def watch_profiles(loaded: LoadedConfig, profiles: Any) -> Any:
     """`profiles` wrapped for on-change syncs when some audience wants them (else as is)."""
     watched = [a for a in audiences_of(loaded.config) if a.config.sync_on_change]
     if not watched or isinstance(profiles, AudienceWatch):
-        return profiles
-    if not loaded.outbox_url.startswith("sqlite:///"):
-        # Member rows live in the SQLite file only; elsewhere messages flow unwatched.
-        log.warning("audiences: on-change syncs need a SQLite outbox; not watching")
         return profiles
     return AudienceWatch(profiles, watched)
 
@@ -254,14 +304,22 @@ def sync_timer(pipeline: Any, audience: Audience, clock: Callable[[], float] = t
         return schedule.seconds, every
     started = clock()
 
-    def due() -> bool:
-        with pipeline.outbox.transaction() as db:
-            last = membership.last_sync(db, audience.name)
+    def due(db: Any) -> bool:
+        last = membership.last_sync(db, audience.name)
         return schedule.next_after(started if last is None else last) <= clock()
 
+    def due_now() -> bool:
+        with pipeline.outbox.transaction() as db:
+            return due(db)
+
+    def run_if_due() -> SyncReport | None:
+        # Asked again under the audience's exclusive lock: another daemon's sync of this
+        # fire time may have committed since.
+        return sync_if(pipeline, names, audiences=[audience], due=due)
+
     async def cron() -> SyncReport | None:
-        if await asyncio.to_thread(due):
-            return await asyncio.to_thread(run_sync)
+        if await asyncio.to_thread(due_now):
+            return await asyncio.to_thread(run_if_due)
         return None
 
     return CRON_TICK_SECONDS, cron
@@ -271,10 +329,6 @@ def add_sync_timers(scheduler: Any, pipeline: Any, clock: Callable[[], float] = 
                     ) -> list[str]:
     """Add a fleet-once timer `audience-sync:<name>` per scheduled audience; returns names."""
     added: list[str] = []
-    if not pipeline.loaded.outbox_url.startswith("sqlite:///"):
-        if pipeline.loaded.config.audiences:
-            log.warning("audiences: scheduled syncs need a SQLite outbox; none added")
-        return added
     for audience in audiences_of(pipeline.loaded.config):
         if audience.config.schedule is None:
             continue

@@ -1,12 +1,15 @@
-"""`crossdock audiences list | preview | sync` on a config file and its SQLite outbox."""
+"""`crossdock audiences list | preview | sync` on a config file and its outbox, on both
+engines (a SQLite file next to the config, a fresh PostgreSQL schema)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from audience_helpers import ENGINES, engine_url
 from click.testing import CliRunner
 
 from crossdock.cli import _attach_commands, cli
@@ -17,11 +20,16 @@ HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
                                           "allow_private_network": True}}
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> str:
+@pytest.fixture(params=ENGINES)
+def config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with engine_url(request.param, tmp_path) as url:
+        yield _config(tmp_path, url if request.param != "sqlite" else "sqlite:///c.db")
+
+
+def _config(tmp_path: Path, url: str) -> str:
     path = tmp_path / "crossdock.yaml"
     path.write_text(yaml.safe_dump({
-        "outbox": {"url": "sqlite:///c.db"},
+        "outbox": {"url": url},
         "destinations": {"fb": HOOK, "mc": HOOK},
         "audiences": {
             "high_value": {"condition": "lifetime_value > 500", "destinations": ["fb", "mc"],

@@ -1,21 +1,22 @@
-"""Audience syncs through the real pipeline, profile store and route step into a SQLite
-outbox: who enters and leaves, on change and in full syncs, what the events carry, and that
-they reach only the audience's destinations."""
+"""Audience syncs through the real pipeline, profile store and route step, on both engines
+(a SQLite outbox and a PostgreSQL one): who enters and leaves, on change and in full syncs,
+what the events carry, and that they reach only the audience's destinations."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from audience_helpers import ENGINES, engine_url, members, outbox_rows
 
 from crossdock.audiences import membership
 from crossdock.audiences.spec import audiences_of
 from crossdock.audiences.sync import AudienceWatch, add_sync_timers, plan_sync, sync
 from crossdock.config import LoadedConfig, parse_config
-from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore, sweep_and_route
 
@@ -27,19 +28,19 @@ T0 = 1_700_000_000.0
 class World:
     """A config with three webhooks (two in the audience), its outbox and a clock."""
 
-    def __init__(self, tmp_path: Path, **audience: Any) -> None:
+    def __init__(self, url: str, tmp_path: Path, **audience: Any) -> None:
         self.now = T0
         tmp_path.mkdir(parents=True, exist_ok=True)
         spec = {"condition": "lifetime_value > 500", "destinations": ["fb", "mc"],
                 **audience}
         self.loaded: LoadedConfig = parse_config({
-            "outbox": {"url": f"sqlite:///{tmp_path / 'c.db'}"},
+            "outbox": {"url": url},
             "destinations": {"fb": HOOK, "mc": HOOK, "everything": HOOK},
             "audiences": {"high_value": spec},
         }, base_dir=tmp_path, env={})
-        self.outbox = SQLiteOutbox(tmp_path / "c.db")
-        self.store = ProfileStore(self.loaded.config.profiles, db=self.outbox.db,
-                                  clock=lambda: self.now)
+        self.outbox: Outbox = open_outbox(url)
+        self.store = ProfileStore(self.loaded.config.profiles,
+                                  db=getattr(self.outbox, "db", None), clock=lambda: self.now)
         self.pipeline: Pipeline = build_pipeline(self.loaded, self.outbox, profiles=self.store)
 
     def identify(self, user: str, **traits: Any) -> None:
@@ -49,9 +50,7 @@ class World:
     def rows(self, destination: str | None = None, event: str | None = None
              ) -> list[dict[str, Any]]:
         out = []
-        for dest, payload in self.outbox.db.execute(
-                "SELECT destination, payload FROM outbox ORDER BY id").fetchall():
-            data = json.loads(payload)
+        for dest, data in outbox_rows(self.outbox):
             if destination not in (None, dest):
                 continue
             if event is not None and data.get("event") != event:
@@ -60,17 +59,48 @@ class World:
         return out
 
     def members(self) -> set[str]:
-        return {str(r[0]) for r in self.outbox.db.execute(
-            "SELECT p.user_id FROM audience_members m JOIN profiles p ON p.id = m.profile_id "
-            "WHERE m.audience = 'high_value'").fetchall()}
+        return members(self.outbox, "high_value")
+
+
+class Worlds:
+    """Makes Worlds on one engine (each in its own database) and closes them."""
+
+    def __init__(self, engine: str, tmp_path: Path) -> None:
+        self.engine, self.tmp_path = engine, tmp_path
+        self.made: list[World] = []
+        self._urls: list[Any] = []
+
+    def __call__(self, name: str = "w", **audience: Any) -> World:
+        urls = engine_url(self.engine, self.tmp_path / name)
+        world = World(urls.__enter__(), self.tmp_path / name, **audience)
+        self._urls.append(urls)
+        self.made.append(world)
+        return world
+
+    def close(self) -> None:
+        for world in self.made:
+            world.pipeline.close()
+            world.outbox.close()
+        for urls in reversed(self._urls):
+            urls.__exit__(None, None, None)
+
+
+@pytest.fixture(params=ENGINES)
+def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worlds]:
+    made = Worlds(request.param, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return World(tmp_path)
+def world(worlds: Worlds) -> World:
+    return worlds()
 
 
-def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: World) -> None:
+def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(worlds: Worlds) -> None:
+    world = worlds()
     assert isinstance(world.pipeline.profiles, AudienceWatch)
     world.identify("u1", email="Ann@Example.com", firstName="Ann", lifetime_value=100)
     assert world.rows(event="audience_entered") == []
@@ -88,9 +118,11 @@ def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: W
     # The identify that caused it is routed first, then an identify of the person for the
     # audience's destinations (Mailchimp upserts the member before it tags them).
     mc = world.rows("mc")
-    assert [r["type"] for r in mc] == ["identify", "identify", "identify", "track"]
-    assert mc[2]["messageId"] == "audience_identify-1"
-    assert mc[2]["traits"]["email"] == "Ann@Example.com"
+    if worlds.engine == "sqlite":  # PostgreSQL: see test_rows_keep_the_routing_order
+        assert [r["type"] for r in mc] == ["identify", "identify", "identify", "track"]
+    assert sorted(r["type"] for r in mc) == ["identify", "identify", "identify", "track"]
+    identify = next(r for r in mc if r["messageId"] == "audience_identify-1")
+    assert identify["traits"]["email"] == "Ann@Example.com"
     assert [r["type"] for r in world.rows("everything")] == ["identify", "identify"]
     assert world.members() == {"u1"}
 
@@ -107,8 +139,8 @@ def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: W
     assert world.rows("everything", "audience_entered") == []
 
 
-def test_full_sync_finds_what_on_change_did_not_see(tmp_path: Path) -> None:
-    world = World(tmp_path, sync_on_change=False)
+def test_full_sync_finds_what_on_change_did_not_see(worlds: Worlds) -> None:
+    world = worlds(sync_on_change=False)
     assert not isinstance(world.pipeline.profiles, AudienceWatch)
     for i, value in enumerate([100, 600, 900, None]):
         traits = {"email": f"p{i}@example.com"}
@@ -135,6 +167,31 @@ def test_full_sync_finds_what_on_change_did_not_see(tmp_path: Path) -> None:
     assert world.members() == {"u1", "u3"}
     with world.outbox.transaction() as db:
         assert membership.last_sync(db, "high_value") == world.now
+
+
+@pytest.fixture
+def pg_row_order_xfail(worlds: Worlds, request: pytest.FixtureRequest) -> None:
+    if worlds.engine == "postgresql":
+        # The PostgreSQL outbox numbers the rows of one enqueue in (destination, messageId)
+        # order (its insert lock order), not in the order they were routed (owned by
+        # core/outbox/postgres.py). Strict: this says when that is fixed.
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="PostgreSQL outbox ids follow (destination, messageId)"))
+
+
+@pytest.mark.usefixtures("pg_row_order_xfail")
+def test_rows_keep_the_routing_order(world: World) -> None:
+    """A person's audience events reach a destination in the order they happened: the
+    identify before the entry, an exit before the entry after it."""
+    world.pipeline.accept([
+        {"type": "identify", "userId": "u1", "messageId": f"m{i}",
+         "traits": {"email": "a@example.com", "lifetime_value": value}}
+        for i, value in enumerate([600, 10, 700, 20] * 3)])
+    events = [r["event"] for r in world.rows("fb") if r["type"] == "track"]
+    assert events == ["audience_entered", "audience_exited"] * 6
+    mc = [r["messageId"].split("-")[0] for r in world.rows("mc")
+          if r["messageId"].startswith("audience_")]
+    assert mc == ["audience_identify", "audience_entered", "audience_exited"] * 6
 
 
 def test_message_ids_are_unique_per_change(world: World) -> None:
@@ -180,21 +237,26 @@ def test_the_watch_keeps_the_session_sweep_working(world: World) -> None:
     assert sweep_and_route(world.pipeline, world.pipeline.profiles) == 1  # type: ignore[arg-type]
 
 
-def test_events_respect_the_destinations_event_filter(tmp_path: Path) -> None:
-    loaded = parse_config({
-        "outbox": {"url": f"sqlite:///{tmp_path / 'c.db'}"},
-        "destinations": {"fb": {**HOOK, "filter": {"events": {"allow": ["Order Completed"]}}},
-                         "mc": HOOK},
-        "audiences": {"vip": {"condition": "vip", "destinations": ["fb", "mc"]}},
-    }, base_dir=tmp_path, env={})
-    outbox = SQLiteOutbox(tmp_path / "c.db")
-    pipeline = build_pipeline(loaded, outbox)
-    pipeline.accept([{"type": "identify", "userId": "u1", "traits": {"vip": True}}])
-    routed = [(d, json.loads(p).get("event")) for d, p in outbox.db.execute(
-        "SELECT destination, payload FROM outbox ORDER BY id").fetchall()]
+def test_events_respect_the_destinations_event_filter(worlds: Worlds) -> None:
+    with engine_url(worlds.engine, worlds.tmp_path) as url:
+        loaded = parse_config({
+            "outbox": {"url": url},
+            "destinations": {"fb": {**HOOK, "filter": {"events": {"allow": ["Order Completed"]}}},
+                             "mc": HOOK},
+            "audiences": {"vip": {"condition": "vip", "destinations": ["fb", "mc"]}},
+        }, base_dir=worlds.tmp_path, env={})
+        outbox = open_outbox(url)
+        pipeline = build_pipeline(loaded, outbox)
+        try:
+            pipeline.accept([{"type": "identify", "userId": "u1", "traits": {"vip": True}}])
+            routed = [(d, p.get("event")) for d, p in outbox_rows(outbox)]
+        finally:
+            pipeline.close()
+            outbox.close()
     # The operator's allow list on fb does not name audience_entered: it stays out.
-    assert routed == [("fb", None), ("mc", None), ("fb", None), ("mc", None),
-                      ("mc", "audience_entered")]
+    assert sorted(routed, key=str) == sorted([
+        ("fb", None), ("mc", None), ("fb", None), ("mc", None), ("mc", "audience_entered")],
+        key=str)
 
 
 class FakeScheduler:
@@ -206,8 +268,8 @@ class FakeScheduler:
         self.timers[name] = (seconds, fn, fleet_once)
 
 
-def test_scheduled_syncs(tmp_path: Path) -> None:
-    hourly = World(tmp_path / "a", schedule="1h", sync_on_change=False)
+def test_scheduled_syncs(worlds: Worlds) -> None:
+    hourly = worlds("a", schedule="1h", sync_on_change=False)
     scheduler = FakeScheduler()
     assert add_sync_timers(scheduler, hourly.pipeline) == ["audience-sync:high_value"]
     seconds, fn, once = scheduler.timers["audience-sync:high_value"]
@@ -216,7 +278,7 @@ def test_scheduled_syncs(tmp_path: Path) -> None:
     report = asyncio.run(fn())
     assert report.entered == {"high_value": 1}
 
-    nightly = World(tmp_path / "b", schedule="0 3 * * *", sync_on_change=False)
+    nightly = worlds("b", schedule="0 3 * * *", sync_on_change=False)
     clock = [T0]  # 2023-11-14 22:13:20 UTC
     scheduler = FakeScheduler()
     add_sync_timers(scheduler, nightly.pipeline, clock=lambda: clock[0])
