@@ -185,9 +185,10 @@ def alias(
 
 def link_email(
     db: Database, profile_id: str, email: str, now: float, rules: AttributeRulesConfig
-) -> list[Problem]:
+) -> tuple[list[Problem], bool]:
     """Record an email identity; a known profile absorbs an anonymous profile with the same
-    email. An email already owned by a known profile stays with it."""
+    email. An email already owned by a known profile stays with it. Returns the merge's
+    problems and whether a profile was merged (always into `profile_id`)."""
     current = owner(db, "email", email)
     if current is not None and current != profile_id and is_postgres(db):
         # Usually locked already (the message carried this email); when the email is the
@@ -196,15 +197,15 @@ def link_email(
         current = owner(db, "email", email)
     if current is None or current == profile_id:
         link(db, profile_id, "email", email, now)
-        return []
+        return [], False
     mine_known = user_id_of(db, profile_id) is not None
     theirs_known = user_id_of(db, current) is not None
     if mine_known and not theirs_known:
-        return merge(db, current, profile_id, f"same email {email}", now, rules)
+        return merge(db, current, profile_id, f"same email {email}", now, rules), True
     if not mine_known and not theirs_known:
         # Two anonymous visits with one email are one person already.
-        return merge(db, current, profile_id, f"same email {email}", now, rules)
-    return []
+        return merge(db, current, profile_id, f"same email {email}", now, rules), True
+    return [], False
 
 
 def merge(

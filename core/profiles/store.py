@@ -192,12 +192,19 @@ class ProfileStore:
             profile_id, problems = identity.resolve(db, message.user_id, message.anonymous_id,
                                                     now, rules)
         system, custom = split_traits(message_traits(message))
-        problems += self._apply(db, profile_id, system, custom=False, now=now)
-        problems += self._apply(db, profile_id, custom, custom=True, now=now)
-        email = self._attribute(db, profile_id, "email")
+        found, system_now = self._apply(db, profile_id, system, custom=False, now=now)
+        problems += found
+        found, custom_now = self._apply(db, profile_id, custom, custom=True, now=now)
+        problems += found
+        email = (system_now.get("email") if system_now is not None
+                 else self._attribute(db, profile_id, "email"))
+        merged = False
         if isinstance(email, str) and email:
-            problems += identity.link_email(db, profile_id, email.strip().lower(), now, rules)
-            profile_id = self._live(db, profile_id)
+            found, merged = identity.link_email(db, profile_id, email.strip().lower(), now,
+                                                rules)
+            problems += found
+            if merged:
+                profile_id = self._live(db, profile_id)
         self._set_consent(db, profile_id, consent_changes(message.context, system), now)
         events: list[SessionEvent] = []
         if message.session_id:
@@ -210,7 +217,14 @@ class ProfileStore:
         self._record_problems(db, profile_id, message.message_id, problems, now)
         self.dedup.remember(db, message_key(message.message_id), now)
         out = [self._system_event(db, event) for event in events]
-        out.append(self.enrich(db, profile_id, data))
+        known: tuple[dict[str, Any], dict[str, Any]] | None = None
+        if (not merged and system_now is not None and custom_now is not None
+                and not is_postgres(db)):
+            # Both attribute tables were just read and written here and nothing merged
+            # since: enrich from that, not another read. SQLite's ORDER BY name (BINARY) is
+            # Python's string order; PostgreSQL's collation may not be, so it reads.
+            known = (dict(sorted(custom_now.items())), dict(sorted(system_now.items())))
+        out.append(self.enrich(db, profile_id, data, known_attributes=known))
         return out
 
     # -- timer side ---------------------------------------------------------------------
@@ -230,10 +244,18 @@ class ProfileStore:
 
     # -- enrichment ---------------------------------------------------------------------
 
-    def enrich(self, db: Database, profile_id: str, message: dict[str, Any]) -> EnrichedMessage:
-        """`message` with the person's current attributes, identities and granted consent."""
-        attributes = self.attributes(db, profile_id)
-        user_attributes = {**attributes["custom"], **attributes["system"]}
+    def enrich(
+        self, db: Database, profile_id: str, message: dict[str, Any], *,
+        known_attributes: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    ) -> EnrichedMessage:
+        """`message` with the person's current attributes, identities and granted consent.
+        `known_attributes`: the profile's (custom, system) attributes as `attributes` would
+        read them, when the caller has them already."""
+        if known_attributes is None:
+            custom, system, consent = self._view(db, profile_id)
+        else:
+            (custom, system), consent = known_attributes, self.consent(db, profile_id)
+        user_attributes = {**custom, **system}
         identities: dict[str, str] = {}
         for kind, value in db.execute(
             "SELECT type, value FROM profile_identities WHERE profile_id = ? "
@@ -254,8 +276,29 @@ class ProfileStore:
             profile_id=profile_id,
             user_attributes=user_attributes,
             identities=identities,
-            consent=self.consent(db, profile_id),
+            consent=consent,
         )
+
+    def _view(self, db: Database, profile_id: str) -> tuple[dict[str, Any], dict[str, Any],
+                                                              set[str]]:
+        """(custom attributes, system attributes, granted consent) of a profile in one query:
+        what `attributes` and `consent` read, in the same order."""
+        custom: dict[str, Any] = {}
+        system: dict[str, Any] = {}
+        consent: set[str] = set()
+        parts = (custom, system)
+        for part, name, value in db.execute(
+            "SELECT 0, name, value FROM profile_custom_attributes WHERE profile_id = ? "
+            "UNION ALL SELECT 1, name, value FROM profile_system_attributes WHERE profile_id = ? "
+            "UNION ALL SELECT 2, purpose, NULL FROM profile_consent WHERE profile_id = ? "
+            "AND granted = 1 ORDER BY 1, 2",
+            [profile_id, profile_id, profile_id],
+        ).fetchall():
+            if part == 2:
+                consent.add(str(name))
+            else:
+                parts[part][name] = json.loads(value)
+        return custom, system, consent
 
     def _system_event(self, db: Database, event: SessionEvent) -> EnrichedMessage:
         session = event.session
@@ -291,9 +334,12 @@ class ProfileStore:
     # -- attributes and consent ---------------------------------------------------------
 
     def _apply(self, db: Database, profile_id: str, values: dict[str, Any], *, custom: bool,
-               now: float) -> list[Problem]:
+               now: float) -> tuple[list[Problem], dict[str, Any] | None]:
+        """Apply the attribute rules and store the changes; returns the problems and the
+        table's attributes of this profile afterwards, decoded as a read would give them
+        (None when `values` is empty and nothing was read)."""
         if not values:
-            return []
+            return [], None
         table = _TABLES[custom]
         existing = {
             name: Stored(kind, json.loads(value))
@@ -302,18 +348,22 @@ class ProfileStore:
             ).fetchall()
         }
         changes, problems = apply_rules(existing, values, self.config.attributes, custom=custom)
-        for name, stored in changes.items():
-            if stored is None:
+        after = {name: stored.value for name, stored in existing.items()}
+        for name, change in changes.items():
+            if change is None:
                 db.execute(f"DELETE FROM {table} WHERE profile_id = ? AND name = ?",
                            [profile_id, name])
+                after.pop(name, None)
                 continue
+            encoded = json.dumps(change.value)
             db.execute(
                 f"INSERT INTO {table} (profile_id, name, type, value, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, name) DO UPDATE SET "
                 "value = excluded.value, updated_at = excluded.updated_at",
-                [profile_id, name, stored.type, json.dumps(stored.value), now],
+                [profile_id, name, change.type, encoded, now],
             )
-        return problems
+            after[name] = json.loads(encoded)
+        return problems, after
 
     def _attribute(self, db: Database, profile_id: str, name: str) -> Any:
         row = db.execute(
