@@ -14,6 +14,7 @@ counts and the dropped-attribute tally read rows alike; each engine keeps only i
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ class Outbox(Protocol):
 
 class OutboxBase(ABC):
     """The parts of `Outbox` both engines implement the same way around their own SQL:
-    `_insert`, `retry_many` and `dead_many`."""
+    `_insert` and `_write_failures`."""
 
     def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
         """Insert rows; a (destination, message_id) already present is skipped. Returns how
@@ -131,23 +132,46 @@ class OutboxBase(ABC):
         """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
         self.retry_many([(id, next_attempt_at, error)])
 
+    def retry_many(
+        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
+    ) -> None:
+        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
+        self._failures([(id_, error, at) for id_, at, error in retries], now)
+
     def dead(self, id: int, reason: str, now: float | None = None) -> None:
         """Move a row to the dead letters with its reason."""
         self.dead_many([(id, reason)], now)
+
+    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
+        """`dead` for many rows in one transaction: (id, reason) each."""
+        self._failures([(id_, reason, None) for id_, reason in deads], now)
+
+    def _failures(self, failures: list[tuple[int, str, float | None]],
+                  now: float | None) -> None:
+        if failures:
+            self._write_failures([(id_, error_text(error), due) for id_, error, due in failures],
+                                 time.time() if now is None else now)
+
+    def _leased(self, found: Sequence[tuple[int, str, str, int, float]],
+                now: float) -> list[OutboxItem]:
+        """The items of rows just leased, in id order; a row whose payload is not a JSON
+        object goes to the dead letters (in the lease's transaction) instead of stopping
+        the worker."""
+        items, broken = leased_items(found)
+        if broken:
+            self.dead_many(broken, now)
+        return items
 
     @abstractmethod
     def _insert(self, rows: Sequence[NewRow], now: float | None) -> list[tuple[str, str]]:
         """Insert rows, returning the (destination, message_id) pairs that were new."""
 
     @abstractmethod
-    def retry_many(
-        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
-    ) -> None:
-        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
-
-    @abstractmethod
-    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
-        """`dead` for many rows in one transaction: (id, reason) each."""
+    def _write_failures(self, failures: Sequence[tuple[int, str, float | None]],
+                        now: float) -> None:
+        """In one transaction, for each (id, error, due): a leased row back to the queue due
+        then, or, when due is None, any row to the dead letters; both keep the error, and
+        the last one becomes its destination's last_error (outbox_stats)."""
 
 
 def dropped_by_destination(

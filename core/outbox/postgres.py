@@ -41,8 +41,6 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
-    error_text,
-    leased_items,
     tally_counts,
 )
 from crossdock.outbox.payload_json import encode_payload
@@ -255,87 +253,67 @@ class PostgresOutbox(OutboxBase):
                 """,
                 [owner, expires, expires, now, destination, now, limit],
             ).fetchall()
-            items, broken = leased_items(found)
-            if broken:
-                self.dead_many(broken, now)
-        return items
+            return self._leased(found, now)
 
     def ack(self, ids: Sequence[int], now: float | None = None) -> None:
         """Mark leased rows delivered (one statement for the whole batch)."""
-        if not ids:
-            return
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            conn.execute(
-                f"UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = %s "
-                "WHERE id = ANY(%s) AND state = 'leased'",
-                [now, sorted(ids)],
-            )
-
-    def retry_many(
-        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
-    ) -> None:
-        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
-        if not retries:
-            return
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            conn.execute(
-                f"""
-                UPDATE outbox AS o SET state = 'queued', next_attempt_at = r.at,
-                    last_error = r.error, {_LEASED_CLEAR}, updated_at = %s
-                FROM unnest(%s::bigint[], %s::float8[], %s::text[]) AS r(id, at, error)
-                WHERE o.id = r.id AND o.state = 'leased'
-                """,
-                [now, [r[0] for r in retries], [r[1] for r in retries],
-                 [error_text(r[2]) for r in retries]],
-            )
-            self._note_errors(conn, [(id_, error) for id_, _, error in retries], now)
-
-    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
-        """`dead` for many rows in one transaction: (id, reason) each."""
-        if not deads:
-            return
-        now = time.time() if now is None else now
-        with self._tx() as conn:
-            conn.execute(
-                f"""
-                UPDATE outbox AS o SET state = 'dead', last_error = r.reason, {_LEASED_CLEAR},
-                    updated_at = %s
-                FROM unnest(%s::bigint[], %s::text[]) AS r(id, reason)
-                WHERE o.id = r.id
-                """,
-                [now, [d[0] for d in deads], [error_text(d[1]) for d in deads]],
-            )
-            self._note_errors(conn, deads, now)
+        self._update_leased(ids, "state = 'delivered'", now)
 
     def release(self, ids: Sequence[int], now: float | None = None) -> None:
         """Give leased rows back unattempted (a worker stopping before it sent them)."""
+        self._update_leased(ids, "state = 'queued', attempts = GREATEST(attempts - 1, 0), "
+                                 "next_attempt_at = %(now)s", now)
+
+    def _update_leased(self, ids: Sequence[int], assignments: str, now: float | None) -> None:
+        """Set `assignments` (which may use %(now)s) on those of `ids` still leased, ending
+        their lease, in one statement."""
         if not ids:
             return
         now = time.time() if now is None else now
         with self._tx() as conn:
             conn.execute(
-                "UPDATE outbox SET state = 'queued', attempts = GREATEST(attempts - 1, 0), "
-                f"next_attempt_at = %s, {_LEASED_CLEAR}, updated_at = %s "
-                "WHERE id = ANY(%s) AND state = 'leased'",
-                [now, now, sorted(ids)],
+                f"UPDATE outbox SET {assignments}, {_LEASED_CLEAR}, updated_at = %(now)s "
+                "WHERE id = ANY(%(ids)s) AND state = 'leased'",
+                {"now": now, "ids": sorted(ids)},
             )
 
-    @staticmethod
-    def _note_errors(conn: psycopg.Connection, errors: Sequence[tuple[int, str]],
-                     now: float) -> None:
-        # The latest error per destination, for `crossdock status`.
-        id_, error = errors[-1]
-        conn.execute(
-            """
-            INSERT INTO outbox_stats (destination, last_error, last_error_at)
-            SELECT destination, %s, %s FROM outbox WHERE id = %s
-            ON CONFLICT (destination) DO UPDATE SET
-                last_error = excluded.last_error, last_error_at = excluded.last_error_at
-            """,
-            [error_text(error), now, id_],
-        )
+    def _write_failures(self, failures: Sequence[tuple[int, str, float | None]],
+                        now: float) -> None:
+        retries = [(id_, error, due) for id_, error, due in failures if due is not None]
+        deads = [(id_, error) for id_, error, due in failures if due is None]
+        with self._tx() as conn:
+            if retries:
+                conn.execute(
+                    f"""
+                    UPDATE outbox AS o SET state = 'queued', next_attempt_at = r.at,
+                        last_error = r.error, {_LEASED_CLEAR}, updated_at = %s
+                    FROM unnest(%s::bigint[], %s::float8[], %s::text[]) AS r(id, at, error)
+                    WHERE o.id = r.id AND o.state = 'leased'
+                    """,
+                    [now, [r[0] for r in retries], [r[2] for r in retries],
+                     [r[1] for r in retries]],
+                )
+            if deads:
+                conn.execute(
+                    f"""
+                    UPDATE outbox AS o SET state = 'dead', last_error = r.reason,
+                        {_LEASED_CLEAR}, updated_at = %s
+                    FROM unnest(%s::bigint[], %s::text[]) AS r(id, reason)
+                    WHERE o.id = r.id
+                    """,
+                    [now, [d[0] for d in deads], [d[1] for d in deads]],
+                )
+            # The latest error per destination, for `crossdock status`.
+            id_, error, _ = failures[-1]
+            conn.execute(
+                """
+                INSERT INTO outbox_stats (destination, last_error, last_error_at)
+                SELECT destination, %s, %s FROM outbox WHERE id = %s
+                ON CONFLICT (destination) DO UPDATE SET
+                    last_error = excluded.last_error, last_error_at = excluded.last_error_at
+                """,
+                [error, now, id_],
+            )
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Put dead letters back in the queue with fresh attempts; returns how many."""

@@ -28,8 +28,6 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
-    error_text,
-    leased_items,
     tally_counts,
 )
 from crossdock.outbox.migrations import immediate, upgrade
@@ -131,10 +129,7 @@ class SQLiteOutbox(OutboxBase):
                 """,
                 [owner, expires, expires, now, destination, now, limit],
             ).fetchall()
-            items, broken = leased_items(found)
-            if broken:
-                self.dead_many(broken, now)
-        return items
+            return self._leased(found, now)
 
     def ack(self, ids: Sequence[int], now: float | None = None) -> None:
         """Mark leased rows delivered (one statement for the whole batch)."""
@@ -152,33 +147,35 @@ class SQLiteOutbox(OutboxBase):
                     [now, *chunk],
                 )
 
-    def retry_many(
-        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
-    ) -> None:
-        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
-        if not retries:
-            return
-        now = time.time() if now is None else now
+    def _write_failures(self, failures: Sequence[tuple[int, str, float | None]],
+                        now: float) -> None:
+        retries = [(due, error, now, id_) for id_, error, due in failures if due is not None]
+        deads = [(error, now, id_) for id_, error, due in failures if due is None]
         with self.transaction() as db:
-            db.conn.executemany(
-                f"UPDATE outbox SET state = 'queued', next_attempt_at = ?, last_error = ?, "
-                f"{_LEASED_CLEAR}, updated_at = ? WHERE id = ? AND state = 'leased'",
-                [(at, error_text(error), now, id_) for id_, at, error in retries],
+            if retries:
+                db.conn.executemany(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?, last_error = ?, "
+                    f"{_LEASED_CLEAR}, updated_at = ? WHERE id = ? AND state = 'leased'",
+                    retries,
+                )
+            if deads:
+                db.conn.executemany(
+                    f"UPDATE outbox SET state = 'dead', last_error = ?, {_LEASED_CLEAR}, "
+                    "updated_at = ? WHERE id = ?",
+                    deads,
+                )
+            # The latest error per destination, for `crossdock status`; kept in
+            # outbox_stats so the status query never scans rows.
+            id_, error, _ = failures[-1]
+            db.conn.execute(
+                """
+                INSERT INTO outbox_stats (destination, last_error, last_error_at)
+                SELECT destination, ?, ? FROM outbox WHERE id = ?
+                ON CONFLICT (destination) DO UPDATE SET
+                    last_error = excluded.last_error, last_error_at = excluded.last_error_at
+                """,
+                [error, now, id_],
             )
-            self._note_errors([(id_, error) for id_, _, error in retries], now)
-
-    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
-        """`dead` for many rows in one transaction: (id, reason) each."""
-        if not deads:
-            return
-        now = time.time() if now is None else now
-        with self.transaction() as db:
-            db.conn.executemany(
-                f"UPDATE outbox SET state = 'dead', last_error = ?, {_LEASED_CLEAR}, "
-                "updated_at = ? WHERE id = ?",
-                [(error_text(reason), now, id_) for id_, reason in deads],
-            )
-            self._note_errors(deads, now)
 
     def release(self, ids: Sequence[int], now: float | None = None) -> None:
         """Give leased rows back unattempted (a worker stopping before it sent them)."""
@@ -192,20 +189,6 @@ class SQLiteOutbox(OutboxBase):
                 "WHERE id = ? AND state = 'leased'",
                 [(now, now, id_) for id_ in ids],
             )
-
-    def _note_errors(self, errors: Sequence[tuple[int, str]], now: float) -> None:
-        # The latest error per destination, for `crossdock status`; kept in outbox_stats so
-        # the status query never scans rows.
-        last = errors[-1]
-        self.db.conn.execute(
-            """
-            INSERT INTO outbox_stats (destination, last_error, last_error_at)
-            SELECT destination, ?, ? FROM outbox WHERE id = ?
-            ON CONFLICT (destination) DO UPDATE SET
-                last_error = excluded.last_error, last_error_at = excluded.last_error_at
-            """,
-            [error_text(last[1]), now, last[0]],
-        )
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Put dead letters back in the queue with fresh attempts; returns how many."""
