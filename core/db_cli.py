@@ -1,8 +1,9 @@
 """`crossdock db ...`: schema upgrades and moving an outbox between engines.
 
     crossdock db upgrade                      migrate the configured outbox (SQLite or PostgreSQL)
-    crossdock db copy --from URL --to URL     copy queued, retrying and dead rows (and the dedup
-                                              window) from one outbox to another
+    crossdock db copy --from URL --to URL     copy queued, retrying and dead rows, the dedup
+                                              window, the profile store and the audience
+                                              members from one outbox to another
 
 `copy` is how an operator moves from SQLite to PostgreSQL without losing queued messages (see
 docs/postgresql.md): stop the daemons, copy, point the config at the new URL, start them.
@@ -37,13 +38,40 @@ class CopyReport:
     #: rows that were leased in the source (their daemons are stopped): copied as queued
     requeued_leases: int = 0
     dedup_keys: int = 0
+    #: profile store and audience tables: rows written to the target, by table
+    tables: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         states = sorted(set(self.read) | set(self.written))
         parts = [f"{s}: {self.written.get(s, 0)} of {self.read.get(s, 0)}" for s in states]
-        return (f"copied {sum(self.written.values())} rows ({', '.join(parts) or 'none'}); "
+        text = (f"copied {sum(self.written.values())} rows ({', '.join(parts) or 'none'}); "
                 f"{self.requeued_leases} leased rows queued again; "
                 f"{self.already_there} already in the target; {self.dedup_keys} dedup keys")
+        if self.tables:
+            text += (f"; {self.tables.get('profiles', 0)} profiles, "
+                     f"{self.tables.get('audience_members', 0)} audience members "
+                     f"({sum(self.tables.values())} profile and audience rows)")
+        return text
+
+
+#: The profile store's and the audiences' tables, copied whole by `db copy`; each has the same
+#: columns on both engines (crossdock.profiles.migrations / pg_004_profiles,
+#: crossdock.audiences.membership / pg_005_audiences).
+PROFILE_TABLES = (
+    "profiles", "profile_identities", "profile_system_attributes",
+    "profile_custom_attributes", "profile_consent", "profile_sessions", "profile_merges",
+    "profile_rejections", "profile_stats",
+)
+AUDIENCE_TABLES = ("audience_members", "audience_changes", "audience_syncs")
+#: tables whose `id` numbers rows (audience_changes' make audience events' messageIds): the
+#: target's next id must come after the copied ones
+_NUMBERED = ("profile_sessions", "profile_merges", "profile_rejections", "audience_changes")
+#: (table, key column) whose rows in the target, when not in the source, make it "not empty"
+_OWN_ROWS = (("profiles", "id"), ("audience_changes", "id"))
+
+
+class TargetNotEmpty(CrossdockError):
+    """The target already holds a profile store of its own."""
 
 
 def _is_postgres(outbox: Outbox) -> bool:
@@ -69,12 +97,26 @@ def _pages(source: Outbox, states: tuple[str, ...]) -> Iterator[list[tuple[Any, 
 
 
 def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = False,
-                now: float | None = None) -> CopyReport:
+                now: float | None = None, profiles: str = "copy") -> CopyReport:
     """Copy rows from `source` into `target`, keeping states, attempts, due times, errors and
     payloads. Leased rows arrive queued and due now (the daemons holding them are stopped);
     a (destination, message_id) already in the target is left as it is, so running the copy
-    twice copies nothing twice. Dedup keys come along so the window still holds."""
+    twice copies nothing twice. Dedup keys come along so the window still holds.
+
+    `profiles`: "copy" also copies the profile store and audience members, row for row (rows
+    already in the target are left as they are), and raises TargetNotEmpty, before writing
+    anything, when the target holds profiles or audience changes the source does not (its
+    own profile store: the two would mix); "replace" empties the target's profile and audience
+    tables first; "skip" leaves them alone."""
+    if profiles not in ("copy", "replace", "skip"):
+        raise ValueError(f"profiles: copy, replace or skip, got {profiles!r}")
     now = time.time() if now is None else now
+    tables: list[str] = []
+    if profiles != "skip":
+        _migrate_profiles(target)
+        tables = [t for t in PROFILE_TABLES + AUDIENCE_TABLES if _has_table(source, t)]
+        if profiles == "copy":
+            _refuse_foreign(source, target, tables)
     states = ("queued", "leased", "dead") + (("delivered",) if include_delivered else ())
     report = CopyReport()
     ph = "%s" if _is_postgres(target) else "?"
@@ -102,6 +144,9 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
                 report.written[state] = report.written.get(state, 0) + written
                 report.already_there += len(rows) - written
     report.dedup_keys = _copy_dedup(source, target, ph)
+    if profiles != "skip":
+        report.tables = _copy_tables(source, target, tables, ph,
+                                     replace=profiles == "replace")
     if _is_postgres(target):
         destinations = {d for d, *_ in _queued_destinations(target)}
         with target.transaction() as db:  # type: ignore[attr-defined]
@@ -145,6 +190,77 @@ def _copy_dedup(source: Outbox, target: Outbox, ph: str) -> int:
                 "ON CONFLICT (key) DO NOTHING", [tuple(k) for k in keys])
             copied = max(cursor.rowcount, 0)
     return copied
+
+
+def _migrate_profiles(outbox: Outbox) -> None:
+    """The profile and audience tables in a SQLite outbox (PostgreSQL: its migrations)."""
+    db = getattr(outbox, "db", None)
+    if db is not None and hasattr(db, "conn"):
+        from crossdock.audiences.membership import upgrade_audiences
+        from crossdock.profiles import ProfileStore
+
+        ProfileStore().migrate(db)
+        upgrade_audiences(db)
+
+
+def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str]) -> None:
+    """TargetNotEmpty when the target holds rows of `_OWN_ROWS` that the source does not
+    (rows a previous, interrupted copy wrote are the source's: the copy may run again)."""
+    for table, key in _OWN_ROWS:
+        if table not in tables:
+            continue
+        last: Any = None
+        while True:
+            with target.transaction() as db:  # type: ignore[attr-defined]
+                where, params = ("", []) if last is None else (f"WHERE {key} > ?", [last])
+                keys = [r[0] for r in db.execute(
+                    f"SELECT {key} FROM {table} {where} ORDER BY {key} LIMIT ?",
+                    [*params, COPY_PAGE]).fetchall()]
+            if not keys:
+                break
+            last = keys[-1]
+            with source.transaction() as db:  # type: ignore[attr-defined]
+                marks = ", ".join("?" * len(keys))
+                known = {r[0] for r in db.execute(
+                    f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", keys).fetchall()}
+            foreign = [k for k in keys if k not in known]
+            if foreign:
+                raise TargetNotEmpty(
+                    f"the target already has a profile store of its own ({table} "
+                    f"{foreign[0]!r} is not in the source); copying would mix the two. "
+                    "Use --replace-profiles to replace it with the source's, or "
+                    "--skip-profiles to copy only the outbox rows")
+
+
+def _copy_tables(source: Outbox, target: Outbox, tables: list[str], ph: str, *,
+                 replace: bool) -> dict[str, int]:
+    """Copy `tables` whole, a page at a time; rows whose key is already in the target are
+    left as they are. Returns the rows written per table."""
+    written: dict[str, int] = {}
+    if replace:
+        with target.transaction() as db:  # type: ignore[attr-defined]
+            for table in PROFILE_TABLES + AUDIENCE_TABLES:
+                db.execute(f"DELETE FROM {table}")
+    for table in tables:
+        written[table] = 0
+        with source.transaction() as src:  # type: ignore[attr-defined]
+            cursor = src.execute(f"SELECT * FROM {table}")
+            columns = [d[0] for d in cursor.description]
+            insert = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                      f"({', '.join([ph] * len(columns))}) ON CONFLICT DO NOTHING")
+            while page := cursor.fetchmany(COPY_PAGE):
+                with target.transaction() as db:  # type: ignore[attr-defined]
+                    out = db.conn.cursor()
+                    out.executemany(insert, [tuple(row) for row in page])
+                    written[table] += max(out.rowcount, 0)
+    if _is_postgres(target):
+        with target.transaction() as db:  # type: ignore[attr-defined]
+            for table in _NUMBERED:
+                # The next id after the copied ones (new audience changes must not reuse
+                # a copied change's number: it names the events' messageIds).
+                db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                           f"COALESCE(MAX(id), 0) + 1, false) FROM {table}")
+    return written
 
 
 def upgrade_outbox(url: str, profiles: Any = None) -> list[str]:
@@ -204,19 +320,34 @@ def upgrade_command(config_path: str, url: str | None) -> None:
 @click.option("--include-delivered", is_flag=True,
               help="Also copy delivered rows (history); by default only rows still to send "
                    "and dead letters.")
-def copy_command(source_url: str, target_url: str, include_delivered: bool) -> None:
-    """Copy queued, retrying and dead rows (and the dedup window) between outboxes.
+@click.option("--replace-profiles", is_flag=True,
+              help="The target already has a profile store: delete it (profiles and audience "
+                   "members) and copy the source's instead.")
+@click.option("--skip-profiles", is_flag=True,
+              help="Copy only the outbox rows and the dedup window; profiles and audience "
+                   "members stay behind.")
+def copy_command(source_url: str, target_url: str, include_delivered: bool,
+                 replace_profiles: bool, skip_profiles: bool) -> None:
+    """Copy queued, retrying and dead rows, the dedup window, the profile store and the
+    audience members between outboxes.
 
     Stop every daemon using the source first: rows they hold leased arrive queued. Rows
-    already in the target are skipped, so the copy can be run again after an interruption."""
+    already in the target are skipped, so the copy can be run again after an interruption.
+    A target with profiles of its own is refused (nothing is written) unless
+    --replace-profiles or --skip-profiles says what to do with them."""
     if source_url == target_url:
         raise click.BadParameter("--from and --to are the same outbox", param_hint="--to")
+    if replace_profiles and skip_profiles:
+        raise click.BadParameter("--replace-profiles and --skip-profiles exclude each other",
+                                 param_hint="--skip-profiles")
+    profiles = "replace" if replace_profiles else "skip" if skip_profiles else "copy"
     try:
         source = open_outbox(source_url)
         try:
             target = open_outbox(target_url)
             try:
-                report = copy_outbox(source, target, include_delivered=include_delivered)
+                report = copy_outbox(source, target, include_delivered=include_delivered,
+                                     profiles=profiles)
             finally:
                 target.close()
         finally:

@@ -1,20 +1,25 @@
 """`crossdock db upgrade` and `crossdock db copy`: SQLite to PostgreSQL and back, keeping
-queued rows, retry state, dead letters and the dedup window."""
+queued rows, retry state, dead letters, the dedup window, the profile store and the audience
+members."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
+from crossdock.audiences.sync import store_of
+from crossdock.config import parse_config
 from crossdock.db_cli import db_group
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, open_outbox
 from crossdock.outbox.pg_schema import temporary_schema
+from crossdock.pipeline import build_pipeline
 
 PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = 1_700_000_000.0
@@ -110,3 +115,107 @@ def test_copy_refuses_the_same_outbox_twice(tmp_path: Path) -> None:
     result = CliRunner().invoke(db_group, ["copy", "--from", url, "--to", url])
     assert result.exit_code == 2
     assert "--from and --to are the same outbox" in result.output
+
+
+HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
+                                          "allow_private_network": True}}
+
+
+def _world(url: str, base: Path) -> tuple[Any, Any]:
+    """(pipeline, store) on `url` with an audience `high_value` fed on change."""
+    loaded = parse_config({
+        "outbox": {"url": url},
+        "destinations": {"fb": HOOK},
+        "audiences": {"high_value": {"condition": "lifetime_value > 500",
+                                     "destinations": ["fb"]}},
+    }, base_dir=base, env={})
+    pipeline = build_pipeline(loaded)
+    return pipeline, store_of(pipeline.profiles)
+
+
+def _people(url: str, base: Path) -> dict[str, Any]:
+    """Everything the profile store and the audience hold, by userId."""
+    pipeline, store = _world(url, base)
+    try:
+        with pipeline.outbox.transaction() as db:
+            found = {}
+            for (user,) in db.execute("SELECT user_id FROM profiles WHERE user_id IS NOT NULL "
+                                      "ORDER BY user_id").fetchall():
+                shown = store.show(db, user)
+                found[user] = {k: shown[k] for k in ("attributes", "identities", "consent",
+                                                     "merges", "sessions", "messages")}
+            found["_members"] = sorted(r[0] for r in db.execute(
+                "SELECT p.user_id FROM audience_members m JOIN profiles p "
+                "ON p.id = m.profile_id").fetchall())
+            found["_changes"] = [tuple(r) for r in db.execute(
+                "SELECT id, kind FROM audience_changes ORDER BY id").fetchall()]
+            found["_stats"] = store.stats(db)
+        return found
+    finally:
+        pipeline.close()
+
+
+@pytest.mark.postgres
+def test_copy_brings_the_profile_store_and_audience_members(tmp_path: Path,
+                                                            pg_url: str) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'old.db'}"
+    pipeline, _ = _world(sqlite_url, tmp_path)
+    result = pipeline.accept([
+        {"type": "page", "anonymousId": "laptop", "sessionId": "s1"},
+        {"type": "identify", "anonymousId": "laptop", "userId": "ann",
+         "traits": {"email": "ann@example.com", "lifetime_value": 900, "emailOptIn": True}},
+        {"type": "identify", "userId": "bob", "traits": {"lifetime_value": 700}},
+        {"type": "identify", "userId": "bob", "traits": {"lifetime_value": 10}},
+        {"type": "identify", "userId": "cy", "traits": {"lifetime_value": 100, "age": 3}},
+        {"type": "identify", "userId": "cy", "traits": {"age": "three"}},  # rejected
+    ])
+    assert not result.errors
+    pipeline.close()
+    before = _people(sqlite_url, tmp_path)
+    assert before["_members"] == ["ann"] and len(before["_changes"]) == 3
+
+    copied = CliRunner().invoke(db_group, ["copy", "--from", sqlite_url, "--to", pg_url])
+    assert copied.exit_code == 0, copied.output
+    assert "3 profiles, 1 audience members" in copied.output
+    assert _people(pg_url, tmp_path) == before
+
+    # Run again (say, after an interruption): nothing new, nothing refused.
+    again = CliRunner().invoke(db_group, ["copy", "--from", sqlite_url, "--to", pg_url])
+    assert again.exit_code == 0, again.output
+    assert "(0 profile and audience rows)" in again.output
+    assert _people(pg_url, tmp_path) == before
+
+    # Life goes on in PostgreSQL: ann leaves with a change numbered after the copied ones
+    # (its messageId names it), and the dedup window and sessions carry on.
+    pipeline, _ = _world(pg_url, tmp_path)
+    assert pipeline.accept([{"type": "identify", "userId": "ann",
+                             "traits": {"lifetime_value": 1}}]).rows == 2
+    pipeline.close()
+    after = _people(pg_url, tmp_path)
+    assert after["_members"] == [] and after["_changes"][-1] == (4, "exited")
+
+    # The target now has profiles of its own that the source lacks... after a new person:
+    pipeline, _ = _world(pg_url, tmp_path)
+    pipeline.accept([{"type": "identify", "userId": "dee", "traits": {"lifetime_value": 3}}])
+    pipeline.close()
+    refused = CliRunner().invoke(db_group, ["copy", "--from", sqlite_url, "--to", pg_url])
+    assert refused.exit_code == 1
+    assert "already has a profile store of its own" in refused.output
+    assert "--replace-profiles" in refused.output
+    assert "dee" in _people(pg_url, tmp_path)  # nothing was touched
+
+    skipped = CliRunner().invoke(db_group, ["copy", "--from", sqlite_url, "--to", pg_url,
+                                            "--skip-profiles"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "profiles" not in skipped.output
+
+    replaced = CliRunner().invoke(db_group, ["copy", "--from", sqlite_url, "--to", pg_url,
+                                             "--replace-profiles"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _people(pg_url, tmp_path) == before
+
+    # And back to SQLite, into a fresh file.
+    back_url = f"sqlite:///{tmp_path / 'back.db'}"
+    back = CliRunner().invoke(db_group, ["copy", "--from", pg_url, "--to", back_url])
+    assert back.exit_code == 0, back.output
+    assert _people(back_url, tmp_path) == before
