@@ -186,24 +186,33 @@ class PostgresOutbox(OutboxBase):
         if not rows:
             return []
         now = time.time() if now is None else now
-        # One lock order for every writer: two overlapping enqueues cannot deadlock on the
-        # unique index.
-        ordered = sorted(rows, key=lambda r: (r.destination, r.message_id))
         with self._tx() as conn:
+            # Ids are drawn in routing order, because leases follow ids and a person's
+            # messages must reach a destination in the order they were routed (an identify
+            # before the audience entry it causes). The rows are then inserted in one lock
+            # order for every writer, so two overlapping enqueues cannot deadlock on the
+            # unique index.
+            ids = sorted(i for (i,) in conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) "
+                "FROM generate_series(1, %s)", [len(rows)]).fetchall())
+            ordered = sorted(zip(ids, rows, strict=True),
+                             key=lambda pair: (pair[1].destination, pair[1].message_id))
             inserted: list[tuple[str, str]] = [
                 (d, m) for d, m in conn.execute(
                     """
                     INSERT INTO outbox
-                        (destination, message_id, payload, next_attempt_at, created_at,
+                        (id, destination, message_id, payload, next_attempt_at, created_at,
                          updated_at)
-                    SELECT d, m, p, %(now)s, %(now)s, %(now)s
-                    FROM unnest(%(d)s::text[], %(m)s::text[], %(p)s::text[]) AS r(d, m, p)
+                    SELECT i, d, m, p, %(now)s, %(now)s, %(now)s
+                    FROM unnest(%(i)s::bigint[], %(d)s::text[], %(m)s::text[], %(p)s::text[])
+                        AS r(i, d, m, p)
                     ON CONFLICT (destination, message_id) DO NOTHING
                     RETURNING destination, message_id
                     """,
-                    {"now": now, "d": [r.destination for r in ordered],
-                     "m": [r.message_id for r in ordered],
-                     "p": [encode_payload(r.payload) for r in ordered]},
+                    {"now": now, "i": [i for i, _ in ordered],
+                     "d": [r.destination for _, r in ordered],
+                     "m": [r.message_id for _, r in ordered],
+                     "p": [encode_payload(r.payload) for _, r in ordered]},
                 ).fetchall()
             ]
             destinations = sorted({d for d, _ in inserted})

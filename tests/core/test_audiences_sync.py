@@ -169,17 +169,6 @@ def test_full_sync_finds_what_on_change_did_not_see(worlds: Worlds) -> None:
         assert membership.last_sync(db, "high_value") == world.now
 
 
-@pytest.fixture
-def pg_row_order_xfail(worlds: Worlds, request: pytest.FixtureRequest) -> None:
-    if worlds.engine == "postgresql":
-        # The PostgreSQL outbox numbers the rows of one enqueue in (destination, messageId)
-        # order (its insert lock order), not in the order they were routed (owned by
-        # core/outbox/postgres.py). Strict: this says when that is fixed.
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="PostgreSQL outbox ids follow (destination, messageId)"))
-
-
-@pytest.mark.usefixtures("pg_row_order_xfail")
 def test_rows_keep_the_routing_order(world: World) -> None:
     """A person's audience events reach a destination in the order they happened: the
     identify before the entry, an exit before the entry after it."""

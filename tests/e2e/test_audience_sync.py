@@ -44,17 +44,8 @@ DAY = 86400.0
 T0 = 1_700_000_000.0
 
 
-# On PostgreSQL the outbox numbers the rows of one enqueue in (destination, messageId)
-# order, not in routing order, so a person's audience_entered may be leased in a batch before
-# the identify that creates the Mailchimp member (404, dead). Not strict: it depends on where
-# batches split. Owned by core/outbox/postgres.py; tests/core/test_audiences_sync.py
-# test_rows_keep_the_routing_order is the strict check.
-PG_ROW_ORDER = pytest.mark.xfail(strict=False, reason="PostgreSQL outbox ids follow "
-                                 "(destination, messageId), not routing order")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql",
-                                               marks=[pytest.mark.postgres, PG_ROW_ORDER])])
+                                               marks=pytest.mark.postgres)])
 def outbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'crossdock.db'}"
