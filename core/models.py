@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasGenerator,
     BaseModel,
     BeforeValidator,
@@ -38,10 +39,19 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+def _no_nul(value: str) -> str:
+    # Ids are keys in the profile store and dedup window; PostgreSQL text cannot hold NUL, and
+    # an id that differs from another only by an invisible NUL is never what a sender meant.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
 Id = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
     BeforeValidator(_id_to_str),
+    AfterValidator(_no_nul),
 ]
 
 
