@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import json
 import re
@@ -35,6 +34,7 @@ from crossdock.plugins.facebook_audience.const import MAX_USERS_PER_REQUEST
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.normalize import SCHEMA_FIELDS, UNHASHED_FIELDS
 from crossdock.testing.fakescript import FakeState, Reply, add_control_routes
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[FacebookAudienceFake] = web.AppKey("facebook_audience_fake")
 DEFAULT_AUDIENCE = "6000000000001"
@@ -267,21 +267,17 @@ def make_app(fake: FacebookAudienceFake | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the Facebook Custom Audience contract fake.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8097)
+    parser = fake_arguments("Run the Facebook Custom Audience contract fake.", 8097)
     parser.add_argument("--audience", action="append", help=f"default {DEFAULT_AUDIENCE}")
     parser.add_argument("--token", action="append", help=f"default {DEFAULT_TOKEN}")
     parser.add_argument("--app-secret", default=None)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to replies")
     args = parser.parse_args(argv)
     fake = FacebookAudienceFake(
         latency=args.latency, tokens=set(args.token or [DEFAULT_TOKEN]),
         app_secret=args.app_secret,
         audiences={a: set() for a in args.audience or [DEFAULT_AUDIENCE]})
-    print(f"facebook_audience fake on http://{args.host}:{args.port} "
-          f"(audiences {', '.join(sorted(fake.audiences))}; GET /_fake/state)", flush=True)
-    web.run_app(make_app(fake), host=args.host, port=args.port, print=None)
+    run_fake(make_app(fake), args, "facebook_audience fake on {url} (audiences "
+             f"{', '.join(sorted(fake.audiences))}; GET /_fake/state)")
 
 
 if __name__ == "__main__":

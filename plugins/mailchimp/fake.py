@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -43,6 +42,7 @@ from crossdock.plugins.mailchimp.const import (
     MEMBER_STATUSES,
 )
 from crossdock.testing.fakescript import FakeState, Reply, add_control_routes
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[MailchimpFake] = web.AppKey("mailchimp_fake")
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef-us1"
@@ -373,18 +373,14 @@ def make_app(fake: MailchimpFake | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the Mailchimp Marketing API contract fake.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8096)
+    parser = fake_arguments("Run the Mailchimp Marketing API contract fake.", 8096)
     parser.add_argument("--key", action="append", help=f"an API key (default {DEFAULT_KEY})")
     parser.add_argument("--list", action="append", help=f"a list id (default {DEFAULT_LIST})")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to replies")
     args = parser.parse_args(argv)
     fake = MailchimpFake(latency=args.latency, keys=set(args.key or [DEFAULT_KEY]),
                          lists={lid: {} for lid in args.list or [DEFAULT_LIST]})
-    print(f"mailchimp fake on http://{args.host}:{args.port}/3.0 "
-          f"(lists {', '.join(sorted(fake.lists))}; GET /_fake/state)", flush=True)
-    web.run_app(make_app(fake), host=args.host, port=args.port, print=None)
+    run_fake(make_app(fake), args, "mailchimp fake on {url}/3.0 (lists "
+             f"{', '.join(sorted(fake.lists))}; GET /_fake/state)")
 
 
 if __name__ == "__main__":

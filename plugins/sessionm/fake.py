@@ -22,7 +22,6 @@ codes (`fake.script_errors(["INTERNAL_SERVER_ERROR"])`) answer before anything i
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import json
@@ -47,6 +46,7 @@ from crossdock.plugins.sessionm.const import (
     STANDARD_USER_FIELDS,
 )
 from crossdock.testing.fakescript import FakeState, add_control_routes
+from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
 
 if TYPE_CHECKING:
     from crossdock.demo import DemoDestination
@@ -291,7 +291,6 @@ DEMO_EVENTS = frozenset({"Order Completed", "Product Viewed"})
 def demo_destination(stack: ExitStack) -> DemoDestination:
     """The demo's SessionM destination (crossdock.demo finds this by name)."""
     from crossdock.demo import DemoDestination
-    from crossdock.testing.fakeserver import serve
 
     fake = SessionMFake(api_key="demo-app", api_secret="demo-secret",
                         defined_events=set(DEMO_EVENTS))
@@ -317,20 +316,15 @@ def demo_destination(stack: ExitStack) -> DemoDestination:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the SessionM contract fake.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8097)
+    parser = fake_arguments("Run the SessionM contract fake.", 8097)
     parser.add_argument("--api-key", default="test-key")
     parser.add_argument("--api-secret", default="test-secret")
     parser.add_argument("--events", default=",".join(sorted(DEMO_EVENTS)),
                         help="comma-separated names of the events defined in the app")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to replies")
     args = parser.parse_args(argv)
     events = {e.strip() for e in args.events.split(",") if e.strip()}
     app = make_app(args.api_key, args.api_secret, events, latency=args.latency)
-    print(f"SessionM fake on http://{args.host}:{args.port}/ (app {args.api_key}; "
-          f"GET /_fake/received)", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    run_fake(app, args, f"SessionM fake on {{url}}/ (app {args.api_key}; GET /_fake/received)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from aiohttp import web
 
 from crossdock.plugins.slack.const import MAX_BLOCKS, MAX_SECTION_TEXT, WEBHOOK_PATH_PREFIX
 from crossdock.testing.fakescript import FakeState, add_control_routes
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[SlackFake] = web.AppKey("slack_fake")
 DEFAULT_WEBHOOK = "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
@@ -140,21 +140,16 @@ def make_app(fake: SlackFake | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the Slack incoming-webhook contract fake.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8098)
+    parser = fake_arguments("Run the Slack incoming-webhook contract fake.", 8098)
     parser.add_argument("--webhook", action="append",
                         help=f"a known <team>/<bot>/<token> (default {DEFAULT_WEBHOOK})")
     parser.add_argument("--rate-limit", type=float, default=1.0,
                         help="messages per second per webhook (0: no limit)")
     parser.add_argument("--burst", type=int, default=3)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to replies")
     args = parser.parse_args(argv)
     fake = SlackFake(latency=args.latency, webhooks=set(args.webhook or [DEFAULT_WEBHOOK]),
                      rate_limit=args.rate_limit or None, burst=args.burst)
-    for webhook in sorted(fake.webhooks):
-        print(fake.url(f"http://{args.host}:{args.port}", webhook), flush=True)
-    web.run_app(make_app(fake), host=args.host, port=args.port, print=None)
+    run_fake(make_app(fake), args, *(fake.url("{url}", w) for w in sorted(fake.webhooks)))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ receiver checks.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from crossdock.plugins.webhook.const import (
 )
 from crossdock.plugins.webhook.signing import Digest, verify_standard, verify_x_signature
 from crossdock.testing.fakescript import FakeState, add_control_routes
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[WebhookFake] = web.AppKey("webhook_fake")
 
@@ -115,17 +115,13 @@ def make_app(fake: WebhookFake | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the webhook contract fake.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8099)
+    parser = fake_arguments("Run the webhook contract fake.", 8099)
     parser.add_argument("--secret", help="verify signatures with this secret")
     parser.add_argument("--x-signature-digest", choices=["sha1", "sha256"], default="sha1")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to replies")
     args = parser.parse_args(argv)
     fake = WebhookFake(latency=args.latency, secret=args.secret,
                        x_signature_digest=args.x_signature_digest)
-    print(f"webhook fake on http://{args.host}:{args.port}/ (GET /_fake/received)", flush=True)
-    web.run_app(make_app(fake), host=args.host, port=args.port, print=None)
+    run_fake(make_app(fake), args, "webhook fake on {url}/ (GET /_fake/received)")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,6 @@ and the plugin's requests keep its audience holding exactly the people who enter
 from __future__ import annotations
 
 import hashlib
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +19,7 @@ from crossdock.plugins.facebook_audience.fake import (
     FacebookAudienceFake,
     make_app,
 )
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer, fake_process, serve
 
 SECRET = "app-s3cret"
 
@@ -163,31 +159,10 @@ def test_scripted_graph_errors_are_classified(
     assert fake.members() == []
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_fake_runs_standalone() -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crossdock.plugins.facebook_audience.fake", "--port", str(port),
-         "--audience", "42", "--token", "tok"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith(f"facebook_audience fake on "
-                                                 f"http://127.0.0.1:{port}")
-        for _ in range(100):  # bounded: the server binds right after printing
-            try:
-                state = httpx.get(f"http://127.0.0.1:{port}/_fake/state").json()
-                break
-            except httpx.ConnectError:
-                time.sleep(0.05)
-        assert state["audiences"] == {"42": []}
-        dest = destination(f"http://127.0.0.1:{port}", audience_id="42", access_token="tok")
+    with fake_process("crossdock.plugins.facebook_audience.fake",
+                      "--audience", "42", "--token", "tok") as running:
+        assert running.banner.startswith(f"facebook_audience fake on {running.url} ")
+        assert httpx.get(running.url + "/_fake/state").json()["audiences"] == {"42": []}
+        dest = destination(running.url, audience_id="42", access_token="tok")
         assert send(dest, [item(1)]) == [DELIVERED]
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +15,7 @@ from mailchimp_helpers import audience, destination, item
 
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
 from crossdock.plugins.mailchimp.fake import DEFAULT_KEY, DEFAULT_LIST, MailchimpFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer, fake_process, serve
 
 
 def md5(text: str) -> str:
@@ -182,30 +178,10 @@ async def test_more_than_10_connections_per_key_get_429(fake: MailchimpFake) -> 
                                                      if r.status_code == 429)), Retry)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_fake_runs_standalone() -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crossdock.plugins.mailchimp.fake", "--port", str(port),
-         "--key", "k-us9", "--list", "L1"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith(f"mailchimp fake on http://127.0.0.1:{port}")
-        for _ in range(100):  # bounded: the server binds right after printing
-            try:
-                state = httpx.get(f"http://127.0.0.1:{port}/_fake/state").json()
-                break
-            except httpx.ConnectError:
-                time.sleep(0.05)
-        assert state["lists"] == {"L1": {}}
-        dest = destination(f"http://127.0.0.1:{port}/3.0", api_key="k-us9", list_id="L1")
+    with fake_process("crossdock.plugins.mailchimp.fake", "--key", "k-us9",
+                      "--list", "L1") as running:
+        assert running.banner.startswith(f"mailchimp fake on {running.url}/3.0 ")
+        assert httpx.get(running.url + "/_fake/state").json()["lists"] == {"L1": {}}
+        dest = destination(running.url + "/3.0", api_key="k-us9", list_id="L1")
         assert send(dest, [item(1)]) == [DELIVERED]
-    finally:
-        proc.terminate()
-        proc.wait(10)

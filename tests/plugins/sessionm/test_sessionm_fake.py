@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
-import subprocess
-import sys
-import time
 from typing import Any
 
 import httpx
@@ -14,7 +10,7 @@ import pytest
 from conftest import API_KEY, API_SECRET
 
 from crossdock.plugins.sessionm.fake import SessionMFake
-from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.fakeserver import RunningServer, fake_process
 
 AUTH = "Basic " + base64.b64encode(f"{API_KEY}:{API_SECRET}".encode()).decode()
 USER = f"/priv/v1/apps/{API_KEY}/external/users/p_1"
@@ -112,33 +108,14 @@ def test_scripted_errors_and_replies_then_normal_service(server: RunningServer,
     assert httpx.get(server.url + "/_fake/received").json()["users"] == {}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_runs_standalone() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crossdock.plugins.sessionm.fake", "--port", str(port),
-         "--api-key", "k", "--api-secret", "s", "--events", "A, B"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        assert "SessionM fake on" in process.stdout.readline()
+    with fake_process("crossdock.plugins.sessionm.fake", "--api-key", "k", "--api-secret", "s",
+                      "--events", "A, B") as running:
+        assert running.banner.startswith(f"SessionM fake on {running.url}/ (app k;")
         auth = "Basic " + base64.b64encode(b"k:s").decode()
-        for _ in range(100):  # the banner prints just before the socket listens
-            try:
-                reply = httpx.post(f"http://127.0.0.1:{port}/priv/v1/apps/k/external/users/x/"
-                                   "events", headers={"authorization": auth},
-                                   json={"user": {}, "event": {"name": "B", "type": "custom"}})
-                break
-            except httpx.ConnectError:
-                time.sleep(0.05)
+        reply = httpx.post(f"{running.url}/priv/v1/apps/k/external/users/x/events",
+                           headers={"authorization": auth},
+                           json={"user": {}, "event": {"name": "B", "type": "custom"}})
         assert reply.json()["status"] == "ok"
-        received = httpx.get(f"http://127.0.0.1:{port}/_fake/received").json()
+        received = httpx.get(running.url + "/_fake/received").json()
         assert [e["name"] for e in received["events"]] == ["B"]
-    finally:
-        process.terminate()
-        process.wait(10)

@@ -11,7 +11,7 @@ from slack_helpers import destination, item
 
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
 from crossdock.plugins.slack.fake import DEFAULT_WEBHOOK, SlackFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer, fake_process, serve
 
 
 class Clock:
@@ -135,3 +135,15 @@ def test_scripted_failures_and_control_routes(server: RunningServer, fake: Slack
     assert outcomes == [Retry("slack rollup_error (HTTP 500)", None),
                         Failed("slack action_prohibited (HTTP 403)")]
     assert seen == {"received": [], "errors": {"rollup_error": 1, "action_prohibited": 1}}
+
+
+def test_the_fake_runs_standalone() -> None:
+    with fake_process("crossdock.plugins.slack.fake", "--webhook", "T9/B9/tok",
+                      "--rate-limit", "0") as running:
+        assert running.banner.strip() == f"{running.url}/services/T9/B9/tok"
+        dest = destination(running.banner.strip())
+        (planned,) = dest.build_requests([item(1)])
+        assert isinstance(planned, PlannedRequest)
+        assert dest.classify(planned, httpx.Client().send(planned.request)) == DELIVERED
+        assert httpx.post(f"{running.url}/services/T1/B1/unknown", json={"text": "x"}
+                          ).status_code != 200

@@ -10,7 +10,7 @@ from webhook_helpers import SECRET, destination, item
 
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
 from crossdock.plugins.webhook.fake import WebhookFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer, fake_process, serve
 
 
 @pytest.fixture
@@ -111,3 +111,16 @@ def test_a_body_that_is_not_json_is_400() -> None:
     with serve(make_app(WebhookFake())) as server:
         response = httpx.post(server.url + "/in", content=b"{nope")
     assert (response.status_code, response.text) == (400, "body is not JSON")
+
+
+def test_the_fake_runs_standalone() -> None:
+    with fake_process("crossdock.plugins.webhook.fake", "--secret", SECRET) as running:
+        assert running.banner.startswith(f"webhook fake on {running.url}/ ")
+        (ok,) = destination(running.url + "/hook", secret=SECRET).build_requests([item(1)])
+        (bad,) = destination(running.url + "/hook", secret="wrong").build_requests([item(2)])
+        assert isinstance(ok, PlannedRequest) and isinstance(bad, PlannedRequest)
+        with httpx.Client() as client:
+            assert client.send(ok.request).status_code == 200
+            assert client.send(bad.request).status_code == 401
+        received = httpx.get(running.url + "/_fake/received").json()["received"]
+        assert [r["id"] for r in received] == ["msg-1"]
