@@ -10,30 +10,17 @@ from crossdock.plugins.facebook_audience import (
     FacebookAudienceSettings,
 )
 from crossdock.plugins.facebook_audience.fake import DEFAULT_AUDIENCE, DEFAULT_TOKEN
+from crossdock.testing.payloads import outbox_item, routed_payload
 
 
 def item(n: int, event: str = "audience_entered", traits: dict[str, Any] | None = None,
          **extra: Any) -> OutboxItem:
     """A membership change of person `n` as the audience engine emits it."""
-    payload = {
-        "type": "track",
-        "messageId": f"msg-{n}",
-        "timestamp": "2024-05-01T12:00:00+00:00",
-        "userId": f"user-{n}",
-        "anonymousId": None,
-        "profileId": f"p-{n}",
-        "event": event,
-        "name": None,
-        "properties": {"audience": "high_value"},
-        "traits": traits if traits is not None else {
-            "email": f"Person{n}@Example.com ", "firstName": f"Ann-{n}", "lastName": "O'Neil",
-            "phone": f"+1 (650) 555-{n % 10000:04d}"},
-        "identities": {},
-        "context": {},
-        "rendered": {},
-        **extra,
-    }
-    return OutboxItem(id=n, message_id=payload["messageId"], payload=payload)
+    if traits is None:
+        traits = {"email": f"Person{n}@Example.com ", "firstName": f"Ann-{n}",
+                  "lastName": "O'Neil", "phone": f"+1 (650) 555-{n % 10000:04d}"}
+    return outbox_item(routed_payload(n, **{"event": event, "traits": traits,
+                                            "properties": {"audience": "high_value"}, **extra}))
 
 
 def destination(graph_url: str = "https://graph.facebook.com", **settings: Any

@@ -7,28 +7,16 @@ from typing import Any
 from crossdock.destination import OutboxItem
 from crossdock.plugins.mailchimp import MailchimpDestination, MailchimpSettings
 from crossdock.plugins.mailchimp.fake import DEFAULT_KEY, DEFAULT_LIST
+from crossdock.testing.payloads import outbox_item, routed_payload
 
 
 def item(n: int, kind: str = "identify", event: str | None = None,
          traits: dict[str, Any] | None = None, properties: dict[str, Any] | None = None,
          **extra: Any) -> OutboxItem:
-    payload = {
-        "type": kind,
-        "messageId": f"msg-{n}",
-        "timestamp": "2024-05-01T12:00:00+00:00",
-        "userId": f"user-{n}",
-        "anonymousId": None,
-        "profileId": f"p-{n}",
-        "event": event,
-        "name": None,
-        "properties": properties or {},
-        "traits": traits if traits is not None else {"email": f"person{n}@example.com"},
-        "identities": {},
-        "context": {},
-        "rendered": {},
-        **extra,
-    }
-    return OutboxItem(id=n, message_id=payload["messageId"], payload=payload)
+    if traits is None:
+        traits = {"email": f"person{n}@example.com"}
+    return outbox_item(routed_payload(n, **{"type": kind, "event": event, "traits": traits,
+                                            "properties": properties or {}, **extra}))
 
 
 def audience(n: int, entered: bool = True, name: str = "high_value", email: str | None = None

@@ -18,19 +18,17 @@ from crossdock.plugins.sessionm import SessionMDestination, SessionMSettings
 from crossdock.plugins.sessionm.fake import SessionMFake
 from crossdock.testing.cassettes import plugin_vcr, recording
 from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.payloads import routed_payload
 
 VCR = plugin_vcr(Path(__file__).parent / "cassettes")
 
 
 def item(n: int, kind: str, event: str = "Order Completed", **extra: Any) -> OutboxItem:
-    payload = {
-        "type": kind, "messageId": f"m{n}", "timestamp": "2024-05-01T12:00:00+00:00",
-        "userId": "u1", "profileId": "p_cassette", "event": event, "name": None,
-        "properties": {"total": "42.5", "currency": "EUR"},
+    payload = routed_payload(**{
+        "type": kind, "messageId": f"m{n}", "userId": "u1", "profileId": "p_cassette",
+        "event": event, "properties": {"total": "42.5", "currency": "EUR"},
         "traits": {"first_name": "Ada", "plan": "pro"},
-        "identities": {"profileId": "p_cassette", "email": "ada@example.com"},
-        "context": {}, "rendered": {}, "dropped": {}, **extra,
-    }
+        "identities": {"profileId": "p_cassette", "email": "ada@example.com"}, **extra})
     return OutboxItem(n, f"m{n}", payload)
 
 

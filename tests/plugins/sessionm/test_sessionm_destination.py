@@ -15,6 +15,7 @@ from crossdock.destination import DELIVERED, Failed, OutboxItem, PlannedRequest,
 from crossdock.errors import ConfigError
 from crossdock.plugin_manager import destination_types
 from crossdock.plugins.sessionm import SessionMDestination, SessionMSettings
+from crossdock.testing.payloads import routed_payload
 
 BASE = "https://api.sessionm.com/priv/v1/apps/key-1"
 
@@ -25,14 +26,11 @@ def dest(**settings: Any) -> SessionMDestination:
 
 
 def routed(kind: str = "track", **extra: Any) -> OutboxItem:
-    payload = {
-        "type": kind, "messageId": "m1", "timestamp": "2024-05-01T12:00:00+00:00",
-        "userId": "u1", "anonymousId": None, "sessionId": None, "profileId": "p_1",
-        "event": "Order Completed" if kind == "track" else "Home", "name": None,
+    payload = routed_payload(**{
+        "type": kind, "messageId": "m1", "userId": "u1", "profileId": "p_1",
+        "event": "Order Completed" if kind == "track" else "Home",
         "properties": {"total": "42.5"}, "traits": {"first_name": "Ada", "plan": "pro"},
-        "identities": {"profileId": "p_1", "email": "ada@example.com"}, "context": {},
-        "rendered": {}, "dropped": {"event_attributes": 0, "user_attributes": 0}, **extra,
-    }
+        "identities": {"profileId": "p_1", "email": "ada@example.com"}, **extra})
     return OutboxItem(1, "m1", payload)
 
 

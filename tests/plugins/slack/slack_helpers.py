@@ -6,28 +6,16 @@ from typing import Any
 
 from crossdock.destination import OutboxItem
 from crossdock.plugins.slack import SlackDestination, SlackSettings
+from crossdock.testing.payloads import outbox_item, routed_payload
 
 REAL_URL = "https://hooks.slack.com/services/T0001/B0001/abcdefabcdef"
 
 
 def item(n: int = 1, rendered: dict[str, Any] | None = None, **extra: Any) -> OutboxItem:
-    payload = {
-        "type": "track",
-        "messageId": f"msg-{n}",
-        "timestamp": "2024-05-01T12:00:00+00:00",
-        "userId": f"user-{n}",
-        "anonymousId": None,
-        "profileId": f"p-{n}",
-        "event": "Order Completed",
-        "name": None,
-        "properties": {"total": 42.5},
-        "traits": {},
-        "identities": {},
-        "context": {},
-        "rendered": rendered if rendered is not None else {"text": f"Order #{n} completed"},
-        **extra,
-    }
-    return OutboxItem(id=n, message_id=payload["messageId"], payload=payload)
+    if rendered is None:
+        rendered = {"text": f"Order #{n} completed"}
+    return outbox_item(routed_payload(n, **{"event": "Order Completed", "rendered": rendered,
+                                            "properties": {"total": 42.5}, **extra}))
 
 
 def destination(url: str = REAL_URL) -> SlackDestination:
