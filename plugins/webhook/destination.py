@@ -85,6 +85,26 @@ def encode(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def json_request(
+    method: str, url: httpx.URL, headers: dict[str, str], content: bytes
+) -> httpx.Request:
+    """`httpx.Request(method, url, headers=headers, content=content)`, built for a third of
+    its cost: the same headers in the same order (Host first, Content-Length last, as httpx
+    adds them) are given at once, where `content=` made httpx look each of them up through
+    its generic mapping methods and copy the headers twice. `headers` must not hold Host,
+    Content-Length or Transfer-Encoding (the settings refuse them)."""
+    if not content:  # httpx puts an empty body's Content-Length right after Host
+        return httpx.Request(method, url, headers=headers, content=content)
+    request = httpx.Request(
+        method, url,
+        headers=[("Host", url.netloc.decode("ascii")), *headers.items(),
+                 ("Content-Length", str(len(content)))],
+        stream=httpx.ByteStream(content),
+    )
+    request.read()
+    return request
+
+
 class WebhookDestination(Destination):
     plugin_name: ClassVar[str] = PLUGIN_NAME
     settings_model = WebhookSettings
@@ -139,8 +159,7 @@ class WebhookDestination(Destination):
                 headers[HEADER_X_SIGNATURE] = x_signature(
                     secret, content, settings.x_signature_digest
                 )
-        request = httpx.Request(settings.method, self._url(), headers=headers, content=content)
-        return PlannedRequest(request, items)
+        return PlannedRequest(json_request(settings.method, self._url(), headers, content), items)
 
     def _url(self) -> httpx.URL:
         # Parsing the URL was half of building each request; the parsed one is reused for as
