@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -65,33 +66,21 @@ class World:
 class Worlds:
     """Makes Worlds on one engine (each in its own database) and closes them."""
 
-    def __init__(self, engine: str, tmp_path: Path) -> None:
-        self.engine, self.tmp_path = engine, tmp_path
-        self.made: list[World] = []
-        self._urls: list[Any] = []
+    def __init__(self, engine: str, tmp_path: Path, stack: ExitStack) -> None:
+        self.engine, self.tmp_path, self.stack = engine, tmp_path, stack
 
     def __call__(self, name: str = "w", **audience: Any) -> World:
-        urls = engine_url(self.engine, self.tmp_path / name)
-        world = World(urls.__enter__(), self.tmp_path / name, **audience)
-        self._urls.append(urls)
-        self.made.append(world)
+        url = self.stack.enter_context(engine_url(self.engine, self.tmp_path / name))
+        world = World(url, self.tmp_path / name, **audience)
+        self.stack.callback(world.outbox.close)
+        self.stack.callback(world.pipeline.close)
         return world
-
-    def close(self) -> None:
-        for world in self.made:
-            world.pipeline.close()
-            world.outbox.close()
-        for urls in reversed(self._urls):
-            urls.__exit__(None, None, None)
 
 
 @pytest.fixture(params=ENGINES)
 def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worlds]:
-    made = Worlds(request.param, tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
+    with ExitStack() as stack:
+        yield Worlds(request.param, tmp_path, stack)
 
 
 @pytest.fixture
