@@ -12,6 +12,9 @@ from crossdock.plugins.facebook_audience import (
 from crossdock.plugins.facebook_audience.fake import DEFAULT_AUDIENCE, DEFAULT_TOKEN
 from crossdock.testing.payloads import outbox_item, routed_payload
 
+#: the app secret the fake checks appsecret_proof with (conftest's `fake`)
+SECRET = "app-s3cret"
+
 
 def item(n: int, event: str = "audience_entered", traits: dict[str, Any] | None = None,
          **extra: Any) -> OutboxItem:

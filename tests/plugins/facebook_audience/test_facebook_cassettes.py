@@ -6,43 +6,21 @@ Replayed from tests/plugins/facebook_audience/cassettes by default; re-record wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
-from facebook_helpers import destination, item
+from facebook_helpers import SECRET, destination, item
 
-from crossdock.destination import DELIVERED, Failed, Outcome, PlannedRequest, Retry
-from crossdock.plugins.facebook_audience.fake import FacebookAudienceFake, make_app
+from crossdock.destination import DELIVERED, Failed, OutboxItem, Outcome, Rejected, Retry
+from crossdock.plugins.facebook_audience.fake import FacebookAudienceFake
 from crossdock.testing.cassettes import plugin_vcr, recording
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.exchange import outcomes
+from crossdock.testing.fakeserver import RunningServer
 
 VCR = plugin_vcr(Path(__file__).parent / "cassettes")
-SECRET = "app-s3cret"
 
 
-@pytest.fixture
-def fake() -> FacebookAudienceFake:
-    return FacebookAudienceFake(app_secret=SECRET)
-
-
-@pytest.fixture
-def server(fake: FacebookAudienceFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
-
-
-def send(url: str, items: list[object], **settings: object) -> list[Outcome]:
-    dest = destination(url, app_secret=SECRET, **settings)
-    outcomes: list[Outcome] = []
-    with httpx.Client() as client:
-        for planned in dest.build_requests(items):  # type: ignore[arg-type]
-            assert isinstance(planned, PlannedRequest)
-            outcome = dest.classify(planned, client.send(planned.request))
-            assert not isinstance(outcome, list)
-            outcomes.append(outcome)  # type: ignore[arg-type]
-    return outcomes
+def send(url: str, items: list[OutboxItem], **settings: object) -> list[Outcome | Rejected]:
+    return outcomes(destination(url, app_secret=SECRET, **settings), items)
 
 
 def test_cassette_add_and_remove(server: RunningServer, fake: FacebookAudienceFake) -> None:

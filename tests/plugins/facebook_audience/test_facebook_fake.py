@@ -4,48 +4,27 @@ and the plugin's requests keep its audience holding exactly the people who enter
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from facebook_helpers import destination, item
+from facebook_helpers import SECRET, destination, item
 
-from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
+from crossdock.destination import DELIVERED, Failed, Retry
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.fake import (
     DEFAULT_AUDIENCE,
     DEFAULT_TOKEN,
     FacebookAudienceFake,
-    make_app,
 )
-from crossdock.testing.fakeserver import RunningServer, fake_process, serve
-
-SECRET = "app-s3cret"
+from crossdock.testing.exchange import outcomes as send
+from crossdock.testing.fakeserver import RunningServer, fake_process
 
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@pytest.fixture
-def fake() -> FacebookAudienceFake:
-    return FacebookAudienceFake(app_secret=SECRET)
-
-
-@pytest.fixture
-def server(fake: FacebookAudienceFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
-
-
-def send(dest: Any, items: list[Any]) -> list[Any]:
-    outcomes = []
-    with httpx.Client() as client:
-        for planned in dest.build_requests(items):
-            assert isinstance(planned, PlannedRequest)
-            outcomes.append(dest.classify(planned, client.send(planned.request)))
-    return outcomes
 
 
 def raw_upload(server: RunningServer, body: Any, method: str = "POST",

@@ -5,11 +5,11 @@ names a bad option by its path."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from facebook_helpers import SECRET
 
 from crossdock.config import parse_config
 from crossdock.errors import ConfigError
@@ -17,9 +17,8 @@ from crossdock.plugins.facebook_audience.fake import (
     DEFAULT_AUDIENCE,
     DEFAULT_TOKEN,
     FacebookAudienceFake,
-    make_app,
 )
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.pipeline import run_pipeline
 
 MESSAGES = [
@@ -35,22 +34,11 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@pytest.fixture
-def fake() -> FacebookAudienceFake:
-    return FacebookAudienceFake()
-
-
-@pytest.fixture
-def server(fake: FacebookAudienceFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
-
-
 def config(tmp_path: Path, url: str, mapping: dict[str, Any] | None = None) -> dict[str, Any]:
     destination: dict[str, Any] = {
         "plugin": "facebook_audience",
         "settings": {"audience_id": DEFAULT_AUDIENCE, "access_token": DEFAULT_TOKEN,
-                     "graph_url": url, "schema": ["EMAIL", "FN"]},
+                     "graph_url": url, "app_secret": SECRET, "schema": ["EMAIL", "FN"]},
     }
     if mapping is not None:
         destination["mapping"] = mapping

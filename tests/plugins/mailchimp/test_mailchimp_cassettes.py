@@ -6,42 +6,21 @@ Replayed from tests/plugins/mailchimp/cassettes by default; re-record with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
-import pytest
 from mailchimp_helpers import audience, destination, item
 
-from crossdock.destination import DELIVERED, Failed, Outcome, PlannedRequest
-from crossdock.plugins.mailchimp.fake import MailchimpFake, make_app
+from crossdock.destination import DELIVERED, Failed, OutboxItem, Outcome, Rejected
+from crossdock.plugins.mailchimp.fake import MailchimpFake
 from crossdock.testing.cassettes import plugin_vcr, recording
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.exchange import outcomes
+from crossdock.testing.fakeserver import RunningServer
 
 VCR = plugin_vcr(Path(__file__).parent / "cassettes")
 
 
-@pytest.fixture
-def fake() -> MailchimpFake:
-    return MailchimpFake()
-
-
-@pytest.fixture
-def server(fake: MailchimpFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
-
-
-def send(url: str, items: list[Any]) -> list[Outcome]:
-    dest = destination(f"{url}/3.0")
-    outcomes: list[Outcome] = []
-    with httpx.Client() as client:
-        for planned in dest.build_requests(items):
-            assert isinstance(planned, PlannedRequest)
-            outcome = dest.classify(planned, client.send(planned.request))
-            outcomes.extend(outcome if isinstance(outcome, list) else [outcome])
-    return outcomes
+def send(url: str, items: list[OutboxItem]) -> list[Outcome | Rejected]:
+    return outcomes(destination(f"{url}/3.0"), items)
 
 
 def test_cassette_member_tags_event(server: RunningServer, fake: MailchimpFake) -> None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from mailchimp_helpers import audience, destination, item
 
-from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
+from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
 from crossdock.plugins.mailchimp.fake import DEFAULT_KEY, DEFAULT_LIST, MailchimpFake, make_app
+from crossdock.testing.exchange import outcomes as send
 from crossdock.testing.fakeserver import RunningServer, fake_process, serve
 
 
@@ -24,25 +24,8 @@ def md5(text: str) -> str:
 
 @pytest.fixture
 def fake() -> MailchimpFake:
+    """Overrides conftest's: this fake also knows compliance-state and forgotten emails."""
     return MailchimpFake(compliance={"gone@example.com"}, forgotten={"erased@example.com"})
-
-
-@pytest.fixture
-def server(fake: MailchimpFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
-
-
-def send(dest: Any, items: list[Any]) -> list[Any]:
-    outcomes: list[Any] = []
-    with httpx.Client() as client:
-        for planned in dest.build_requests(items):
-            if isinstance(planned, Rejected):
-                outcomes.append(planned)
-                continue
-            outcome = dest.classify(planned, client.send(planned.request))
-            outcomes.extend(outcome if isinstance(outcome, list) else [outcome])
-    return outcomes
 
 
 def api(server: RunningServer, method: str, path: str, json: Any = None,

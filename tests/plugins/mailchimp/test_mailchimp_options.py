@@ -4,7 +4,6 @@ bad option by its path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ from crossdock.plugins.mailchimp.fake import (
     DEFAULT_LIST,
     DEFAULT_MERGE_FIELDS,
     MailchimpFake,
-    make_app,
 )
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.pipeline import run_pipeline
 
 IDENTIFY = {"type": "identify", "userId": "u1", "messageId": "m-1",
@@ -31,13 +29,8 @@ IDENTIFY = {"type": "identify", "userId": "u1", "messageId": "m-1",
 
 @pytest.fixture
 def fake() -> MailchimpFake:
+    """Overrides conftest's: this audience also has a COMPANY merge field."""
     return MailchimpFake(merge_field_types={**DEFAULT_MERGE_FIELDS, "COMPANY": "text"})
-
-
-@pytest.fixture
-def server(fake: MailchimpFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
 
 
 def config(tmp_path: Path, url: str, mapping: dict[str, Any] | None = None,

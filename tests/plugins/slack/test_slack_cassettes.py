@@ -6,7 +6,6 @@ Replayed from tests/plugins/slack/cassettes by default; re-record with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,9 +13,9 @@ import pytest
 from slack_helpers import destination, item
 
 from crossdock.destination import DELIVERED, Failed, Outcome, PlannedRequest, Retry
-from crossdock.plugins.slack.fake import DEFAULT_WEBHOOK, SlackFake, make_app
+from crossdock.plugins.slack.fake import DEFAULT_WEBHOOK, SlackFake
 from crossdock.testing.cassettes import plugin_vcr, recording
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
 
 VCR = plugin_vcr(Path(__file__).parent / "cassettes")
 
@@ -30,12 +29,6 @@ class FrozenClock:
 def fake() -> SlackFake:
     # A frozen clock: the burst of 2 is all a recording gets, whatever the machine's speed.
     return SlackFake(webhooks={DEFAULT_WEBHOOK}, burst=2, clock=FrozenClock())
-
-
-@pytest.fixture
-def server(fake: SlackFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
 
 
 def send_all(url: str, rendered: list[dict[str, object]]) -> list[Outcome]:

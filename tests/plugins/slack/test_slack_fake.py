@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -33,12 +32,6 @@ def clock() -> Clock:
 def fake(clock: Clock) -> SlackFake:
     return SlackFake(webhooks={DEFAULT_WEBHOOK}, archived={"T1/B1/old"}, rate_limit=1.0,
                      burst=2, clock=clock)
-
-
-@pytest.fixture
-def server(fake: SlackFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
 
 
 def post(server: RunningServer, json: Any = None, webhook: str = DEFAULT_WEBHOOK,

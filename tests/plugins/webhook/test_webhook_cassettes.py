@@ -7,30 +7,17 @@ Replayed from tests/plugins/webhook/cassettes by default; re-record with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from webhook_helpers import SECRET, destination, item
 
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
-from crossdock.plugins.webhook.fake import WebhookFake, make_app
+from crossdock.plugins.webhook.fake import WebhookFake
 from crossdock.testing.cassettes import plugin_vcr, recording
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
 
 VCR = plugin_vcr(Path(__file__).parent / "cassettes")
-
-
-@pytest.fixture
-def fake() -> WebhookFake:
-    return WebhookFake(secret=SECRET)
-
-
-@pytest.fixture
-def server(fake: WebhookFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
 
 
 def exchange(url: str, items: list[int], **settings: object

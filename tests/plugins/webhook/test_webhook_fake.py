@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from webhook_helpers import SECRET, destination, item
@@ -11,17 +9,6 @@ from webhook_helpers import SECRET, destination, item
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
 from crossdock.plugins.webhook.fake import WebhookFake, make_app
 from crossdock.testing.fakeserver import RunningServer, fake_process, serve
-
-
-@pytest.fixture
-def fake() -> WebhookFake:
-    return WebhookFake(secret=SECRET)
-
-
-@pytest.fixture
-def server(fake: WebhookFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
 
 
 def send(dest_url: str, n: int = 1, **settings: object) -> tuple[PlannedRequest, httpx.Response]:
