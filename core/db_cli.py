@@ -120,9 +120,9 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
     states = ("queued", "leased", "dead") + (("delivered",) if include_delivered else ())
     report = CopyReport()
     ph = "%s" if _is_postgres(target) else "?"
-    payload_ph = f"{ph}::jsonb" if _is_postgres(target) else ph
+    # Payloads are JSON text on both engines (PostgreSQL's since pg_006), copied unchanged.
     insert = (f"INSERT INTO outbox ({_COLUMNS}) VALUES "
-              f"({ph}, {ph}, {payload_ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph}) "
+              f"({', '.join([ph] * 9)}) "
               "ON CONFLICT (destination, message_id) DO NOTHING")
     for page in _pages(source, states):
         params = []

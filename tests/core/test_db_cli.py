@@ -55,7 +55,9 @@ def test_copy_sqlite_to_postgres_and_back_keeps_what_is_still_to_do(
     Dedup.migrate(old.db)  # type: ignore[attr-defined]
     with old.transaction() as db:  # type: ignore[attr-defined]
         Dedup().remember(db, "r:key:req-1", T0)
-    old.enqueue([NewRow("a", f"m{i}", {"i": i}) for i in range(6)], now=T0)
+    # NUL is legal JSON; PostgreSQL's jsonb refused it, the text payload column keeps it
+    old.enqueue([NewRow("a", f"m{i}", {"i": i, "note": "nul\x00byte"}) for i in range(6)],
+                now=T0)
     m0, m1, m2, _m3 = old.lease("a", 4, 60, "old-daemon", now=T0)
     old.ack([m0.id], now=T0)
     old.retry(m1.id, T0 + 300, "503")
@@ -85,8 +87,10 @@ def test_copy_sqlite_to_postgres_and_back_keeps_what_is_still_to_do(
         assert [d.reason for d in new.dead_letters()] == ["400: bad"]
         with new.transaction() as tx:  # type: ignore[attr-defined]
             assert Dedup().seen(tx, "r:key:req-1", T0 + 60)
-        assert [i.message_id for i in new.lease("a", 10, 1e10, "new-daemon", now=T0 + 1)] == [
-            "m4", "m5"]
+        fresh = new.lease("a", 10, 1e10, "new-daemon", now=T0 + 1)
+        assert [i.message_id for i in fresh] == ["m4", "m5"]
+        assert [i.payload for i in fresh] == [{"i": 4, "note": "nul\x00byte"},
+                                             {"i": 5, "note": "nul\x00byte"}]
         # m3, leased when copied, is due at the time of the copy (now, not T0)
         assert [i.message_id for i in new.lease("a", 10, 60, "new-daemon")] == ["m1", "m3"]
     finally:
