@@ -122,13 +122,22 @@ def webhook_config(db_path: Path, url: str, *, names: tuple[str, ...] = DESTINAT
                    batch: bool = False, concurrency: int | None = None,
                    batch_size: int | None = None) -> LoadedConfig:
     """Webhook destinations named `names`, all posting to `url`, on a SQLite outbox."""
+    raw = webhook_raw(f"sqlite:///{db_path}", url, names=names, batch=batch,
+                      concurrency=concurrency, batch_size=batch_size)
+    return parse_config(raw, base_dir=db_path.parent, env={})
+
+
+def webhook_raw(outbox_url: str, url: str, *, names: tuple[str, ...] = DESTINATIONS,
+                batch: bool = False, concurrency: int | None = None,
+                batch_size: int | None = None) -> dict[str, Any]:
+    """The crossdock.yaml contents of `webhook_config`, on the outbox at `outbox_url`."""
     delivery: dict[str, Any] = {"timeout": 30}
     if concurrency is not None:
         delivery["concurrency"] = concurrency
     if batch_size is not None:
         delivery["batch_size"] = batch_size
-    raw = {
-        "outbox": {"url": f"sqlite:///{db_path}"},
+    return {
+        "outbox": {"url": outbox_url},
         "collector": {"write_keys": [WRITE_KEY], "rate_limit_per_minute": 100_000_000,
                       "max_body_bytes": 5_000_000},
         "destinations": {
@@ -138,7 +147,6 @@ def webhook_config(db_path: Path, url: str, *, names: tuple[str, ...] = DESTINAT
             for name in names
         },
     }
-    return parse_config(raw, base_dir=db_path.parent, env={})
 
 
 @functools.cache

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "memory", "scale"]
 ROW_KEYS = {"benchmark", "measure", "unit", "ours", "baseline", "baseline_name", "target",
@@ -46,10 +48,26 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     assert memory["fill"]["rows"] == memory["queued_rows"] == memory["drain"]["queued_at_start"]
     assert memory["drain"]["delivered"] == memory["queued_rows"]
     assert memory["fill"]["peak_rss_mb"] > 0 and memory["drain"]["peak_rss_mb"] > 0
-    for key in ("concurrency_msg_per_s", "processes_msg_per_s"):
-        assert set(detail["scale"][key]) == {"1", "2", "4"}
-        assert all(v > 0 for v in detail["scale"][key].values())
+    scale = detail["scale"]
+    # The PostgreSQL daemons are measured when the server is there, else skipped with a reason.
+    daemons = ["daemons_msg_per_s"] if "daemons_skipped" not in scale else []
+    assert daemons or scale["daemons_skipped"].startswith("PostgreSQL daemons not measured: ")
+    for key in ("concurrency_msg_per_s", "processes_msg_per_s", *daemons):
+        assert set(scale[key]) == {"1", "2", "4"}
+        assert all(v > 0 for v in scale[key].values())
     # The printed table has a line per measure.
     measures = sum(len(r["rows"]) for r in detail.values())
     lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert len(lines) == measures + 1  # and the header
+
+
+def test_scale_skips_the_postgresql_daemons_when_the_server_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.scale import daemon_fleet
+
+    with daemon_fleet("postgresql://postgres@127.0.0.1:1/test", "http://127.0.0.1:9") as fleet:
+        assert isinstance(fleet, str)
+        assert fleet.startswith("PostgreSQL at postgresql://postgres@127.0.0.1:1/test is "
+                                "unreachable: ")
