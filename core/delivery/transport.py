@@ -57,9 +57,7 @@ class AiohttpTransport(_AdapterTransport):
                 request.method, str(request.url), headers=_header_items(request.headers),
                 data=data,
                 allow_redirects=False, auto_decompress=False, compress=False,
-                timeout=aiohttp.ClientTimeout(sock_connect=timeout.get("connect"),
-                                              sock_read=timeout.get("read"),
-                                              connect=timeout.get("pool")),
+                timeout=_client_timeout(timeout),
             ) as response:
                 body = await response.read()
         extensions: dict[str, Any] = {"http_version": _HTTP11}
@@ -74,6 +72,18 @@ class AiohttpTransport(_AdapterTransport):
         return httpx.Response(response.status, headers=response.raw_headers,
                               stream=httpx.ByteStream(body), request=request,
                               extensions=extensions)
+
+
+_NO_TIMEOUTS = aiohttp.ClientTimeout(sock_connect=None, sock_read=None, connect=None)
+
+
+def _client_timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+    """aiohttp's form of httpx's timeout extension (the engine's requests carry none: its
+    deadline covers the whole exchange)."""
+    if not timeout:
+        return _NO_TIMEOUTS
+    return aiohttp.ClientTimeout(sock_connect=timeout.get("connect"),
+                                 sock_read=timeout.get("read"), connect=timeout.get("pool"))
 
 
 def _read_response(
@@ -151,10 +161,11 @@ async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Respo
     start = time.perf_counter()
     response = await transport.handle_async_request(request)
     response.request = request
-    try:
-        await response.aread()
-    finally:
-        await response.aclose()
+    if not (response.is_stream_consumed and response.is_closed):  # ours come read already
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
     response.elapsed = timedelta(seconds=time.perf_counter() - start)
     response.default_encoding = getattr(client, "_default_encoding", "utf-8")
     return response

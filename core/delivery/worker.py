@@ -44,6 +44,8 @@ log = logging.getLogger("crossdock.delivery")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# A tuple, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
+_OUTCOMES = (Delivered, Retry, Failed)
 
 
 @runtime_checkable
@@ -263,7 +265,8 @@ class DestinationWorker:
     async def _send(self, planned: PlannedRequest) -> list[Outcome]:
         """One request: rate limit, send with the timeout, classify into one outcome per item."""
         count = len(planned.items)
-        await self.limiter.acquire(planned.rate_key)
+        if self.limiter.rate is not None:  # unlimited: no coroutine to await per request
+            await self.limiter.acquire(planned.rate_key)
         timeout = self.settings.timeout
         request = planned.request
         # The deadline is the whole exchange's. Per-phase httpx timeouts of the same length
@@ -290,11 +293,11 @@ class DestinationWorker:
             error = (f"plugin {self.plugin.plugin_name} classify failed on HTTP "
                      f"{response.status_code}: {_describe(exc)}")
             return [Retry(error)] * count
-        if isinstance(outcome, Delivered | Retry | Failed):
+        if isinstance(outcome, _OUTCOMES):
             return [outcome] * count
         outcomes = list(outcome)
         if len(outcomes) != count or not all(
-            isinstance(o, Delivered | Retry | Failed) for o in outcomes
+            isinstance(o, _OUTCOMES) for o in outcomes
         ):
             error = (f"plugin {self.plugin.plugin_name} classify returned {len(outcomes)} "
                      f"outcomes for {count} items (HTTP {response.status_code})")
