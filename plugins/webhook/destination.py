@@ -123,7 +123,12 @@ def json_request(
                  ("Content-Length", str(len(content)))],
         stream=httpx.ByteStream(content),
     )
-    request.read()
+    # What read() leaves, without its isinstance check against typing.Iterable (slow).
+    request._content = content
+    try:
+        request.content  # noqa: B018  (an httpx that keeps content elsewhere raises here)
+    except httpx.RequestNotRead:
+        request.read()
     return request
 
 
