@@ -1,5 +1,6 @@
 """Shared pieces of the engine tests: a tiny "echo" destination type, a loopback fake that
-answers as each test scripts it, a config for them, and a clock tests control."""
+answers as each test scripts it, a config for them, a clock tests control, and the test
+PostgreSQL server (a fresh schema per test; skipped when it is unreachable)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from pg_helpers import PG_URL, pg_unreachable
 from pydantic import BaseModel
 
 from crossdock.config import LoadedConfig, parse_config
 from crossdock.destination import Destination, OutboxItem, PlannedRequest, Rejected
 from crossdock.models import EnrichedMessage
+from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer, serve
 
 
@@ -141,25 +145,28 @@ def outbox(tmp_path: Path) -> Iterator[SQLiteOutbox]:
     box.close()
 
 
-class FakeClock:
-    """Epoch seconds that move only when the code under test sleeps (or the test says)."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+@pytest.fixture
+def clock() -> ManualClock:
+    """Epoch seconds (from 1,700,000,000) that move only when the code under test sleeps
+    through `clock.sleep` or the test calls `clock.advance`."""
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def pg_server() -> str:
+    """The test PostgreSQL server's URL (pg_helpers.PG_URL); skips the test when it does not
+    answer. Tests make their own schema on it with `temporary_schema(pg_server, prefix)`."""
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL server, dropped after the test."""
+    with temporary_schema(pg_server) as url:
+        yield url
 
 
 def passthrough_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:

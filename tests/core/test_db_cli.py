@@ -4,12 +4,9 @@ members."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -18,22 +15,9 @@ from crossdock.config import parse_config
 from crossdock.db_cli import db_group
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, open_outbox
-from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import build_pipeline
 
-PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip()}")
-    with temporary_schema(PG_URL) as url:
-        yield url
 
 
 def test_upgrade_reports_what_it_applied_then_nothing(tmp_path: Path) -> None:

@@ -3,32 +3,17 @@ and the trivial local variant for SQLite."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from crossdock.fleet import FleetMember, LocalFleet, PostgresFleet, fleet_for
 from crossdock.outbox import NewRow, open_outbox
-from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.outbox.postgres import PostgresOutbox
 
-PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip()}")
-    with temporary_schema(PG_URL) as url:
-        yield url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -19,21 +18,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, Outbox, open_outbox
 from crossdock.outbox.pg_schema import PG_MIGRATIONS, apply_migrations, temporary_schema
 
-PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = 1_700_000_000.0
-
-
-def pg_unreachable() -> str | None:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return None
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip()}"
 
 
 @dataclass
@@ -250,11 +241,8 @@ def test_reopening_applies_nothing_and_keeps_queued_rows(store: Store) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_upgrade_from_an_older_schema_keeps_queued_rows() -> None:
-    reason = pg_unreachable()
-    if reason:
-        pytest.skip(reason)
-    with temporary_schema(PG_URL) as url:
+def test_postgres_upgrade_from_an_older_schema_keeps_queued_rows(pg_server: str) -> None:
+    with temporary_schema(pg_server) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             assert apply_migrations(conn, PG_MIGRATIONS[:1]) == ["pg_001_initial"]
             conn.execute(
@@ -359,11 +347,8 @@ def test_processes_leasing_at_once_never_share_a_row(store: Store, tmp_path: Pat
 
 
 @pytest.mark.postgres
-async def test_enqueue_notifies_listeners_after_commit_only() -> None:
-    reason = pg_unreachable()
-    if reason:
-        pytest.skip(reason)
-    with temporary_schema(PG_URL) as url:
+async def test_enqueue_notifies_listeners_after_commit_only(pg_server: str) -> None:
+    with temporary_schema(pg_server) as url:
         listener = open_outbox(url)
         writer = open_outbox(url)
         heard: list[str] = []

@@ -8,7 +8,6 @@ The PostgreSQL cases skip, with the reason, only when that server cannot be reac
 from __future__ import annotations
 
 import base64
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
+from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.collector import make_app
 from crossdock.config import LoadedConfig, ProfilesConfig, parse_config
@@ -27,29 +26,10 @@ from crossdock.outbox import Outbox, open_outbox
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore, make_profile_hook, sweep_and_route
+from crossdock.testing.clock import ManualClock
 
-PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = 86400.0
 START = 1_700_000_000.0
-
-
-def pg_unreachable() -> str | None:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return None
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL at {PG_URL} is unreachable: {str(exc).strip()}"
-
-
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -59,7 +39,7 @@ class Engine:
 
     name: str
     url: str
-    clock: Clock = field(default_factory=Clock)
+    clock: ManualClock = field(default_factory=lambda: ManualClock(START))
     opened: list[Outbox] = field(default_factory=list)
 
     def open(self, config: ProfilesConfig | None = None) -> tuple[Outbox, ProfileStore]:

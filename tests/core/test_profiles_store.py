@@ -13,25 +13,9 @@ from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage, parse_message
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.profiles import ProfileStore
+from crossdock.testing.clock import ManualClock
 
 DAY = 86400.0
-START = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -42,7 +26,7 @@ def outbox(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def store(outbox: SQLiteOutbox, clock: Clock) -> ProfileStore:
+def store(outbox: SQLiteOutbox, clock: ManualClock) -> ProfileStore:
     return ProfileStore(ProfilesConfig(), db=outbox.db, clock=clock)
 
 
@@ -59,7 +43,7 @@ def show(outbox: SQLiteOutbox, store: ProfileStore, ref: str) -> dict[str, Any]:
 
 
 def test_seed_scenario_two_anonymous_visits_then_sign_up(
-    outbox: SQLiteOutbox, store: ProfileStore, clock: Clock
+    outbox: SQLiteOutbox, store: ProfileStore, clock: ManualClock
 ) -> None:
     # Day 1, laptop: browses anonymously.
     send(outbox, store, {"type": "page", "anonymousId": "laptop", "sessionId": "s-day1",
@@ -156,7 +140,7 @@ def test_attribute_type_fixed_by_first_value_rest_of_message_kept(
 
 
 def test_attribute_name_length_truncation_reserved_prefix_and_type_limit(
-    outbox: SQLiteOutbox, clock: Clock
+    outbox: SQLiteOutbox, clock: ManualClock
 ) -> None:
     rules = AttributeRulesConfig(max_custom_per_type=3)
     store = ProfileStore(ProfilesConfig(attributes=rules), db=outbox.db, clock=clock)
@@ -196,7 +180,7 @@ def test_system_and_custom_attributes_stored_apart_consent_from_opt_ins_and_cont
 
 
 def test_sessions_start_and_end_after_the_timeout(
-    outbox: SQLiteOutbox, store: ProfileStore, clock: Clock
+    outbox: SQLiteOutbox, store: ProfileStore, clock: ManualClock
 ) -> None:
     out = send(outbox, store, {"type": "page", "anonymousId": "a", "sessionId": "s1"})
     assert [(e.message.get("event"), e.system) for e in out] == [
@@ -221,7 +205,7 @@ def test_sessions_start_and_end_after_the_timeout(
 
 
 def test_a_session_id_back_after_the_timeout_ends_and_reopens(
-    outbox: SQLiteOutbox, store: ProfileStore, clock: Clock
+    outbox: SQLiteOutbox, store: ProfileStore, clock: ManualClock
 ) -> None:
     send(outbox, store, {"type": "page", "anonymousId": "a", "sessionId": "s1"})
     clock.advance(2 * 3600)
@@ -239,7 +223,7 @@ def test_rejected_message_leaves_no_trace(outbox: SQLiteOutbox, store: ProfileSt
         assert store.find(db, "x") is None
 
 
-def test_dedup_survives_reopening_the_file(tmp_path: Path, clock: Clock) -> None:
+def test_dedup_survives_reopening_the_file(tmp_path: Path, clock: ManualClock) -> None:
     path = tmp_path / "d.db"
     box = SQLiteOutbox(path)
     store = ProfileStore(db=box.db, clock=clock)
