@@ -21,7 +21,7 @@ import asyncio
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -96,8 +96,22 @@ class FakeState:
             await asyncio.sleep(self.latency)
 
 
+S = TypeVar("S", bound=FakeState)
+
+
+def fake_app(key: web.AppKey[S], state: S, *, client_max_size: int = 1024**2
+             ) -> web.Application:
+    """A fake's aiohttp application: `state` kept as `app[key]`, the control routes added
+    (add the fake's own routes after them)."""
+    app = web.Application(client_max_size=client_max_size)
+    app[key] = state
+    add_control_routes(app, state)
+    return app
+
+
 def add_control_routes(app: web.Application, state: FakeState) -> None:
-    """Add `GET /_fake/received` and `POST /_fake/script` (register before catch-all routes)."""
+    """Add `GET /_fake/received` (also `GET /_fake/state`: what the fake holds and got) and
+    `POST /_fake/script` (register before catch-all routes)."""
 
     async def received(request: web.Request) -> web.Response:
         return web.json_response(state.snapshot())
@@ -117,4 +131,5 @@ def add_control_routes(app: web.Application, state: FakeState) -> None:
         return web.json_response({"ok": True})
 
     app.router.add_get("/_fake/received", received)
+    app.router.add_get("/_fake/state", received)
     app.router.add_post("/_fake/script", script)

@@ -33,7 +33,7 @@ from aiohttp import web
 from crossdock.plugins.facebook_audience.const import MAX_USERS_PER_REQUEST
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.normalize import SCHEMA_FIELDS, UNHASHED_FIELDS
-from crossdock.testing.fakescript import FakeState, Reply, add_control_routes
+from crossdock.testing.fakescript import FakeState, Reply, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[FacebookAudienceFake] = web.AppKey("facebook_audience_fake")
@@ -229,12 +229,7 @@ def _parse_body(body: Any) -> tuple[dict[str, Any], list[str], list[list[str]]]:
 def make_app(fake: FacebookAudienceFake | None = None) -> web.Application:
     """The Custom Audience users endpoint as an aiohttp application; state in `app[FAKE_KEY]`."""
     fake = fake or FacebookAudienceFake()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[FAKE_KEY] = fake
-    add_control_routes(app, fake)
-
-    async def state(request: web.Request) -> web.Response:
-        return web.json_response(fake.snapshot())
+    app = fake_app(FAKE_KEY, fake, client_max_size=64 * 1024 * 1024)
 
     async def users(request: web.Request) -> web.Response:
         await fake.delay()
@@ -260,7 +255,6 @@ def make_app(fake: FacebookAudienceFake | None = None) -> web.Application:
                      "session": body["session"], "rows": len(body["payload"]["data"])})
         return web.json_response(result)
 
-    app.router.add_get("/_fake/state", state)
     app.router.add_route("POST", r"/{version:v\d+\.\d+}/{audience_id}/users", users)
     app.router.add_route("DELETE", r"/{version:v\d+\.\d+}/{audience_id}/users", users)
     return app

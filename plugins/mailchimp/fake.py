@@ -41,7 +41,7 @@ from crossdock.plugins.mailchimp.const import (
     MAX_CONNECTIONS,
     MEMBER_STATUSES,
 )
-from crossdock.testing.fakescript import FakeState, Reply, add_control_routes
+from crossdock.testing.fakescript import FakeState, Reply, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[MailchimpFake] = web.AppKey("mailchimp_fake")
@@ -299,12 +299,7 @@ def _hash(email: str) -> str:
 def make_app(fake: MailchimpFake | None = None) -> web.Application:
     """Mailchimp's API under /3.0 as an aiohttp application; its state is `app[FAKE_KEY]`."""
     fake = fake or MailchimpFake()
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app[FAKE_KEY] = fake
-    add_control_routes(app, fake)
-
-    async def state(request: web.Request) -> web.Response:
-        return web.json_response(fake.snapshot())
+    app = fake_app(FAKE_KEY, fake, client_max_size=16 * 1024 * 1024)
 
     def refuse(exc: Problem) -> web.Response:
         with fake._lock:
@@ -365,7 +360,6 @@ def make_app(fake: MailchimpFake | None = None) -> web.Application:
         fake.record({"method": request.method, "path": request.path, "body": body})
         return web.json_response(result) if result is not None else web.Response(status=204)
 
-    app.router.add_get("/_fake/state", state)
     app.router.add_post("/3.0/lists/{list_id}", handle)
     app.router.add_put("/3.0/lists/{list_id}/members/{hash}", handle)
     app.router.add_post("/3.0/lists/{list_id}/members/{hash}/{action:tags|events}", handle)

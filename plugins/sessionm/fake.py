@@ -45,7 +45,7 @@ from crossdock.plugins.sessionm.const import (
     MAX_USER_ATTRIBUTES,
     STANDARD_USER_FIELDS,
 )
-from crossdock.testing.fakescript import FakeState, add_control_routes
+from crossdock.testing.fakescript import FakeState, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
 
 if TYPE_CHECKING:
@@ -216,9 +216,7 @@ def make_app(
     to share state with the caller; otherwise one is made from the other arguments."""
     fake = fake or SessionMFake(api_key=api_key, api_secret=api_secret,
                                 defined_events=set(defined_events or ()), latency=latency)
-    app = web.Application()
-    app[FAKE_KEY] = fake
-    add_control_routes(app, fake)
+    app = fake_app(FAKE_KEY, fake)
     base = API_PREFIX.format(api_key="{api_key}") + "/external/users/{external_id}"
 
     async def handle(request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from crossdock.plugins.slack.const import MAX_BLOCKS, MAX_SECTION_TEXT, WEBHOOK_PATH_PREFIX
-from crossdock.testing.fakescript import FakeState, add_control_routes
+from crossdock.testing.fakescript import FakeState, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[SlackFake] = web.AppKey("slack_fake")
@@ -110,9 +110,7 @@ def payload_error(data: Any) -> str | None:
 def make_app(fake: SlackFake | None = None) -> web.Application:
     """Slack's webhook endpoint as an aiohttp application; its state is `app[FAKE_KEY]`."""
     fake = fake or SlackFake()
-    app = web.Application()
-    app[FAKE_KEY] = fake
-    add_control_routes(app, fake)
+    app = fake_app(FAKE_KEY, fake)
 
     async def post(request: web.Request) -> web.Response:
         await fake.delay()

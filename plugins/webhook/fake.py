@@ -25,7 +25,7 @@ from crossdock.plugins.webhook.const import (
     HEADER_X_SIGNATURE,
 )
 from crossdock.plugins.webhook.signing import Digest, verify_standard, verify_x_signature
-from crossdock.testing.fakescript import FakeState, add_control_routes
+from crossdock.testing.fakescript import FakeState, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[WebhookFake] = web.AppKey("webhook_fake")
@@ -80,9 +80,7 @@ class WebhookFake(FakeState):
 def make_app(fake: WebhookFake | None = None) -> web.Application:
     """The receiver as an aiohttp application; its state is `app[FAKE_KEY]`."""
     fake = fake or WebhookFake()
-    app = web.Application()
-    app[FAKE_KEY] = fake
-    add_control_routes(app, fake)
+    app = fake_app(FAKE_KEY, fake)
 
     async def receive(request: web.Request) -> web.Response:
         await fake.delay()
