@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, API_SECRET
+from sessionm_helpers import API_KEY, API_SECRET
 
 from crossdock.destination import DELIVERED, Failed, OutboxItem, PlannedRequest, Retry
 from crossdock.plugins.sessionm import SessionMDestination, SessionMSettings

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, API_SECRET
+from sessionm_helpers import API_KEY, API_SECRET
 
 from crossdock.plugins.sessionm.fake import SessionMFake
 from crossdock.testing.fakeserver import RunningServer, fake_process

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import OPEN_FILTER, Harness
+from sessionm_helpers import OPEN_FILTER, Harness
 
 IDENTIFY = {"type": "identify", "userId": "u1", "messageId": "m-identify",
             "traits": {"plan": "pro", "email": "ada@example.com"}}
