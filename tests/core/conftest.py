@@ -7,55 +7,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
+from echo_destination import TYPES
 from pg_helpers import PG_URL, pg_unreachable
-from pydantic import BaseModel
 
 from crossdock.config import LoadedConfig, parse_config
-from crossdock.destination import Destination, OutboxItem, PlannedRequest, Rejected
 from crossdock.models import EnrichedMessage
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer, serve
-
-
-class EchoSettings(BaseModel):
-    url: str
-
-
-class EchoDestination(Destination):
-    """Posts batches as {"batch": [{"id": message_id, "payload": ...}]} to settings.url.
-    An item whose payload has "reject" is refused by the plugin itself."""
-
-    plugin_name = "echo"
-    settings_model = EchoSettings
-    max_batch_size = 10
-    description = "test destination"
-
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
-        out: list[PlannedRequest | Rejected] = []
-        batch = []
-        for item in items:
-            if "reject" in item.payload:
-                out.append(Rejected(item, str(item.payload["reject"])))
-            else:
-                batch.append(item)
-        if batch:
-            url = self.settings.url  # type: ignore[attr-defined]
-            body = {"batch": [{"id": i.message_id, "payload": i.payload} for i in batch]}
-            out.append(PlannedRequest(httpx.Request("POST", url, json=body), batch, url))
-        return out
-
-
-TYPES: dict[str, type[Destination]] = {"echo": EchoDestination}
 
 
 @dataclass

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import TYPES
-from test_outbox_contract import PG_URL, pg_unreachable
+from echo_destination import TYPES
+from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.cli import cli
 from crossdock.collector import make_app
