@@ -15,7 +15,8 @@ standard library decides, so callers see the same text or the same error as befo
 - NaN and ±Infinity become `null`, which is valid JSON (`json` wrote the non-standard `NaN`,
   which PostgreSQL's jsonb rejects);
 - decoding goes through `json` whenever orjson would differ: text it rejects (such as a `NaN`
-  written by an older version) and integers of 20 digits or more (orjson turns those into
+  written by an older version) and integers of 19 digits or more (orjson turns those beyond
+  64 bits, -9223372036854775809 and below or 18446744073709551616 and above, into
   floats; `json` keeps them exact).
 """
 
@@ -30,11 +31,11 @@ import orjson
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _FALLBACK = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# A run of 20+ digits may be an integer orjson would round to a float; decoding such a batch
+# A run of 19+ digits may be an integer orjson would round to a float; decoding such a batch
 # with `json` keeps it exact (a false alarm, e.g. digits inside a string, only costs speed).
 # Found by mapping digits to NUL, which JSON text never holds raw: ~20x faster than a regex.
 _DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
-_LONG_DIGITS = b"\0" * 20
+_LONG_DIGITS = b"\0" * 19
 
 
 def encode_payload(payload: Any) -> str:

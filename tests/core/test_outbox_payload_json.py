@@ -25,11 +25,14 @@ def test_nan_and_infinity_become_null_so_the_text_stays_valid_json() -> None:
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {"a": None, "b": None}
 
 
-def test_integers_beyond_64_bits_are_written_and_read_back_exactly() -> None:
-    big = 2**70 + 1
+@pytest.mark.parametrize("big", [2**70 + 1, 2**64, -(2**63) - 1, -9999999999999999999,
+                                 2**64 - 1, -(2**63)])
+def test_integers_beyond_64_bits_are_written_and_read_back_exactly(big: int) -> None:
     text = encode_payload({"big": big})
     assert text == f'{{"big":{big}}}'
-    assert decode_payloads([text, '{"x":1}']) == [{"big": big}, {"x": 1}]
+    decoded = decode_payloads([text, '{"x":1}'])
+    assert decoded == [{"big": big}, {"x": 1}]
+    assert type(decoded[0]["big"]) is int
 
 
 def test_a_lone_surrogate_becomes_u_fffd_so_the_text_is_utf8() -> None:
