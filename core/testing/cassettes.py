@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import vcr
+from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
 from vcr.request import Request
 
 RECORD_ENV = "CROSSDOCK_RECORD"
@@ -72,6 +73,18 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+class _RecordAfresh(FilesystemPersister):
+    """While re-recording, the committed cassette is not read: vcrpy's "all" mode would keep
+    its interactions and write them again beside the new ones, so a cassette would grow with
+    every re-record."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: Any, serializer: Any) -> Any:
+        if recording():
+            raise CassetteNotFoundError()
+        return super().load_cassette(cassette_path, serializer)
+
+
 def plugin_vcr(cassette_dir: str | Path, **overrides: Any) -> vcr.VCR:
     """A vcrpy `VCR` writing to `cassette_dir` (tests/plugins/<name>/cassettes)."""
     options: dict[str, Any] = {
@@ -87,4 +100,6 @@ def plugin_vcr(cassette_dir: str | Path, **overrides: Any) -> vcr.VCR:
         "decode_compressed_response": True,
     }
     options.update(overrides)
-    return vcr.VCR(**options)
+    recorder = vcr.VCR(**options)
+    recorder.register_persister(_RecordAfresh)
+    return recorder
