@@ -227,15 +227,8 @@ class DestinationWorker:
     async def _send_all(
         self, items: Sequence[OutboxItem], settlement: _Settlement, report: DestinationReport
     ) -> None:
-        try:
-            planned = list(self.plugin.build_requests(items))
-        except Exception as exc:
-            error = f"plugin {self.plugin.plugin_name} build_requests failed: {_describe(exc)}"
-            log.warning("%s: %s", self.name, error)
-            for item in items:
-                self._judge(item, Retry(error), settlement, report)
-            return
-        covered: set[int] = set()
+        covered: set[int] = set()  # items settled already: carried by no other request
+        planned = self._plan(items, covered, settlement, report)
         for entry in planned:
             if isinstance(entry, Rejected):
                 covered.add(entry.item.id)
@@ -261,6 +254,34 @@ class DestinationWorker:
                      "for this item")
             for item in forgotten:
                 self._judge(item, Retry(error), settlement, report)
+
+    def _plan(
+        self, items: Sequence[OutboxItem], covered: set[int], settlement: _Settlement,
+        report: DestinationReport,
+    ) -> list[Any]:
+        """The plugin's requests for the batch. When building the batch raises, each item is
+        built on its own, so one item the plugin cannot handle is retried (and in the end
+        dead-lettered with the error) while the others are sent now."""
+        try:
+            return list(self.plugin.build_requests(items))
+        except Exception as exc:
+            if len(items) == 1:
+                self._plugin_failed(items[0], exc, covered, settlement, report)
+                return []
+        planned: list[Any] = []
+        for item in items:
+            try:
+                planned.extend(self.plugin.build_requests([item]))
+            except Exception as exc:
+                self._plugin_failed(item, exc, covered, settlement, report)
+        return planned
+
+    def _plugin_failed(self, item: OutboxItem, exc: Exception, covered: set[int],
+                       settlement: _Settlement, report: DestinationReport) -> None:
+        covered.add(item.id)
+        error = f"plugin {self.plugin.plugin_name} build_requests failed: {_describe(exc)}"
+        log.warning("%s: %s: %s", self.name, item.message_id, error)
+        self._judge(item, Retry(error), settlement, report)
 
     async def _send(self, planned: PlannedRequest) -> list[Outcome]:
         """One request: rate limit, send with the timeout, classify into one outcome per item."""

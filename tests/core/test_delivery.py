@@ -198,12 +198,15 @@ class Misbehaving:
     def build_requests(self, items: Sequence[OutboxItem]) -> list[Any]:
         if self.mode == "build":
             raise KeyError("email")
+        if self.mode == "poison" and any("poison" in i.payload for i in items):
+            raise KeyError("email")
         return list(self.plugin.build_requests(items))
 
     def classify(self, planned: PlannedRequest, response: httpx.Response) -> Any:
         if self.mode == "classify":
             raise ValueError("unexpected body")
-        return [self.plugin.classify(planned, response)] * (len(planned.items) + 1)
+        extra = 1 if self.mode == "count" else 0
+        return [self.plugin.classify(planned, response)] * (len(planned.items) + extra)
 
 
 @pytest.mark.parametrize(("mode", "error"), [
@@ -222,6 +225,21 @@ async def test_a_misbehaving_plugin_gets_its_items_retried_with_the_error(
     assert report.retried == 2
     assert state(outbox, "m1")["last_error"] == error
     assert outbox.counts()["echo"].retrying == 2
+
+
+async def test_an_item_the_plugin_cannot_build_does_not_hold_back_its_batch_mates(
+    echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded,
+) -> None:
+    loaded = make_loaded(echo.url, batch_size=10, concurrency=1, max_attempts=2)
+    destination = loaded.destinations[0]
+    destination.plugin = Misbehaving(destination.plugin, "poison")  # type: ignore[assignment]
+    enqueue(outbox, 4, 0.0)
+    outbox.enqueue([NewRow("echo", "bad", {"poison": True})], now=0.0)
+    report = await deliver_once(loaded, outbox)
+    assert (report.delivered, report.retried) == (4, 1)
+    assert sorted(echo.fake.ids) == [f"m{i}" for i in range(4)]
+    assert state(outbox, "bad")["last_error"] == (
+        "plugin echo build_requests failed: KeyError: 'email'")
 
 
 async def test_the_engine_wakes_on_new_rows_and_stops_releasing_in_flight_leases(
