@@ -1,9 +1,11 @@
 """`crossdock demo`: the whole path on one machine, with nothing to set up.
 
 It starts the contract fakes of the built-in destinations on 127.0.0.1, writes a crossdock.yaml
-for them next to a fresh SQLite outbox, accepts a set of sample messages (one of them
-malformed, to show how bad input is reported), delivers until nothing is due, and prints what
-each destination received and the outbox's delivery counts.
+for them next to a fresh SQLite outbox, with the audience `high_value` (lifetime_value > 500)
+synced on change to the Facebook Custom Audience and to Mailchimp tags, accepts a set of
+sample messages (one of them malformed, to show how bad input is reported), delivers until
+nothing is due, and prints what each destination received, what the audience destinations
+hold at the end, and the outbox's delivery counts.
 """
 
 from __future__ import annotations
@@ -26,44 +28,80 @@ from crossdock.testing.fakeserver import RunningServer, serve
 
 WEBHOOK_SECRET = "demo-signing-secret"
 DEMO_DEADLINE = 60.0
+#: requests printed per destination
+SHOWN = 6
+#: the demo's audience (docs/audiences.md), synced on change to every destination whose
+#: DemoDestination says `audience=True` (the Facebook Custom Audience and Mailchimp tags)
+DEMO_AUDIENCE = "high_value"
+DEMO_CONDITION = "lifetime_value > 500"
 
 
 @dataclass
 class DemoDestination:
-    """A destination of the demo: its config entry and how to read what its fake received."""
+    """A destination of the demo: its config entry, how to read what its fake received and
+    describe one request, whether the demo audience feeds it, and (optionally) what its fake
+    holds at the end, as lines."""
 
     name: str
     config: dict[str, Any]
     received: Callable[[], list[dict[str, Any]]]
     describe: Callable[[dict[str, Any]], str]
+    audience: bool = False
+    state: Callable[[], list[str]] | None = None
+
+
+#: (userId, email, first name, last name, lifetime value when first identified)
+DEMO_PEOPLE = [
+    ("u-ada", "ada@example.com", "Ada", "Lovelace", 420),
+    ("u-grace", "grace@example.com", "Grace", "Hopper", 560),
+    ("u-alan", "alan@example.com", "Alan", "Turing", 380),
+]
 
 
 def sample_messages(count: int) -> list[Any]:
     """Deterministic sample traffic: identifies, page views and events of a few people,
-    one anonymous visitor, and one malformed message."""
-    people = [
-        ("u-ada", "ada@example.com", "Ada", "Lovelace"),
-        ("u-grace", "grace@example.com", "Grace", "Hopper"),
-        ("u-alan", "alan@example.com", "Alan", "Turing"),
-    ]
+    one anonymous visitor, and one malformed message.
+
+    Each completed order raises the buyer's `lifetime_value` (sent as `context.traits`), so
+    the audience `lifetime_value > 500` changes as the messages arrive: Grace is in from her
+    identify, Alan and Ada cross the threshold with an order, and Alan leaves it again when
+    his last order is refunded (with the default 20 messages)."""
+    people = DEMO_PEOPLE
+    value = {user_id: start for user_id, _, _, _, start in people}
+    last_order: dict[str, int] = {}
     messages: list[Any] = []
-    for user_id, email, first, last in people:
+    for user_id, email, first, last, start in people:
         messages.append({
             "type": "identify", "userId": user_id, "messageId": f"demo-identify-{user_id}",
-            "traits": {"email": email, "$FirstName": first, "$LastName": last, "plan": "pro"},
+            "traits": {"email": email, "$FirstName": first, "$LastName": last, "plan": "pro",
+                       "lifetime_value": start},
         })
     events = ["Product Viewed", "Order Completed", "Product Viewed", "Signed Up"]
-    for i in range(max(0, count - len(messages) - 2)):
+    for i in range(max(0, count - len(messages) - 3)):
         user_id = people[i % len(people)][0]
         if i % 4 == 3:
             messages.append({"type": "page", "userId": user_id, "name": "Pricing",
                              "messageId": f"demo-page-{i}", "properties": {"path": "/pricing"}})
             continue
         event = events[i % len(events)]
-        messages.append({
+        message: dict[str, Any] = {
             "type": "track", "userId": user_id, "event": event, "messageId": f"demo-track-{i}",
             "properties": {"sku": f"SKU-{i:03d}", "price": 10 + i, "currency": "EUR"},
-        })
+        }
+        if event == "Order Completed":
+            price = last_order[user_id] = 100 + 10 * i
+            value[user_id] += price
+            message["properties"]["price"] = price
+            message["context"] = {"traits": {"lifetime_value": value[user_id]}}
+        messages.append(message)
+    refunded = people[2][0]
+    value[refunded] -= last_order.get(refunded, 0)
+    messages.append({
+        "type": "track", "userId": refunded, "event": "Order Refunded",
+        "messageId": "demo-refund", "properties": {"price": last_order.get(refunded, 0),
+                                                   "currency": "EUR"},
+        "context": {"traits": {"lifetime_value": value[refunded]}},
+    })
     messages.append({"type": "track", "anonymousId": "anon-1", "event": "Product Viewed",
                      "messageId": "demo-anon", "properties": {"sku": "SKU-999"}})
     messages.append({"type": "track", "event": "Broken", "userId": "x" * 120})
@@ -90,7 +128,7 @@ def demo_destinations() -> Iterator[list[DemoDestination]]:
                     "url": f"{hook.url}/events", "secret": WEBHOOK_SECRET,
                     "allow_private_network": True}},
                 lambda: _copy(hook, hook_fake.received),
-                lambda r: f"{r.get('body', {}).get('type')} {r.get('body', {}).get('event', '')}",
+                _describe_webhook,
             ),
             DemoDestination(
                 "slack-orders",
@@ -120,19 +158,30 @@ def _optional_destinations(stack: ExitStack) -> list[DemoDestination]:
     return found
 
 
+def _describe_webhook(entry: dict[str, Any]) -> str:
+    body = entry.get("body") or {}
+    parts = [body.get("type"), body.get("event") or body.get("name"),
+             body.get("userId") or body.get("anonymousId")]
+    return " ".join(str(p) for p in parts if p)
+
+
 def _copy(server: RunningServer, received: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Read on the fake's own loop so we never see a list mid-append.
     return list(server.call(lambda: list(received)))
 
 
 def write_config(folder: Path, destinations: list[DemoDestination]) -> Path:
-    config = {
+    config: dict[str, Any] = {
         "outbox": {"url": "sqlite:///demo-outbox.db"},
         "collector": {"enabled": False},
-        "destinations": {d.name: {**d.config, "delivery": {"backoff_base": 0.2,
-                                                          "backoff_max": 1}}
+        "destinations": {d.name: {**d.config, "delivery": {
+            "backoff_base": 0.2, "backoff_max": 1, **d.config.get("delivery", {})}}
                          for d in destinations},
     }
+    fed = [d.name for d in destinations if d.audience]
+    if fed:
+        config["audiences"] = {DEMO_AUDIENCE: {"condition": DEMO_CONDITION,
+                                               "destinations": fed, "sync_on_change": True}}
     path = folder / "crossdock.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -173,6 +222,10 @@ def run_demo(console: Console, *, messages: int = 20, keep: Path | None = None) 
         for d in destinations:
             console.print(f"  fake {d.config['plugin']:<18} for destination {d.name}",
                           highlight=False)
+        fed = [d.name for d in destinations if d.audience]
+        if fed:
+            console.print(f"  audience {DEMO_AUDIENCE} ({DEMO_CONDITION}) → {', '.join(fed)}",
+                          highlight=False)
         loaded = load_config(config_path)
         for warning in loaded.warnings:
             console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
@@ -195,10 +248,12 @@ def run_demo(console: Console, *, messages: int = 20, keep: Path | None = None) 
             received = d.received()
             console.print(f"\n[bold]{d.name}[/bold] ({d.config['plugin']}) received "
                           f"{len(received)} requests", highlight=False)
-            for entry in received[:5]:
+            for entry in received[:SHOWN]:
                 console.print(f"  {d.describe(entry)}"[:160], highlight=False, markup=False)
-            if len(received) > 5:
-                console.print(f"  … and {len(received) - 5} more", highlight=False)
+            if len(received) > SHOWN:
+                console.print(f"  … and {len(received) - SHOWN} more", highlight=False)
+            for line in d.state() if d.state is not None else []:
+                console.print(f"  = {line}"[:160], highlight=False, markup=False)
 
         outbox = open_outbox(loaded.outbox_url)
         try:
@@ -216,7 +271,8 @@ def run_demo(console: Console, *, messages: int = 20, keep: Path | None = None) 
                           (c.last_error or "")[:60])
         console.print(table)
         if keep is not None:
-            console.print(f"\nkept {folder}: try `crossdock status -c {config_path}`",
+            console.print(f"\nkept {folder}: try `crossdock status -c {config_path}`"
+                          + (f" and `crossdock audiences list -c {config_path}`" if fed else ""),
                           highlight=False)
 
 

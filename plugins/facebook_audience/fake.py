@@ -25,8 +25,10 @@ from __future__ import annotations
 import hmac
 import json
 import re
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,7 +36,10 @@ from crossdock.plugins.facebook_audience.const import MAX_USERS_PER_REQUEST
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.normalize import SCHEMA_FIELDS, UNHASHED_FIELDS
 from crossdock.testing.fakescript import FakeState, Reply, fake_app
-from crossdock.testing.fakeserver import fake_arguments, run_fake
+from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
+
+if TYPE_CHECKING:
+    from crossdock.demo import DemoDestination
 
 FAKE_KEY: web.AppKey[FacebookAudienceFake] = web.AppKey("facebook_audience_fake")
 DEFAULT_AUDIENCE = "6000000000001"
@@ -258,6 +263,64 @@ def make_app(fake: FacebookAudienceFake | None = None) -> web.Application:
     app.router.add_route("POST", r"/{version:v\d+\.\d+}/{audience_id}/users", users)
     app.router.add_route("DELETE", r"/{version:v\d+\.\d+}/{audience_id}/users", users)
     return app
+
+
+def demo_destination(stack: ExitStack) -> DemoDestination:
+    """The demo's Custom Audience destination (crossdock.demo finds this by name): people who
+    enter the demo audience are added, people who leave are removed, every value hashed."""
+    from crossdock.demo import DemoDestination
+
+    fake = FacebookAudienceFake()
+    app = make_app(fake)
+    # The fake records no rows; the demo shows the hashed rows each upload carried.
+    uploads: list[dict[str, Any]] = []
+
+    @web.middleware
+    async def keep_uploads(request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.endswith("/users"):
+            try:
+                payload = json.loads(await request.read()).get("payload") or {}
+            except (ValueError, AttributeError):
+                payload = {}
+            uploads.append({"method": request.method, "status": response.status,
+                            "schema": payload.get("schema") or [],
+                            "data": payload.get("data") or []})
+        return response
+
+    app.middlewares.append(keep_uploads)
+    server = stack.enter_context(serve(app))
+
+    def describe(entry: dict[str, Any]) -> str:
+        schema = entry["schema"]
+        rows = [dict(zip(schema, row, strict=False)) for row in entry["data"]
+                if isinstance(row, list)]
+        sent = [f for f in schema if any(row.get(f) for row in rows)]
+        emails = ", ".join(str(row["EMAIL"])[:10] + "…" for row in rows if row.get("EMAIL"))
+        what = "add" if entry["method"] == "POST" else "remove"
+        people = "person" if len(rows) == 1 else "people"
+        return (f"{entry['method']} {what} {len(rows)} {people} ({', '.join(sent)} hashed): "
+                f"{emails} -> {entry['status']}")
+
+    def state() -> list[str]:
+        emails = sorted(server.call(fake.member_values, "EMAIL"))
+        return [f"audience {DEFAULT_AUDIENCE} holds {len(emails)}: EMAIL "
+                + ", ".join(e[:10] + "…" for e in emails)]
+
+    return DemoDestination(
+        "fb-high-value",
+        {"plugin": "facebook_audience",
+         "settings": {"audience_id": DEFAULT_AUDIENCE, "access_token": DEFAULT_TOKEN,
+                      "graph_url": server.url},
+         # Only membership events belong in a Custom Audience (facebook_audience.md).
+         "filter": {"events": {"allow": ["audience_entered", "audience_exited"]}}},
+        lambda: list(server.call(lambda: list(uploads))),
+        describe,
+        audience=True,
+        state=state,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,8 +29,9 @@ import hmac
 import json
 import re
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -42,7 +43,10 @@ from crossdock.plugins.mailchimp.const import (
     MEMBER_STATUSES,
 )
 from crossdock.testing.fakescript import FakeState, Reply, fake_app
-from crossdock.testing.fakeserver import fake_arguments, run_fake
+from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
+
+if TYPE_CHECKING:
+    from crossdock.demo import DemoDestination
 
 FAKE_KEY: web.AppKey[MailchimpFake] = web.AppKey("mailchimp_fake")
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef-us1"
@@ -364,6 +368,57 @@ def make_app(fake: MailchimpFake | None = None) -> web.Application:
     app.router.add_put("/3.0/lists/{list_id}/members/{hash}", handle)
     app.router.add_post("/3.0/lists/{list_id}/members/{hash}/{action:tags|events}", handle)
     return app
+
+
+def demo_destination(stack: ExitStack) -> DemoDestination:
+    """The demo's Mailchimp destination (crossdock.demo finds this by name): identifies upsert
+    members, and the demo audience's changes become tags."""
+    from crossdock.demo import DemoDestination
+
+    fake = MailchimpFake()
+    server = stack.enter_context(serve(make_app(fake)))
+
+    def describe(entry: dict[str, Any]) -> str:
+        body = entry.get("body")
+        body = body if isinstance(body, dict) else {}
+        path = str(entry.get("path", ""))
+        if path.endswith(("/tags", "/events")):
+            member = fake.lists.get(DEFAULT_LIST, {}).get(path.split("/")[-2])
+            who = member.email if member is not None else path.split("/")[-2]
+            if path.endswith("/events"):
+                return f"POST event {body.get('name')} of {who}"
+            tags = ", ".join(f"{'+' if t.get('status') == 'active' else '-'}{t.get('name')}"
+                             for t in body.get("tags") or [] if isinstance(t, dict))
+            return f"POST tags {tags} of {who}"
+        if "/members/" in path:
+            merge = " ".join(f"{k}={v}" for k, v in sorted((body.get("merge_fields")
+                                                              or {}).items()))
+            return f"PUT member {body.get('email_address')} {merge}".rstrip()
+        return f"POST batch subscribe of {len(body.get('members') or [])} members"
+
+    def state() -> list[str]:
+        snapshot = server.call(fake.snapshot)
+        members = snapshot["lists"][DEFAULT_LIST].values()
+        tags = sorted({t for m in members for t in m["tags"]})
+        lines = [f"list {DEFAULT_LIST} now has {len(members)} members"]
+        lines += [f"tag {tag}: " + ", ".join(sorted(m["email_address"] for m in members
+                                                    if tag in m["tags"])) for tag in tags]
+        return lines
+
+    return DemoDestination(
+        "mailchimp-main",
+        {"plugin": "mailchimp",
+         "settings": {"api_key": DEFAULT_KEY, "list_id": DEFAULT_LIST,
+                      "base_url": f"{server.url}/3.0"},
+         # Only membership events become tags; identifies pass (the filter names events).
+         "filter": {"events": {"allow": ["audience_entered", "audience_exited"]}},
+         # One batch at a time keeps a person's enter and leave in order (mailchimp.md).
+         "delivery": {"concurrency": 1}},
+        lambda: list(server.call(lambda: list(fake.received))),
+        describe,
+        audience=True,
+        state=state,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
