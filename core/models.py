@@ -39,20 +39,24 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+#: the rule NoNul checks, as a message names it after the field ("userId: must not ...")
+NUL_RULE = "must not contain the NUL character (\\u0000)"
+
+
 def _no_nul(value: str) -> str:
     # Ids are keys in the profile store and dedup window; PostgreSQL text cannot hold NUL, and
     # an id that differs from another only by an invisible NUL is never what a sender meant.
     if "\x00" in value:
-        raise ValueError("must not contain the NUL character (\\u0000)")
+        raise ValueError(NUL_RULE)
     return value
 
 
-Id = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
-    BeforeValidator(_id_to_str),
-    AfterValidator(_no_nul),
-]
+#: a string that may not hold NUL (an identity such as an email, besides the ids)
+NoNul = AfterValidator(_no_nul)
+#: an id that must arrive as a string (the user API, whose fields are all strict)
+TextId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), NoNul]
+#: an id in a Segment message: SDKs send numeric user ids, which become strings
+Id = Annotated[TextId, BeforeValidator(_id_to_str)]
 
 
 def _now() -> datetime:

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from crossdock.models import MAX_ID_LENGTH
+from crossdock.models import NoNul, TextId
 from crossdock.profiles.attributes import SYSTEM_ALIASES, SYSTEM_ATTRIBUTES
 
 BIRTH_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -35,14 +35,15 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 AttributeValue = (
     StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any]
 )
-UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
 
-    user_id: UserId | None = None
-    anonymous_id: UserId | None = None
+    # The Segment endpoints' id rule (1 to 100 characters, no NUL), but a string only: every
+    # field of this API is strictly typed (a Segment message takes a numeric user id).
+    user_id: TextId | None = None
+    anonymous_id: TextId | None = None
 
     @model_validator(mode="after")
     def _someone(self) -> _Body:
@@ -77,7 +78,8 @@ class UserUpdate(_Body):
         default=None, description="yyyy-MM-ddTHH:mm:ss±hhmm, e.g. 1990-05-17T00:00:00+0000"
     )
     gender: Literal["male", "female", "other"] | None = None
-    email: StrictStr | None = Field(default=None, max_length=254)
+    # An identity (profiles are joined by it): no NUL, as for the ids.
+    email: Annotated[StrictStr, NoNul] | None = Field(default=None, max_length=254)
     phone: StrictStr | None = Field(default=None, description="E.164, e.g. +14155550100")
     email_opt_in: StrictBool | None = None
     sms_opt_in: StrictBool | None = None
@@ -133,8 +135,8 @@ class EventRequest(_Body):
     """Body of POST /v1/accounts/{account}/events."""
 
     name: StrictStr = Field(min_length=1, max_length=255, description="the event name")
-    message_id: UserId | None = None
-    session_id: UserId | None = None
+    message_id: TextId | None = None
+    session_id: TextId | None = None
     timestamp: datetime | None = None
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
 

@@ -6,7 +6,8 @@ Pure functions, no storage. With the default rules:
 - the first value stored for an attribute fixes its type (string, number, boolean, date, array,
   object); a later value of another type is rejected for that attribute only;
 - at most 25 custom attributes of each type;
-- custom attribute names may not start with the reserved prefix ("$").
+- custom attribute names may not start with the reserved prefix ("$");
+- no name may contain NUL (\\u0000), nor may an `email` (an identity as well as an attribute).
 A `None` value removes the attribute. Every rejection and truncation is returned as a `Problem`
 so the store can count it and show it with the profile.
 """
@@ -66,6 +67,12 @@ class Stored:
     value: Any
 
 
+def shown(name: str) -> str:
+    """A name as a problem records it: NUL written as the four characters \\x00 (a
+    PostgreSQL text column cannot hold NUL; the outbox writes its reasons the same way)."""
+    return name.replace("\x00", "\\x00")
+
+
 def value_type(value: Any) -> str:
     """The attribute type of a JSON value (an ISO 8601 date string counts as a date)."""
     if isinstance(value, bool):
@@ -112,6 +119,14 @@ def apply_rules(
         if not isinstance(name, str) or not name:
             problems.append(Problem(str(name), "name", "an attribute name must not be empty"))
             continue
+        if "\x00" in name:
+            # PostgreSQL text cannot hold NUL, and no one means a name with an invisible
+            # character in it: refused on both engines alike, shown as \x00.
+            problems.append(Problem(
+                shown(name[:60]), "name",
+                "attribute name must not contain NUL (\\u0000); attribute rejected",
+            ))
+            continue
         if len(name) > rules.max_name_length:
             problems.append(Problem(
                 name[:60], "name_length",
@@ -130,6 +145,14 @@ def apply_rules(
             if current is not None:
                 changes[name] = None
                 per_type[current.type] -= 1
+            continue
+        if not custom and name == "email" and isinstance(value, str) and "\x00" in value:
+            # An email is also an identity (profiles are joined by it); one with NUL is no
+            # address anyone can be reached at, so it is neither linked nor kept.
+            problems.append(Problem(
+                name, "identity",
+                "an email must not contain NUL (\\u0000); attribute rejected, not linked",
+            ))
             continue
         kind = value_type(value)
         if current is not None and current.type != kind:

@@ -50,7 +50,7 @@ from crossdock.dedup import Dedup, is_postgres, lock_keys, message_key
 from crossdock.errors import MessageError
 from crossdock.models import AliasMessage, EnrichedMessage, IdentifyMessage, Message
 from crossdock.profiles import identity
-from crossdock.profiles.attributes import Problem, Stored, apply_rules, split_traits
+from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
 from crossdock.profiles.consent import consent_changes
 from crossdock.profiles.migrations import upgrade_profiles
 from crossdock.profiles.sessions import SessionEvent, sessions_of, sweep, touch
@@ -92,7 +92,8 @@ def identity_keys(message: Message) -> list[tuple[str, str]]:
     if isinstance(message, AliasMessage) and message.previous_id:
         keys += [("anonymousId", message.previous_id), ("userId", message.previous_id)]
     email = split_traits(message_traits(message))[0].get("email")
-    if isinstance(email, str) and email.strip():
+    # An email with NUL is refused by the attribute rules, so it is never an identity.
+    if isinstance(email, str) and email.strip() and "\x00" not in email:
         keys.append(("email", email.strip().lower()))
     return keys
 
@@ -205,7 +206,14 @@ class ProfileStore:
             problems += found
             if merged:
                 profile_id = self._live(db, profile_id)
-        self._set_consent(db, profile_id, consent_changes(message.context, system), now)
+        consent = consent_changes(message.context, system)
+        for purpose in [p for p in consent if "\x00" in p]:
+            # PostgreSQL text cannot hold NUL; no real purpose has one. Both engines alike.
+            del consent[purpose]
+            problems.append(Problem(shown(purpose[:60]), "consent",
+                                    "a consent purpose must not contain NUL (\\u0000); "
+                                    "ignored"))
+        self._set_consent(db, profile_id, consent, now)
         events: list[SessionEvent] = []
         if message.session_id:
             events = touch(db, profile_id, message.session_id, now,

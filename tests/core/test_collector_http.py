@@ -227,6 +227,12 @@ def test_user_api_update_becomes_identify_with_traits_and_consent(
     ({"userId": "u", "attributes": {"email": "a@b.c"}}, 422,
      "attributes: 'email' is a system attribute; send it as the top-level field"),
     ({"userId": "u", "nickname": "x"}, 422, "nickname: Extra inputs are not permitted"),
+    # The Segment endpoints' id rule, and an email is an identity too.
+    ({"userId": "a\x00b"}, 422, "userId: must not contain the NUL character (\\u0000)"),
+    ({"anonymousId": "\x00"}, 422, "anonymousId: must not contain the NUL character"),
+    ({"userId": "u", "email": "a\x00@b.co"}, 422, "email: must not contain the NUL character"),
+    # Unlike the Segment endpoints, no number for a string: every field here is strict.
+    ({"userId": 42}, 422, "userId: Input should be a valid string"),
 ])
 def test_user_api_field_rules(client: httpx.Client, body: dict[str, Any], status: int,
                               message: str) -> None:
@@ -234,6 +240,15 @@ def test_user_api_field_rules(client: httpx.Client, body: dict[str, Any], status
     assert r.status_code == status, r.text
     assert r.json()["response"]["status"] == "error"
     assert r.json()["response"]["message"].startswith(message), r.json()
+
+
+@pytest.mark.parametrize("field", ["userId", "anonymousId", "messageId", "sessionId"])
+def test_user_api_event_ids_may_not_hold_nul(client: httpx.Client, field: str) -> None:
+    body = {"userId": "u", "name": "Order Completed", field: "x\x00"}
+    r = client.post("/v1/accounts/shop/events", headers=bearer(), json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["response"]["message"] == (
+        f"{field}: must not contain the NUL character (\\u0000)")
 
 
 def test_user_api_unknown_account_and_wrong_key(client: httpx.Client) -> None:

@@ -52,3 +52,17 @@ def test_mparticle_reserved_names_are_system_attributes_not_refused() -> None:
     )
     assert system == {"firstName": "Ada", "lastName": "Lovelace"}
     assert custom == {"zip": "0150", "city": "Oslo", "plan": "pro"}
+
+
+def test_a_name_with_nul_is_rejected_and_shown_escaped() -> None:
+    changes, problems = apply_rules({}, {"ti\x00er": "gold", "plan": "pro"}, RULES, custom=True)
+    assert changes == {"plan": Stored("string", "pro")}
+    assert [(p.name, p.rule) for p in problems] == [("ti\\x00er", "name")]
+    assert "attribute name must not contain NUL" in problems[0].detail
+
+
+def test_an_email_with_nul_is_rejected_other_values_with_nul_are_kept() -> None:
+    changes, problems = apply_rules({}, {"email": "a\x00@b.co", "firstName": "A\x00"}, RULES,
+                                    custom=False)
+    assert changes == {"firstName": Stored("string", "A\x00")}
+    assert [(p.name, p.rule) for p in problems] == [("email", "identity")]
