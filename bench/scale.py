@@ -58,7 +58,7 @@ from bench.common import (
 from bench.delivery import BATCH, DEST, fill, run_ours, webhook_config_one
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.pg_schema import temporary_schema
-from crossdock.outbox.postgres import CHANNEL, PostgresOutbox, redact
+from crossdock.outbox.postgres import PostgresOutbox, redact
 
 LEVELS = (1, 2, 4)
 PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -154,7 +154,8 @@ class DaemonFleet:
         with self.outbox.transaction() as tx:
             found = tx.conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                "AND query = %s", [self.app, f"LISTEN {CHANNEL}"]).fetchone()
+                "AND query = %s", [self.app, self.outbox.listen_statement.as_string(tx.conn)]
+            ).fetchone()
         return int(found[0]) if found else 0
 
     def _delivered(self, name: str) -> tuple[int, int]:

@@ -18,6 +18,7 @@ same contract as `SQLiteOutbox.transaction`). Within it, `.execute(sql, params)`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import queue
 import re
@@ -29,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
 from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
@@ -48,11 +49,22 @@ from crossdock.outbox.pg_schema import upgrade
 
 log = logging.getLogger("crossdock.outbox")
 
-#: the LISTEN/NOTIFY channel; the payload is the destination name
+#: the LISTEN/NOTIFY channel's prefix (the schema follows it); the payload is the
+#: destination name
 CHANNEL = "crossdock_outbox"
 
 DEFAULT_POOL_SIZE = 8
 _LEASED_CLEAR = "lease_owner = NULL, lease_expires_at = NULL"
+
+
+def channel_for(schema: str) -> str:
+    """The wake-up channel of the outbox in `schema`. Channels are database-wide, so each
+    schema gets its own: fleets sharing one database in different schemas never wake (or
+    hand destination names to) each other. A name over PostgreSQL's 63 bytes is hashed."""
+    name = f"{CHANNEL}.{schema}"
+    if len(name.encode()) <= 63:
+        return name
+    return f"{CHANNEL}.{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
 
 
 def redact(url: str) -> str:
@@ -137,6 +149,7 @@ class PostgresOutbox(OutboxBase):
         self._local = threading.local()
         #: names of the migrations this open applied (empty when already up to date)
         self.migrated: list[str] = []
+        self._channel_name: str | None = None
         if migrate:
             self.migrated = self.upgrade()
 
@@ -146,6 +159,21 @@ class PostgresOutbox(OutboxBase):
                                    connect_timeout=self._connect_timeout)
         except psycopg.Error as exc:
             raise OutboxError(f"{self.url}: cannot connect to PostgreSQL ({exc})") from exc
+
+    def _channel(self, conn: psycopg.Connection[Any] | None = None) -> str:
+        """This outbox's LISTEN/NOTIFY channel (see channel_for), asked of `conn` (a
+        connection in hand, so a transaction never waits for a second one) the first time."""
+        if self._channel_name is None:
+            if conn is None:
+                with self._pool.connection() as own:
+                    return self._channel(own)
+            found = conn.execute("SELECT current_schema()").fetchone()
+            self._channel_name = channel_for(str(found[0]) if found and found[0] else "public")
+        return self._channel_name
+
+    @property
+    def channel(self) -> str:
+        return self._channel()
 
     def upgrade(self) -> list[str]:
         """Apply the migrations not yet applied (`crossdock db upgrade`); returns their names."""
@@ -230,7 +258,7 @@ class PostgresOutbox(OutboxBase):
             if destinations:
                 # Delivered by PostgreSQL when this transaction commits, never before.
                 conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
-                             [CHANNEL, destinations])
+                             [self._channel(conn), destinations])
         return inserted
 
     def lease(
@@ -338,7 +366,7 @@ class PostgresOutbox(OutboxBase):
             ).fetchall()
             if per_destination:
                 conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
-                             [CHANNEL, sorted(d for d, _ in per_destination)])
+                             [self._channel(conn), sorted(d for d, _ in per_destination)])
             return sum(int(n) for _, n in per_destination)
 
     @staticmethod
@@ -452,10 +480,11 @@ class PostgresOutbox(OutboxBase):
         is set once LISTEN is in place."""
         while True:
             try:
+                listen = await asyncio.to_thread(lambda: self.listen_statement)
                 conn = await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
                 async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(listen)
                     if ready is not None:
                         ready.set()
                     async for note in conn.notifies():
@@ -463,10 +492,14 @@ class PostgresOutbox(OutboxBase):
                             callback(note.payload)
                         except Exception:
                             log.exception("outbox listener callback failed")
-            except psycopg.Error as exc:
+            except (psycopg.Error, OutboxError) as exc:
                 log.warning("%s: LISTEN connection lost (%s); reconnecting in %gs",
                             self.url, exc, reconnect_delay)
                 await asyncio.sleep(reconnect_delay)
+
+    @property
+    def listen_statement(self) -> sql.Composed:
+        return sql.SQL("LISTEN {}").format(sql.Identifier(self.channel))
 
     def close(self) -> None:
         self._pool.close()

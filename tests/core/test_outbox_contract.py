@@ -381,6 +381,28 @@ async def test_enqueue_notifies_listeners_after_commit_only(pg_server: str) -> N
             writer.close()
 
 
+async def test_outboxes_in_other_schemas_of_the_database_do_not_wake_each_other(
+    pg_server: str,
+) -> None:
+    with temporary_schema(pg_server) as url_a, temporary_schema(pg_server) as url_b:
+        listener, other, writer = open_outbox(url_a), open_outbox(url_b), open_outbox(url_a)
+        heard: list[str] = []
+        ready = asyncio.Event()
+        task = asyncio.create_task(listener.listen(heard.append, ready=ready))  # type: ignore[attr-defined]
+        try:
+            await asyncio.wait_for(ready.wait(), 10)
+            other.enqueue(rows("elsewhere", "m1"), now=T0)
+            writer.enqueue(rows("here", "m1"), now=T0)
+            # Commit order: once "here" is heard, "elsewhere" would have arrived before it.
+            await _settle(lambda: "here" in heard)
+            assert heard == ["here"]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            for box in (listener, other, writer):
+                box.close()
+
+
 async def _settle(done: Callable[[], bool], tries: int = 200) -> None:
     for _ in range(tries):
         if done():
