@@ -15,16 +15,21 @@ from crossdock.errors import CrossdockError
 
 
 def _open(config_path: str) -> tuple[Any, Any, Any]:
-    from crossdock.outbox.sqlite import SQLiteOutbox
+    """(outbox, store, pipeline) of the config's outbox, SQLite or PostgreSQL: the profile
+    store lives in the outbox's own database on both (docs/profiles.md)."""
+    from crossdock.outbox import open_outbox
     from crossdock.pipeline import build_pipeline
-    from crossdock.profiles import ProfileStore
+    from crossdock.profiles import make_profile_hook
 
     loaded = load_or_exit(config_path)
-    if not loaded.outbox_url.startswith("sqlite:///"):
-        raise click.ClickException("profiles: the profile store lives in a SQLite outbox; "
-                                   f"this config uses {loaded.outbox_url.split('@')[-1]}")
-    outbox = SQLiteOutbox(loaded.outbox_url.removeprefix("sqlite:///"))
-    store = ProfileStore(loaded.config.profiles, db=outbox.db)
+    try:
+        outbox = open_outbox(loaded.outbox_url)
+    except CrossdockError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = make_profile_hook(loaded, outbox)
+    if store is None:
+        outbox.close()
+        raise click.ClickException("profiles: this outbox has no profile store")
     return outbox, store, build_pipeline(loaded, outbox, profiles=store)
 
 
