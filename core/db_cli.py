@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -149,9 +150,11 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
                                      replace=profiles == "replace")
     if _is_postgres(target):
         destinations = {d for d, *_ in _queued_destinations(target)}
+        channel = target.channel  # type: ignore[attr-defined]
         with target.transaction() as db:  # type: ignore[attr-defined]
             for destination in sorted(destinations):
-                db.conn.execute("SELECT pg_notify('crossdock_outbox', %s)", [destination])
+                # The target's own channel: one per schema, as its daemons LISTEN.
+                db.conn.execute("SELECT pg_notify(%s, %s)", [channel, destination])
     return report
 
 
@@ -281,6 +284,21 @@ def upgrade_outbox(url: str, profiles: Any = None) -> list[str]:
         outbox.close()
 
 
+def _source_exists(url: str) -> None:
+    """Refuse a SQLite source that is not there: opening it would create an empty outbox and
+    the copy would report "copied 0 rows" as if there were nothing to move."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if str(path) == ":memory:" or path.is_file():
+        return
+    hint = "" if path.is_absolute() else (
+        f"; sqlite:///{path} is relative to the current folder, an absolute path takes "
+        f"four slashes: sqlite:////{path}")
+    raise click.BadParameter(f"{url}: no such file {path.resolve()}{hint}",
+                             param_hint="--from")
+
+
 @click.group("db")
 def db_group() -> None:
     """Outbox schema upgrades, and moving an outbox from one database to another."""
@@ -341,6 +359,7 @@ def copy_command(source_url: str, target_url: str, include_delivered: bool,
         raise click.BadParameter("--replace-profiles and --skip-profiles exclude each other",
                                  param_hint="--skip-profiles")
     profiles = "replace" if replace_profiles else "skip" if skip_profiles else "copy"
+    _source_exists(source_url)
     try:
         source = open_outbox(source_url)
         try:

@@ -207,3 +207,43 @@ def test_copy_brings_the_profile_store_and_audience_members(tmp_path: Path,
     back = CliRunner().invoke(db_group, ["copy", "--from", pg_url, "--to", back_url])
     assert back.exit_code == 0, back.output
     assert _people(back_url, tmp_path) == before
+
+
+def test_copy_refuses_a_source_file_that_does_not_exist(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mistyped --from (three slashes before an absolute path make it relative) used to
+    # open, i.e. create, an empty SQLite file and report "copied 0 rows" as a success.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(db_group, ["copy", "--from", "sqlite:///var/lib/x/crossdock.db",
+                                           "--to", f"sqlite:///{tmp_path / 'new.db'}"])
+    assert result.exit_code == 2, result.output
+    assert "--from" in result.output and "no such file" in result.output
+    assert str(tmp_path / "var/lib/x/crossdock.db") in result.output
+    assert "sqlite:////var/lib/x/crossdock.db" in result.output  # the absolute spelling
+    result = CliRunner().invoke(db_group, ["copy", "--from", "sqlite:///old.db",
+                                           "--to", f"sqlite:///{tmp_path / 'new.db'}"])
+    assert result.exit_code == 2 and "no such file" in result.output, result.output
+    assert not (tmp_path / "old.db").exists() and not (tmp_path / "new.db").exists()
+
+
+@pytest.mark.postgres
+def test_copy_wakes_the_daemons_listening_on_the_target(tmp_path: Path, pg_url: str) -> None:
+    # The copy's NOTIFY went to the channel of before per-schema channels (crossdock_outbox),
+    # which no daemon listens on any more.
+    import psycopg
+
+    sqlite_url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = open_outbox(sqlite_url)
+    old.enqueue([NewRow("a", "m1", {"i": 1})], now=T0)
+    old.close()
+    target = open_outbox(pg_url)
+    try:
+        statement = target.listen_statement  # type: ignore[attr-defined]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(statement)
+            copied = CliRunner().invoke(db_group, ["copy", "--from", sqlite_url, "--to", pg_url])
+            assert copied.exit_code == 0, copied.output
+            heard = [n.payload for n in conn.notifies(timeout=2, stop_after=1)]
+    finally:
+        target.close()
+    assert heard == ["a"]
