@@ -120,6 +120,22 @@ async def test_connection_refused_is_retried(
     assert row["last_error"].startswith("connection error sending POST")
 
 
+async def test_errors_name_the_origin_not_the_path_that_may_be_a_secret(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any,
+) -> None:
+    # A Slack webhook URL's path is its secret (a SecretStr setting); the last error is
+    # shown by `crossdock status`, logged and stored, and printed it whole.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    enqueue(outbox, 1, clock.now)
+    url = f"http://user:pw@127.0.0.1:{port}/services/T000/B000/SECRET?token=t"
+    await deliver_once(make_loaded(url), outbox, clock=clock)
+    error = state(outbox)["last_error"]
+    assert error.startswith(f"connection error sending POST http://127.0.0.1:{port}/…: ")
+    assert "SECRET" not in error and "pw" not in error and "token" not in error
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["aiohttp", "httpx"])
 async def test_the_rate_limit_spaces_requests_on_the_engine_clock(
     echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any, fast: bool,
