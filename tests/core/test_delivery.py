@@ -105,12 +105,17 @@ async def test_a_timeout_is_retried_and_gives_up_after_max_attempts(
     assert "POST http://127.0.0.1" in letter.reason
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed): connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def test_connection_refused_is_retried(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any,
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = closed_port()
     enqueue(outbox, 1, clock.now)
     report = await deliver_once(make_loaded(f"http://127.0.0.1:{port}/hook"), outbox,
                                 clock=clock)
@@ -124,10 +129,8 @@ async def test_errors_name_the_origin_not_the_path_that_may_be_a_secret(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any,
 ) -> None:
     # A Slack webhook URL's path is its secret (a SecretStr setting); the last error is
-    # shown by `crossdock status`, logged and stored, and printed it whole.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    # shown by `crossdock status`, logged and stored, and it was printed whole.
+    port = closed_port()
     enqueue(outbox, 1, clock.now)
     url = f"http://user:pw@127.0.0.1:{port}/services/T000/B000/SECRET?token=t"
     await deliver_once(make_loaded(url), outbox, clock=clock)
