@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -25,8 +26,21 @@ from crossdock import __version__
 from crossdock.config import LoadedConfig, load_config
 from crossdock.errors import ConfigError, CrossdockError
 
-console = Console()
-err_console = Console(stderr=True)
+#: how wide piped output may be (tables only take the room their cells need)
+PIPED_WIDTH = 240
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console for the commands' output. On a terminal rich uses the terminal's width;
+    piped (a log, grep, CI) it assumes 80 columns and cuts table cells short ("destina…",
+    "slack-o…") and wraps long lines, so it gets room unless COLUMNS says how much."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not getattr(stream, "isatty", lambda: False)() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 SEND_CHUNK = 500
 
@@ -88,7 +102,7 @@ def plugins(as_json: bool) -> None:
         required = set(schema.get("required", []))
         settings = {
             key: {"type": _schema_type(prop), "required": key in required,
-                  "description": prop.get("description", "")}
+                  "description": prop.get("description", ""), **_default(prop)}
             for key, prop in schema.get("properties", {}).items()
         }
         rows.append({"plugin": name, "module": cls.__module__, "description": cls.description,
@@ -99,14 +113,28 @@ def plugins(as_json: bool) -> None:
         return
     for row in rows:
         console.print(f"[bold]{row['plugin']}[/bold]  {row['description']}  "
-                      f"[dim]({row['module']}, batch ≤ {row['max_batch_size']})[/dim]")
+                      f"[dim]({row['module']}, batch ≤ {row['max_batch_size']})[/dim]",
+                      soft_wrap=True)
         for key, info in row["settings"].items():
             flag = "required" if info["required"] else "optional"
+            if "default" in info:
+                flag += f", default {json.dumps(info['default'])}"
             console.print(f"    {key}: {info['type']} ({flag}) {info['description']}",
-                          highlight=False, markup=False)
+                          highlight=False, markup=False, soft_wrap=True)
+
+
+def _default(prop: dict[str, Any]) -> dict[str, Any]:
+    """{"default": value} when the setting has one worth showing (not None, not a secret)."""
+    secret = prop.get("format") == "password" or any(
+        p.get("format") == "password" for p in prop.get("anyOf", []))
+    if prop.get("default") is None or secret:
+        return {}
+    return {"default": prop["default"]}
 
 
 def _schema_type(prop: dict[str, Any]) -> str:
+    if "enum" in prop:  # a Literal: the values it takes say more than "string"
+        return " | ".join(str(v) for v in prop["enum"])
     if "type" in prop:
         return str(prop["type"]) + (f" ({prop['format']})" if "format" in prop else "")
     if "anyOf" in prop:

@@ -49,7 +49,7 @@ class WebhookSettings(BaseModel):
         default=False, description="allow loopback and private addresses (local receivers, tests)"
     )
     url: AnyHttpUrl = Field(description="the receiver's http(s) URL")
-    method: Literal["POST", "PUT"] = "POST"
+    method: Literal["POST", "PUT"] = Field(default="POST", description="the HTTP method")
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra request headers (e.g. an API key)"
     )

@@ -277,6 +277,36 @@ def test_status_table(busy_outbox: Path) -> None:
     assert "queued" in result.stdout and "last error" in result.stdout
 
 
+def piped(*args: str) -> str:
+    """A command's stdout in a fresh process writing to a pipe with no COLUMNS, as when an
+    operator pipes it to grep or a log (the in-process tests widen the consoles)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run([sys.executable, "-m", "crossdock.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_piped_output_is_not_cut_to_80_columns(tmp_path: Path) -> None:
+    # Rich assumed 80 columns off a terminal: "destina…", "warehou…", settings' descriptions
+    # wrapped mid-sentence.
+    config = write_config(tmp_path, {"warehouse-events-eu": hook()})
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        box.enqueue([NewRow("warehouse-events-eu", "m1", payload("m1"))], now=time.time())
+        (item,) = box.lease("warehouse-events-eu", 1, 60, "test", now=time.time())
+        box.retry(item.id, time.time() + 60, "connection error sending POST http://x/…: refused")
+    finally:
+        box.close()
+    status = piped("status", "-c", str(config))
+    assert "warehouse-events-eu" in status and "destination" in status
+    assert "connection error sending POST http://x/…: refused" in status
+    plugins = piped("plugins")
+    assert ("    access_token: string (password) (required) a token with ads_management "
+            "(keep it in ${ENV})\n") in plugins
+    assert '    method: POST | PUT (optional, default "POST") the HTTP method\n' in plugins
+
+
 def test_dead_letters_list_and_replay(busy_outbox: Path) -> None:
     listed = invoke("dead-letters", "list", "-c", str(busy_outbox), "--json")
     assert listed.exit_code == 0, listed.output
