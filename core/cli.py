@@ -310,6 +310,7 @@ def dead_letters_list(config_path: str, destination: str | None, limit: int,
     loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
+        _check_destination(loaded, outbox, destination)
         letters = outbox.dead_letters(destination, limit)
     finally:
         outbox.close()
@@ -325,6 +326,18 @@ def dead_letters_list(config_path: str, destination: str | None, limit: int,
     console.print(table)
 
 
+def _check_destination(loaded: LoadedConfig, outbox: Any, name: str | None) -> None:
+    """Refuse a -d that names no destination of the config or the outbox: a typo would
+    otherwise list nothing, or replay 0 dead letters, as if there were none."""
+    if name is None:
+        return
+    known = {d.name for d in loaded.destinations} | set(outbox.counts())
+    if name not in known:
+        raise click.BadParameter(
+            f"no destination {name!r} in the config or its outbox "
+            f"(known: {', '.join(sorted(known)) or 'none'})", param_hint="-d/--destination")
+
+
 @dead_letters.command("replay")
 @config_option
 @click.option("-d", "--destination", help="Only this destination.")
@@ -336,6 +349,7 @@ def dead_letters_replay(config_path: str, destination: str | None, ids: tuple[in
     loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
+        _check_destination(loaded, outbox, destination)
         count = outbox.replay(destination, list(ids) or None)
     finally:
         outbox.close()

@@ -325,6 +325,12 @@ def test_dead_letters_list_and_replay(busy_outbox: Path) -> None:
         "dead-letters", "replay", "-c", str(busy_outbox), "-d", "idle").stdout
     assert "replayed 0 dead letters" in invoke(
         "dead-letters", "replay", "-c", str(busy_outbox), str(letter["id"] + 1000)).stdout
+    # A destination neither configured nor in the outbox is a typo, not "nothing to do".
+    for command in ("list", "replay"):
+        typo = invoke("dead-letters", command, "-c", str(busy_outbox), "-d", "hok")
+        assert typo.exit_code == 2, typo.output
+        assert "no destination 'hok' in the config or its outbox (known: hook, idle)" in (
+            typo.output)
     replayed = invoke("dead-letters", "replay", "-c", str(busy_outbox), str(letter["id"]))
     assert replayed.exit_code == 0, replayed.output
     assert "replayed 1 dead letters" in replayed.stdout
