@@ -82,7 +82,10 @@ async def run_daemon(
                 collector = _Collector(collector_app_factory(pipeline), loaded)
                 await collector.start()
             names = ", ".join(d.name for d in loaded.destinations) or "none"
-            log.info("crossdock running: outbox %s, destinations: %s", outbox.url, names)
+            # Where SDKs should point: the bound address (a port of 0 gets a real one).
+            listening = f"collector {collector.address}" if collector else "collector off"
+            log.info("crossdock running: outbox %s, %s, destinations: %s",
+                     outbox.url, listening, names)
             if on_ready is not None:
                 on_ready(engine, scheduler)
             await stop.wait()
@@ -153,6 +156,12 @@ class _Collector:
                 self._task.result()  # raises why it could not start
                 raise RuntimeError("collector stopped during start-up")
             await asyncio.sleep(0.02)
+
+    @property
+    def address(self) -> str:
+        """http://host:port the collector is bound to (after start)."""
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
     async def stop(self) -> None:
         self.server.should_exit = True
