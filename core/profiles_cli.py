@@ -87,8 +87,10 @@ def show(config_path: str, ref: str, as_json: bool) -> None:
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(config_path: str, ref: str, yes: bool) -> None:
-    """Erase a person and the profiles merged into them; routes a `profile_deleted` system
-    event to destinations whose filter subscribes to it."""
+    """Erase a person and the profiles merged into them; takes them out of every audience
+    and routes a `profile_deleted` system event to destinations whose filter subscribes to it."""
+    from crossdock.audiences.sync import erased_exits
+
     outbox, store, pipeline = _open(config_path)
     try:
         with outbox.transaction() as db:
@@ -100,12 +102,19 @@ def delete(config_path: str, ref: str, yes: bool) -> None:
         with outbox.transaction() as db:
             deleted = store.delete(db, found)
             assert deleted is not None
+            # Audience exits first: a destination that erases the person on profile_deleted
+            # (a Mailchimp member deleted) would refuse to untag them afterwards.
+            events = erased_exits(pipeline, db, [deleted.profile_id, *deleted.merged])
+            exits = len(events)
+            if deleted.event is not None:
+                events.append(deleted.event)
             rows = 0
-            if deleted.event is not None and pipeline.loaded.destinations:
-                rows = pipeline.accept_enriched([deleted.event])
+            if events and pipeline.loaded.destinations:
+                rows = pipeline.accept_enriched(events)
     except CrossdockError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         outbox.close()
-    click.echo(f"deleted profile {deleted.profile_id} ({len(deleted.merged)} merged profiles); "
-               f"{rows} deletion events queued for destinations")
+    left = f"; left {exits} audiences" if exits else ""
+    click.echo(f"deleted profile {deleted.profile_id} ({len(deleted.merged)} merged profiles)"
+               f"{left}; {rows} outbox rows queued for destinations")

@@ -16,6 +16,8 @@ with, so the destination removes exactly the row it added.
 - **full sync** (`sync(pipeline)`): evaluate every profile, write the member rows, route the
   events and record the sync, all in one outbox transaction. `crossdock audiences sync`, and
   the daemon on each audience's `schedule` (`add_sync_timers`).
+- **on erasure** (`erased_exits`): `crossdock profiles delete` takes the person out of every
+  audience in the transaction that erases them.
 - **on change** (`watch_profiles(loaded, store)`): the pipeline's profile hook wrapped so that,
   after the profile store resolves a message that may change attributes, that person is
   re-evaluated for every `sync_on_change` audience and the events are appended to what the
@@ -218,6 +220,28 @@ def sync_if(pipeline: Any, names: Sequence[str] | None = None, *,
                             audience.type_errors)
     log.info("audience sync: %s", report)
     return report
+
+
+def erased_exits(pipeline: Any, db: Database, profile_ids: Sequence[str],
+                 now: float | None = None) -> list[EnrichedMessage]:
+    """The audience exits of people erased in this transaction (`crossdock profiles delete`:
+    the profile and the profiles merged into it), written now and returned to be routed.
+
+    Erasure is the moment a person asks to be forgotten, so every audience they are in lets
+    them go at once, not at its next full sync (a day away on a daily schedule). The exits
+    carry what the person entered with, like any exit. On PostgreSQL the audiences' shared
+    locks are taken after the profile lock `ProfileStore.delete` holds: the on-change order."""
+    store = store_of(pipeline.profiles)
+    audiences = audiences_of(pipeline.loaded.config)
+    if store is None or not audiences or not profile_ids:
+        return []
+    membership.upgrade_audiences(db)
+    membership.lock_audiences(db, [a.name for a in audiences], shared=True)
+    plan = membership.plan(db, audiences, list(profile_ids))
+    # An erased profile has no attributes left: a condition that holds for none (`not vip`)
+    # must not make it enter again.
+    plan.changes = [c for c in plan.changes if c.kind == "exited"]
+    return apply_plan(db, store, audiences, plan, store.clock() if now is None else now)
 
 
 def _may_change_attributes(message: Message) -> bool:

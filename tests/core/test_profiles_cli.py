@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from audience_helpers import ENGINES, engine_url
+from audience_helpers import ENGINES, engine_url, members, outbox_rows
 from click.testing import CliRunner
 
 from crossdock.config import load_config
 from crossdock.models import parse_message
+from crossdock.outbox import open_outbox
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import build_pipeline
 from crossdock.profiles import ProfileStore
@@ -74,6 +75,72 @@ def test_show_and_delete_on_either_engine(engine_config: str) -> None:
     assert "known, userId u1" in result.output and 'plan (string): "pro"' in result.output
     result = runner.invoke(profiles_group, ["delete", "-c", engine_config, "u1", "--yes"])
     assert result.exit_code == 0, result.output
-    assert "1 deletion events queued" in result.output
+    assert "1 outbox rows queued" in result.output
     result = runner.invoke(profiles_group, ["show", "-c", engine_config, "u1"])
     assert result.exit_code == 1 and "no profile for 'u1'" in result.output
+
+
+def test_delete_takes_the_person_out_of_every_audience_at_once(engine: str,
+                                                               tmp_path: Path) -> None:
+    # Erasure must reach the audience destinations now: before, the person stayed in
+    # every audience until its next full sync (a day away on a daily schedule).
+    hook = {"plugin": "webhook",
+            "settings": {"url": "http://127.0.0.1:9/hook", "allow_private_network": True},
+            "filter": {"events": {"allow": ["profile_deleted", "audience_entered",
+                                            "audience_exited"]}}}
+    with engine_url(engine, tmp_path) as url:
+        path = tmp_path / "crossdock.yaml"
+        path.write_text(yaml.safe_dump({
+            "outbox": {"url": url},
+            "destinations": {"fb": hook, "mc": hook},
+            "audiences": {
+                "high_value": {"condition": "lifetime_value > 500", "destinations": ["fb"]},
+                "daily": {"condition": "lifetime_value > 100", "destinations": ["mc"],
+                          "schedule": "0 3 * * *", "sync_on_change": False},
+                # Holds for a profile without attributes: an erased one must not re-enter.
+                "not_vip": {"condition": "not vip", "destinations": ["mc"],
+                            "sync_on_change": False},
+            }}))
+        pipeline = build_pipeline(load_config(path))
+        pipeline.accept([
+            {"type": "identify", "anonymousId": "a1", "traits": {"email": "ann@example.com"}},
+            {"type": "identify", "anonymousId": "a1", "userId": "u1",
+             "traits": {"lifetime_value": 900, "vip": True}},
+            {"type": "identify", "userId": "u2", "traits": {"lifetime_value": 700}},
+        ])
+        pipeline.close()
+        result = CliRunner().invoke(profiles_group,
+                                    ["delete", "-c", str(path), "u1", "--yes"])
+        assert result.exit_code == 0, result.output  # no full sync of "daily" ran: not in it
+        assert "left 1 audiences" in result.output
+        from crossdock.audiences.sync import sync
+
+        pipeline = build_pipeline(load_config(path))
+        assert sync(pipeline, ["daily"]).entered == {"daily": 1}  # u2 only
+        pipeline.close()
+        result = CliRunner().invoke(profiles_group,
+                                    ["delete", "-c", str(path), "u2", "--yes"])
+        assert result.exit_code == 0, result.output
+        assert "left 2 audiences" in result.output
+
+        outbox = open_outbox(url)
+        try:
+            assert members(outbox, "high_value") == members(outbox, "daily") == set()
+            assert members(outbox, "not_vip") == set()
+            tail = [(d, p.get("event"), p.get("userId")) for d, p in outbox_rows(outbox)
+                    if p.get("event") in ("audience_exited", "profile_deleted")]
+        finally:
+            outbox.close()
+    # Each person's exits come before their profile_deleted (a destination that erases on
+    # profile_deleted could not untag them afterwards), and carry their identities.
+    assert tail == [
+        ("fb", "audience_exited", "u1"), ("fb", "profile_deleted", "u1"),
+        ("mc", "profile_deleted", "u1"),
+        ("mc", "audience_exited", "u2"), ("fb", "audience_exited", "u2"),
+        ("fb", "profile_deleted", "u2"), ("mc", "profile_deleted", "u2"),
+    ]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
