@@ -44,6 +44,9 @@ class DestinationCounts:
     dead: int = 0
     last_error: str | None = None
     dropped_attributes: int = 0
+    #: when the oldest row still waiting (queued, retrying or leased) was accepted: how far
+    #: behind delivery is. None when nothing waits.
+    oldest_waiting_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,9 @@ class Outbox(Protocol):
         ...
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
-        """Put dead letters back in the queue with fresh attempts; returns how many."""
+        """Put dead letters back in the queue with fresh attempts and a fresh age (max_age
+        counts from the replay: a letter that died of old age would otherwise die again at
+        its first retryable failure); returns how many."""
         ...
 
     def cleanup(self, delivered_before: float) -> int:
@@ -224,14 +229,18 @@ def _not_an_object(data: Any) -> str | None:
 
 
 def tally_counts(
-    grouped: Iterable[tuple[str, str, int, int | None]],
+    grouped: Iterable[tuple[str, str, int, int | None, float | None]],
     stats: Iterable[tuple[str, int, int, str | None]],
 ) -> dict[str, DestinationCounts]:
-    """`counts()` from (destination, state, rows, rows with attempts) per state and the
-    outbox_stats rows (destination, delivered_forgotten, dropped_attributes, last_error)."""
+    """`counts()` from (destination, state, rows, rows with attempts, oldest created_at) per
+    state and the outbox_stats rows (destination, delivered_forgotten, dropped_attributes,
+    last_error)."""
     result: dict[str, DestinationCounts] = {}
-    for destination, state, count, with_attempts in grouped:
+    for destination, state, count, with_attempts, oldest in grouped:
         c = result.setdefault(destination, DestinationCounts())
+        if state in ("queued", "leased") and oldest is not None:
+            c.oldest_waiting_at = (float(oldest) if c.oldest_waiting_at is None
+                                   else min(c.oldest_waiting_at, float(oldest)))
         if state == "queued":
             c.queued += count
             c.retrying += with_attempts or 0

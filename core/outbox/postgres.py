@@ -353,16 +353,17 @@ class PostgresOutbox(OutboxBase):
             )
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
-        """Put dead letters back in the queue with fresh attempts; returns how many."""
+        """Put dead letters back in the queue with fresh attempts and a fresh age (see
+        `Outbox.replay`); returns how many."""
         now = time.time()
         where, params = self._dead_filter(destination, ids)
         with self._tx() as conn:
             per_destination = conn.execute(
                 "WITH replayed AS (UPDATE outbox SET state = 'queued', attempts = 0, "
-                f"next_attempt_at = %s, {_LEASED_CLEAR}, updated_at = %s WHERE {where} "
-                "RETURNING destination) "
+                f"next_attempt_at = %s, {_LEASED_CLEAR}, created_at = %s, updated_at = %s "
+                f"WHERE {where} RETURNING destination) "
                 "SELECT destination, COUNT(*) FROM replayed GROUP BY destination",
-                [now, now, *params],
+                [now, now, now, *params],
             ).fetchall()
             if per_destination:
                 conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
@@ -432,8 +433,8 @@ class PostgresOutbox(OutboxBase):
         the last error and the attributes the route step dropped."""
         with self._tx() as conn:
             grouped = conn.execute(
-                "SELECT destination, state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0) "
-                "FROM outbox GROUP BY destination, state"
+                "SELECT destination, state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0), "
+                "MIN(created_at) FROM outbox GROUP BY destination, state"
             ).fetchall()
             stats = conn.execute(
                 "SELECT destination, delivered_forgotten, dropped_attributes, last_error "

@@ -191,14 +191,15 @@ class SQLiteOutbox(OutboxBase):
             )
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
-        """Put dead letters back in the queue with fresh attempts; returns how many."""
+        """Put dead letters back in the queue with fresh attempts and a fresh age (see
+        `Outbox.replay`); returns how many."""
         now = time.time()
         where, params = self._dead_filter(destination, ids)
         with self.transaction() as db:
             cursor = db.conn.execute(
                 "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = ?, "
-                f"{_LEASED_CLEAR}, updated_at = ? WHERE {where}",
-                [now, now, *params],
+                f"{_LEASED_CLEAR}, created_at = ?, updated_at = ? WHERE {where}",
+                [now, now, now, *params],
             )
             return cursor.rowcount
 
@@ -257,8 +258,8 @@ class SQLiteOutbox(OutboxBase):
         the last error and the attributes the route step dropped."""
         with self._lock:
             grouped = self.db.conn.execute(
-                "SELECT destination, state, COUNT(*), SUM(attempts > 0) FROM outbox "
-                "GROUP BY destination, state"
+                "SELECT destination, state, COUNT(*), SUM(attempts > 0), MIN(created_at) "
+                "FROM outbox GROUP BY destination, state"
             ).fetchall()
             stats = self.db.conn.execute(
                 "SELECT destination, delivered_forgotten, dropped_attributes, last_error "

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,38 @@ def test_ack_retry_dead_replay_and_counts(outbox: Outbox) -> None:
     assert outbox.dead_letters() == []
     (replayed,) = [i for i in outbox.lease("a", 5, 30, "w1") if i.message_id == "m3"]
     assert replayed.attempts == 1  # fresh attempts
+
+
+def test_counts_say_since_when_the_oldest_waiting_row_waits(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    outbox.enqueue(rows("a", "m2", "m3"), now=T0 + 5)
+    outbox.enqueue(rows("b", "m1"), now=T0 + 7)
+    assert outbox.counts()["a"].oldest_waiting_at == T0
+    (m1,) = outbox.lease("a", 1, 30, "w1", now=T0 + 10)
+    assert outbox.counts()["a"].oldest_waiting_at == T0  # leased still waits
+    outbox.ack([m1.id], now=T0 + 11)
+    assert outbox.counts()["a"].oldest_waiting_at == T0 + 5
+    m2, m3 = outbox.lease("a", 2, 30, "w1", now=T0 + 12)
+    outbox.retry(m2.id, T0 + 60, "503")  # retrying still waits
+    outbox.dead(m3.id, "400", now=T0 + 12)
+    assert outbox.counts()["a"].oldest_waiting_at == T0 + 5
+    (again,) = outbox.lease("a", 1, 30, "w1", now=T0 + 60)
+    outbox.ack([again.id], now=T0 + 61)
+    counts = outbox.counts()
+    assert counts["a"].oldest_waiting_at is None  # dead letters do not wait
+    assert counts["b"].oldest_waiting_at == T0 + 7
+
+
+def test_a_replayed_letter_starts_a_fresh_age(outbox: Outbox) -> None:
+    # max_age counts from created_at: a letter that died of old age, replayed with its
+    # first age, would die again at its first retryable failure.
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    (item,) = outbox.lease("a", 1, 30, "w1", now=T0)
+    outbox.dead(item.id, "gave up after 259300s (max_age 259200s)", now=T0 + 259300)
+    before = time.time()
+    assert outbox.replay("a") == 1
+    (again,) = outbox.lease("a", 1, 30, "w1")
+    assert again.created_at >= before and again.attempts == 1
 
 
 def test_replay_by_ids_and_dead_letters_newest_first(outbox: Outbox) -> None:
