@@ -249,7 +249,8 @@ def deliver(config_path: str, once: bool) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path: str, as_json: bool) -> None:
-    """Per destination: queued, leased, delivered, retrying, dead, and the last error."""
+    """Per destination: queued, leased, delivered, retrying, dead, how long the oldest
+    waiting message has waited, and the last error."""
     from crossdock.fleet import fleet_for
     from crossdock.outbox import open_outbox
 
@@ -267,17 +268,35 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(json.dumps({n: asdict(counts[n]) for n in names if n in counts}, indent=2))
         return
     table = Table("destination", "queued", "leased", "retrying", "delivered", "dead",
-                  "dropped attrs", "last error")
+                  "dropped attrs", "oldest waiting", "last error")
+    now = time.time()
     for name in names:
         c = counts.get(name)
         if c is None:
-            table.add_row(name, "0", "0", "0", "0", "0", "0", "")
+            table.add_row(name, "0", "0", "0", "0", "0", "0", "", "")
             continue
+        waiting = "" if c.oldest_waiting_at is None else _age(now - c.oldest_waiting_at)
         table.add_row(name, str(c.queued), str(c.leased), str(c.retrying), str(c.delivered),
-                      str(c.dead), str(c.dropped_attributes), (c.last_error or "")[:80])
+                      str(c.dead), str(c.dropped_attributes), waiting,
+                      (c.last_error or "")[:80])
     console.print(table)
     if daemons:
         _print_daemons(daemons)
+
+
+def _age(seconds: float) -> str:
+    """A duration the way an operator reads a lag: 42s, 7m 05s, 3h 12m, 2d 04h."""
+    seconds = max(0, int(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
 
 
 def _print_daemons(daemons: list[Any]) -> None:

@@ -239,13 +239,17 @@ def test_register_commands_hook_adds_a_command(test_plugin: None) -> None:
 # -- status, dead letters ---------------------------------------------------------------------
 
 
+AGO = 3725
+
+
 @pytest.fixture
 def busy_outbox(tmp_path: Path) -> Path:
-    """A config whose outbox holds one row in each state for `hook`; `idle` has none."""
+    """A config whose outbox holds one row in each state for `hook`, accepted 1h 02m 05s
+    ago; `idle` has none."""
     config = write_config(tmp_path, {"hook": hook(), "idle": hook()})
     box = SQLiteOutbox(tmp_path / "outbox.db")
     try:
-        now = time.time()
+        now = time.time() - AGO
         box.enqueue([NewRow("hook", f"m{i}", payload(f"m{i}")) for i in range(1, 6)], now=now)
         first = box.lease("hook", 3, 60, "test", now=now)
         assert [i.message_id for i in first] == ["m1", "m2", "m3"]
@@ -264,6 +268,7 @@ def test_status_json(busy_outbox: Path) -> None:
     assert json.loads(result.stdout) == {"hook": {
         "queued": 2, "leased": 1, "retrying": 1, "delivered": 1, "dead": 1,
         "last_error": "HTTP 400: email is not valid", "dropped_attributes": 0,
+        "oldest_waiting_at": pytest.approx(time.time() - AGO, abs=60),
     }}
 
 
@@ -271,9 +276,11 @@ def test_status_table(busy_outbox: Path) -> None:
     result = invoke("status", "-c", str(busy_outbox))
     assert result.exit_code == 0, result.output
     rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
-            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 8}
-    assert rows["hook"] == ["2", "1", "1", "1", "1", "0", "HTTP 400: email is not valid"]
-    assert rows["idle"] == ["0", "0", "0", "0", "0", "0", ""]  # configured, nothing yet
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 9}
+    assert rows["hook"] == ["2", "1", "1", "1", "1", "0", "1h 02m",
+                            "HTTP 400: email is not valid"]
+    assert rows["idle"] == ["0", "0", "0", "0", "0", "0", "", ""]  # configured, nothing yet
+    assert "oldest waiting" in result.stdout
     assert "queued" in result.stdout and "last error" in result.stdout
 
 
