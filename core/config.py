@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from crossdock.audiences.spec import AudienceConfig, audience_problems
 from crossdock.destination import Destination
 from crossdock.errors import ConfigError, PluginError
-from crossdock.models import validation_problems
+from crossdock.models import MessageType, validation_problems
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -59,7 +59,7 @@ class ListFilter(_Strict):
 class FilterConfig(_Strict):
     """The data filter: what may reach a destination."""
 
-    message_types: list[Literal["track", "identify", "page", "screen", "alias"]] | None = None
+    message_types: list[MessageType] | None = None
     events: ListFilter = Field(default_factory=ListFilter)
     event_attributes: ListFilter = Field(default_factory=ListFilter)
     user_attributes: ListFilter = Field(default_factory=ListFilter)

@@ -1,4 +1,5 @@
-"""Messages as they arrive: the Segment tracking spec (track, identify, page, screen, alias).
+"""Messages as they arrive: the Segment tracking spec (track, identify, page, screen, alias,
+group).
 
 `parse_message` turns one JSON object into a typed message or raises `MessageError` whose
 problems name the field and the rule ("userId: at most 100 characters").
@@ -29,7 +30,9 @@ from pydantic.alias_generators import to_camel
 from crossdock.errors import MessageError
 
 MAX_ID_LENGTH = 100
-MESSAGE_TYPES = ("track", "identify", "page", "screen", "alias")
+MESSAGE_TYPES = ("track", "identify", "page", "screen", "alias", "group")
+#: a message type, as config and mappings name one (a filter's `message_types`)
+MessageType = Literal["track", "identify", "page", "screen", "alias", "group"]
 
 
 def _id_to_str(value: Any) -> Any:
@@ -63,6 +66,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(value: datetime) -> datetime:
+    # A time without a zone is taken as UTC, as Segment does.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -83,6 +91,12 @@ class BaseMessage(BaseModel):
     anonymous_id: Id | None = None
     session_id: Id | None = None
     timestamp: datetime = Field(default_factory=_now)
+    # Segment's clock fields (docs/collector.md): when the client sent the message, by its
+    # clock; when the collector received it, by ours; the client's own timestamp before the
+    # collector corrected it for the client's clock skew (crossdock.collector.timestamps).
+    sent_at: datetime | None = None
+    received_at: datetime | None = None
+    original_timestamp: datetime | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
 
@@ -90,8 +104,13 @@ class BaseMessage(BaseModel):
     def _someone(self) -> BaseMessage:
         if self.user_id is None and self.anonymous_id is None:
             raise ValueError("userId or anonymousId: at least one is required")
-        if self.timestamp.tzinfo is None:
-            self.timestamp = self.timestamp.replace(tzinfo=UTC)
+        self.timestamp = _utc(self.timestamp)
+        if self.sent_at is not None:
+            self.sent_at = _utc(self.sent_at)
+        if self.received_at is not None:
+            self.received_at = _utc(self.received_at)
+        if self.original_timestamp is not None:
+            self.original_timestamp = _utc(self.original_timestamp)
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -113,12 +132,14 @@ class IdentifyMessage(BaseMessage):
 class PageMessage(BaseMessage):
     type: Literal["page"] = "page"
     name: str | None = Field(default=None, max_length=255)
+    category: str | None = Field(default=None, max_length=255)
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
 class ScreenMessage(BaseMessage):
     type: Literal["screen"] = "screen"
     name: str | None = Field(default=None, max_length=255)
+    category: str | None = Field(default=None, max_length=255)
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -127,8 +148,17 @@ class AliasMessage(BaseMessage):
     previous_id: Id
 
 
+class GroupMessage(BaseMessage):
+    """The person belongs to a group (a company, an account, an organization). `traits`
+    describe the group, not the person: they never become user attributes."""
+
+    type: Literal["group"] = "group"
+    group_id: Id
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
 Message = Annotated[
-    TrackMessage | IdentifyMessage | PageMessage | ScreenMessage | AliasMessage,
+    TrackMessage | IdentifyMessage | PageMessage | ScreenMessage | AliasMessage | GroupMessage,
     Field(discriminator="type"),
 ]
 _MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)

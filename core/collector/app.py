@@ -6,17 +6,18 @@ Every accepting endpoint answers `{"response": {"status": "queued", ...}}` only 
 pipeline's transaction committed: the messages, their profile changes, their outbox rows and
 the request's `x-request-id` are durable together. Errors are
 `{"response": {"status": "error", "message": "field: rule", "errors": [...]}}` with a 4xx code:
-400 malformed body, 401 credentials, 404 unknown account, 413 too large, 422 invalid fields,
-429 rate limited (with Retry-After).
+400 malformed body, 401 credentials, 404 unknown account, 413 too large (on the wire or
+inflated), 415 an unsupported Content-Encoding, 422 invalid fields, 429 rate limited (with
+Retry-After).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,14 +31,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossdock import __version__
 from crossdock.collector.auth import Authenticator, AuthError, Credential
+from crossdock.collector.body import parse_json, read_body
 from crossdock.collector.checkpoint import WalCheckpointer
+from crossdock.collector.errors import ApiError, error_response
 from crossdock.collector.metrics import Metrics
 from crossdock.collector.ratelimit import RequestLimiter, retry_after_header
+from crossdock.collector.timestamps import stamp
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
 from crossdock.config import LoadedConfig
 from crossdock.dedup import Dedup, request_key
 from crossdock.models import (
     AliasMessage,
+    GroupMessage,
     IdentifyMessage,
     PageMessage,
     ScreenMessage,
@@ -52,31 +57,8 @@ MAX_BATCH = 500
 MAX_REQUEST_ID = 200
 SEGMENT_TYPES: dict[str, type[BaseModel]] = {
     "track": TrackMessage, "identify": IdentifyMessage, "page": PageMessage,
-    "screen": ScreenMessage, "alias": AliasMessage,
+    "screen": ScreenMessage, "alias": AliasMessage, "group": GroupMessage,
 }
-
-
-class ApiError(Exception):
-    """A request refused with a 4xx status and a message naming the field and the rule."""
-
-    def __init__(self, status: int, message: str, *, errors: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.message = message
-        self.errors = errors or []
-        self.headers = headers or {}
-        super().__init__(message)
-
-
-def error_response(exc: ApiError) -> JSONResponse:
-    body: dict[str, Any] = {"status": "error", "message": exc.message}
-    if exc.errors:
-        body["errors"] = exc.errors
-    return JSONResponse({"response": body}, status_code=exc.status, headers=exc.headers)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 class Collector:
@@ -132,29 +114,11 @@ class Collector:
             )
 
     async def read_json(self, request: Request) -> Any:
-        limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ApiError(413, f"body: at most {limit} bytes, got {declared}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"body: at most {limit} bytes")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw.strip():
-            raise ApiError(400, "body: is empty; send a JSON object")
-        try:
-            return json.loads(raw, parse_constant=_reject_constant)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} "
-                                f"column {exc.colno})") from exc
-        except UnicodeDecodeError as exc:
-            raise ApiError(400, "body: not UTF-8 text") from exc
-        except ValueError as exc:
-            raise ApiError(400, f"body: not valid JSON ({exc})") from exc
+        return parse_json(await read_body(request, self.config.max_body_bytes))
+
+    def received_at(self) -> datetime:
+        """Now by the collector's clock: the receivedAt of what arrives now."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     @staticmethod
     def request_id(request: Request) -> str | None:
@@ -205,7 +169,7 @@ class Collector:
         body = await self.read_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
-        message = {**body, "type": kind}
+        message = stamp({**body, "type": kind}, self.received_at())
         return await run_in_threadpool(self.ingest, credential, request_id, [message],
                                        batch=False)
 
@@ -225,13 +189,14 @@ class Collector:
             raise ApiError(413, f"batch: at most {MAX_BATCH} messages, got {len(items)}")
         shared = body.get("context")
         shared_context: dict[str, Any] = shared if isinstance(shared, dict) else {}
+        received_at, sent_at = self.received_at(), body.get("sentAt")
         raws: list[Any] = []
         for item in items:
             if isinstance(item, dict) and shared_context:
                 mine = item.get("context")
                 own: dict[str, Any] = mine if isinstance(mine, dict) else {}
                 item = {**item, "context": {**shared_context, **own}}
-            raws.append(item)
+            raws.append(stamp(item, received_at, sent_at))
         return await run_in_threadpool(self.ingest, credential, request_id, raws, batch=True)
 
     async def account(self, account: str, model: type[UserUpdate] | type[EventRequest],
@@ -318,7 +283,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "malformed body", 401: "missing or wrong credentials", 413: "body too large",
-        422: "invalid fields", 429: "rate limited (see Retry-After)",
+        415: "unsupported Content-Encoding", 422: "invalid fields",
+        429: "rate limited (see Retry-After)",
     }.items()
 }
 

@@ -177,3 +177,6 @@ class ErrorResponse(BaseModel):
     """Failure, with a 4xx status: `message` names the field and the rule."""
 
     response: ErrorBody
+    code: str = Field(description="the kind of failure (bad_request, unauthorized, "
+                                  "too_large, invalid, rate_limited, ...), where SDKs read it")
+    message: str = Field(description="the same as response.message, where SDKs read it")

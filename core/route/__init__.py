@@ -10,8 +10,10 @@ The payload is a plain JSON dict, the input every plugin's `build_requests` read
 as read-only (destinations may share its inner objects):
 
     {
-      "type": "track" | "identify" | "page" | "screen" | "alias",
+      "type": "track" | "identify" | "page" | "screen" | "alias" | "group",
       "messageId": str, "timestamp": ISO-8601 str,
+      "sentAt", "receivedAt", "originalTimestamp": ISO-8601 str,  # only when the message
+                                         # has them (the collector's clock fields)
       "userId": str | None, "anonymousId": str | None, "sessionId": str | None,
       "profileId": str | None,           # Crossdock's own person id
       "event": str | None,               # track (after the event-name map); page/screen: name
@@ -25,6 +27,9 @@ as read-only (destinations may share its inner objects):
       "dropped": {"event_attributes": int, "user_attributes": int},
       "truncated": int,                  # string values cut to limits.string_length
       "previousId": str,                 # alias only
+      "category": str,                   # page / screen, only when sent
+      "groupId": str,                    # group only
+      "groupTraits": {str: value},       # group only: the group's traits, shaped as properties
     }
 
 Mapping reference: docs/mappings.md. Filters and rules: docs/filters.md.

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from crossdock.models import validation_problems
+from crossdock.models import MessageType, validation_problems
 
 AttributeGroup = Literal["properties", "traits"]
 _BOTH: tuple[AttributeGroup, ...] = ("properties", "traits")
@@ -74,7 +74,7 @@ class LimitsSpec(_Strict):
 
 class MappingSpec(_Strict):
     forward_by_default: bool = True
-    message_types: list[Literal["track", "identify", "page", "screen", "alias"]] | None = None
+    message_types: list[MessageType] | None = None
     rules: RulesSpec = Field(default_factory=RulesSpec)
     identities: IdentitiesSpec = Field(default_factory=IdentitiesSpec)
     keys: KeysSpec = Field(default_factory=KeysSpec)

@@ -20,6 +20,9 @@ from crossdock.route.rules import Rules
 from crossdock.route.templates import compile_templates
 
 _EVENT_TYPES = frozenset({"track", "page", "screen"})
+#: message fields copied as received, only when the message has them (a message from
+#: `crossdock send` without them routes to the same payload as before they existed)
+_PASSED_WHEN_PRESENT = ("category", "sentAt", "receivedAt", "originalTimestamp")
 _ATTR = "_crossdock_compiled_route"
 _EMPTY: dict[str, Any] = {}
 
@@ -126,6 +129,17 @@ class CompiledRoute:
         }
         if kind == "alias":
             payload["previousId"] = message.get("previousId")
+        elif kind == "group":
+            # The group's traits describe the group, an event's attributes describe the
+            # event: both go through the event-attribute filter, key rules and limits.
+            group_traits, dropped, cut = self.properties.shape(message.get("traits") or _EMPTY)
+            payload["groupId"] = message.get("groupId")
+            payload["groupTraits"] = group_traits
+            payload["dropped"]["event_attributes"] += dropped
+            payload["truncated"] += cut
+        for name in _PASSED_WHEN_PRESENT:
+            if name in message:
+                payload[name] = message[name]
         if self.has_templates:
             payload["rendered"] = self.templates.render(payload)
         return payload

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, cast
 import httpx
 
 from crossdock.destination import (
+    ALL_MESSAGE_TYPES,
     Destination,
     OutboxItem,
     Outcome,
@@ -115,6 +116,8 @@ def rate_key(webhook_url: str) -> str:
 class SlackDestination(Destination):
     plugin_name: ClassVar[str] = PLUGIN_NAME
     settings_model = SlackSettings
+    #: every type, group calls included (the summary of a group is its generic line)
+    message_types: ClassVar[frozenset[str]] = ALL_MESSAGE_TYPES
     max_batch_size: ClassVar[int] = 1
     default_rate_limit: ClassVar[float | None] = 1.0
     default_concurrency: ClassVar[int] = 1

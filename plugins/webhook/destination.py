@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from crossdock.destination import (
+    ALL_MESSAGE_TYPES,
     Destination,
     Failed,
     OutboxItem,
@@ -136,6 +137,8 @@ class WebhookDestination(Destination):
     plugin_name: ClassVar[str] = PLUGIN_NAME
     settings_model = WebhookSettings
     max_batch_size: ClassVar[int] = MAX_BATCH_SIZE
+    #: every type, group calls included: the body is the routed payload
+    message_types: ClassVar[frozenset[str]] = ALL_MESSAGE_TYPES
     default_concurrency: ClassVar[int] = 4
     description: ClassVar[str] = "POST routed messages as signed JSON to any URL"
 

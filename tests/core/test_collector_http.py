@@ -19,6 +19,7 @@ from crossdock.collector import make_app
 from crossdock.config import LoadedConfig, parse_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
+from crossdock.plugin_manager import destination_types
 from crossdock.profiles import ProfileStore
 
 WRITE_KEY = "wk-test"
@@ -39,13 +40,18 @@ def bearer(key: str = SHOP_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def loaded_config(tmp_path: Path, **collector: Any) -> LoadedConfig:
+def loaded_config(tmp_path: Path, destinations: dict[str, Any] | None = None,
+                  **collector: Any) -> LoadedConfig:
+    """The collector's config; `destinations` (crossdock.yaml's section) use the installed
+    destination types."""
     raw = {
         "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
         "collector": {"write_keys": [WRITE_KEY],
                       "accounts": {"shop": {"keys": ["old-key", SHOP_KEY]}}, **collector},
+        "destinations": destinations or {},
     }
-    return parse_config(raw, base_dir=tmp_path, env={}, types={})
+    return parse_config(raw, base_dir=tmp_path, env={},
+                        types=destination_types() if destinations else {})
 
 
 class Running:
@@ -172,7 +178,7 @@ def test_batch_reports_bad_messages_by_index_and_keeps_the_good(client: httpx.Cl
     assert body["errors"] == [
         {"index": 1, "problems": ["event: is required"]},
         {"index": 2, "problems": [
-            "type: must be one of track, identify, page, screen, alias, got 'nope'"]},
+            "type: must be one of track, identify, page, screen, alias, group, got 'nope'"]},
     ]
     assert running.processed() == 2
     r = client.post("/v1/batch", headers=basic(), json={"batch": [{"type": "track"}]})
@@ -182,6 +188,25 @@ def test_batch_reports_bad_messages_by_index_and_keeps_the_good(client: httpx.Cl
     assert r.json()["response"]["message"] == "batch: at most 500 messages, got 501"
     r = client.post("/v1/batch", headers=basic(), json={"messages": []})
     assert r.status_code == 422 and r.json()["response"]["message"].startswith("batch:")
+
+
+def test_group_calls_are_accepted_and_a_bad_one_costs_no_other(client: httpx.Client,
+                                                                 running: Running) -> None:
+    r = client.post("/v1/group", headers=basic(),
+                    json={"userId": "u1", "groupId": "acme", "traits": {"employees": 42}})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/batch", headers=basic(), json={"batch": [
+        {"type": "group", "userId": "u1", "traits": {"name": "ACME"}},
+        {"type": "group", "userId": "u1", "groupId": 7},
+        {"type": "track", "userId": "u1", "event": "E"},
+    ]})
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["accepted"] == 2
+    assert r.json()["response"]["errors"] == [{"index": 0, "problems": ["groupId: is required"]}]
+    profile = running.show("u1")
+    # A group's traits describe the group: they never become the person's attributes.
+    assert profile is not None and profile["messages"] == 3
+    assert profile["attributes"]["custom"] == {}
 
 
 def test_user_api_update_becomes_identify_with_traits_and_consent(

@@ -37,7 +37,8 @@ BAD = [
     ({"event_names": {"Order Completed": " "}},
      f"{P}.event_names: 'Order Completed' maps to an empty name"),
     ({"message_types": ["click"]},
-     f"{P}.message_types.0: Input should be 'track', 'identify', 'page', 'screen' or 'alias'"),
+     f"{P}.message_types.0: Input should be 'track', 'identify', 'page', 'screen', 'alias' "
+     "or 'group'"),
     ({"forward_by_default": "maybe"},
      f"{P}.forward_by_default: Input should be a valid boolean, unable to interpret input"),
     ({"rules": {"require_consent": [""]}},

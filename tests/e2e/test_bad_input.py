@@ -75,7 +75,7 @@ def test_bad_lines_are_reported_by_number_and_the_good_lines_kept(
         f"line 2: not valid JSON (Expecting ',' delimiter at column {len(unclosed) + 1})",
         "line 3: userId or anonymousId: at least one is required",
         "line 5: userId: String should have at most 100 characters",
-        "line 6: type: must be one of track, identify, page, screen, alias, got 'shout'",
+        "line 6: type: must be one of track, identify, page, screen, alias, group, got 'shout'",
         "line 7: event: is required",
         "line 8: message: must be a JSON object, got list",
     ]
