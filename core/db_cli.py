@@ -39,6 +39,8 @@ class CopyReport:
     #: rows that were leased in the source (their daemons are stopped): copied as queued
     requeued_leases: int = 0
     dedup_keys: int = 0
+    #: destinations whose figures (delivered so far, dropped attributes, last error) came along
+    stats: int = 0
     #: profile store and audience tables: rows written to the target, by table
     tables: dict[str, int] = field(default_factory=dict)
 
@@ -47,7 +49,8 @@ class CopyReport:
         parts = [f"{s}: {self.written.get(s, 0)} of {self.read.get(s, 0)}" for s in states]
         text = (f"copied {sum(self.written.values())} rows ({', '.join(parts) or 'none'}); "
                 f"{self.requeued_leases} leased rows queued again; "
-                f"{self.already_there} already in the target; {self.dedup_keys} dedup keys")
+                f"{self.already_there} already in the target; {self.dedup_keys} dedup keys; "
+                f"figures of {self.stats} destinations")
         if self.tables:
             text += (f"; {self.tables.get('profiles', 0)} profiles, "
                      f"{self.tables.get('audience_members', 0)} audience members "
@@ -144,6 +147,7 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
                 written = max(cursor.rowcount, 0)
                 report.written[state] = report.written.get(state, 0) + written
                 report.already_there += len(rows) - written
+    report.stats = _copy_stats(source, target, ph, include_delivered=include_delivered)
     report.dedup_keys = _copy_dedup(source, target, ph)
     if profiles != "skip":
         report.tables = _copy_tables(source, target, tables, ph,
@@ -170,6 +174,33 @@ def _has_table(outbox: Outbox, name: str) -> bool:
             row = db.execute("SELECT to_regclass(?) IS NOT NULL", [name]).fetchone()
             return bool(row[0])
         return bool(db[name].exists())
+
+
+def _copy_stats(source: Outbox, target: Outbox, ph: str, *, include_delivered: bool) -> int:
+    """Each destination's figures that `crossdock status` shows beside the rows: delivered so
+    far (the delivered rows left behind count as forgotten ones), attributes the route step
+    dropped, the last error. Written only for destinations the target has no figures for, so
+    a second copy changes nothing and a target in use keeps its own."""
+    with source.transaction() as db:  # type: ignore[attr-defined]
+        stats = {str(r[0]): list(r[1:]) for r in db.execute(
+            "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
+            "last_error_at FROM outbox_stats", []).fetchall()}
+        if not include_delivered:
+            for destination, delivered in db.execute(
+                    "SELECT destination, COUNT(*) FROM outbox WHERE state = 'delivered' "
+                    "GROUP BY destination", []).fetchall():
+                row = stats.setdefault(str(destination), [0, 0, None, None])
+                row[0] += delivered
+    if not stats:
+        return 0
+    with target.transaction() as db:  # type: ignore[attr-defined]
+        cursor = db.conn.cursor()
+        cursor.executemany(
+            "INSERT INTO outbox_stats (destination, delivered_forgotten, dropped_attributes, "
+            f"last_error, last_error_at) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
+            "ON CONFLICT (destination) DO NOTHING",
+            [(d, *row) for d, row in sorted(stats.items())])
+        return max(cursor.rowcount, 0)
 
 
 def _copy_dedup(source: Outbox, target: Outbox, ph: str) -> int:

@@ -58,13 +58,15 @@ def test_copy_sqlite_to_postgres_and_back_keeps_what_is_still_to_do(
     assert copied.exit_code == 0, copied.output
     assert "copied 5 rows" in copied.output
     assert "1 leased rows queued again" in copied.output
-    assert "1 dedup keys" in copied.output
+    assert "1 dedup keys; figures of 1 destinations" in copied.output
 
     new = open_outbox(pg_url)
     try:
         c = new.counts()["a"]
-        # m3's attempt is kept: its stopped daemon may have sent it before the copy
-        assert (c.queued, c.retrying, c.dead, c.delivered, c.leased) == (4, 2, 1, 0, 0)
+        # m3's attempt is kept: its stopped daemon may have sent it before the copy. m0's
+        # delivered row stays behind, counted: status does not start from zero
+        assert (c.queued, c.retrying, c.dead, c.delivered, c.leased) == (4, 2, 1, 1, 0)
+        assert c.last_error == "400: bad"
         retried = new.row("a", "m1")  # type: ignore[attr-defined]
         assert (retried["attempts"], retried["next_attempt_at"], retried["last_error"]) == (
             1, T0 + 300, "503")
@@ -84,6 +86,12 @@ def test_copy_sqlite_to_postgres_and_back_keeps_what_is_still_to_do(
     assert again.exit_code == 0, again.output
     assert "copied 0 rows" in again.output
     assert "5 already in the target" in again.output
+    assert "figures of 0 destinations" in again.output
+    again_box = open_outbox(pg_url)
+    try:
+        assert again_box.counts()["a"].delivered == 1  # not counted twice
+    finally:
+        again_box.close()
 
     back_url = f"sqlite:///{tmp_path / 'back.db'}"
     back = CliRunner().invoke(db_group, ["copy", "--from", pg_url, "--to", back_url,
@@ -93,7 +101,7 @@ def test_copy_sqlite_to_postgres_and_back_keeps_what_is_still_to_do(
     try:
         c = restored.counts()["a"]
         # m1, m3-m5, leased in PostgreSQL above, queued again
-        assert (c.queued, c.dead, c.leased) == (4, 1, 0)
+        assert (c.queued, c.dead, c.leased, c.delivered) == (4, 1, 0, 1)
     finally:
         restored.close()
 
