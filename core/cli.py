@@ -276,9 +276,12 @@ def status(config_path: str, as_json: bool) -> None:
             table.add_row(name, "0", "0", "0", "0", "0", "0", "", "")
             continue
         waiting = "" if c.oldest_waiting_at is None else _age(now - c.oldest_waiting_at)
+        error = (c.last_error or "")[:80]
+        if c.last_error and c.last_error_at is not None:
+            # The last error stays after later deliveries: its age says whether it is news.
+            error = f"{_age(now - c.last_error_at)} ago: {error}"
         table.add_row(name, str(c.queued), str(c.leased), str(c.retrying), str(c.delivered),
-                      str(c.dead), str(c.dropped_attributes), waiting,
-                      (c.last_error or "")[:80])
+                      str(c.dead), str(c.dropped_attributes), waiting, error)
     console.print(table)
     if daemons:
         _print_daemons(daemons)

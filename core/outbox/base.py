@@ -43,6 +43,8 @@ class DestinationCounts:
     delivered: int = 0
     dead: int = 0
     last_error: str | None = None
+    #: when the last error happened: it stays after later rows are delivered
+    last_error_at: float | None = None
     dropped_attributes: int = 0
     #: when the oldest row still waiting (queued, retrying or leased) was accepted: how far
     #: behind delivery is. None when nothing waits.
@@ -230,11 +232,11 @@ def _not_an_object(data: Any) -> str | None:
 
 def tally_counts(
     grouped: Iterable[tuple[str, str, int, int | None, float | None]],
-    stats: Iterable[tuple[str, int, int, str | None]],
+    stats: Iterable[tuple[str, int, int, str | None, float | None]],
 ) -> dict[str, DestinationCounts]:
     """`counts()` from (destination, state, rows, rows with attempts, oldest created_at) per
     state and the outbox_stats rows (destination, delivered_forgotten, dropped_attributes,
-    last_error)."""
+    last_error, last_error_at)."""
     result: dict[str, DestinationCounts] = {}
     for destination, state, count, with_attempts, oldest in grouped:
         c = result.setdefault(destination, DestinationCounts())
@@ -250,11 +252,12 @@ def tally_counts(
             c.delivered += count
         elif state == "dead":
             c.dead += count
-    for destination, forgotten, dropped, last_error in stats:
+    for destination, forgotten, dropped, last_error, last_error_at in stats:
         c = result.setdefault(destination, DestinationCounts())
         c.delivered += forgotten
         c.dropped_attributes = dropped
         c.last_error = last_error
+        c.last_error_at = None if last_error_at is None else float(last_error_at)
     return result
 
 

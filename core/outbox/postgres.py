@@ -437,8 +437,8 @@ class PostgresOutbox(OutboxBase):
                 "MIN(created_at) FROM outbox GROUP BY destination, state"
             ).fetchall()
             stats = conn.execute(
-                "SELECT destination, delivered_forgotten, dropped_attributes, last_error "
-                "FROM outbox_stats"
+                "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
+                "last_error_at FROM outbox_stats"
             ).fetchall()
         return tally_counts(grouped, stats)
 

@@ -262,8 +262,8 @@ class SQLiteOutbox(OutboxBase):
                 "FROM outbox GROUP BY destination, state"
             ).fetchall()
             stats = self.db.conn.execute(
-                "SELECT destination, delivered_forgotten, dropped_attributes, last_error "
-                "FROM outbox_stats"
+                "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
+                "last_error_at FROM outbox_stats"
             ).fetchall()
         return tally_counts(grouped, stats)
 

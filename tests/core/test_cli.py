@@ -269,6 +269,7 @@ def test_status_json(busy_outbox: Path) -> None:
         "queued": 2, "leased": 1, "retrying": 1, "delivered": 1, "dead": 1,
         "last_error": "HTTP 400: email is not valid", "dropped_attributes": 0,
         "oldest_waiting_at": pytest.approx(time.time() - AGO, abs=60),
+        "last_error_at": pytest.approx(time.time() - AGO, abs=60),
     }}
 
 
@@ -278,7 +279,7 @@ def test_status_table(busy_outbox: Path) -> None:
     rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
             if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 9}
     assert rows["hook"] == ["2", "1", "1", "1", "1", "0", "1h 02m",
-                            "HTTP 400: email is not valid"]
+                            "1h 02m ago: HTTP 400: email is not valid"]
     assert rows["idle"] == ["0", "0", "0", "0", "0", "0", "", ""]  # configured, nothing yet
     assert "oldest waiting" in result.stdout
     assert "queued" in result.stdout and "last error" in result.stdout
