@@ -63,11 +63,14 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield found
 
 
-def writer(url: str, base: str, k: int, barrier: Any, results: Any) -> None:
+def writer(url: str, base: str, k: int, barrier: Any, syncing: Any, results: Any) -> None:
     """One daemon's accepting side: every round, one batch of identifies of the same people
     (in this process's own order) moving each across the threshold one way or the other."""
     try:
         pipeline = build_pipeline(config(url, Path(base)))
+        # Not before the syncer runs: on a loaded machine it could start after the writers
+        # were done, and the race would have had no full sync in it.
+        assert syncing.wait(timeout=120), "the syncer did not start"
         for r in range(ROUNDS):
             order = list(range(PEOPLE))
             order = order[k % PEOPLE:] + order[:k % PEOPLE]
@@ -87,14 +90,18 @@ def writer(url: str, base: str, k: int, barrier: Any, results: Any) -> None:
         results.put((k, "error", f"{type(exc).__name__}: {exc}"))
 
 
-def syncer(url: str, base: str, stop: Any, results: Any) -> None:
-    """Another daemon running full syncs back to back meanwhile."""
+def syncer(url: str, base: str, syncing: Any, stop: Any, results: Any) -> None:
+    """Another daemon running full syncs back to back meanwhile (at least one, begun before
+    the writers start)."""
     try:
         pipeline = build_pipeline(config(url, Path(base)))
         runs = 0
-        while not stop.is_set():
+        syncing.set()
+        while True:
             sync(pipeline)
             runs += 1
+            if stop.is_set():
+                break
         pipeline.close()
         results.put(("syncer", "ok", str(runs)))
     except BaseException as exc:
@@ -104,10 +111,12 @@ def syncer(url: str, base: str, stop: Any, results: Any) -> None:
 def test_membership_stays_exact_under_concurrent_updates(url: str, tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     barrier, stop, results = ctx.Barrier(WRITERS), ctx.Event(), ctx.Queue()
+    syncing = ctx.Event()
     open_outbox(url).close()  # schema in place before the race (as `crossdock db upgrade`)
-    procs = [ctx.Process(target=writer, args=(url, str(tmp_path), k, barrier, results))
+    procs = [ctx.Process(target=writer,
+                         args=(url, str(tmp_path), k, barrier, syncing, results))
              for k in range(WRITERS)]
-    full = ctx.Process(target=syncer, args=(url, str(tmp_path), stop, results))
+    full = ctx.Process(target=syncer, args=(url, str(tmp_path), syncing, stop, results))
     for proc in [*procs, full]:
         proc.start()
     reports: dict[Any, tuple[str, str]] = {}
