@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from echo_destination import TYPES
 from pg_helpers import PG_URL, pg_unreachable
+from route_helpers import passthrough_route
 
 from crossdock.config import LoadedConfig, parse_config
 from crossdock.models import EnrichedMessage
@@ -134,11 +135,6 @@ def pg_url(pg_server: str) -> Iterator[str]:
     """A fresh schema on the test PostgreSQL server, dropped after the test."""
     with temporary_schema(pg_server) as url:
         yield url
-
-
-def passthrough_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
-    return {"type": enriched.message["type"], "messageId": enriched.message["messageId"],
-            "message": enriched.message}
 
 
 @pytest.fixture

@@ -87,3 +87,10 @@ def skipped(enriched: EnrichedMessage, destination: ConfiguredDestination) -> st
     out = route(enriched, destination)
     assert isinstance(out, Skip), f"routed: {out}"
     return out.reason
+
+
+def passthrough_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
+    """A router that routes every message unchanged, for tests about the pipeline's
+    transaction and bookkeeping rather than about routing."""
+    return {"type": enriched.message["type"], "messageId": enriched.message["messageId"],
+            "message": enriched.message}

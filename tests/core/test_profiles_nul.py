@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import passthrough_route
+from route_helpers import passthrough_route
 
 from crossdock.collector import make_app
 from crossdock.config import parse_config
