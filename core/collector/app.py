@@ -240,12 +240,20 @@ class Collector:
 
     def metrics_text(self) -> str:
         gauges: list[tuple[str, str, str, dict[str, str], float]] = []
-        for destination, counts in sorted(self.outbox.counts().items()):
+        now = time.time()  # rows carry wall-clock times, whatever clock the collector has
+        by_destination = sorted(self.outbox.counts().items())
+        for destination, counts in by_destination:
             for state in ("queued", "leased", "retrying", "delivered", "dead"):
                 gauges.append(("crossdock_outbox_rows", "gauge",
                                "outbox rows by destination and state",
                                {"destination": destination, "state": state},
                                getattr(counts, state)))
+        for destination, counts in by_destination:
+            oldest = counts.oldest_waiting_at
+            gauges.append(("crossdock_outbox_oldest_waiting_seconds", "gauge",
+                           "how long the oldest message still waiting for the destination "
+                           "has waited (0: none waits)", {"destination": destination},
+                           0.0 if oldest is None else round(max(0.0, now - oldest), 3)))
         if self.store is not None:
             with self._tx() as db:
                 stats = self.store.stats(db)

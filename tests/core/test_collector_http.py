@@ -351,6 +351,29 @@ def test_request_ids_expire_after_the_dedup_window(tmp_path: Path) -> None:
         assert send() == 1
 
 
+def test_metrics_give_each_destinations_delivery_lag(tmp_path: Path) -> None:
+    hooks = {name: {"plugin": "webhook", "settings": {
+        "url": "http://127.0.0.1:9/hook", "allow_private_network": True}}
+        for name in ("warehouse", "crm")}
+    with serve(loaded_config(tmp_path, hooks), clock=time.time) as running, \
+            httpx.Client(base_url=running.url, headers=basic()) as client:
+        def lags() -> dict[str, float]:
+            found = {}
+            for line in client.get("/metrics").text.splitlines():
+                if line.startswith("crossdock_outbox_oldest_waiting_seconds{"):
+                    labels, value = line.rsplit(" ", 1)
+                    found[labels.split('"')[1]] = float(value)
+            return found
+
+        assert client.post("/v1/track", json={"userId": "u", "event": "E"}).status_code == 200
+        time.sleep(0.05)
+        # Nothing delivers here: the accepted rows wait, and the lag says how long.
+        assert all(0.05 <= lag < 60 for lag in lags().values()) and len(lags()) == 2
+        for item in running.outbox.lease("crm", 10, 60, "test"):
+            running.outbox.ack([item.id])
+        assert lags()["crm"] == 0.0 and lags()["warehouse"] > 0
+
+
 def test_healthz_metrics_and_openapi(client: httpx.Client) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     client.post("/v1/identify", headers=basic(), json={"userId": "u", "traits": {"a": 1}})
