@@ -232,6 +232,20 @@ def interpolate_env(value: Any, path: str, problems: list[str], env: dict[str, s
     return value
 
 
+_UNSET = re.compile(r"^(?P<path>.+): environment variable \S+ is not set$")
+
+
+def _without_follow_ons(problems: list[str]) -> list[str]:
+    """The problems, less those about a value an unset environment variable emptied: with
+    ${SLACK_WEBHOOK_URL} unset, "must be an https://hooks.slack.com/... URL" about the empty
+    string that stood in for it only hides the one thing to fix."""
+    unset = {m["path"] for p in problems if (m := _UNSET.match(p))}
+    if not unset:
+        return problems
+    return [p for p in problems
+            if _UNSET.match(p) or p.split(": ", 1)[0] not in unset]
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`override` laid over `base`: mappings merge key by key, anything else replaces."""
     merged = dict(base)
@@ -293,14 +307,15 @@ def parse_config(
                     f"{prefix}.plugin: unknown plugin {plugin_name!r} (known: {known})"
                 )
             continue
+        settings = None
         try:
             settings = cls.settings_model.model_validate(raw_dest.get("settings") or {})
         except ValidationError as exc:
             problems.extend(validation_problems(exc, f"{prefix}.settings"))
-            continue
         if dest is None:
             continue
-        config.destinations[name] = dest
+        # Checked even when the settings are wrong: every problem in one run of validate,
+        # not a mapping typo found only after the settings are fixed.
         mapping = deep_merge(cls.default_mapping(), dest.mapping)
         problems.extend(mapping_problems(mapping, f"{prefix}.mapping"))
         option_problems = cls.options_problems(mapping.get("options"), f"{prefix}.mapping.options")
@@ -311,6 +326,9 @@ def parse_config(
                 f"{prefix}.delivery.batch_size: at most {cls.max_batch_size} for plugin "
                 f"{cls.plugin_name}, got {batch}"
             )
+        if settings is None:
+            continue
+        config.destinations[name] = dest
         if not dest.enabled or option_problems:
             continue
         # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
@@ -322,7 +340,7 @@ def parse_config(
         destinations.append(configured)
     problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_without_follow_ons(problems))
     return LoadedConfig(config, destinations, base_dir, warnings)
 
 

@@ -105,6 +105,28 @@ def test_plugin_level_problems_are_listed_together() -> None:
     assert "destinations.bad.settings.url:" in text
 
 
+def test_an_unset_variable_is_the_one_problem_at_its_path() -> None:
+    # The empty string standing in for ${HOOK_URL} is no URL either; saying so only hid the
+    # one thing to fix.
+    raw = {"destinations": {"a": dest(settings={"url": "${HOOK_URL}", "token": "t"})}}
+    with pytest.raises(ConfigError) as err:
+        parse(raw, env={})
+    assert err.value.problems == [
+        "destinations.a.settings.url: environment variable HOOK_URL is not set"]
+
+
+def test_the_mapping_is_checked_when_the_settings_are_wrong() -> None:
+    # Every problem in one run of `crossdock validate`: a mapping typo was found only once
+    # the settings were fixed.
+    raw = {"destinations": {"a": dest(settings={"url": "not a url", "token": "t"},
+                                      mapping={"templats": {"text": "hi"}})}}
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    text = "\n".join(err.value.problems)
+    assert "destinations.a.settings.url:" in text
+    assert "destinations.a.mapping.templats: unknown mapping key" in text
+
+
 def test_disabled_destinations_are_validated_but_not_loaded() -> None:
     loaded = parse({"destinations": {"off": dest(enabled=False)}})
     assert loaded.destinations == []
