@@ -16,7 +16,7 @@
   script any of them with `fail_with_code`.
 - `GET /_fake/state`: audiences with their member rows, sessions, error counts.
 
-    python -m crossdock.plugins.facebook_audience.fake --port 8097 --audience 6000000000001 \
+    python -m crossdock.plugins.facebook_audience.fake --port 8095 --audience 6000000000001 \
         --token EAAB-test [--app-secret s3cret]
 """
 
@@ -324,7 +324,7 @@ def demo_destination(stack: ExitStack) -> DemoDestination:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = fake_arguments("Run the Facebook Custom Audience contract fake.", 8097)
+    parser = fake_arguments("Run the Facebook Custom Audience contract fake.", 8095)
     parser.add_argument("--audience", action="append", help=f"default {DEFAULT_AUDIENCE}")
     parser.add_argument("--token", action="append", help=f"default {DEFAULT_TOKEN}")
     parser.add_argument("--app-secret", default=None)
