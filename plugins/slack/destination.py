@@ -51,6 +51,11 @@ def default_text(payload: dict[str, Any]) -> str:
         return f"{who} viewed *{escape(str(name))}*"
     if kind == "identify":
         return f"{who} updated their profile"
+    if kind == "group":
+        traits = payload.get("groupTraits")
+        group = (traits.get("name") if isinstance(traits, dict) else None) or payload.get(
+            "groupId") or "a group"
+        return f"{who} joined group *{escape(str(group))}*"
     return f"*{escape(str(kind or 'message'))}* from {who}"
 
 

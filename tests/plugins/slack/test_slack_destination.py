@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import ValidationError
 from slack_helpers import REAL_URL, destination, item
 
+from crossdock.config import parse_config
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
 from crossdock.models import validation_problems
+from crossdock.pipeline import build_pipeline
 from crossdock.plugin_manager import destination_types
 from crossdock.plugins.slack import SlackDestination, SlackSettings
 
@@ -85,6 +89,9 @@ def test_the_rate_key_is_per_webhook_and_hides_the_url() -> None:
          "a1 viewed *Pricing*"),
         ({"type": "identify", "userId": "u<script>"}, "u&lt;script&gt; updated their profile"),
         ({"type": "alias", "userId": "u1"}, "*alias* from u1"),
+        ({"type": "group", "userId": "u1", "groupId": "g<1>"}, "u1 joined group *g&lt;1&gt;*"),
+        ({"type": "group", "userId": "u1", "groupId": "g1", "groupTraits": {"name": "ACME"}},
+         "u1 joined group *ACME*"),
     ],
 )
 def test_without_a_text_template_a_summary_is_built(payload: dict[str, object], text: str
@@ -173,3 +180,26 @@ def test_classify(status: int, text: str, headers: dict[str, str] | None, outcom
     dest = destination()
     planned = only_request(dest.build_requests([item(1)]))
     assert dest.classify(planned, httpx.Response(status, text=text, headers=headers)) == outcome
+
+
+@pytest.mark.parametrize(("message", "text"), [
+    ({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "ACME Inc"}},
+     "u1 joined group *ACME Inc*"),
+    ({"type": "group", "userId": "u1", "groupId": "acme"}, "u1 joined group *acme*"),
+    ({"type": "track", "userId": "u1", "event": "Signed Up"}, "*Signed Up* by u1"),
+])
+def test_the_shipped_template_words_each_call(tmp_path: Path, message: dict[str, Any],
+                                              text: str) -> None:
+    loaded = parse_config({
+        "outbox": {"url": f"sqlite:///{tmp_path / 'o.db'}"},
+        "collector": {"enabled": False},
+        "destinations": {"s": {"plugin": "slack", "settings": {"webhook_url": REAL_URL}}},
+    }, base_dir=tmp_path, env={})
+    pipeline = build_pipeline(loaded)
+    try:
+        result = pipeline.accept([{**message, "messageId": "m1"}])
+        assert not result.errors, result.errors
+        row = pipeline.outbox.row("s", "m1")  # type: ignore[attr-defined]
+    finally:
+        pipeline.close()
+    assert row["payload"]["rendered"]["text"] == text
