@@ -29,7 +29,9 @@ import httpx
 import yaml
 from pydantic import BaseModel, ValidationError
 
-ALL_MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "alias", "group"})
+from crossdock.models import MESSAGE_TYPES
+
+ALL_MESSAGE_TYPES = frozenset(MESSAGE_TYPES)
 #: what a plugin receives when it names no `message_types`: every type but `group`, which came
 #: later, so a plugin written before it never gets a message shape it was not written for. A
 #: plugin that handles group calls says so (`message_types = ALL_MESSAGE_TYPES`).

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -30,9 +30,9 @@ from pydantic.alias_generators import to_camel
 from crossdock.errors import MessageError
 
 MAX_ID_LENGTH = 100
-MESSAGE_TYPES = ("track", "identify", "page", "screen", "alias", "group")
 #: a message type, as config and mappings name one (a filter's `message_types`)
 MessageType = Literal["track", "identify", "page", "screen", "alias", "group"]
+MESSAGE_TYPES: tuple[str, ...] = get_args(MessageType)
 
 
 def _id_to_str(value: Any) -> Any:
@@ -66,9 +66,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(value: datetime) -> datetime:
-    # A time without a zone is taken as UTC, as Segment does.
+def as_utc(value: datetime) -> datetime:
+    """A time without a zone taken as UTC, as Segment does; one with a zone as it is."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 with UTC written as Z, the way messages carry times."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+#: a message's time: validated only when present, so the fields' defaults cost nothing
+Time = Annotated[datetime, AfterValidator(as_utc)]
 
 
 def _new_id() -> str:
@@ -90,13 +99,13 @@ class BaseMessage(BaseModel):
     user_id: Id | None = None
     anonymous_id: Id | None = None
     session_id: Id | None = None
-    timestamp: datetime = Field(default_factory=_now)
+    timestamp: Time = Field(default_factory=_now)
     # Segment's clock fields (docs/collector.md): when the client sent the message, by its
     # clock; when the collector received it, by ours; the client's own timestamp before the
     # collector corrected it for the client's clock skew (crossdock.collector.timestamps).
-    sent_at: datetime | None = None
-    received_at: datetime | None = None
-    original_timestamp: datetime | None = None
+    sent_at: Time | None = None
+    received_at: Time | None = None
+    original_timestamp: Time | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
 
@@ -104,13 +113,6 @@ class BaseMessage(BaseModel):
     def _someone(self) -> BaseMessage:
         if self.user_id is None and self.anonymous_id is None:
             raise ValueError("userId or anonymousId: at least one is required")
-        self.timestamp = _utc(self.timestamp)
-        if self.sent_at is not None:
-            self.sent_at = _utc(self.sent_at)
-        if self.received_at is not None:
-            self.received_at = _utc(self.received_at)
-        if self.original_timestamp is not None:
-            self.original_timestamp = _utc(self.original_timestamp)
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from crossdock.collector.checkpoint import WalCheckpointer
 from crossdock.collector.errors import ApiError, error_response
 from crossdock.collector.metrics import Metrics
 from crossdock.collector.ratelimit import RequestLimiter, retry_after_header
-from crossdock.collector.timestamps import stamp
+from crossdock.collector.timestamps import Stamper
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
 from crossdock.config import LoadedConfig
 from crossdock.dedup import Dedup, request_key
@@ -169,7 +169,7 @@ class Collector:
         body = await self.read_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
-        message = stamp({**body, "type": kind}, self.received_at())
+        message = Stamper(self.received_at())({**body, "type": kind})
         return await run_in_threadpool(self.ingest, credential, request_id, [message],
                                        batch=False)
 
@@ -189,14 +189,14 @@ class Collector:
             raise ApiError(413, f"batch: at most {MAX_BATCH} messages, got {len(items)}")
         shared = body.get("context")
         shared_context: dict[str, Any] = shared if isinstance(shared, dict) else {}
-        received_at, sent_at = self.received_at(), body.get("sentAt")
+        stamp = Stamper(self.received_at(), body.get("sentAt"))
         raws: list[Any] = []
         for item in items:
             if isinstance(item, dict) and shared_context:
                 mine = item.get("context")
                 own: dict[str, Any] = mine if isinstance(mine, dict) else {}
                 item = {**item, "context": {**shared_context, **own}}
-            raws.append(stamp(item, received_at, sent_at))
+            raws.append(stamp(item))
         return await run_in_threadpool(self.ingest, credential, request_id, raws, batch=True)
 
     async def account(self, account: str, model: type[UserUpdate] | type[EventRequest],

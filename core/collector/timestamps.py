@@ -16,10 +16,12 @@ is not a time is left for the message model to refuse, by its field name.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+
+from crossdock.models import as_utc, format_time
 
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
@@ -30,43 +32,51 @@ def parse_time(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = _DATETIME.validate_python(value)
+        return as_utc(_DATETIME.validate_python(value))
     except ValidationError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+class Stamper:
+    """Stamps the messages of one request: what the request shares (when it arrived, the
+    batch's sentAt) is worked out once, not once per message of a 500-message batch."""
 
+    def __init__(self, received_at: datetime, batch_sent_at: Any = None) -> None:
+        self.received_at = received_at
+        self.received_iso = format_time(received_at)
+        self.batch_sent_at = batch_sent_at
+        self._batch_sent = parse_time(batch_sent_at)
 
-def stamp(raw: Any, received_at: datetime, batch_sent_at: Any = None) -> Any:
-    """One received message (a JSON object; anything else is returned as it is, for the
-    model to refuse) with receivedAt, sentAt and the corrected timestamp set."""
-    if not isinstance(raw, dict):
-        return raw
-    out = {**raw, "receivedAt": iso(received_at)}
-    sent_value = raw.get("sentAt")
-    if sent_value is None:
-        sent_value = batch_sent_at
-    # RudderStack's SDKs send the device's time as originalTimestamp, Segment's as timestamp.
-    client_value = raw.get("originalTimestamp")
-    if client_value is None:
-        client_value = raw.get("timestamp")
-    if client_value is None:
-        out["timestamp"] = out["receivedAt"]
-    elif raw.get("timestamp") is None:
-        out["timestamp"] = client_value
-    if sent_value is None:
+    def __call__(self, raw: Any) -> Any:
+        """One received message (a JSON object; anything else is returned as it is, for the
+        model to refuse) with receivedAt, sentAt and the corrected timestamp set."""
+        if not isinstance(raw, dict):
+            return raw
+        out = {**raw, "receivedAt": self.received_iso}
+        sent_value = raw.get("sentAt")
+        if sent_value is None:
+            sent_value, sent = self.batch_sent_at, self._batch_sent
+        else:
+            sent = parse_time(sent_value)
+        # RudderStack's SDKs send the device's time as originalTimestamp, Segment's as
+        # timestamp.
+        client_value = raw.get("originalTimestamp")
+        if client_value is None:
+            client_value = raw.get("timestamp")
+        if client_value is None:
+            out["timestamp"] = self.received_iso
+        elif raw.get("timestamp") is None:
+            out["timestamp"] = client_value
+        if sent_value is None:
+            return out
+        out["sentAt"] = sent_value
+        client = parse_time(client_value)
+        if sent is None or client is None:
+            return out
+        try:
+            corrected = self.received_at - (sent - client)
+        except OverflowError:  # a clock beyond year 1..9999: no correction to make
+            return out
+        out["originalTimestamp"] = client_value
+        out["timestamp"] = format_time(corrected)
         return out
-    out["sentAt"] = sent_value
-    sent, client = parse_time(sent_value), parse_time(client_value)
-    if sent is None or client is None:
-        return out
-    try:
-        corrected = received_at - (sent - client)
-    except OverflowError:  # a clock beyond year 1..9999: no correction to make
-        return out
-    out["originalTimestamp"] = client_value
-    out["timestamp"] = iso(corrected)
-    return out

@@ -48,7 +48,13 @@ from sqlite_utils import Database
 from crossdock.config import ProfilesConfig
 from crossdock.dedup import Dedup, is_postgres, lock_keys, message_key
 from crossdock.errors import MessageError
-from crossdock.models import AliasMessage, EnrichedMessage, IdentifyMessage, Message
+from crossdock.models import (
+    AliasMessage,
+    EnrichedMessage,
+    IdentifyMessage,
+    Message,
+    format_time,
+)
 from crossdock.profiles import identity
 from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
 from crossdock.profiles.consent import consent_changes
@@ -99,7 +105,7 @@ def identity_keys(message: Message) -> list[tuple[str, str]]:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return format_time(datetime.fromtimestamp(ts, UTC))
 
 
 @dataclass

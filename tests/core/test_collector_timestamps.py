@@ -14,7 +14,7 @@ import httpx
 import pytest
 from test_collector_http import START, Running, basic, loaded_config, serve
 
-from crossdock.collector.timestamps import stamp
+from crossdock.collector.timestamps import Stamper
 from crossdock.pipeline import build_pipeline
 
 RECEIVED = datetime.fromtimestamp(START, UTC)  # 2023-11-14T22:13:20Z
@@ -56,12 +56,12 @@ RECEIVED_ISO = "2023-11-14T22:13:20Z"
      {"timestamp": "2023-11-14T20:00:00Z", "receivedAt": RECEIVED_ISO, "sentAt": "yesterday"}),
 ])
 def test_stamp(raw: dict[str, Any], batch_sent_at: Any, expected: dict[str, Any]) -> None:
-    assert stamp({"type": "track", **raw}, RECEIVED, batch_sent_at) == {"type": "track",
+    assert Stamper(RECEIVED, batch_sent_at)({"type": "track", **raw}) == {"type": "track",
                                                                           **expected}
 
 
 def test_stamp_leaves_what_is_no_message_alone() -> None:
-    assert stamp([1], RECEIVED, "2023-11-14T22:13:20Z") == [1]
+    assert Stamper(RECEIVED, "2023-11-14T22:13:20Z")([1]) == [1]
 
 
 @pytest.fixture
