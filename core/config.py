@@ -232,20 +232,6 @@ def interpolate_env(value: Any, path: str, problems: list[str], env: dict[str, s
     return value
 
 
-_UNSET = re.compile(r"^(?P<path>.+): environment variable \S+ is not set$")
-
-
-def _without_follow_ons(problems: list[str]) -> list[str]:
-    """The problems, less those about a value an unset environment variable emptied: with
-    ${SLACK_WEBHOOK_URL} unset, "must be an https://hooks.slack.com/... URL" about the empty
-    string that stood in for it only hides the one thing to fix."""
-    unset = {m["path"] for p in problems if (m := _UNSET.match(p))}
-    if not unset:
-        return problems
-    return [p for p in problems
-            if _UNSET.match(p) or p.split(": ", 1)[0] not in unset]
-
-
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`override` laid over `base`: mappings merge key by key, anything else replaces."""
     merged = dict(base)
@@ -274,6 +260,11 @@ def parse_config(
         raise ConfigError(["(top level): must be a mapping of outbox, collector, destinations"])
     problems: list[str] = []
     raw = interpolate_env(raw, "", problems, dict(os.environ) if env is None else env)
+    # The paths of unset variables: the empty value standing in for one would fail its own
+    # rule too ("must be an https://hooks.slack.com/... URL"), which only hides the one
+    # thing to fix, so later problems at those paths are left out.
+    unset = {problem.split(": ", 1)[0] for problem in problems}
+    interpolation_problems = len(problems)
     raw_destinations = raw.get("destinations") or {}
     if not isinstance(raw_destinations, dict):
         problems.append("destinations: must be a mapping of destination name to settings")
@@ -340,7 +331,8 @@ def parse_config(
         destinations.append(configured)
     problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
     if problems:
-        raise ConfigError(_without_follow_ons(problems))
+        raise ConfigError(problems[:interpolation_problems] + [
+            p for p in problems[interpolation_problems:] if p.split(": ", 1)[0] not in unset])
     return LoadedConfig(config, destinations, base_dir, warnings)
 
 

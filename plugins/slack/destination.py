@@ -121,7 +121,7 @@ def rate_key(webhook_url: str) -> str:
 class SlackDestination(Destination):
     plugin_name: ClassVar[str] = PLUGIN_NAME
     settings_model = SlackSettings
-    #: every type, group calls included (the summary of a group is its generic line)
+    #: every type, group calls included ("user-1 joined group *ACME*")
     message_types: ClassVar[frozenset[str]] = ALL_MESSAGE_TYPES
     max_batch_size: ClassVar[int] = 1
     default_rate_limit: ClassVar[float | None] = 1.0
