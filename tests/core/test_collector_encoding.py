@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_collector_http import Running, basic, loaded_config, serve
+from collector_helpers import Running, basic, loaded_config, serve
 
 from crossdock.collector.body import Gunzip
 from crossdock.collector.errors import ApiError

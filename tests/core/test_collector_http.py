@@ -1,101 +1,25 @@
-"""The collector over real HTTP: uvicorn on 127.0.0.1 in a thread, a real SQLite file."""
+"""The collector over real HTTP: uvicorn on 127.0.0.1 in a thread, a real SQLite file
+(the harness: collector_helpers.py)."""
 
 from __future__ import annotations
 
-import base64
-import importlib.util
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-
-from crossdock.collector import make_app
-from crossdock.config import LoadedConfig, parse_config
-from crossdock.outbox.sqlite import SQLiteOutbox
-from crossdock.pipeline import Pipeline
-from crossdock.plugin_manager import destination_types
-from crossdock.profiles import ProfileStore
-
-WRITE_KEY = "wk-test"
-SHOP_KEY = "shop-key"
-START = 1_700_000_000.0
-HAS_ROUTER = importlib.util.find_spec("crossdock.route.router") is not None
-
-
-def _unused_router(enriched: Any, destination: Any) -> Any:
-    raise AssertionError("these tests configure no destinations")
-
-
-def basic(key: str = WRITE_KEY) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
-
-
-def bearer(key: str = SHOP_KEY) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def loaded_config(tmp_path: Path, destinations: dict[str, Any] | None = None,
-                  **collector: Any) -> LoadedConfig:
-    """The collector's config; `destinations` (crossdock.yaml's section) use the installed
-    destination types."""
-    raw = {
-        "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
-        "collector": {"write_keys": [WRITE_KEY],
-                      "accounts": {"shop": {"keys": ["old-key", SHOP_KEY]}}, **collector},
-        "destinations": destinations or {},
-    }
-    return parse_config(raw, base_dir=tmp_path, env={},
-                        types=destination_types() if destinations else {})
-
-
-class Running:
-    def __init__(self, url: str, outbox: SQLiteOutbox, store: ProfileStore, app: Any) -> None:
-        self.url = url
-        self.outbox = outbox
-        self.store = store
-        self.app = app
-
-    def processed(self) -> int:
-        """Messages the profile step took (every resolved message counts once)."""
-        with self.outbox.transaction() as db:
-            row = db.execute("SELECT COALESCE(SUM(message_count), 0) FROM profiles").fetchone()
-        return int(row[0])
-
-    def show(self, ref: str) -> dict[str, Any] | None:
-        with self.outbox.transaction() as db:
-            return self.store.show(db, ref)
-
-
-@contextmanager
-def serve(loaded: LoadedConfig, clock: Callable[[], float] = lambda: START,
-          monotonic: Callable[[], float] = lambda: 0.0) -> Iterator[Running]:
-    outbox = SQLiteOutbox(loaded.outbox_url.removeprefix("sqlite:///"))
-    store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=clock)
-    pipeline = Pipeline(loaded, outbox, store,
-                        router=None if HAS_ROUTER else _unused_router)
-    app = make_app(loaded, pipeline, clock=clock, monotonic=monotonic)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Running(f"http://127.0.0.1:{port}", outbox, store, app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        outbox.close()
+from collector_helpers import (
+    SHOP_KEY,
+    START,
+    WRITE_KEY,
+    Running,
+    basic,
+    bearer,
+    loaded_config,
+    serve,
+)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_collector_http import basic, loaded_config, serve
+from collector_helpers import basic, loaded_config, serve
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from collector_helpers import START, WRITE_KEY, Running, loaded_config, serve
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
-from test_collector_http import START, WRITE_KEY, Running, loaded_config, serve
 
 from crossdock.collector import body as collector_body
 from crossdock.collector.timestamps import parse_time

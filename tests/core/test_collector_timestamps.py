@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_collector_http import START, Running, basic, loaded_config, serve
+from collector_helpers import START, Running, basic, loaded_config, serve
 
 from crossdock.collector.timestamps import Stamper
 from crossdock.pipeline import build_pipeline

@@ -7,8 +7,6 @@ The PostgreSQL cases skip, with the reason, only when that server cannot be reac
 
 from __future__ import annotations
 
-import base64
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from collector_helpers import basic, serve_app
 from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.collector import make_app
@@ -353,31 +351,16 @@ def test_the_collector_request_id_window(engine: Engine, tmp_path: Path) -> None
     loaded = loaded_for(engine, tmp_path)
     outbox, store = engine.open(loaded.config.profiles)
     app = make_app(loaded, Pipeline(loaded, outbox, store), clock=engine.clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    started = threading.Event()
-    for _ in range(1000):
-        if server.started:
-            break
-        started.wait(0.01)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    auth = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            answers = [
-                client.post("/v1/track", headers={**auth, "x-request-id": "req-1"},
-                            json={"userId": "u", "event": "E", "messageId": mid}).json()
-                for mid in ("m1", "m2")
-            ]
-            other = client.post("/v1/track", headers={**auth, "x-request-id": "req-2"},
-                                json={"userId": "u", "event": "E", "messageId": "m3"}).json()
-            metrics = client.get("/metrics").text
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    auth = basic("wk")
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        answers = [
+            client.post("/v1/track", headers={**auth, "x-request-id": "req-1"},
+                        json={"userId": "u", "event": "E", "messageId": mid}).json()
+            for mid in ("m1", "m2")
+        ]
+        other = client.post("/v1/track", headers={**auth, "x-request-id": "req-2"},
+                            json={"userId": "u", "event": "E", "messageId": "m3"}).json()
+        metrics = client.get("/metrics").text
     assert [a["response"]["accepted"] for a in answers] == [1, 0]
     assert answers[1]["response"]["duplicates"] == 1
     assert other["response"]["accepted"] == 1
