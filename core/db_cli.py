@@ -324,8 +324,8 @@ def _source_exists(url: str) -> None:
     if str(path) == ":memory:" or path.is_file():
         return
     hint = "" if path.is_absolute() else (
-        f"; sqlite:///{path} is relative to the current folder, an absolute path takes "
-        f"four slashes: sqlite:////{path}")
+        f"; sqlite:///{path} is relative to the current folder (if you meant /{path}, an "
+        f"absolute path takes four slashes: sqlite:////{path})")
     raise click.BadParameter(f"{url}: no such file {path.resolve()}{hint}",
                              param_hint="--from")
 
