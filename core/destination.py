@@ -3,7 +3,8 @@
 A destination type is a class with a settings model and two pure functions:
 
 - `build_requests(items)`: outbox items (already filtered, normalized and mapped by the route
-  step) in, `httpx.Request`s out, each saying which items it carries;
+  step) in, `httpx.Request`s out, each saying which items it carries (and, for a value the
+  destination cannot take, a `FieldRefused` naming it while the item is still sent);
 - `classify(planned, response)`: one HTTP response in, one outcome per carried item out.
 
 The engine (crossdock.delivery) does all I/O: leasing, batching, rate limits, concurrency,
@@ -40,13 +41,25 @@ DEFAULT_MESSAGE_TYPES = ALL_MESSAGE_TYPES - {"group"}
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One leased outbox row: a routed message waiting for one destination."""
+    """One leased outbox row: a routed message waiting for one destination.
+
+    `attempted_at` is the engine's clock when it handed the row to `build_requests` for this
+    attempt (seconds since the epoch): what a plugin signs when a destination wants the time
+    of the request, not of the message (Standard Webhooks' webhook-timestamp, Meta's
+    appsecret_time), so a retry hours later still carries a fresh time while the plugin stays
+    pure. 0.0 only in items built by hand."""
 
     id: int
     message_id: str
     payload: dict[str, Any]
     attempts: int = 1
     created_at: float = 0.0
+    attempted_at: float = 0.0
+
+    def attempt_at(self, now: float) -> OutboxItem:
+        """This item as handed to the plugin for an attempt made at `now`."""
+        return OutboxItem(self.id, self.message_id, self.payload, self.attempts,
+                          self.created_at, now)
 
 
 @dataclass(slots=True)
@@ -65,6 +78,21 @@ class Rejected:
 
     item: OutboxItem
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRefused:
+    """A value the plugin left out of an item's request because the destination cannot use
+    it (a phone number without a country, an incomplete address): the item is still sent
+    without it. The engine counts these per field and logs each with its reason."""
+
+    item: OutboxItem
+    field: str
+    reason: str
+
+
+#: what `build_requests` returns: requests, items it cannot send at all, values it left out
+Planned = PlannedRequest | Rejected | FieldRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +200,9 @@ class Destination:
         """Warnings for `crossdock validate` about a configured destination (not errors)."""
         return []
 
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
-        """Turn routed items into HTTP requests. Pure: no I/O."""
+    def build_requests(self, items: Sequence[OutboxItem]) -> Sequence[Planned]:
+        """Turn routed items into HTTP requests. Pure: no I/O, no clock (an attempt's time
+        is `item.attempted_at`)."""
         raise NotImplementedError
 
     def classify(

@@ -32,6 +32,7 @@ from crossdock.delivery.transport import send
 from crossdock.destination import (
     Delivered,
     Failed,
+    FieldRefused,
     OutboxItem,
     Outcome,
     PlannedRequest,
@@ -64,6 +65,8 @@ class DestinationReport:
     dead: int = 0
     requests: int = 0
     last_error: str | None = None
+    #: values plugins left out of requests (FieldRefused), by field name
+    refused: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: DestinationReport) -> None:
         self.delivered += other.delivered
@@ -71,6 +74,8 @@ class DestinationReport:
         self.dead += other.dead
         self.requests += other.requests
         self.last_error = other.last_error or self.last_error
+        for name, count in other.refused.items():
+            self.refused[name] = self.refused.get(name, 0) + count
 
 
 @dataclass
@@ -104,6 +109,9 @@ class DeliveryReport:
         for name, r in sorted(self.destinations.items()):
             line = (f"  {name}: delivered {r.delivered}, retry later {r.retried}, "
                     f"dead {r.dead} ({r.requests} requests)")
+            if r.refused:
+                line += "; values left out: " + ", ".join(
+                    f"{f} {n}" for f, n in sorted(r.refused.items()))
             if r.last_error:
                 line += f"; last error: {r.last_error}"
             lines.append(line)
@@ -229,14 +237,19 @@ class DestinationWorker:
     ) -> None:
         covered: set[int] = set()  # items settled already: carried by no other request
         planned = self._plan(items, covered, settlement, report)
+        refused: dict[str, list[FieldRefused]] = {}
         for entry in planned:
             if isinstance(entry, Rejected):
                 covered.add(entry.item.id)
                 self._judge(entry.item, Failed(f"rejected: {entry.reason}"), settlement, report)
                 continue
+            if isinstance(entry, FieldRefused):
+                refused.setdefault(entry.field, []).append(entry)
+                continue
             if not isinstance(entry, PlannedRequest):
                 error = (f"plugin {self.plugin.plugin_name} build_requests returned "
-                         f"{type(entry).__name__}, not a PlannedRequest or Rejected")
+                         f"{type(entry).__name__}, not a PlannedRequest, Rejected or "
+                         "FieldRefused")
                 log.warning("%s: %s", self.name, error)
                 continue
             carried = [item for item in entry.items if item.id not in covered]
@@ -254,6 +267,13 @@ class DestinationWorker:
                      "for this item")
             for item in forgotten:
                 self._judge(item, Retry(error), settlement, report)
+        for name, entries in refused.items():
+            # One line per field and batch: a mapping that cannot fill a field for anyone
+            # would otherwise log once per person.
+            report.refused[name] = report.refused.get(name, 0) + len(entries)
+            first = entries[0]
+            log.warning("%s: %s left out of %d item(s), e.g. %s: %s", self.name, name,
+                        len(entries), first.item.message_id, first.reason)
 
     def _plan(
         self, items: Sequence[OutboxItem], covered: set[int], settlement: _Settlement,
@@ -261,7 +281,10 @@ class DestinationWorker:
     ) -> list[Any]:
         """The plugin's requests for the batch. When building the batch raises, each item is
         built on its own, so one item the plugin cannot handle is retried (and in the end
-        dead-lettered with the error) while the others are sent now."""
+        dead-lettered with the error) while the others are sent now. Items reach the plugin
+        stamped with this attempt's time (OutboxItem.attempted_at)."""
+        now = self.clock()
+        items = [item.attempt_at(now) for item in items]
         try:
             return list(self.plugin.build_requests(items))
         except Exception as exc:

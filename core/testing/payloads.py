@@ -41,11 +41,11 @@ def routed_payload(n: int = 1, **fields: Any) -> dict[str, Any]:
 
 
 def outbox_item(payload: dict[str, Any], item_id: int | None = None, *, attempts: int = 1,
-                created_at: float = 0.0) -> OutboxItem:
+                created_at: float = 0.0, attempted_at: float = 0.0) -> OutboxItem:
     """An outbox row carrying `payload`; its id is the number in messageId "msg-<n>" unless
-    given."""
+    given. `attempted_at` is the time the engine would stamp on this attempt."""
     message_id = str(payload["messageId"])
     if item_id is None:
         item_id = int(message_id.rpartition("-")[2])
     return OutboxItem(id=item_id, message_id=message_id, payload=payload, attempts=attempts,
-                      created_at=created_at)
+                      created_at=created_at, attempted_at=attempted_at)

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 import httpx
 from pydantic import BaseModel
 
-from crossdock.destination import Destination, OutboxItem, PlannedRequest, Rejected
+from crossdock.destination import (
+    Destination,
+    FieldRefused,
+    OutboxItem,
+    Planned,
+    PlannedRequest,
+    Rejected,
+)
 
 
 class EchoSettings(BaseModel):
@@ -17,25 +24,29 @@ class EchoSettings(BaseModel):
 
 
 class EchoDestination(Destination):
-    """Posts batches as {"batch": [{"id": message_id, "payload": ...}]} to settings.url.
-    An item whose payload has "reject" is refused by the plugin itself."""
+    """Posts batches as {"batch": [{"id": message_id, "payload": ..., "attempted_at": ...}]}
+    to settings.url. An item whose payload has "reject" is refused by the plugin itself; one
+    with "refuse": FIELD is sent with that field reported as left out."""
 
     plugin_name = "echo"
     settings_model = EchoSettings
     max_batch_size = 10
     description = "test destination"
 
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
-        out: list[PlannedRequest | Rejected] = []
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
+        out: list[Planned] = []
         batch = []
         for item in items:
             if "reject" in item.payload:
                 out.append(Rejected(item, str(item.payload["reject"])))
-            else:
-                batch.append(item)
+                continue
+            if "refuse" in item.payload:
+                out.append(FieldRefused(item, str(item.payload["refuse"]), "not usable"))
+            batch.append(item)
         if batch:
             url = self.settings.url  # type: ignore[attr-defined]
-            body = {"batch": [{"id": i.message_id, "payload": i.payload} for i in batch]}
+            body = {"batch": [{"id": i.message_id, "payload": i.payload,
+                               "attempted_at": i.attempted_at} for i in batch]}
             out.append(PlannedRequest(httpx.Request("POST", url, json=body), batch, url))
         return out
 

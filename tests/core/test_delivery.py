@@ -195,6 +195,41 @@ async def test_a_rejected_item_is_dead_and_its_batch_mates_are_delivered(
     assert (letter.message_id, letter.reason) == ("bad", "rejected: no email address")
 
 
+async def test_each_attempt_reaches_the_plugin_with_its_own_time(
+    echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any,
+) -> None:
+    # Plugins are pure, so the time a destination wants signed (Standard Webhooks'
+    # webhook-timestamp, Meta's appsecret_time) comes from the engine: the attempt's, not the
+    # row's creation or the message's.
+    loaded = make_loaded(echo.url)
+    echo.fake.then(503, "down")
+    enqueue(outbox, 1, clock.now - 3600)
+    first = clock.now
+    await deliver_once(loaded, outbox, clock=clock, rng=random.Random(1))
+    clock.now = state(outbox)["next_attempt_at"] + 86_400
+    report = await deliver_once(loaded, outbox, clock=clock)
+    assert report.delivered == 1
+    assert [b[0]["attempted_at"] for b in echo.fake.batches] == [first, clock.now]
+
+
+async def test_a_value_the_plugin_leaves_out_is_counted_by_field_and_the_item_sent(
+    echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    enqueue(outbox, 2, 0.0, refuse="PHONE")
+    enqueue_one = NewRow("echo", "other", {"refuse": "ADDRESS"})
+    outbox.enqueue([enqueue_one], now=0.0)
+    with caplog.at_level("WARNING", logger="crossdock.delivery"):
+        report = await deliver_once(make_loaded(echo.url), outbox)
+    assert report.delivered == 3 and report.dead == 0
+    assert report.destinations["echo"].refused == {"PHONE": 2, "ADDRESS": 1}
+    assert "values left out: ADDRESS 1, PHONE 2" in str(report)
+    # One line per field and batch, with an example, not one per person.
+    lines = [r.getMessage() for r in caplog.records if "left out of" in r.getMessage()]
+    assert sorted(lines) == ["echo: ADDRESS left out of 1 item(s), e.g. other: not usable",
+                             "echo: PHONE left out of 2 item(s), e.g. m0: not usable"]
+
+
 async def test_an_old_item_is_given_up_after_max_age(
     echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any,
 ) -> None:
