@@ -26,7 +26,8 @@ from rich.table import Table
 from crossdock.config import LoadedConfig, load_config
 from crossdock.testing.fakeserver import RunningServer, serve
 
-WEBHOOK_SECRET = "demo-signing-secret"
+#: a Standard Webhooks secret: whsec_ and the base64 of the key (here b"demo-signing-secret")
+WEBHOOK_SECRET = "whsec_ZGVtby1zaWduaW5nLXNlY3JldA=="
 DEMO_DEADLINE = 60.0
 #: requests printed per destination
 SHOWN = 6

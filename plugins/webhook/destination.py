@@ -2,8 +2,15 @@
 
 One request per message (the body is the rendered `body` template, or the routed payload), or,
 with `batch: true`, one `{"batch": [...]}` request per up to 100 messages. Signed requests follow
-Standard Webhooks; the signing timestamp is the message's own timestamp, so `build_requests`
-stays pure and a retry is byte-for-byte the request that was sent before.
+Standard Webhooks:
+
+- `webhook-id` is derived from the message id(s) and the endpoint: the same on every retry (the
+  receiver's idempotency key), different for another destination's copy of the message, and
+  never holding the sender's text (the spec forbids a user-controlled id with a `.` in it);
+- `webhook-timestamp` is the time of this delivery attempt (`OutboxItem.attempted_at`, which
+  the engine hands in, so `build_requests` stays pure): receivers refuse a timestamp more than
+  five minutes from their clock, so the message's own time would fail every late retry. A retry
+  therefore carries the same id and body with a new timestamp and signature.
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, ClassVar, cast
 
 import httpx
@@ -65,21 +71,13 @@ def item_body(item: OutboxItem) -> Any:
     return {k: v for k, v in payload.items() if k != "rendered"}
 
 
-def item_timestamp(item: OutboxItem) -> int:
-    """Unix seconds of the message's timestamp; the outbox row's time if it has none."""
-    raw = item.payload.get("timestamp")
-    if isinstance(raw, str) and raw:
-        try:
-            return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp())
-        except ValueError:
-            pass
-    return int(item.created_at)
-
-
-def batch_id(items: Sequence[OutboxItem]) -> str:
-    """A stable idempotency key for a batch: the same messages always give the same id."""
-    joined = "\n".join(item.message_id for item in items)
-    return "batch_" + hashlib.sha256(joined.encode()).hexdigest()[:32]
+def webhook_id(endpoint: str, items: Sequence[OutboxItem]) -> str:
+    """The request's `webhook-id`: `msg_` (one message) or `batch_` and 128 bits of SHA-256 in
+    hex over the endpoint and the message ids, so the same messages to the same endpoint always
+    get the same id, and no sender's text (which may hold a `.`) reaches the signed string."""
+    prefix = "msg_" if len(items) == 1 else "batch_"
+    joined = "\n".join([endpoint, *(item.message_id for item in items)])
+    return prefix + hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
 _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -156,24 +154,20 @@ class WebhookDestination(Destination):
                 out.append(Rejected(item, str(exc)))
         if not self.config.batch:
             for item, body in bodies:
-                out.append(self._planned([item], body, item.message_id, item_timestamp(item)))
+                out.append(self._planned([item], body))
             return out
         for start in range(0, len(bodies), MAX_BATCH_SIZE):
             chunk = bodies[start:start + MAX_BATCH_SIZE]
-            chunk_items = [item for item, _ in chunk]
-            out.append(self._planned(
-                chunk_items,
-                {"batch": [body for _, body in chunk]},
-                batch_id(chunk_items),
-                max(item_timestamp(item) for item in chunk_items),
-            ))
+            out.append(self._planned([item for item, _ in chunk],
+                                     {"batch": [body for _, body in chunk]}))
         return out
 
-    def _planned(
-        self, items: list[OutboxItem], body: Any, msg_id: str, timestamp: int
-    ) -> PlannedRequest:
+    def _planned(self, items: list[OutboxItem], body: Any) -> PlannedRequest:
         settings = self.config
         content = encode(body)
+        msg_id = webhook_id(str(settings.url), items)
+        # The items of one batch share the attempt; the latest time is the one to sign.
+        timestamp = int(max(item.attempted_at for item in items))
         headers = {
             **settings.headers,
             "content-type": "application/json",

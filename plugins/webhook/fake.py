@@ -2,7 +2,9 @@
 receiver checks.
 
 - Any path but `/_fake/*` receives; the body must be JSON (else 400).
-- With a secret, the webhook-signature (or X-Signature) must match (else 401, not recorded).
+- With a secret, the webhook-signature (or X-Signature) must match, and the webhook-timestamp
+  must be within 5 minutes of the fake's clock, as the reference verifier demands (else 401,
+  not recorded).
 - Scripted replies (`fake.script([500, 200])`) answer before the request is accepted.
 - Every accepted delivery is kept with its webhook-id, so tests count duplicates.
 
@@ -12,7 +14,9 @@ receiver checks.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,8 @@ from crossdock.testing.fakescript import FakeState, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[WebhookFake] = web.AppKey("webhook_fake")
+#: how far a webhook-timestamp may be from the receiver's clock (Standard Webhooks' verifiers)
+TOLERANCE = 5 * 60.0
 
 
 @dataclass
@@ -38,6 +44,8 @@ class WebhookFake(FakeState):
     secret: str | None = None
     x_signature_digest: Digest = "sha1"
     refused: Counter[int] = field(default_factory=Counter)
+    #: the receiver's clock, for the timestamp tolerance (tests step it instead of sleeping)
+    clock: Callable[[], float] = time.time
 
     @property
     def ids(self) -> list[str]:
@@ -65,6 +73,8 @@ class WebhookFake(FakeState):
         hexsig = headers.get(HEADER_X_SIGNATURE)
         if standard is None and hexsig is None:
             return "missing webhook-signature"
+        if standard is not None and (problem := self.timestamp_problem(headers)):
+            return problem
         if standard is not None and not verify_standard(
             self.secret, headers.get(HEADER_ID, ""), headers.get(HEADER_TIMESTAMP, ""), body,
             standard,
@@ -74,6 +84,18 @@ class WebhookFake(FakeState):
             self.secret, body, hexsig, self.x_signature_digest
         ):
             return "x-signature does not match"
+        return None
+
+    def timestamp_problem(self, headers: Any) -> str | None:
+        try:
+            sent = int(headers.get(HEADER_TIMESTAMP, ""))
+        except ValueError:
+            return "webhook-timestamp is not a number"
+        now = self.clock()
+        if sent < now - TOLERANCE:
+            return "webhook-timestamp too old"
+        if sent > now + TOLERANCE:
+            return "webhook-timestamp too new"
         return None
 
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from crossdock.plugins.webhook.const import RESERVED_HEADERS
-from crossdock.plugins.webhook.signing import secret_key
+from crossdock.plugins.webhook.signing import standard_key, x_signature_key
 
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
@@ -53,11 +53,14 @@ class WebhookSettings(BaseModel):
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra request headers (e.g. an API key)"
     )
-    secret: SecretStr | None = Field(
-        default=None, description="HMAC key; requests are signed when set (whsec_<base64> or text)"
-    )
+    # Declared before `secret` so the secret's validator knows which formats it must meet.
     signature_style: Literal["standard", "x-signature", "both"] = Field(
         default="standard", description="which signature headers a signed request carries"
+    )
+    secret: SecretStr | None = Field(
+        default=None, validate_default=True,
+        description="HMAC key; requests are signed when set. Standard Webhooks: the base64 "
+                    "of the key, optionally whsec_-prefixed; X-Signature alone: any text",
     )
     x_signature_digest: Literal["sha1", "sha256"] = Field(
         default="sha1", description="hash of the X-Signature HMAC (Segment uses sha1)"
@@ -78,11 +81,21 @@ class WebhookSettings(BaseModel):
 
     @field_validator("secret")
     @classmethod
-    def _secret_usable(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            if not value.get_secret_value():
-                raise ValueError("must not be empty (leave it out to send unsigned requests)")
-            secret_key(value.get_secret_value())  # a bad whsec_ value fails here, not at send
+    def _secret_usable(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Errors never repeat the secret.
+        style = info.data.get("signature_style")
+        if value is None:
+            if style in ("x-signature", "both"):
+                raise ValueError(f"signature_style {style!r} needs a secret")
+            return value
+        if not value.get_secret_value():
+            raise ValueError("must not be empty (leave it out to send unsigned requests)")
+        # A secret the receiver's Standard Webhooks library would read differently fails
+        # here, not at send time.
+        if style in ("standard", "both"):
+            standard_key(value.get_secret_value())
+        else:
+            x_signature_key(value.get_secret_value())
         return value
 
     @field_validator("url")
@@ -93,12 +106,4 @@ class WebhookSettings(BaseModel):
                 f"{value.host} is a loopback or private address; set "
                 "allow_private_network: true to send there"
             )
-        return value
-
-    @field_validator("signature_style")
-    @classmethod
-    def _style_needs_secret(cls, value: str, info: ValidationInfo) -> str:
-        # A secret that failed its own check is reported there, not here too.
-        if value != "standard" and "secret" in info.data and info.data["secret"] is None:
-            raise ValueError(f"{value!r} needs a secret")
         return value

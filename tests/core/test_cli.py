@@ -392,7 +392,7 @@ def test_deliver_once_drains_what_is_due(
         "thanks",
     ]
     [received] = server.call(lambda: list(fake.received))
-    body = {k: v for k, v in payload(received["id"]).items() if k != "rendered"}
+    body = {k: v for k, v in payload(received["body"]["messageId"]).items() if k != "rendered"}
     assert received["body"] == body
     box = SQLiteOutbox(tmp_path / "outbox.db")
     try:
@@ -400,7 +400,7 @@ def test_deliver_once_drains_what_is_due(
     finally:
         box.close()
     # The scripted 400 answered whichever due row went first; the other was delivered.
-    assert states[received["id"]] == "delivered"
+    assert states[received["body"]["messageId"]] == "delivered"
     assert sorted([states["due-1"], states["due-2"]]) == ["dead", "delivered"]
     assert states["later"] == "queued"  # not due yet: left alone
     again = invoke("deliver", "--once", "-c", str(config))

@@ -91,7 +91,7 @@ def test_bad_lines_are_reported_by_number_and_the_good_lines_kept(
 
     delivered = crossdock("deliver", "--once", "-c", str(config))
     assert delivered.returncode == 0, delivered.stderr
-    assert sorted((e["path"], e["id"]) for e in webhook_fake.received()) == [
+    assert sorted((e["path"], e["body"]["messageId"]) for e in webhook_fake.received()) == [
         ("/all", "new-1"), ("/all", "new-9"), ("/all", "ok-1"), ("/all", "ok-2"),
         ("/tracks", "new-1"), ("/tracks", "ok-1")]
 
@@ -163,7 +163,7 @@ def test_config_that_is_not_yaml_is_refused(tmp_path: Path, webhook_fake: Fake) 
      "destinations.dest.settings.headers: may not set Webhook-Id: Crossdock sets "
      "these headers itself"),
     (lambda f: webhook_destination(f"{f.url}/all", settings={"signature_style": "both"}),
-     "destinations.dest.settings.signature_style: 'both' needs a secret"),
+     "destinations.dest.settings.secret: signature_style 'both' needs a secret"),
     (lambda f: {"plugin": "slack", "settings": {"webhook_url": "https://example.com/hook"}},
      "destinations.dest.settings.webhook_url: must be an "
      "https://hooks.slack.com/services/... URL (set allow_any_host: true for a fake or a proxy)"),

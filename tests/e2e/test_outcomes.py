@@ -75,7 +75,7 @@ def test_500_then_200_is_delivered_on_the_second_attempt(
     assert "delivered 1, retry later 0, dead 0 (1 requests)" in deliver(config)
     second = row(config, "hook")
     assert (second.state, second.attempts) == ("delivered", 2)
-    assert [e["id"] for e in webhook_fake.received()] == [MESSAGE_ID]
+    assert [e["body"]["messageId"] for e in webhook_fake.received()] == [MESSAGE_ID]
     assert webhook_fake.snapshot()["refused"] == {"500": 1}
     status = status_json(config)["hook"]
     assert (status["retrying"], status["delivered"], status["dead"]) == (0, 1, 0)
@@ -132,7 +132,7 @@ def test_400_is_a_dead_letter_with_the_reason_then_replayed(
     assert "replayed 1 dead letters" in replayed.stdout
     assert "delivered 1" in deliver(config)
     assert (row(config, "hook").state, dead_letters_json(config)) == ("delivered", [])
-    assert [e["id"] for e in webhook_fake.received()] == [MESSAGE_ID]
+    assert [e["body"]["messageId"] for e in webhook_fake.received()] == [MESSAGE_ID]
 
 
 def test_slack_400_error_code_is_the_dead_letter_reason(tmp_path: Path, slack_fake: Fake) -> None:
@@ -165,7 +165,7 @@ def test_timeout_is_retried_with_the_timeout_named(tmp_path: Path, webhook_fake:
     assert (row(config, "hook").state, row(config, "hook").attempts) == ("delivered", 2)
     # The slow first reply may still have been recorded after we gave up on it (at least
     # once); the second attempt certainly was.
-    wait_for(lambda: MESSAGE_ID in {e["id"] for e in webhook_fake.received()},
+    wait_for(lambda: MESSAGE_ID in {e["body"]["messageId"] for e in webhook_fake.received()},
              "the fake to record the delivery", 10)
 
 

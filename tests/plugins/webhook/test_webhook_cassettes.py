@@ -37,7 +37,7 @@ def test_cassette_signed_delivery(server: RunningServer, fake: WebhookFake) -> N
     assert response.status_code == 200 and response.json() == {"ok": True}
     assert destination(server.url).classify(planned, response) == DELIVERED
     assert cassette.play_count == (0 if recording() else 1)
-    assert fake.ids == (["msg-1"] if recording() else [])
+    assert fake.ids == ([planned.request.headers["webhook-id"]] if recording() else [])
     # The signature is derived from the secret: it never reaches the cassette.
     assert "webhook-signature" not in cassette.requests[0].headers
     assert "webhook-signature" not in (Path(VCR.cassette_library_dir or "")

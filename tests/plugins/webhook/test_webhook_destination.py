@@ -9,14 +9,14 @@ import json
 
 import httpx
 import pytest
-from webhook_helpers import SECRET, destination, item
+from webhook_helpers import ATTEMPT_TIME, SECRET, destination, item, routed
 
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
 from crossdock.plugin_manager import destination_types
 from crossdock.plugins.webhook import WebhookDestination
+from crossdock.testing.payloads import outbox_item
 
 URL = "https://hooks.example.com/in"
-TS_2024_05_01_NOON = 1_714_564_800
 
 
 def planned(requests: list[PlannedRequest | Rejected]) -> list[PlannedRequest]:
@@ -57,10 +57,33 @@ def test_a_rendered_body_that_is_not_json_rejects_only_that_item() -> None:
     assert isinstance(out[1], PlannedRequest) and out[1].items[0].id == 2
 
 
-def test_without_batch_each_item_is_its_own_request_keyed_by_message_id() -> None:
+def test_without_batch_each_item_is_its_own_request_with_its_own_id() -> None:
     reqs = planned(destination(URL).build_requests([item(1), item(2), item(3)]))
-    assert [r.request.headers["webhook-id"] for r in reqs] == ["msg-1", "msg-2", "msg-3"]
+    ids = [r.request.headers["webhook-id"] for r in reqs]
+    assert len(set(ids)) == 3 and all(i.startswith("msg_") for i in ids)
     assert all(len(r.items) == 1 for r in reqs)
+
+
+def test_the_webhook_id_is_stable_per_message_and_endpoint() -> None:
+    # Receivers deduplicate retries by webhook-id: a retry (a later attempt) keeps it, and
+    # another destination's copy of the same message gets its own.
+    first = planned(destination(URL).build_requests([item(1)]))[0].request
+    retry = planned(destination(URL).build_requests(
+        [item(1, attempted_at=ATTEMPT_TIME + 3600)]))[0].request
+    other = planned(destination(URL + "/other").build_requests([item(1)]))[0].request
+    assert first.headers["webhook-id"] == retry.headers["webhook-id"]
+    assert first.headers["webhook-id"] != other.headers["webhook-id"]
+
+
+@pytest.mark.parametrize("message_id", ["order.1714564800.paid", "a.b", "..", "x" * 200])
+def test_the_webhook_id_never_holds_a_dot_from_the_message_id(message_id: str) -> None:
+    # Standard Webhooks: the id must not be user controlled, "or at the very least not be
+    # allowed to include any `.`" (the signed string is "{id}.{timestamp}.{body}").
+    (req,) = planned(destination(URL, secret=SECRET).build_requests(
+        [outbox_item(routed(1, messageId=message_id), 1, attempted_at=ATTEMPT_TIME)]))
+    webhook_id = req.request.headers["webhook-id"]
+    assert "." not in webhook_id and message_id not in webhook_id
+    assert webhook_id.startswith("msg_") and len(webhook_id) == 36
 
 
 def test_batch_sends_one_batch_body_with_a_stable_id() -> None:
@@ -89,14 +112,17 @@ def test_custom_headers_and_method() -> None:
     assert req.request.headers["x-api-key"] == "k1"
 
 
-def test_the_timestamp_is_the_message_timestamp() -> None:
+def test_the_timestamp_is_the_attempt_time_not_the_message_time() -> None:
     (req,) = planned(destination(URL).build_requests([item(1)]))
-    assert req.request.headers["webhook-timestamp"] == str(TS_2024_05_01_NOON)
+    assert req.request.headers["webhook-timestamp"] == str(ATTEMPT_TIME)
+    (later,) = planned(destination(URL).build_requests([item(1, attempted_at=ATTEMPT_TIME + 7.9)]))
+    assert later.request.headers["webhook-timestamp"] == str(ATTEMPT_TIME + 7)
 
 
-def test_without_a_timestamp_the_outbox_time_is_used() -> None:
-    (req,) = planned(destination(URL).build_requests([item(1, timestamp=None)]))
-    assert req.request.headers["webhook-timestamp"] == "1714564800"
+def test_a_batch_signs_the_latest_attempt_time_of_its_items() -> None:
+    (req,) = planned(destination(URL, batch=True).build_requests(
+        [item(1), item(2, attempted_at=ATTEMPT_TIME + 2)]))
+    assert req.request.headers["webhook-timestamp"] == str(ATTEMPT_TIME + 2)
 
 
 def test_unsigned_requests_carry_no_signature() -> None:
@@ -108,7 +134,8 @@ def test_unsigned_requests_carry_no_signature() -> None:
 def test_standard_webhooks_signature_matches_the_spec_computation() -> None:
     (req,) = planned(destination(URL, secret=SECRET).build_requests([item(1)]))
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
-    signed = f"msg-1.{TS_2024_05_01_NOON}.".encode() + req.request.content
+    webhook_id = req.request.headers["webhook-id"]
+    signed = f"{webhook_id}.{ATTEMPT_TIME}.".encode() + req.request.content
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     assert req.request.headers["webhook-signature"] == f"v1,{expected}"
 
@@ -123,11 +150,13 @@ def test_x_signature_is_a_hex_hmac_of_the_body() -> None:
 
 
 def test_both_signature_styles_with_sha256() -> None:
-    dest = destination(URL, secret="s", signature_style="both", x_signature_digest="sha256")
+    dest = destination(URL, secret="c2VjcmV0", signature_style="both",
+                       x_signature_digest="sha256")
     (req,) = planned(dest.build_requests([item(1)]))
     assert req.request.headers["webhook-signature"].startswith("v1,")
+    # X-Signature receivers HMAC with the shared text, Standard Webhooks with the decoded key.
     assert req.request.headers["x-signature"] == hmac.new(
-        b"s", req.request.content, hashlib.sha256
+        b"c2VjcmV0", req.request.content, hashlib.sha256
     ).hexdigest()
 
 

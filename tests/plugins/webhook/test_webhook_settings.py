@@ -53,15 +53,56 @@ def test_headers_may_not_override_what_crossdock_sets() -> None:
         == ["settings.headers: may not set Webhook-Signature: Crossdock sets these headers itself"]
 
 
-def test_a_whsec_secret_must_be_base64() -> None:
-    assert problems(url="https://a.example", secret="whsec_not base64!") == [
-        "settings.secret: a secret starting with whsec_ must be base64 after it"
+@pytest.mark.parametrize(("secret", "why"), [
+    ("whsec_not base64!", "' ' is not a base64 character"),
+    ("plain-secret", "'-' is not a base64 character"),
+    ("url_safe", "'_' is not a base64 character"),
+    ("ab=cd", "'=' may only pad its end"),
+])
+def test_a_standard_webhooks_secret_must_be_base64(secret: str, why: str) -> None:
+    # The reference libraries would silently drop these characters and sign with another key.
+    assert problems(url="https://a.example", secret=secret) == [
+        "settings.secret: must be base64 after the optional whsec_ prefix (Standard "
+        f"Webhooks' secret format); {why}"
     ]
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_"])
+def test_an_empty_secret_is_refused(secret: str) -> None:
+    # standardwebhooks raises EmptyWebhookSecretError for "" and for "whsec_" alone.
+    (problem,) = problems(url="https://a.example", secret=secret)
+    assert problem.startswith("settings.secret: must not be empty")
+
+
+def test_a_secret_whose_length_no_base64_has_is_refused() -> None:
+    assert problems(url="https://a.example", secret="whsec_abcde") == [
+        "settings.secret: is not valid base64 (5 characters cannot be a base64 encoding)"
+    ]
+
+
+@pytest.mark.parametrize("secret", [
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",  # standardwebhooks' test secret, prefixed
+    "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",  # the same without the prefix
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",  # unpadded (the full form ends in "=")
+])
+def test_base64_secrets_with_or_without_prefix_and_padding_are_accepted(secret: str) -> None:
+    settings = WebhookSettings.model_validate({"url": "https://a.example", "secret": secret})
+    assert settings.secret is not None
+
+
+def test_an_x_signature_secret_may_be_any_text() -> None:
+    # Segment-style receivers HMAC with the shared text; only Standard Webhooks needs base64.
+    settings = WebhookSettings.model_validate({
+        "url": "https://a.example", "secret": "plain-secret!", "signature_style": "x-signature"})
+    assert settings.secret is not None
+    assert problems(url="https://a.example", secret="plain-secret!", signature_style="both") \
+        == ["settings.secret: must be base64 after the optional whsec_ prefix (Standard "
+            "Webhooks' secret format); '-' is not a base64 character"]
 
 
 def test_signature_styles_other_than_standard_need_a_secret() -> None:
     assert problems(url="https://a.example", signature_style="both") == [
-        "settings.signature_style: 'both' needs a secret"
+        "settings.secret: signature_style 'both' needs a secret"
     ]
 
 
