@@ -14,8 +14,8 @@ never touches the network. Re-record every plugin's cassettes with one command:
 
 Requests match on method, path, query and body, never on host or port: the fakes listen on a
 random port, so the recorded address means nothing. The recorded address is rewritten to
-127.0.0.1 without a port, and secrets (Authorization, signature headers, access tokens) are
-filtered before anything is written.
+127.0.0.1 without a port, and secrets (Authorization, signature headers, access tokens) and
+what changes with every attempt (appsecret_time) are filtered before anything is written.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ FILTERED_HEADERS = (
 )
 #: query parameters that carry credentials
 FILTERED_QUERY = ("access_token", "appsecret_proof", "api_key")
+#: query parameters that change with every attempt (Meta's appsecret_time): left out of the
+#: recording and of matching, as the proof they go with is
+VOLATILE_QUERY = ("appsecret_time",)
 #: response headers that change on every run and only make re-recorded diffs noisy
 _VOLATILE_RESPONSE_HEADERS = frozenset({"date", "server"})
 
@@ -92,7 +95,7 @@ def plugin_vcr(cassette_dir: str | Path, **overrides: Any) -> vcr.VCR:
         "record_mode": record_mode(),
         "match_on": ("method", "path", "query", "body"),
         "filter_headers": FILTERED_HEADERS,
-        "filter_query_parameters": FILTERED_QUERY,
+        "filter_query_parameters": FILTERED_QUERY + VOLATILE_QUERY,
         "before_record_request": _scrub_request,
         "before_record_response": _scrub_response,
         # The contract fakes live on 127.0.0.1: loopback traffic is exactly what we record.

@@ -53,11 +53,12 @@ def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None =
     return out
 
 
-def outcomes(dest: Destination, items: Sequence[OutboxItem]) -> list[Outcome | Rejected]:
+def outcomes(dest: Destination, items: Sequence[OutboxItem], now: float | None = None
+             ) -> list[Outcome | Rejected]:
     """The outcomes of `exchange`, in order: one per request (or each of a per-item list),
     and each Rejected as it is (values left out are not outcomes)."""
     out: list[Outcome | Rejected] = []
-    for ex in exchange(dest, items):
+    for ex in exchange(dest, items, now):
         if isinstance(ex, FieldRefused):
             continue
         if isinstance(ex, Rejected):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 PLUGIN_NAME = "facebook_audience"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v21.0"
+#: the current Graph API version when this was written (released 2026-07-29; v21.0, the
+#: version pinned before, is available until 2027-01-21), from Meta's changelog:
+#: https://developers.facebook.com/docs/graph-api/changelog
+DEFAULT_API_VERSION = "v26.0"
+#: how long Meta accepts a time-bound appsecret_proof (appsecret_time): 5 minutes
+APPSECRET_TIME_WINDOW = 5 * 60
 #: Meta takes at most 10,000 users per request
 MAX_USERS_PER_REQUEST = 10_000
 #: the track events the audience engine emits (docs/destinations/facebook_audience.md)

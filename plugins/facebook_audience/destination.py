@@ -4,12 +4,16 @@ The audience engine emits `track` events `audience_entered` / `audience_exited` 
 is on docs/destinations/facebook_audience.md). One `build_requests` call turns them into:
 
 - one row per person: the configured schema fields, each normalized and SHA-256 hashed by
-  Meta's rules (normalize.py); a person changing twice in one batch counts once, with the last
-  change, and the superseded items share that request's fate;
+  Meta's rules (normalize.py); a value Meta could not match is sent empty and reported
+  (`FieldRefused`); a person changing twice in one batch counts once, with the last change, and
+  the superseded items share that request's fate;
 - `POST /{version}/{audience_id}/users` for the adds and `DELETE` with the same body shape for
   the removes, at most 10,000 rows a request; each method's requests form one upload session
   (`batch_seq` 1..n, `last_batch_flag` on the last), whose id is derived from the items it
-  carries, so a retried batch re-uses its session id.
+  carries, so a retried batch re-uses its session id;
+- with an app secret, the time-bound `appsecret_proof` (HMAC-SHA256 of "token|time") and its
+  `appsecret_time`: the attempt's time (`OutboxItem.attempted_at`), which Meta accepts for 5
+  minutes, so a retry hours later signs afresh while the plugin stays pure.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from typing import Any, ClassVar, cast
 
 import httpx
 
+from crossdock.dates import DateError, parse_date
 from crossdock.destination import (
     DELIVERED,
     RETRYABLE_STATUS,
     Destination,
     Failed,
+    FieldRefused,
     OutboxItem,
     Outcome,
+    Planned,
     PlannedRequest,
     Rejected,
     Retry,
@@ -61,9 +68,13 @@ class RowError(ValueError):
     """An item that cannot become a customer-file row; the text is the dead-letter reason."""
 
 
-def appsecret_proof(app_secret: str, access_token: str) -> str:
-    """HMAC-SHA256 of the access token keyed by the app secret, lower hex (Meta's rule)."""
-    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+def appsecret_proof(app_secret: str, access_token: str, appsecret_time: int | None = None
+                    ) -> str:
+    """Lower-hex HMAC-SHA256 keyed by the app secret of the access token, or, time-bound, of
+    "token|time" (Meta's Login Security guide: "hash_hmac('sha256', $access_token.'|'.time(),
+    $app_secret)", sent with appsecret_time)."""
+    message = access_token if appsecret_time is None else f"{access_token}|{appsecret_time}"
+    return hmac.new(app_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def membership_method(payload: dict[str, Any]) -> str:
@@ -133,24 +144,44 @@ class FacebookAudienceDestination(Destination):
         value = self._lookup(payload, self.sources.get(schema_field, []))
         if value is None and schema_field in _DOB_PARTS:
             birthday = self._lookup(payload, self.birthday_sources)
-            parts = str(birthday or "").strip()[:10].split("-")
-            if len(parts) == 3:
-                value = parts[_DOB_PARTS[schema_field]]
+            if birthday is not None:
+                try:
+                    value = parse_date(str(birthday), self.config.date_order)[
+                        _DOB_PARTS[schema_field]]
+                except DateError as exc:
+                    raise normalize.Unusable(f"date of birth: {exc}") from None
         return value
 
-    def row(self, payload: dict[str, Any]) -> list[str]:
-        """The person's customer-file row in the configured schema's order."""
+    def _context(self, payload: dict[str, Any]) -> normalize.Context:
+        try:
+            country = normalize.normalize("COUNTRY", self._raw(payload, "COUNTRY"))
+        except normalize.Unusable:
+            country = ""  # reported with the COUNTRY field when the schema has it
+        return normalize.Context(country, self.config.default_phone_region,
+                                 self.config.date_order)
+
+    def row(self, payload: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        """The person's customer-file row in the configured schema's order, and the fields
+        left empty because their value could not be used (field -> why)."""
         schema = self.config.schema_fields
-        country = normalize.country(self._raw(payload, "COUNTRY") or "")
-        row = [normalize.prepare(f, self._raw(payload, f), country_code=country,
-                                 default_phone_country_code=self.config.default_phone_country_code)
-               for f in schema]
+        context = self._context(payload)
+        row: list[str] = []
+        refused: dict[str, str] = {}
+        for schema_field in schema:
+            try:
+                row.append(normalize.prepare(schema_field, self._raw(payload, schema_field),
+                                             context))
+            except normalize.Unusable as exc:
+                row.append("")
+                refused[schema_field] = str(exc)
         if not any(row):
+            why = "; ".join(f"{f}: {reason}" for f, reason in refused.items())
             raise RowError(
                 f"no usable value for any schema field ({', '.join(schema)}): set traits or "
                 "identities such as email / phone, or a template per field"
+                + (f" ({why})" if why else "")
             )
-        return row
+        return row, refused
 
     # -- requests --------------------------------------------------------------------------
 
@@ -158,25 +189,29 @@ class FacebookAudienceDestination(Destination):
         base = str(self.config.graph_url).rstrip("/")
         return f"{base}/{self.config.api_version}/{self.config.audience_id}/users"
 
-    def auth_params(self) -> dict[str, str]:
+    def auth_params(self, attempted_at: float) -> dict[str, str]:
+        """access_token, and with an app secret the proof bound to the attempt's time."""
         token = self.config.access_token.get_secret_value()
         params = {"access_token": token}
         if self.config.app_secret is not None:
+            at = int(attempted_at)
             params["appsecret_proof"] = appsecret_proof(
-                self.config.app_secret.get_secret_value(), token)
+                self.config.app_secret.get_secret_value(), token, at)
+            params["appsecret_time"] = str(at)
         return params
 
     def build_requests(self, items: Sequence[OutboxItem], max_rows: int = MAX_USERS_PER_REQUEST
-                       ) -> list[PlannedRequest | Rejected]:
-        out: list[PlannedRequest | Rejected] = []
+                       ) -> list[Planned]:
+        out: list[Planned] = []
         people: dict[str, _Person] = {}
         for item in items:
             try:
                 method = membership_method(item.payload)
-                row = self.row(item.payload)
+                row, refused = self.row(item.payload)
             except RowError as exc:
                 out.append(Rejected(item, str(exc)))
                 continue
+            out.extend(FieldRefused(item, f, reason) for f, reason in refused.items())
             key = self._person_key(item.payload, row)
             earlier = people.pop(key, None)
             # Re-inserted so the person sits where their last change is; the last change wins.
@@ -200,7 +235,9 @@ class FacebookAudienceDestination(Destination):
         carried = [item for p in people for item in p.items]
         sid = session_id(self.config.audience_id, method, carried)
         chunks = [people[i:i + max_rows] for i in range(0, len(people), max_rows)]
-        url, params = self.url(), self.auth_params()
+        url = self.url()
+        # One batch is one attempt: its items share the time the engine stamped on them.
+        params = self.auth_params(max(item.attempted_at for item in carried))
         planned: list[PlannedRequest] = []
         for seq, chunk in enumerate(chunks, start=1):
             body = {

@@ -1,8 +1,10 @@
 """Contract fake of Meta's Custom Audience user uploads: a real HTTP server enforcing the API.
 
-- `POST|DELETE /{version}/{audience_id}/users?access_token=...&appsecret_proof=...`: an
-  unknown token is error 190 (OAuthException, HTTP 400); when the fake has an app secret, a
-  missing or wrong `appsecret_proof` is error 100; an unknown audience is error 100/33.
+- `POST|DELETE /{version}/{audience_id}/users?access_token=...&appsecret_proof=...
+  [&appsecret_time=...]`: an unknown token is error 190 (OAuthException, HTTP 400); when the
+  fake has an app secret, a missing or wrong `appsecret_proof` is error 100, and so is a
+  time-bound proof whose `appsecret_time` is more than 5 minutes from the fake's clock (Meta
+  considers those expired); an unknown audience is error 100/33.
 - The body is `{session: {session_id, batch_seq, last_batch_flag, estimated_num_total},
   payload: {schema: [...], data: [[...]]}}`: known schema fields, no repeats, every row as
   long as the schema, at most 10,000 rows, hashed fields 64 lower-hex characters (or ""),
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from crossdock.plugins.facebook_audience.const import MAX_USERS_PER_REQUEST
+from crossdock.plugins.facebook_audience.const import APPSECRET_TIME_WINDOW, MAX_USERS_PER_REQUEST
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.normalize import SCHEMA_FIELDS, UNHASHED_FIELDS
 from crossdock.testing.fakescript import FakeState, Reply, fake_app
@@ -87,6 +90,8 @@ class FacebookAudienceFake(FakeState):
     sessions: dict[int, _Session] = field(default_factory=dict)
     replays: int = 0
     errors: dict[int, int] = field(default_factory=dict)
+    #: Meta's clock, for appsecret_time (tests step it instead of sleeping)
+    clock: Callable[[], float] = time.time
 
     def fail_with_code(self, code: int, message: str = "scripted", status: int = 400,
                        subcode: int | None = None, retry_after: str | None = None) -> None:
@@ -140,9 +145,18 @@ class FacebookAudienceFake(FakeState):
             if not proof:
                 raise GraphError(100, "API calls from the server require an appsecret_proof "
                                       "argument", kind="GraphMethodException")
-            if not hmac.compare_digest(proof, appsecret_proof(self.app_secret, token)):
+            signed_at = query.get("appsecret_time")
+            try:
+                at = None if signed_at is None else int(signed_at)
+            except ValueError:
+                raise GraphError(100, "Invalid appsecret_time provided in the API argument",
+                                 kind="GraphMethodException") from None
+            if not hmac.compare_digest(proof, appsecret_proof(self.app_secret, token, at)):
                 raise GraphError(100, "Invalid appsecret_proof provided in the API argument",
                                  kind="GraphMethodException")
+            if at is not None and abs(self.clock() - at) > APPSECRET_TIME_WINDOW:
+                raise GraphError(100, "Expired appsecret_proof: appsecret_time is more than "
+                                      "5 minutes away", kind="GraphMethodException")
 
     def apply(self, method: str, audience_id: str, body: Any) -> dict[str, Any]:
         if audience_id not in self.audiences:

@@ -10,20 +10,29 @@ from typing import Any
 
 import httpx
 import pytest
-from facebook_helpers import destination, item
+from facebook_helpers import ATTEMPT_TIME, destination, item
 from pydantic import ValidationError
 
 from crossdock.config import ConfigError, parse_config
-from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
+from crossdock.destination import (
+    DELIVERED,
+    Failed,
+    FieldRefused,
+    Planned,
+    PlannedRequest,
+    Rejected,
+    Retry,
+)
 from crossdock.plugins.facebook_audience import FacebookAudienceSettings
 from crossdock.plugins.facebook_audience.destination import classify_response, session_id
+from crossdock.plugins.facebook_audience.normalize import Context, prepare
 
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def body(planned: PlannedRequest | Rejected) -> dict[str, Any]:
+def body(planned: Planned) -> dict[str, Any]:
     assert isinstance(planned, PlannedRequest)
     data: dict[str, Any] = json.loads(planned.request.content)
     return data
@@ -36,7 +45,7 @@ def test_settings_errors_name_the_field() -> None:
              "schema": ["EMAIL", "SSN"]})
     text = str(info.value)
     assert "audience_id" in text and "numeric id" in text
-    assert "api_version" in text and "v21.0" in text
+    assert "api_version" in text and "must look like v26.0" in text
     assert "unknown field(s) SSN" in text
 
 
@@ -48,7 +57,7 @@ def test_a_person_becomes_one_hashed_row() -> None:
     (planned,) = dest.build_requests([payload_item])
     assert isinstance(planned, PlannedRequest)
     assert planned.request.method == "POST"
-    assert planned.request.url.path == "/v21.0/6000000000001/users"
+    assert planned.request.url.path == "/v26.0/6000000000001/users"
     assert planned.request.url.params["access_token"] == "EAAB-fake-token"
     assert "appsecret_proof" not in planned.request.url.params
     sent = body(planned)
@@ -61,19 +70,134 @@ def test_a_person_becomes_one_hashed_row() -> None:
 
 def test_rendered_templates_and_identities_feed_fields() -> None:
     dest = destination(schema=["EMAIL", "DOBY", "DOBM", "DOBD", "EXTERN_ID"])
-    one = item(1, traits={"birthday": "1990-07-04"}, identities={"email": "id@example.com"},
+    one = item(1, traits={"birthDate": "1990-07-04"}, identities={"email": "id@example.com"},
                rendered={"EXTERN_ID": "crm-1"})
     (planned,) = dest.build_requests([one])
     assert body(planned)["payload"]["data"] == [
         [sha("id@example.com"), sha("1990"), sha("07"), sha("04"), "crm-1"]]
 
 
-def test_appsecret_proof_is_hmac_of_the_token() -> None:
+@pytest.mark.parametrize(("birth_date", "order", "expected"), [
+    ("1990-05-17T00:00:00+0200", "month_first", ("1990", "05", "17")),  # the user API's form
+    ("2/16/1997", "month_first", ("1997", "02", "16")),  # Meta's example; we sent nothing
+    ("16-2-1997", "month_first", ("1997", "02", "16")),
+    ("3.2.1997", "day_first", ("1997", "02", "03")),
+    ("February 16, 1997", "month_first", ("1997", "02", "16")),
+])
+def test_dates_of_birth_in_the_forms_people_send(birth_date: str, order: str,
+                                                 expected: tuple[str, str, str]) -> None:
+    dest = destination(schema=["EMAIL", "DOBY", "DOBM", "DOBD"], date_order=order)
+    (planned,) = dest.build_requests(
+        [item(1, traits={"email": "a@example.com", "birthDate": birth_date})])
+    assert body(planned)["payload"]["data"][0][1:] == [sha(part) for part in expected]
+
+
+def test_a_date_of_birth_that_is_no_date_leaves_its_fields_out_and_says_why() -> None:
+    dest = destination(schema=["EMAIL", "DOBY", "DOBM"])
+    one = item(1, traits={"email": "a@example.com", "birthDate": "2/16/97"})
+    refused_doby, refused_dobm, planned = dest.build_requests([one])
+    assert body(planned)["payload"]["data"] == [[sha("a@example.com"), "", ""]]
+    assert refused_doby == FieldRefused(
+        one, "DOBY", "date of birth: the year must have four digits, first or last")
+    assert isinstance(refused_dobm, FieldRefused) and refused_dobm.field == "DOBM"
+
+
+def test_a_birth_month_by_name() -> None:
+    dest = destination(schema=["EMAIL", "DOBM"])
+    (planned,) = dest.build_requests(
+        [item(1, traits={"email": "a@example.com", "birthMonth": "Jan"})])
+    assert body(planned)["payload"]["data"] == [[sha("a@example.com"), sha("01")]]
+
+
+def test_a_national_phone_number_is_read_in_the_default_region() -> None:
+    dest = destination(schema=["EMAIL", "PHONE"], default_phone_region="IT")
+    (planned,) = dest.build_requests(
+        [item(1, traits={"email": "a@example.com", "phone": "06 1234 5678"})])
+    # The 0 belongs to the Italian number; we used to send 39612345678.
+    assert body(planned)["payload"]["data"] == [[sha("a@example.com"), sha("390612345678")]]
+
+
+def test_the_persons_country_says_where_their_national_number_is_from() -> None:
+    dest = destination(schema=["EMAIL", "PHONE"], default_phone_region="US")
+    (planned,) = dest.build_requests(
+        [item(1, traits={"email": "a@example.com", "phone": "06 1234 5678", "country": "Italy"})])
+    assert body(planned)["payload"]["data"][0][1] == sha("390612345678")
+
+
+def test_a_national_phone_number_without_a_region_is_left_out_and_reported() -> None:
+    dest = destination(schema=["EMAIL", "PHONE"])
+    one = item(1, traits={"email": "a@example.com", "phone": "06 1234 5678"})
+    refused, planned = dest.build_requests([one])
+    assert refused == FieldRefused(
+        one, "PHONE", "a national number (no + or 00 country prefix) and no country to read "
+                      "it in: set settings.default_phone_region or the person's country")
+    assert body(planned)["payload"]["data"] == [[sha("a@example.com"), ""]]
+    assert isinstance(planned, PlannedRequest) and planned.items == [one]
+
+
+def test_a_person_with_nothing_usable_is_rejected_with_every_reason() -> None:
+    dest = destination(schema=["PHONE"])
+    (rejected,) = dest.build_requests([item(1, traits={"phone": "06 1234 5678"})])
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason.startswith("no usable value for any schema field (PHONE)")
+    assert "(PHONE: a national number" in rejected.reason
+
+
+def test_names_and_cities_keep_their_digits() -> None:
+    dest = destination(schema=["FN", "LN", "CT", "ST"])
+    (planned,) = dest.build_requests([item(1, traits={
+        "firstName": "John2", "lastName": "Smith 3rd", "city": "District9",
+        "state": "New York"})])
+    assert body(planned)["payload"]["data"] == [
+        [sha("john2"), sha("smith3rd"), sha("district9"), sha("ny")]]
+
+
+def test_the_graph_api_version_is_a_setting_defaulting_to_the_current_one() -> None:
+    assert FacebookAudienceSettings.model_validate(
+        {"audience_id": "1", "access_token": "t"}).api_version == "v26.0"
+    (planned,) = destination(api_version="v25.0").build_requests([item(1)])
+    assert isinstance(planned, PlannedRequest)
+    assert planned.request.url.path == "/v25.0/6000000000001/users"
+
+
+def test_the_phone_region_setting_is_checked_and_the_old_one_explained() -> None:
+    with pytest.raises(ValidationError, match=r"region code .* such as US, GB or IT"):
+        FacebookAudienceSettings.model_validate(
+            {"audience_id": "1", "access_token": "t", "default_phone_region": "Italy"})
+    assert FacebookAudienceSettings.model_validate(
+        {"audience_id": "1", "access_token": "t", "default_phone_region": "it"}
+    ).default_phone_region == "IT"
+    with pytest.raises(ValidationError, match="replaced by default_phone_region"):
+        FacebookAudienceSettings.model_validate(
+            {"audience_id": "1", "access_token": "t", "default_phone_country_code": "39"})
+
+
+def test_appsecret_proof_is_time_bound_to_the_attempt() -> None:
+    # Meta's Login Security guide: hash_hmac('sha256', $access_token.'|'.time(), $app_secret),
+    # sent with appsecret_time; Meta considers it expired after 5 minutes.
     dest = destination(app_secret="s3cret")
     (planned,) = dest.build_requests([item(1)])
     assert isinstance(planned, PlannedRequest)
-    expected = hmac.new(b"s3cret", b"EAAB-fake-token", hashlib.sha256).hexdigest()
-    assert planned.request.url.params["appsecret_proof"] == expected
+    params = planned.request.url.params
+    expected = hmac.new(b"s3cret", f"EAAB-fake-token|{ATTEMPT_TIME}".encode(),
+                        hashlib.sha256).hexdigest()
+    assert (params["appsecret_proof"], params["appsecret_time"]) == (expected, str(ATTEMPT_TIME))
+    # A retry a day later signs the later attempt; the body is the batch sent before.
+    (retry,) = dest.build_requests([item(1, attempted_at=ATTEMPT_TIME + 86_400.7)])
+    assert isinstance(retry, PlannedRequest)
+    assert retry.request.url.params["appsecret_time"] == str(ATTEMPT_TIME + 86_400)
+    assert retry.request.content == planned.request.content
+
+
+def test_without_an_app_secret_only_the_token_is_sent() -> None:
+    (planned,) = destination().build_requests([item(1)])
+    assert isinstance(planned, PlannedRequest)
+    assert set(planned.request.url.params) == {"access_token"}
+
+
+def test_prepare_is_what_a_row_holds() -> None:
+    # The one function the demo test and the docs use gives the row's values.
+    assert prepare("PHONE", "06 1234 5678", Context(phone_region="IT")) == sha("390612345678")
 
 
 def test_adds_and_removes_are_separate_requests_and_sessions() -> None:

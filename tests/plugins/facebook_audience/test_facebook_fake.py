@@ -8,22 +8,23 @@ from typing import Any
 
 import httpx
 import pytest
-from facebook_helpers import SECRET, destination, item
+from facebook_helpers import ATTEMPT_TIME, SECRET, destination, item
 
 from crossdock.destination import DELIVERED, Failed, Retry
+from crossdock.plugins.facebook_audience.const import DEFAULT_API_VERSION
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.fake import (
     DEFAULT_AUDIENCE,
     DEFAULT_TOKEN,
     FacebookAudienceFake,
+    make_app,
 )
 from crossdock.testing.exchange import outcomes as send
-from crossdock.testing.fakeserver import RunningServer, fake_process
+from crossdock.testing.fakeserver import RunningServer, fake_process, serve
 
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
 
 
 
@@ -32,7 +33,7 @@ def raw_upload(server: RunningServer, body: Any, method: str = "POST",
     if params is None:
         params = {"access_token": DEFAULT_TOKEN,
                   "appsecret_proof": appsecret_proof(SECRET, DEFAULT_TOKEN)}
-    return httpx.request(method, f"{server.url}/v21.0/{DEFAULT_AUDIENCE}/users",
+    return httpx.request(method, f"{server.url}/{DEFAULT_API_VERSION}/{DEFAULT_AUDIENCE}/users",
                          params=params, json=body)
 
 
@@ -88,6 +89,23 @@ def test_auth_is_enforced(server: RunningServer, fake: FacebookAudienceFake) -> 
     assert isinstance(bad_proof, Failed) and "Invalid appsecret_proof" in bad_proof.reason
     assert send(good, [item(1)]) == [DELIVERED]
     assert fake.errors == {190: 1, 100: 2}
+
+
+def test_a_time_bound_proof_expires_after_5_minutes() -> None:
+    # Meta: "Time-stamped app secret proofs will be considered expired after 5 minutes".
+    fake = FacebookAudienceFake(app_secret=SECRET, clock=lambda: ATTEMPT_TIME)
+    with serve(make_app(fake)) as server:
+        dest = destination(server.url, app_secret=SECRET, schema=["EMAIL"])
+        (stale,) = send(dest, [item(1)], now=ATTEMPT_TIME - 301)
+        (fresh,) = send(dest, [item(1)], now=ATTEMPT_TIME + 299)
+        untimed = raw_upload(server, {"session": {"session_id": 9, "batch_seq": 1,
+                                                  "last_batch_flag": True},
+                                      "payload": {"schema": ["EMAIL"],
+                                                  "data": [[hashlib.sha256(b"x").hexdigest()]]}})
+    assert isinstance(stale, Failed) and "Expired appsecret_proof" in stale.reason
+    assert fresh == DELIVERED
+    # The proof without a time (the SDKs' form) is still accepted.
+    assert untimed.status_code == 200, untimed.text
 
 
 @pytest.mark.parametrize(("body", "message"), [
