@@ -5,10 +5,13 @@ One `build_requests` call, per member (the subscriber hash of the email), in thi
 member exists before its tags and events are sent:
 
 1. upserts: every identify of a member in the batch merged into one body (later wins). When
-   two or more members have a definite status (opted in without double opt-in -> subscribed,
-   opted out -> unsubscribed) they go together through batch subscribe (`POST /lists/{id}`,
-   500 members a call, `update_existing: true`); the rest, whose status must not change on
-   an existing member, are `PUT /lists/{id}/members/{hash}` with `status_if_new`;
+   two or more members have a definite status (one the message states, `subscriptionStatus`;
+   opted in without double opt-in -> subscribed; opted out -> unsubscribed) they go together
+   through batch subscribe (`POST /lists/{id}`, 500 members a call, `update_existing: true`,
+   `skip_merge_validation`); the rest, whose status must not change on an existing member,
+   are `PUT /lists/{id}/members/{hash}` with `status_if_new`. A merge field value Mailchimp
+   cannot take (a birthday that is no date, half an address) is left out and reported
+   (`FieldRefused`); the member is still upserted;
 2. tags: the member's audience_entered / audience_exited in one `POST .../tags` (last
    change per tag wins);
 3. events: one `POST .../events` per other track event.
@@ -26,12 +29,15 @@ from typing import Any, ClassVar, cast
 
 import httpx
 
+from crossdock.dates import DateError, parse_date
 from crossdock.destination import (
     DELIVERED,
     Destination,
     Failed,
+    FieldRefused,
     OutboxItem,
     Outcome,
+    Planned,
     PlannedRequest,
     Rejected,
     Retry,
@@ -49,24 +55,31 @@ from crossdock.plugins.mailchimp.const import (
     EVENT_NAME_MIN,
     MAX_BATCH_MEMBERS,
     MAX_CONNECTIONS,
+    MEMBER_STATUSES,
     PERMANENT_TITLES,
     PLUGIN_NAME,
 )
 from crossdock.plugins.mailchimp.settings import MailchimpOptions, MailchimpSettings
 
 TAG_STATUS = {AUDIENCE_ENTERED: "active", AUDIENCE_EXITED: "inactive"}
-_ADDRESS_KEYS = {"addr1": ("addr1", "street", "line1", "address1"), "addr2": ("addr2", "line2"),
+#: ADDRESS part -> the names it is read from, in Segment's address object or as flat traits
+_ADDRESS_KEYS = {"addr1": ("addr1", "street", "line1", "address1"),
+                 "addr2": ("addr2", "line2", "address2"),
                  "city": ("city",), "state": ("state", "region"),
                  "zip": ("zip", "postalCode", "postal_code", "zipCode"),
                  "country": ("country", "countryCode")}
+_BIRTHDAY_TAGS = ("BIRTHDAY", "BDAY")
 _NOT_EVENT_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]+")
-_DATE = re.compile(r"^\d{4}-(\d{2})-(\d{2})")
 _MONTH_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})$")
 
 
 class ItemError(ValueError):
     """An item Mailchimp cannot take; the text is the dead-letter reason."""
+
+
+class ValueRefused(ValueError):
+    """A merge field value Mailchimp cannot take: the field is left out, the text says why."""
 
 
 def subscriber_hash(email: str) -> str:
@@ -103,31 +116,55 @@ def event_properties(properties: dict[str, Any]) -> dict[str, str]:
 
 
 def birthday(value: Any, source: str) -> str:
+    """Mailchimp's "MM/DD" from a month and day ("7/4") or a date of birth in any form
+    crossdock.dates reads ("1990-07-04", "1990-07-04T00:00:00+0200", "7/4/1990")."""
     text = str(value).strip()
-    if match := _DATE.match(text):
-        month, day = match.groups()
-    elif match := _MONTH_DAY.match(text):
-        month, day = match.group(1).zfill(2), match.group(2).zfill(2)
+    if match := _MONTH_DAY.match(text):
+        month, day = int(match.group(1)), int(match.group(2))
+        if not (1 <= month <= 12 and 1 <= day <= 31):
+            raise ValueRefused(f"traits.{source}: not a day of the year (MM/DD)")
     else:
-        raise ItemError(f"traits.{source}: a birthday is MM/DD or YYYY-MM-DD, got {text!r}")
-    if not (1 <= int(month) <= 12 and 1 <= int(day) <= 31):
-        raise ItemError(f"traits.{source}: {text!r} is not a day of the year")
-    return f"{month}/{day}"
+        try:
+            _, month, day = parse_date(text)
+        except DateError as exc:
+            raise ValueRefused(f"traits.{source}: a birthday is MM/DD or a date of birth "
+                               f"({exc})") from None
+    return f"{month:02d}/{day:02d}"
 
 
-def address(value: Any, source: str) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise ItemError(f"traits.{source}: an ADDRESS is an object with addr1, city, state "
-                        f"and zip, got {type(value).__name__}")
+def address(traits: dict[str, Any], source: str) -> dict[str, str] | None:
+    """The ADDRESS merge value: from Segment's address object in `traits[source]`
+    ({street, city, state, postalCode, country}), else from flat traits (`traits[source]` as
+    the street line when it is text, `city`, `state`, `zip` / `postalCode`, `country`). None
+    when the person has no street line; ValueRefused when the parts Mailchimp requires are
+    not all there."""
+    value = traits.get(source)
+    if isinstance(value, dict):
+        parts: dict[str, Any] = value
+    else:
+        parts = {**traits, "addr1": value} if isinstance(value, str) else traits
     out: dict[str, str] = {}
     for key, names in _ADDRESS_KEYS.items():
-        found = next((value[n] for n in names if value.get(n) not in (None, "")), None)
+        found = next((parts[n] for n in names
+                      if parts.get(n) not in (None, "") and not isinstance(parts[n], dict)),
+                     None)
         if found is not None:
-            out[key] = str(found)
+            out[key] = str(found).strip()
+    if "addr1" not in out and not isinstance(value, dict):
+        return None  # a city or a country alone is no address
     missing = [k for k in ADDRESS_REQUIRED if k not in out]
     if missing:
-        raise ItemError(f"traits.{source}: ADDRESS needs {', '.join(missing)}")
+        raise ValueRefused(f"traits.{source}: ADDRESS needs {', '.join(missing)} as well")
     return out
+
+
+def subscription_status(value: Any, where: str) -> str:
+    """A status Mailchimp takes (case and spaces forgiven), or ItemError naming `where`."""
+    status = str(value).strip().lower()
+    if status not in MEMBER_STATUSES:
+        raise ItemError(f"{where}: a subscription status is one of "
+                        f"{', '.join(sorted(MEMBER_STATUSES))}, got {str(value)[:40]!r}")
+    return status
 
 
 def opt_in(payload: dict[str, Any], trait: str) -> bool | None:
@@ -175,6 +212,8 @@ class MailchimpDestination(Destination):
         super().use_mapping(mapping)
         #: where the member's email is read from (traits, then identities)
         self.email_sources: list[str] = list(self.options["email"])
+        #: traits a message's explicit subscription status is read from
+        self.status_sources: list[str] = list(self.options["status"])
         #: trait -> merge tag: settings.merge_fields when set, else options.merge_fields
         #: (a trait the operator mapped to null is left out)
         self.merge_map: dict[str, str] = (
@@ -197,22 +236,39 @@ class MailchimpDestination(Destination):
         raise ItemError(f"no email: Mailchimp members are keyed by email; set traits or "
                         f"identities {' / '.join(self.email_sources)}")
 
-    def merge_fields(self, traits: dict[str, Any]) -> dict[str, Any]:
+    def merge_fields(self, traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The merge fields of the member's traits, and the tags left out (tag -> why)."""
         out: dict[str, Any] = {}
+        refused: dict[str, str] = {}
         for trait, tag in self.merge_map.items():
             value = traits.get(trait)
-            if value is None or value == "":
-                continue
-            if isinstance(value, dict) or tag == "ADDRESS":
-                out[tag] = address(value, trait)
-            elif tag in ("BIRTHDAY", "BDAY"):
-                out[tag] = birthday(value, trait)
-            else:
-                out[tag] = string_value(value)
-        return out
+            try:
+                if tag == "ADDRESS":
+                    built = address(traits, trait)
+                    if built is not None:
+                        out[tag] = built
+                elif value is None or value == "":
+                    continue
+                elif tag in _BIRTHDAY_TAGS:
+                    out[tag] = birthday(value, trait)
+                else:
+                    out[tag] = string_value(value)
+            except ValueRefused as exc:
+                refused[tag] = str(exc)
+        return out, refused
 
     def status(self, payload: dict[str, Any]) -> str | None:
-        """The status the message sets for sure, or None (then only status_if_new applies)."""
+        """The status the message sets for sure, or None (then only status_if_new applies):
+        the one it states (a `status` template, else `subscriptionStatus`), else the one its
+        opt-in implies. A stated status Mailchimp does not know is an ItemError: guessing
+        could subscribe someone who asked to leave."""
+        rendered = (payload.get("rendered") or {}).get("status")
+        if rendered not in (None, ""):
+            return subscription_status(rendered, "mapping.templates.status")
+        traits = payload.get("traits") or {}
+        for name in self.status_sources:
+            if traits.get(name) not in (None, ""):
+                return subscription_status(traits[name], f"traits.{name}")
         said = opt_in(payload, self.config.opt_in_trait)
         if said is False:
             return "unsubscribed"
@@ -230,15 +286,15 @@ class MailchimpDestination(Destination):
             auth = "Basic " + base64.b64encode(f"crossdock:{key}".encode()).decode()
         return {"authorization": auth, "content-type": "application/json"}
 
-    def _request(self, method: str, path: str, body: dict[str, Any], items: list[OutboxItem]
-                 ) -> PlannedRequest:
+    def _request(self, method: str, path: str, body: dict[str, Any], items: list[OutboxItem],
+                 params: dict[str, str] | None = None) -> PlannedRequest:
         request = httpx.Request(method, self.config.api_root + path, content=json_content(body),
-                                headers=self._headers())
+                                headers=self._headers(), params=params)
         key = secret_rate_key(PLUGIN_NAME, self.config.api_key.get_secret_value())
         return PlannedRequest(request, items, rate_key=key)
 
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
-        rejected: list[PlannedRequest | Rejected] = []
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
+        unsent: list[Planned] = []  # Rejected items and FieldRefused values
         upserts: dict[str, _Upsert] = {}
         tags: dict[str, _Tags] = {}
         events: list[PlannedRequest] = []
@@ -249,11 +305,13 @@ class MailchimpDestination(Destination):
                 member = subscriber_hash(self.email(payload))
                 kind, event = payload.get("type"), payload.get("event")
                 if kind == "identify":
-                    fields = self.merge_fields(payload.get("traits") or {})
+                    status = self.status(payload)
+                    fields, refused = self.merge_fields(payload.get("traits") or {})
+                    unsent.extend(FieldRefused(item, tag, why) for tag, why in refused.items())
                     upsert = upserts.setdefault(member, _Upsert(self.email(payload)))
                     upsert.email = self.email(payload)
                     upsert.merge_fields.update(fields)
-                    upsert.status = self.status(payload) or upsert.status
+                    upsert.status = status or upsert.status
                     upsert.items.append(item)
                 elif kind == "track" and event in TAG_STATUS:
                     name = self.tag_name(payload)
@@ -271,8 +329,8 @@ class MailchimpDestination(Destination):
                 else:
                     raise ItemError(f"mailchimp takes identify and track messages, got {kind}")
             except ItemError as exc:
-                rejected.append(Rejected(item, str(exc)))
-        out = rejected + self._upserts(list_path, list(upserts.items()))
+                unsent.append(Rejected(item, str(exc)))
+        out = unsent + self._upserts(list_path, list(upserts.items()))
         out.extend(self._request("POST", f"{list_path}/members/{member}/tags",
                                  {"tags": [{"name": n, "status": s}
                                            for n, s in change.tags.items()]}, change.items)
@@ -288,10 +346,12 @@ class MailchimpDestination(Destination):
         return self.config.tag_prefix + audience.strip()
 
     def _upserts(self, list_path: str, upserts: list[tuple[str, _Upsert]]
-                 ) -> list[PlannedRequest | Rejected]:
+                 ) -> list[Planned]:
         definite = [u for _, u in upserts if u.status is not None]
         batched = definite if len(definite) > 1 else []
-        out: list[PlannedRequest | Rejected] = []
+        out: list[Planned] = []
+        # Mailchimp's query flag, on the upserts (the only calls that carry merge fields).
+        params = {"skip_merge_validation": "true"} if self.config.skip_merge_validation else None
         for start in range(0, len(batched), MAX_BATCH_MEMBERS):
             chunk = batched[start:start + MAX_BATCH_MEMBERS]
             members = [{"email_address": u.email, "status": u.status,
@@ -299,7 +359,7 @@ class MailchimpDestination(Destination):
                        for u in chunk]
             out.append(self._request("POST", list_path,
                                      {"members": members, "update_existing": True},
-                                     [i for u in chunk for i in u.items]))
+                                     [i for u in chunk for i in u.items], params))
         new_status = "pending" if self.config.double_opt_in else "subscribed"
         for member, upsert in upserts:
             if batched and upsert.status is not None:
@@ -311,7 +371,7 @@ class MailchimpDestination(Destination):
             if upsert.merge_fields:
                 body["merge_fields"] = upsert.merge_fields
             out.append(self._request("PUT", f"{list_path}/members/{member}", body,
-                                     upsert.items))
+                                     upsert.items, params))
         return out
 
     # -- responses -------------------------------------------------------------------------

@@ -4,17 +4,22 @@
   "API Key Invalid".
 - At most 10 requests in flight per key: the 11th is 429 "Too Many Requests" (latency makes
   overlaps happen on purpose).
-- `PUT /3.0/lists/{list}/members/{hash}`: the hash must be MD5 of the lower-cased email; a
-  valid email; status / status_if_new among Mailchimp's statuses (a new member needs one);
-  merge fields known to the list with their types (BIRTHDAY "MM/DD", ADDRESS {addr1, city,
-  state, zip}); forgotten emails are 400 "Forgotten Email Not Subscribed", re-subscribing a
-  member in `compliance` is 400 "Member In Compliance State".
+- `PUT /3.0/lists/{list}/members/{hash}[?skip_merge_validation=true]`: the hash must be MD5
+  of the lower-cased email; a valid email; status / status_if_new among Mailchimp's statuses
+  (a new member needs one; `status` changes an existing member's, `status_if_new` only a new
+  one's); merge fields known to the list with their types (BIRTHDAY "MM/DD", ADDRESS {addr1,
+  city, state, zip}); a member without a value for a merge field the list requires
+  (`required_merge_fields`) is 400 "Invalid Resource" unless `skip_merge_validation=true`;
+  forgotten emails are 400 "Forgotten Email Not Subscribed", re-subscribing a member in
+  `compliance` is 400 "Member In Compliance State".
 - `POST .../members/{hash}/tags` {tags: [{name, status: active|inactive}]} -> 204.
 - `POST .../members/{hash}/events` {name 2-30 of [A-Za-z0-9_-], properties {str: str},
   occurred_at} -> 204. A member that does not exist is 404 "Resource Not Found".
-- `POST /3.0/lists/{list}` {members: <= 500, update_existing} -> 200 {new_members,
-  updated_members, errors: [{email_address, error, error_code}], total_created,
-  total_updated, error_count}.
+- `POST /3.0/lists/{list}[?skip_merge_validation=true]` {members: <= 500, each with a
+  `status`, update_existing} -> 200 {new_members, updated_members, errors: [{email_address,
+  error, error_code}], total_created, total_updated, error_count}; an existing member is an
+  error (ERROR_CONTACT_EXISTS) unless update_existing, and the member rules above apply to
+  each member (ERROR_GENERIC).
 - Errors are application/problem+json {type, title, status, detail, instance}.
 - `GET /_fake/state`: each list's members with status, merge fields, tags and events.
 
@@ -97,6 +102,9 @@ class MailchimpFake(FakeState):
     keys: set[str] = field(default_factory=lambda: {DEFAULT_KEY})
     lists: dict[str, dict[str, Member]] = field(default_factory=lambda: {DEFAULT_LIST: {}})
     merge_field_types: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MERGE_FIELDS))
+    #: merge fields the list marks required: a member must have a value unless the request
+    #: says skip_merge_validation=true
+    required_merge_fields: set[str] = field(default_factory=set)
     max_connections: int = MAX_CONNECTIONS
     #: emails whose member may not be re-subscribed through the API
     compliance: set[str] = field(default_factory=set)
@@ -185,8 +193,16 @@ class MailchimpFake(FakeState):
                 raise invalid(f"Your merge fields were invalid. {tag} must be a string.")
         return dict(merge_fields)
 
+    def check_required(self, merge_fields: dict[str, Any]) -> None:
+        missing = sorted(t for t in self.required_merge_fields
+                         if merge_fields.get(t) in (None, ""))
+        if missing:
+            raise invalid("Your merge fields were invalid. "
+                          + "; ".join(f"{t}: Please enter a value" for t in missing))
+
     def upsert(self, list_id: str, member_hash: str | None, body: Any,
-               update_existing: bool = True) -> tuple[bool, Member]:
+               update_existing: bool = True, skip_merge_validation: bool = False
+               ) -> tuple[bool, Member]:
         """Create or update a member; (created, member), or Problem."""
         members = self.members_of(list_id)
         if not isinstance(body, dict):
@@ -211,10 +227,14 @@ class MailchimpFake(FakeState):
             first = status or status_if_new
             if first is None:
                 raise invalid("status_if_new is required to add a new member.")
+            if not skip_merge_validation:
+                self.check_required(merge_fields)
             members[_hash(email)] = Member(email, first, merge_fields)
             return True, members[_hash(email)]
         if not update_existing:
             raise Problem(400, "Member Exists", f"{email} is already a list member.")
+        if not skip_merge_validation:
+            self.check_required({**existing.merge_fields, **merge_fields})
         if status is not None and status != existing.status:
             if status == "subscribed" and email.lower() in self.compliance:
                 raise Problem(400, "Member In Compliance State",
@@ -266,7 +286,8 @@ class MailchimpFake(FakeState):
         member.events.append({"name": name, "properties": properties,
                               "occurred_at": occurred_at})
 
-    def batch(self, list_id: str, body: Any) -> dict[str, Any]:
+    def batch(self, list_id: str, body: Any, skip_merge_validation: bool = False
+              ) -> dict[str, Any]:
         self.members_of(list_id)
         members = body.get("members") if isinstance(body, dict) else None
         if not isinstance(members, list):
@@ -281,7 +302,8 @@ class MailchimpFake(FakeState):
             try:
                 if not isinstance(raw, dict) or raw.get("status") is None:
                     raise invalid("status is required for every member")
-                new, member = self.upsert(list_id, None, raw, update_existing=update)
+                new, member = self.upsert(list_id, None, raw, update_existing=update,
+                                          skip_merge_validation=skip_merge_validation)
             except Problem as exc:
                 email = raw.get("email_address") if isinstance(raw, dict) else None
                 code = "ERROR_CONTACT_EXISTS" if exc.title == "Member Exists" else \
@@ -349,11 +371,13 @@ def make_app(fake: MailchimpFake | None = None) -> web.Application:
         if member_hash is not None and not _HASH.match(member_hash):
             raise Problem(404, "Resource Not Found", "The requested resource could not be "
                           "found.")
+        # Mailchimp's query flags are booleans written "true" / "false".
+        skip = request.query.get("skip_merge_validation", "false").lower() == "true"
         with fake._lock:
             if member_hash is None:
-                result: dict[str, Any] | None = fake.batch(list_id, body)
+                result: dict[str, Any] | None = fake.batch(list_id, body, skip)
             elif action is None:
-                _, member = fake.upsert(list_id, member_hash, body)
+                _, member = fake.upsert(list_id, member_hash, body, skip_merge_validation=skip)
                 result = {"id": member_hash, **member.as_json()}
             elif action == "tags":
                 fake.tag(list_id, member_hash, body)
@@ -361,7 +385,8 @@ def make_app(fake: MailchimpFake | None = None) -> web.Application:
             else:
                 fake.event(list_id, member_hash, body)
                 result = None
-        fake.record({"method": request.method, "path": request.path, "body": body})
+        fake.record({"method": request.method, "path": request.path,
+                     "query": dict(request.query), "body": body})
         return web.json_response(result) if result is not None else web.Response(status=204)
 
     app.router.add_post("/3.0/lists/{list_id}", handle)

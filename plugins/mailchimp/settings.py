@@ -60,6 +60,10 @@ class MailchimpSettings(BaseModel):
     tag_prefix: str = Field(default="", description="prefix of audience-membership tag names")
     opt_in_trait: str = Field(default="emailOptIn",
                               description="the boolean trait (or consent purpose) for opt-in")
+    skip_merge_validation: bool = Field(
+        default=True,
+        description="members are accepted without values for merge fields the audience "
+                    "marks required (a signup form's rule), instead of being refused")
 
     @field_validator("api_key")
     @classmethod
@@ -114,10 +118,16 @@ class MailchimpOptions(BaseModel):
         default_factory=dict,
         description="trait -> merge tag; a trait mapped to null is not sent",
     )
+    status: list[str] = Field(
+        default_factory=lambda: ["subscriptionStatus"],
+        description="traits holding the member's subscription status (subscribed, "
+                    "unsubscribed, pending, cleaned, transactional), first found wins; a "
+                    "`status` template wins over them",
+    )
 
-    @field_validator("email")
+    @field_validator("email", "status")
     @classmethod
-    def _email(cls, value: list[str]) -> list[str]:
+    def _names(cls, value: list[str]) -> list[str]:
         names = [n.strip() for n in value]
         if not names or not all(names):
             raise ValueError("must name at least one trait or identity, none empty")

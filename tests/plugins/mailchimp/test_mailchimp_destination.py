@@ -12,7 +12,15 @@ import pytest
 from mailchimp_helpers import audience, destination, item
 from pydantic import ValidationError
 
-from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
+from crossdock.destination import (
+    DELIVERED,
+    Failed,
+    FieldRefused,
+    Planned,
+    PlannedRequest,
+    Rejected,
+    Retry,
+)
 from crossdock.plugins.mailchimp import MailchimpSettings
 from crossdock.plugins.mailchimp.destination import (
     event_name,
@@ -27,13 +35,13 @@ def md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
-def body(planned: PlannedRequest | Rejected) -> dict[str, Any]:
+def body(planned: Planned) -> dict[str, Any]:
     assert isinstance(planned, PlannedRequest)
     data: dict[str, Any] = json.loads(planned.request.content)
     return data
 
 
-def requests(planned: list[PlannedRequest | Rejected]) -> list[tuple[str, str]]:
+def requests(planned: list[Planned]) -> list[tuple[str, str]]:
     return [(p.request.method, p.request.url.path) for p in planned
             if isinstance(p, PlannedRequest)]
 
@@ -70,7 +78,7 @@ def test_subscriber_hash_is_md5_of_trimmed_lower_email() -> None:
 def test_identify_is_an_upsert_with_merge_fields() -> None:
     dest = destination()
     traits = {"email": " Ann@Example.com", "firstName": "Ann", "last_name": "Lee",
-              "phone": "+1 650 555 0100", "birthday": "1990-07-04",
+              "phone": "+1 650 555 0100", "birthDate": "1990-07-04",
               "address": {"street": "1 Main St", "city": "Springfield", "state": "IL",
                           "postalCode": "62701", "country": "US"}}
     (planned,) = dest.build_requests([item(1, traits=traits)])
@@ -189,18 +197,112 @@ def test_rejections_name_the_rule() -> None:
     planned = dest.build_requests([
         item(1, traits={}),
         item(2, "track", "!"),
-        item(3, traits={"email": "a@example.com", "birthday": "July 4th"}),
-        item(4, traits={"email": "b@example.com", "address": {"city": "X"}}),
         item(5, "track", "audience_entered", properties={}),
         item(6, "page"),
+        item(7, traits={"email": "c@example.com", "subscriptionStatus": "unsubscibed"}),
     ])
     reasons = {p.item.id: p.reason for p in planned if isinstance(p, Rejected)}
     assert reasons[1].startswith("no email: Mailchimp members are keyed by email")
     assert "must have 2-30 letters, digits, _ or -" in reasons[2]
-    assert reasons[3] == "traits.birthday: a birthday is MM/DD or YYYY-MM-DD, got 'July 4th'"
-    assert reasons[4] == "traits.address: ADDRESS needs addr1, state, zip"
     assert reasons[5].startswith("properties.audience:")
     assert reasons[6] == "mailchimp takes identify and track messages, got page"
+    assert reasons[7] == ("traits.subscriptionStatus: a subscription status is one of "
+                          "cleaned, pending, subscribed, transactional, unsubscribed, got "
+                          "'unsubscibed'")
+
+
+def test_a_merge_field_mailchimp_cannot_take_is_left_out_and_the_member_kept() -> None:
+    # A bad birthday or half an address used to send the whole member to the dead letters.
+    dest = destination()
+    bad_birthday = item(3, traits={"email": "a@example.com", "firstName": "A",
+                                   "birthDate": "July 4th"})
+    half_address = item(4, traits={"email": "b@example.com",
+                                   "address": {"street": "1 Main St", "city": "X"}})
+    refused_birthday, refused_address, *upserts = dest.build_requests(
+        [bad_birthday, half_address])
+    assert refused_birthday == FieldRefused(
+        bad_birthday, "BIRTHDAY",
+        "traits.birthDate: a birthday is MM/DD or a date of birth (a date with a month name "
+        "needs a day and a four-digit year)")
+    assert refused_address == FieldRefused(
+        half_address, "ADDRESS", "traits.address: ADDRESS needs state, zip as well")
+    assert body(upserts[0])["merge_fields"] == {"FNAME": "A"}
+    assert "merge_fields" not in body(upserts[1])
+    assert [p.items for p in upserts if isinstance(p, PlannedRequest)] == [[bad_birthday],
+                                                                           [half_address]]
+
+
+@pytest.mark.parametrize(("traits", "expected"), [
+    # Segment's address object
+    ({"address": {"street": "1 Main St", "city": "Springfield", "state": "IL",
+                  "postal_code": "62701"}},
+     {"addr1": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701"}),
+    # flat traits: mParticle's $Address, $City, ... arrive as address, city, state, zip
+    ({"address": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701",
+      "country": "US"},
+     {"addr1": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701",
+      "country": "US"}),
+    ({"street": "1 Main St", "addr2": "Apt 4", "city": "Springfield", "region": "IL",
+      "postalCode": "62701"},
+     {"addr1": "1 Main St", "addr2": "Apt 4", "city": "Springfield", "state": "IL",
+      "zip": "62701"}),
+])
+def test_the_address_merge_field_from_an_address_object_or_flat_traits(
+        traits: dict[str, Any], expected: dict[str, str]) -> None:
+    (planned,) = destination().build_requests([item(1, traits={"email": "a@x.com", **traits})])
+    assert body(planned)["merge_fields"] == {"ADDRESS": expected}
+
+
+def test_a_city_alone_is_no_address_and_no_problem() -> None:
+    out = destination().build_requests([item(1, traits={"email": "a@x.com", "city": "Rome"})])
+    assert len(out) == 1 and "merge_fields" not in body(out[0])
+
+
+def test_any_trait_mapped_to_a_merge_tag_is_sent_as_text() -> None:
+    dest = destination(merge_fields={"plan": "PLAN", "seats": "SEATS", "prefs": "PREFS"})
+    (planned,) = dest.build_requests([item(1, traits={
+        "email": "a@x.com", "plan": "pro", "seats": 3, "prefs": {"news": True}})])
+    # An object under another tag is JSON text, not an address (which refused the member).
+    assert body(planned)["merge_fields"] == {"PLAN": "pro", "SEATS": "3",
+                                             "PREFS": '{"news":true}'}
+
+
+@pytest.mark.parametrize(("traits", "rendered", "expected"), [
+    ({"subscriptionStatus": "unsubscribed"}, {},
+     {"status_if_new": "unsubscribed", "status": "unsubscribed"}),
+    ({"subscriptionStatus": " Pending "}, {}, {"status_if_new": "pending", "status": "pending"}),
+    ({"subscriptionStatus": "transactional", "emailOptIn": True}, {},
+     {"status_if_new": "transactional", "status": "transactional"}),
+    ({"emailOptIn": True}, {"status": "cleaned"},
+     {"status_if_new": "cleaned", "status": "cleaned"}),
+])
+def test_a_stated_subscription_status_changes_new_and_existing_members(
+        traits: dict[str, Any], rendered: dict[str, Any], expected: dict[str, str]) -> None:
+    # The message's own status wins over the opt-in reading, and goes in `status` as well as
+    # `status_if_new`, so an existing member changes too.
+    (planned,) = destination(double_opt_in=True).build_requests(
+        [item(1, traits={"email": "a@x.com", **traits}, rendered=rendered)])
+    assert {k: v for k, v in body(planned).items() if k.startswith("status")} == expected
+
+
+def test_a_bad_status_template_is_named_by_its_path() -> None:
+    (rejected,) = destination().build_requests(
+        [item(1, traits={"email": "a@x.com"}, rendered={"status": "yes"})])
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason.startswith("mapping.templates.status: a subscription status is")
+
+
+def test_upserts_skip_merge_validation_unless_told_not_to() -> None:
+    items = [item(n, traits={"email": f"p{n}@x.com", "subscriptionStatus": "subscribed"})
+             for n in (1, 2)]
+    (batch,) = destination().build_requests(items)
+    (put,) = destination().build_requests([item(3)])
+    assert isinstance(batch, PlannedRequest) and isinstance(put, PlannedRequest)
+    assert batch.request.url.params["skip_merge_validation"] == "true"
+    assert put.request.url.params["skip_merge_validation"] == "true"
+    (strict,) = destination(skip_merge_validation=False).build_requests([item(3)])
+    assert isinstance(strict, PlannedRequest) and "skip_merge_validation" not in \
+        strict.request.url.params
 
 
 def test_event_properties_are_strings() -> None:

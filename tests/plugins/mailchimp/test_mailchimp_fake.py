@@ -37,7 +37,7 @@ def api(server: RunningServer, method: str, path: str, json: Any = None,
 
 def test_members_tags_and_events_end_right(server: RunningServer, fake: MailchimpFake) -> None:
     dest = destination(f"{server.url}/3.0", tag_prefix="cd_")
-    traits = {"email": "Ann@Example.com", "firstName": "Ann", "birthday": "1990-07-04",
+    traits = {"email": "Ann@Example.com", "firstName": "Ann", "birthDate": "1990-07-04",
               "address": {"addr1": "1 Main St", "city": "Springfield", "state": "IL",
                           "zip": "62701"}}
     outcomes = send(dest, [item(1, traits=traits), audience(1, email="ann@example.com"),
@@ -71,6 +71,43 @@ def test_batch_subscribe_reports_each_member(server: RunningServer, fake: Mailch
     assert "looks fake or invalid" in outcomes[3].reason
     assert fake.member("new@example.com").status == "subscribed"  # type: ignore[union-attr]
     assert fake.member("gone@example.com").status == "unsubscribed"  # type: ignore[union-attr]
+
+
+def test_a_stated_status_changes_existing_members_through_put_and_batch(
+        server: RunningServer, fake: MailchimpFake) -> None:
+    dest = destination(f"{server.url}/3.0")
+    people = [item(n, traits={"email": f"p{n}@example.com"}) for n in (1, 2, 3)]
+    assert send(dest, people) == [DELIVERED] * 3
+    # One member changes (a PUT), then two at once (batch subscribe, update_existing).
+    assert send(dest, [item(1, traits={"email": "p1@example.com",
+                                       "subscriptionStatus": "unsubscribed"})]) == [DELIVERED]
+    assert send(dest, [item(n, traits={"email": f"p{n}@example.com",
+                                       "subscriptionStatus": "transactional"})
+                       for n in (2, 3)]) == [DELIVERED] * 2
+    statuses = {n: fake.member(f"p{n}@example.com").status  # type: ignore[union-attr]
+                for n in (1, 2, 3)}
+    assert statuses == {1: "unsubscribed", 2: "transactional", 3: "transactional"}
+    batch = [r for r in fake.received if r["path"] == f"/3.0/lists/{DEFAULT_LIST}"]
+    assert batch[-1]["body"]["update_existing"] is True
+    assert batch[-1]["query"] == {"skip_merge_validation": "true"}
+
+
+def test_a_required_merge_field_is_enforced_unless_validation_is_skipped() -> None:
+    fake = MailchimpFake(required_merge_fields={"FNAME"})
+    with serve(make_app(fake)) as server:
+        strict = destination(f"{server.url}/3.0", skip_merge_validation=False)
+        (refused,) = send(strict, [item(1, traits={"email": "a@example.com"})])
+        batch = send(strict, [item(n, traits={"email": f"b{n}@example.com",
+                                              "emailOptIn": True}) for n in (2, 3)])
+        lenient = destination(f"{server.url}/3.0")
+        accepted = send(lenient, [item(n, traits={"email": f"c{n}@example.com",
+                                                  "emailOptIn": n > 4}) for n in (4, 5, 6)])
+    assert refused == Failed("mailchimp 400 Invalid Resource: Your merge fields were invalid. "
+                             "FNAME: Please enter a value")
+    assert batch == [Failed("mailchimp batch subscribe: Your merge fields were invalid. FNAME: "
+                            "Please enter a value (ERROR_GENERIC)")] * 2
+    assert accepted == [DELIVERED] * 3
+    assert fake.member("c4@example.com") is not None
 
 
 def test_upsert_refusals_are_classified(server: RunningServer, fake: MailchimpFake) -> None:

@@ -110,3 +110,21 @@ def test_crossdock_validate_reports_an_unknown_option(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert ("destinations.news.mapping.options.merge_field: unknown option (did you mean "
             "'merge_fields'?)") in " ".join(result.output.split())
+
+
+async def test_flat_address_traits_and_a_stated_status_reach_mailchimp(
+        tmp_path: Path, server: RunningServer, fake: MailchimpFake) -> None:
+    # mParticle's reserved $Address, $City, $State, $Zip become the flat traits address,
+    # city, state, zip in the profile; they make the ADDRESS merge field, and the person's
+    # subscriptionStatus is the member's status.
+    identify = {"type": "identify", "userId": "u2", "messageId": "m-2",
+                "traits": {"email": "bo@home.example", "$Address": "1 Main St",
+                           "$City": "Springfield", "$State": "IL", "$Zip": "62701",
+                           "subscriptionStatus": "unsubscribed"}}
+    run = await run_pipeline(config(tmp_path, server.url + "/3.0"), [identify],
+                             base_dir=tmp_path)
+    assert run.report.delivered == 1, run.rows
+    member = fake.member("bo@home.example")
+    assert member is not None and member.status == "unsubscribed"
+    assert member.merge_fields == {"ADDRESS": {"addr1": "1 Main St", "city": "Springfield",
+                                               "state": "IL", "zip": "62701"}}
