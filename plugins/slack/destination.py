@@ -1,9 +1,10 @@
 """The Slack incoming-webhook destination: one message per routed item, `{text, blocks}`.
 
 `text` is the rendered `text` template (a summary built from the payload when there is none);
-`blocks` is the rendered `blocks` template, Block Kit JSON. Slack allows about one message per
-second per webhook, so every request's rate key is its webhook and the defaults send one at a
-time, once a second.
+`blocks` is the rendered `blocks` template, Block Kit JSON. `username`, `icon_url` /
+`icon_emoji` and `channel` come from the settings, or per message from templates of those
+names. Slack allows about one message per second per webhook, so every request's rate key is
+its webhook and the defaults send one at a time, once a second.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import httpx
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     Destination,
+    FieldRefused,
     OutboxItem,
     Outcome,
+    Planned,
     PlannedRequest,
     Rejected,
     http_outcome,
@@ -27,7 +30,7 @@ from crossdock.destination import (
     short_body,
 )
 from crossdock.plugins.slack.const import ELLIPSIS, MAX_BLOCKS, MAX_SECTION_TEXT, PLUGIN_NAME
-from crossdock.plugins.slack.settings import SlackSettings
+from crossdock.plugins.slack.settings import OVERRIDE_PROBLEMS, SlackSettings
 
 
 class MessageError(ValueError):
@@ -99,8 +102,11 @@ def parse_blocks(raw: Any) -> list[dict[str, Any]] | None:
     return blocks or None
 
 
-def message_body(payload: dict[str, Any]) -> dict[str, Any]:
-    """The JSON Slack receives for one routed payload."""
+def message_body(payload: dict[str, Any], defaults: dict[str, str] | None = None
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON Slack receives for one routed payload, and the overrides left out (name ->
+    why). `defaults` are the settings' username / icon / channel; a template of the same name
+    rendering a value replaces them (an icon template replaces either icon)."""
     rendered = payload.get("rendered") or {}
     text = rendered["text"] if "text" in rendered else default_text(payload)
     text = "" if text is None else str(text).strip()
@@ -110,7 +116,26 @@ def message_body(payload: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"text": text}
     if blocks:
         body["blocks"] = blocks
-    return body
+    chosen = dict(defaults or {})
+    refused: dict[str, str] = {}
+    for name, problem in OVERRIDE_PROBLEMS.items():
+        value = rendered.get(name)
+        if value is None or not str(value).strip():
+            continue  # the template left it to the settings
+        value = str(value).strip()
+        if (why := problem(value)) is None:
+            if name.startswith("icon_"):
+                chosen.pop("icon_url", None)
+                chosen.pop("icon_emoji", None)
+            chosen[name] = value
+        elif name == "channel":
+            # Posting to the webhook's own channel instead could show the message to
+            # people it was not meant for.
+            raise MessageError(f"mapping.templates.channel: {why}")
+        else:
+            refused[name] = f"mapping.templates.{name}: {why}"
+    body.update(chosen)
+    return body, refused
 
 
 def rate_key(webhook_url: str) -> str:
@@ -132,16 +157,26 @@ class SlackDestination(Destination):
     def config(self) -> SlackSettings:
         return cast(SlackSettings, self.settings)
 
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
+    def defaults(self) -> dict[str, str]:
+        """The settings' username, icon and channel that every message carries."""
+        config = self.config
+        return {name: value for name, value in (
+            ("username", config.username), ("icon_url", config.icon_url),
+            ("icon_emoji", config.icon_emoji), ("channel", config.channel))
+            if value is not None}
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
         url = self.config.webhook_url.get_secret_value().strip()
         key = rate_key(url)
-        out: list[PlannedRequest | Rejected] = []
+        defaults = self.defaults()
+        out: list[Planned] = []
         for item in items:
             try:
-                body = message_body(item.payload)
+                body, refused = message_body(item.payload, defaults)
             except MessageError as exc:
                 out.append(Rejected(item, str(exc)))
                 continue
+            out.extend(FieldRefused(item, name, why) for name, why in refused.items())
             request = httpx.Request(
                 "POST", url, content=json_content(body),
                 headers={"content-type": "application/json"},

@@ -5,6 +5,9 @@
 - The body must be a JSON object (400 `invalid_payload`) with `text` or `blocks` (400
   `no_text`); `blocks` must be a list of at most 50 objects with a `type`, section text at most
   3,000 characters (400 `invalid_blocks`).
+- `username`, `icon_url`, `icon_emoji` and `channel` (the overrides legacy webhooks honour)
+  must be strings (400 `invalid_payload`); a `channel` the fake does not know, when it is given
+  `channels`, is 404 `channel_not_found`. What a message was posted as is kept with it.
 - About one message per second per webhook with a small burst: beyond it 429 `rate_limited`
   with `Retry-After: 1`. Rate and burst are settable (None turns the limit off) and the clock is
   injectable, so tests step time instead of sleeping.
@@ -29,6 +32,8 @@ from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[SlackFake] = web.AppKey("slack_fake")
 DEFAULT_WEBHOOK = "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+#: the fields a legacy incoming webhook lets a message override
+OVERRIDES = ("username", "icon_url", "icon_emoji", "channel")
 
 
 @dataclass
@@ -48,6 +53,8 @@ class SlackFake(FakeState):
     #: messages a webhook may send at once before the rate applies
     burst: int = 3
     clock: Callable[[], float] = time.monotonic
+    #: channels a message may name in `channel` (None: any)
+    channels: set[str] | None = None
     errors: dict[str, int] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict, repr=False)
 
@@ -88,6 +95,8 @@ class SlackFake(FakeState):
 def payload_error(data: Any) -> str | None:
     """Slack's error code for a message body, or None if Slack would post it."""
     if not isinstance(data, dict):
+        return "invalid_payload"
+    if any(name in data and not isinstance(data[name], str) for name in OVERRIDES):
         return "invalid_payload"
     blocks = data.get("blocks")
     text = data.get("text")
@@ -130,6 +139,9 @@ def make_app(fake: SlackFake | None = None) -> web.Application:
             return fake.refuse(400, "invalid_payload")
         if code := payload_error(data):
             return fake.refuse(400, code)
+        if fake.channels is not None and "channel" in data \
+                and data["channel"] not in fake.channels:
+            return fake.refuse(404, "channel_not_found")
         fake.record({"webhook": webhook, "body": data})
         return web.Response(text="ok", content_type="text/html")
 

@@ -170,8 +170,12 @@ def test_config_that_is_not_yaml_is_refused(tmp_path: Path, webhook_fake: Fake) 
     (lambda f: {"plugin": "slack", "settings": {}},
      "destinations.dest.settings.webhook_url: is required"),
     (lambda f: slack_destination("https://hooks.slack.com/services/T/B/C",
-                                 settings={"channel": "#general"}),
-     "destinations.dest.settings.channel: Extra inputs are not permitted"),
+                                 settings={"channel": "general"}),
+     "destinations.dest.settings.channel: must be #channel-name (lower case, no spaces or "
+     "periods, at most 80), @username or a channel id such as C0123456789"),
+    (lambda f: slack_destination("https://hooks.slack.com/services/T/B/C",
+                                 settings={"chanel": "#general"}),
+     "destinations.dest.settings.chanel: Extra inputs are not permitted"),
 ])
 def test_wrong_plugin_settings_are_refused_by_path_and_change_nothing(
     tmp_path: Path, webhook_fake: Fake, slack_fake: Fake, destination: object, problem: str

@@ -18,8 +18,7 @@ def item(n: int = 1, rendered: dict[str, Any] | None = None, **extra: Any) -> Ou
                                             "properties": {"total": 42.5}, **extra}))
 
 
-def destination(url: str = REAL_URL) -> SlackDestination:
+def destination(url: str = REAL_URL, **settings: Any) -> SlackDestination:
     any_host = not url.startswith("https://hooks.slack.com/")
-    return SlackDestination(
-        SlackSettings.model_validate({"webhook_url": url, "allow_any_host": any_host})
-    )
+    return SlackDestination(SlackSettings.model_validate(
+        {"webhook_url": url, "allow_any_host": any_host, **settings}))

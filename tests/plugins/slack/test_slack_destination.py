@@ -12,14 +12,22 @@ from pydantic import ValidationError
 from slack_helpers import REAL_URL, destination, item
 
 from crossdock.config import parse_config
-from crossdock.destination import DELIVERED, Failed, PlannedRequest, Rejected, Retry
+from crossdock.destination import (
+    DELIVERED,
+    Failed,
+    FieldRefused,
+    Planned,
+    PlannedRequest,
+    Rejected,
+    Retry,
+)
 from crossdock.models import validation_problems
 from crossdock.pipeline import build_pipeline
 from crossdock.plugin_manager import destination_types
 from crossdock.plugins.slack import SlackDestination, SlackSettings
 
 
-def only_request(out: list[PlannedRequest | Rejected]) -> PlannedRequest:
+def only_request(out: list[Planned]) -> PlannedRequest:
     (planned,) = out
     assert isinstance(planned, PlannedRequest)
     return planned
@@ -51,6 +59,15 @@ def test_registered_with_one_message_per_second_per_webhook() -> None:
          "settings.webhook_url: must have the path /services/<team>/<bot>/<token>"),
         ({"webhook_url": "ftp://127.0.0.1/x", "allow_any_host": True},
          "settings.webhook_url: must be an http(s) URL"),
+        ({"webhook_url": "https://hooks.slack.com/services/T0001/B0001/abc?x=1"},
+         "settings.webhook_url: must not have a query string or fragment (the part from ? "
+         "or #)"),
+        ({"webhook_url": "https://hooks.slack.com/services/T0001/B0001/abc#top"},
+         "settings.webhook_url: must not have a query string or fragment (the part from ? "
+         "or #)"),
+        ({"webhook_url": "http://127.0.0.1:9/services/T/B/x?token=1", "allow_any_host": True},
+         "settings.webhook_url: must not have a query string or fragment (the part from ? "
+         "or #)"),
     ],
 )
 def test_settings_problems_never_show_the_url(settings: dict[str, object], problem: str
@@ -58,6 +75,73 @@ def test_settings_problems_never_show_the_url(settings: dict[str, object], probl
     with pytest.raises(ValidationError) as info:
         SlackSettings.model_validate(settings)
     assert validation_problems(info.value, "settings") == [problem]
+
+
+def test_username_icon_and_channel_settings_go_with_every_message() -> None:
+    dest = destination(username="Crossdock", icon_emoji=":package:", channel="#sales-alerts")
+    planned = only_request(dest.build_requests([item(1)]))
+    assert body(planned) == {"text": "Order #1 completed", "username": "Crossdock",
+                             "icon_emoji": ":package:", "channel": "#sales-alerts"}
+    with_url = destination(icon_url="https://example.com/bot.png")
+    assert body(only_request(with_url.build_requests([item(1)])))["icon_url"] == \
+        "https://example.com/bot.png"
+
+
+def test_templates_override_them_per_message() -> None:
+    dest = destination(username="Crossdock", icon_emoji=":package:", channel="#sales")
+    rendered = {"text": "VIP order", "channel": "#vip-sales", "username": "VIP desk",
+                "icon_url": "https://example.com/vip.png"}
+    planned = only_request(dest.build_requests([item(1, rendered=rendered)]))
+    # An icon template replaces the settings' icon of either kind.
+    assert body(planned) == {"text": "VIP order", "username": "VIP desk",
+                             "icon_url": "https://example.com/vip.png",
+                             "channel": "#vip-sales"}
+    # A template rendering empty leaves the settings' value.
+    keep = only_request(dest.build_requests([item(2, rendered={"text": "t", "channel": " "})]))
+    assert body(keep)["channel"] == "#sales"
+
+
+def test_a_bad_icon_or_username_is_left_out_and_reported_the_message_sent() -> None:
+    one = item(1, rendered={"text": "t", "icon_emoji": "ghost", "username": " "})
+    refused, planned = destination().build_requests([one])
+    assert refused == FieldRefused(one, "icon_emoji", "mapping.templates.icon_emoji: must be an "
+                                   "emoji name between colons, e.g. :ghost: or "
+                                   ":wave::skin-tone-3:")
+    assert isinstance(planned, PlannedRequest) and body(planned) == {"text": "t"}
+
+
+def test_a_bad_channel_is_rejected_rather_than_posted_to_the_webhooks_channel() -> None:
+    (rejected,) = destination(channel="#general").build_requests(
+        [item(1, rendered={"text": "t", "channel": "VIP Sales"})])
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason.startswith("mapping.templates.channel: must be #channel-name")
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    ({"channel": "general"}, "settings.channel: must be #channel-name (lower case, no spaces "
+                             "or periods, at most 80), @username or a channel id such as "
+                             "C0123456789"),
+    ({"channel": "#Sales Team"}, "settings.channel: must be #channel-name (lower case, no "
+                                 "spaces or periods, at most 80), @username or a channel id "
+                                 "such as C0123456789"),
+    ({"icon_emoji": "ghost"}, "settings.icon_emoji: must be an emoji name between colons, "
+                              "e.g. :ghost: or :wave::skin-tone-3:"),
+    ({"icon_url": "bot.png"}, "settings.icon_url: must be an http(s) URL of an image"),
+    ({"username": "x" * 81}, "settings.username: must be 1 to 80 characters"),
+    ({"icon_url": "https://example.com/a.png", "icon_emoji": ":ghost:"},
+     "settings: icon_url and icon_emoji: set one of them, not both"),
+])
+def test_override_settings_are_checked(settings: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        SlackSettings.model_validate({"webhook_url": REAL_URL, **settings})
+    assert validation_problems(info.value, "settings") == [problem]
+
+
+@pytest.mark.parametrize("channel", ["#general", "#sales-alerts_2", "@ann", "C0123456789",
+                                     "#ventes-équipe"])
+def test_channels_slack_takes(channel: str) -> None:
+    assert SlackSettings.model_validate({"webhook_url": REAL_URL, "channel": channel}).channel \
+        == channel
 
 
 def test_the_webhook_url_is_a_secret() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from slack_helpers import destination, item
 from crossdock.destination import DELIVERED, Failed, PlannedRequest, Retry
 from crossdock.plugins.slack.fake import DEFAULT_WEBHOOK, SlackFake, make_app
 from crossdock.testing.fakeserver import RunningServer, fake_process, serve
+from crossdock.testing.pipeline import run_pipeline
 
 
 class Clock:
@@ -50,6 +52,21 @@ def test_the_plugins_request_is_posted(server: RunningServer, fake: SlackFake) -
     assert fake.received == [{"webhook": DEFAULT_WEBHOOK, "body": {"text": "Order #1 completed"}}]
 
 
+def test_overrides_are_posted_and_an_unknown_channel_is_not_found() -> None:
+    fake = SlackFake(channels={"#sales"}, rate_limit=None)
+    with serve(make_app(fake)) as server:
+        dest = destination(fake.url(server.url), username="Crossdock", icon_emoji=":package:")
+        ok = dest.build_requests([item(1, rendered={"text": "t", "channel": "#sales"})])
+        lost = dest.build_requests([item(2, rendered={"text": "t", "channel": "#nowhere"})])
+        with httpx.Client() as client:
+            responses = [client.send(p.request) for p in [*ok, *lost]
+                         if isinstance(p, PlannedRequest)]
+    assert [(r.status_code, r.text) for r in responses] == [(200, "ok"),
+                                                            (404, "channel_not_found")]
+    assert fake.received[0]["body"] == {"text": "t", "username": "Crossdock",
+                                        "icon_emoji": ":package:", "channel": "#sales"}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [
@@ -58,6 +75,8 @@ def test_the_plugins_request_is_posted(server: RunningServer, fake: SlackFake) -
         ({"content": b"text=hi"}, 400, "invalid_payload"),
         ({"json": ["text"]}, 400, "invalid_payload"),
         ({"json": {"username": "bot"}}, 400, "no_text"),
+        ({"json": {"text": "t", "channel": ["#a"]}}, 400, "invalid_payload"),
+        ({"json": {"text": "t", "icon_emoji": 1}}, 400, "invalid_payload"),
         ({"json": {"text": "   "}}, 400, "no_text"),
         ({"json": {"text": "t", "blocks": [{"type": "divider"}] * 51}}, 400, "invalid_blocks"),
         ({"json": {"text": "t", "blocks": {"type": "divider"}}}, 400, "invalid_blocks"),
@@ -140,3 +159,28 @@ def test_the_fake_runs_standalone() -> None:
         assert dest.classify(planned, httpx.Client().send(planned.request)) == DELIVERED
         assert httpx.post(f"{running.url}/services/T1/B1/unknown", json={"text": "x"}
                           ).status_code != 200
+
+
+async def test_the_mapping_picks_the_channel_per_message_through_the_pipeline(
+        tmp_path: Path) -> None:
+    # crossdock.yaml -> accept -> route (the channel template) -> outbox -> deliver -> fake
+    fake = SlackFake(channels={"#sales", "#vip-sales"}, rate_limit=None)
+    with serve(make_app(fake)) as server:
+        config = {
+            "outbox": {"url": f"sqlite:///{tmp_path / 'outbox.db'}"},
+            "collector": {"enabled": False},
+            "destinations": {"alerts": {
+                "plugin": "slack",
+                "settings": {"webhook_url": fake.url(server.url), "allow_any_host": True,
+                             "channel": "#sales", "username": "Crossdock"},
+                "delivery": {"rate_limit": 100},
+                "mapping": {"templates": {
+                    "channel": "{{ '#vip-sales' if properties.total > 100 else '' }}"}}}},
+        }
+        messages = [{"type": "track", "userId": f"u{n}", "messageId": f"m{n}",
+                     "event": "Order Completed", "properties": {"total": total}}
+                    for n, total in ((1, 50), (2, 500))]
+        run = await run_pipeline(config, messages, base_dir=tmp_path)
+    assert run.report.delivered == 2, run.rows
+    assert [(r["body"]["channel"], r["body"]["username"]) for r in fake.received] == [
+        ("#sales", "Crossdock"), ("#vip-sales", "Crossdock")]
