@@ -57,8 +57,9 @@ from bench.common import (
 )
 from bench.delivery import BATCH, DEST, fill, run_ours, webhook_config_one
 from crossdock.outbox.base import NewRow
+from crossdock.outbox.dsn import redact
 from crossdock.outbox.pg_schema import temporary_schema
-from crossdock.outbox.postgres import PostgresOutbox, redact
+from crossdock.outbox.postgres import PostgresOutbox
 
 LEVELS = (1, 2, 4)
 PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

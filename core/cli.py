@@ -66,7 +66,19 @@ config_option = click.option(
 )
 
 
-@click.group()
+class CrossdockGroup(click.Group):
+    """The command group: an error Crossdock raises on purpose (an outbox it cannot open, such
+    as a PostgreSQL server that is down) ends any command with its message on one line and
+    exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrossdockError as exc:
+            raise click.ClickException(" ".join(str(exc).split())) from exc
+
+
+@click.group(cls=CrossdockGroup)
 @click.version_option(__version__, prog_name="crossdock")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:

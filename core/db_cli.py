@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from crossdock.cli import CrossdockGroup
 from crossdock.errors import CrossdockError
 from crossdock.outbox import Outbox, open_outbox
 
@@ -330,7 +331,7 @@ def _source_exists(url: str) -> None:
                              param_hint="--from")
 
 
-@click.group("db")
+@click.group("db", cls=CrossdockGroup)
 def db_group() -> None:
     """Outbox schema upgrades, and moving an outbox from one database to another."""
 
@@ -348,11 +349,8 @@ def upgrade_command(config_path: str, url: str | None) -> None:
 
         loaded = load_or_exit(config_path)
         url, profiles = loaded.outbox_url, loaded.config.profiles
-    try:
-        applied = upgrade_outbox(url, profiles)
-    except CrossdockError as exc:
-        raise click.ClickException(str(exc)) from exc
-    from crossdock.outbox.postgres import redact
+    applied = upgrade_outbox(url, profiles)
+    from crossdock.outbox.dsn import redact
 
     shown = redact(url)
     if applied:
@@ -391,17 +389,14 @@ def copy_command(source_url: str, target_url: str, include_delivered: bool,
                                  param_hint="--skip-profiles")
     profiles = "replace" if replace_profiles else "skip" if skip_profiles else "copy"
     _source_exists(source_url)
+    source = open_outbox(source_url)
     try:
-        source = open_outbox(source_url)
+        target = open_outbox(target_url)
         try:
-            target = open_outbox(target_url)
-            try:
-                report = copy_outbox(source, target, include_delivered=include_delivered,
-                                     profiles=profiles)
-            finally:
-                target.close()
+            report = copy_outbox(source, target, include_delivered=include_delivered,
+                                 profiles=profiles)
         finally:
-            source.close()
-    except CrossdockError as exc:
-        raise click.ClickException(str(exc)) from exc
+            target.close()
+    finally:
+        source.close()
     click.echo(str(report))

@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from crossdock.cli import config_option, load_or_exit
-from crossdock.errors import CrossdockError
+from crossdock.cli import CrossdockGroup, config_option, load_or_exit
 
 
 def _open(config_path: str) -> tuple[Any, Any, Any]:
@@ -22,10 +21,7 @@ def _open(config_path: str) -> tuple[Any, Any, Any]:
     from crossdock.profiles import make_profile_hook
 
     loaded = load_or_exit(config_path)
-    try:
-        outbox = open_outbox(loaded.outbox_url)
-    except CrossdockError as exc:
-        raise click.ClickException(str(exc)) from exc
+    outbox = open_outbox(loaded.outbox_url)
     store = make_profile_hook(loaded, outbox)
     if store is None:
         outbox.close()
@@ -33,7 +29,7 @@ def _open(config_path: str) -> tuple[Any, Any, Any]:
     return outbox, store, build_pipeline(loaded, outbox, profiles=store)
 
 
-@click.group("profiles")
+@click.group("profiles", cls=CrossdockGroup)
 def profiles_group() -> None:
     """Look at and erase the people in the profile store."""
 
@@ -111,8 +107,6 @@ def delete(config_path: str, ref: str, yes: bool) -> None:
             rows = 0
             if events and pipeline.loaded.destinations:
                 rows = pipeline.accept_enriched(events)
-    except CrossdockError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         outbox.close()
     left = f"; left {exits} audiences" if exits else ""

@@ -9,21 +9,17 @@ from typing import Any
 import click
 from rich.table import Table
 
-from crossdock.cli import config_option, console, load_or_exit
+from crossdock.cli import CrossdockGroup, config_option, console, load_or_exit
 
 
 def _open(config_path: str) -> tuple[Any, Any]:
     """(outbox, pipeline) of the config's outbox (SQLite or PostgreSQL), where the profile
     store and the audience members live."""
-    from crossdock.errors import CrossdockError
     from crossdock.outbox import open_outbox
     from crossdock.pipeline import build_pipeline
 
     loaded = load_or_exit(config_path)
-    try:
-        outbox = open_outbox(loaded.outbox_url)
-    except CrossdockError as exc:
-        raise click.ClickException(str(exc)) from exc
+    outbox = open_outbox(loaded.outbox_url)
     pipeline = build_pipeline(loaded, outbox)
     if pipeline.profiles is None:
         outbox.close()
@@ -41,7 +37,7 @@ def _audiences(pipeline: Any, names: list[str] | None) -> list[Any]:
         raise click.ClickException(str(exc.args[0])) from exc
 
 
-@click.group("audiences")
+@click.group("audiences", cls=CrossdockGroup)
 def audiences_group() -> None:
     """Audiences: people whose attributes meet a condition, synced to destinations."""
 

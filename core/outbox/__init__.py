@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow, Outbox
+from crossdock.outbox.dsn import redact
 
 __all__ = ["DeadLetter", "DestinationCounts", "NewRow", "Outbox", "open_outbox"]
 
@@ -28,8 +29,9 @@ def open_outbox(url: str) -> Outbox:
         except ModuleNotFoundError as exc:
             if exc.name != "crossdock.outbox.postgres":
                 raise
-            raise OutboxError(f"{url.split('@')[-1]}: the PostgreSQL outbox is not "
+            raise OutboxError(f"{redact(url)}: the PostgreSQL outbox is not "
                               "available in this version") from exc
         outbox: Outbox = PostgresOutbox(url)
         return outbox
-    raise OutboxError(f"outbox url must start with sqlite:/// or postgresql://, got {url!r}")
+    raise OutboxError("outbox url must start with sqlite:/// or postgresql://, got "
+                      f"{redact(url)!r}")

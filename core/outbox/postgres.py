@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import pq, sql
@@ -44,6 +43,7 @@ from crossdock.outbox.base import (
     dropped_by_destination,
     tally_counts,
 )
+from crossdock.outbox.dsn import redact
 from crossdock.outbox.payload_json import encode_payload
 from crossdock.outbox.pg_schema import upgrade
 
@@ -65,15 +65,6 @@ def channel_for(schema: str) -> str:
     if len(name.encode()) <= 63:
         return name
     return f"{CHANNEL}.{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ***, for logs and `crossdock status`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 _QMARK = re.compile(r"\?")

@@ -427,3 +427,32 @@ def test_send_from_stdin_reports_bad_lines_and_keeps_the_good(tmp_path: Path) ->
         assert box.counts()["hook"].queued == 2
     finally:
         box.close()
+
+
+# -- an outbox that cannot be opened --------------------------------------------------------------
+
+#: a PostgreSQL outbox on a port nothing listens on, with a password in two places
+DOWN_SECRET = "hunter2-outbox"
+DOWN_URL = (f"postgresql://crossdock:{DOWN_SECRET}@127.0.0.1:9/crossdock"
+            f"?password={DOWN_SECRET}&sslpassword={DOWN_SECRET}")
+
+
+@pytest.mark.parametrize("command", [
+    ["status"], ["run"], ["deliver", "--once"], ["dead-letters", "list"],
+    ["dead-letters", "replay"], ["send", "-"], ["profiles", "show", "u-1"],
+    ["audiences", "list"], ["db", "upgrade"],
+])
+def test_an_unreachable_outbox_is_one_line_and_exit_1(tmp_path: Path, command: list[str]) -> None:
+    # Every command opening the outbox printed a traceback, and the password with it.
+    config = tmp_path / "crossdock.yaml"
+    config.write_text(yaml.safe_dump({"outbox": {"url": DOWN_URL},
+                                      "collector": {"enabled": False}}))
+    done = subprocess.run([sys.executable, "-m", "crossdock.cli", *command, "-c", str(config)],
+                          capture_output=True, text=True, timeout=60,
+                          input='{"type": "track", "userId": "u-1", "event": "A"}\n')
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("Error: postgresql://crossdock:***@127.0.0.1:9/crossdock?password=***"
+                           "&sslpassword=***: cannot connect to PostgreSQL")
+    assert DOWN_SECRET not in done.stdout + done.stderr
