@@ -25,6 +25,7 @@ from rich.table import Table
 from crossdock import __version__
 from crossdock.config import LoadedConfig, load_config
 from crossdock.errors import ConfigError, CrossdockError
+from crossdock.json_shape import loads
 
 #: how wide piped output may be (tables only take the room their cells need)
 PIPED_WIDTH = 240
@@ -216,7 +217,7 @@ def _send_chunk(pipeline: Any, chunk: list[tuple[int, str]],
     for number, line in chunk:
         try:
             # Without its newline, or an unclosed line's error lands on a "line 2, column 1".
-            raws.append(json.loads(line.rstrip("\r\n")))
+            raws.append(loads(line.rstrip("\r\n")))
             numbers.append(number)
         except json.JSONDecodeError as exc:
             bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))

@@ -2,7 +2,9 @@
 group).
 
 `parse_message` turns one JSON object into a typed message or raises `MessageError` whose
-problems name the field and the rule ("userId: at most 100 characters").
+problems name the field and the rule ("userId: at most 100 characters"); every way a message
+arrives goes through it, so the limits of crossdock.json_shape (nesting depth, finite numbers)
+hold for all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from crossdock.errors import MessageError
+from crossdock.json_shape import shape_problems
 
 MAX_ID_LENGTH = 100
 #: a message type, as config and mappings name one (a filter's `message_types`)
@@ -195,6 +198,9 @@ def parse_message(raw: Any) -> Message:
         raise MessageError(
             [f"type: must be one of {', '.join(MESSAGE_TYPES)}, got {raw['type']!r}"]
         )
+    problems = shape_problems(raw)
+    if problems:
+        raise MessageError(problems)
     try:
         return _MESSAGE.validate_python(raw)
     except ValidationError as exc:

@@ -40,6 +40,7 @@ from crossdock.collector.timestamps import Stamper
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
 from crossdock.config import LoadedConfig
 from crossdock.dedup import Dedup, request_key
+from crossdock.json_shape import shape_problems
 from crossdock.models import (
     AliasMessage,
     GroupMessage,
@@ -210,6 +211,10 @@ class Collector:
         body = await self.read_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
+        # Checked here, not only when the message is parsed, to name the body's own fields.
+        problems = shape_problems(body)
+        if problems:
+            raise ApiError(422, "; ".join(problems), errors=[{"index": 0, "problems": problems}])
         try:
             parsed = model.model_validate(body)
         except ValidationError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 from starlette.requests import Request
 
 from crossdock.collector.errors import ApiError
+from crossdock.json_shape import loads
 
 #: Content-Encoding values taken as gzip (x-gzip is the older name, RFC 9110 8.4.1.3)
 GZIP = frozenset({"gzip", "x-gzip"})
@@ -86,16 +87,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON, or ApiError 400 saying where it stopped being JSON."""
+    """The body as JSON, or ApiError 400 saying where it stopped being JSON. Any depth parses
+    and NaN or Infinity is read as a number: the message holding one is refused by its field
+    (crossdock.json_shape), not the whole body."""
     if not raw.strip():
         raise ApiError(400, "body: is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} "
                             f"column {exc.colno})") from exc

@@ -24,6 +24,7 @@ from crossdock import __version__
 from crossdock.cli import cli
 from crossdock.destination import Destination, PlannedRequest, Rejected
 from crossdock.hookspecs import hookimpl
+from crossdock.json_shape import DEPTH_RULE, FINITE_RULE, MAX_DEPTH
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugin_manager import plugin_manager
@@ -410,18 +411,34 @@ def test_deliver_once_drains_what_is_due(
 # -- send ---------------------------------------------------------------------------------------
 
 
-def test_send_from_stdin_reports_bad_lines_and_keeps_the_good(tmp_path: Path) -> None:
+DEEP = '{"a": ' * 5_000 + "1" + "}" * 5_000
+
+
+@pytest.mark.parametrize(("bad", "problems"), [
+    (["not json"], ["not valid JSON (Expecting value at column 1)"]),
+    # A line nested ~1,000 deep printed a traceback and stored none of the good lines; 1e400
+    # was stored as null.
+    (['{"type": "track", "userId": "u-1", "event": "A", "properties": {"d": ' + DEEP + "}}",
+      '{"type": "track", "userId": "u-1", "event": "A", "properties": {"total": 1e400}}',
+      '{"type": "identify", "userId": "u-1", "traits": {"ltv": NaN}}'],
+     [f"properties.d.a.a.a.a.…{MAX_DEPTH - 8} more….a.a: {DEPTH_RULE}",
+      f"properties.total: {FINITE_RULE}, got inf", f"traits.ltv: {FINITE_RULE}, got nan"]),
+])
+def test_send_from_stdin_reports_bad_lines_and_keeps_the_good(
+    tmp_path: Path, bad: list[str], problems: list[str],
+) -> None:
     config = write_config(tmp_path, {"hook": hook()})
     lines = "\n".join([
         json.dumps({"type": "track", "messageId": "s1", "userId": "u-1", "event": "A"}),
-        "not json",
+        *bad,
         json.dumps({"type": "page", "messageId": "s3", "anonymousId": "a-1"}),
     ]) + "\n"
     result = invoke("send", "-c", str(config), "--quiet", "-", input=lines)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "line 2: not valid JSON (Expecting value at column 1)"]
-    assert "accepted 2 messages (2 outbox rows), 0 duplicates, 1 bad lines" in result.stdout
+        f"line {number}: {problem}" for number, problem in enumerate(problems, start=2)]
+    assert (f"accepted 2 messages (2 outbox rows), 0 duplicates, {len(bad)} bad lines"
+            in result.stdout)
     box = SQLiteOutbox(tmp_path / "outbox.db")
     try:
         assert box.counts()["hook"].queued == 2

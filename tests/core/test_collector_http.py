@@ -21,6 +21,8 @@ from collector_helpers import (
     serve,
 )
 
+from crossdock.json_shape import DEPTH_RULE, FINITE_RULE, MAX_DEPTH
+
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
@@ -112,6 +114,70 @@ def test_batch_reports_bad_messages_by_index_and_keeps_the_good(client: httpx.Cl
     assert r.json()["response"]["message"] == "batch: at most 500 messages, got 501"
     r = client.post("/v1/batch", headers=basic(), json={"messages": []})
     assert r.status_code == 422 and r.json()["response"]["message"].startswith("batch:")
+
+
+def deep_json(levels: int) -> str:
+    """A value nested `levels` objects deep, as JSON text."""
+    return '{"a": ' * levels + "1" + "}" * levels
+
+
+def depth_problem(field: str) -> str:
+    """The problem named for `deep_json` sent as `field.deep` of a message or body."""
+    return f"{field}.deep.a.a.a.a.…{MAX_DEPTH - 8} more….a.a: {DEPTH_RULE}"
+
+
+@pytest.mark.parametrize("levels", [260, 1_000, 50_000])
+def test_deep_json_costs_that_message_alone(client: httpx.Client, running: Running,
+                                            levels: int) -> None:
+    # 260 levels (under 1 KB) was a 500 that stored none of the batch; around 1,000 an
+    # uncaught RecursionError.
+    deep = ('{"anonymousId": "a", "event": "Deep", "properties": {"deep": ' + deep_json(levels)
+            + "}}")
+    r = client.post("/v1/track", headers=basic(), content=deep.encode())
+    assert (r.status_code, r.json()["response"]["message"]) == (422, depth_problem("properties"))
+    good = '{"type": "track", "anonymousId": "a", "event": "Fine"}'
+    body = f'{{"batch": [{good}, {{"type": "track", {deep[1:]}, {good}]}}'
+    r = client.post("/v1/batch", headers=basic(), content=body.encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["accepted"] == 2
+    assert r.json()["response"]["errors"] == [
+        {"index": 1, "problems": [depth_problem("properties")]}]
+    assert running.processed() == 2
+
+
+def test_numbers_that_are_not_finite_cost_that_message_alone(client: httpx.Client,
+                                                             running: Running) -> None:
+    # 1e400 overflowed to infinity and was stored as null without a word; a NaN literal made
+    # the whole body a 400.
+    body = ('{"batch": [{"type": "track", "anonymousId": "a", "event": "E", '
+            '"properties": {"total": 1e400}}, {"type": "identify", "anonymousId": "a", '
+            '"traits": {"ltv": NaN, "scores": [1, -Infinity]}}, '
+            '{"type": "track", "anonymousId": "a", "event": "Fine", "properties": {"x": 1e300}}]}')
+    r = client.post("/v1/batch", headers=basic(), content=body.encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["errors"] == [
+        {"index": 0, "problems": [f"properties.total: {FINITE_RULE}, got inf"]},
+        {"index": 1, "problems": [f"traits.ltv: {FINITE_RULE}, got nan",
+                                  f"traits.scores.1: {FINITE_RULE}, got -inf"]}]
+    assert running.processed() == 1
+    r = client.post("/v1/track", headers=basic(),
+                    content=b'{"anonymousId": "a", "event": "E", "properties": {"t": Infinity}}')
+    assert (r.status_code, r.json()["response"]["message"]) == (
+        422, f"properties.t: {FINITE_RULE}, got inf")
+
+
+@pytest.mark.parametrize("path", ["users", "events"])
+def test_user_api_names_deep_and_non_finite_attributes(client: httpx.Client, running: Running,
+                                                       path: str) -> None:
+    fields = '"name": "E", ' if path == "events" else ""
+    for attributes, problem in [
+        ('{"deep": ' + deep_json(2_000) + "}", depth_problem("attributes")),
+        ('{"ltv": 1e400}', f"attributes.ltv: {FINITE_RULE}, got inf"),
+    ]:
+        body = f'{{"userId": "u-1", {fields}"attributes": {attributes}}}'
+        r = client.post(f"/v1/accounts/shop/{path}", headers=bearer(), content=body.encode())
+        assert (r.status_code, r.json()["response"]["message"]) == (422, problem)
+    assert running.processed() == 0
 
 
 def test_group_calls_are_accepted_and_a_bad_one_costs_no_other(client: httpx.Client,

@@ -188,6 +188,29 @@ def test_build_pipeline_with_the_real_router(make_loaded: MakeLoaded, tmp_path: 
         pipeline.close()
 
 
+def test_deep_and_non_finite_values_cost_their_message_alone(make_loaded: MakeLoaded) -> None:
+    # Through the Python API, with the profile store and the real router: 300 levels could
+    # not be serialized and the whole call failed; NaN was stored as null.
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    cycle: dict[str, Any] = {}
+    cycle["again"] = [cycle]
+    pipeline = build_pipeline(make_loaded(URL))
+    try:
+        result = pipeline.accept([
+            track("a"), track("deep", properties={"d": deep}),
+            track("nan", properties={"p": float("nan")}), track("cycle", context=cycle),
+            track("b", properties={"p": 1e308}),
+        ])
+    finally:
+        pipeline.close()
+    assert result.accepted == ["a", "b"]
+    assert [(index, problems[0].split(": ")[0].split(".")[:3])
+            for index, problems in result.errors] == [
+        (1, ["properties", "d", "a"]), (2, ["properties", "p"]), (3, ["context", "again", "0"])]
+
+
 def test_accept_enriched_routes_system_events_and_wakes_their_destinations(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
 ) -> None:
