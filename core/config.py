@@ -134,6 +134,10 @@ class CollectorConfig(_Strict):
     max_body_bytes: int = Field(default=512_000, ge=1024)
     rate_limit_per_minute: int = Field(default=5000, ge=1)
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    auth_failures_per_minute: int = Field(
+        default=30, ge=1,
+        description="requests with a wrong or missing key one client address may make a "
+                    "minute; then every request from it gets 429 until Retry-After")
 
 
 class AttributeRulesConfig(_Strict):

@@ -7,8 +7,8 @@ pipeline's transaction committed: the messages, their profile changes, their out
 the request's `x-request-id` are durable together. Errors are
 `{"response": {"status": "error", "message": "field: rule", "errors": [...]}}` with a 4xx code:
 400 malformed body, 401 credentials, 404 unknown account, 413 too large (on the wire or
-inflated), 415 an unsupported Content-Encoding, 422 invalid fields, 429 rate limited (with
-Retry-After).
+inflated), 415 an unsupported Content-Encoding, 422 invalid fields, 429 rate limited (a key
+over its allowance, or an address past its failed authentications; with Retry-After).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from crossdock.collector.body import parse_json, read_body
 from crossdock.collector.checkpoint import WalCheckpointer
 from crossdock.collector.errors import ApiError, error_response
 from crossdock.collector.metrics import Metrics
-from crossdock.collector.ratelimit import RequestLimiter, retry_after_header
+from crossdock.collector.ratelimit import RequestLimiter, client_key, retry_after_header
 from crossdock.collector.timestamps import Stamper
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
 from crossdock.config import LoadedConfig
@@ -75,6 +75,7 @@ class Collector:
         self.clock = clock
         self.auth = Authenticator(self.config)
         self.limiter = RequestLimiter(monotonic)
+        self.failures = RequestLimiter(monotonic)
         self.metrics = Metrics()
         self.dedup = Dedup(loaded.config.profiles.dedup_window)
         self._transaction = getattr(self.outbox, "transaction", None)
@@ -104,15 +105,34 @@ class Collector:
 
     # -- request plumbing ---------------------------------------------------------------
 
+    def authenticate(self, request: Request, check: Callable[[], Credential]) -> Credential:
+        """`check()`'s credential, counting its failures against the client's address: past
+        `auth_failures_per_minute` every request from there is refused with 429 before its
+        key is looked at, so a guessed key right at last tells the guesser nothing sooner."""
+        address = client_key(request.client.host if request.client else None)
+        per_minute = self.config.auth_failures_per_minute
+        wait = self.failures.wait(address, per_minute)
+        if wait is not None:
+            raise self._rate_limited(wait, f"authorization: more than {per_minute} failed "
+                                           "attempts a minute from this address")
+        try:
+            return check()
+        except AuthError as exc:
+            self.failures.charge(address, per_minute)
+            self.metrics.inc("crossdock_collector_auth_failures_total")
+            raise _auth_error(exc) from exc
+
     def limit(self, credential: Credential) -> None:
         wait = self.limiter.check(credential.key_id, credential.rate_limit_per_minute)
         if wait is not None:
-            self.metrics.inc("crossdock_collector_rate_limited_total")
-            raise ApiError(
-                429, f"rate limit: at most {credential.rate_limit_per_minute} requests a "
-                     "minute for this key; retry after the Retry-After seconds",
-                headers={"Retry-After": retry_after_header(wait)},
-            )
+            raise self._rate_limited(wait, f"rate limit: at most "
+                                           f"{credential.rate_limit_per_minute} requests a "
+                                           "minute for this key")
+
+    def _rate_limited(self, wait: float, why: str) -> ApiError:
+        self.metrics.inc("crossdock_collector_rate_limited_total")
+        return ApiError(429, f"{why}; retry after the Retry-After seconds",
+                        headers={"Retry-After": retry_after_header(wait)})
 
     async def read_json(self, request: Request) -> Any:
         return parse_json(await read_body(request, self.config.max_body_bytes))
@@ -202,10 +222,8 @@ class Collector:
 
     async def account(self, account: str, model: type[UserUpdate] | type[EventRequest],
                       request: Request) -> Response:
-        try:
-            credential = self.auth.account(account, request.headers.get("authorization"))
-        except AuthError as exc:
-            raise _auth_error(exc) from exc
+        credential = self.authenticate(
+            request, lambda: self.auth.account(account, request.headers.get("authorization")))
         self.limit(credential)
         request_id = self.request_id(request)
         body = await self.read_json(request)
@@ -226,10 +244,8 @@ class Collector:
                                        batch=False)
 
     def auth_write_key(self, request: Request) -> Credential:
-        try:
-            return self.auth.write_key(request.headers.get("authorization"))
-        except AuthError as exc:
-            raise _auth_error(exc) from exc
+        return self.authenticate(
+            request, lambda: self.auth.write_key(request.headers.get("authorization")))
 
     def healthz(self) -> JSONResponse:
         db = getattr(self.outbox, "db", None)

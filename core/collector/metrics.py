@@ -25,6 +25,8 @@ class Metrics:
         "crossdock_collector_requests_total": "HTTP requests by endpoint and status code",
         "crossdock_collector_messages_total": "messages by outcome (accepted, duplicate, bad)",
         "crossdock_collector_rate_limited_total": "requests refused with 429",
+        "crossdock_collector_auth_failures_total":
+            "requests refused for a missing or wrong key, or an unknown account",
         "crossdock_collector_duplicate_requests_total":
             "requests whose x-request-id was seen inside the dedup window",
     }

@@ -297,6 +297,49 @@ def test_rate_limit_per_key_answers_429_with_retry_after(tmp_path: Path) -> None
         assert running.processed() == 5
 
 
+def test_failed_authentication_is_limited_per_client_address(tmp_path: Path) -> None:
+    # 6,000 wrong keys at 638/s all got 401, never 429: keys could be guessed at the speed of
+    # the network.
+    now = [0.0]
+    loaded = loaded_config(tmp_path, auth_failures_per_minute=3)
+    message = {"anonymousId": "a", "event": "E"}
+    event = {"anonymousId": "a", "name": "E"}
+    other_address = httpx.HTTPTransport(local_address="127.0.0.2")
+    with serve(loaded, monotonic=lambda: now[0]) as running, \
+            httpx.Client(base_url=running.url) as guesser, \
+            httpx.Client(base_url=running.url, transport=other_address) as neighbour:
+        codes = [guesser.post("/v1/track", headers=basic(f"guess-{i}"), json=message).status_code
+                 for i in range(3)]
+        assert codes == [401, 401, 401]
+        # The write-key endpoints and the user API (a wrong key, an unknown account) count
+        # together; past the limit the key is not even looked at, so the right one is refused
+        # too and a guesser learns nothing sooner.
+        for path, headers in [("/v1/track", basic("guess-3")), ("/v1/track", basic()),
+                              ("/v1/accounts/shop/events", bearer("guess-4")),
+                              ("/v1/accounts/nope/events", bearer()),
+                              ("/v1/accounts/shop/events", bearer())]:
+            r = guesser.post(path, headers=headers, json=event if "accounts" in path else message)
+            assert r.status_code == 429, (path, r.text)
+            assert r.headers["Retry-After"] == "20"  # 3 a minute: a slot every 20 s
+            assert r.json()["response"]["message"] == (
+                "authorization: more than 3 failed attempts a minute from this address; "
+                "retry after the Retry-After seconds")
+        # Good keys from another address are not affected, nor are its own failures counted
+        # against the first.
+        assert neighbour.post("/v1/track", headers=basic(), json=message).status_code == 200
+        assert neighbour.post("/v1/accounts/shop/events", headers=bearer(),
+                              json=event).status_code == 200
+        assert neighbour.post("/v1/track", headers=basic("nope"), json=message).status_code == 401
+        now[0] = 20.0
+        assert guesser.post("/v1/track", headers=basic(), json=message).status_code == 200
+        assert guesser.post("/v1/track", headers=basic("guess-5"),
+                            json=message).status_code == 401
+        assert guesser.post("/v1/track", headers=basic(), json=message).status_code == 429
+        metrics = guesser.get("/metrics").text
+        assert "crossdock_collector_auth_failures_total 5" in metrics
+        assert running.processed() == 3
+
+
 def test_repeated_request_ids_are_processed_once_across_a_restart(tmp_path: Path) -> None:
     loaded = loaded_config(tmp_path)
     unique = [f"req-{i}" for i in range(800)]
