@@ -142,8 +142,8 @@ def webhook_raw(outbox_url: str, url: str, *, names: tuple[str, ...] = DESTINATI
                       "max_body_bytes": 5_000_000},
         "destinations": {
             name: {"plugin": "webhook",
-                   "settings": {"url": url, "allow_private_network": True, "batch": batch},
-                   "delivery": delivery}
+                   "settings": {"url": url, "batch": batch},
+                   "delivery": {"allow_private_network": True, **delivery}}
             for name in names
         },
     }

@@ -243,7 +243,7 @@ def worker(db: str, url: str) -> None:
     sys.stdin.readline()
 
     async def main() -> int:
-        client = make_client(max_connections=100)
+        client = make_client(max_connections=100, allow_private_network=True)  # on 127.0.0.1
         try:
             report = await deliver_once(loaded, outbox, client=client)
         finally:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from crossdock.audiences.spec import AudienceConfig, audience_problems
 from crossdock.destination import Destination
+from crossdock.egress import url_problems
 from crossdock.errors import ConfigError, PluginError
 from crossdock.models import MessageType, validation_problems
 
@@ -85,6 +86,12 @@ class DeliveryConfig(_Strict):
     backoff_base: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=600.0, gt=0)
     lease: float = Field(default=60.0, gt=0, description="seconds a worker holds a lease")
+    allow_private_network: bool = Field(
+        default=False, description="let the engine connect to loopback, private, link-local "
+                                   "and other non-public addresses (local receivers, fakes)")
+    max_response_bytes: int | None = Field(
+        default=None, ge=1024, description="the most of an answer read (None: the plugin's, "
+                                           "1 MiB unless it needs more)")
 
     @field_validator("max_age", "timeout", "backoff_base", "backoff_max", "lease", mode="before")
     @classmethod
@@ -191,6 +198,10 @@ class ConfiguredDestination:
     def rate_limit(self) -> float | None:
         return self.config.delivery.rate_limit or self.plugin.default_rate_limit
 
+    @property
+    def max_response_bytes(self) -> int:
+        return self.config.delivery.max_response_bytes or self.plugin.max_response_bytes
+
 
 @dataclass
 class LoadedConfig:
@@ -288,6 +299,7 @@ def parse_config(
     warnings: list[str] = []
     for name, raw_dest in raw_destinations.items():
         prefix = f"destinations.{name}"
+        raw_dest = _moved_opt_in(raw_dest, types, prefix, warnings)
         try:
             dest = DestinationConfig.model_validate(raw_dest)
         except ValidationError as exc:
@@ -323,6 +335,10 @@ def parse_config(
             )
         if settings is None:
             continue
+        if not dest.delivery.allow_private_network:
+            # Warned, not refused: what decides is the address at connect time, where the
+            # guard refuses it (a name may resolve elsewhere by then); this says so early.
+            warnings.extend(url_problems(settings, f"{prefix}.settings"))
         config.destinations[name] = dest
         if not dest.enabled or option_problems:
             continue
@@ -338,6 +354,33 @@ def parse_config(
         raise ConfigError(problems[:interpolation_problems] + [
             p for p in problems[interpolation_problems:] if p.split(": ", 1)[0] not in unset])
     return LoadedConfig(config, destinations, base_dir, warnings)
+
+
+#: the webhook's own opt-in into private networks, before the engine's guard took its place
+_OLD_OPT_IN = "allow_private_network"
+
+
+def _moved_opt_in(raw_dest: Any, types: dict[str, type[Destination]], prefix: str,
+                  warnings: list[str]) -> Any:
+    """`settings.allow_private_network` (the webhook's, before the engine guarded every
+    destination) read as `delivery.allow_private_network`, with a warning to move it; unless
+    the plugin's settings declare such a field of their own."""
+    if not isinstance(raw_dest, dict) or not isinstance(raw_dest.get("settings"), dict):
+        return raw_dest
+    plugin = raw_dest.get("plugin")
+    cls = types.get(plugin) if isinstance(plugin, str) else None
+    settings = raw_dest["settings"]
+    if _OLD_OPT_IN not in settings or (cls is not None
+                                       and _OLD_OPT_IN in cls.settings_model.model_fields):
+        return raw_dest
+    warnings.append(f"{prefix}.settings.{_OLD_OPT_IN}: moved to delivery.{_OLD_OPT_IN} (the "
+                    "engine's egress guard, for every destination); read as that for now, "
+                    "move it there")
+    delivery = raw_dest.get("delivery")
+    delivery = dict(delivery) if isinstance(delivery, dict) else {}
+    delivery.setdefault(_OLD_OPT_IN, settings[_OLD_OPT_IN])
+    return {**raw_dest, "settings": {k: v for k, v in settings.items() if k != _OLD_OPT_IN},
+            "delivery": delivery}
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:

@@ -126,8 +126,7 @@ def demo_destinations() -> Iterator[list[DemoDestination]]:
             DemoDestination(
                 "warehouse-webhook",
                 {"plugin": "webhook", "settings": {
-                    "url": f"{hook.url}/events", "secret": WEBHOOK_SECRET,
-                    "allow_private_network": True}},
+                    "url": f"{hook.url}/events", "secret": WEBHOOK_SECRET}},
                 lambda: _copy(hook, hook_fake.received),
                 _describe_webhook,
             ),
@@ -172,12 +171,14 @@ def _copy(server: RunningServer, received: list[dict[str, Any]]) -> list[dict[st
 
 
 def write_config(folder: Path, destinations: list[DemoDestination]) -> Path:
+    # The fakes listen on 127.0.0.1, which the engine's egress guard refuses unless a
+    # destination opts in: every demo destination does.
     config: dict[str, Any] = {
         "outbox": {"url": "sqlite:///demo-outbox.db"},
         "collector": {"enabled": False},
         "destinations": {d.name: {**d.config, "delivery": {
-            "backoff_base": 0.2, "backoff_max": 1, **d.config.get("delivery", {})}}
-                         for d in destinations},
+            "backoff_base": 0.2, "backoff_max": 1, "allow_private_network": True,
+            **d.config.get("delivery", {})}} for d in destinations},
     }
     fed = [d.name for d in destinations if d.audience]
     if fed:

@@ -32,6 +32,9 @@ from pydantic import BaseModel, ValidationError
 
 from crossdock.models import MESSAGE_TYPES
 
+#: what `Destination.max_response_bytes` is unless a plugin says otherwise
+DEFAULT_MAX_RESPONSE_BYTES = 1 << 20
+
 ALL_MESSAGE_TYPES = frozenset(MESSAGE_TYPES)
 #: what a plugin receives when it names no `message_types`: every type but `group`, which came
 #: later, so a plugin written before it never gets a message shape it was not written for. A
@@ -135,6 +138,9 @@ class Destination:
     default_rate_limit: ClassVar[float | None] = None
     #: concurrent requests per destination when the operator sets none
     default_concurrency: ClassVar[int] = 4
+    #: the most of a response the engine reads before `classify` (then it closes the
+    #: connection): raise it if a complete answer of this destination can be larger
+    max_response_bytes: ClassVar[int] = DEFAULT_MAX_RESPONSE_BYTES
     #: a one-line description for `crossdock plugins`
     description: ClassVar[str] = ""
     #: pydantic model of the mapping's `options:` (None: free-form, only a mapping is checked).

@@ -5,7 +5,8 @@
     await deliver_once(loaded, outbox)       drain what is due now and return (cron)
 
 See worker.py for one destination's loop, backoff.py and ratelimit.py for the timing rules,
-transport.py for the HTTP client, and docs/delivery.md for outcomes and tuning.
+transport.py for the HTTP clients (each destination's guards egress and caps what it reads of
+an answer), and docs/delivery.md for outcomes and tuning.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 import httpx
 
-from crossdock.config import LoadedConfig
+from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.delivery.transport import make_client
 from crossdock.delivery.worker import (
     Clock,
@@ -45,8 +46,11 @@ class DeliveryEngine:
     """Delivery workers for every enabled destination of a config.
 
     `clock` (epoch seconds), `rng` and `sleep` are injectable so tests can assert exact retry
-    times and rate-limit spacing. Pass `client` to share an `httpx.AsyncClient`; otherwise
-    the engine makes one (aiohttp transport) and closes it on stop.
+    times and rate-limit spacing. The engine makes an `httpx.AsyncClient` per destination
+    (`make_client`, aiohttp transport) from its delivery settings: the egress guard unless
+    `delivery.allow_private_network`, and `max_response_bytes`; it closes them on stop. A
+    `client` passed in is used for every destination as it is (a test's MockTransport, or a
+    `make_client` of the caller's choosing), and the caller closes it.
     """
 
     def __init__(
@@ -69,7 +73,7 @@ class DeliveryEngine:
         self.poll_interval = poll_interval
         self.owner = owner or default_owner()
         self._client = client
-        self._own_client = client is None
+        self._own_clients: list[httpx.AsyncClient] = []
         self.workers: dict[str, DestinationWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -77,14 +81,23 @@ class DeliveryEngine:
     def _ensure_workers(self) -> None:
         if self.workers:
             return
-        if self._client is None:
-            connections = sum(d.concurrency for d in self.loaded.destinations) or 1
-            self._client = make_client(max_connections=max(100, connections))
         for destination in self.loaded.destinations:
             self.workers[destination.name] = DestinationWorker(
-                destination, self.outbox, self._client, owner=self.owner, clock=self.clock,
-                rng=self.rng, sleep=self.sleep, poll_interval=self.poll_interval,
+                destination, self.outbox, self._client or self._own_client(destination),
+                owner=self.owner, clock=self.clock, rng=self.rng, sleep=self.sleep,
+                poll_interval=self.poll_interval,
             )
+
+    def _own_client(self, destination: ConfiguredDestination) -> httpx.AsyncClient:
+        """A destination's own client: its egress policy and response limit hold for every
+        request it sends, and nothing it opted into reaches another destination (a pooled
+        connection to a private address is never reused by one that did not opt in)."""
+        delivery = destination.config.delivery
+        client = make_client(max_connections=max(100, destination.concurrency),
+                             allow_private_network=delivery.allow_private_network,
+                             max_response_bytes=destination.max_response_bytes)
+        self._own_clients.append(client)
+        return client
 
     @property
     def report(self) -> DeliveryReport:
@@ -140,9 +153,9 @@ class DeliveryEngine:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._own_clients = self._own_clients, []
+        for client in clients:
+            await client.aclose()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -1,31 +1,56 @@
-"""The one HTTP client the delivery engine sends with, and how a request reaches the wire.
+"""The HTTP clients the delivery engine sends with, and how a request reaches the wire.
 
 Plugins build `httpx.Request`s; underneath, an aiohttp connection pool sends them, several
 times faster than httpx's default async transport on many small requests. `fast=False` (or
-CROSSDOCK_HTTP_TRANSPORT=httpx) uses httpx's own transport, for comparison in benchmarks and
-as a way around a transport-specific problem.
+CROSSDOCK_HTTP_TRANSPORT=httpx) sends through httpcore, httpx's own connection pool, for
+comparison in benchmarks and as a way around a transport-specific problem.
+
+Whichever transport sends, two things hold for every request (and `make_client` sets them up
+per destination):
+
+- the egress guard (crossdock.egress, crossdock.delivery.guard) checks each connection's
+  address after DNS, and refuses loopback, private, link-local, metadata and other non-public
+  addresses unless `allow_private_network`;
+- at most `max_response_bytes` of an answer is read, then the connection is closed
+  (crossdock.delivery.response_body).
 
 `send` hands a request straight to the client's transport when the client has nothing for
 `AsyncClient.send` to do (no auth, event hooks or redirects to follow): the engine never
 builds requests through the client, so its cookie jar is never read, and the rest of `send`
 was a third of a one-message request's CPU. Any transport works this way, so a test can still
-swap in `httpx.MockTransport` or respx, and vcrpy (which patches the transports) still replays.
+swap in `httpx.MockTransport` or respx, and vcrpy (which patches the transports) still replays;
+what such a transport answers is read up to the limit all the same.
+
+A proxy from the environment (HTTPS_PROXY, ...) gets its own transport from httpx, and the
+proxy makes the connection: there the proxy's egress rules apply, not the guard.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import httpcore
 import httpx
 from httpx_aiohttp import AiohttpTransport as _AdapterTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
+from crossdock.delivery.guard import GuardedBackend, guarded_socket
+from crossdock.delivery.response_body import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    read_capped,
+    read_response,
+)
+
 TRANSPORT_ENV = "CROSSDOCK_HTTP_TRANSPORT"
 _HTTP11 = b"HTTP/1.1"
+_CHUNK = 1 << 16
 
 
 def use_fast_transport() -> bool:
@@ -33,16 +58,43 @@ def use_fast_transport() -> bool:
     return os.environ.get(TRANSPORT_ENV, "aiohttp").strip().lower() != "httpx"
 
 
-class AiohttpTransport(_AdapterTransport):
-    """httpx-aiohttp's transport, reading each response whole before returning it.
+class EngineClient(httpx.AsyncClient):
+    """The engine's `httpx.AsyncClient` (`make_client`): its transport guards egress unless
+    told not to, and `send` reads at most `max_response_bytes` of an answer whichever
+    transport the request takes (a proxy's too)."""
 
-    The engine reads every response to the end anyway; one `read()` replaces the adapter's
-    chunk iterator and the stream wrappers around it. Connection setup, TLS, proxies and
-    the mapping of aiohttp errors to httpx's are the adapter's own."""
+    def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout: float,
+                 max_response_bytes: int) -> None:
+        super().__init__(transport=transport, timeout=timeout, follow_redirects=False)
+        self.max_response_bytes = max_response_bytes
+
+
+class AiohttpTransport(_AdapterTransport):
+    """httpx-aiohttp's transport, reading at most `max_response_bytes` of each response before
+    returning it, on a connector that guards egress unless `allow_private_network`.
+
+    The engine reads every response anyway; reading it here replaces the adapter's chunk
+    iterator and the stream wrappers around it. TLS, proxies and the mapping of aiohttp
+    errors to httpx's are the adapter's own."""
+
+    def __init__(self, *, limits: httpx.Limits, allow_private_network: bool,
+                 max_response_bytes: int) -> None:
+        super().__init__(limits=limits)
+        self.allow_private_network = allow_private_network
+        self.max_response_bytes = max_response_bytes
+
+    def get_client(self) -> aiohttp.ClientSession:
+        """The adapter's session, on a connector that hands every address it is about to
+        connect to, after DNS, to the guard."""
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context,
+            limit=self.limits.max_connections or 0,
+            socket_factory=None if self.allow_private_network else guarded_socket)
+        return aiohttp.ClientSession(connector=connector)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.proxy is not None or request.extensions.get("sni_hostname"):
-            return await super().handle_async_request(request)
+            return await super().handle_async_request(request)  # read capped by `send`
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
         timeout = request.extensions.get("timeout", {})
@@ -52,6 +104,7 @@ class AiohttpTransport(_AdapterTransport):
         except httpx.RequestNotRead:
             data = request.stream
             request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
+        limit = self.max_response_bytes
         try:
             async with self.client.request(
                 request.method, str(request.url), headers=_header_items(request.headers),
@@ -59,7 +112,13 @@ class AiohttpTransport(_AdapterTransport):
                 allow_redirects=False, auto_decompress=False, compress=False,
                 timeout=_client_timeout(timeout),
             ) as response:
-                body = await response.read()
+                length = response.content_length
+                if length is not None and length <= limit:
+                    body = await response.read()
+                else:
+                    body, cut = await read_capped(response.content.iter_chunked(_CHUNK), limit)
+                    if cut:
+                        response.close()  # the rest is never read: drop the connection
         except Exception:
             # The adapter's mapping, entered only on an error (a generator-based context
             # manager around every request cost 1 % of it): the same httpx exception, from
@@ -69,15 +128,74 @@ class AiohttpTransport(_AdapterTransport):
         extensions: dict[str, Any] = {"http_version": _HTTP11}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
-        headers = response.headers
-        if "content-length" in headers and "content-encoding" not in headers:
-            # The common case: nothing to decode, so the body is the content already.
-            return _read_response(response.status, response.raw_headers, body, request,
-                                  extensions)
-        # Content-Encoding still applies: httpx decodes the raw bytes when they are read.
-        return httpx.Response(response.status, headers=response.raw_headers,
-                              stream=httpx.ByteStream(body), request=request,
-                              extensions=extensions)
+        return read_response(response.status, response.raw_headers, body, request,
+                             extensions, limit)
+
+
+class HttpcoreTransport(httpx.AsyncBaseTransport):
+    """httpx's own connection pool (httpcore), reading at most `max_response_bytes` of each
+    response, on a network backend that guards egress unless `allow_private_network`."""
+
+    def __init__(self, *, limits: httpx.Limits, allow_private_network: bool,
+                 max_response_bytes: int) -> None:
+        self.max_response_bytes = max_response_bytes
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=None if allow_private_network else GuardedBackend())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        headers = request.headers.raw
+        if "accept-encoding" not in request.headers:
+            headers = [*headers, (b"Accept-Encoding", ACCEPT_ENCODING.encode())]
+        with _httpx_errors(request):
+            response = await self._pool.handle_async_request(httpcore.Request(
+                request.method,
+                httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                             target=url.raw_path),
+                headers=headers, content=request.stream, extensions=request.extensions))
+            try:
+                body, _ = await read_capped(response.aiter_stream(), self.max_response_bytes)
+            finally:
+                await response.aclose()  # closes the connection when the body was not done
+        return read_response(response.status, response.headers, body, request,
+                             dict(response.extensions), self.max_response_bytes)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+#: httpcore's exceptions and the httpx ones they are raised as, most specific first
+_HTTPCORE_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _httpx_errors(request: httpx.Request) -> Iterator[None]:
+    """httpcore's exceptions as the httpx ones that `client.send` raises for them."""
+    try:
+        yield
+    except Exception as exc:
+        for caught, raised in _HTTPCORE_ERRORS:
+            if isinstance(exc, caught):
+                raise raised(str(exc), request=request) from exc
+        raise
 
 
 _NO_TIMEOUTS = aiohttp.ClientTimeout(sock_connect=None, sock_read=None, connect=None)
@@ -92,46 +210,29 @@ def _client_timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
                                  sock_read=timeout.get("read"), connect=timeout.get("pool"))
 
 
-def _read_response(
-    status: int, raw_headers: Any, body: bytes, request: httpx.Request,
-    extensions: dict[str, Any],
-) -> httpx.Response:
-    """An httpx.Response for a body that needs no decoding, in the state `read()` leaves it
-    (content set, stream consumed and closed). `Response(content=body)` got there through
-    httpx's generators (decoder, chunkers) and a second look through the headers for the
-    Content-Length already there: about 9 of the 11 us it took to build a small response."""
-    response = httpx.Response(status, headers=raw_headers, stream=httpx.ByteStream(body),
-                              request=request, extensions=extensions)
-    response._content = body
-    response._num_bytes_downloaded = len(body)
-    response.is_stream_consumed = True
-    response.is_closed = True
-    try:
-        if response.content is body:
-            return response
-    except httpx.ResponseNotRead:  # an httpx that keeps its content elsewhere
-        pass
-    return httpx.Response(status, headers=raw_headers, content=body, request=request,
-                          extensions=extensions)
-
-
 def _header_items(headers: httpx.Headers) -> dict[str, str]:
     """`dict(headers.items())` (lower-case names, repeated headers joined by ", "), which is
     what aiohttp made of an httpx.Headers; `items()` re-detects the encoding for every header
-    it decodes, 5 % of a small request's CPU."""
+    it decodes, 5 % of a small request's CPU. Accept-Encoding is set when the plugin did not
+    set it, to what `read_response` decodes (aiohttp would offer brotli when installed)."""
     encoding = headers.encoding
     out: dict[str, str] = {}
     for key, value in headers.raw:
         name = key.lower().decode(encoding)
         text = value.decode(encoding)
         out[name] = f"{out[name]}, {text}" if name in out else text
+    out.setdefault("accept-encoding", ACCEPT_ENCODING)
     return out
 
 
 def make_client(
-    *, fast: bool | None = None, max_connections: int = 100, timeout: float = 10.0
-) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` on the aiohttp transport (or httpx's default when not `fast`).
+    *, fast: bool | None = None, max_connections: int = 100, timeout: float = 10.0,
+    allow_private_network: bool = False,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> EngineClient:
+    """An `httpx.AsyncClient` on the aiohttp transport (or httpcore when not `fast`) that
+    guards egress unless `allow_private_network` and reads at most `max_response_bytes` of an
+    answer. The engine makes one per destination, from its delivery settings.
 
     Create it inside a running event loop (aiohttp binds its session to the loop) and close
     it with `await client.aclose()`.
@@ -140,9 +241,10 @@ def make_client(
         fast = use_fast_transport()
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_connections)
-    transport: httpx.AsyncBaseTransport = (
-        AiohttpTransport(limits=limits) if fast else httpx.AsyncHTTPTransport(limits=limits))
-    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+    kind = AiohttpTransport if fast else HttpcoreTransport
+    transport = kind(limits=limits, allow_private_network=allow_private_network,
+                     max_response_bytes=max_response_bytes)
+    return EngineClient(transport, timeout=timeout, max_response_bytes=max_response_bytes)
 
 
 def _direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.AsyncBaseTransport | None:
@@ -159,19 +261,25 @@ def _direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.AsyncBas
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """Send `request` and read the whole response; as `client.send(request)` does for the
+    """Send `request` and read the response, at most the client's `max_response_bytes` of it
+    (1 MiB for a client not made by `make_client`); as `client.send(request)` does for the
     engine's requests (set the timeout in `request.extensions["timeout"]`)."""
+    limit = (client.max_response_bytes if isinstance(client, EngineClient)
+             else DEFAULT_MAX_RESPONSE_BYTES)
+    start = time.perf_counter()
     transport = _direct(client, request)
     if transport is None:
-        return await client.send(request)
-    start = time.perf_counter()
-    response = await transport.handle_async_request(request)
-    response.request = request
+        response = await client.send(request, stream=True)
+    else:
+        response = await transport.handle_async_request(request)
+        response.request = request
     if not (response.is_stream_consumed and response.is_closed):  # ours come read already
         try:
-            await response.aread()
+            raw, _ = await read_capped(response.aiter_raw(), limit)
         finally:
             await response.aclose()
+        response = read_response(response.status_code, response.headers.raw, raw, request,
+                                 dict(response.extensions), limit)
     response.elapsed = timedelta(seconds=time.perf_counter() - start)
     response.default_encoding = getattr(client, "_default_encoding", "utf-8")
     return response

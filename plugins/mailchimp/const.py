@@ -9,6 +9,9 @@ PLUGIN_NAME = "mailchimp"
 MAX_BATCH_MEMBERS = 500
 #: Mailchimp allows 10 concurrent connections per API key
 MAX_CONNECTIONS = 10
+#: a batch subscribe answers with every member's full record (about 3 KB each, 1.5 MB for
+#: 500), and its outcomes are read from all of it: the engine reads up to this much
+MAX_RESPONSE_BYTES = 8 << 20
 AUDIENCE_ENTERED = "audience_entered"
 AUDIENCE_EXITED = "audience_exited"
 #: event names: 2 to 30 letters, digits, underscores and dashes

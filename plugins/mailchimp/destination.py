@@ -55,6 +55,7 @@ from crossdock.plugins.mailchimp.const import (
     EVENT_NAME_MIN,
     MAX_BATCH_MEMBERS,
     MAX_CONNECTIONS,
+    MAX_RESPONSE_BYTES,
     MEMBER_STATUSES,
     PERMANENT_TITLES,
     PLUGIN_NAME,
@@ -204,6 +205,7 @@ class MailchimpDestination(Destination):
     message_types: ClassVar[frozenset[str]] = frozenset({"identify", "track"})
     max_batch_size: ClassVar[int] = MAX_BATCH_MEMBERS
     default_concurrency: ClassVar[int] = MAX_CONNECTIONS
+    max_response_bytes: ClassVar[int] = MAX_RESPONSE_BYTES
     description: ClassVar[str] = "Upsert Mailchimp members; tags for audiences, custom events"
 
     options_model = MailchimpOptions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
 
 from pydantic import (
@@ -18,36 +17,13 @@ from pydantic import (
 from crossdock.plugins.webhook.const import RESERVED_HEADERS
 from crossdock.plugins.webhook.signing import standard_key, x_signature_key
 
-_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
-
-
-def private_host(host: str) -> bool:
-    """Whether a URL host names this machine or a private, link-local or reserved network.
-
-    Only literal addresses and local names can be judged without DNS; a name that resolves to
-    a private address passes (an egress firewall is the real guard against that)."""
-    host = host.strip("[]").rstrip(".").lower()
-    if host in _LOCAL_NAMES or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-            or ip.is_unspecified or ip.is_multicast)
-
 
 class WebhookSettings(BaseModel):
-    """Where and how to POST routed messages."""
+    """Where and how to POST routed messages. Whether `url` may be a private address is the
+    engine's egress guard's to say (`delivery.allow_private_network`, docs/delivery.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Declared before `url` so the url validator can read it.
-    allow_private_network: bool = Field(
-        default=False, description="allow loopback and private addresses (local receivers, tests)"
-    )
     url: AnyHttpUrl = Field(description="the receiver's http(s) URL")
     method: Literal["POST", "PUT"] = Field(default="POST", description="the HTTP method")
     headers: dict[str, str] = Field(
@@ -96,14 +72,4 @@ class WebhookSettings(BaseModel):
             standard_key(value.get_secret_value())
         else:
             x_signature_key(value.get_secret_value())
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _ssrf_guard(cls, value: AnyHttpUrl, info: ValidationInfo) -> AnyHttpUrl:
-        if not info.data.get("allow_private_network") and private_host(value.host or ""):
-            raise ValueError(
-                f"{value.host} is a loopback or private address; set "
-                "allow_private_network: true to send there"
-            )
         return value

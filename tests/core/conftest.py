@@ -91,10 +91,11 @@ def echo() -> Iterator[Echo]:
 
 
 def _make_loaded(tmp_path: Path, url: str, **delivery: Any) -> LoadedConfig:
+    # The fakes listen on 127.0.0.1: the destination opts into private networks.
     raw = {
         "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
         "destinations": {"echo": {"plugin": "echo", "settings": {"url": url},
-                                  "delivery": delivery}},
+                                  "delivery": {"allow_private_network": True, **delivery}}},
     }
     return parse_config(raw, base_dir=tmp_path, env={}, types=TYPES)
 

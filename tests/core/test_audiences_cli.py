@@ -16,8 +16,8 @@ from crossdock.cli import _attach_commands, cli
 from crossdock.config import load_config
 from crossdock.pipeline import build_pipeline
 
-HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                          "allow_private_network": True}}
+HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+        "delivery": {"allow_private_network": True}}
 
 
 @pytest.fixture(params=ENGINES)

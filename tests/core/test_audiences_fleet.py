@@ -39,8 +39,8 @@ from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import build_pipeline
 from crossdock.profiles import ProfileStore
 
-HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                          "allow_private_network": True}}
+HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+        "delivery": {"allow_private_network": True}}
 WRITERS = 3
 ROUNDS = 20
 PEOPLE = 4  # per batch

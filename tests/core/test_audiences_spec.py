@@ -19,8 +19,8 @@ from crossdock.audiences.spec import (
 from crossdock.config import parse_config
 from crossdock.errors import ConfigError
 
-HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                          "allow_private_network": True}}
+HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+        "delivery": {"allow_private_network": True}}
 
 
 def audience(condition: str) -> Audience:

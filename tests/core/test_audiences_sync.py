@@ -21,8 +21,8 @@ from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore, sweep_and_route
 
-HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                          "allow_private_network": True}}
+HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+        "delivery": {"allow_private_network": True}}
 T0 = 1_700_000_000.0
 
 

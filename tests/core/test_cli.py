@@ -58,8 +58,9 @@ def write_config(tmp_path: Path, destinations: dict[str, Any]) -> Path:
 
 
 def hook(url: str = "http://127.0.0.1:9/in", **extra: Any) -> dict[str, Any]:
-    return {"plugin": "webhook", "settings": {"url": url, "allow_private_network": True},
-            **extra}
+    """A webhook destination, opted into private networks: its receivers are on loopback."""
+    return {"plugin": "webhook", "settings": {"url": url},
+            "delivery": {"allow_private_network": True}, **extra}
 
 
 def payload(message_id: str) -> dict[str, Any]:

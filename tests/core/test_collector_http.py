@@ -386,7 +386,7 @@ def test_request_ids_expire_after_the_dedup_window(tmp_path: Path) -> None:
 
 def test_metrics_give_each_destinations_delivery_lag(tmp_path: Path) -> None:
     hooks = {name: {"plugin": "webhook", "settings": {
-        "url": "http://127.0.0.1:9/hook", "allow_private_network": True}}
+        "url": "http://127.0.0.1:9/hook"}, "delivery": {"allow_private_network": True}}
         for name in ("warehouse", "crm")}
     with serve(loaded_config(tmp_path, hooks), clock=time.time) as running, \
             httpx.Client(base_url=running.url, headers=basic()) as client:

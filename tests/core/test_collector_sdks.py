@@ -70,7 +70,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     hook = WebhookFake()
     with serve_fake(webhook_app(hook)) as server:
         destinations = {"warehouse": {"plugin": "webhook", "settings": {
-            "url": f"{server.url}/hook", "allow_private_network": True}}}
+            "url": f"{server.url}/hook"}, "delivery": {"allow_private_network": True}}}
         with serve(loaded_config(tmp_path, destinations)) as running:
             yield Stack(running, hook, server)
 

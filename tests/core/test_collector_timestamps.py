@@ -67,8 +67,8 @@ def test_stamp_leaves_what_is_no_message_alone() -> None:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     # One webhook destination, never delivered to: its leased payloads are what it would get.
-    hook = {"warehouse": {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/h",
-                                                            "allow_private_network": True}}}
+    hook = {"warehouse": {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/h"},
+                          "delivery": {"allow_private_network": True}}}
     with serve(loaded_config(tmp_path, hook)) as r:
         yield r
 
@@ -121,7 +121,7 @@ def test_a_bad_sent_at_is_refused_by_name_and_costs_no_other_message(
 def test_messages_sent_without_the_collector_are_unchanged(tmp_path: Path) -> None:
     # `crossdock send` and the Python API: no receivedAt is stamped, nothing corrected.
     loaded = loaded_config(tmp_path, {"warehouse": {"plugin": "webhook", "settings": {
-        "url": "http://127.0.0.1:9/h", "allow_private_network": True}}})
+        "url": "http://127.0.0.1:9/h"}, "delivery": {"allow_private_network": True}}})
     pipeline = build_pipeline(loaded)
     try:
         result = pipeline.accept([

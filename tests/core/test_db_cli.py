@@ -113,8 +113,8 @@ def test_copy_refuses_the_same_outbox_twice(tmp_path: Path) -> None:
     assert "--from and --to are the same outbox" in result.output
 
 
-HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                          "allow_private_network": True}}
+HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+        "delivery": {"allow_private_network": True}}
 
 
 def _world(url: str, base: Path) -> tuple[Any, Any]:

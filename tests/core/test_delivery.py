@@ -153,7 +153,7 @@ async def test_the_rate_limit_spaces_requests_on_the_engine_clock(
     async def record(request: httpx.Request) -> None:
         sent_at.append(clock.now)
 
-    client = make_client(fast=fast)
+    client = make_client(fast=fast, allow_private_network=True)  # the fake is on 127.0.0.1
     client.event_hooks["request"] = [record]
     async with client:
         report = await deliver_once(loaded, outbox, client=client, clock=clock,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from crossdock.delivery.transport import AiohttpTransport, _header_items, send
+from crossdock.delivery.transport import _header_items, make_client, send
 from crossdock.testing.fakeserver import serve
 
 
@@ -67,21 +67,24 @@ def _gzip_app() -> web.Application:
     return app
 
 
-async def test_the_aiohttp_transport_reads_the_body_and_httpx_decodes_it() -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["aiohttp", "httpcore"])
+async def test_the_transport_reads_the_body_and_decodes_it(fast: bool) -> None:
     with serve(_gzip_app()) as server:
-        async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        async with make_client(fast=fast, allow_private_network=True) as client:
             request = httpx.Request("PUT", server.url + "/r", content=b"payload")
             request.extensions["timeout"] = httpx.Timeout(5.0).as_dict()
             response = await send(client, request)
     assert response.status_code == 202
     assert response.headers["x-method"] == "PUT"
     assert response.content == b"echo:payload"
+    # Decoded already: the content is no longer what Content-Encoding describes.
+    assert "content-encoding" not in response.headers
     assert response.reason_phrase == "Accepted"
 
 
 async def test_plain_and_chunked_responses_keep_exactly_the_headers_the_server_sent() -> None:
     with serve(_gzip_app()) as server:
-        async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        async with make_client(allow_private_network=True) as client:
             plain = await send(client, httpx.Request("POST", server.url + "/plain", content=b"x"))
             chunked = await send(client, httpx.Request("POST", server.url + "/chunked"))
     assert plain.json() == {"ok": True}
@@ -97,5 +100,9 @@ async def test_plain_and_chunked_responses_keep_exactly_the_headers_the_server_s
     [(b"x", b"\xe9"), (b"X", b"2")],
 ], ids=["ascii-repeated", "utf-8", "latin-1"])
 def test_headers_reach_aiohttp_as_httpx_items_gives_them(raw: list[tuple[bytes, bytes]]) -> None:
+    # ... and the encodings the engine decodes are asked for, unless the plugin chose.
     headers = httpx.Headers(raw)
-    assert list(_header_items(headers).items()) == list(headers.items())
+    assert list(_header_items(headers).items()) == [*headers.items(),
+                                                    ("accept-encoding", "gzip, deflate")]
+    chosen = httpx.Headers([*raw, (b"Accept-Encoding", b"identity")])
+    assert list(_header_items(chosen).items()) == list(chosen.items())

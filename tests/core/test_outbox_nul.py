@@ -203,7 +203,7 @@ def test_crossdock_send_keeps_every_line(tmp_path: Path, outbox_url: str) -> Non
         "outbox": {"url": outbox_url},
         "collector": {"enabled": False},
         "destinations": {"hook": {"plugin": "webhook", "settings": {
-            "url": "http://127.0.0.1:9/hook", "allow_private_network": True}}},
+            "url": "http://127.0.0.1:9/hook"}, "delivery": {"allow_private_network": True}}},
     }))
     lines = tmp_path / "messages.jsonl"
     lines.write_text("".join(json.dumps(m) + "\n" for m in MESSAGES))

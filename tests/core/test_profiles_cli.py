@@ -54,7 +54,8 @@ def engine_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     with engine_url(request.param, tmp_path) as url:
         path = tmp_path / "crossdock.yaml"
         hook = {"plugin": "webhook",
-                "settings": {"url": "http://127.0.0.1:9/hook", "allow_private_network": True},
+                "settings": {"url": "http://127.0.0.1:9/hook"},
+                "delivery": {"allow_private_network": True},
                 "filter": {"events": {"allow": ["profile_deleted"]}}}
         path.write_text(yaml.safe_dump({"outbox": {"url": url},
                                         "destinations": {"erasure": hook}}))
@@ -85,7 +86,8 @@ def test_delete_takes_the_person_out_of_every_audience_at_once(engine: str,
     # Erasure must reach the audience destinations now: before, the person stayed in
     # every audience until its next full sync (a day away on a daily schedule).
     hook = {"plugin": "webhook",
-            "settings": {"url": "http://127.0.0.1:9/hook", "allow_private_network": True},
+            "settings": {"url": "http://127.0.0.1:9/hook"},
+            "delivery": {"allow_private_network": True},
             "filter": {"events": {"allow": ["profile_deleted", "audience_entered",
                                             "audience_exited"]}}}
     with engine_url(engine, tmp_path) as url:

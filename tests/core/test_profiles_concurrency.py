@@ -61,7 +61,7 @@ def config(url: str, base: Path) -> Any:
     return parse_config({
         "outbox": {"url": url},
         "destinations": {"hook": {"plugin": "webhook", "settings": {
-            "url": "http://127.0.0.1:9/hook", "allow_private_network": True}}},
+            "url": "http://127.0.0.1:9/hook"}, "delivery": {"allow_private_network": True}}},
     }, base_dir=base, env={})
 
 

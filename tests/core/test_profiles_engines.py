@@ -290,8 +290,8 @@ def test_delete_erases_the_person_and_the_profiles_merged_into_it(p: Person) -> 
 
 
 def loaded_for(engine: Engine, tmp_path: Path) -> LoadedConfig:
-    hook = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                              "allow_private_network": True}}
+    hook = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+            "delivery": {"allow_private_network": True}}
     return parse_config({
         "outbox": {"url": engine.url},
         "collector": {"write_keys": ["wk"]},

@@ -32,8 +32,8 @@ def events_router(enriched: EnrichedMessage, destination: ConfiguredDestination)
 
 def test_session_end_is_enqueued_for_a_subscribed_destination(tmp_path: Path) -> None:
     now = [1_700_000_000.0]
-    hook = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook",
-                                              "allow_private_network": True}}
+    hook = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+            "delivery": {"allow_private_network": True}}
     loaded = parse_config({
         "outbox": {"url": f"sqlite:///{tmp_path / 'c.db'}"},
         "destinations": {

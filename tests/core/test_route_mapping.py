@@ -151,7 +151,8 @@ def test_dropped_attributes_reach_crossdock_status(tmp_path: Path) -> None:
     """The route step's count of dropped keys is summed per destination in the outbox and
     shown by `crossdock status` (its "dropped attrs" column, `dropped_attributes` in --json)."""
     hook = {"plugin": "webhook",
-            "settings": {"url": "http://127.0.0.1:9/in", "allow_private_network": True}}
+            "settings": {"url": "http://127.0.0.1:9/in"},
+            "delivery": {"allow_private_network": True}}
     config = tmp_path / "crossdock.yaml"
     config.write_text(yaml.safe_dump({
         "outbox": {"url": "sqlite:///outbox.db"}, "collector": {"enabled": False},

@@ -114,14 +114,19 @@ def slack_url(fake: Fake) -> str:
 
 
 def webhook_destination(url: str, **extra: Any) -> dict[str, Any]:
-    """A webhook destination's config entry pointing at a loopback fake."""
-    settings = {"url": url, "allow_private_network": True, **extra.pop("settings", {})}
-    return {"plugin": "webhook", "settings": settings, **extra}
+    """A webhook destination's config entry pointing at a loopback fake (so it opts into
+    private networks)."""
+    settings = {"url": url, **extra.pop("settings", {})}
+    delivery = {"allow_private_network": True, **extra.pop("delivery", {})}
+    return {"plugin": "webhook", "settings": settings, "delivery": delivery, **extra}
 
 
 def slack_destination(url: str, **extra: Any) -> dict[str, Any]:
+    """A Slack destination's config entry pointing at a loopback fake (any host, private
+    networks allowed)."""
     settings = {"webhook_url": url, "allow_any_host": True, **extra.pop("settings", {})}
-    return {"plugin": "slack", "settings": settings, **extra}
+    delivery = {"allow_private_network": True, **extra.pop("delivery", {})}
+    return {"plugin": "slack", "settings": settings, "delivery": delivery, **extra}
 
 
 def write_config(folder: Path, destinations: dict[str, Any], name: str = "crossdock.yaml",

@@ -79,12 +79,13 @@ def test_a_thousand_people_over_days_end_exactly_in_the_audience(
                 "audience_id": DEFAULT_AUDIENCE, "access_token": DEFAULT_TOKEN,
                 "graph_url": fb_server.url},
                 # facebook_audience.md: only membership events belong in a Custom Audience.
-                "filter": {"events": {"allow": ["audience_entered", "audience_exited"]}}},
+                "filter": {"events": {"allow": ["audience_entered", "audience_exited"]}},
+                "delivery": {"allow_private_network": True}},  # the fakes are on loopback
             "mailchimp-main": {"plugin": "mailchimp", "settings": {
                 "api_key": DEFAULT_KEY, "list_id": DEFAULT_LIST,
                 "base_url": f"{mc_server.url}/3.0"},
                 # mailchimp.md: one batch at a time keeps a person's changes in order.
-                "delivery": {"concurrency": 1}},
+                "delivery": {"concurrency": 1, "allow_private_network": True}},
         },
         "audiences": {"high_value": {"condition": "lifetime_value > 500",
                                      "destinations": ["fb-high-value", "mailchimp-main"],

@@ -86,9 +86,9 @@ def _config(path: Path, outbox_url: str, receiver_url: str) -> Path:
     destinations = {
         name: {
             "plugin": "webhook",
-            "settings": {"url": f"{receiver_url}/{name}", "allow_private_network": True,
-                         "batch": True},
-            "delivery": {"lease": f"{LEASE:g}s", "batch_size": 100, "concurrency": 2},
+            "settings": {"url": f"{receiver_url}/{name}", "batch": True},
+            "delivery": {"lease": f"{LEASE:g}s", "batch_size": 100, "concurrency": 2,
+                         "allow_private_network": True},
         }
         for name in DESTINATIONS
     }

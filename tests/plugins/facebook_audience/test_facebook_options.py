@@ -39,6 +39,7 @@ def config(tmp_path: Path, url: str, mapping: dict[str, Any] | None = None) -> d
         "plugin": "facebook_audience",
         "settings": {"audience_id": DEFAULT_AUDIENCE, "access_token": DEFAULT_TOKEN,
                      "graph_url": url, "app_secret": SECRET, "schema": ["EMAIL", "FN"]},
+        "delivery": {"allow_private_network": True},  # the fake is on 127.0.0.1
     }
     if mapping is not None:
         destination["mapping"] = mapping

@@ -39,6 +39,7 @@ def config(tmp_path: Path, url: str, mapping: dict[str, Any] | None = None,
         "plugin": "mailchimp",
         "settings": {"api_key": DEFAULT_KEY, "list_id": DEFAULT_LIST, "base_url": url,
                      **settings},
+        "delivery": {"allow_private_network": True},  # the fake is on 127.0.0.1
     }
     if mapping is not None:
         destination["mapping"] = mapping

@@ -77,7 +77,9 @@ class Harness:
             "settings": {"host": self.server.url, "api_key": API_KEY,
                          "api_secret": API_SECRET, **(settings or {})},
             # One request at a time: the fake sees messages in the order they were accepted.
-            "delivery": {"backoff_base": 1, "max_attempts": 5, "concurrency": 1},
+            # The fake is on 127.0.0.1: the destination opts into private networks.
+            "delivery": {"backoff_base": 1, "max_attempts": 5, "concurrency": 1,
+                         "allow_private_network": True},
         }
         for key, value in (("filter", filter), ("mapping", mapping), ("rules", rules)):
             if value is not None:
