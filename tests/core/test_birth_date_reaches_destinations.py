@@ -46,6 +46,7 @@ def mailchimp() -> Iterator[tuple[MailchimpFake, RunningServer]]:
 
 
 def config(tmp_path: Path, facebook_url: str, mailchimp_url: str) -> dict[str, Any]:
+    # Both fakes are on 127.0.0.1: the destinations opt into private networks.
     return {
         "outbox": {"url": f"sqlite:///{tmp_path / 'outbox.db'}"},
         "collector": {"enabled": False},
@@ -54,11 +55,13 @@ def config(tmp_path: Path, facebook_url: str, mailchimp_url: str) -> dict[str, A
                     "settings": {"audience_id": DEFAULT_AUDIENCE, "access_token": DEFAULT_TOKEN,
                                  "graph_url": facebook_url,
                                  "schema": ["EMAIL", "DOBY", "DOBM", "DOBD"]},
-                    "filter": {"events": {"allow": ["audience_entered"]}}},
+                    "filter": {"events": {"allow": ["audience_entered"]}},
+                    "delivery": {"allow_private_network": True}},
             "news": {"plugin": "mailchimp",
                      "settings": {"api_key": DEFAULT_KEY, "list_id": DEFAULT_LIST,
                                   "base_url": mailchimp_url + "/3.0"},
-                     "filter": {"message_types": ["identify"]}},
+                     "filter": {"message_types": ["identify"]},
+                     "delivery": {"allow_private_network": True}},
         },
     }
 
