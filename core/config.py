@@ -21,16 +21,26 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from crossdock.audiences.spec import AudienceConfig, audience_problems
 from crossdock.destination import Destination
 from crossdock.egress import url_problems
 from crossdock.errors import ConfigError, PluginError
 from crossdock.models import MessageType, validation_problems
+from crossdock.origins import ANY, normalize_pattern
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -133,11 +143,32 @@ class AccountConfig(_Strict):
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
 
 
+class WriteKeyConfig(_Strict):
+    """A write key and the web origins whose pages may send with it (docs/sources.md). A key
+    without origins is for servers and apps: a browser's request with it is refused."""
+
+    key: SecretStr
+    origins: list[Annotated[str, AfterValidator(normalize_pattern)]] = Field(
+        default_factory=list)
+    allow_credentials: bool = False
+
+    @model_validator(mode="after")
+    def _no_credentials_with_any(self) -> WriteKeyConfig:
+        if self.allow_credentials and ANY in self.origins:
+            raise ValueError("allow_credentials: never with '*' in origins (a page of any "
+                             "site could send with its visitors' cookies); list the origins")
+        return self
+
+
 class CollectorConfig(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8088, ge=0, le=65535)
-    write_keys: list[SecretStr] = Field(default_factory=list)
+    #: each a key alone (`"${KEY}"`) or `{key: "${KEY}", origins: [...]}` for browser pages
+    write_keys: list[WriteKeyConfig] = Field(default_factory=list)
+    #: the URL browsers reach the collector at, for the settings the browser SDKs load
+    #: (behind a proxy that terminates TLS); unset, each request's own URL
+    public_url: str | None = None
     max_body_bytes: int = Field(default=512_000, ge=1024)
     rate_limit_per_minute: int = Field(default=5000, ge=1)
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
@@ -145,6 +176,29 @@ class CollectorConfig(_Strict):
         default=30, ge=1,
         description="requests with a wrong or missing key one client address may make a "
                     "minute; then every request from it gets 429 until Retry-After")
+
+    @field_validator("write_keys", mode="before")
+    @classmethod
+    def _bare_keys(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"key": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError("must be an http:// or https:// URL without query, e.g. "
+                             "'https://collect.example.com'")
+        return value.rstrip("/")
+
+    def warnings(self) -> list[str]:
+        """What `crossdock validate` warns about: write keys any web page may send with."""
+        return [f"collector.write_keys.{index}.origins: '*' lets a page on any site send "
+                "with this key; in production list your sites' origins"
+                for index, write_key in enumerate(self.write_keys) if ANY in write_key.origins]
 
 
 class AttributeRulesConfig(_Strict):
@@ -296,7 +350,7 @@ def parse_config(
         except PluginError as exc:
             raise ConfigError([*problems, f"plugins: {exc}"]) from exc
     destinations: list[ConfiguredDestination] = []
-    warnings: list[str] = []
+    warnings: list[str] = config.collector.warnings()
     for name, raw_dest in raw_destinations.items():
         prefix = f"destinations.{name}"
         raw_dest = _moved_opt_in(raw_dest, types, prefix, warnings)

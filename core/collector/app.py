@@ -18,21 +18,23 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossdock import __version__
+from crossdock.collector import browser
 from crossdock.collector.auth import Authenticator, AuthError, Credential
 from crossdock.collector.body import parse_json, read_body
 from crossdock.collector.checkpoint import WalCheckpointer
+from crossdock.collector.cors import CorsHeaders, OriginPolicy
 from crossdock.collector.errors import ApiError, error_response
 from crossdock.collector.metrics import Metrics
 from crossdock.collector.ratelimit import RequestLimiter, client_key, retry_after_header
@@ -74,6 +76,7 @@ class Collector:
         self.outbox = pipeline.outbox
         self.clock = clock
         self.auth = Authenticator(self.config)
+        self.origins = OriginPolicy(self.config)
         self.limiter = RequestLimiter(monotonic)
         self.failures = RequestLimiter(monotonic)
         self.metrics = Metrics()
@@ -183,11 +186,31 @@ class Collector:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    async def segment(self, kind: str, request: Request) -> Response:
-        credential = self.auth_write_key(request)
-        self.limit(credential)
+    async def sender(self, request: Request) -> tuple[Credential, str | None, Any]:
+        """Who sends a tracking request, its x-request-id and its JSON body. The write key
+        comes from the Authorization header, checked before the body is read; without one,
+        from the body's `writeKey` (analytics.js, crossdock.js) or the query's (RudderStack's
+        beacons). A browser's request must come from an origin its key lists (cors.py)."""
+        header = request.headers.get("authorization")
+        credential = self.auth_write_key(request) if header is not None else None
+        if credential is not None:
+            self.admit(credential, request)
         request_id = self.request_id(request)
         body = await self.read_json(request)
+        if credential is None:
+            in_body = body.get("writeKey") if isinstance(body, dict) else None
+            credential = self.auth_write_key(request, in_body if isinstance(in_body, str)
+                                             else request.query_params.get("writeKey"))
+            self.admit(credential, request)
+        return credential, request_id, body
+
+    def admit(self, credential: Credential, request: Request) -> None:
+        """The origin check (403), then the key's rate limit (429)."""
+        self.origins.check(credential.key_id, request.headers.get("origin"))
+        self.limit(credential)
+
+    async def segment(self, kind: str, request: Request) -> Response:
+        credential, request_id, body = await self.sender(request)
         if not isinstance(body, dict):
             raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
         message = Stamper(self.received_at())({**body, "type": kind})
@@ -195,10 +218,7 @@ class Collector:
                                        batch=False)
 
     async def batch(self, request: Request) -> Response:
-        credential = self.auth_write_key(request)
-        self.limit(credential)
-        request_id = self.request_id(request)
-        body = await self.read_json(request)
+        credential, request_id, body = await self.sender(request)
         if not isinstance(body, dict):
             raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
         items = body.get("batch")
@@ -243,9 +263,18 @@ class Collector:
         return await run_in_threadpool(self.ingest, credential, request_id, [message],
                                        batch=False)
 
-    def auth_write_key(self, request: Request) -> Credential:
+    def auth_write_key(self, request: Request, fallback: str | None = None) -> Credential:
         return self.authenticate(
-            request, lambda: self.auth.write_key(request.headers.get("authorization")))
+            request,
+            lambda: self.auth.write_key(request.headers.get("authorization"), fallback))
+
+    def browser_source(self, request: Request, write_key: str | None) -> tuple[Credential, str]:
+        """The caller of a browser SDK's settings request (the write key in its path or
+        query, or its Authorization header), checked as a tracking request's is; and the
+        collector's URL for the page to send to."""
+        credential = self.auth_write_key(request, write_key)
+        self.origins.check(credential.key_id, request.headers.get("origin"))
+        return credential, self.config.public_url or str(request.base_url).rstrip("/")
 
     def healthz(self) -> JSONResponse:
         db = getattr(self.outbox, "db", None)
@@ -316,6 +345,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         429: "rate limited (see Retry-After)",
     }.items()
 }
+#: a tracking endpoint's refusals: a web page's origin its write key does not list, too
+_TRACKING_ERRORS = {**_ERRORS, 403: {"model": ErrorResponse,
+                                     "description": "an origin the write key does not list"}}
 
 
 def _body(ref: str) -> dict[str, Any]:
@@ -368,32 +400,35 @@ class CountRequests:
 
 class DirectTracking:
     """The tracking endpoints (POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias,
-    /v1/batch) answered straight from ASGI, past FastAPI's routing, dependency solving and
+    /v1/group, /v1/batch, and the browser SDKs' short and beacon paths) answered straight from
+    ASGI, past FastAPI's routing, dependency solving and
     exception middleware: those were about half of the event loop's time per /v1/track
     request, and the event loop, not the accept transaction, bounded it. The routes stay
     registered (OpenAPI, and every other method or path still goes through them); a request
     here gets the same endpoint method, the same errors (`error_response`) and the same route
     in its scope for the request count. Anything but an ApiError propagates as before."""
 
-    def __init__(self, app: Any, collector: Collector, routes: dict[str, Any]) -> None:
+    def __init__(self, app: Any, collector: Collector,
+                 routes: dict[str, tuple[APIRoute, str]]) -> None:
         self.app = app
         self.collector = collector
-        #: path -> the registered route (filled in by make_app once the routes exist)
+        #: path -> the registered route and the message type it takes ("batch" for a batch),
+        #: filled in by make_app once the routes exist
         self.routes = routes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        route = None
+        found = None
         if (scope["type"] == "http" and scope["method"] == "POST"
                 and not scope.get("root_path")):
-            route = self.routes.get(scope["path"])
-        if route is None:
+            found = self.routes.get(scope["path"])
+        if found is None:
             await self.app(scope, receive, send)
             return
+        route, kind = found
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope.setdefault("path_params", {})
         request = Request(scope, receive, send)
-        kind = scope["path"].removeprefix("/v1/")
         try:
             if kind == "batch":
                 response = await self.collector.batch(request)
@@ -402,6 +437,61 @@ class DirectTracking:
         except ApiError as exc:
             response = error_response(exc)
         await response(scope, receive, send)
+
+
+def _browser_routes(app: FastAPI, collector: Collector, tracking: dict[str, str],
+                    segment_endpoint: Callable[[str], Callable[[Request], Any]],
+                    batch: Callable[[Request], Any]) -> None:
+    """The browser SDKs' paths (browser.py), answered by the endpoints of the long ones, and
+    added to `tracking` (path -> message type) for DirectTracking; the settings both SDKs
+    load; crossdock.js; and the CORS preflight of every browser path."""
+    # Aliases of the long paths, the same endpoints taking the same bodies: docs/sources.md
+    # lists them; the OpenAPI spec describes each operation once.
+    for path, kind in browser.SHORT_PATHS.items():
+        app.add_api_route(path, segment_endpoint(kind), methods=["POST"],
+                          include_in_schema=False)
+        tracking[path] = kind
+    for path in (browser.SHORT_BATCH_PATH, browser.BEACON_PATH):
+        app.add_api_route(path, batch, methods=["POST"], include_in_schema=False)
+        tracking[path] = "batch"
+
+    @app.get(browser.SEGMENT_SETTINGS_PATH, tags=["browser"],
+             summary="analytics.js's settings: the collector as its API host",
+             responses={401: _ERRORS[401], 403: _TRACKING_ERRORS[403]},
+             openapi_extra={"security": []})
+    async def segment_settings(write_key: str, request: Request) -> Response:
+        _, url = collector.browser_source(request, write_key)
+        return JSONResponse(browser.segment_settings(write_key, url))
+
+    async def rudderstack_config(
+        request: Request, write_key: Annotated[str | None, Query(alias="writeKey")] = None,
+    ) -> Response:
+        credential, _ = collector.browser_source(request, write_key)
+        return JSONResponse(browser.rudderstack_source_config(
+            write_key or "", f"crossdock-{credential.key_id}"))
+
+    for path in browser.RUDDERSTACK_CONFIG_PATHS:
+        app.add_api_route(path, rudderstack_config, methods=["GET"], tags=["browser"],
+                          include_in_schema=path.endswith("/"),
+                          summary="RudderStack's source config: no destinations in the page",
+                          responses={401: _ERRORS[401], 403: _TRACKING_ERRORS[403]},
+                          openapi_extra={"security": []})
+
+    @app.get(browser.SNIPPET_PATH, tags=["browser"], summary="crossdock.js, the snippet",
+             openapi_extra={"security": []})
+    async def snippet() -> Response:
+        return FileResponse(browser.snippet(), media_type="text/javascript; charset=utf-8",
+                            headers={"Cache-Control": "public, max-age=3600"})
+
+    async def preflight(request: Request) -> Response:
+        headers = collector.origins.preflight(
+            request.headers.get("origin"),
+            request.headers.get("access-control-request-headers"))
+        return Response(status_code=204, headers=headers)
+
+    preflighted = [*tracking, browser.SEGMENT_SETTINGS_PATH, *browser.RUDDERSTACK_CONFIG_PATHS]
+    for path in preflighted:
+        app.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
 
 
 def make_app(
@@ -438,9 +528,12 @@ def make_app(
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(ApiError(422, "; ".join(problems)))
 
-    direct: dict[str, Any] = {}
+    direct: dict[str, tuple[APIRoute, str]] = {}
     app.add_middleware(DirectTracking, collector=collector, routes=direct)
-    app.add_middleware(CountRequests, metrics=collector.metrics)  # outside: counts both
+    # outside the direct answers, so they get their CORS headers too
+    app.add_middleware(CorsHeaders, policy=collector.origins,
+                       is_browser_path=browser.is_browser_path)
+    app.add_middleware(CountRequests, metrics=collector.metrics)  # outside: counts all
 
     def segment_endpoint(kind: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -453,14 +546,18 @@ def make_app(
         app.add_api_route(
             f"/v1/{kind}", segment_endpoint(kind), methods=["POST"], tags=["tracking"],
             summary=f"Accept one {kind} message (Segment spec)",
-            responses={200: {"model": Queued}, **_ERRORS},
+            responses={200: {"model": Queued}, **_TRACKING_ERRORS},
             openapi_extra=_body(model.__name__),
         )
 
     @app.post("/v1/batch", tags=["tracking"], summary="Accept up to 500 messages (500 KB)",
-              responses={200: {"model": Queued}, **_ERRORS}, openapi_extra=_body("Batch"))
+              responses={200: {"model": Queued}, **_TRACKING_ERRORS},
+              openapi_extra=_body("Batch"))
     async def batch(request: Request) -> Response:
         return await collector.batch(request)
+
+    tracking = {f"/v1/{kind}": kind for kind in SEGMENT_TYPES} | {"/v1/batch": "batch"}
+    _browser_routes(app, collector, tracking, segment_endpoint, batch)
 
     @app.post("/v1/accounts/{account}/users", tags=["user API"],
               summary="Update a user's attributes and opt-ins",
@@ -486,9 +583,9 @@ def make_app(
         text = await run_in_threadpool(collector.metrics_text)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    tracking = {f"/v1/{kind}" for kind in SEGMENT_TYPES} | {"/v1/batch"}
-    direct.update({route.path: route for route in app.routes
-                   if isinstance(route, APIRoute) and route.path in tracking})
+    direct.update({route.path: (route, tracking[route.path]) for route in app.routes
+                   if isinstance(route, APIRoute) and route.path in tracking
+                   and "POST" in (route.methods or ())})
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,9 +1,10 @@
 """Who is calling: Basic auth with a write key as the user name (Segment SDKs), or a Bearer key.
 
 Segment endpoints (/v1/track, ..., /v1/batch) take a write key (`collector.write_keys`) either
-way; the user API (/v1/accounts/{account}/...) takes one of that account's keys
-(`collector.accounts.<name>.keys`). Every configured key is compared with hmac.compare_digest,
-so the time taken says nothing about how much of a key was right.
+way, or as the `writeKey` that browser SDKs put in the body or the query; the user API
+(/v1/accounts/{account}/...) takes one of that account's keys (`collector.accounts.<name>.keys`).
+Every configured key is compared with hmac.compare_digest, so the time taken says nothing about
+how much of a key was right.
 """
 
 from __future__ import annotations
@@ -72,13 +73,14 @@ class Authenticator:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
 
-    def write_key(self, authorization: str | None) -> Credential:
-        """The caller of a Segment endpoint, or AuthError."""
-        presented = presented_key(authorization)
+    def write_key(self, authorization: str | None, fallback: str | None = None) -> Credential:
+        """The caller of a Segment endpoint, or AuthError: the key in the Authorization header,
+        else `fallback`, the `writeKey` a browser SDK sends in the body or the query."""
+        presented = presented_key(authorization) or fallback
         if presented is None:
             raise AuthError(401, "authorization: send the write key as the Basic auth user "
-                                 "name, or as a Bearer token")
-        if not _matches(presented, self.config.write_keys):
+                                 "name, as a Bearer token, or as writeKey in the body")
+        if not _matches(presented, [write_key.key for write_key in self.config.write_keys]):
             raise AuthError(401, "authorization: unknown write key")
         return Credential(None, key_id(presented), self.config.rate_limit_per_minute)
 

@@ -26,8 +26,9 @@ class ApiError(Exception):
 
 #: the top-level `code` of an error answer, by status
 CODES = {
-    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-    413: "too_large", 415: "unsupported_encoding", 422: "invalid", 429: "rate_limited",
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "too_large", 415: "unsupported_encoding", 422: "invalid",
+    429: "rate_limited",
 }
 
 
