@@ -25,6 +25,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -111,6 +112,12 @@ class BaseMessage(BaseModel):
     original_timestamp: Time | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _empty_user_id_is_none(cls, value: Any) -> Any:
+        # RudderStack's JavaScript SDK sends "userId": "" for a visitor not yet identified.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _someone(self) -> BaseMessage:

@@ -32,6 +32,17 @@ def test_numeric_user_id_becomes_a_string() -> None:
     assert parse_message({"type": "track", "event": "e", "userId": 42}).user_id == "42"
 
 
+def test_an_empty_user_id_is_no_user_id() -> None:
+    """RudderStack's JavaScript SDK sends "userId": "" before identify; an empty anonymousId
+    stays an error (test_errors_name_the_field_and_the_rule)."""
+    message = parse_message({"type": "page", "userId": "", "anonymousId": "a1"})
+    assert message.user_id is None
+    assert "userId" not in message.to_json()
+    with pytest.raises(MessageError) as err:
+        parse_message({"type": "page", "userId": ""})
+    assert err.value.problems == ["userId or anonymousId: at least one is required"]
+
+
 def test_message_id_and_timestamp_are_kept() -> None:
     msg = parse_message(
         {"type": "track", "event": "e", "userId": "u", "messageId": "m-1",
