@@ -116,8 +116,12 @@
     };
   }
 
-  function send(type, fields) {
+  function initialized() {
     if (options === null) throw new Error('crossdock.js: call crossdock.init({writeKey: ...}) first');
+  }
+
+  function send(type, fields) {
+    initialized();
     var now = Date.now();
     var message = {type: type, messageId: uuid(), anonymousId: anonymousId(),
                    sessionId: sessionId(now), timestamp: new Date(now).toISOString(),
@@ -280,9 +284,11 @@
       save('consent', preferences || {});
     },
 
+    // Who the visitor is to the collector; the anonymous id is made on the first call.
     user: function () {
+      initialized();
       var session = load('session');
-      return {anonymousId: load('anonymousId'), userId: load('userId'),
+      return {anonymousId: anonymousId(), userId: load('userId'),
               sessionId: session ? session.id : null};
     }
   };
