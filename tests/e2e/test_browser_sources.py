@@ -225,3 +225,56 @@ def test_calls_made_while_the_collector_is_down_arrive_when_it_is_back(
     messages = site.collector.wait_for_messages(
         anonymous_id, 1, f"{sdk}'s call made while the collector was down")
     assert [m["event"] for m in messages] == ["While down"]
+
+
+def test_crossdock_js_group_alias_and_reset(site: Site, page: Page) -> None:
+    page.goto(site.url("crossdock"))
+    before = page.evaluate("test.ready()")
+    after = page.evaluate("""() => {
+        crossdock.identify('u-9');
+        crossdock.group('acme', {name: 'ACME'});
+        crossdock.alias('u-10');
+        crossdock.reset();
+        crossdock.track('After reset');
+        return crossdock.user().anonymousId;
+    }""")
+    assert after != before
+    sent = by_type(site.collector.wait_for_messages(before, 3, "identify, group and alias"))
+    assert (sent["group"]["groupId"], sent["group"]["userId"]) == ("acme", "u-9")
+    assert sent["group"]["groupTraits"] == {"name": "ACME"}
+    assert (sent["alias"]["previousId"], sent["alias"]["userId"]) == ("u-9", "u-10")
+    [reset] = site.collector.wait_for_messages(after, 1, "the call after reset")
+    assert "userId" not in reset or reset["userId"] is None
+    assert reset["sessionId"] != sent["alias"]["sessionId"]
+
+
+def test_crossdock_js_keeps_its_queue_for_the_next_page(site: Site, page: Page) -> None:
+    """A call the collector never got, on a page that is then left, goes out from the next
+    page of the site: the queue is in localStorage."""
+    page.goto(site.url("crossdock"))
+    anonymous_id = page.evaluate("test.ready()")
+    site.collector.stop()
+    with page.expect_event("requestfailed", lambda r: r.url.startswith(site.collector.url)):
+        page.evaluate("test.track('Left behind')")
+    page.goto("about:blank")
+    site.collector.start()
+    assert site.collector.messages_of(anonymous_id) == []
+    page.goto(site.url("crossdock"))
+    [message] = site.collector.wait_for_messages(anonymous_id, 1, "the queued call")
+    assert message["event"] == "Left behind"
+
+
+def test_crossdock_js_sends_its_queue_as_a_beacon_when_the_page_is_hidden(
+        site: Site, page: Page) -> None:
+    """The retry is a minute away when the page is left; only the pagehide beacon can bring
+    the call in, and the next page (about:blank) has no crossdock.js."""
+    page.goto(site.url("crossdock"))
+    anonymous_id = page.evaluate("test.ready()")
+    page.evaluate("crossdock.init({writeKey: 'wk-browser', retryBase: 120000, retryMax: 120000})")
+    site.collector.stop()
+    with page.expect_event("requestfailed", lambda r: r.url.startswith(site.collector.url)):
+        page.evaluate("test.track('Beaconed')")
+    site.collector.start()
+    page.goto("about:blank")
+    [message] = site.collector.wait_for_messages(anonymous_id, 1, "the beaconed call")
+    assert message["event"] == "Beaconed"
