@@ -18,12 +18,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -346,8 +346,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 #: a tracking endpoint's refusals: a web page's origin its write key does not list, too
-_TRACKING_ERRORS = {**_ERRORS, 403: {"model": ErrorResponse,
-                                     "description": "an origin the write key does not list"}}
+_TRACKING_ERRORS = {**_ERRORS, **browser.ORIGIN_REFUSED}
 
 
 def _body(ref: str) -> dict[str, Any]:
@@ -400,9 +399,9 @@ class CountRequests:
 
 class DirectTracking:
     """The tracking endpoints (POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias,
-    /v1/group, /v1/batch, and the browser SDKs' short and beacon paths) answered straight from
-    ASGI, past FastAPI's routing, dependency solving and
-    exception middleware: those were about half of the event loop's time per /v1/track
+    /v1/group, /v1/batch, and the browser SDKs' short and beacon paths, browser.py) answered
+    straight from ASGI, past FastAPI's routing, dependency solving and exception middleware:
+    those were about half of the event loop's time per /v1/track
     request, and the event loop, not the accept transaction, bounded it. The routes stay
     registered (OpenAPI, and every other method or path still goes through them); a request
     here gets the same endpoint method, the same errors (`error_response`) and the same route
@@ -437,61 +436,6 @@ class DirectTracking:
         except ApiError as exc:
             response = error_response(exc)
         await response(scope, receive, send)
-
-
-def _browser_routes(app: FastAPI, collector: Collector, tracking: dict[str, str],
-                    segment_endpoint: Callable[[str], Callable[[Request], Any]],
-                    batch: Callable[[Request], Any]) -> None:
-    """The browser SDKs' paths (browser.py), answered by the endpoints of the long ones, and
-    added to `tracking` (path -> message type) for DirectTracking; the settings both SDKs
-    load; crossdock.js; and the CORS preflight of every browser path."""
-    # Aliases of the long paths, the same endpoints taking the same bodies: docs/sources.md
-    # lists them; the OpenAPI spec describes each operation once.
-    for path, kind in browser.SHORT_PATHS.items():
-        app.add_api_route(path, segment_endpoint(kind), methods=["POST"],
-                          include_in_schema=False)
-        tracking[path] = kind
-    for path in (browser.SHORT_BATCH_PATH, browser.BEACON_PATH):
-        app.add_api_route(path, batch, methods=["POST"], include_in_schema=False)
-        tracking[path] = "batch"
-
-    @app.get(browser.SEGMENT_SETTINGS_PATH, tags=["browser"],
-             summary="analytics.js's settings: the collector as its API host",
-             responses={401: _ERRORS[401], 403: _TRACKING_ERRORS[403]},
-             openapi_extra={"security": []})
-    async def segment_settings(write_key: str, request: Request) -> Response:
-        _, url = collector.browser_source(request, write_key)
-        return JSONResponse(browser.segment_settings(write_key, url))
-
-    async def rudderstack_config(
-        request: Request, write_key: Annotated[str | None, Query(alias="writeKey")] = None,
-    ) -> Response:
-        credential, _ = collector.browser_source(request, write_key)
-        return JSONResponse(browser.rudderstack_source_config(
-            write_key or "", f"crossdock-{credential.key_id}"))
-
-    for path in browser.RUDDERSTACK_CONFIG_PATHS:
-        app.add_api_route(path, rudderstack_config, methods=["GET"], tags=["browser"],
-                          include_in_schema=path.endswith("/"),
-                          summary="RudderStack's source config: no destinations in the page",
-                          responses={401: _ERRORS[401], 403: _TRACKING_ERRORS[403]},
-                          openapi_extra={"security": []})
-
-    @app.get(browser.SNIPPET_PATH, tags=["browser"], summary="crossdock.js, the snippet",
-             openapi_extra={"security": []})
-    async def snippet() -> Response:
-        return FileResponse(browser.snippet(), media_type="text/javascript; charset=utf-8",
-                            headers={"Cache-Control": "public, max-age=3600"})
-
-    async def preflight(request: Request) -> Response:
-        headers = collector.origins.preflight(
-            request.headers.get("origin"),
-            request.headers.get("access-control-request-headers"))
-        return Response(status_code=204, headers=headers)
-
-    preflighted = [*tracking, browser.SEGMENT_SETTINGS_PATH, *browser.RUDDERSTACK_CONFIG_PATHS]
-    for path in preflighted:
-        app.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
 
 
 def make_app(
@@ -557,7 +501,7 @@ def make_app(
         return await collector.batch(request)
 
     tracking = {f"/v1/{kind}": kind for kind in SEGMENT_TYPES} | {"/v1/batch": "batch"}
-    _browser_routes(app, collector, tracking, segment_endpoint, batch)
+    browser.add_routes(app, collector, tracking, segment_endpoint, batch)
 
     @app.post("/v1/accounts/{account}/users", tags=["user API"],
               summary="Update a user's attributes and opt-ins",
