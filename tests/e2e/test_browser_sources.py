@@ -62,8 +62,14 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def bundles(request: pytest.FixtureRequest) -> dict[str, Path]:
-    cache = request.config.cache.mkdir("browser-sdks")  # type: ignore[union-attr]
+def bundles(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundles, kept between runs in pytest's cache (fetched each run under
+    `-p no:cacheprovider`)."""
+    if request.config.pluginmanager.has_plugin("cacheprovider"):
+        cache = request.config.cache.mkdir("browser-sdks")  # type: ignore[attr-defined]
+    else:
+        cache = tmp_path_factory.mktemp("browser-sdks")
     return {"segment": SEGMENT.fetch(cache), "rudderstack": RUDDERSTACK.fetch(cache)}
 
 
