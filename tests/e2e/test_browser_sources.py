@@ -27,6 +27,7 @@ from browser_helpers import (
     CollectorDaemon,
     page_app,
 )
+from e2e_helpers import wait_for
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from crossdock.plugins.webhook.fake import WebhookFake
@@ -284,3 +285,19 @@ def test_crossdock_js_sends_its_queue_as_a_beacon_when_the_page_is_hidden(
     page.goto("about:blank")
     [message] = site.collector.wait_for_messages(anonymous_id, 1, "the beaconed call")
     assert message["event"] == "Beaconed"
+
+
+def test_crossdock_js_drops_what_the_collector_refuses_and_says_why(site: Site,
+                                                                     page: Page) -> None:
+    """A message the collector refuses is dropped with the collector's reason in the
+    console, not retried for ever; the good messages of the same batch are kept."""
+    page.goto(site.url("crossdock"))
+    anonymous_id = page.evaluate("test.ready()")
+    with page.expect_console_message(lambda m: "crossdock.js: the collector refused" in m.text) \
+            as console:
+        page.evaluate("crossdock.track(''); crossdock.track('Good')")
+    assert "event: String should have at least 1 character" in console.value.text
+    [message] = site.collector.wait_for_messages(anonymous_id, 1, "the good call")
+    assert message["event"] == "Good"
+    wait_for(lambda: page.evaluate("localStorage.getItem('crossdock.queue')") == "[]",
+             "the queue to empty", 30)

@@ -184,11 +184,20 @@
       var status = response.status;
       if (status === 408 || status === 429 || status >= 500) return retryLater(response);
       failures = 0;
+      // A refusal will not change on a retry: say why, and drop what was refused.
       if (!response.ok) {
         response.text().then(function (text) {
           console.warn('crossdock.js: the collector refused ' + batch.length +
                        ' message(s), dropped: ' + status + ' ' + text);
         });
+      } else {
+        response.json().then(function (answer) {
+          var errors = (answer.response || {}).errors || [];
+          if (errors.length) {
+            console.warn('crossdock.js: the collector refused ' + errors.length +
+                         ' message(s), dropped: ' + JSON.stringify(errors));
+          }
+        }, function () { /* an answer without a body says nothing more */ });
       }
       forget(batch);
       schedule(0);
