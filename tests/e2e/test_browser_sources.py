@@ -301,3 +301,17 @@ def test_crossdock_js_drops_what_the_collector_refuses_and_says_why(site: Site,
     assert message["event"] == "Good"
     wait_for(lambda: page.evaluate("localStorage.getItem('crossdock.queue')") == "[]",
              "the queue to empty", 30)
+
+
+def test_crossdock_js_splits_a_batch_the_collector_finds_too_large(site: Site,
+                                                                    page: Page) -> None:
+    """Three calls of 200 KB each are more than the collector's 500 KB a request together,
+    not each: the 413 halves the batch until each part is taken."""
+    page.goto(site.url("crossdock"))
+    anonymous_id = page.evaluate("test.ready()")
+    page.evaluate("""() => {
+        for (const n of [1, 2, 3]) crossdock.track('Big ' + n, {blob: 'x'.repeat(200000)});
+    }""")
+    messages = site.collector.wait_for_messages(anonymous_id, 3, "the three large calls")
+    assert sorted(m["event"] for m in messages) == ["Big 1", "Big 2", "Big 3"]
+    assert site.collector.answered("/v1/batch", 413) >= 1

@@ -35,6 +35,7 @@
   var timer = null;
   var sending = false;
   var failures = 0;
+  var batchSize = 0;        // flushAt, halved while the collector finds a batch too large
 
   function load(name) {
     try {
@@ -172,7 +173,7 @@
   }
 
   function flush() {
-    var batch = (load('queue') || []).slice(0, options.flushAt);
+    var batch = (load('queue') || []).slice(0, batchSize);
     if (sending || batch.length === 0) return;
     sending = true;
     window.fetch(options.url + '/v1/batch', {
@@ -184,6 +185,11 @@
       var status = response.status;
       if (status === 408 || status === 429 || status >= 500) return retryLater(response);
       failures = 0;
+      if (status === 413 && batch.length > 1) {  // too large together, not each
+        batchSize = Math.ceil(batch.length / 2);
+        return schedule(0);
+      }
+      batchSize = options.flushAt;
       // A refusal will not change on a retry: say why, and drop what was refused.
       if (!response.ok) {
         response.text().then(function (text) {
@@ -252,6 +258,7 @@
       }
       next.url = String(next.url).replace(/\/+$/, '');
       options = next;
+      batchSize = next.flushAt;
       schedule(0);  // what an earlier page left queued
       return crossdock;
     },
