@@ -29,7 +29,9 @@ DEST = "hook-a"
 
 def fill(db: Path, messages: int) -> None:
     outbox = SQLiteOutbox(db)
-    outbox.enqueue([NewRow(DEST, f"bench-{i}", sample_message(i)) for i in range(messages)],
+    # Each row carries its person, as the pipeline writes it: the lease is ordered.
+    outbox.enqueue([NewRow(DEST, f"bench-{i}", message, f"p:{message['userId']}")
+                    for i in range(messages) for message in [sample_message(i)]],
                    now=time.time() - 1)
     outbox.close()
 

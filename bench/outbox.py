@@ -1,12 +1,21 @@
 """Outbox: lease + ack rows per second (SQLiteOutbox.lease(100) then ack, until empty), against
 a bare loop of `UPDATE ... RETURNING` (claim 100 rows) and `DELETE` (by id) on the same table.
+
+The rows carry their person (as the pipeline writes them: 5,000 people), and the lease is
+ordered, the default; the second row is the same loop leasing unordered (`ordered: false`),
+in the same run, so the ratio between them is what per-person order costs. The third is the
+cleanup of as many delivered rows while another connection commits a row every few
+milliseconds (the collector): the longest that writer waited, our chunked cleanup against one
+DELETE transaction; the file's size before and after is in the JSON.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import Outcome, Row, Settings, elapsed, interleaved, sample_message
@@ -16,25 +25,33 @@ from crossdock.outbox.sqlite import SQLiteOutbox
 TARGET = 0.60
 BATCH = 100
 DEST = "hook-a"
+#: seconds between the concurrent writer's commits while cleanup runs
+WRITER_PAUSE = 0.002
 
 
 def _filled(tmp: str, rows: int) -> Path:
     db = Path(tmp) / "outbox.db"
     outbox = SQLiteOutbox(db)
-    outbox.enqueue([NewRow(DEST, f"bench-{i}", sample_message(i)) for i in range(rows)],
+    outbox.enqueue([NewRow(DEST, f"bench-{i}", message, f"p:{message['userId']}")
+                    for i in range(rows) for message in [sample_message(i)]],
                    now=time.time() - 1)
     outbox.close()
     return db
 
 
-def run_ours(rows: int) -> tuple[int, float]:
+def _drain(outbox: SQLiteOutbox, ordered: bool) -> int:
+    done = 0
+    while items := outbox.lease(DEST, BATCH, 60.0, "bench", ordered=ordered):
+        outbox.ack([item.id for item in items], "bench")
+        done += len(items)
+    return done
+
+
+def run_ours(rows: int, ordered: bool = True) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         outbox = SQLiteOutbox(_filled(tmp, rows))
-        done = 0
         start = time.perf_counter()
-        while items := outbox.lease(DEST, BATCH, 60.0, "bench"):
-            outbox.ack([item.id for item in items])
-            done += len(items)
+        done = _drain(outbox, ordered)
         seconds = elapsed(start)
         outbox.close()
     if done != rows:
@@ -71,14 +88,86 @@ def run_raw(rows: int) -> tuple[int, float]:
     return done, seconds
 
 
+# -- cleanup while a writer commits -----------------------------------------------------
+
+
+def _size_mb(db: Path) -> float:
+    wal = db.with_name(db.name + "-wal")
+    return (db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
+
+
+def _longest_wait(db: Path, cleanup: Callable[[], None]) -> float:
+    """Seconds the longest commit of a concurrent writer (its own connection) took while
+    `cleanup` ran."""
+    stop = threading.Event()
+    waits: list[float] = []
+
+    def write() -> None:
+        conn = sqlite3.connect(db, isolation_level=None, timeout=60)
+        n = 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO outbox (destination, message_id, payload, "
+                         "next_attempt_at, created_at, updated_at) VALUES ('w', ?, '{}', 0, 0, 0)",
+                         [f"w{time.time_ns()}-{n}"])
+            conn.execute("COMMIT")
+            waits.append(time.perf_counter() - start)
+            n += 1
+            time.sleep(WRITER_PAUSE)
+        conn.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.05)
+    try:
+        cleanup()
+    finally:
+        stop.set()
+        writer.join()
+    return max(waits)
+
+
+def run_cleanup(rows: int, chunked: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = _filled(tmp, rows)
+        outbox = SQLiteOutbox(db)
+        _drain(outbox, ordered=False)
+        before = _size_mb(db)
+        if chunked:
+            def cleanup() -> None:
+                outbox.cleanup(time.time() + 1)
+        else:
+            def cleanup() -> None:  # what cleanup was: one DELETE in one transaction
+                with outbox.transaction() as tx:
+                    tx.execute("DELETE FROM outbox WHERE state = 'delivered' AND updated_at < ?",
+                               [time.time() + 1])
+        longest = _longest_wait(db, cleanup)
+        after = _size_mb(db)
+        outbox.close()
+    return {"longest_wait_ms": longest * 1000, "mb_before": before, "mb_after": after}
+
+
 def bench(settings: Settings) -> Outcome:
     rows = settings.size(30_000, 500)
-    rates = interleaved({"ours": lambda: run_ours(rows), "raw": lambda: run_raw(rows)},
+    rates = interleaved({"ours": lambda: run_ours(rows),
+                         "unordered": lambda: run_ours(rows, ordered=False),
+                         "raw": lambda: run_raw(rows)},
                         settings.repeats)
     ratio = rates["ours"] / rates["raw"]
+    forgotten = settings.size(200_000, 1000)
+    chunked = run_cleanup(forgotten, chunked=True)
+    single = run_cleanup(forgotten, chunked=False)
     return Outcome(
         rows=[Row("outbox", f"lease({BATCH}) + ack", "rows/s", rates["ours"], rates["raw"],
-                  "bare UPDATE..RETURNING / DELETE", f">= {TARGET:.0%}", ratio >= TARGET)],
+                  "bare UPDATE..RETURNING / DELETE", f">= {TARGET:.0%}", ratio >= TARGET),
+              Row("outbox", f"ordered lease({BATCH}) + ack, 5,000 people", "rows/s",
+                  rates["ours"], rates["unordered"], "the same, unordered"),
+              Row("outbox", f"cleanup of {forgotten:,} delivered rows: a writer's longest "
+                  "commit", "ms", chunked["longest_wait_ms"], single["longest_wait_ms"],
+                  "one DELETE transaction")],
         detail={"leased_rows": rows, "batch": BATCH, "rows_per_s": rates["ours"],
-                "raw_rows_per_s": rates["raw"], "ratio": ratio},
+                "unordered_rows_per_s": rates["unordered"],
+                "raw_rows_per_s": rates["raw"], "ratio": ratio,
+                "cleanup": {"rows": forgotten, "chunked": chunked, "one_transaction": single}},
     )

@@ -26,6 +26,7 @@ from crossdock import __version__
 from crossdock.config import LoadedConfig, load_config
 from crossdock.errors import ConfigError, CrossdockError
 from crossdock.json_shape import loads
+from crossdock.outbox.base import DestinationCounts
 
 #: how wide piped output may be (tables only take the room their cells need)
 PIPED_WIDTH = 240
@@ -263,7 +264,8 @@ def deliver(config_path: str, once: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path: str, as_json: bool) -> None:
     """Per destination: queued, leased, delivered, retrying, dead, how long the oldest
-    waiting message has waited, and the last error."""
+    waiting message has waited, the circuit (closed, or open with the next probe), and the
+    last error."""
     from crossdock.fleet import fleet_for
     from crossdock.outbox import open_outbox
 
@@ -281,12 +283,12 @@ def status(config_path: str, as_json: bool) -> None:
         click.echo(json.dumps({n: asdict(counts[n]) for n in names if n in counts}, indent=2))
         return
     table = Table("destination", "queued", "leased", "retrying", "delivered", "dead",
-                  "dropped attrs", "oldest waiting", "last error")
+                  "dropped attrs", "oldest waiting", "circuit", "last error")
     now = time.time()
     for name in names:
         c = counts.get(name)
         if c is None:
-            table.add_row(name, "0", "0", "0", "0", "0", "0", "", "")
+            table.add_row(name, "0", "0", "0", "0", "0", "0", "", "closed", "")
             continue
         waiting = "" if c.oldest_waiting_at is None else _age(now - c.oldest_waiting_at)
         error = (c.last_error or "")[:80]
@@ -294,10 +296,21 @@ def status(config_path: str, as_json: bool) -> None:
             # The last error stays after later deliveries: its age says whether it is news.
             error = f"{_age(now - c.last_error_at)} ago: {error}"
         table.add_row(name, str(c.queued), str(c.leased), str(c.retrying), str(c.delivered),
-                      str(c.dead), str(c.dropped_attributes), waiting, error)
+                      str(c.dead), str(c.dropped_attributes), waiting, _circuit(c, now), error)
     console.print(table)
     if daemons:
         _print_daemons(daemons)
+
+
+def _circuit(counts: DestinationCounts, now: float) -> str:
+    """A destination's circuit for the status table: closed, or since when it is open and
+    when the next probe goes (docs/delivery.md)."""
+    if counts.circuit == "closed" or counts.circuit_opened_at is None:
+        return counts.circuit
+    text = f"{counts.circuit} {_age(now - counts.circuit_opened_at)}"
+    if counts.circuit == "open" and counts.circuit_next_probe_at is not None:
+        text += f", probe in {_age(counts.circuit_next_probe_at - now)}"
+    return text
 
 
 def _age(seconds: float) -> str:

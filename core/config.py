@@ -41,6 +41,7 @@ from crossdock.egress import url_problems
 from crossdock.errors import ConfigError, PluginError
 from crossdock.models import MessageType, validation_problems
 from crossdock.origins import ANY, normalize_pattern
+from crossdock.outbox.base import LOCK_WAIT
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -84,17 +85,37 @@ class RulesConfig(_Strict):
     require_consent: list[str] = Field(default_factory=list)
 
 
+class CircuitConfig(_Strict):
+    """A destination's circuit (docs/delivery.md): after `failures` failed requests in a row
+    nothing is sent but one probe at growing intervals, from `probe_base` to `probe_max`."""
+
+    enabled: bool = True
+    failures: int = Field(default=5, ge=1, description="failed requests in a row to open")
+    probe_base: float = Field(default=10.0, gt=0, description="first probe after opening")
+    probe_max: float = Field(default=300.0, gt=0, description="longest wait between probes")
+
+    @field_validator("probe_base", "probe_max", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
 class DeliveryConfig(_Strict):
     """Per-destination delivery tuning; None means "the plugin's default"."""
 
     batch_size: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1, le=256)
     rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
-    max_attempts: int = Field(default=10, ge=1)
+    max_attempts: int | None = Field(default=None, ge=1,
+                                     description="None: no count; max_age is the budget")
+    min_attempts: int = Field(default=3, ge=1,
+                              description="attempts before max_age may give a row up")
     max_age: float = Field(default=3 * 86400, gt=0, description="seconds before giving up")
     timeout: float = Field(default=10.0, gt=0)
     backoff_base: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=600.0, gt=0)
+    retry_after_max: float = Field(default=3600.0, gt=0,
+                                   description="the longest Retry-After honoured")
     lease: float = Field(default=60.0, gt=0, description="seconds a worker holds a lease")
     allow_private_network: bool = Field(
         default=False, description="let the engine connect to loopback, private, link-local "
@@ -102,8 +123,11 @@ class DeliveryConfig(_Strict):
     max_response_bytes: int | None = Field(
         default=None, ge=1024, description="the most of an answer read (None: the plugin's, "
                                            "1 MiB unless it needs more)")
+    ordered: bool = Field(default=True, description="one person's messages in order")
+    circuit: CircuitConfig = Field(default_factory=CircuitConfig)
 
-    @field_validator("max_age", "timeout", "backoff_base", "backoff_max", "lease", mode="before")
+    @field_validator("max_age", "timeout", "backoff_base", "backoff_max", "retry_after_max",
+                     "lease", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return parse_duration(v)
@@ -227,6 +251,30 @@ class Config(_Strict):
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
+
+
+#: a live worker renews its leases this many times per lease while a batch is in flight
+HEARTBEATS_PER_LEASE = 3
+
+
+def delivery_warnings(delivery: DeliveryConfig) -> list[str]:
+    """Delivery settings that work but invite trouble, as "key: warning" (for validate)."""
+    warnings = []
+    beat = delivery.lease / HEARTBEATS_PER_LEASE
+    if beat + LOCK_WAIT > delivery.lease:
+        # A heartbeat is an outbox write; one that waits out the lock timeout must still
+        # land before the lease runs out, or another worker sends the batch again.
+        warnings.append(
+            f"delivery.lease: {delivery.lease:g}s is renewed every {beat:.3g}s while a batch "
+            f"is in flight, but an outbox write may wait up to {LOCK_WAIT:g}s for the "
+            f"database: below {LOCK_WAIT * HEARTBEATS_PER_LEASE / (HEARTBEATS_PER_LEASE - 1):g}s"
+            " a lease can expire under a live worker and its messages be delivered twice")
+    circuit = delivery.circuit
+    if circuit.enabled and circuit.probe_max < circuit.probe_base:
+        warnings.append(f"delivery.circuit.probe_max: {circuit.probe_max:g}s is below "
+                        f"probe_base {circuit.probe_base:g}s; probes will come every "
+                        f"{circuit.probe_max:g}s")
+    return warnings
 
 
 @dataclass
@@ -399,8 +447,8 @@ def parse_config(
         # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
         configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping), mapping)
         configured.warnings = [
-            f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)
-        ]
+            f"{prefix}.{w}" for w in delivery_warnings(dest.delivery)
+        ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)]
         warnings.extend(configured.warnings)
         destinations.append(configured)
     problems.extend(audience_problems(raw.get("audiences"), raw_destinations))

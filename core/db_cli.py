@@ -26,8 +26,8 @@ from crossdock.outbox import Outbox, open_outbox
 
 COPY_PAGE = 2000
 
-_COLUMNS = ("destination, message_id, payload, state, attempts, next_attempt_at, last_error, "
-            "created_at, updated_at")
+_COLUMNS = ("destination, message_id, payload, person, state, attempts, next_attempt_at, "
+            "last_error, created_at, updated_at")
 
 
 @dataclass
@@ -127,20 +127,21 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
     ph = "%s" if _is_postgres(target) else "?"
     # Payloads are JSON text on both engines (PostgreSQL's since pg_006), copied unchanged.
     insert = (f"INSERT INTO outbox ({_COLUMNS}) VALUES "
-              f"({', '.join([ph] * 9)}) "
+              f"({', '.join([ph] * 10)}) "
               "ON CONFLICT (destination, message_id) DO NOTHING")
     for page in _pages(source, states):
         params = []
-        for dest, mid, payload, state, attempts, due, error, created, updated in page:
+        for dest, mid, payload, person, state, attempts, due, error, created, updated in page:
             text = payload if isinstance(payload, str) else json.dumps(payload)
             if state == "leased":
                 state, due = "queued", now
                 report.requeued_leases += 1
             report.read[state] = report.read.get(state, 0) + 1
-            params.append((dest, mid, text, state, attempts, due, error, created, updated))
+            params.append((dest, mid, text, person, state, attempts, due, error, created,
+                           updated))
         by_state: dict[str, list[tuple[Any, ...]]] = {}
         for row in params:
-            by_state.setdefault(row[3], []).append(row)
+            by_state.setdefault(row[4], []).append(row)
         with target.transaction() as db:  # type: ignore[attr-defined]
             for state, rows in sorted(by_state.items()):
                 cursor = db.conn.cursor()

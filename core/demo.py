@@ -30,7 +30,7 @@ from crossdock.testing.fakeserver import RunningServer, serve
 WEBHOOK_SECRET = "whsec_ZGVtby1zaWduaW5nLXNlY3JldA=="
 DEMO_DEADLINE = 60.0
 #: requests printed per destination
-SHOWN = 6
+SHOWN = 10
 #: the demo's audience (docs/audiences.md), synced on change to every destination whose
 #: DemoDestination says `audience=True` (the Facebook Custom Audience and Mailchimp tags)
 DEMO_AUDIENCE = "high_value"

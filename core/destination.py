@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import inspect
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -262,20 +263,25 @@ def _load_mapping(plugin_name: str, path: Path | None) -> dict[str, Any]:
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header: delta-seconds (digits, a fraction allowed)
+    or an HTTP date (one in the past means now). None when the header is absent or is
+    neither: a negative number, `inf`, `nan` or junk count as no header, and the engine's
+    backoff applies. A very large value is returned as it is; the engine caps what it
+    honours (`delivery.retry_after_max`, and the row's `max_age`)."""
     if not value:
         return None
     value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return max(0.0, when - (time.time() if now is None else now))
 
 
 def short_body(response: httpx.Response, limit: int = 300) -> str:

@@ -159,7 +159,8 @@ class PostgresFleet:
                 SELECT d.owner, d.host, d.pid, d.version, d.destinations, d.started_at,
                        d.heartbeat_at, d.stopped_at,
                        (SELECT COUNT(*) FROM outbox o
-                        WHERE o.state = 'leased' AND o.lease_owner = d.owner
+                        WHERE o.state = 'leased'
+                          AND split_part(o.lease_owner, '#', 1) = d.owner
                           AND o.lease_expires_at > %s)
                 FROM fleet_daemons d WHERE d.heartbeat_at > %s
                 ORDER BY d.started_at DESC, d.owner

@@ -239,6 +239,20 @@ class Pipeline:
             self.outbox.close()
 
 
+def person_key(enriched: EnrichedMessage) -> str | None:
+    """Whom a message is about, for per-person order at each destination (docs/delivery.md):
+    the profile store's id for the person, else the message's userId, else its anonymousId;
+    None when it names nobody."""
+    if enriched.profile_id:
+        return f"p:{enriched.profile_id}"
+    message = enriched.message
+    if message.get("userId"):
+        return f"u:{message['userId']}"
+    if message.get("anonymousId"):
+        return f"a:{message['anonymousId']}"
+    return None
+
+
 def _route_one(
     enriched: EnrichedMessage,
     destinations: Sequence[ConfiguredDestination],
@@ -247,6 +261,7 @@ def _route_one(
 ) -> list[NewRow]:
     message_id = str(enriched.message.get("messageId", ""))
     kind = enriched.message.get("type")
+    person = person_key(enriched)
     rows = []
     only = enriched.destinations
     for destination in destinations:
@@ -261,7 +276,7 @@ def _route_one(
             raise MessageError([f"{destination.name}: {p}" for p in exc.problems]) from exc
         if (skip is not None and isinstance(payload, skip)) or payload is None:
             continue
-        rows.append(NewRow(destination.name, message_id, payload))
+        rows.append(NewRow(destination.name, message_id, payload, person))
     return rows
 
 

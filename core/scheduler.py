@@ -14,6 +14,7 @@ crossdock.fleet.FleetMember, the timer runs on one daemon of the fleet per inter
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -91,9 +92,11 @@ class Scheduler:
         return due
 
     async def cleanup(self) -> int:
-        """Forget delivered rows past the retention; returns how many."""
+        """Forget delivered rows past the retention; returns how many. In a thread: it runs
+        in many short transactions (and gives the space back), and the collector and the
+        workers on this loop go on between them."""
         retention = self.loaded.config.outbox.delivered_retention
-        forgotten = self.outbox.cleanup(self.clock() - retention)
+        forgotten = await asyncio.to_thread(self.outbox.cleanup, self.clock() - retention)
         if forgotten:
             log.info("cleanup: forgot %d delivered rows older than %gs", forgotten, retention)
         return forgotten

@@ -52,6 +52,7 @@ from crossdock.models import (
     TrackMessage,
     validation_problems,
 )
+from crossdock.outbox.base import CIRCUIT_STATES
 from crossdock.profiles.store import ProfileStore, iso
 
 log = logging.getLogger("crossdock.collector")
@@ -304,6 +305,17 @@ class Collector:
                            "how long the oldest message still waiting for the destination "
                            "has waited (0: none waits)", {"destination": destination},
                            0.0 if oldest is None else round(max(0.0, now - oldest), 3)))
+        for destination, counts in by_destination:
+            for state in CIRCUIT_STATES:
+                gauges.append(("crossdock_circuit_state", "gauge",
+                               "each destination's circuit: 1 for the state it is in "
+                               "(closed, open, probing), 0 for the others",
+                               {"destination": destination, "state": state},
+                               1.0 if counts.circuit == state else 0.0))
+        for destination, counts in by_destination:
+            gauges.append(("crossdock_circuit_failures", "gauge",
+                           "failed requests in a row to the destination",
+                           {"destination": destination}, counts.circuit_failures))
         if self.store is not None:
             with self._tx() as db:
                 stats = self.store.stats(db)

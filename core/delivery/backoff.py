@@ -8,6 +8,7 @@ Backoff And Jitter").
 
 from __future__ import annotations
 
+import math
 import random
 
 
@@ -25,3 +26,15 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait after `attempt` failed attempts; deterministic given a seeded `rng`."""
     return (rng or random).uniform(0.0, backoff_ceiling(attempt, base, cap))
+
+
+def retry_delay(
+    after: float | None, attempt: int, *, base: float, cap: float, longest: float,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds until the next attempt after `attempt` failed ones: what the destination asked
+    for (`after`, from Retry-After), at most `longest`, when it is a usable number of seconds;
+    else the backoff. A negative or non-finite `after` counts as none."""
+    if after is not None and math.isfinite(after) and after >= 0:
+        return min(after, longest)
+    return backoff_delay(attempt, base=base, cap=cap, rng=rng)

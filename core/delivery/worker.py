@@ -7,13 +7,20 @@ Each destination runs `concurrency` slots; a slot leases one batch, sends its re
 after another and settles the batch in one transaction, so at most `concurrency` requests of a
 destination are in flight. Whatever a plugin or the network does, the worker turns it into an
 outcome for every leased item; it never lets an exception end the loop.
+
+Every lease has a token of its own (the engine's owner name, "#", a sequence number), and
+every settle is guarded by it; a heartbeat extends the batch's leases while it is in flight.
+The destination's circuit (circuit.py) decides whether a slot leases a batch, one probe row,
+or nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import math
 import os
 import random
 import socket
@@ -21,12 +28,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import httpx
 
-from crossdock.config import ConfiguredDestination
-from crossdock.delivery.backoff import backoff_delay
+from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
+from crossdock.delivery.backoff import retry_delay
+from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
 from crossdock.delivery.ratelimit import RateLimiter
 from crossdock.delivery.transport import send
 from crossdock.destination import (
@@ -39,7 +47,7 @@ from crossdock.destination import (
     Rejected,
     Retry,
 )
-from crossdock.outbox.base import Outbox
+from crossdock.outbox.base import Outbox, Settlement
 
 log = logging.getLogger("crossdock.delivery")
 
@@ -47,13 +55,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 # A tuple, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
 _OUTCOMES = (Delivered, Retry, Failed)
-
-
-@runtime_checkable
-class Releasable(Protocol):
-    """An outbox that can hand leased rows back unattempted (when a worker stops)."""
-
-    def release(self, ids: Sequence[int], now: float | None = None) -> None: ...
 
 
 @dataclass
@@ -124,12 +125,58 @@ def default_owner() -> str:
 
 
 @dataclass
-class _Settlement:
-    """The fates of one leased batch, written to the outbox together."""
+class _Batch:
+    """Rows leased together under one owner token."""
 
-    acks: list[int] = field(default_factory=list)
-    retries: list[tuple[int, float, str]] = field(default_factory=list)
-    deads: list[tuple[int, str]] = field(default_factory=list)
+    token: str
+    items: list[OutboxItem]
+    #: the circuit's probe: one row, sent alone while the circuit is open
+    probe: bool = False
+    #: rows the heartbeat found taken over by another worker: not sent, not settled
+    lost: set[int] = field(default_factory=set)
+
+
+class _Heartbeat:
+    """Extends a batch's leases every lease/HEARTBEATS_PER_LEASE seconds while it is in
+    flight, so a live worker's lease never expires under it however slow the destination.
+
+    Paced by the event loop's own timer (real time) even when the engine runs on a manual
+    clock: a test's clock that jumps hours must not make it beat in a tight loop; the new
+    expiry is still reckoned on the engine's clock."""
+
+    def __init__(self, worker: DestinationWorker, batch: _Batch) -> None:
+        self.worker = worker
+        self.batch = batch
+        self.interval = worker.settings.lease / HEARTBEATS_PER_LEASE
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._handle = asyncio.get_running_loop().call_later(self.interval, self._beat)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _beat(self) -> None:
+        worker, batch = self.worker, self.batch
+        ids = [item.id for item in batch.items if item.id not in batch.lost]
+        try:
+            held = worker.outbox.extend(ids, batch.token, worker.settings.lease,
+                                        now=worker.clock())
+        except Exception:
+            log.exception("%s: could not extend %d leases; trying again in %gs",
+                          worker.name, len(ids), self.interval)
+        else:
+            lost = set(ids) - held
+            if lost:
+                # Only when a beat came too late (the outbox was unreachable for a whole
+                # lease): another worker has these rows now, and sends them itself.
+                log.warning("%s: %d leased rows were taken over by another worker; they "
+                            "are left to it", worker.name, len(lost))
+                batch.lost |= lost
+        if self._handle is not None:
+            self.start()
 
 
 class DestinationWorker:
@@ -158,9 +205,13 @@ class DestinationWorker:
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
         self.limiter = RateLimiter(destination.rate_limit, clock=clock, sleep=sleep)
+        self.circuit = CircuitBreaker(self.name, outbox, self.settings.circuit,
+                                      probe_hold=self.settings.lease, clock=clock,
+                                      rng=self.rng)
         self.report = DestinationReport()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._leases = itertools.count(1)
 
     # -- running ------------------------------------------------------------------------
 
@@ -168,7 +219,8 @@ class DestinationWorker:
         """Deliver every row due when called, then return (`crossdock deliver --once`).
 
         Rows retried during the drain come due later than its start, so they wait for the
-        next run instead of being retried in a tight loop."""
+        next run instead of being retried in a tight loop. While the destination's circuit
+        is open only its probe is sent (when due)."""
         start = self.clock()
         report = DestinationReport()
         await asyncio.gather(*(self._drain_slot(start, report)
@@ -180,11 +232,10 @@ class DestinationWorker:
             # Leasing "as of" the start keeps later retries out; the lease still lasts its
             # full length from now.
             lease_seconds = self.settings.lease + max(0.0, self.clock() - start)
-            items = self.outbox.lease(self.name, self.destination.batch_size, lease_seconds,
-                                      self.owner, now=start)
-            if not items:
+            batch = self._lease(start, lease_seconds)
+            if batch is None:
                 return
-            report.add(await self.process(items))
+            report.add(await self.process(batch))
 
     async def serve(self) -> None:
         """Deliver until `stop()`: lease due rows, and when none are due wait for `wake()` or
@@ -194,10 +245,9 @@ class DestinationWorker:
     async def _serve_slot(self) -> None:
         while not self._stopping:
             try:
-                items = self.outbox.lease(self.name, self.destination.batch_size,
-                                          self.settings.lease, self.owner, now=self.clock())
-                if items:
-                    await self.process(items)
+                batch = self._lease(self.clock(), self.settings.lease)
+                if batch is not None:
+                    await self.process(batch)
                     continue
             except Exception:
                 # e.g. the outbox file locked for longer than the busy timeout: the leases
@@ -207,6 +257,23 @@ class DestinationWorker:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             # Cleared before leasing again: rows committed before a later wake() are seen.
             self._wake.clear()
+
+    def _lease(self, now: float, lease_seconds: float) -> _Batch | None:
+        """The slot's next batch as the circuit allows (a batch while it is closed, one row
+        when this worker holds the probe), under a token of its own; None when there is
+        nothing to send now."""
+        gate = self.circuit.gate()
+        if gate is Gate.WAIT:
+            return None
+        probe = gate is Gate.PROBE
+        token = f"{self.owner}#{next(self._leases)}"
+        items = self.outbox.lease(self.name, 1 if probe else self.destination.batch_size,
+                                  lease_seconds, token, now=now, ordered=self.settings.ordered)
+        if not items:
+            if probe:
+                self.circuit.unclaim()
+            return None
+        return _Batch(token, items, probe)
 
     def wake(self) -> None:
         self._wake.set()
@@ -218,23 +285,29 @@ class DestinationWorker:
 
     # -- one batch ----------------------------------------------------------------------
 
-    async def process(self, items: Sequence[OutboxItem]) -> DestinationReport:
+    async def process(self, batch: _Batch) -> DestinationReport:
         """Send a leased batch and settle every item; never raises for plugin or network
-        errors. If cancelled, the unsettled items are released back to the queue."""
-        settlement = _Settlement()
+        errors. Its leases are extended while it is in flight (the heartbeat). If cancelled,
+        the unsettled items are released back to the queue."""
+        settlement = Settlement()
         report = DestinationReport()
+        heartbeat = _Heartbeat(self, batch)
+        heartbeat.start()
         try:
-            await self._send_all(items, settlement, report)
+            await self._send_all(batch, settlement, report)
         except asyncio.CancelledError:
             # Settling is synchronous, so a cancelled batch has settled nothing yet.
-            self._release(items)
+            self._release(batch)
             raise
-        self._settle(settlement, report)
+        finally:
+            heartbeat.stop()
+        self._settle(batch, settlement, report)
         return report
 
     async def _send_all(
-        self, items: Sequence[OutboxItem], settlement: _Settlement, report: DestinationReport
+        self, batch: _Batch, settlement: Settlement, report: DestinationReport
     ) -> None:
+        items = batch.items
         covered: set[int] = set()  # items settled already: carried by no other request
         planned = self._plan(items, covered, settlement, report)
         refused: dict[str, list[FieldRefused]] = {}
@@ -256,9 +329,20 @@ class DestinationWorker:
             covered.update(item.id for item in carried)
             if not carried:
                 continue
+            if batch.lost.intersection(item.id for item in carried):
+                # Another worker has (some of) them now and sends them itself; the rest go
+                # back to the queue rather than out in a request without their mates.
+                settlement.releases += [i.id for i in carried if i.id not in batch.lost]
+                continue
+            if not batch.probe and not self.circuit.closed:
+                # The circuit opened under this batch: what is not sent yet goes back to
+                # the queue unattempted, in its order, for after the circuit closes.
+                settlement.releases += [item.id for item in carried]
+                continue
             entry.items = carried
             report.requests += 1
-            outcomes = await self._send(entry)
+            outcomes, verdict, error = await self._send(entry)
+            self.circuit.record(verdict, error, probe=batch.probe)
             for item, outcome in zip(carried, outcomes, strict=True):
                 self._judge(item, outcome, settlement, report)
         forgotten = [item for item in items if item.id not in covered]
@@ -276,7 +360,7 @@ class DestinationWorker:
                         len(entries), first.item.message_id, first.reason)
 
     def _plan(
-        self, items: Sequence[OutboxItem], covered: set[int], settlement: _Settlement,
+        self, items: Sequence[OutboxItem], covered: set[int], settlement: Settlement,
         report: DestinationReport,
     ) -> list[Any]:
         """The plugin's requests for the batch. When building the batch raises, each item is
@@ -300,14 +384,15 @@ class DestinationWorker:
         return planned
 
     def _plugin_failed(self, item: OutboxItem, exc: Exception, covered: set[int],
-                       settlement: _Settlement, report: DestinationReport) -> None:
+                       settlement: Settlement, report: DestinationReport) -> None:
         covered.add(item.id)
         error = f"plugin {self.plugin.plugin_name} build_requests failed: {_describe(exc)}"
         log.warning("%s: %s: %s", self.name, item.message_id, error)
         self._judge(item, Retry(error), settlement, report)
 
-    async def _send(self, planned: PlannedRequest) -> list[Outcome]:
-        """One request: rate limit, send with the timeout, classify into one outcome per item."""
+    async def _send(self, planned: PlannedRequest) -> tuple[list[Outcome], Verdict, str]:
+        """One request: rate limit, send with the timeout, classify into one outcome per
+        item; with what the exchange says about the destination (for its circuit)."""
         count = len(planned.items)
         if self.limiter.rate is not None:  # unlimited: no coroutine to await per request
             await self.limiter.acquire(planned.rate_key)
@@ -322,34 +407,40 @@ class DestinationWorker:
                 response = await send(self.client, request)
         except (TimeoutError, httpx.TimeoutException) as exc:
             if _is_timeout(exc):
-                return [Retry(f"timeout after {timeout:g}s ({type(exc).__name__}) "
-                              f"sending {_target(request)}")] * count
-            return [Retry(f"connection error sending {_target(request)}: "
-                          f"{_describe(exc.__cause__)}")] * count
+                error = (f"timeout after {timeout:g}s ({type(exc).__name__}) "
+                         f"sending {_target(request)}")
+            else:
+                error = (f"connection error sending {_target(request)}: "
+                         f"{_describe(exc.__cause__)}")
+            return [Retry(error)] * count, Verdict.DOWN, error
         except httpx.HTTPError as exc:
-            return [Retry(f"connection error sending {_target(request)}: {_describe(exc)}")
-                    ] * count
+            error = f"connection error sending {_target(request)}: {_describe(exc)}"
+            return [Retry(error)] * count, Verdict.DOWN, error
         except Exception as exc:  # the transport raising anything must not end the worker
-            return [Retry(f"error sending {_target(request)}: {_describe(exc)}")] * count
+            error = f"error sending {_target(request)}: {_describe(exc)}"
+            return [Retry(error)] * count, Verdict.DOWN, error
         try:
             outcome = self.plugin.classify(planned, response)
         except Exception as exc:
             error = (f"plugin {self.plugin.plugin_name} classify failed on HTTP "
                      f"{response.status_code}: {_describe(exc)}")
-            return [Retry(error)] * count
+            return [Retry(error)] * count, Verdict.UNKNOWN, error
         if isinstance(outcome, _OUTCOMES):
-            return [outcome] * count
-        outcomes = list(outcome)
-        if len(outcomes) != count or not all(
-            isinstance(o, _OUTCOMES) for o in outcomes
-        ):
-            error = (f"plugin {self.plugin.plugin_name} classify returned {len(outcomes)} "
-                     f"outcomes for {count} items (HTTP {response.status_code})")
-            return [Retry(error)] * count
-        return outcomes
+            outcomes = [outcome] * count
+        else:
+            outcomes = list(outcome)
+            if len(outcomes) != count or not all(isinstance(o, _OUTCOMES) for o in outcomes):
+                error = (f"plugin {self.plugin.plugin_name} classify returned "
+                         f"{len(outcomes)} outcomes for {count} items "
+                         f"(HTTP {response.status_code})")
+                return [Retry(error)] * count, Verdict.UNKNOWN, error
+        retries = [o for o in outcomes if isinstance(o, Retry)]
+        if len(retries) == count:
+            return outcomes, Verdict.DOWN, retries[-1].reason
+        return outcomes, Verdict.UP, ""
 
     def _judge(
-        self, item: OutboxItem, outcome: Outcome, settlement: _Settlement,
+        self, item: OutboxItem, outcome: Outcome, settlement: Settlement,
         report: DestinationReport,
     ) -> None:
         if isinstance(outcome, Delivered):
@@ -363,17 +454,23 @@ class DestinationWorker:
             return
         now = self.clock()
         report.last_error = outcome.reason
-        if item.attempts >= self.settings.max_attempts:
+        settings = self.settings
+        # The retry budget is time (max_age from the row's acceptance), not a count: an
+        # outage of hours spends little of it. max_attempts, when set, is a second limit;
+        # min_attempts keeps a row that waited out an outage from dying at its first try.
+        left = settings.max_age - (now - item.created_at) if item.created_at else math.inf
+        if settings.max_attempts is not None and item.attempts >= settings.max_attempts:
             reason = f"gave up after {item.attempts} attempts: {outcome.reason}"
-        elif item.created_at and now - item.created_at > self.settings.max_age:
+        elif left < 0 and item.attempts >= settings.min_attempts:
             age = now - item.created_at
-            reason = (f"gave up after {age:.0f}s (max_age {self.settings.max_age:g}s), "
+            reason = (f"gave up after {age:.0f}s (max_age {settings.max_age:g}s), "
                       f"{item.attempts} attempts: {outcome.reason}")
         else:
-            delay = outcome.after if outcome.after is not None else backoff_delay(
-                item.attempts, base=self.settings.backoff_base, cap=self.settings.backoff_max,
-                rng=self.rng,
-            )
+            delay = retry_delay(outcome.after, item.attempts, base=settings.backoff_base,
+                                cap=settings.backoff_max, longest=settings.retry_after_max,
+                                rng=self.rng)
+            if left > 0:
+                delay = min(delay, left)  # the last try lands inside the budget
             settlement.retries.append((item.id, now + delay, outcome.reason))
             report.retried += 1
             return
@@ -381,42 +478,50 @@ class DestinationWorker:
         report.dead += 1
         report.last_error = reason
 
-    def _settle(self, settlement: _Settlement, report: DestinationReport) -> None:
-        now = self.clock()
-        outbox: Any = self.outbox
-        self.outbox.ack(settlement.acks, now=now)
-        # The batch forms are SQLite's; any Outbox still works through the per-row calls.
-        if hasattr(outbox, "retry_many"):
-            outbox.retry_many(settlement.retries, now=now)
-        else:
-            for id_, at, error in settlement.retries:
-                self.outbox.retry(id_, at, error)
-        if hasattr(outbox, "dead_many"):
-            outbox.dead_many(settlement.deads, now=now)
-        else:
-            for id_, reason in settlement.deads:
-                self.outbox.dead(id_, reason, now=now)
+    def _settle(self, batch: _Batch, settlement: Settlement,
+                report: DestinationReport) -> None:
+        if batch.lost:
+            settlement = _without(settlement, batch.lost)
+        changed = self.outbox.settle(batch.token, settlement, now=self.clock())
+        if changed < len(settlement):
+            log.warning("%s: %d of %d rows were no longer leased to this worker (its lease "
+                        "expired and another worker took them); their outcomes here were "
+                        "dropped", self.name, len(settlement) - changed, len(settlement))
         self.report.add(report)
         self._log(settlement, report)
 
-    def _log(self, settlement: _Settlement, report: DestinationReport) -> None:
+    def _log(self, settlement: Settlement, report: DestinationReport) -> None:
         summary = (f"{self.name}: {report.delivered} delivered, {report.retried} retry later, "
                    f"{report.dead} dead ({report.requests} requests)")
+        if settlement.releases:
+            summary += f", {len(settlement.releases)} back to the queue (circuit open)"
         if settlement.deads:
             log.warning("%s; dead: %s", summary, settlement.deads[-1][1])
+            if self.settings.ordered:
+                log.info("%s: later messages of the people of %d dead letters are no longer "
+                         "held back by them", self.name, len(settlement.deads))
         elif settlement.retries:
             log.warning("%s; retry: %s", summary, settlement.retries[-1][2])
         else:
             log.info("%s", summary)
 
-    def _release(self, items: Sequence[OutboxItem]) -> None:
-        held = [item.id for item in items]
-        if held and isinstance(self.outbox, Releasable):
-            try:
-                self.outbox.release(held, now=self.clock())
-            except Exception:
-                log.exception("%s: could not release %d leases; they expire on their own",
-                              self.name, len(held))
+    def _release(self, batch: _Batch) -> None:
+        held = [item.id for item in batch.items if item.id not in batch.lost]
+        if not held:
+            return
+        try:
+            self.outbox.release(held, batch.token, now=self.clock())
+        except Exception:
+            log.exception("%s: could not release %d leases; they expire on their own",
+                          self.name, len(held))
+
+
+def _without(settlement: Settlement, ids: set[int]) -> Settlement:
+    """The settlement without the rows in `ids`."""
+    return Settlement([i for i in settlement.acks if i not in ids],
+                      [r for r in settlement.retries if r[0] not in ids],
+                      [d for d in settlement.deads if d[0] not in ids],
+                      [i for i in settlement.releases if i not in ids])
 
 
 def _target(request: httpx.Request) -> str:

@@ -3,9 +3,21 @@
 Row states:   queued --lease--> leased --ack--> delivered
                  ^                 |--retry--> queued (attempts kept, next_attempt_at later)
                  |                 |--dead---> dead (reason kept)
+                 |                 |--release--> queued (the attempt not counted)
                  +--replay-- dead  +--lease expired--> leased again by another worker
 
 "retrying" in status means: queued with attempts > 0.
+
+Every lease is held under an owner token. Each way out of `leased` (ack, retry, dead, release)
+and the heartbeat that extends a lease (`extend`) changes a row only while it is still leased
+under the token that settles it: a worker whose lease expired, and whose row another worker
+took over (and perhaps delivered), changes nothing. Two leases must never share a token; the
+engine makes one per lease (its owner name, "#", a sequence number).
+
+Rows may carry a person key (`NewRow.person`). An ordered lease takes a row only when no
+earlier row (lower id) of the same destination and person is queued or leased: one person's
+messages reach a destination in the order they were accepted, one at a time, while a dead
+letter lets the next one go.
 
 Below the contract, `OutboxBase` and the functions after it are what the two engines do the
 same way: payloads are JSON text in both (see payload_json), so leasing, dead letters,
@@ -23,14 +35,70 @@ from typing import Any, Protocol
 from crossdock.destination import OutboxItem
 from crossdock.outbox.payload_json import decode_payloads
 
+#: the longest an outbox call waits for the database by default: SQLite's busy timeout (a
+#: write lock held by another connection), PostgreSQL's wait for a pooled connection
+LOCK_WAIT = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class NewRow:
-    """A routed message for one destination, to be written to the outbox."""
+    """A routed message for one destination, to be written to the outbox. `person` keys the
+    person the message is about (None: no person, never held back by another row)."""
 
     destination: str
     message_id: str
     payload: dict[str, Any]
+    person: str | None = None
+
+
+@dataclass(slots=True)
+class Settlement:
+    """The fates of rows leased under one owner token, written by `Outbox.settle` in one
+    transaction: delivered, back to the queue due at a time with the error, dead with the
+    reason, or given back unattempted."""
+
+    acks: list[int] = field(default_factory=list)
+    #: (id, next_attempt_at, error)
+    retries: list[tuple[int, float, str]] = field(default_factory=list)
+    #: (id, reason)
+    deads: list[tuple[int, str]] = field(default_factory=list)
+    releases: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.acks) + len(self.retries) + len(self.deads) + len(self.releases)
+
+
+# An ordered lease skips a row while an earlier row of its person (same destination) is
+# queued or leased: the outbox_person index answers it. Plain SQL (no placeholders), the same
+# on both engines; the lease query aliases the outbox as `o`.
+PERSON_WAITS_SQL = """AND (person IS NULL OR NOT EXISTS (
+        SELECT 1 FROM outbox AS e
+        WHERE e.destination = o.destination AND e.person = o.person
+          AND e.state IN ('queued', 'leased') AND e.person IS NOT NULL AND e.id < o.id))"""
+
+#: the states of a destination's circuit
+CIRCUIT_STATES = ("closed", "open", "probing")
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """One destination's circuit as stored in the outbox (shared by every daemon on it).
+
+    closed: requests flow; `failures` counts failed requests since the last success.
+    open: nothing is sent until `next_probe_at`, when one worker sends a single probe.
+    probing: a probe is in flight (its worker claimed it until `next_probe_at`).
+    `version` goes up with every change, so concurrent writers cannot overwrite each other
+    (see `Outbox.swap_circuit`); 0 is a circuit never written."""
+
+    destination: str
+    state: str = "closed"
+    failures: int = 0
+    opened_at: float | None = None
+    next_probe_at: float | None = None
+    #: failed probes since the circuit opened
+    probes: int = 0
+    last_error: str | None = None
+    version: int = 0
 
 
 @dataclass(slots=True)
@@ -49,6 +117,11 @@ class DestinationCounts:
     #: when the oldest row still waiting (queued, retrying or leased) was accepted: how far
     #: behind delivery is. None when nothing waits.
     oldest_waiting_at: float | None = None
+    #: the destination's circuit: closed, open or probing (docs/delivery.md)
+    circuit: str = "closed"
+    circuit_failures: int = 0
+    circuit_opened_at: float | None = None
+    circuit_next_probe_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,24 +145,51 @@ class Outbox(Protocol):
         skipped. Returns how many rows were new."""
         ...
 
+    def enqueue_new(
+        self, rows: Sequence[NewRow], now: float | None = None
+    ) -> set[tuple[str, str]]:
+        """Like `enqueue`, returning the (destination, message_id) pairs that were new."""
+        ...
+
     def lease(
         self, destination: str, limit: int, lease_seconds: float, owner: str,
-        now: float | None = None,
+        now: float | None = None, *, ordered: bool = True,
     ) -> list[OutboxItem]:
-        """Claim up to `limit` due rows of one destination: queued rows whose next attempt is
-        due, and leased rows whose lease expired (their worker died). Increments attempts."""
+        """Claim up to `limit` due rows of one destination under the token `owner`: queued
+        rows whose next attempt is due, and leased rows whose lease expired (their worker
+        died). Increments attempts. `ordered`: skip a row while an earlier row of its person
+        is queued or leased (so at most one row per person is leased at a time)."""
         ...
 
-    def ack(self, ids: Sequence[int], now: float | None = None) -> None:
-        """Mark leased rows delivered."""
+    def extend(self, ids: Sequence[int], owner: str, lease_seconds: float,
+               now: float | None = None) -> set[int]:
+        """The heartbeat: leases of `ids` still held under `owner` now last `lease_seconds`
+        from `now`. Returns the ids still held (the others were taken over or settled)."""
         ...
 
-    def retry(self, id: int, next_attempt_at: float, error: str) -> None:
-        """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
+    def settle(self, owner: str, settlement: Settlement, now: float | None = None) -> int:
+        """Write a settlement in one transaction; only rows still leased under `owner`
+        change. The last error written becomes its destination's last_error. Returns how
+        many rows changed."""
         ...
 
-    def dead(self, id: int, reason: str, now: float | None = None) -> None:
-        """Move a row to the dead letters with its reason."""
+    def ack(self, ids: Sequence[int], owner: str, now: float | None = None) -> int:
+        """Mark rows leased under `owner` delivered."""
+        ...
+
+    def retry(self, id: int, next_attempt_at: float, error: str, owner: str,
+              now: float | None = None) -> int:
+        """Return a row leased under `owner` to the queue, due at `next_attempt_at`, keeping
+        the error."""
+        ...
+
+    def dead(self, id: int, reason: str, owner: str, now: float | None = None) -> int:
+        """Move a row leased under `owner` to the dead letters with its reason."""
+        ...
+
+    def release(self, ids: Sequence[int], owner: str, now: float | None = None) -> int:
+        """Give rows leased under `owner` back unattempted (a worker stopping before it sent
+        them, or a circuit opening under a batch): queued, due now, attempts as before."""
         ...
 
     def next_due(self, destination: str) -> float | None:
@@ -97,7 +197,17 @@ class Outbox(Protocol):
         ...
 
     def counts(self) -> dict[str, DestinationCounts]:
-        """Per destination: queued, leased, retrying, delivered, dead and the last error."""
+        """Per destination: queued, leased, retrying, delivered, dead, the last error and
+        the circuit's state."""
+        ...
+
+    def circuit(self, destination: str) -> Circuit:
+        """A destination's stored circuit (closed, version 0, when never written)."""
+        ...
+
+    def swap_circuit(self, old: Circuit, new: Circuit, now: float | None = None) -> bool:
+        """Store `new` (its version one above `old`'s) if the stored circuit is still at
+        `old.version`; False when another writer got there first (read it again)."""
         ...
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -110,7 +220,8 @@ class Outbox(Protocol):
         ...
 
     def cleanup(self, delivered_before: float) -> int:
-        """Forget delivered rows older than a time (their count is kept); returns how many."""
+        """Forget delivered rows older than a time (their count is kept), in short
+        transactions; returns how many."""
         ...
 
     def close(self) -> None:
@@ -122,7 +233,7 @@ class Outbox(Protocol):
 
 class OutboxBase(ABC):
     """The parts of `Outbox` both engines implement the same way around their own SQL:
-    `_insert` and `_write_failures`."""
+    `_insert` and `_settle`."""
 
     def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
         """Insert rows; a (destination, message_id) already present is skipped. Returns how
@@ -135,38 +246,45 @@ class OutboxBase(ABC):
         """Like `enqueue`, returning the (destination, message_id) pairs that were new."""
         return set(self._insert(rows, now))
 
-    def retry(self, id: int, next_attempt_at: float, error: str) -> None:
-        """Return a leased row to the queue, due at `next_attempt_at`, keeping the error."""
-        self.retry_many([(id, next_attempt_at, error)])
+    def settle(self, owner: str, settlement: Settlement, now: float | None = None) -> int:
+        """Write a settlement in one transaction; only rows still leased under `owner`
+        change. Returns how many rows changed."""
+        if not len(settlement):
+            return 0
+        if settlement.retries or settlement.deads:
+            settlement = Settlement(
+                settlement.acks,
+                [(id_, at, error_text(error)) for id_, at, error in settlement.retries],
+                [(id_, error_text(reason)) for id_, reason in settlement.deads],
+                settlement.releases,
+            )
+        return self._settle(owner, settlement, time.time() if now is None else now)
 
-    def retry_many(
-        self, retries: Sequence[tuple[int, float, str]], now: float | None = None
-    ) -> None:
-        """`retry` for many rows in one transaction: (id, next_attempt_at, error) each."""
-        self._failures([(id_, error, at) for id_, at, error in retries], now)
+    def ack(self, ids: Sequence[int], owner: str, now: float | None = None) -> int:
+        """Mark rows leased under `owner` delivered."""
+        return self.settle(owner, Settlement(acks=list(ids)), now)
 
-    def dead(self, id: int, reason: str, now: float | None = None) -> None:
-        """Move a row to the dead letters with its reason."""
-        self.dead_many([(id, reason)], now)
+    def retry(self, id: int, next_attempt_at: float, error: str, owner: str,
+              now: float | None = None) -> int:
+        """Return a row leased under `owner` to the queue, due at `next_attempt_at`."""
+        return self.settle(owner, Settlement(retries=[(id, next_attempt_at, error)]), now)
 
-    def dead_many(self, deads: Sequence[tuple[int, str]], now: float | None = None) -> None:
-        """`dead` for many rows in one transaction: (id, reason) each."""
-        self._failures([(id_, reason, None) for id_, reason in deads], now)
+    def dead(self, id: int, reason: str, owner: str, now: float | None = None) -> int:
+        """Move a row leased under `owner` to the dead letters with its reason."""
+        return self.settle(owner, Settlement(deads=[(id, reason)]), now)
 
-    def _failures(self, failures: list[tuple[int, str, float | None]],
-                  now: float | None) -> None:
-        if failures:
-            self._write_failures([(id_, error_text(error), due) for id_, error, due in failures],
-                                 time.time() if now is None else now)
+    def release(self, ids: Sequence[int], owner: str, now: float | None = None) -> int:
+        """Give rows leased under `owner` back unattempted, due now."""
+        return self.settle(owner, Settlement(releases=list(ids)), now)
 
-    def _leased(self, found: Sequence[tuple[int, str, str, int, float]],
+    def _leased(self, found: Sequence[tuple[int, str, str, int, float]], owner: str,
                 now: float) -> list[OutboxItem]:
         """The items of rows just leased, in id order; a row whose payload is not a JSON
         object goes to the dead letters (in the lease's transaction) instead of stopping
         the worker."""
         items, broken = leased_items(found)
         if broken:
-            self.dead_many(broken, now)
+            self.settle(owner, Settlement(deads=broken), now)
         return items
 
     @abstractmethod
@@ -174,11 +292,10 @@ class OutboxBase(ABC):
         """Insert rows, returning the (destination, message_id) pairs that were new."""
 
     @abstractmethod
-    def _write_failures(self, failures: Sequence[tuple[int, str, float | None]],
-                        now: float) -> None:
-        """In one transaction, for each (id, error, due): a leased row back to the queue due
-        then, or, when due is None, any row to the dead letters; both keep the error, and
-        the last one becomes its destination's last_error (outbox_stats)."""
+    def _settle(self, owner: str, settlement: Settlement, now: float) -> int:
+        """`settle` in one transaction (errors already stored as `error_text`): each change
+        guarded by state = 'leased' AND lease_owner = owner; the last failure (retry, then
+        dead) that changed a row becomes its destination's last_error (outbox_stats)."""
 
 
 def dropped_by_destination(
@@ -233,10 +350,11 @@ def _not_an_object(data: Any) -> str | None:
 def tally_counts(
     grouped: Iterable[tuple[str, str, int, int | None, float | None]],
     stats: Iterable[tuple[str, int, int, str | None, float | None]],
+    circuits: Iterable[Sequence[Any]] = (),
 ) -> dict[str, DestinationCounts]:
     """`counts()` from (destination, state, rows, rows with attempts, oldest created_at) per
-    state and the outbox_stats rows (destination, delivered_forgotten, dropped_attributes,
-    last_error, last_error_at)."""
+    state, the outbox_stats rows (destination, delivered_forgotten, dropped_attributes,
+    last_error, last_error_at) and the outbox_circuits rows (CIRCUIT_COLUMNS)."""
     result: dict[str, DestinationCounts] = {}
     for destination, state, count, with_attempts, oldest in grouped:
         c = result.setdefault(destination, DestinationCounts())
@@ -258,7 +376,34 @@ def tally_counts(
         c.dropped_attributes = dropped
         c.last_error = last_error
         c.last_error_at = None if last_error_at is None else float(last_error_at)
+    for row in circuits:
+        circuit = circuit_from_row(row)
+        c = result.setdefault(circuit.destination, DestinationCounts())
+        c.circuit = circuit.state
+        c.circuit_failures = circuit.failures
+        c.circuit_opened_at = circuit.opened_at
+        c.circuit_next_probe_at = circuit.next_probe_at
     return result
+
+
+#: the outbox_circuits columns, in `Circuit`'s field order
+CIRCUIT_COLUMNS = ("destination, state, failures, opened_at, next_probe_at, probes, "
+                   "last_error, version")
+
+
+def circuit_from_row(row: Sequence[Any]) -> Circuit:
+    """A `Circuit` from an outbox_circuits row read as CIRCUIT_COLUMNS."""
+    destination, state, failures, opened, probe_at, probes, error, version = row
+    return Circuit(str(destination), str(state), int(failures),
+                   None if opened is None else float(opened),
+                   None if probe_at is None else float(probe_at), int(probes), error,
+                   int(version))
+
+
+def circuit_values(circuit: Circuit) -> list[Any]:
+    """A circuit's column values, in CIRCUIT_COLUMNS order."""
+    return [circuit.destination, circuit.state, circuit.failures, circuit.opened_at,
+            circuit.next_probe_at, circuit.probes, circuit.last_error, circuit.version]
 
 
 def dead_letters_from(

@@ -133,3 +133,32 @@ def m001_initial(db: Database) -> None:
         )
         """
     )
+
+
+@migration
+def m002_person_order_and_circuits(db: Database) -> None:
+    # Per-person order (base.py): the person key of each row, and an index of the rows still
+    # waiting by person, which the ordered lease probes for an earlier row of the same
+    # person. Partial: delivered and dead rows, and rows without a person, stay out of it.
+    db.execute("ALTER TABLE outbox ADD COLUMN person TEXT")
+    db.execute(
+        "CREATE INDEX outbox_person ON outbox (destination, person, id) "
+        "WHERE state IN ('queued', 'leased') AND person IS NOT NULL"
+    )
+    # Each destination's circuit (crossdock.delivery.circuit), read by `crossdock status`
+    # from another process; `version` makes every change a compare-and-swap.
+    db.execute(
+        """
+        CREATE TABLE outbox_circuits (
+            destination TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('closed', 'open', 'probing')),
+            failures INTEGER NOT NULL DEFAULT 0,
+            opened_at REAL,
+            next_probe_at REAL,
+            probes INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            version INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )

@@ -337,6 +337,33 @@ def pg_006_payload_text(conn: psycopg.Connection) -> None:
     conn.execute("ALTER TABLE outbox ALTER COLUMN payload TYPE TEXT USING payload::text")
 
 
+
+@pg_migration
+def pg_007_person_order_and_circuits(conn: psycopg.Connection) -> None:
+    # Per-person order and each destination's circuit: the same as the SQLite migration
+    # m002_person_order_and_circuits. The index is partial (rows still waiting, with a
+    # person), so building it reads the table once but indexes only the waiting rows.
+    conn.execute("ALTER TABLE outbox ADD COLUMN person TEXT")
+    conn.execute(
+        "CREATE INDEX outbox_person ON outbox (destination, person, id) "
+        "WHERE state IN ('queued', 'leased') AND person IS NOT NULL"
+    )
+    conn.execute(
+        """
+        CREATE TABLE outbox_circuits (
+            destination TEXT PRIMARY KEY,
+            state TEXT NOT NULL CHECK (state IN ('closed', 'open', 'probing')),
+            failures INTEGER NOT NULL DEFAULT 0,
+            opened_at DOUBLE PRECISION,
+            next_probe_at DOUBLE PRECISION,
+            probes INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            version BIGINT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+
 def with_search_path(url: str, schema: str) -> str:
     """`url` with libpq options that put `schema` first on the search_path."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -34,10 +35,17 @@ from psycopg import pq, sql
 from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import (
+    CIRCUIT_COLUMNS,
+    LOCK_WAIT,
+    PERSON_WAITS_SQL,
+    Circuit,
     DeadLetter,
     DestinationCounts,
     NewRow,
     OutboxBase,
+    Settlement,
+    circuit_from_row,
+    circuit_values,
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
@@ -55,6 +63,29 @@ CHANNEL = "crossdock_outbox"
 
 DEFAULT_POOL_SIZE = 8
 _LEASED_CLEAR = "lease_owner = NULL, lease_expires_at = NULL"
+#: delivered rows forgotten per cleanup transaction (short transactions, as in SQLite)
+CLEANUP_CHUNK = 5000
+
+# Under READ COMMITTED a row another daemon leased and committed since this statement's
+# snapshot is re-checked after locking: its next_attempt_at is now in the future, so it drops
+# out instead of being leased twice.
+_LEASE_SQL = """
+UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = %s,
+    lease_expires_at = %s, next_attempt_at = %s, updated_at = %s
+WHERE id IN (
+    SELECT id FROM outbox AS o
+    WHERE destination = %s AND state IN ('queued', 'leased') AND next_attempt_at <= %s
+    {in_order}
+    ORDER BY next_attempt_at, id LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, message_id, payload, attempts, created_at
+"""
+# The person check (PERSON_WAITS_SQL) reads this statement's snapshot: a lease another
+# daemon committed meanwhile keeps its row waiting, and a row stops waiting only when it is
+# settled, so no later row of the person slips past a row in flight.
+_LEASE_ORDERED = _LEASE_SQL.format(in_order=PERSON_WAITS_SQL)
+_LEASE_ANY = _LEASE_SQL.format(in_order="")
 
 
 def channel_for(schema: str) -> str:
@@ -131,7 +162,7 @@ class PostgresOutbox(OutboxBase):
     """The `Outbox` contract on PostgreSQL (see base.py for the row states)."""
 
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
-                 pool_timeout: float = 30.0, connect_timeout: int = 10,
+                 pool_timeout: float = LOCK_WAIT, connect_timeout: int = 10,
                  migrate: bool = True) -> None:
         self._conninfo = url
         self.url = redact(url)
@@ -220,18 +251,20 @@ class PostgresOutbox(OutboxBase):
                 (d, m) for d, m in conn.execute(
                     """
                     INSERT INTO outbox
-                        (id, destination, message_id, payload, next_attempt_at, created_at,
-                         updated_at)
-                    SELECT i, d, m, p, %(now)s, %(now)s, %(now)s
-                    FROM unnest(%(i)s::bigint[], %(d)s::text[], %(m)s::text[], %(p)s::text[])
-                        AS r(i, d, m, p)
+                        (id, destination, message_id, payload, person, next_attempt_at,
+                         created_at, updated_at)
+                    SELECT i, d, m, p, k, %(now)s, %(now)s, %(now)s
+                    FROM unnest(%(i)s::bigint[], %(d)s::text[], %(m)s::text[], %(p)s::text[],
+                                %(k)s::text[])
+                        AS r(i, d, m, p, k)
                     ON CONFLICT (destination, message_id) DO NOTHING
                     RETURNING destination, message_id
                     """,
                     {"now": now, "i": [i for i, _ in ordered],
                      "d": [r.destination for _, r in ordered],
                      "m": [r.message_id for _, r in ordered],
-                     "p": [encode_payload(r.payload) for _, r in ordered]},
+                     "p": [encode_payload(r.payload) for _, r in ordered],
+                     "k": [r.person for _, r in ordered]},
                 ).fetchall()
             ]
             destinations = sorted({d for d, _ in inserted})
@@ -254,94 +287,96 @@ class PostgresOutbox(OutboxBase):
 
     def lease(
         self, destination: str, limit: int, lease_seconds: float, owner: str,
-        now: float | None = None,
+        now: float | None = None, *, ordered: bool = True,
     ) -> list[OutboxItem]:
         """Claim up to `limit` due rows (queued and due, or leased with an expired lease),
-        oldest due first; attempts go up by one. Rows locked by another daemon's lease in
-        progress are skipped, not waited for. A payload that is not a JSON object goes to
-        the dead letters instead of stopping the worker."""
+        oldest due first, under the token `owner`; attempts go up by one. Rows locked by
+        another daemon's lease in progress are skipped, not waited for; `ordered` skips a
+        row while an earlier row of its person waits. A payload that is not a JSON object
+        goes to the dead letters instead of stopping the worker."""
         now = time.time() if now is None else now
         expires = now + lease_seconds
         with self._tx() as conn:
-            # Under READ COMMITTED a row another daemon leased and committed since this
-            # statement's snapshot is re-checked after locking: its next_attempt_at is now
-            # in the future, so it drops out instead of being leased twice.
             found = conn.execute(
-                """
-                UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = %s,
-                    lease_expires_at = %s, next_attempt_at = %s, updated_at = %s
-                WHERE id IN (
-                    SELECT id FROM outbox
-                    WHERE destination = %s AND state IN ('queued', 'leased')
-                      AND next_attempt_at <= %s
-                    ORDER BY next_attempt_at, id LIMIT %s
-                    FOR UPDATE SKIP LOCKED
-                )
-                RETURNING id, message_id, payload, attempts, created_at
-                """,
+                _LEASE_ORDERED if ordered else _LEASE_ANY,
                 [owner, expires, expires, now, destination, now, limit],
             ).fetchall()
-            return self._leased(found, now)
+            return self._leased(found, owner, now)
 
-    def ack(self, ids: Sequence[int], now: float | None = None) -> None:
-        """Mark leased rows delivered (one statement for the whole batch)."""
-        self._update_leased(ids, "state = 'delivered'", now)
-
-    def release(self, ids: Sequence[int], now: float | None = None) -> None:
-        """Give leased rows back unattempted (a worker stopping before it sent them)."""
-        self._update_leased(ids, "state = 'queued', attempts = GREATEST(attempts - 1, 0), "
-                                 "next_attempt_at = %(now)s", now)
-
-    def _update_leased(self, ids: Sequence[int], assignments: str, now: float | None) -> None:
-        """Set `assignments` (which may use %(now)s) on those of `ids` still leased, ending
-        their lease, in one statement."""
+    def extend(self, ids: Sequence[int], owner: str, lease_seconds: float,
+               now: float | None = None) -> set[int]:
+        """The heartbeat: rows still leased under `owner` keep their lease `lease_seconds`
+        from `now`; returns their ids."""
         if not ids:
-            return
+            return set()
         now = time.time() if now is None else now
+        expires = now + lease_seconds
         with self._tx() as conn:
-            conn.execute(
-                f"UPDATE outbox SET {assignments}, {_LEASED_CLEAR}, updated_at = %(now)s "
-                "WHERE id = ANY(%(ids)s) AND state = 'leased'",
-                {"now": now, "ids": sorted(ids)},
-            )
+            return {id_ for (id_,) in conn.execute(
+                "UPDATE outbox SET lease_expires_at = %s, next_attempt_at = %s "
+                "WHERE id = ANY(%s) AND state = 'leased' AND lease_owner = %s RETURNING id",
+                [expires, expires, sorted(ids), owner],
+            ).fetchall()}
 
-    def _write_failures(self, failures: Sequence[tuple[int, str, float | None]],
-                        now: float) -> None:
-        retries = [(id_, error, due) for id_, error, due in failures if due is not None]
-        deads = [(id_, error) for id_, error, due in failures if due is None]
+    def _settle(self, owner: str, settlement: Settlement, now: float) -> int:
+        changed = 0
+        failed: dict[int, str] = {}
         with self._tx() as conn:
-            if retries:
-                conn.execute(
+            if settlement.acks:
+                changed += conn.execute(
+                    f"UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = %s "
+                    "WHERE id = ANY(%s) AND state = 'leased' AND lease_owner = %s",
+                    [now, sorted(settlement.acks), owner],
+                ).rowcount
+            if settlement.retries:
+                retries = settlement.retries
+                updated = {id_ for (id_,) in conn.execute(
                     f"""
                     UPDATE outbox AS o SET state = 'queued', next_attempt_at = r.at,
                         last_error = r.error, {_LEASED_CLEAR}, updated_at = %s
                     FROM unnest(%s::bigint[], %s::float8[], %s::text[]) AS r(id, at, error)
-                    WHERE o.id = r.id AND o.state = 'leased'
+                    WHERE o.id = r.id AND o.state = 'leased' AND o.lease_owner = %s
+                    RETURNING o.id
                     """,
-                    [now, [r[0] for r in retries], [r[2] for r in retries],
-                     [r[1] for r in retries]],
-                )
-            if deads:
-                conn.execute(
+                    [now, [r[0] for r in retries], [r[1] for r in retries],
+                     [r[2] for r in retries], owner],
+                ).fetchall()}
+                failed.update((id_, error) for id_, _, error in retries if id_ in updated)
+            if settlement.deads:
+                deads = settlement.deads
+                updated = {id_ for (id_,) in conn.execute(
                     f"""
                     UPDATE outbox AS o SET state = 'dead', last_error = r.reason,
                         {_LEASED_CLEAR}, updated_at = %s
                     FROM unnest(%s::bigint[], %s::text[]) AS r(id, reason)
-                    WHERE o.id = r.id
+                    WHERE o.id = r.id AND o.state = 'leased' AND o.lease_owner = %s
+                    RETURNING o.id
                     """,
-                    [now, [d[0] for d in deads], [d[1] for d in deads]],
+                    [now, [d[0] for d in deads], [d[1] for d in deads], owner],
+                ).fetchall()}
+                failed.update((id_, reason) for id_, reason in deads if id_ in updated)
+            if settlement.releases:
+                changed += conn.execute(
+                    "UPDATE outbox SET state = 'queued', attempts = GREATEST(attempts - 1, 0), "
+                    f"next_attempt_at = %s, {_LEASED_CLEAR}, updated_at = %s "
+                    "WHERE id = ANY(%s) AND state = 'leased' AND lease_owner = %s",
+                    [now, now, sorted(settlement.releases), owner],
+                ).rowcount
+            changed += len(failed)
+            last = next((f for f in reversed([*settlement.retries, *settlement.deads])
+                         if f[0] in failed), None)
+            if last is not None:
+                # The latest error per destination, for `crossdock status`.
+                conn.execute(
+                    """
+                    INSERT INTO outbox_stats (destination, last_error, last_error_at)
+                    SELECT destination, %s, %s FROM outbox WHERE id = %s
+                    ON CONFLICT (destination) DO UPDATE SET
+                        last_error = excluded.last_error, last_error_at = excluded.last_error_at
+                    """,
+                    [failed[last[0]], now, last[0]],
                 )
-            # The latest error per destination, for `crossdock status`.
-            id_, error, _ = failures[-1]
-            conn.execute(
-                """
-                INSERT INTO outbox_stats (destination, last_error, last_error_at)
-                SELECT destination, %s, %s FROM outbox WHERE id = %s
-                ON CONFLICT (destination) DO UPDATE SET
-                    last_error = excluded.last_error, last_error_at = excluded.last_error_at
-                """,
-                [error, now, id_],
-            )
+        return changed
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Put dead letters back in the queue with fresh attempts and a fresh age (see
@@ -375,30 +410,38 @@ class PostgresOutbox(OutboxBase):
             params.append(list(ids))
         return " AND ".join(where), params
 
-    def cleanup(self, delivered_before: float) -> int:
-        """Forget delivered rows last updated before a time; their count is kept."""
-        with self._tx() as conn:
-            per_destination = conn.execute(
-                """
-                WITH gone AS (
-                    DELETE FROM outbox WHERE state = 'delivered' AND updated_at < %s
-                    RETURNING destination
+    def cleanup(self, delivered_before: float, *, chunk: int = CLEANUP_CHUNK) -> int:
+        """Forget delivered rows last updated before a time, `chunk` rows per transaction
+        (their count is kept). Autovacuum reuses the space."""
+        forgotten = 0
+        last = 0
+        while True:
+            with self._tx() as conn:
+                found = conn.execute(
+                    """
+                    WITH gone AS (
+                        DELETE FROM outbox WHERE id IN (
+                            SELECT id FROM outbox
+                            WHERE id > %s AND state = 'delivered' AND updated_at < %s
+                            ORDER BY id LIMIT %s)
+                        RETURNING id, destination
+                    )
+                    SELECT destination, COUNT(*), MAX(id) FROM gone GROUP BY destination
+                    ORDER BY destination
+                    """,
+                    [last, delivered_before, chunk],
+                ).fetchall()
+                if not found:
+                    return forgotten
+                conn.execute(
+                    "INSERT INTO outbox_stats (destination, delivered_forgotten) "
+                    "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+                    "ON CONFLICT (destination) DO UPDATE SET delivered_forgotten = "
+                    "outbox_stats.delivered_forgotten + excluded.delivered_forgotten",
+                    [[d for d, _, _ in found], [n for _, n, _ in found]],
                 )
-                SELECT destination, COUNT(*) FROM gone GROUP BY destination
-                ORDER BY destination
-                """,
-                [delivered_before],
-            ).fetchall()
-            if not per_destination:
-                return 0
-            conn.execute(
-                "INSERT INTO outbox_stats (destination, delivered_forgotten) "
-                "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
-                "ON CONFLICT (destination) DO UPDATE SET delivered_forgotten = "
-                "outbox_stats.delivered_forgotten + excluded.delivered_forgotten",
-                [[d for d, _ in per_destination], [n for _, n in per_destination]],
-            )
-            return sum(int(n) for _, n in per_destination)
+            last = max(int(top) for _, _, top in found)
+            forgotten += sum(int(n) for _, n, _ in found)
 
     def purge_dedup(self, before: float) -> int:
         """Forget dedup keys seen before a time (the window's far edge); returns how many."""
@@ -431,7 +474,40 @@ class PostgresOutbox(OutboxBase):
                 "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
                 "last_error_at FROM outbox_stats"
             ).fetchall()
-        return tally_counts(grouped, stats)
+            circuits = conn.execute(f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits").fetchall()
+        return tally_counts(grouped, stats, circuits)
+
+    def circuit(self, destination: str) -> Circuit:
+        """A destination's stored circuit (closed, version 0, when never written)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits WHERE destination = %s",
+                [destination],
+            ).fetchone()
+        return Circuit(destination) if row is None else circuit_from_row(row)
+
+    def swap_circuit(self, old: Circuit, new: Circuit, now: float | None = None) -> bool:
+        """Store `new` if the stored circuit is still at `old.version` (see `Outbox`): the
+        whole fleet shares one circuit per destination."""
+        now = time.time() if now is None else now
+        values = circuit_values(replace(new, destination=old.destination,
+                                        version=old.version + 1))
+        with self._tx() as conn:
+            if old.version == 0:
+                cursor = conn.execute(
+                    f"INSERT INTO outbox_circuits ({CIRCUIT_COLUMNS}, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (destination) DO NOTHING",
+                    [*values, now],
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE outbox_circuits SET state = %s, failures = %s, opened_at = %s, "
+                    "next_probe_at = %s, probes = %s, last_error = %s, version = %s, "
+                    "updated_at = %s WHERE destination = %s AND version = %s",
+                    [*values[1:], now, old.destination, old.version],
+                )
+            return cursor.rowcount == 1
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""

@@ -4,15 +4,22 @@ Every write runs in `BEGIN IMMEDIATE` (see migrations.immediate) with a busy tim
 second process writing the same file waits for the lock instead of failing. A leased row keeps
 its lease expiry in `next_attempt_at` as well as in `lease_expires_at`: the one index
 (destination, state, next_attempt_at) then finds due queued rows and abandoned leases alike.
+
+The file gives space back: new files use incremental auto-vacuum (an older file is converted
+by one VACUUM at its first cleanup), `cleanup` forgets delivered rows in short transactions
+and then returns the freed pages to the file system a few megabytes at a time, and the WAL is
+checkpointed and kept under `WAL_SIZE_LIMIT` on disk (see docs/delivery.md, "Disk space").
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +28,17 @@ from sqlite_utils import Database
 from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import (
+    CIRCUIT_COLUMNS,
+    LOCK_WAIT,
+    PERSON_WAITS_SQL,
+    Circuit,
     DeadLetter,
     DestinationCounts,
     NewRow,
     OutboxBase,
+    Settlement,
+    circuit_from_row,
+    circuit_values,
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
@@ -33,20 +47,53 @@ from crossdock.outbox.base import (
 from crossdock.outbox.migrations import immediate, upgrade
 from crossdock.outbox.payload_json import encode_payload
 
-# Rows per multi-row INSERT: 6 parameters each stays far below SQLite's 32766 variables.
+log = logging.getLogger("crossdock.outbox")
+
+# Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32766 variables.
 _INSERT_CHUNK = 1000
 _INSERT_SQL = (
     "INSERT OR IGNORE INTO outbox "
-    "(destination, message_id, payload, next_attempt_at, created_at, updated_at) VALUES "
+    "(destination, message_id, payload, person, next_attempt_at, created_at, updated_at) "
+    "VALUES "
 )
-_ROW_SQL = "(?, ?, ?, ?, ?, ?)"
+_ROW_SQL = "(?, ?, ?, ?, ?, ?, ?)"
 _LEASED_CLEAR = "lease_owner = NULL, lease_expires_at = NULL"
+_HELD = "state = 'leased' AND lease_owner = ?"
+
+_LEASE_SQL = """
+UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = ?,
+    lease_expires_at = ?, next_attempt_at = ?, updated_at = ?
+WHERE id IN (
+    SELECT id FROM outbox AS o
+    WHERE destination = ? AND state IN ('queued', 'leased') AND next_attempt_at <= ?
+    {in_order}
+    ORDER BY next_attempt_at, id LIMIT ?
+)
+RETURNING id, message_id, payload, attempts, created_at
+"""
+_LEASE_ORDERED = _LEASE_SQL.format(in_order=PERSON_WAITS_SQL)
+_LEASE_ANY = _LEASE_SQL.format(in_order="")
+
+#: delivered rows forgotten per cleanup transaction: each holds the write lock for some
+#: milliseconds, so the collector's commits go on between them
+CLEANUP_CHUNK = 1000
+#: free pages returned to the file system per incremental_vacuum transaction (2 MB of 4 KB
+#: pages)
+VACUUM_PAGES = 512
+#: after each cleanup or vacuum transaction, the write lock is left alone this many times as
+#: long as the transaction held it. A writer waiting for the lock (the collector) sleeps in
+#: SQLite's busy handler in steps of up to 100 ms; back-to-back transactions would keep
+#: taking the lock before it wakes, and it waited as long as one big DELETE.
+CLEANUP_PAUSE = 2.0
+#: the WAL file's size on disk after a checkpoint (PRAGMA journal_size_limit)
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's number for INCREMENTAL
 
 
 class SQLiteOutbox(OutboxBase):
     """The `Outbox` contract on one SQLite file (see base.py for the row states)."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = LOCK_WAIT) -> None:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         if self.path != ":memory:" and not Path(self.path).parent.is_dir():
@@ -57,8 +104,11 @@ class SQLiteOutbox(OutboxBase):
                 self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            # Takes effect only in a file with no tables yet: a new outbox.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self.db = Database(conn)
             #: names of the migrations this open applied (empty when already up to date)
             self.migrated = upgrade(self.db)
@@ -91,7 +141,7 @@ class SQLiteOutbox(OutboxBase):
                 params: list[Any] = []
                 for row in chunk:
                     params += (row.destination, row.message_id, encode_payload(row.payload),
-                               now, now, now)
+                               row.person, now, now, now)
                 sql = (_INSERT_SQL + ",".join([_ROW_SQL] * len(chunk))
                        + " RETURNING destination, message_id")
                 inserted += conn.execute(sql, params).fetchall()
@@ -107,88 +157,89 @@ class SQLiteOutbox(OutboxBase):
 
     def lease(
         self, destination: str, limit: int, lease_seconds: float, owner: str,
-        now: float | None = None,
+        now: float | None = None, *, ordered: bool = True,
     ) -> list[OutboxItem]:
         """Claim up to `limit` due rows (queued and due, or leased with an expired lease),
-        oldest due first; attempts go up by one. A row whose payload is not valid JSON goes
-        to the dead letters instead of stopping the worker."""
+        oldest due first, under the token `owner`; attempts go up by one. `ordered` skips a
+        row while an earlier row of its person waits. A row whose payload is not valid JSON
+        goes to the dead letters instead of stopping the worker."""
         now = time.time() if now is None else now
         expires = now + lease_seconds
         with self.transaction() as db:
             found = db.conn.execute(
-                """
-                UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = ?,
-                    lease_expires_at = ?, next_attempt_at = ?, updated_at = ?
-                WHERE id IN (
-                    SELECT id FROM outbox
-                    WHERE destination = ? AND state IN ('queued', 'leased')
-                      AND next_attempt_at <= ?
-                    ORDER BY next_attempt_at, id LIMIT ?
-                )
-                RETURNING id, message_id, payload, attempts, created_at
-                """,
+                _LEASE_ORDERED if ordered else _LEASE_ANY,
                 [owner, expires, expires, now, destination, now, limit],
             ).fetchall()
-            return self._leased(found, now)
+            return self._leased(found, owner, now)
 
-    def ack(self, ids: Sequence[int], now: float | None = None) -> None:
-        """Mark leased rows delivered (one statement for the whole batch)."""
+    def extend(self, ids: Sequence[int], owner: str, lease_seconds: float,
+               now: float | None = None) -> set[int]:
+        """The heartbeat: rows still leased under `owner` keep their lease `lease_seconds`
+        from `now`; returns their ids."""
         if not ids:
-            return
+            return set()
         now = time.time() if now is None else now
-        ids = list(ids)
+        expires = now + lease_seconds
+        held: set[int] = set()
         with self.transaction() as db:
-            # One statement per chunk instead of one per id: about twice the acks per second.
-            for start in range(0, len(ids), _INSERT_CHUNK):
-                chunk = ids[start:start + _INSERT_CHUNK]
-                db.conn.execute(
+            for chunk in _chunks(list(ids), _INSERT_CHUNK):
+                held.update(id_ for (id_,) in db.conn.execute(
+                    "UPDATE outbox SET lease_expires_at = ?, next_attempt_at = ? "
+                    f"WHERE id IN ({','.join('?' * len(chunk))}) AND {_HELD} RETURNING id",
+                    [expires, expires, *chunk, owner],
+                ).fetchall())
+        return held
+
+    def _settle(self, owner: str, settlement: Settlement, now: float) -> int:
+        changed = 0
+        last_failure: tuple[int, str] | None = None
+        with self.transaction() as db:
+            conn = db.conn
+            # One statement per chunk of acks instead of one per id: about twice the acks
+            # per second.
+            for chunk in _chunks(settlement.acks, _INSERT_CHUNK):
+                changed += conn.execute(
                     f"UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = ? "
-                    f"WHERE id IN ({','.join('?' * len(chunk))}) AND state = 'leased'",
-                    [now, *chunk],
-                )
-
-    def _write_failures(self, failures: Sequence[tuple[int, str, float | None]],
-                        now: float) -> None:
-        retries = [(due, error, now, id_) for id_, error, due in failures if due is not None]
-        deads = [(error, now, id_) for id_, error, due in failures if due is None]
-        with self.transaction() as db:
-            if retries:
-                db.conn.executemany(
+                    f"WHERE id IN ({','.join('?' * len(chunk))}) AND {_HELD}",
+                    [now, *chunk, owner],
+                ).rowcount
+            for id_, due, error in settlement.retries:
+                if conn.execute(
                     "UPDATE outbox SET state = 'queued', next_attempt_at = ?, last_error = ?, "
-                    f"{_LEASED_CLEAR}, updated_at = ? WHERE id = ? AND state = 'leased'",
-                    retries,
-                )
-            if deads:
-                db.conn.executemany(
+                    f"{_LEASED_CLEAR}, updated_at = ? WHERE id = ? AND {_HELD}",
+                    [due, error, now, id_, owner],
+                ).rowcount:
+                    changed += 1
+                    last_failure = (id_, error)
+            for id_, reason in settlement.deads:
+                if conn.execute(
                     f"UPDATE outbox SET state = 'dead', last_error = ?, {_LEASED_CLEAR}, "
-                    "updated_at = ? WHERE id = ?",
-                    deads,
+                    f"updated_at = ? WHERE id = ? AND {_HELD}",
+                    [reason, now, id_, owner],
+                ).rowcount:
+                    changed += 1
+                    last_failure = (id_, reason)
+            if settlement.releases:
+                changed += conn.executemany(
+                    "UPDATE outbox SET state = 'queued', attempts = MAX(attempts - 1, 0), "
+                    f"next_attempt_at = ?, {_LEASED_CLEAR}, updated_at = ? "
+                    f"WHERE id = ? AND {_HELD}",
+                    [(now, now, id_, owner) for id_ in settlement.releases],
+                ).rowcount
+            if last_failure is not None:
+                # The latest error per destination, for `crossdock status`; kept in
+                # outbox_stats so the status query never scans rows.
+                id_, error = last_failure
+                conn.execute(
+                    """
+                    INSERT INTO outbox_stats (destination, last_error, last_error_at)
+                    SELECT destination, ?, ? FROM outbox WHERE id = ?
+                    ON CONFLICT (destination) DO UPDATE SET
+                        last_error = excluded.last_error, last_error_at = excluded.last_error_at
+                    """,
+                    [error, now, id_],
                 )
-            # The latest error per destination, for `crossdock status`; kept in
-            # outbox_stats so the status query never scans rows.
-            id_, error, _ = failures[-1]
-            db.conn.execute(
-                """
-                INSERT INTO outbox_stats (destination, last_error, last_error_at)
-                SELECT destination, ?, ? FROM outbox WHERE id = ?
-                ON CONFLICT (destination) DO UPDATE SET
-                    last_error = excluded.last_error, last_error_at = excluded.last_error_at
-                """,
-                [error, now, id_],
-            )
-
-    def release(self, ids: Sequence[int], now: float | None = None) -> None:
-        """Give leased rows back unattempted (a worker stopping before it sent them)."""
-        if not ids:
-            return
-        now = time.time() if now is None else now
-        with self.transaction() as db:
-            db.conn.executemany(
-                "UPDATE outbox SET state = 'queued', attempts = MAX(attempts - 1, 0), "
-                f"next_attempt_at = ?, {_LEASED_CLEAR}, updated_at = ? "
-                "WHERE id = ? AND state = 'leased'",
-                [(now, now, id_) for id_ in ids],
-            )
+        return changed
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Put dead letters back in the queue with fresh attempts and a fresh age (see
@@ -217,28 +268,72 @@ class SQLiteOutbox(OutboxBase):
             params += list(ids)
         return " AND ".join(where), params
 
-    def cleanup(self, delivered_before: float) -> int:
-        """Forget delivered rows last updated before a time; their count is kept."""
-        with self.transaction() as db:
-            conn = db.conn
-            per_destination = conn.execute(
-                "SELECT destination, COUNT(*) FROM outbox "
-                "WHERE state = 'delivered' AND updated_at < ? GROUP BY destination",
-                [delivered_before],
-            ).fetchall()
-            if not per_destination:
-                return 0
-            conn.executemany(
-                "INSERT INTO outbox_stats (destination, delivered_forgotten) VALUES (?, ?) "
-                "ON CONFLICT (destination) DO UPDATE SET "
-                "delivered_forgotten = delivered_forgotten + excluded.delivered_forgotten",
-                per_destination,
-            )
-            conn.execute(
-                "DELETE FROM outbox WHERE state = 'delivered' AND updated_at < ?",
-                [delivered_before],
-            )
-            return sum(n for _, n in per_destination)
+    def cleanup(self, delivered_before: float, *, chunk: int = CLEANUP_CHUNK) -> int:
+        """Forget delivered rows last updated before a time, `chunk` rows per transaction
+        (their count is kept); then give the freed space back (`reclaim`)."""
+        forgotten = 0
+        last = 0
+        while True:
+            started = time.perf_counter()
+            with self.transaction() as db:
+                conn = db.conn
+                found = conn.execute(
+                    "SELECT id, destination FROM outbox WHERE id > ? AND state = 'delivered' "
+                    "AND updated_at < ? ORDER BY id LIMIT ?",
+                    [last, delivered_before, chunk],
+                ).fetchall()
+                if not found:
+                    break
+                per_destination: dict[str, int] = {}
+                for _, destination in found:
+                    per_destination[destination] = per_destination.get(destination, 0) + 1
+                conn.executemany(
+                    "INSERT INTO outbox_stats (destination, delivered_forgotten) VALUES (?, ?) "
+                    "ON CONFLICT (destination) DO UPDATE SET "
+                    "delivered_forgotten = delivered_forgotten + excluded.delivered_forgotten",
+                    sorted(per_destination.items()),
+                )
+                ids = [id_ for id_, _ in found]
+                conn.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(ids))})",
+                             ids)
+            last = found[-1][0]
+            forgotten += len(found)
+            _pause(started)
+        if forgotten:
+            self.reclaim()
+        return forgotten
+
+    def reclaim(self) -> None:
+        """Give free pages back to the file system, `VACUUM_PAGES` per transaction, then
+        checkpoint the WAL and truncate it. A file made before incremental auto-vacuum is
+        converted by one VACUUM (it holds the write lock for as long as it runs)."""
+        conn = self.db.conn
+        if self.path == ":memory:":
+            return
+        with self._lock:
+            if conn.in_transaction:  # called inside someone's transaction: not now
+                return
+            (mode,) = conn.execute("PRAGMA auto_vacuum").fetchone()
+            if mode != _INCREMENTAL:
+                log.info("%s: converting to incremental auto-vacuum (one VACUUM)", self.url)
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("VACUUM")
+        left = None
+        while True:
+            with self._lock:
+                (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+                if not free or free == left:  # nothing (more) it can give back
+                    break
+                left = free
+                started = time.perf_counter()
+                # executescript steps the pragma to the end; execute() would free one page.
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({VACUUM_PAGES}); COMMIT;")
+            _pause(started)
+        with self._lock:
+            # Busy (a reader still on an older snapshot) is fine: the next cleanup tries
+            # again, and journal_size_limit caps the file meanwhile.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -265,7 +360,39 @@ class SQLiteOutbox(OutboxBase):
                 "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
                 "last_error_at FROM outbox_stats"
             ).fetchall()
-        return tally_counts(grouped, stats)
+            circuits = self.db.conn.execute(
+                f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits").fetchall()
+        return tally_counts(grouped, stats, circuits)
+
+    def circuit(self, destination: str) -> Circuit:
+        """A destination's stored circuit (closed, version 0, when never written)."""
+        with self._lock:
+            row = self.db.conn.execute(
+                f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits WHERE destination = ?",
+                [destination],
+            ).fetchone()
+        return Circuit(destination) if row is None else circuit_from_row(row)
+
+    def swap_circuit(self, old: Circuit, new: Circuit, now: float | None = None) -> bool:
+        """Store `new` if the stored circuit is still at `old.version` (see `Outbox`)."""
+        now = time.time() if now is None else now
+        values = circuit_values(replace(new, destination=old.destination,
+                                        version=old.version + 1))
+        with self.transaction() as db:
+            if old.version == 0:
+                cursor = db.conn.execute(
+                    f"INSERT INTO outbox_circuits ({CIRCUIT_COLUMNS}, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination) DO NOTHING",
+                    [*values, now],
+                )
+            else:
+                cursor = db.conn.execute(
+                    "UPDATE outbox_circuits SET state = ?, failures = ?, opened_at = ?, "
+                    "next_probe_at = ?, probes = ?, last_error = ?, version = ?, "
+                    "updated_at = ? WHERE destination = ? AND version = ?",
+                    [*values[1:], now, old.destination, old.version],
+                )
+            return cursor.rowcount == 1
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""
@@ -294,3 +421,14 @@ class SQLiteOutbox(OutboxBase):
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _pause(started: float) -> None:
+    """Leave the write lock to others for CLEANUP_PAUSE times what the transaction begun at
+    `started` (perf_counter) held it (cleanup runs in a thread of its own: it may sleep)."""
+    time.sleep((time.perf_counter() - started) * CLEANUP_PAUSE)
+
+
+def _chunks(ids: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]

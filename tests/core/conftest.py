@@ -138,6 +138,20 @@ def pg_url(pg_server: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def outbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty outbox on each engine in turn: a SQLite file, then a fresh schema
+    on the test PostgreSQL server (skipped when it does not answer)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'outbox.db'}"
+        return
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    with temporary_schema(PG_URL) as url:
+        yield url
+
+
 @pytest.fixture
 def route() -> Callable[[EnrichedMessage, Any], dict[str, Any]]:
     """Stands in for crossdock.route.router.route where a test is about the pipeline's

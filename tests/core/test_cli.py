@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -255,9 +256,9 @@ def busy_outbox(tmp_path: Path) -> Path:
         box.enqueue([NewRow("hook", f"m{i}", payload(f"m{i}")) for i in range(1, 6)], now=now)
         first = box.lease("hook", 3, 60, "test", now=now)
         assert [i.message_id for i in first] == ["m1", "m2", "m3"]
-        box.ack([first[0].id], now=now)
-        box.retry(first[1].id, now + 3600, "HTTP 503: busy")
-        box.dead(first[2].id, "HTTP 400: email is not valid", now=now)
+        box.ack([first[0].id], "test", now=now)
+        box.retry(first[1].id, now + 3600, "HTTP 503: busy", "test")
+        box.dead(first[2].id, "HTTP 400: email is not valid", "test", now=now)
         assert [i.message_id for i in box.lease("hook", 1, 60, "test", now=now)] == ["m4"]
     finally:
         box.close()
@@ -272,17 +273,39 @@ def test_status_json(busy_outbox: Path) -> None:
         "last_error": "HTTP 400: email is not valid", "dropped_attributes": 0,
         "oldest_waiting_at": pytest.approx(time.time() - AGO, abs=60),
         "last_error_at": pytest.approx(time.time() - AGO, abs=60),
+        "circuit": "closed", "circuit_failures": 0, "circuit_opened_at": None,
+        "circuit_next_probe_at": None,
     }}
+
+
+def test_status_shows_an_open_circuit_and_when_it_is_probed_next(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"hook": hook()})
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        now = time.time()
+        closed = box.circuit("hook")
+        assert box.swap_circuit(closed, replace(
+            closed, state="open", failures=5, opened_at=now - AGO, next_probe_at=now + 2 * AGO,
+            last_error="connection error sending POST http://127.0.0.1:9/…: refused"))
+    finally:
+        box.close()
+    result = invoke("status", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 10}
+    assert rows["hook"][7] == "open 1h 02m, probe in 2h 04m"
+    as_json = json.loads(invoke("status", "-c", str(config), "--json").stdout)["hook"]
+    assert (as_json["circuit"], as_json["circuit_failures"]) == ("open", 5)
 
 
 def test_status_table(busy_outbox: Path) -> None:
     result = invoke("status", "-c", str(busy_outbox))
     assert result.exit_code == 0, result.output
     rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
-            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 9}
-    assert rows["hook"] == ["2", "1", "1", "1", "1", "0", "1h 02m",
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 10}
+    assert rows["hook"] == ["2", "1", "1", "1", "1", "0", "1h 02m", "closed",
                             "1h 02m ago: HTTP 400: email is not valid"]
-    assert rows["idle"] == ["0", "0", "0", "0", "0", "0", "", ""]  # configured, nothing yet
+    assert rows["idle"] == ["0", "0", "0", "0", "0", "0", "", "closed", ""]  # nothing yet
     assert "oldest waiting" in result.stdout
     assert "queued" in result.stdout and "last error" in result.stdout
 
@@ -305,7 +328,8 @@ def test_piped_output_is_not_cut_to_80_columns(tmp_path: Path) -> None:
     try:
         box.enqueue([NewRow("warehouse-events-eu", "m1", payload("m1"))], now=time.time())
         (item,) = box.lease("warehouse-events-eu", 1, 60, "test", now=time.time())
-        box.retry(item.id, time.time() + 60, "connection error sending POST http://x/…: refused")
+        box.retry(item.id, time.time() + 60,
+                  "connection error sending POST http://x/…: refused", "test")
     finally:
         box.close()
     status = piped("status", "-c", str(config))
@@ -379,7 +403,7 @@ def test_deliver_once_drains_what_is_due(
         now = time.time()
         box.enqueue([NewRow("hook", "later", payload("later"))], now=now)
         [later] = box.lease("hook", 1, 60, "test", now=now)
-        box.retry(later.id, now + 3600, "HTTP 503: busy")
+        box.retry(later.id, now + 3600, "HTTP 503: busy", "test")
         box.enqueue([NewRow("hook", "due-1", payload("due-1")),
                      NewRow("hook", "due-2", payload("due-2"))], now=now)
     finally:

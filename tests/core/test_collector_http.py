@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -384,11 +385,14 @@ def test_request_ids_expire_after_the_dedup_window(tmp_path: Path) -> None:
         assert send() == 1
 
 
+#: two webhook destinations nothing delivers for
+TWO_HOOKS = {name: {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
+                    "delivery": {"allow_private_network": True}}
+             for name in ("warehouse", "crm")}
+
+
 def test_metrics_give_each_destinations_delivery_lag(tmp_path: Path) -> None:
-    hooks = {name: {"plugin": "webhook", "settings": {
-        "url": "http://127.0.0.1:9/hook"}, "delivery": {"allow_private_network": True}}
-        for name in ("warehouse", "crm")}
-    with serve(loaded_config(tmp_path, hooks), clock=time.time) as running, \
+    with serve(loaded_config(tmp_path, TWO_HOOKS), clock=time.time) as running, \
             httpx.Client(base_url=running.url, headers=basic()) as client:
         def lags() -> dict[str, float]:
             found = {}
@@ -403,8 +407,23 @@ def test_metrics_give_each_destinations_delivery_lag(tmp_path: Path) -> None:
         # Nothing delivers here: the accepted rows wait, and the lag says how long.
         assert all(0.05 <= lag < 60 for lag in lags().values()) and len(lags()) == 2
         for item in running.outbox.lease("crm", 10, 60, "test"):
-            running.outbox.ack([item.id])
+            running.outbox.ack([item.id], "test")
         assert lags()["crm"] == 0.0 and lags()["warehouse"] > 0
+
+
+def test_metrics_give_each_destinations_circuit(tmp_path: Path) -> None:
+    with serve(loaded_config(tmp_path, TWO_HOOKS), clock=time.time) as running, \
+            httpx.Client(base_url=running.url, headers=basic()) as client:
+        assert client.post("/v1/track", json={"userId": "u", "event": "E"}).status_code == 200
+        closed = running.outbox.circuit("crm")
+        assert running.outbox.swap_circuit(closed, replace(
+            closed, state="open", failures=7, opened_at=START, next_probe_at=START + 10))
+        lines = set(client.get("/metrics").text.splitlines())
+    assert 'crossdock_circuit_state{destination="crm",state="open"} 1' in lines
+    assert 'crossdock_circuit_state{destination="crm",state="closed"} 0' in lines
+    assert 'crossdock_circuit_state{destination="warehouse",state="closed"} 1' in lines
+    assert 'crossdock_circuit_failures{destination="crm"} 7' in lines
+    assert "# TYPE crossdock_circuit_state gauge" in lines
 
 
 def test_healthz_metrics_and_openapi(client: httpx.Client) -> None:

@@ -171,3 +171,28 @@ def test_deep_merge_overrides_leaves_and_merges_mappings() -> None:
     base = {"a": {"b": 1, "c": 2}, "l": [1]}
     assert deep_merge(base, {"a": {"c": 3}, "l": [2]}) == {"a": {"b": 1, "c": 3}, "l": [2]}
     assert base == {"a": {"b": 1, "c": 2}, "l": [1]}
+
+
+def test_validate_warns_of_a_lease_a_heartbeat_cannot_keep_and_of_odd_probe_times() -> None:
+    loaded = parse({"destinations": {
+        "short": dest(delivery={"lease": "20s"}),
+        "odd": dest(delivery={"circuit": {"probe_base": "5m", "probe_max": "1m"}}),
+        "fine": dest(delivery={"lease": "45s"}),
+    }})
+    assert loaded.warnings == [
+        "destinations.short.delivery.lease: 20s is renewed every 6.67s while a batch is in "
+        "flight, but an outbox write may wait up to 30s for the database: below 45s a lease "
+        "can expire under a live worker and its messages be delivered twice",
+        "destinations.odd.delivery.circuit.probe_max: 60s is below probe_base 300s; probes "
+        "will come every 60s",
+    ]
+
+
+def test_the_delivery_defaults_retry_for_max_age_with_a_circuit_and_in_order() -> None:
+    delivery = parse({"destinations": {"d": dest()}}).destinations[0].config.delivery
+    assert (delivery.max_attempts, delivery.min_attempts, delivery.max_age) == (None, 3, 259200)
+    assert (delivery.retry_after_max, delivery.lease, delivery.ordered) == (3600, 60, True)
+    assert delivery.circuit.model_dump() == {"enabled": True, "failures": 5,
+                                             "probe_base": 10.0, "probe_max": 300.0}
+    with pytest.raises(ConfigError, match=r"delivery\.circuit\.failures"):
+        parse({"destinations": {"d": dest(delivery={"circuit": {"failures": 0}})}})

@@ -43,9 +43,9 @@ def test_copy_sqlite_to_postgres_and_back_keeps_what_is_still_to_do(
     old.enqueue([NewRow("a", f"m{i}", {"i": i, "note": "nul\x00byte"}) for i in range(6)],
                 now=T0)
     m0, m1, m2, _m3 = old.lease("a", 4, 60, "old-daemon", now=T0)
-    old.ack([m0.id], now=T0)
-    old.retry(m1.id, T0 + 300, "503")
-    old.dead(m2.id, "400: bad", now=T0)
+    old.ack([m0.id], "old-daemon", now=T0)
+    old.retry(m1.id, T0 + 300, "503", "old-daemon")
+    old.dead(m2.id, "400: bad", "old-daemon", now=T0)
     # m3 stays leased by a daemon that was stopped; m4, m5 queued
     old.close()
 

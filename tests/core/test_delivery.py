@@ -16,7 +16,7 @@ from crossdock.config import LoadedConfig
 from crossdock.daemon import run_daemon
 from crossdock.delivery import DeliveryEngine, deliver_once
 from crossdock.delivery.backoff import backoff_delay
-from crossdock.destination import OutboxItem, PlannedRequest
+from crossdock.destination import OutboxItem, PlannedRequest, parse_retry_after
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.scheduler import Scheduler
@@ -71,6 +71,49 @@ async def test_429_with_retry_after_is_honoured_exactly(
     assert row["next_attempt_at"] == clock.now + 7
     assert row["state"] == "queued" and row["attempts"] == 1
     assert outbox.counts()["echo"].retrying == 1
+
+
+@pytest.mark.parametrize(("header", "delay"), [
+    ("99999999", 3600.0),  # capped at delivery.retry_after_max (1h by default)
+    ("Fri, 31 Dec 2100 23:59:59 GMT", 3600.0),
+    ("2.5", 2.5),
+    ("inf", None), ("nan", None), ("-5", None), ("1e400", None), ("soon", None),
+    ("", None), ("5 s", None),
+])
+async def test_an_odd_retry_after_is_capped_or_counts_as_none(
+    echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any, header: str,
+    delay: float | None,
+) -> None:
+    # `inf` or 99999999 parked a row for years (past max_age); `nan` or `-5` retried it at
+    # once and burned its attempts in a tight loop. None here: the backoff applies.
+    echo.fake.then(429, "slow down", {"Retry-After": header})
+    enqueue(outbox, 1, clock.now)
+    await deliver_once(make_loaded(echo.url, backoff_base=4.0), outbox, clock=clock,
+                       rng=random.Random(5))
+    row = state(outbox)
+    expected = delay if delay is not None else backoff_delay(
+        1, base=4.0, cap=600.0, rng=random.Random(5))
+    assert row["next_attempt_at"] - clock.now == pytest.approx(expected)
+    assert (row["state"], row["attempts"]) == ("queued", 1)
+
+
+async def test_a_retry_after_never_reaches_past_max_age(
+    echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded, clock: Any,
+) -> None:
+    echo.fake.then(503, "maintenance", {"Retry-After": "7200"})
+    enqueue(outbox, 1, clock.now - 600)
+    await deliver_once(make_loaded(echo.url, max_age="30m"), outbox, clock=clock)
+    assert state(outbox)["next_attempt_at"] == clock.now + 1200  # the budget's last second
+
+
+def test_parse_retry_after_reads_seconds_and_dates_and_nothing_else() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("7") == 7.0 and parse_retry_after(" 0.5 ") == 0.5
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", now=now) == 10.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", now=now) == 0.0  # past: now
+    for junk in (None, "", "inf", "-inf", "nan", "-5", "+5", "1e3", "0x10", "1_000", "soon",
+                 "Tue, 99 Nov 2023 99:99:99 GMT"):
+        assert parse_retry_after(junk, now=now) is None, junk
 
 
 async def test_a_400_is_a_dead_letter_with_the_body_after_one_attempt(
@@ -235,7 +278,8 @@ async def test_an_old_item_is_given_up_after_max_age(
 ) -> None:
     echo.fake.then(503, "down")
     enqueue(outbox, 1, clock.now - 7200)
-    await deliver_once(make_loaded(echo.url, max_age="1h"), outbox, clock=clock)
+    await deliver_once(make_loaded(echo.url, max_age="1h", min_attempts=1), outbox,
+                       clock=clock)
     (letter,) = outbox.dead_letters()
     assert letter.reason.startswith("gave up after 7200s (max_age 3600s), 1 attempts: HTTP 503")
 
@@ -340,7 +384,7 @@ async def test_the_scheduler_wakes_due_destinations_and_cleans_up(
     enqueue(outbox, 2, clock.now)
     assert await scheduler.sweep_due() == ["echo"] and woken == ["echo"]
     a, b = outbox.lease("echo", 2, 60, "w", now=clock.now)
-    outbox.ack([a.id, b.id], now=clock.now)
+    outbox.ack([a.id, b.id], "w", now=clock.now)
     assert await scheduler.cleanup() == 0
     clock.now += loaded.config.outbox.delivered_retention + 1
     assert await scheduler.cleanup() == 2

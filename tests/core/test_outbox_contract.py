@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, Outbox, open_outbox
+from crossdock.outbox.base import Settlement
 from crossdock.outbox.pg_schema import PG_MIGRATIONS, apply_migrations, temporary_schema
 
 T0 = 1_700_000_000.0
@@ -142,9 +144,9 @@ def test_lease_takes_due_rows_oldest_first_and_counts_attempts(outbox: Outbox) -
 def test_ack_retry_dead_replay_and_counts(outbox: Outbox) -> None:
     outbox.enqueue(rows("a", "m1", "m2", "m3"), now=T0)
     m1, m2, m3 = outbox.lease("a", 3, 30, "w1", now=T0)
-    outbox.ack([m1.id], now=T0 + 1)
-    outbox.retry(m2.id, T0 + 60, "503 from the destination")
-    outbox.dead(m3.id, "400: bad email", now=T0 + 2)
+    outbox.ack([m1.id], "w1", now=T0 + 1)
+    outbox.retry(m2.id, T0 + 60, "503 from the destination", "w1")
+    outbox.dead(m3.id, "400: bad email", "w1", now=T0 + 2)
     c = outbox.counts()["a"]
     assert (c.queued, c.retrying, c.leased, c.delivered, c.dead) == (1, 1, 0, 1, 1)
     assert c.last_error == "400: bad email"
@@ -170,14 +172,14 @@ def test_counts_say_since_when_the_oldest_waiting_row_waits(outbox: Outbox) -> N
     assert outbox.counts()["a"].oldest_waiting_at == T0
     (m1,) = outbox.lease("a", 1, 30, "w1", now=T0 + 10)
     assert outbox.counts()["a"].oldest_waiting_at == T0  # leased still waits
-    outbox.ack([m1.id], now=T0 + 11)
+    outbox.ack([m1.id], "w1", now=T0 + 11)
     assert outbox.counts()["a"].oldest_waiting_at == T0 + 5
     m2, m3 = outbox.lease("a", 2, 30, "w1", now=T0 + 12)
-    outbox.retry(m2.id, T0 + 60, "503")  # retrying still waits
-    outbox.dead(m3.id, "400", now=T0 + 12)
+    outbox.retry(m2.id, T0 + 60, "503", "w1")  # retrying still waits
+    outbox.dead(m3.id, "400", "w1", now=T0 + 12)
     assert outbox.counts()["a"].oldest_waiting_at == T0 + 5
     (again,) = outbox.lease("a", 1, 30, "w1", now=T0 + 60)
-    outbox.ack([again.id], now=T0 + 61)
+    outbox.ack([again.id], "w1", now=T0 + 61)
     counts = outbox.counts()
     assert counts["a"].oldest_waiting_at is None  # dead letters do not wait
     assert counts["b"].oldest_waiting_at == T0 + 7
@@ -188,7 +190,7 @@ def test_a_replayed_letter_starts_a_fresh_age(outbox: Outbox) -> None:
     # first age, would die again at its first retryable failure.
     outbox.enqueue(rows("a", "m1"), now=T0)
     (item,) = outbox.lease("a", 1, 30, "w1", now=T0)
-    outbox.dead(item.id, "gave up after 259300s (max_age 259200s)", now=T0 + 259300)
+    outbox.dead(item.id, "gave up after 259300s (max_age 259200s)", "w1", now=T0 + 259300)
     before = time.time()
     assert outbox.replay("a") == 1
     (again,) = outbox.lease("a", 1, 30, "w1")
@@ -199,7 +201,7 @@ def test_replay_by_ids_and_dead_letters_newest_first(outbox: Outbox) -> None:
     outbox.enqueue(rows("a", "m1", "m2", "m3"), now=T0)
     items = outbox.lease("a", 3, 30, "w1", now=T0)
     for offset, item in enumerate(items):
-        outbox.dead(item.id, f"reason {item.message_id}", now=T0 + offset)
+        outbox.dead(item.id, f"reason {item.message_id}", "w1", now=T0 + offset)
     assert [d.message_id for d in outbox.dead_letters(limit=2)] == ["m3", "m2"]
     assert outbox.replay(ids=[items[0].id]) == 1
     assert sorted(d.message_id for d in outbox.dead_letters()) == ["m2", "m3"]
@@ -209,8 +211,8 @@ def test_replay_by_ids_and_dead_letters_newest_first(outbox: Outbox) -> None:
 def test_ack_of_a_row_not_leased_changes_nothing(outbox: Outbox) -> None:
     outbox.enqueue(rows("a", "m1"), now=T0)
     (item,) = outbox.lease("a", 1, 30, "w1", now=T0)
-    outbox.retry(item.id, T0 + 10, "timeout")
-    outbox.ack([item.id], now=T0 + 1)  # too late: the row went back to the queue
+    outbox.retry(item.id, T0 + 10, "timeout", "w1")
+    outbox.ack([item.id], "w1", now=T0 + 1)  # too late: the row went back to the queue
     c = outbox.counts()["a"]
     assert (c.queued, c.delivered) == (1, 0)
 
@@ -218,8 +220,8 @@ def test_ack_of_a_row_not_leased_changes_nothing(outbox: Outbox) -> None:
 def test_cleanup_forgets_delivered_rows_but_keeps_their_count(outbox: Outbox) -> None:
     outbox.enqueue(rows("a", "m1", "m2", "m3"), now=T0)
     m1, m2, _ = outbox.lease("a", 3, 30, "w1", now=T0)
-    outbox.ack([m1.id], now=T0 + 1)
-    outbox.ack([m2.id], now=T0 + 100)
+    outbox.ack([m1.id], "w1", now=T0 + 1)
+    outbox.ack([m2.id], "w1", now=T0 + 100)
     assert outbox.cleanup(T0 + 50) == 1
     assert outbox.cleanup(T0 + 50) == 0
     c = outbox.counts()["a"]
@@ -236,14 +238,14 @@ def test_an_expired_lease_is_taken_over_by_a_second_owner(outbox: Outbox) -> Non
     (taken,) = outbox.lease("a", 1, 10, "w2", now=T0 + 10)
     assert (taken.id, taken.attempts) == (first.id, 2)
     assert outbox.row("a", "m1")["lease_owner"] == "w2"  # type: ignore[attr-defined]
-    outbox.ack([taken.id], now=T0 + 11)
+    outbox.ack([taken.id], "w2", now=T0 + 11)
     assert outbox.counts()["a"].delivered == 1
 
 
 def test_release_gives_a_lease_back_without_counting_the_attempt(outbox: Outbox) -> None:
     outbox.enqueue(rows("a", "m1"), now=T0)
     (item,) = outbox.lease("a", 1, 30, "w1", now=T0)
-    outbox.release([item.id], now=T0 + 1)  # type: ignore[attr-defined]
+    outbox.release([item.id], "w1", now=T0 + 1)
     (again,) = outbox.lease("a", 1, 30, "w2", now=T0 + 1)
     assert again.attempts == 1
 
@@ -258,6 +260,178 @@ def test_a_payload_that_is_not_an_object_becomes_a_dead_letter(store: Store) -> 
     (letter,) = outbox.dead_letters()
     assert letter.message_id == "bad"
     assert "not an object" in letter.reason
+
+
+# -- lease owners: a stale worker changes nothing ----------------------------------------
+
+
+def settle_as(outbox: Outbox, how: str, id_: int, owner: str, now: float) -> int:
+    if how == "ack":
+        return outbox.ack([id_], owner, now=now)
+    if how == "retry":
+        return outbox.retry(id_, now + 60, "HTTP 503: stale", owner, now=now)
+    if how == "dead":
+        return outbox.dead(id_, "HTTP 400: stale", owner, now=now)
+    return outbox.release([id_], owner, now=now)
+
+
+@pytest.mark.parametrize("how", ["ack", "retry", "dead", "release"])
+def test_a_stale_owner_changes_nothing_of_a_row_another_owner_took_over(
+    outbox: Outbox, how: str,
+) -> None:
+    # w1's lease expired (it was slow, not dead) and w2 took the row over: whatever w1
+    # learns about its old attempt, the row is w2's, and once w2 delivered it, delivered.
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    (stale,) = outbox.lease("a", 1, 10, "w1#1", now=T0)
+    (taken,) = outbox.lease("a", 1, 10, "w2#1", now=T0 + 10)
+    assert settle_as(outbox, how, stale.id, "w1#1", T0 + 11) == 0
+    row = outbox.row("a", "m1")  # type: ignore[attr-defined]
+    assert (row["state"], row["lease_owner"], row["attempts"]) == ("leased", "w2#1", 2)
+    assert outbox.ack([taken.id], "w2#1", now=T0 + 12) == 1
+    assert settle_as(outbox, how, stale.id, "w1#1", T0 + 13) == 0
+    row = outbox.row("a", "m1")  # type: ignore[attr-defined]
+    assert (row["state"], row["last_error"]) == ("delivered", None)
+    c = outbox.counts()["a"]
+    assert (c.delivered, c.dead, c.queued, c.last_error) == (1, 0, 0, None)
+
+
+def test_one_settlement_changes_only_the_rows_its_owner_still_holds(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2", "m3", "m4"), now=T0)
+    mine = outbox.lease("a", 4, 10, "w1#1", now=T0)
+    (theirs,) = outbox.lease("a", 1, 10, "w2#1", now=T0 + 10)  # m1, expired, taken over
+    settlement = Settlement(acks=[mine[0].id, mine[1].id],
+                            retries=[(mine[2].id, T0 + 60, "HTTP 500")],
+                            deads=[(mine[3].id, "HTTP 400")])
+    assert outbox.settle("w1#1", settlement, now=T0 + 11) == 3
+    states = {m: outbox.row("a", m)["state"]  # type: ignore[attr-defined]
+              for m in ("m1", "m2", "m3", "m4")}
+    assert states == {"m1": "leased", "m2": "delivered", "m3": "queued", "m4": "dead"}
+    assert theirs.message_id == "m1"
+    assert outbox.counts()["a"].last_error == "HTTP 400"
+
+
+def test_extend_keeps_a_live_lease_and_says_which_rows_are_gone(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2"), now=T0)
+    a, b = outbox.lease("a", 2, 10, "w1#1", now=T0)
+    assert outbox.extend([a.id, b.id], "w1#1", 10, now=T0 + 8) == {a.id, b.id}
+    assert outbox.lease("a", 5, 10, "w2#1", now=T0 + 12) == []  # alive until T0 + 18
+    assert outbox.next_due("a") == T0 + 18
+    assert outbox.extend([a.id], "w2#1", 10, now=T0 + 13) == set()  # not w2's to extend
+    assert len(outbox.lease("a", 5, 10, "w2#1", now=T0 + 18)) == 2
+    assert outbox.extend([a.id, b.id], "w1#1", 10, now=T0 + 19) == set()
+
+
+# -- one person's rows in order ---------------------------------------------------------
+
+
+def person_rows(destination: str, *pairs: tuple[str, str | None]) -> list[NewRow]:
+    return [NewRow(destination, m, {"n": m}, person) for m, person in pairs]
+
+
+def test_an_ordered_lease_holds_a_persons_later_rows_behind_the_earliest(
+    outbox: Outbox,
+) -> None:
+    outbox.enqueue(person_rows("a", ("m1", "p1"), ("m2", "p2"), ("m3", "p1"), ("m4", None),
+                               ("m5", None), ("m6", "p1")), now=T0)
+    first = outbox.lease("a", 10, 30, "w1#1", now=T0)
+    assert [i.message_id for i in first] == ["m1", "m2", "m4", "m5"]
+    assert outbox.lease("a", 10, 30, "w1#2", now=T0) == []  # m3 waits while m1 is leased
+    m1 = first[0]
+    outbox.retry(m1.id, T0 + 60, "HTTP 503", "w1#1", now=T0 + 1)
+    outbox.ack([i.id for i in first[1:]], "w1#1", now=T0 + 1)
+    assert outbox.lease("a", 10, 30, "w1#3", now=T0 + 2) == []  # ... and while it retries
+    (again,) = outbox.lease("a", 10, 30, "w1#4", now=T0 + 60)
+    assert again.message_id == "m1"
+    outbox.ack([again.id], "w1#4", now=T0 + 61)
+    (m3,) = outbox.lease("a", 10, 30, "w1#5", now=T0 + 61)
+    assert m3.message_id == "m3"
+    outbox.dead(m3.id, "HTTP 400", "w1#5", now=T0 + 62)  # a dead letter lets m6 go
+    assert [i.message_id for i in outbox.lease("a", 10, 30, "w1#6", now=T0 + 62)] == ["m6"]
+
+
+def test_an_unordered_lease_takes_every_due_row(outbox: Outbox) -> None:
+    outbox.enqueue(person_rows("a", ("m1", "p1"), ("m2", "p1"), ("m3", "p1")), now=T0)
+    outbox.enqueue(person_rows("b", ("m1", "p1")), now=T0)  # another destination's row
+    (b1,) = outbox.lease("b", 10, 30, "w1#1", now=T0)
+    got = outbox.lease("a", 10, 30, "w1#2", now=T0, ordered=False)
+    assert [i.message_id for i in got] == ["m1", "m2", "m3"]
+    assert b1.message_id == "m1"  # each destination keeps its own order
+
+
+def test_ordered_leases_from_many_threads_never_overtake_a_person(store: Store) -> None:
+    # Six handles lease (ordered), then ack or retry due at once, at random: each person's
+    # deliveries must come in the order the rows were written, and no two rows of one
+    # person may be leased at the same time, on either engine.
+    people = [f"p{n}" for n in range(30)]
+    store.open().enqueue([NewRow("a", f"m{i:03d}", {"i": i}, people[i % len(people)])
+                          for i in range(300)], now=T0)
+    handles = [store.open() for _ in range(6)]
+    guard = threading.Lock()
+    holding: dict[str, str] = {}
+    delivered: dict[str, list[int]] = {p: [] for p in people}
+    problems: list[str] = []
+    start = threading.Barrier(len(handles))
+
+    def work(index: int) -> None:
+        outbox, rng, n = handles[index], random.Random(index), 0
+        try:
+            start.wait()
+            idle = 0
+            while idle < 3:
+                n += 1
+                token = f"t{index}#{n}"
+                items = outbox.lease("a", 5, 600, token, now=T0 + 1)
+                idle = 0 if items else idle + 1
+                with guard:
+                    for item in items:
+                        person = people[item.payload["i"] % len(people)]
+                        if person in holding:
+                            problems.append(f"{person}: {item.message_id} leased while "
+                                            f"{holding[person]} was")
+                        holding[person] = item.message_id
+                for item in items:
+                    person = people[item.payload["i"] % len(people)]
+                    deliver = rng.random() >= 0.3
+                    with guard:  # before the settle commits: a next row may go after it
+                        del holding[person]
+                        if deliver:
+                            delivered[person].append(item.payload["i"])
+                    if deliver:
+                        outbox.ack([item.id], token, now=T0 + 1)
+                    else:
+                        outbox.retry(item.id, T0, "HTTP 503", token, now=T0 + 1)
+        except BaseException as exc:  # surfaced below
+            problems.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(handles))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+    assert all(order == sorted(order) for order in delivered.values()), delivered
+    assert sum(len(order) for order in delivered.values()) == 300
+
+
+# -- circuits ---------------------------------------------------------------------------
+
+
+def test_a_circuit_changes_only_from_the_version_its_writer_read(store: Store) -> None:
+    one, two = store.open(), store.open()
+    never = one.circuit("a")
+    assert (never.state, never.version, never.failures) == ("closed", 0, 0)
+    assert one.swap_circuit(never, replace(never, failures=1), now=T0)
+    assert not two.swap_circuit(never, replace(never, failures=9), now=T0)  # read too early
+    seen = two.circuit("a")
+    assert (seen.failures, seen.version) == (1, 1)
+    opened = replace(seen, state="open", failures=5, opened_at=T0, next_probe_at=T0 + 10,
+                     last_error="connection refused")
+    assert two.swap_circuit(seen, opened, now=T0)
+    assert not one.swap_circuit(seen, replace(seen, failures=0), now=T0)
+    assert one.circuit("a") == replace(opened, version=2)
+    c = one.counts()["a"]
+    assert (c.circuit, c.circuit_failures, c.circuit_opened_at, c.circuit_next_probe_at) == (
+        "open", 5, T0, T0 + 10)
 
 
 # -- schema -----------------------------------------------------------------------------
@@ -349,7 +523,7 @@ while idle < 3:
     items = outbox.lease("a", 5, 600, owner, now=1_700_000_001.0)
     ids += [item.id for item in items]
     if items:
-        outbox.ack([item.id for item in items[::2]])  # settle some while others lease
+        outbox.ack([item.id for item in items[::2]], owner)  # settle some while others lease
     idle = 0 if items else idle + 1
 print(json.dumps(ids))
 outbox.close()

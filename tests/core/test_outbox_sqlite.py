@@ -4,6 +4,7 @@ processes."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 from crossdock.errors import OutboxError
 from crossdock.outbox import open_outbox
 from crossdock.outbox.base import NewRow
-from crossdock.outbox.migrations import MIGRATIONS_TABLE, upgrade
+from crossdock.outbox.migrations import MIGRATIONS_TABLE, OUTBOX_MIGRATIONS, upgrade
 from crossdock.outbox.sqlite import SQLiteOutbox
 
 T0 = 1_000_000.0
@@ -50,16 +51,16 @@ def test_lease_takes_due_rows_oldest_first_and_counts_attempts(outbox: SQLiteOut
 def test_ack_retry_dead_replay_and_counts(outbox: SQLiteOutbox) -> None:
     outbox.enqueue(rows(4), now=T0)
     a, b, c, d = outbox.lease("a", 4, 30, "w", now=T0)
-    outbox.ack([a.id], now=T0 + 1)
-    outbox.retry(b.id, T0 + 100, "HTTP 500: oops")
-    outbox.dead(c.id, "HTTP 400: bad email", now=T0 + 2)
+    outbox.ack([a.id], "w", now=T0 + 1)
+    outbox.retry(b.id, T0 + 100, "HTTP 500: oops", "w")
+    outbox.dead(c.id, "HTTP 400: bad email", "w", now=T0 + 2)
     counts = outbox.counts()["a"]
     assert (counts.queued, counts.leased, counts.retrying, counts.delivered, counts.dead) == (
         1, 1, 1, 1, 1)
     assert counts.last_error == "HTTP 400: bad email"
 
     assert outbox.next_due("a") == T0 + 30  # d's lease expiry comes first
-    outbox.ack([d.id])
+    outbox.ack([d.id], "w")
     assert outbox.next_due("a") == T0 + 100
     # The retried row is not due before its time, and is after it.
     assert outbox.lease("a", 10, 30, "w", now=T0 + 99) == []
@@ -80,8 +81,8 @@ def test_ack_retry_dead_replay_and_counts(outbox: SQLiteOutbox) -> None:
 def test_cleanup_forgets_delivered_rows_but_keeps_their_count(outbox: SQLiteOutbox) -> None:
     outbox.enqueue(rows(3), now=T0)
     items = outbox.lease("a", 3, 30, "w", now=T0)
-    outbox.ack([items[0].id], now=T0 + 10)
-    outbox.ack([items[1].id], now=T0 + 50)
+    outbox.ack([items[0].id], "w", now=T0 + 10)
+    outbox.ack([items[1].id], "w", now=T0 + 50)
     assert outbox.cleanup(delivered_before=T0 + 20) == 1
     assert outbox.row("a", "m0") is None
     assert outbox.row("a", "m1") is not None
@@ -105,7 +106,7 @@ def test_an_expired_lease_is_taken_over_by_a_second_owner(outbox: SQLiteOutbox) 
 def test_release_gives_a_lease_back_without_counting_the_attempt(outbox: SQLiteOutbox) -> None:
     outbox.enqueue(rows(1), now=T0)
     (item,) = outbox.lease("a", 1, 30, "w", now=T0)
-    outbox.release([item.id], now=T0 + 1)
+    outbox.release([item.id], "w", now=T0 + 1)
     (again,) = outbox.lease("a", 1, 30, "w", now=T0 + 1)
     assert again.attempts == 1
 
@@ -144,7 +145,8 @@ def test_dropped_attributes_are_counted_once_per_new_row(outbox: SQLiteOutbox) -
 def test_migrations_are_recorded_and_reopening_keeps_queued_rows(tmp_path: Path) -> None:
     path = tmp_path / "crossdock.db"
     first = SQLiteOutbox(path)
-    assert first.migrated == ["m001_initial"]
+    every = [fn.__name__ for fn in OUTBOX_MIGRATIONS]
+    assert first.migrated == every
     first.enqueue(rows(2), now=T0)
     first.close()
     second = open_outbox(f"sqlite:///{path}")
@@ -152,7 +154,7 @@ def test_migrations_are_recorded_and_reopening_keeps_queued_rows(tmp_path: Path)
     assert second.migrated == []
     assert upgrade(second.db) == []
     names = [r[0] for r in second.db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")]
-    assert names == ["m001_initial"]
+    assert names == every
     assert second.counts()["a"].queued == 2
     assert second.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     second.close()
@@ -180,7 +182,7 @@ LEASER = textwrap.dedent("""
         if not items:
             break
         got += [item.id for item in items]
-        box.ack([item.id for item in items])
+        box.ack([item.id for item in items], prefix)
     print(json.dumps(got))
 """)
 
@@ -207,3 +209,57 @@ def test_two_processes_write_and_lease_the_same_file_without_losing_or_sharing_r
     assert counts["a"].delivered == 500
     assert counts["b"].queued == 600
     box.close()
+
+
+def _settled(outbox: SQLiteOutbox, rows: int, payload: dict[str, object]) -> None:
+    """`rows` rows of `payload`, all delivered at T0."""
+    outbox.enqueue([NewRow("a", f"m{i}", payload) for i in range(rows)], now=T0)
+    while items := outbox.lease("a", 1000, 30, "w", now=T0, ordered=False):
+        outbox.ack([item.id for item in items], "w", now=T0)
+
+
+def _size(path: Path) -> int:
+    """The outbox's bytes on disk: the database file and its WAL."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def test_cleanup_forgets_in_short_transactions_and_gives_the_space_back(
+    tmp_path: Path,
+) -> None:
+    # Forgetting 500,000 rows was one DELETE holding the write lock for seconds (the
+    # collector waited), and the file and its WAL never shrank.
+    path = tmp_path / "crossdock.db"
+    outbox = SQLiteOutbox(path)
+    _settled(outbox, 5000, {"text": "x" * 2000})
+    outbox.enqueue([NewRow("a", "waiting", {})], now=T0 + 5)  # still waiting: kept
+    full = _size(path)
+    statements: list[str] = []
+    outbox.db.conn.set_trace_callback(statements.append)
+    assert outbox.cleanup(T0 + 1, chunk=1000) == 5000
+    outbox.db.conn.set_trace_callback(None)
+    deletes = [s for s in statements if s.startswith("DELETE FROM outbox")]
+    assert len(deletes) == 5 and all(s.count(",") == 999 for s in deletes)
+    assert statements.count("COMMIT") >= 5  # each chunk its own transaction
+    assert _size(path) < full / 10  # the file and the WAL gave the space back
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    c = outbox.counts()["a"]
+    assert (c.delivered, c.queued) == (5000, 1)
+    outbox.close()
+
+
+def test_an_outbox_made_before_incremental_vacuum_is_converted_at_its_first_cleanup(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "crossdock.db"
+    with sqlite3.connect(path) as conn:  # an older file: tables made without auto-vacuum
+        conn.execute("CREATE TABLE notes (x TEXT)")
+    outbox = SQLiteOutbox(path)
+    assert outbox.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    _settled(outbox, 2000, {"text": "x" * 2000})
+    full = _size(path)
+    assert outbox.cleanup(T0 + 1) == 2000
+    assert outbox.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    assert _size(path) < full / 10
+    outbox.close()

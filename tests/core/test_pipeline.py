@@ -11,7 +11,7 @@ from crossdock.config import LoadedConfig
 from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage, Message, enrich_without_profile
 from crossdock.outbox.sqlite import SQLiteOutbox
-from crossdock.pipeline import AcceptResult, Pipeline, build_pipeline
+from crossdock.pipeline import AcceptResult, Pipeline, build_pipeline, person_key
 
 MakeLoaded = Callable[..., LoadedConfig]
 URL = "http://127.0.0.1:9/hook"
@@ -223,3 +223,20 @@ def test_accept_enriched_routes_system_events_and_wakes_their_destinations(
     assert woken == [{"echo"}]
     row = outbox.row("echo", "s1-end")
     assert row is not None and row["payload"]["message"]["event"] == "session_end"
+
+
+def test_each_row_keeps_whom_its_message_is_about_for_per_person_order(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
+) -> None:
+    pipeline = Pipeline(make_loaded(URL), outbox, router=route)
+    pipeline.accept([track("known"), track("both", anonymousId="a9"),
+                     {"type": "track", "event": "E", "anonymousId": "a1", "messageId": "anon"}])
+    persons = {m: outbox.row("echo", m)["person"]  # type: ignore[index]
+               for m in ("known", "both", "anon")}
+    # Without a profile store a person is their userId, else their anonymousId.
+    assert persons == {"known": "p:u1", "both": "p:u1", "anon": "p:a1"}
+    # With one it is the profile: every id of theirs keeps one order.
+    profiled = EnrichedMessage(message={"userId": "u1", "anonymousId": "a1"}, profile_id="p7")
+    assert person_key(profiled) == "p:p7"
+    assert person_key(EnrichedMessage(message={"userId": "u2"})) == "u:u2"
+    assert person_key(EnrichedMessage(message={"type": "track"})) is None
