@@ -14,10 +14,12 @@ under the token that settles it: a worker whose lease expired, and whose row ano
 took over (and perhaps delivered), changes nothing. Two leases must never share a token; the
 engine makes one per lease (its owner name, "#", a sequence number).
 
-Rows may carry a person key (`NewRow.person`). An ordered lease takes a row only when no
-earlier row (lower id) of the same destination and person is queued or leased: one person's
-messages reach a destination in the order they were accepted, one at a time, while a dead
-letter lets the next one go.
+Rows may carry a person key (`NewRow.person`). An ordered lease takes a row only when the
+previous row (next lower id) of the same destination and person is neither queued nor
+leased: with every lease of the destination ordered, no earlier row of the person waits, so
+one person's messages reach a destination in the order they were accepted, one at a time,
+and a dead letter lets the next one go. (A replayed dead letter waits again without holding
+back the rows after it.)
 
 Below the contract, `OutboxBase` and the functions after it are what the two engines do the
 same way: payloads are JSON text in both (see payload_json), so leasing, dead letters,
@@ -68,13 +70,16 @@ class Settlement:
         return len(self.acks) + len(self.retries) + len(self.deads) + len(self.releases)
 
 
-# An ordered lease skips a row while an earlier row of its person (same destination) is
-# queued or leased: the outbox_person index answers it. Plain SQL (no placeholders), the same
-# on both engines; the lease query aliases the outbox as `o`.
-PERSON_WAITS_SQL = """AND (person IS NULL OR NOT EXISTS (
-        SELECT 1 FROM outbox AS e
-        WHERE e.destination = o.destination AND e.person = o.person
-          AND e.state IN ('queued', 'leased') AND e.person IS NOT NULL AND e.id < o.id))"""
+# An ordered lease skips a row while the previous row of its person (same destination) is
+# queued or leased. Only the previous one need be looked at: it was itself leased only once
+# the one before it was settled, and so on back (a replayed dead letter is the exception:
+# it waits again, but rows after it do not wait for it). One step back the outbox_person
+# index, then the row. Plain SQL (no placeholders), the same on both engines; the lease
+# query aliases the outbox as `o`.
+PERSON_WAITS_SQL = """AND (person IS NULL OR COALESCE((
+        SELECT e.state FROM outbox AS e
+        WHERE e.destination = o.destination AND e.person = o.person AND e.id < o.id
+        ORDER BY e.id DESC LIMIT 1), 'none') NOT IN ('queued', 'leased'))"""
 
 #: the states of a destination's circuit
 CIRCUIT_STATES = ("closed", "open", "probing")

@@ -137,13 +137,14 @@ def m001_initial(db: Database) -> None:
 
 @migration
 def m002_person_order_and_circuits(db: Database) -> None:
-    # Per-person order (base.py): the person key of each row, and an index of the rows still
-    # waiting by person, which the ordered lease probes for an earlier row of the same
-    # person. Partial: delivered and dead rows, and rows without a person, stay out of it.
+    # Per-person order (base.py): the person key of each row, and the index the ordered
+    # lease finds a person's previous row with. Partial on the person only, not on the state:
+    # a lease or an ack then leaves the index alone (one that depended on the state was
+    # rewritten at both, and cost lease + ack a sixth of its speed).
     db.execute("ALTER TABLE outbox ADD COLUMN person TEXT")
     db.execute(
         "CREATE INDEX outbox_person ON outbox (destination, person, id) "
-        "WHERE state IN ('queued', 'leased') AND person IS NOT NULL"
+        "WHERE person IS NOT NULL"
     )
     # Each destination's circuit (crossdock.delivery.circuit), read by `crossdock status`
     # from another process; `version` makes every change a compare-and-swap.

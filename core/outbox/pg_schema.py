@@ -341,12 +341,12 @@ def pg_006_payload_text(conn: psycopg.Connection) -> None:
 @pg_migration
 def pg_007_person_order_and_circuits(conn: psycopg.Connection) -> None:
     # Per-person order and each destination's circuit: the same as the SQLite migration
-    # m002_person_order_and_circuits. The index is partial (rows still waiting, with a
-    # person), so building it reads the table once but indexes only the waiting rows.
+    # m002_person_order_and_circuits. Rows written before it have no person: the index
+    # leaves them out, and building it reads the table once.
     conn.execute("ALTER TABLE outbox ADD COLUMN person TEXT")
     conn.execute(
         "CREATE INDEX outbox_person ON outbox (destination, person, id) "
-        "WHERE state IN ('queued', 'leased') AND person IS NOT NULL"
+        "WHERE person IS NOT NULL"
     )
     conn.execute(
         """
