@@ -496,10 +496,10 @@ class DestinationWorker:
         if settlement.releases:
             summary += f", {len(settlement.releases)} back to the queue (circuit open)"
         if settlement.deads:
-            log.warning("%s; dead: %s", summary, settlement.deads[-1][1])
-            if self.settings.ordered:
-                log.info("%s: later messages of the people of %d dead letters are no longer "
-                         "held back by them", self.name, len(settlement.deads))
+            # In order, a dead letter is what lets its person's next message go: say so.
+            after = ("; later messages of the same people go ahead"
+                     if self.settings.ordered else "")
+            log.warning("%s; dead: %s%s", summary, settlement.deads[-1][1], after)
         elif settlement.retries:
             log.warning("%s; retry: %s", summary, settlement.retries[-1][2])
         else:

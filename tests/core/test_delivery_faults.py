@@ -410,3 +410,23 @@ def test_faults_are_scripted_over_http_by_other_processes(
         seen = client.get("/_fake/received").json()
     assert seen["faulted"] == {"reset": 1, "status": 3}
     assert len(seen["received"]) == 1 and fake.faulted == {"reset": 1, "status": 3}
+
+
+async def test_a_dead_letter_lets_its_persons_next_message_go_and_says_so(
+    webhook: tuple[WebhookFake, RunningServer], opened: Callable[[], Outbox],
+    outbox_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake, server = webhook
+    fake.script([400])  # the person's first message is refused for good
+    loaded = config(tmp_path, outbox_url, f"{server.url}/in", concurrency=1)
+    outbox = opened()
+    outbox.enqueue(people_rows(1, 3))
+    engine = DeliveryEngine(loaded, outbox)
+    try:
+        for _ in range(3):  # one of the person's messages per lease
+            await engine.drain()
+    finally:
+        await engine.aclose()
+    assert [letter.message_id for letter in outbox.dead_letters()] == ["m-0-0"]
+    assert arrivals(fake) == {0: [1, 2]}
+    assert "dead: HTTP 400: ; later messages of the same people go ahead" in caplog.text
