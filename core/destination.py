@@ -1,37 +1,104 @@
-"""What a destination plugin is: the contract between an integrator's code and the engine.
+"""What a destination plugin is: the contract between an integrator's code and the engine,
+and the kit every plugin is written with. A plugin imports only this module (and
+`crossdock.hookspecs` for `hookimpl`, `crossdock.dates`, and `crossdock.testing` in its fake and
+tests); tests/core/test_plugin_api.py fails a built-in that imports anything else of Crossdock.
 
-A destination type is a class with a settings model and two pure functions:
+A destination type is a `Destination[SettingsT]` subclass: a `Manifest`, a settings model, a
+mapping file beside it, and two pure functions:
 
 - `build_requests(items)`: outbox items (already filtered, normalized and mapped by the route
-  step) in, `httpx.Request`s out, each saying which items it carries (and, for a value the
-  destination cannot take, a `FieldRefused` naming it while the item is still sent);
-- `classify(planned, response)`: one HTTP response in, one outcome per carried item out.
+  step) in; out, what to send, each saying which items it carries: `PlannedRequest`s of
+  `httpx.Request`s, or `PlannedSend`s of other sends (a `FilePut` into a file store); plus a
+  `Rejected` for an item that can never be sent and a `FieldRefused` for a value left out of
+  an item that is still sent. The simple form is `build_item(item)`, called once per item;
+  either may raise `ItemRejected` for the item at hand;
+- `classify(planned, response)`: one HTTP response in, one outcome per carried item out
+  (`classify_receipt` for the receipt of a non-HTTP send).
 
 The engine (crossdock.delivery) does all I/O: leasing, batching, rate limits, concurrency,
 timeouts, retries with backoff, dead letters. A plugin never sends anything itself.
+
+The error vocabulary, for every plugin alike:
+
+    ItemRejected(reason)        this item can never be sent: dead-lettered with the reason
+    ValueRefused(reason)        this value cannot be used: the plugin leaves it out and
+                                reports FieldRefused(item, field, reason); the item goes on
+    Retry / Failed              what a response means, from classify
 """
 
 from __future__ import annotations
 
 import difflib
 import email.utils
-import hashlib
 import inspect
-import json
 import re
+import sys
 import time
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import httpx
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from crossdock.kit import (
+    basic_auth,
+    chunks,
+    first_value,
+    json_content,
+    json_request,
+    response_json,
+    secret_rate_key,
+    stringify,
+)
 from crossdock.models import MESSAGE_TYPES
+from crossdock.sends import FilePut, FileStore, LocalFolder, Receipt, Sendable
+
+__all__ = [
+    "ALL_MESSAGE_TYPES",
+    "DEFAULT_MESSAGE_TYPES",
+    "DELIVERED",
+    "RETRYABLE_STATUS",
+    "AuthKind",
+    "Delivered",
+    "Destination",
+    "DestinationContext",
+    "Failed",
+    "FieldRefused",
+    "FilePut",
+    "FileStore",
+    "ItemRejected",
+    "LocalFolder",
+    "Manifest",
+    "OutboxItem",
+    "Outcome",
+    "Planned",
+    "PlannedRequest",
+    "PlannedSend",
+    "Receipt",
+    "Rejected",
+    "Retry",
+    "Sendable",
+    "ValueRefused",
+    "basic_auth",
+    "chunks",
+    "first_value",
+    "http_outcome",
+    "json_content",
+    "json_request",
+    "parse_retry_after",
+    "per_item",
+    "plan_each",
+    "response_json",
+    "secret_rate_key",
+    "short_body",
+    "stringify",
+]
 
 #: what `Destination.max_response_bytes` is unless a plugin says otherwise
 DEFAULT_MAX_RESPONSE_BYTES = 1 << 20
@@ -76,6 +143,16 @@ class PlannedRequest:
     rate_key: str = ""
 
 
+@dataclass(slots=True)
+class PlannedSend:
+    """A non-HTTP send (a `FilePut`, ...) a plugin wants made, and the items whose fate it
+    decides; the engine's sender for `send.kind` makes it (crossdock.sends)."""
+
+    send: Sendable
+    items: list[OutboxItem]
+    rate_key: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """An item the plugin cannot turn into a request at all: it goes to the dead letters."""
@@ -95,8 +172,31 @@ class FieldRefused:
     reason: str
 
 
-#: what `build_requests` returns: requests, items it cannot send at all, values it left out
-Planned = PlannedRequest | Rejected | FieldRefused
+class ItemRejected(Exception):
+    """Raised while building one item that can never be sent (no email for an email-keyed
+    API, a template that rendered no JSON): the item is dead-lettered with `reason`, which
+    names the field and the rule (never a secret, never a person's value), and the rest of the
+    batch goes on. `plan_each` and `per_item` turn it into `Rejected`; raised out of
+    `build_requests` for a single item, the engine dead-letters that item itself."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ValueRefused(Exception):
+    """Raised by a plugin's value rules for one value the destination cannot use (a birthday
+    that is no date, half an address): the plugin leaves the field out, sends the item without
+    it, and returns `FieldRefused(item, field, reason)` beside the request. `reason` names the
+    field and the rule, never the value (it is logged, and values are personal data)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+#: what `build_requests` returns: sends, items it cannot send at all, values it left out
+Planned = PlannedRequest | PlannedSend | Rejected | FieldRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,51 +222,180 @@ class Failed:
 Outcome = Delivered | Retry | Failed
 DELIVERED = Delivered()
 
+#: how a destination authenticates, as `crossdock plugins` shows it and the docs describe it:
+#: none; api_key (a key in a header, the query or the body); basic (user and password); bearer
+#: (a long-lived token); oauth2 (tokens the engine will fetch and refresh); signature (requests
+#: signed with a shared secret); secret_url (the URL itself is the credential, as Slack's
+#: webhooks); credentials (a file store's password or key)
+AuthKind = Literal["none", "api_key", "basic", "bearer", "oauth2", "signature", "secret_url",
+                   "credentials"]
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-class Destination:
-    """Base class of every destination type. Subclasses set the class attributes and the two
-    pure functions; the engine constructs one instance per configured destination."""
 
-    #: the `plugin:` name operators write in crossdock.yaml
-    plugin_name: ClassVar[str]
-    #: pydantic model of the destination's `settings:` (secrets as SecretStr)
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What a destination type is, declared once on its class (`manifest = Manifest(...)`),
+    as a Home Assistant integration's manifest: shown by `crossdock plugins`, checked by the
+    conformance suite, read by the engine for its defaults.
+
+    `batch_size` is the recommended number of items per request (what a destination gets
+    when the operator sets no `delivery.batch_size`); `max_batch_size` the most the API takes
+    (default: the recommended size). `rate_limit` is requests per second per rate key when the
+    operator sets none (None: unlimited); `concurrency` the concurrent requests per
+    destination; `max_response_bytes` the most of an answer the engine reads before
+    `classify` (raise it when a complete answer can be larger). `docs_url` is the operator's
+    page: an https URL, or a path relative to the root of the plugin's source repository (the
+    built-ins: docs/destinations/<name>.md)."""
+
+    name: str
+    description: str
+    docs_url: str
+    message_types: frozenset[str] = DEFAULT_MESSAGE_TYPES
+    batch_size: int = 1
+    max_batch_size: int | None = None
+    rate_limit: float | None = None
+    concurrency: int = 4
+    auth: AuthKind = "none"
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _PLUGIN_NAME.match(self.name):
+            problems.append(f"name {self.name!r}: lower-case letters, digits and _, starting "
+                            "with a letter")
+        if not self.description.strip():
+            problems.append("description: must not be empty")
+        unknown = sorted(set(self.message_types) - ALL_MESSAGE_TYPES)
+        if unknown or not self.message_types:
+            problems.append(f"message_types: known types are {', '.join(MESSAGE_TYPES)}"
+                            + (f", not {', '.join(unknown)}" if unknown else ""))
+        if self.batch_size < 1 or self.largest_batch < self.batch_size:
+            problems.append(f"batch sizes: 1 <= batch_size ({self.batch_size}) <= "
+                            f"max_batch_size ({self.largest_batch})")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            problems.append("rate_limit: requests per second, more than 0 (None: unlimited)")
+        if self.concurrency < 1:
+            problems.append("concurrency: at least 1")
+        if problems:
+            raise ValueError("invalid manifest: " + "; ".join(problems))
+
+    @property
+    def largest_batch(self) -> int:
+        """The most items one request may carry."""
+        return self.batch_size if self.max_batch_size is None else self.max_batch_size
+
+
+@dataclass(frozen=True)
+class DestinationContext:
+    """What a plugin may read about one configured destination, beyond its own settings and
+    mapping, when `crossdock validate` asks it for warnings (`config_warnings`): so a plugin
+    never reaches into the engine's config objects or the profile store."""
+
+    #: the destination's name in crossdock.yaml
+    name: str
+    #: the merged mapping (the shipped file with the operator's `mapping:` over it)
+    mapping: Mapping[str, Any]
+    #: the filter's allow lists by category (events, event_attributes, user_attributes,
+    #: identities); None where the operator left the plugin's default
+    allowed: Mapping[str, list[str] | None]
+    #: attribute names the profile store keeps under another name (mParticle's $FirstName is
+    #: kept as firstName), which a filter must name as stored
+    stored_names: Mapping[str, str] = field(default_factory=dict)
+
+    def stored_name(self, attribute: str) -> str:
+        """The name the profile store keeps `attribute` under (itself for most names)."""
+        return self.stored_names.get(attribute, attribute)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class Destination(Generic[SettingsT]):
+    """Base class of every destination type: `class AcmeDestination(Destination[AcmeSettings])`
+    with a `manifest`, and `build_item` or `build_requests` (and `classify` where the API says
+    more than its HTTP status). The engine constructs one instance per configured destination;
+    `self.settings` is the validated settings model, `self.options` the mapping's options."""
+
+    #: what the destination type is (name, docs, message types, batch sizes, rate limit, auth)
+    manifest: ClassVar[Manifest]
+    #: pydantic model of the destination's `settings:` (secrets as SecretStr); taken from the
+    #: class's `Destination[Settings]` base when not set
     settings_model: ClassVar[type[BaseModel]]
-    #: message types this destination can receive; others are never routed to it
-    message_types: ClassVar[frozenset[str]] = DEFAULT_MESSAGE_TYPES
-    #: the most items one request may carry
-    max_batch_size: ClassVar[int] = 1
-    #: requests per second per rate key when the operator sets none (None: unlimited)
-    default_rate_limit: ClassVar[float | None] = None
-    #: concurrent requests per destination when the operator sets none
-    default_concurrency: ClassVar[int] = 4
-    #: the most of a response the engine reads before `classify` (then it closes the
-    #: connection): raise it if a complete answer of this destination can be larger
-    max_response_bytes: ClassVar[int] = DEFAULT_MAX_RESPONSE_BYTES
-    #: a one-line description for `crossdock plugins`
-    description: ClassVar[str] = ""
     #: pydantic model of the mapping's `options:` (None: free-form, only a mapping is checked).
     #: With one, `crossdock validate` names every bad or unknown option by its path, and
     #: `self.options` holds the validated options with the model's defaults filled in.
     options_model: ClassVar[type[BaseModel] | None] = None
 
-    def __init__(self, settings: BaseModel, mapping: Mapping[str, Any] | None = None) -> None:
+    # What the engine reads, set from the manifest (a plugin written before manifests sets
+    # these itself, and `describe()` makes its manifest from them).
+    plugin_name: ClassVar[str]
+    description: ClassVar[str] = ""
+    message_types: ClassVar[frozenset[str]] = DEFAULT_MESSAGE_TYPES
+    recommended_batch_size: ClassVar[int | None] = None
+    max_batch_size: ClassVar[int] = 1
+    default_rate_limit: ClassVar[float | None] = None
+    default_concurrency: ClassVar[int] = 4
+    max_response_bytes: ClassVar[int] = DEFAULT_MAX_RESPONSE_BYTES
+
+    settings: SettingsT
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "settings_model" not in own:
+            for base in getattr(cls, "__orig_bases__", ()):
+                args = typing.get_args(base)
+                if (typing.get_origin(base) is Destination and args
+                        and isinstance(args[0], type) and issubclass(args[0], BaseModel)):
+                    cls.settings_model = args[0]
+        manifest = own.get("manifest")
+        if isinstance(manifest, Manifest):
+            cls.plugin_name = manifest.name
+            cls.description = manifest.description
+            cls.message_types = frozenset(manifest.message_types)
+            cls.recommended_batch_size = manifest.batch_size
+            cls.max_batch_size = manifest.largest_batch
+            cls.default_rate_limit = manifest.rate_limit
+            cls.default_concurrency = manifest.concurrency
+            cls.max_response_bytes = manifest.max_response_bytes
+
+    def __init__(self, settings: SettingsT, mapping: Mapping[str, Any] | None = None) -> None:
         """`mapping` is the destination's merged mapping (the shipped file with the operator's
         `mapping:` deep-merged over it); None means the shipped mapping alone."""
         self.settings = settings
         self.use_mapping(self.default_mapping() if mapping is None else mapping)
 
     @classmethod
+    def describe(cls) -> Manifest:
+        """The type's manifest, as the engine reads it: the declared one, or for a plugin
+        written before manifests (or a subclass that changed an attribute) one made of its
+        class attributes."""
+        declared: Manifest | None = getattr(cls, "manifest", None)
+        made = Manifest(
+            name=cls.plugin_name, description=cls.description or cls.plugin_name,
+            docs_url=declared.docs_url if declared else "", message_types=cls.message_types,
+            batch_size=min(cls.recommended_batch_size or cls.max_batch_size,
+                           cls.max_batch_size),
+            max_batch_size=cls.max_batch_size, rate_limit=cls.default_rate_limit,
+            concurrency=cls.default_concurrency, auth=declared.auth if declared else "none",
+            max_response_bytes=cls.max_response_bytes)
+        if declared is not None and _engine_view(declared) == _engine_view(made):
+            return declared
+        return made
+
+    @classmethod
     def configured(cls, settings: BaseModel, mapping: Mapping[str, Any]) -> Self:
         """The instance the engine builds for one configured destination. A plugin whose
         constructor takes only `settings` (written before mappings reached plugins) still
         gets the merged mapping, set after its constructor ran."""
+        typed = typing.cast(SettingsT, settings)
         try:
-            inspect.signature(cls).bind(settings, mapping)
+            inspect.signature(cls).bind(typed, mapping)
         except TypeError:
-            plugin = cls(settings)
+            plugin = cls(typed)
             plugin.use_mapping(mapping)
             return plugin
-        return cls(settings, mapping)
+        return cls(typed, mapping)
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
         """Set `self.mapping` and `self.options` (validated by `options_model` when the
@@ -190,27 +419,55 @@ class Destination:
         try:
             cls.options_model.model_validate(dict(options))
         except ValidationError as exc:
-            return _option_problems(cls.options_model, exc, path)
+            return model_problems(cls.options_model, exc, path, "option")
         return []
 
     @classmethod
+    def parse_settings(cls, raw: Any, path: str = "settings") -> tuple[SettingsT | None,
+                                                                       list[str]]:
+        """The validated settings, or None and every problem as "path.key: message": an
+        unknown key is named with the closest known one (`chanel: unknown setting (did you
+        mean 'channel'?)`), and no message repeats a secret's value."""
+        try:
+            settings = cls.settings_model.model_validate(raw if raw is not None else {})
+        except ValidationError as exc:
+            return None, model_problems(cls.settings_model, exc, path, "setting")
+        return typing.cast(SettingsT, settings), []
+
+    @classmethod
     def default_mapping(cls) -> dict[str, Any]:
-        """The plugin's shipped mapping: mappings/<plugin_name>.yaml, or {} if it has none."""
+        """The plugin's shipped mapping: `mapping.yaml` beside the module that defines the
+        class (or at `mapping_path()`), or {} if it has none."""
         return dict(_load_mapping(cls.plugin_name, cls.mapping_path()))
 
     @classmethod
     def mapping_path(cls) -> Path | None:
-        """Where a third-party plugin keeps its mapping file; built-ins use crossdock.mappings."""
-        return None
+        """Where the shipped mapping is: `mapping.yaml` in the plugin's package folder."""
+        module = sys.modules.get(cls.__module__)
+        package = module.__spec__.parent if module is not None and module.__spec__ else ""
+        if package:
+            resource = resources.files(package).joinpath("mapping.yaml")
+            return Path(str(resource)) if resource.is_file() else None
+        source = getattr(module, "__file__", None)
+        if source is None:
+            return None
+        path = Path(source).parent / "mapping.yaml"
+        return path if path.is_file() else None
 
-    def config_warnings(self, destination: Any) -> list[str]:
+    def config_warnings(self, context: DestinationContext) -> list[str]:
         """Warnings for `crossdock validate` about a configured destination (not errors)."""
         return []
 
     def build_requests(self, items: Sequence[OutboxItem]) -> Sequence[Planned]:
-        """Turn routed items into HTTP requests. Pure: no I/O, no clock (an attempt's time
-        is `item.attempted_at`)."""
-        raise NotImplementedError
+        """Turn routed items into sends. Pure: no I/O, no clock (an attempt's time is
+        `item.attempted_at`). The default calls `build_item` for each item."""
+        return plan_each(items, self.build_item)
+
+    def build_item(self, item: OutboxItem) -> Planned | Sequence[Planned]:
+        """The send(s) of one item, for a destination that sends each item on its own; raise
+        ItemRejected for an item that can never be sent."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither build_requests "
+                                  "nor build_item")
 
     def classify(
         self, planned: PlannedRequest, response: httpx.Response
@@ -218,43 +475,97 @@ class Destination:
         """Judge a response: one outcome for all carried items, or one per item in order."""
         return http_outcome(response)
 
+    def classify_receipt(
+        self, planned: PlannedSend, receipt: Receipt
+    ) -> Outcome | Sequence[Outcome]:
+        """Judge what a non-HTTP sender reported for a send that succeeded: delivered unless
+        the plugin knows better. (A send that failed never gets here: the engine retries it,
+        or dead-letters it when its sender says it can never succeed.)"""
+        return DELIVERED
 
-def _option_problems(model: type[BaseModel], exc: ValidationError, path: str) -> list[str]:
-    known = list(model.model_fields)
+
+def _engine_view(manifest: Manifest) -> tuple[Any, ...]:
+    """What of a manifest the engine reads (the attributes it is mirrored into)."""
+    return (manifest.name, manifest.description, frozenset(manifest.message_types),
+            manifest.batch_size, manifest.largest_batch, manifest.rate_limit,
+            manifest.concurrency, manifest.max_response_bytes)
+
+
+T = TypeVar("T")
+
+
+def per_item(items: Sequence[OutboxItem], build: Callable[[OutboxItem], T]
+             ) -> tuple[list[tuple[OutboxItem, T]], list[Rejected]]:
+    """`build(item)` for each item, in order, for a plugin that puts many items in one
+    request: the items built with what `build` returned, and a `Rejected` for each item whose
+    build raised ItemRejected."""
+    built: list[tuple[OutboxItem, T]] = []
+    rejected: list[Rejected] = []
+    for item in items:
+        try:
+            built.append((item, build(item)))
+        except ItemRejected as exc:
+            rejected.append(Rejected(item, exc.reason))
+    return built, rejected
+
+
+def plan_each(items: Sequence[OutboxItem],
+              build: Callable[[OutboxItem], Planned | Sequence[Planned]]) -> list[Planned]:
+    """`build(item)` for each item, its sends in order; an item whose build raised
+    ItemRejected becomes a `Rejected`, and the other items are planned all the same."""
+    out: list[Planned] = []
+    built, rejected = per_item(items, build)
+    out.extend(rejected)
+    for _, planned in built:
+        if isinstance(planned, PlannedRequest | PlannedSend | Rejected | FieldRefused):
+            out.append(planned)
+        else:
+            out.extend(planned)
+    return out
+
+
+def model_problems(model: type[BaseModel], exc: ValidationError, path: str, what: str
+                   ) -> list[str]:
+    """Each error of validating `model` as "path.key: message"; an unknown key is named with
+    the closest known key of the model it was found in ("unknown setting (did you mean
+    'channel'?)"), or the known keys when none is close."""
     problems = []
     for err in exc.errors(include_url=False):
-        where = ".".join([path, *(str(part) for part in err["loc"])])
-        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-            close = difflib.get_close_matches(str(err["loc"][0]), known, n=1, cutoff=0.6)
+        loc = [str(part) for part in err["loc"]]
+        where = ".".join([path, *loc])
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(model, loc[:-1])
+            close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-            problems.append(f"{where}: unknown option ({hint})")
+            problems.append(f"{where}: unknown {what} ({hint})")
+        elif err["type"] == "missing":
+            problems.append(f"{where}: is required")
         else:
             problems.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
     return problems
 
 
-def json_content(body: Any) -> bytes:
-    """A JSON request body as compact UTF-8 bytes, for `httpx.Request(content=...)`: the same
-    body always gives the same bytes, so a retry is the request sent before."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def secret_rate_key(prefix: str, secret: str) -> str:
-    """A `PlannedRequest.rate_key` for requests that share a limit per secret (an API key, a
-    webhook URL): "prefix:" and a short hash, so the secret never shows in logs or status."""
-    return f"{prefix}:{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The keys of the model found at `loc` inside `model` (nested models only)."""
+    current: Any = model
+    for part in loc:
+        info = current.model_fields.get(part) if isinstance(current, type) and issubclass(
+            current, BaseModel) else None
+        annotation = info.annotation if info is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    names = []
+    for name, info in current.model_fields.items():
+        names.append(info.alias or name)
+    return names
 
 
 @cache
 def _load_mapping(plugin_name: str, path: Path | None) -> dict[str, Any]:
-    if path is not None:
-        text = path.read_text()
-    else:
-        resource = resources.files("crossdock.mappings").joinpath(f"{plugin_name}.yaml")
-        if not resource.is_file():
-            return {}
-        text = resource.read_text()
-    data = yaml.safe_load(text) or {}
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"mapping file for {plugin_name} must be a YAML mapping")
     return data
@@ -304,13 +615,3 @@ def http_outcome(response: httpx.Response, reason: str | None = None) -> Outcome
     if status in RETRYABLE_STATUS or status >= 500:
         return Retry(why, parse_retry_after(response.headers.get("retry-after")))
     return Failed(why)
-
-
-@dataclass
-class DestinationInfo:
-    """What `crossdock plugins` shows of a destination type."""
-
-    plugin_name: str
-    description: str
-    module: str
-    settings: dict[str, Any] = field(default_factory=dict)

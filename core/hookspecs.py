@@ -1,7 +1,9 @@
 """Every hook a Crossdock plugin can implement.
 
-Plugins are modules (or objects) registered under the `crossdock` entry-point group and
-decorated with `crossdock.hookimpl`. Built-in plugins use exactly the same path.
+A plugin is a module (or an object) with functions decorated by `crossdock.hookimpl`. The
+built-in destinations are registered in-process from `plugin_manager.DEFAULT_PLUGINS`;
+third-party plugins through the `crossdock` entry-point group. Both take exactly these hooks,
+and docs/hooks.md describes each one with its arguments (a test checks it).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ if TYPE_CHECKING:
     import click
     from jinja2.sandbox import SandboxedEnvironment
 
+    from crossdock.delivery.senders import Sender
     from crossdock.destination import Destination
+    from crossdock.testing.demo import DemoContext, DemoDestination
 
 hookspec = pluggy.HookspecMarker("crossdock")
 hookimpl = pluggy.HookimplMarker("crossdock")
@@ -24,6 +28,19 @@ hookimpl = pluggy.HookimplMarker("crossdock")
 @hookspec
 def register_destinations(register: Callable[[type[Destination]], None]) -> None:
     """Contribute destination types by calling register(DestinationSubclass)."""
+
+
+@hookspec
+def register_demo_destinations(
+    register: Callable[[DemoDestination], None], context: DemoContext
+) -> None:
+    """Contribute to `crossdock demo`: start the plugin's contract fake with
+    context.serve(app) and call register(DemoDestination(...)) pointing at it."""
+
+
+@hookspec
+def register_senders(register: Callable[[str, Sender], None]) -> None:
+    """Contribute senders for non-HTTP send kinds by calling register(kind, sender)."""
 
 
 @hookspec

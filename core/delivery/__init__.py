@@ -6,7 +6,8 @@
 
 See worker.py for one destination's loop, backoff.py and ratelimit.py for the timing rules,
 transport.py for the HTTP clients (each destination's guards egress and caps what it reads of
-an answer), and docs/delivery.md for outcomes and tuning.
+an answer), senders.py for the other send kinds (files), and docs/delivery.md for outcomes and
+tuning.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import httpx
 
 from crossdock.config import ConfiguredDestination, LoadedConfig
+from crossdock.delivery.senders import Senders
 from crossdock.delivery.transport import make_client
 from crossdock.delivery.worker import (
     Clock,
@@ -81,11 +83,12 @@ class DeliveryEngine:
     def _ensure_workers(self) -> None:
         if self.workers:
             return
+        senders = Senders.default()
         for destination in self.loaded.destinations:
             self.workers[destination.name] = DestinationWorker(
                 destination, self.outbox, self._client or self._own_client(destination),
                 owner=self.owner, clock=self.clock, rng=self.rng, sleep=self.sleep,
-                poll_interval=self.poll_interval,
+                poll_interval=self.poll_interval, senders=senders,
             )
 
     def _own_client(self, destination: ConfiguredDestination) -> httpx.AsyncClient:

@@ -36,14 +36,17 @@ from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
 from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
 from crossdock.delivery.ratelimit import RateLimiter
+from crossdock.delivery.senders import Senders, SendRefused
 from crossdock.delivery.transport import send
 from crossdock.destination import (
     Delivered,
     Failed,
     FieldRefused,
+    ItemRejected,
     OutboxItem,
     Outcome,
     PlannedRequest,
+    PlannedSend,
     Rejected,
     Retry,
 )
@@ -193,6 +196,7 @@ class DestinationWorker:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
         poll_interval: float = 0.5,
+        senders: Senders | None = None,
     ) -> None:
         self.destination = destination
         self.name = destination.name
@@ -208,6 +212,8 @@ class DestinationWorker:
         self.circuit = CircuitBreaker(self.name, outbox, self.settings.circuit,
                                       probe_hold=self.settings.lease, clock=clock,
                                       rng=self.rng)
+        #: who makes the plugin's non-HTTP sends (PlannedSend), by kind
+        self.senders = senders if senders is not None else Senders.default()
         self.report = DestinationReport()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -319,10 +325,10 @@ class DestinationWorker:
             if isinstance(entry, FieldRefused):
                 refused.setdefault(entry.field, []).append(entry)
                 continue
-            if not isinstance(entry, PlannedRequest):
+            if not isinstance(entry, PlannedRequest | PlannedSend):
                 error = (f"plugin {self.plugin.plugin_name} build_requests returned "
-                         f"{type(entry).__name__}, not a PlannedRequest, Rejected or "
-                         "FieldRefused")
+                         f"{type(entry).__name__}, not a PlannedRequest, PlannedSend, "
+                         "Rejected or FieldRefused")
                 log.warning("%s: %s", self.name, error)
                 continue
             carried = [item for item in entry.items if item.id not in covered]
@@ -341,7 +347,10 @@ class DestinationWorker:
                 continue
             entry.items = carried
             report.requests += 1
-            outcomes, verdict, error = await self._send(entry)
+            if isinstance(entry, PlannedRequest):
+                outcomes, verdict, error = await self._send(entry)
+            else:
+                outcomes, verdict, error = await self._make_send(entry)
             self.circuit.record(verdict, error, probe=batch.probe)
             for item, outcome in zip(carried, outcomes, strict=True):
                 self._judge(item, outcome, settlement, report)
@@ -386,6 +395,9 @@ class DestinationWorker:
     def _plugin_failed(self, item: OutboxItem, exc: Exception, covered: set[int],
                        settlement: Settlement, report: DestinationReport) -> None:
         covered.add(item.id)
+        if isinstance(exc, ItemRejected):  # raised for this one item: as if Rejected
+            self._judge(item, Failed(f"rejected: {exc.reason}"), settlement, report)
+            return
         error = f"plugin {self.plugin.plugin_name} build_requests failed: {_describe(exc)}"
         log.warning("%s: %s: %s", self.name, item.message_id, error)
         self._judge(item, Retry(error), settlement, report)
@@ -425,14 +437,53 @@ class DestinationWorker:
             error = (f"plugin {self.plugin.plugin_name} classify failed on HTTP "
                      f"{response.status_code}: {_describe(exc)}")
             return [Retry(error)] * count, Verdict.UNKNOWN, error
+        return self._per_item(outcome, count, f"HTTP {response.status_code}")
+
+    async def _make_send(self, planned: PlannedSend) -> tuple[list[Outcome], Verdict, str]:
+        """One non-HTTP send, made by the sender of its kind under the rate limit and the
+        timeout, its receipt classified into one outcome per item; with what it says about
+        the destination (for its circuit)."""
+        count = len(planned.items)
+        send = planned.send
+        sender = self.senders.for_kind(send.kind)
+        if sender is None:
+            # Retried: installing the package that sends this kind makes it deliverable.
+            error = (f"no sender for {send.kind} sends (known: "
+                     f"{', '.join(self.senders.kinds) or 'none'})")
+            return [Retry(error)] * count, Verdict.UNKNOWN, error
+        if self.limiter.rate is not None:
+            await self.limiter.acquire(planned.rate_key)
+        timeout = self.settings.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                receipt = await sender.send(send)
+        except TimeoutError:
+            error = f"timeout after {timeout:g}s sending {send.target()}"
+            return [Retry(error)] * count, Verdict.DOWN, error
+        except SendRefused as exc:  # the store answered: this send can never succeed
+            return [Failed(f"{send.target()}: {exc}")] * count, Verdict.UP, ""
+        except Exception as exc:  # the sender raising anything must not end the worker
+            error = f"error sending {send.target()}: {_describe(exc)}"
+            return [Retry(error)] * count, Verdict.DOWN, error
+        try:
+            outcome = self.plugin.classify_receipt(planned, receipt)
+        except Exception as exc:
+            error = (f"plugin {self.plugin.plugin_name} classify_receipt failed: "
+                     f"{_describe(exc)}")
+            return [Retry(error)] * count, Verdict.UNKNOWN, error
+        return self._per_item(outcome, count, receipt.target)
+
+    def _per_item(self, outcome: Outcome | Sequence[Outcome], count: int, what: str
+                  ) -> tuple[list[Outcome], Verdict, str]:
+        """A plugin's judgement as one outcome per carried item (a wrong count is retried),
+        with what it says about the destination: down when every item is retried."""
         if isinstance(outcome, _OUTCOMES):
             outcomes = [outcome] * count
         else:
             outcomes = list(outcome)
             if len(outcomes) != count or not all(isinstance(o, _OUTCOMES) for o in outcomes):
                 error = (f"plugin {self.plugin.plugin_name} classify returned "
-                         f"{len(outcomes)} outcomes for {count} items "
-                         f"(HTTP {response.status_code})")
+                         f"{len(outcomes)} outcomes for {count} items ({what})")
                 return [Retry(error)] * count, Verdict.UNKNOWN, error
         retries = [o for o in outcomes if isinstance(o, Retry)]
         if len(retries) == count:

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crossdock.route.normalize import KeyNormalizer, stringify
+from crossdock.kit import stringify
+from crossdock.route.normalize import KeyNormalizer
 
 #: (attributes, how many keys were dropped, how many strings were cut)
 Shaped = tuple[dict[str, Any], int, int]

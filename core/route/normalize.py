@@ -13,11 +13,8 @@ normalized key changes nothing (a property test holds us to it).
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable
-from typing import Any
 
 from crossdock.route.mapping_spec import KeysSpec
 
@@ -93,27 +90,3 @@ class KeyNormalizer:
         if self.spec.strip_trailing_underscores:
             key = key.rstrip("_")
         return self._case(key)
-
-
-# Beyond this an integral float is written in exponent form, not as a 300-digit integer.
-_PLAIN_FLOAT_LIMIT = 1e16
-
-
-def stringify(value: Any) -> str | None:
-    """A value as the string destinations like SessionM want; None for "drop it".
-
-    bool -> "true"/"false"; integral numbers without ".0"; other floats in their shortest
-    round-trip form; lists and objects as compact JSON; strings unchanged; null dropped."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) < _PLAIN_FLOAT_LIMIT:
-            return str(int(value))
-        return repr(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -21,14 +21,14 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from crossdock.errors import MessageError
-from crossdock.route.normalize import stringify
+from crossdock.kit import json_content, stringify
 
 
 def tojson(value: Any, indent: int | None = None) -> str:
     """JSON text of a value, for building JSON bodies (`{{ event | tojson }}`): compact, not
     HTML-escaped (Jinja's own tojson escapes <, >, & and ' for HTML)."""
     if indent is None:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return json_content(value).decode()
     return json.dumps(value, ensure_ascii=False, indent=indent)
 
 

@@ -5,25 +5,30 @@
     assert outcomes(dest, items) == [DELIVERED, Retry("HTTP 503: ...", None)]
 
 Real HTTP (to a contract fake started with `crossdock.testing.fakeserver.serve`, or a vcrpy
-cassette); no outbox, no retries, no rate limits: those are the engine's. As the engine does,
+cassette), and the engine's own senders for files; no outbox, no retries, no rate limits:
+those are the engine's. As the engine does,
 the items reach the plugin stamped with the attempt's time (`now`, the wall clock unless
 given: what a receiver checking the request's time expects).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from crossdock.delivery.senders import Senders
 from crossdock.destination import (
     Destination,
     FieldRefused,
     OutboxItem,
     Outcome,
     PlannedRequest,
+    PlannedSend,
+    Receipt,
     Rejected,
 )
 
@@ -37,25 +42,45 @@ class Exchange:
     outcome: Outcome | Sequence[Outcome]
 
 
+@dataclass(frozen=True)
+class SendExchange:
+    """One planned non-HTTP send (a file put), what its sender reported, and the plugin's
+    reading of that."""
+
+    planned: PlannedSend
+    receipt: Receipt
+    outcome: Outcome | Sequence[Outcome]
+
+
 def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None = None
-             ) -> list[Exchange | Rejected | FieldRefused]:
-    """`dest.build_requests(items)` in order: each request sent and classified, each item the
-    plugin rejected and each value it left out as they are."""
-    out: list[Exchange | Rejected | FieldRefused] = []
+             ) -> list[Exchange | SendExchange | Rejected | FieldRefused]:
+    """`dest.build_requests(items)` in order: each request sent and classified (each other
+    send made by the engine's sender of its kind), each item the plugin rejected and each
+    value it left out as they are."""
+    out: list[Exchange | SendExchange | Rejected | FieldRefused] = []
     at = time.time() if now is None else now
+    senders: Senders | None = None
     with httpx.Client() as client:
         for planned in dest.build_requests([item.attempt_at(at) for item in items]):
             if isinstance(planned, Rejected | FieldRefused):
                 out.append(planned)
-                continue
-            response = client.send(planned.request)
-            out.append(Exchange(planned, response, dest.classify(planned, response)))
+            elif isinstance(planned, PlannedSend):
+                senders = senders or Senders.default()
+                sender = senders.for_kind(planned.send.kind)
+                if sender is None:
+                    raise LookupError(f"no sender for {planned.send.kind} sends")
+                receipt = asyncio.run(sender.send(planned.send))
+                out.append(SendExchange(planned, receipt,
+                                        dest.classify_receipt(planned, receipt)))
+            else:
+                response = client.send(planned.request)
+                out.append(Exchange(planned, response, dest.classify(planned, response)))
     return out
 
 
 def outcomes(dest: Destination, items: Sequence[OutboxItem], now: float | None = None
              ) -> list[Outcome | Rejected]:
-    """The outcomes of `exchange`, in order: one per request (or each of a per-item list),
+    """The outcomes of `exchange`, in order: one per send (or each of a per-item list),
     and each Rejected as it is (values left out are not outcomes)."""
     out: list[Outcome | Rejected] = []
     for ex in exchange(dest, items, now):

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from route_helpers import dest, msg, routed
 
+from crossdock.kit import stringify
 from crossdock.route.mapping_spec import KeysSpec
-from crossdock.route.normalize import KeyNormalizer, stringify
+from crossdock.route.normalize import KeyNormalizer
 
 SESSIONM = {"normalize": "non_alphanumeric_to_underscore", "strip_leading_underscores": True}
 BOTH_ENDS = {**SESSIONM, "strip_trailing_underscores": True}

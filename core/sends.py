@@ -1,0 +1,100 @@
+"""What a destination hands the engine to send when it is not an HTTP request: a file to put
+in a store (a local folder today; S3, SFTP and FTP next), or a message for another client.
+
+A plugin stays pure: it returns `PlannedSend(FilePut(store, name, content), items)` from
+`build_requests`, as an HTTP destination returns `PlannedRequest(httpx.Request, items)`. The
+engine finds the sender registered for the send's `kind` (`crossdock.delivery.senders`),
+does the I/O under the destination's timeout, rate limit and retries, and turns what happened
+into one outcome per item: the sender's `Receipt` goes to the plugin's `classify_receipt`
+(delivered unless the plugin says otherwise); a sender that fails is a retry, or a dead
+letter when it says the send can never succeed.
+
+Every type here is data: frozen, comparable, with no I/O and no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import ClassVar
+
+
+class Sendable:
+    """Base of a non-HTTP send. A subclass is a frozen dataclass naming its `kind` (the key a
+    sender is registered under: "file:local", "file:s3", ...) and where it goes, for errors
+    and logs (`target()`, which must never hold a secret)."""
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+    def target(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class FileStore:
+    """Where files go. Each store type names its `kind` and holds what its sender needs to
+    reach it (a folder; later a bucket and its credentials, a host and its key)."""
+
+    kind: ClassVar[str]
+
+    def target(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFolder(FileStore):
+    """A folder on the machine running the daemon (an absolute path)."""
+
+    path: str
+    kind: ClassVar[str] = "local"
+
+    def __post_init__(self) -> None:
+        if not PurePosixPath(self.path).is_absolute():
+            raise ValueError(f"a local folder must be an absolute path, got {self.path!r}")
+
+    def target(self) -> str:
+        return f"folder {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class FilePut(Sendable):
+    """Put one file: `content` under `name` in `store`, replacing any file of that name.
+
+    The sender writes to a temporary name beside it and renames it into place, so no reader
+    ever sees part of a file under `name`, and a crash leaves nothing there. Make `name` a
+    function of the items the file holds (their window, their first id): a retry of the same
+    items then puts the same file again under the same name, which replaces it, instead of
+    adding a second copy of the rows under another name.
+
+    `name` is a relative path with "/" between folders ("exports/2024/05/01/1200-0001.jsonl");
+    it may not climb out of the store ("..") or be absolute."""
+
+    store: FileStore
+    name: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+    def __post_init__(self) -> None:
+        path = PurePosixPath(self.name)
+        if (not self.name or path.is_absolute() or "\\" in self.name
+                or any(part in ("", ".", "..") for part in self.name.split("/"))):
+            raise ValueError(f"a file name is a relative path of plain parts separated by /, "
+                             f"got {self.name!r}")
+
+    @property
+    def kind(self) -> str:
+        return f"file:{self.store.kind}"
+
+    def target(self) -> str:
+        return f"{self.store.target()}: {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a sender reports for a send that succeeded: where it went, and what the far side
+    said (bytes written, an ETag), for `classify_receipt` and the logs."""
+
+    target: str
+    detail: str = ""

@@ -1,0 +1,258 @@
+"""The plugin author's kit in crossdock.destination: the encoder and request builder, the
+payload and reply readers, the manifest, typed settings, the one error vocabulary, and what
+the engine does with an ItemRejected a plugin lets out."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from crossdock.config import parse_config
+from crossdock.delivery import deliver_once
+from crossdock.destination import (
+    ALL_MESSAGE_TYPES,
+    DEFAULT_MESSAGE_TYPES,
+    Destination,
+    FieldRefused,
+    ItemRejected,
+    Manifest,
+    OutboxItem,
+    Planned,
+    PlannedRequest,
+    Rejected,
+    basic_auth,
+    chunks,
+    first_value,
+    json_content,
+    json_request,
+    per_item,
+    plan_each,
+    response_json,
+    stringify,
+)
+from crossdock.outbox.base import NewRow
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.testing.clock import ManualClock
+from crossdock.testing.payloads import outbox_item, routed_payload
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON)
+def test_json_content_is_exactly_what_json_dumps_writes(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert json_content(value) == expected.encode()
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    assert json_content(value, sort_keys=True) == expected.encode()
+
+
+@pytest.mark.parametrize("value", [1e16, 1e-05, 0.00001234, 2**70, -(2**65), {1: "a"},
+                                   math.inf, [math.nan], "ünï"])
+def test_json_content_takes_the_standard_library_where_orjson_would_differ(value: Any) -> None:
+    assert json_content(value) == json.dumps(value, separators=(",", ":"),
+                                             ensure_ascii=False).encode()
+
+
+def test_json_request_is_the_request_httpx_builds() -> None:
+    body = {"event": "Order Completed", "total": 42.5}
+    ours = json_request("PUT", "https://api.example/v1/x", body,
+                        headers={"authorization": "Bearer t"}, params={"b": "2"})
+    theirs = httpx.Request("PUT", "https://api.example/v1/x", params={"b": "2"},
+                           headers={"content-type": "application/json",
+                                    "authorization": "Bearer t"},
+                           content=json_content(body))
+    assert (ours.method, ours.url, ours.content) == (theirs.method, theirs.url, theirs.content)
+    assert ours.headers.multi_items() == theirs.headers.multi_items()
+    signed = json_request("POST", "https://api.example/?a=1", b'{"already":"encoded"}',
+                          params={"b": "2"})
+    assert signed.content == b'{"already":"encoded"}'
+    assert str(signed.url) == "https://api.example/?a=1&b=2"  # added to the URL's query
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b'{"code": 7}', {"code": 7}),
+    (b"", None),
+    (b"<html>502 Bad Gateway</html>", None),
+    (b'{"code": ', None),
+    (b"\xff\xfe{}", None),
+    (b"[1, 2]", None),
+    (b"null", None),
+])
+def test_response_json_is_the_object_or_none(content: bytes, expected: Any) -> None:
+    assert response_json(httpx.Response(200, content=content)) == expected
+
+
+def test_basic_auth_is_rfc_7617() -> None:
+    # RFC 7617, section 2: Aladdin / open sesame
+    assert basic_auth("Aladdin", "open sesame") == "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+
+
+def test_chunks_keep_order_and_size() -> None:
+    assert list(chunks([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
+    assert list(chunks([], 3)) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        list(chunks([1], 0))
+
+
+def test_first_value_takes_the_first_present_path() -> None:
+    payload = {"traits": {"email": "  ", "phone": None}, "identities": {"email": "a@b.c"},
+               "userId": "u-1", "context": {"traits": {"plan": 0}}}
+    assert first_value(payload, "traits.email", "identities.email") == "a@b.c"
+    assert first_value(payload, "traits.phone", "userId") == "u-1"
+    assert first_value(payload, "context.traits.plan") == 0  # zero and False are values
+    assert first_value(payload, "traits.email.x", "nowhere", "traits") == payload["traits"]
+    assert first_value(payload, "missing") is None
+
+
+def test_stringify_sorts_keys_only_when_asked() -> None:
+    assert stringify({"b": 1, "a": [True, None]}) == '{"b":1,"a":[true,null]}'
+    assert stringify({"b": 1, "a": 2}, sort_keys=True) == '{"a":2,"b":1}'
+    assert (stringify(42.0), stringify(0.1), stringify(None)) == ("42", "0.1", None)
+
+
+class AcmeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr
+    channel: str = "main"
+
+
+class Acme(Destination[AcmeSettings]):
+    manifest = Manifest(name="acme", description="test", docs_url="https://acme.example/docs",
+                        batch_size=50, max_batch_size=200, rate_limit=5.0, concurrency=2,
+                        auth="api_key")
+
+
+def test_the_manifest_sets_what_the_engine_reads_and_the_settings_model() -> None:
+    assert Acme.settings_model is AcmeSettings
+    assert (Acme.plugin_name, Acme.recommended_batch_size, Acme.max_batch_size,
+            Acme.default_rate_limit, Acme.default_concurrency) == ("acme", 50, 200, 5.0, 2)
+    assert Acme.message_types == DEFAULT_MESSAGE_TYPES
+    assert Acme.describe() is Acme.manifest
+    settings = AcmeSettings(api_key=SecretStr("k"))
+    assert Acme(settings).settings.channel == "main"
+
+
+def test_the_recommended_batch_size_is_the_default_and_the_maximum_the_limit(
+        tmp_path: Path) -> None:
+    def batch(delivery: dict[str, Any]) -> int:
+        raw = {"destinations": {"a": {"plugin": "acme", "settings": {"api_key": "k"},
+                                      "delivery": delivery}}}
+        return parse_config(raw, base_dir=tmp_path, env={},
+                            types={"acme": Acme}).destination("a").batch_size
+    assert (batch({}), batch({"batch_size": 120}), batch({"batch_size": 7})) == (50, 120, 7)
+
+
+class Legacy(Destination):
+    """A plugin written before manifests: class attributes only."""
+
+    plugin_name = "legacy"
+    settings_model = AcmeSettings
+    max_batch_size = 20
+    message_types = ALL_MESSAGE_TYPES
+
+
+def test_a_plugin_without_a_manifest_is_described_from_its_attributes() -> None:
+    manifest = Legacy.describe()
+    assert (manifest.name, manifest.batch_size, manifest.largest_batch, manifest.docs_url) == (
+        "legacy", 20, 20, "")
+    assert manifest.message_types == ALL_MESSAGE_TYPES
+
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"name": "Acme"}, "name 'Acme': lower-case letters"),
+    ({"description": " "}, "description: must not be empty"),
+    ({"message_types": frozenset({"track", "purchase"})}, "not purchase"),
+    ({"batch_size": 10, "max_batch_size": 5}, r"batch_size \(10\) <= max_batch_size \(5\)"),
+    ({"rate_limit": 0}, "rate_limit: requests per second"),
+    ({"concurrency": 0}, "concurrency: at least 1"),
+])
+def test_a_wrong_manifest_is_refused_by_field(fields: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=f"invalid manifest: .*{problem}"):
+        Manifest(**{"name": "acme", "description": "d", "docs_url": "", **fields})
+
+
+def test_unknown_settings_are_named_with_the_closest_known_one() -> None:
+    settings, problems = Acme.parse_settings({"api_key": "k", "chanel": "x"}, "s")
+    assert settings is None
+    assert problems == ["s.chanel: unknown setting (did you mean 'channel'?)"]
+    _, problems = Acme.parse_settings({"api_key": "k", "zzz": 1}, "s")
+    assert problems == ["s.zzz: unknown setting (known: api_key, channel)"]
+    _, problems = Acme.parse_settings({}, "s")
+    assert problems == ["s.api_key: is required"]
+
+
+def item(n: int, **fields: Any) -> OutboxItem:
+    return outbox_item(routed_payload(n, **fields))
+
+
+def test_plan_each_turns_an_item_rejected_into_rejected_and_plans_the_rest() -> None:
+    def build(one: OutboxItem) -> Planned | Sequence[Planned]:
+        if one.payload["event"] is None:
+            raise ItemRejected("event: missing")
+        request = PlannedRequest(json_request("POST", "https://a.example/", {}), [one])
+        return [FieldRefused(one, "phone", "no country"), request] if one.id == 3 else request
+
+    planned = plan_each([item(1, event="A"), item(2), item(3, event="C")], build)
+    assert [type(p).__name__ for p in planned] == [
+        "Rejected", "PlannedRequest", "FieldRefused", "PlannedRequest"]
+    assert planned[0] == Rejected(item(2), "event: missing")
+
+
+def test_per_item_pairs_items_with_what_they_built() -> None:
+    def event(one: OutboxItem) -> str:
+        if not one.payload["event"]:
+            raise ItemRejected("event: missing")
+        return str(one.payload["event"])
+
+    built, rejected = per_item([item(1, event="A"), item(2), item(3, event="C")], event)
+    assert [(i.id, e) for i, e in built] == [(1, "A"), (3, "C")]
+    assert rejected == [Rejected(item(2), "event: missing")]
+
+
+class Raising(Destination[AcmeSettings]):
+    """Lets ItemRejected out of build_requests for an item without an event."""
+
+    manifest = Manifest(name="raising", description="test", docs_url="", batch_size=10)
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
+        for one in items:
+            if "event" not in one.payload:
+                raise ItemRejected("event: missing")
+        raise ConnectionError("the plugin broke")
+
+
+async def test_an_item_rejected_raised_out_of_build_requests_dead_letters_that_item(
+        tmp_path: Path) -> None:
+    loaded = parse_config({"destinations": {"r": {"plugin": "raising",
+                                                  "settings": {"api_key": "k"}}}},
+                          base_dir=tmp_path, env={}, types={"raising": Raising})
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    clock = ManualClock()
+    try:
+        box.enqueue([NewRow("r", "m1", {"n": 1}), NewRow("r", "m2", {"event": "A"})],
+                    now=clock.now)
+        report = await deliver_once(loaded, box, clock=clock)
+        # The batch raised, so each item was built alone: the one without an event is dead,
+        # the other is retried with the plugin's error.
+        assert (report.dead, report.retried) == (1, 1)
+        (letter,) = box.dead_letters("r", 10)
+        assert (letter.message_id, letter.reason) == ("m1", "rejected: event: missing")
+        row = box.row("r", "m2")
+        assert row is not None and "ConnectionError: the plugin broke" in row["last_error"]
+    finally:
+        box.close()
