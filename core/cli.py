@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -90,6 +91,22 @@ def cli(verbose: int) -> None:
         level=level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _warn_of_plugin_failures(verbose)
+
+
+def _warn_of_plugin_failures(verbose: int) -> None:
+    """A plugin that failed to import is a warning for every command (an error only for the
+    destinations that need it, from the config loader), with its traceback under -v."""
+    from crossdock.plugin_manager import load_failures
+
+    for failure in load_failures():
+        hint = "" if verbose else " (-v shows the traceback)"
+        err_console.print("[yellow]warning:[/yellow] " + escape(
+            f"{failure.describe()}; destinations using it will not load{hint}"),
+            highlight=False, soft_wrap=True)
+        if verbose:
+            err_console.print(failure.traceback.rstrip(), highlight=False, markup=False,
+                              soft_wrap=True)
 
 
 @cli.command()
@@ -100,62 +117,6 @@ def validate(config_path: str) -> None:
     names = ", ".join(d.name for d in loaded.destinations) or "none"
     console.print(f"[green]ok[/green]: {config_path} ({len(loaded.destinations)} enabled "
                   f"destinations: {names})", highlight=False)
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """List installed plugins and the settings each destination type takes."""
-    from crossdock.plugin_manager import destination_types, plugin_manager
-
-    pm = plugin_manager()
-    types = destination_types(pm)
-    rows = []
-    for name, cls in sorted(types.items()):
-        schema = cls.settings_model.model_json_schema()
-        required = set(schema.get("required", []))
-        settings = {
-            key: {"type": _schema_type(prop), "required": key in required,
-                  "description": prop.get("description", ""), **_default(prop)}
-            for key, prop in schema.get("properties", {}).items()
-        }
-        rows.append({"plugin": name, "module": cls.__module__, "description": cls.description,
-                     "max_batch_size": cls.max_batch_size, "settings": settings})
-    if as_json:
-        click.echo(json.dumps({"plugins": [n for n, _ in pm.list_name_plugin()],
-                               "destinations": rows}, indent=2))
-        return
-    for row in rows:
-        console.print(f"[bold]{row['plugin']}[/bold]  {row['description']}  "
-                      f"[dim]({row['module']}, batch ≤ {row['max_batch_size']})[/dim]",
-                      soft_wrap=True)
-        for key, info in row["settings"].items():
-            flag = "required" if info["required"] else "optional"
-            if "default" in info:
-                flag += f", default {json.dumps(info['default'])}"
-            console.print(f"    {key}: {info['type']} ({flag}) {info['description']}",
-                          highlight=False, markup=False, soft_wrap=True)
-
-
-def _default(prop: dict[str, Any]) -> dict[str, Any]:
-    """{"default": value} when the setting has one worth showing (not None, not a secret)."""
-    secret = prop.get("format") == "password" or any(
-        p.get("format") == "password" for p in prop.get("anyOf", []))
-    if prop.get("default") is None or secret:
-        return {}
-    return {"default": prop["default"]}
-
-
-def _schema_type(prop: dict[str, Any]) -> str:
-    if "enum" in prop:  # a Literal: the values it takes say more than "string"
-        return " | ".join(str(v) for v in prop["enum"])
-    if "type" in prop:
-        return str(prop["type"]) + (f" ({prop['format']})" if "format" in prop else "")
-    if "anyOf" in prop:
-        return " | ".join(_schema_type(p) for p in prop["anyOf"])
-    if "$ref" in prop:
-        return str(prop["$ref"]).rsplit("/", 1)[-1]
-    return "any"
 
 
 def _read_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
@@ -415,8 +376,12 @@ def demo(messages: int, keep: Path | None) -> None:
 
 
 def _attach_commands() -> None:
+    from crossdock.plugins_cli import plugins_group
     from crossdock.profiles_cli import profiles_group
+    from crossdock.route_cli import route_command
 
+    cli.add_command(plugins_group)
+    cli.add_command(route_command)
     cli.add_command(profiles_group)
     from crossdock.audiences.cli import audiences_group
 

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import (
@@ -36,12 +36,15 @@ from pydantic import (
 )
 
 from crossdock.audiences.spec import AudienceConfig, audience_problems
-from crossdock.destination import Destination
+from crossdock.destination import Destination, DestinationContext
 from crossdock.egress import url_problems
 from crossdock.errors import ConfigError, PluginError
 from crossdock.models import MessageType, validation_problems
 from crossdock.origins import ANY, normalize_pattern
 from crossdock.outbox.base import LOCK_WAIT
+
+if TYPE_CHECKING:
+    from crossdock.plugin_manager import LoadFailure
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -289,8 +292,9 @@ class ConfiguredDestination:
 
     @property
     def batch_size(self) -> int:
-        return min(self.config.delivery.batch_size or self.plugin.max_batch_size,
-                   self.plugin.max_batch_size)
+        plugin = self.plugin
+        return min(self.config.delivery.batch_size or plugin.recommended_batch_size
+                   or plugin.max_batch_size, plugin.max_batch_size)
 
     @property
     def concurrency(self) -> int:
@@ -368,7 +372,7 @@ def parse_config(
     types: dict[str, type[Destination]] | None = None,
 ) -> LoadedConfig:
     """Validate a parsed YAML document; raise ConfigError with every problem by its path."""
-    from crossdock.plugin_manager import destination_types
+    from crossdock.plugin_manager import destination_types, load_failures
     from crossdock.route.mapping_spec import mapping_problems
 
     if raw is None:
@@ -392,11 +396,13 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(validation_problems(exc))
 
+    failures: list[LoadFailure] = []
     if types is None:
         try:
             types = destination_types()
         except PluginError as exc:
             raise ConfigError([*problems, f"plugins: {exc}"]) from exc
+        failures = load_failures()
     destinations: list[ConfiguredDestination] = []
     warnings: list[str] = config.collector.warnings()
     for name, raw_dest in raw_destinations.items():
@@ -411,16 +417,12 @@ def parse_config(
         cls = types.get(plugin_name) if isinstance(plugin_name, str) else None
         if cls is None:
             if isinstance(plugin_name, str):
-                known = ", ".join(sorted(types)) or "none installed"
-                problems.append(
-                    f"{prefix}.plugin: unknown plugin {plugin_name!r} (known: {known})"
-                )
+                problems.append(f"{prefix}.plugin: " + _unknown_plugin(plugin_name, types,
+                                                                        failures))
             continue
-        settings = None
-        try:
-            settings = cls.settings_model.model_validate(raw_dest.get("settings") or {})
-        except ValidationError as exc:
-            problems.extend(validation_problems(exc, f"{prefix}.settings"))
+        settings, settings_problems = cls.parse_settings(raw_dest.get("settings"),
+                                                         f"{prefix}.settings")
+        problems.extend(settings_problems)
         if dest is None:
             continue
         # Checked even when the settings are wrong: every problem in one run of validate,
@@ -448,7 +450,7 @@ def parse_config(
         configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping), mapping)
         configured.warnings = [
             f"{prefix}.{w}" for w in delivery_warnings(dest.delivery)
-        ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured)]
+        ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(context(configured))]
         warnings.extend(configured.warnings)
         destinations.append(configured)
     problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
@@ -483,6 +485,32 @@ def _moved_opt_in(raw_dest: Any, types: dict[str, type[Destination]], prefix: st
     delivery.setdefault(_OLD_OPT_IN, settings[_OLD_OPT_IN])
     return {**raw_dest, "settings": {k: v for k, v in settings.items() if k != _OLD_OPT_IN},
             "delivery": delivery}
+
+
+def _unknown_plugin(name: str, types: dict[str, type[Destination]],
+                    failures: list[LoadFailure]) -> str:
+    """Why no plugin type is called `name`: the plugin of that name failed to import, or it
+    is not installed (the known types, and any plugin that failed, named)."""
+    for failure in failures:
+        if failure.name == name:
+            return f"{failure.describe()} (crossdock -v plugins shows the traceback)"
+    known = ", ".join(sorted(types)) or "none installed"
+    text = f"unknown plugin {name!r} (known: {known})"
+    if failures:
+        text += "; failed to import: " + ", ".join(f.name for f in failures)
+    return text
+
+
+def context(destination: ConfiguredDestination) -> DestinationContext:
+    """What the destination's plugin may read about it (`Destination.config_warnings`)."""
+    from crossdock.profiles.attributes import RESERVED_CUSTOM_ALIASES, SYSTEM_ALIASES
+
+    filt = destination.config.filter
+    return DestinationContext(
+        destination.name, destination.mapping,
+        {"events": filt.events.allow, "event_attributes": filt.event_attributes.allow,
+         "user_attributes": filt.user_attributes.allow, "identities": filt.identities.allow},
+        {**SYSTEM_ALIASES, **RESERVED_CUSTOM_ALIASES})
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:

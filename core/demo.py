@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from crossdock.config import LoadedConfig, load_config
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.plugin_manager import call_in_order
+from crossdock.testing.demo import DemoContext, DemoDestination
 
-#: a Standard Webhooks secret: whsec_ and the base64 of the key (here b"demo-signing-secret")
-WEBHOOK_SECRET = "whsec_ZGVtby1zaWduaW5nLXNlY3JldA=="
 DEMO_DEADLINE = 60.0
 #: requests printed per destination
 SHOWN = 10
@@ -35,20 +33,6 @@ SHOWN = 10
 #: DemoDestination says `audience=True` (the Facebook Custom Audience and Mailchimp tags)
 DEMO_AUDIENCE = "high_value"
 DEMO_CONDITION = "lifetime_value > 500"
-
-
-@dataclass
-class DemoDestination:
-    """A destination of the demo: its config entry, how to read what its fake received and
-    describe one request, whether the demo audience feeds it, and (optionally) what its fake
-    holds at the end, as lines."""
-
-    name: str
-    config: dict[str, Any]
-    received: Callable[[], list[dict[str, Any]]]
-    describe: Callable[[dict[str, Any]], str]
-    audience: bool = False
-    state: Callable[[], list[str]] | None = None
 
 
 #: (userId, email, first name, last name, lifetime value when first identified)
@@ -111,63 +95,13 @@ def sample_messages(count: int) -> list[Any]:
 
 @contextmanager
 def demo_destinations() -> Iterator[list[DemoDestination]]:
-    """Start every demo fake; yield the destinations that point at them."""
-    from crossdock.plugins.slack.fake import SlackFake
-    from crossdock.plugins.slack.fake import make_app as slack_app
-    from crossdock.plugins.webhook.fake import WebhookFake
-    from crossdock.plugins.webhook.fake import make_app as webhook_app
-
+    """Start every plugin's demo fake (the `register_demo_destinations` hook, in the order the
+    plugins were registered); yield the destinations that point at them."""
     with ExitStack() as stack:
-        hook_fake = WebhookFake(secret=WEBHOOK_SECRET)
-        hook = stack.enter_context(serve(webhook_app(hook_fake)))
-        slack_fake = SlackFake()
-        slack = stack.enter_context(serve(slack_app(slack_fake)))
-        destinations = [
-            DemoDestination(
-                "warehouse-webhook",
-                {"plugin": "webhook", "settings": {
-                    "url": f"{hook.url}/events", "secret": WEBHOOK_SECRET}},
-                lambda: _copy(hook, hook_fake.received),
-                _describe_webhook,
-            ),
-            DemoDestination(
-                "slack-orders",
-                {"plugin": "slack",
-                 "settings": {"webhook_url": slack_fake.url(slack.url), "allow_any_host": True},
-                 "filter": {"events": {"allow": ["Order Completed"]},
-                            "message_types": ["track"]}},
-                lambda: _copy(slack, slack_fake.received),
-                lambda r: str(r.get("body", {}).get("text", "")),
-            ),
-        ]
-        destinations.extend(_optional_destinations(stack))
-        yield destinations
-
-
-def _optional_destinations(stack: ExitStack) -> list[DemoDestination]:
-    """Destinations whose plugins ship a `demo_destination(stack)` helper in their fake."""
-    found: list[DemoDestination] = []
-    for module_name in ("sessionm", "mailchimp", "facebook_audience"):
-        try:
-            module = __import__(f"crossdock.plugins.{module_name}.fake", fromlist=["x"])
-        except ModuleNotFoundError:
-            continue
-        factory = getattr(module, "demo_destination", None)
-        if factory is not None:
-            found.append(factory(stack))
-    return found
-
-
-def _describe_webhook(entry: dict[str, Any]) -> str:
-    body = entry.get("body") or {}
-    parts = [body.get("type"), body.get("event") or body.get("name"),
-             body.get("userId") or body.get("anonymousId")]
-    return " ".join(str(p) for p in parts if p)
-
-
-def _copy(server: RunningServer, received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Read on the fake's own loop so we never see a list mid-append.
-    return list(server.call(lambda: list(received)))
+        found: list[DemoDestination] = []
+        call_in_order("register_demo_destinations", register=found.append,
+                      context=DemoContext(stack))
+        yield found
 
 
 def write_config(folder: Path, destinations: list[DemoDestination]) -> Path:

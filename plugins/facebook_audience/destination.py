@@ -22,7 +22,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, cast
+from typing import Any
 
 import httpx
 
@@ -33,15 +33,21 @@ from crossdock.destination import (
     Destination,
     Failed,
     FieldRefused,
+    ItemRejected,
+    Manifest,
     OutboxItem,
     Outcome,
     Planned,
     PlannedRequest,
     Rejected,
     Retry,
+    ValueRefused,
+    chunks,
+    first_value,
     http_outcome,
-    json_content,
+    json_request,
     parse_retry_after,
+    response_json,
     short_body,
 )
 from crossdock.plugins.facebook_audience import normalize
@@ -64,10 +70,6 @@ METHODS = {AUDIENCE_ENTERED: "POST", AUDIENCE_EXITED: "DELETE"}
 _DOB_PARTS = {"DOBY": 0, "DOBM": 1, "DOBD": 2}
 
 
-class RowError(ValueError):
-    """An item that cannot become a customer-file row; the text is the dead-letter reason."""
-
-
 def appsecret_proof(app_secret: str, access_token: str, appsecret_time: int | None = None
                     ) -> str:
     """Lower-hex HMAC-SHA256 keyed by the app secret of the access token, or, time-bound, of
@@ -78,10 +80,10 @@ def appsecret_proof(app_secret: str, access_token: str, appsecret_time: int | No
 
 
 def membership_method(payload: dict[str, Any]) -> str:
-    """POST for audience_entered, DELETE for audience_exited; anything else is refused."""
+    """POST for audience_entered, DELETE for audience_exited; anything else is rejected."""
     event = payload.get("event")
     if payload.get("type") != "track" or event not in METHODS:
-        raise RowError(
+        raise ItemRejected(
             "facebook_audience takes only track events audience_entered / audience_exited "
             f"(docs/destinations/facebook_audience.md), got {payload.get('type')} {event!r}"
         )
@@ -95,6 +97,14 @@ def session_id(audience_id: str, method: str, items: Sequence[OutboxItem]) -> in
     return int.from_bytes(digest[:8], "big") >> 1 or 1
 
 
+def _paths(names: list[str]) -> list[str]:
+    """Where each of `names` is read from, in order: the traits, then the identities, and
+    the message's own userId / anonymousId."""
+    return [path for name in names for path in (
+        f"traits.{name}", f"identities.{name}",
+        *((name,) if name in ("userId", "anonymousId") else ()))]
+
+
 @dataclass
 class _Person:
     row: list[str]
@@ -102,68 +112,50 @@ class _Person:
     items: list[OutboxItem] = field(default_factory=list)
 
 
-class FacebookAudienceDestination(Destination):
-    plugin_name: ClassVar[str] = PLUGIN_NAME
-    settings_model = FacebookAudienceSettings
-    message_types: ClassVar[frozenset[str]] = frozenset({"track"})
-    max_batch_size: ClassVar[int] = MAX_USERS_PER_REQUEST
-    # One batch at a time keeps an exit from overtaking the entry it follows.
-    default_concurrency: ClassVar[int] = 1
-    description: ClassVar[str] = "Add and remove people in a Facebook Custom Audience"
-
+class FacebookAudienceDestination(Destination[FacebookAudienceSettings]):
+    manifest = Manifest(
+        name=PLUGIN_NAME, description="Add and remove people in a Facebook Custom Audience",
+        docs_url="docs/destinations/facebook_audience.md", message_types=frozenset({"track"}),
+        # One batch at a time keeps an exit from overtaking the entry it follows.
+        batch_size=MAX_USERS_PER_REQUEST, concurrency=1, auth="bearer")
     options_model = FacebookAudienceOptions
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
         super().use_mapping(mapping)
         #: schema field -> where its value is read from (options.fields)
-        self.sources: dict[str, list[str]] = dict(self.options["fields"])
-        self.birthday_sources: list[str] = list(self.options["birthday"])
-
-    @property
-    def config(self) -> FacebookAudienceSettings:
-        return cast(FacebookAudienceSettings, self.settings)
+        self.sources: dict[str, list[str]] = {
+            schema_field: _paths(names) for schema_field, names in self.options["fields"].items()}
+        self.birthday_sources: list[str] = _paths(self.options["birthday"])
 
     # -- rows ------------------------------------------------------------------------------
-
-    def _lookup(self, payload: dict[str, Any], names: list[str]) -> Any:
-        traits = payload.get("traits") or {}
-        identities = payload.get("identities") or {}
-        for name in names:
-            for source in (traits, identities):
-                value = source.get(name)
-                if value not in (None, ""):
-                    return value
-            if name in ("userId", "anonymousId") and payload.get(name):
-                return payload[name]
-        return None
 
     def _raw(self, payload: dict[str, Any], schema_field: str) -> Any:
         rendered = payload.get("rendered") or {}
         if rendered.get(schema_field) not in (None, ""):
             return rendered[schema_field]
-        value = self._lookup(payload, self.sources.get(schema_field, []))
+        value = first_value(payload, *self.sources.get(schema_field, []))
         if value is None and schema_field in _DOB_PARTS:
-            birthday = self._lookup(payload, self.birthday_sources)
+            birthday = first_value(payload, *self.birthday_sources)
             if birthday is not None:
                 try:
-                    value = parse_date(str(birthday), self.config.date_order)[
+                    value = parse_date(str(birthday), self.settings.date_order)[
                         _DOB_PARTS[schema_field]]
                 except DateError as exc:
-                    raise normalize.Unusable(f"date of birth: {exc}") from None
+                    raise ValueRefused(f"date of birth: {exc}") from None
         return value
 
     def _context(self, payload: dict[str, Any]) -> normalize.Context:
         try:
             country = normalize.normalize("COUNTRY", self._raw(payload, "COUNTRY"))
-        except normalize.Unusable:
+        except ValueRefused:
             country = ""  # reported with the COUNTRY field when the schema has it
-        return normalize.Context(country, self.config.default_phone_region,
-                                 self.config.date_order)
+        return normalize.Context(country, self.settings.default_phone_region,
+                                 self.settings.date_order)
 
     def row(self, payload: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
         """The person's customer-file row in the configured schema's order, and the fields
         left empty because their value could not be used (field -> why)."""
-        schema = self.config.schema_fields
+        schema = self.settings.schema_fields
         context = self._context(payload)
         row: list[str] = []
         refused: dict[str, str] = {}
@@ -171,12 +163,12 @@ class FacebookAudienceDestination(Destination):
             try:
                 row.append(normalize.prepare(schema_field, self._raw(payload, schema_field),
                                              context))
-            except normalize.Unusable as exc:
+            except ValueRefused as exc:
                 row.append("")
-                refused[schema_field] = str(exc)
+                refused[schema_field] = exc.reason
         if not any(row):
             why = "; ".join(f"{f}: {reason}" for f, reason in refused.items())
-            raise RowError(
+            raise ItemRejected(
                 f"no usable value for any schema field ({', '.join(schema)}): set traits or "
                 "identities such as email / phone, or a template per field"
                 + (f" ({why})" if why else "")
@@ -186,17 +178,17 @@ class FacebookAudienceDestination(Destination):
     # -- requests --------------------------------------------------------------------------
 
     def url(self) -> str:
-        base = str(self.config.graph_url).rstrip("/")
-        return f"{base}/{self.config.api_version}/{self.config.audience_id}/users"
+        base = str(self.settings.graph_url).rstrip("/")
+        return f"{base}/{self.settings.api_version}/{self.settings.audience_id}/users"
 
     def auth_params(self, attempted_at: float) -> dict[str, str]:
         """access_token, and with an app secret the proof bound to the attempt's time."""
-        token = self.config.access_token.get_secret_value()
+        token = self.settings.access_token.get_secret_value()
         params = {"access_token": token}
-        if self.config.app_secret is not None:
+        if self.settings.app_secret is not None:
             at = int(attempted_at)
             params["appsecret_proof"] = appsecret_proof(
-                self.config.app_secret.get_secret_value(), token, at)
+                self.settings.app_secret.get_secret_value(), token, at)
             params["appsecret_time"] = str(at)
         return params
 
@@ -208,8 +200,8 @@ class FacebookAudienceDestination(Destination):
             try:
                 method = membership_method(item.payload)
                 row, refused = self.row(item.payload)
-            except RowError as exc:
-                out.append(Rejected(item, str(exc)))
+            except ItemRejected as exc:
+                out.append(Rejected(item, exc.reason))
                 continue
             out.extend(FieldRefused(item, f, reason) for f, reason in refused.items())
             key = self._person_key(item.payload, row)
@@ -233,27 +225,23 @@ class FacebookAudienceDestination(Destination):
         if not people:
             return []
         carried = [item for p in people for item in p.items]
-        sid = session_id(self.config.audience_id, method, carried)
-        chunks = [people[i:i + max_rows] for i in range(0, len(people), max_rows)]
+        sid = session_id(self.settings.audience_id, method, carried)
+        batches = list(chunks(people, max_rows))
         url = self.url()
         # One batch is one attempt: its items share the time the engine stamped on them.
         params = self.auth_params(max(item.attempted_at for item in carried))
         planned: list[PlannedRequest] = []
-        for seq, chunk in enumerate(chunks, start=1):
+        for seq, batch in enumerate(batches, start=1):
             body = {
                 "session": {"session_id": sid, "batch_seq": seq,
-                            "last_batch_flag": seq == len(chunks),
+                            "last_batch_flag": seq == len(batches),
                             "estimated_num_total": len(people)},
-                "payload": {"schema": list(self.config.schema_fields),
-                            "data": [p.row for p in chunk]},
+                "payload": {"schema": list(self.settings.schema_fields),
+                            "data": [p.row for p in batch]},
             }
-            request = httpx.Request(
-                method, url, params=params,
-                content=json_content(body),
-                headers={"content-type": "application/json"},
-            )
-            planned.append(PlannedRequest(request, [i for p in chunk for i in p.items],
-                                          rate_key=f"{PLUGIN_NAME}:{self.config.audience_id}"))
+            planned.append(PlannedRequest(json_request(method, url, body, params=params),
+                                          [i for p in batch for i in p.items],
+                                          rate_key=f"{PLUGIN_NAME}:{self.settings.audience_id}"))
         return planned
 
     # -- responses -------------------------------------------------------------------------
@@ -264,11 +252,8 @@ class FacebookAudienceDestination(Destination):
 
 def graph_error(response: httpx.Response) -> dict[str, Any] | None:
     """The `error` object of a Graph API error body, or None when the body is not one."""
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
+    data = response_json(response)
+    error = data.get("error") if data is not None else None
     return error if isinstance(error, dict) and isinstance(error.get("code"), int) else None
 
 

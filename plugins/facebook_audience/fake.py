@@ -29,20 +29,17 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from crossdock.plugins.facebook_audience.const import APPSECRET_TIME_WINDOW, MAX_USERS_PER_REQUEST
 from crossdock.plugins.facebook_audience.destination import appsecret_proof
 from crossdock.plugins.facebook_audience.normalize import SCHEMA_FIELDS, UNHASHED_FIELDS
+from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakescript import FakeState, Reply, fake_app
-from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
-
-if TYPE_CHECKING:
-    from crossdock.demo import DemoDestination
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[FacebookAudienceFake] = web.AppKey("facebook_audience_fake")
 DEFAULT_AUDIENCE = "6000000000001"
@@ -279,11 +276,9 @@ def make_app(fake: FacebookAudienceFake | None = None) -> web.Application:
     return app
 
 
-def demo_destination(stack: ExitStack) -> DemoDestination:
-    """The demo's Custom Audience destination (crossdock.demo finds this by name): people who
-    enter the demo audience are added, people who leave are removed, every value hashed."""
-    from crossdock.demo import DemoDestination
-
+def demo_destination(context: DemoContext) -> DemoDestination:
+    """The demo's Custom Audience: people who enter the demo audience are added, people who
+    leave are removed, every value hashed."""
     fake = FacebookAudienceFake()
     app = make_app(fake)
     # The fake records no rows; the demo shows the hashed rows each upload carried.
@@ -305,7 +300,7 @@ def demo_destination(stack: ExitStack) -> DemoDestination:
         return response
 
     app.middlewares.append(keep_uploads)
-    server = stack.enter_context(serve(app))
+    server = context.serve(app)
 
     def describe(entry: dict[str, Any]) -> str:
         schema = entry["schema"]

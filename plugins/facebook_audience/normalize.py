@@ -35,6 +35,7 @@ from typing import Any
 import phonenumbers
 
 from crossdock.dates import DateOrder, month_number
+from crossdock.destination import ValueRefused
 from crossdock.plugins.facebook_audience.places import COUNTRY_CODES, STATE_CODES, letters_key
 
 #: every schema field this plugin can send, in Meta's spelling
@@ -72,8 +73,8 @@ class Context:
     date_order: DateOrder = "month_first"
 
 
-class Unusable(ValueError):
-    """A value Meta cannot match; the text names the rule it broke, not the value."""
+#: a value Meta cannot match; the reason names the rule it broke, not the value
+Unusable = ValueRefused
 
 
 def is_sha256(value: str) -> bool:

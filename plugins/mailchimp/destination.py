@@ -19,13 +19,11 @@ member exists before its tags and events are sent:
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, cast
+from typing import Any
 
 import httpx
 
@@ -35,17 +33,25 @@ from crossdock.destination import (
     Destination,
     Failed,
     FieldRefused,
+    ItemRejected,
+    Manifest,
     OutboxItem,
     Outcome,
     Planned,
     PlannedRequest,
     Rejected,
     Retry,
+    ValueRefused,
+    basic_auth,
+    chunks,
+    first_value,
     http_outcome,
-    json_content,
+    json_request,
     parse_retry_after,
+    response_json,
     secret_rate_key,
     short_body,
+    stringify,
 )
 from crossdock.plugins.mailchimp.const import (
     ADDRESS_REQUIRED,
@@ -75,14 +81,6 @@ _NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 _MONTH_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})$")
 
 
-class ItemError(ValueError):
-    """An item Mailchimp cannot take; the text is the dead-letter reason."""
-
-
-class ValueRefused(ValueError):
-    """A merge field value Mailchimp cannot take: the field is left out, the text says why."""
-
-
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: MD5 of the trimmed, lower-cased email address."""
     return hashlib.md5(email.strip().lower().encode()).hexdigest()
@@ -93,17 +91,15 @@ def event_name(name: str) -> str:
     become one "_", cut to 30 ("Order Completed" -> "Order_Completed")."""
     cleaned = _NOT_EVENT_CHARS.sub("_", name.strip()).strip("_")[:EVENT_NAME_MAX].rstrip("_")
     if len(cleaned) < EVENT_NAME_MIN:
-        raise ItemError(f"event: {name!r} makes the Mailchimp event name {cleaned!r}, which "
+        raise ItemRejected(f"event: {name!r} makes the Mailchimp event name {cleaned!r}, which "
                         f"must have {EVENT_NAME_MIN}-{EVENT_NAME_MAX} letters, digits, _ or -")
     return cleaned
 
 
 def string_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return str(value)
+    """A merge field or event property value as Mailchimp takes it: text (objects as JSON with
+    their keys in order, so the same object is always the same text)."""
+    return stringify(value, sort_keys=True) or ""
 
 
 def event_properties(properties: dict[str, Any]) -> dict[str, str]:
@@ -160,10 +156,10 @@ def address(traits: dict[str, Any], source: str) -> dict[str, str] | None:
 
 
 def subscription_status(value: Any, where: str) -> str:
-    """A status Mailchimp takes (case and spaces forgiven), or ItemError naming `where`."""
+    """A status Mailchimp takes (case and spaces forgiven), or ItemRejected naming `where`."""
     status = str(value).strip().lower()
     if status not in MEMBER_STATUSES:
-        raise ItemError(f"{where}: a subscription status is one of "
+        raise ItemRejected(f"{where}: a subscription status is one of "
                         f"{', '.join(sorted(MEMBER_STATUSES))}, got {str(value)[:40]!r}")
     return status
 
@@ -199,44 +195,35 @@ class _Tags:
     items: list[OutboxItem] = field(default_factory=list)
 
 
-class MailchimpDestination(Destination):
-    plugin_name: ClassVar[str] = PLUGIN_NAME
-    settings_model = MailchimpSettings
-    message_types: ClassVar[frozenset[str]] = frozenset({"identify", "track"})
-    max_batch_size: ClassVar[int] = MAX_BATCH_MEMBERS
-    default_concurrency: ClassVar[int] = MAX_CONNECTIONS
-    max_response_bytes: ClassVar[int] = MAX_RESPONSE_BYTES
-    description: ClassVar[str] = "Upsert Mailchimp members; tags for audiences, custom events"
-
+class MailchimpDestination(Destination[MailchimpSettings]):
+    manifest = Manifest(
+        name=PLUGIN_NAME, description="Upsert Mailchimp members; tags for audiences, custom events",
+        docs_url="docs/destinations/mailchimp.md", message_types=frozenset({"identify", "track"}),
+        batch_size=MAX_BATCH_MEMBERS, concurrency=MAX_CONNECTIONS, auth="api_key",
+        max_response_bytes=MAX_RESPONSE_BYTES)
     options_model = MailchimpOptions
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
         super().use_mapping(mapping)
         #: where the member's email is read from (traits, then identities)
-        self.email_sources: list[str] = list(self.options["email"])
+        self.email_paths = [f"{source}.{name}" for source in ("traits", "identities")
+                            for name in self.options["email"]]
         #: traits a message's explicit subscription status is read from
         self.status_sources: list[str] = list(self.options["status"])
         #: trait -> merge tag: settings.merge_fields when set, else options.merge_fields
         #: (a trait the operator mapped to null is left out)
         self.merge_map: dict[str, str] = (
-            self.config.merge_fields if self.config.merge_fields is not None
+            self.settings.merge_fields if self.settings.merge_fields is not None
             else {k: v for k, v in self.options["merge_fields"].items() if v is not None})
-
-    @property
-    def config(self) -> MailchimpSettings:
-        return cast(MailchimpSettings, self.settings)
 
     # -- reading payloads ------------------------------------------------------------------
 
     def email(self, payload: dict[str, Any]) -> str:
-        for source in ("traits", "identities"):
-            values = payload.get(source) or {}
-            for name in self.email_sources:
-                value = values.get(name)
-                if isinstance(value, str) and value.strip():
-                    return value.strip()
-        raise ItemError(f"no email: Mailchimp members are keyed by email; set traits or "
-                        f"identities {' / '.join(self.email_sources)}")
+        value = first_value(payload, *self.email_paths)
+        if not isinstance(value, str):
+            raise ItemRejected(f"no email: Mailchimp members are keyed by email; set traits or "
+                               f"identities {' / '.join(self.options['email'])}")
+        return value.strip()
 
     def merge_fields(self, traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """The merge fields of the member's traits, and the tags left out (tag -> why)."""
@@ -262,7 +249,7 @@ class MailchimpDestination(Destination):
     def status(self, payload: dict[str, Any]) -> str | None:
         """The status the message sets for sure, or None (then only status_if_new applies):
         the one it states (a `status` template, else `subscriptionStatus`), else the one its
-        opt-in implies. A stated status Mailchimp does not know is an ItemError: guessing
+        opt-in implies. A stated status Mailchimp does not know is ItemRejected: guessing
         could subscribe someone who asked to leave."""
         rendered = (payload.get("rendered") or {}).get("status")
         if rendered not in (None, ""):
@@ -271,36 +258,30 @@ class MailchimpDestination(Destination):
         for name in self.status_sources:
             if traits.get(name) not in (None, ""):
                 return subscription_status(traits[name], f"traits.{name}")
-        said = opt_in(payload, self.config.opt_in_trait)
+        said = opt_in(payload, self.settings.opt_in_trait)
         if said is False:
             return "unsubscribed"
-        if said is True and not self.config.double_opt_in:
+        if said is True and not self.settings.double_opt_in:
             return "subscribed"
         return None
 
     # -- requests --------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        key = self.config.api_key.get_secret_value().strip()
-        if self.config.auth == "bearer":
-            auth = f"Bearer {key}"
-        else:
-            auth = "Basic " + base64.b64encode(f"crossdock:{key}".encode()).decode()
-        return {"authorization": auth, "content-type": "application/json"}
-
     def _request(self, method: str, path: str, body: dict[str, Any], items: list[OutboxItem],
                  params: dict[str, str] | None = None) -> PlannedRequest:
-        request = httpx.Request(method, self.config.api_root + path, content=json_content(body),
-                                headers=self._headers(), params=params)
-        key = secret_rate_key(PLUGIN_NAME, self.config.api_key.get_secret_value())
-        return PlannedRequest(request, items, rate_key=key)
+        key = self.settings.api_key.get_secret_value().strip()
+        auth = f"Bearer {key}" if self.settings.auth == "bearer" else basic_auth("crossdock", key)
+        request = json_request(method, self.settings.api_root + path, body,
+                               headers={"authorization": auth}, params=params)
+        return PlannedRequest(request, items, rate_key=secret_rate_key(
+            PLUGIN_NAME, self.settings.api_key.get_secret_value()))
 
     def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
         unsent: list[Planned] = []  # Rejected items and FieldRefused values
         upserts: dict[str, _Upsert] = {}
         tags: dict[str, _Tags] = {}
         events: list[PlannedRequest] = []
-        list_path = f"/lists/{self.config.list_id}"
+        list_path = f"/lists/{self.settings.list_id}"
         for item in items:
             payload = item.payload
             try:
@@ -329,9 +310,9 @@ class MailchimpDestination(Destination):
                     events.append(self._request(
                         "POST", f"{list_path}/members/{member}/events", body, [item]))
                 else:
-                    raise ItemError(f"mailchimp takes identify and track messages, got {kind}")
-            except ItemError as exc:
-                unsent.append(Rejected(item, str(exc)))
+                    raise ItemRejected(f"mailchimp takes identify and track messages, got {kind}")
+            except ItemRejected as exc:
+                unsent.append(Rejected(item, exc.reason))
         out = unsent + self._upserts(list_path, list(upserts.items()))
         out.extend(self._request("POST", f"{list_path}/members/{member}/tags",
                                  {"tags": [{"name": n, "status": s}
@@ -343,9 +324,9 @@ class MailchimpDestination(Destination):
     def tag_name(self, payload: dict[str, Any]) -> str:
         audience = (payload.get("properties") or {}).get("audience")
         if not isinstance(audience, str) or not audience.strip():
-            raise ItemError(f"properties.audience: {payload.get('event')} needs the audience's "
+            raise ItemRejected(f"properties.audience: {payload.get('event')} needs the audience's "
                             "name")
-        return self.config.tag_prefix + audience.strip()
+        return self.settings.tag_prefix + audience.strip()
 
     def _upserts(self, list_path: str, upserts: list[tuple[str, _Upsert]]
                  ) -> list[Planned]:
@@ -353,16 +334,15 @@ class MailchimpDestination(Destination):
         batched = definite if len(definite) > 1 else []
         out: list[Planned] = []
         # Mailchimp's query flag, on the upserts (the only calls that carry merge fields).
-        params = {"skip_merge_validation": "true"} if self.config.skip_merge_validation else None
-        for start in range(0, len(batched), MAX_BATCH_MEMBERS):
-            chunk = batched[start:start + MAX_BATCH_MEMBERS]
+        params = {"skip_merge_validation": "true"} if self.settings.skip_merge_validation else None
+        for chunk in chunks(batched, MAX_BATCH_MEMBERS):
             members = [{"email_address": u.email, "status": u.status,
                         **({"merge_fields": u.merge_fields} if u.merge_fields else {})}
                        for u in chunk]
             out.append(self._request("POST", list_path,
                                      {"members": members, "update_existing": True},
                                      [i for u in chunk for i in u.items], params))
-        new_status = "pending" if self.config.double_opt_in else "subscribed"
+        new_status = "pending" if self.settings.double_opt_in else "subscribed"
         for member, upsert in upserts:
             if batched and upsert.status is not None:
                 continue
@@ -383,7 +363,7 @@ class MailchimpDestination(Destination):
         if not 200 <= response.status_code < 300:
             return problem_outcome(response)
         is_batch = planned.request.method == "POST" and \
-            planned.request.url.path.rstrip("/").endswith(f"/lists/{self.config.list_id}")
+            planned.request.url.path.rstrip("/").endswith(f"/lists/{self.settings.list_id}")
         if not is_batch:
             return DELIVERED
         return self.batch_outcomes(planned, response)
@@ -392,9 +372,8 @@ class MailchimpDestination(Destination):
                        ) -> list[Outcome]:
         """Per-item outcomes of a batch subscribe: an email in `errors` failed with Mailchimp's
         words; one in new_members / updated_members delivered; one in neither is retried."""
-        try:
-            data = response.json()
-        except ValueError:
+        data = response_json(response)
+        if data is None:
             return [Retry(f"mailchimp batch subscribe: unreadable reply "
                           f"{short_body(response)}")] * len(planned.items)
         done = {str(m.get("email_address", "")).strip().lower()
@@ -420,11 +399,8 @@ def problem_outcome(response: httpx.Response) -> Outcome:
     """A Mailchimp error (application/problem+json) as an outcome: 429 and 5xx retried, the
     rest permanent, with Mailchimp's title and detail as the reason."""
     status = response.status_code
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = None
-    if not isinstance(problem, dict) or "title" not in problem:
+    problem = response_json(response)
+    if problem is None or "title" not in problem:
         return http_outcome(response, f"mailchimp HTTP {status}: {short_body(response)}")
     title = str(problem.get("title") or "").strip()
     detail = str(problem.get("detail") or "").strip()

@@ -34,9 +34,8 @@ import hmac
 import json
 import re
 import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -47,11 +46,9 @@ from crossdock.plugins.mailchimp.const import (
     MAX_CONNECTIONS,
     MEMBER_STATUSES,
 )
+from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakescript import FakeState, Reply, fake_app
-from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
-
-if TYPE_CHECKING:
-    from crossdock.demo import DemoDestination
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[MailchimpFake] = web.AppKey("mailchimp_fake")
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef-us1"
@@ -395,13 +392,11 @@ def make_app(fake: MailchimpFake | None = None) -> web.Application:
     return app
 
 
-def demo_destination(stack: ExitStack) -> DemoDestination:
-    """The demo's Mailchimp destination (crossdock.demo finds this by name): identifies upsert
-    members, and the demo audience's changes become tags."""
-    from crossdock.demo import DemoDestination
-
+def demo_destination(context: DemoContext) -> DemoDestination:
+    """The demo's Mailchimp audience: identifies upsert members, and the demo audience's
+    changes become tags."""
     fake = MailchimpFake()
-    server = stack.enter_context(serve(make_app(fake)))
+    server = context.serve(make_app(fake))
 
     def describe(entry: dict[str, Any]) -> str:
         body = entry.get("body")

@@ -17,11 +17,9 @@ and makes sure every value on the wire is a string.
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -29,16 +27,21 @@ import httpx
 from crossdock.destination import (
     DELIVERED,
     Destination,
+    DestinationContext,
     Failed,
+    ItemRejected,
+    Manifest,
     OutboxItem,
     Outcome,
     PlannedRequest,
-    Rejected,
     Retry,
+    basic_auth,
     http_outcome,
-    json_content,
+    json_request,
     parse_retry_after,
+    response_json,
     short_body,
+    stringify,
 )
 from crossdock.plugins.sessionm.const import (
     API_PREFIX,
@@ -54,17 +57,9 @@ from crossdock.plugins.sessionm.const import (
     USER_AGENT,
 )
 from crossdock.plugins.sessionm.settings import SessionMSettings
-from crossdock.profiles.attributes import SYSTEM_ALIASES
-from crossdock.route.normalize import stringify
 
 _EVENT_TYPES = {"track": EVENT_TYPE_CUSTOM, "screen": EVENT_TYPE_SCREEN_VIEW}
 _FILTER_CATEGORIES = ("events", "event_attributes", "user_attributes", "identities")
-
-
-def basic_auth(api_key: str, api_secret: str) -> str:
-    """The Authorization header value: Basic base64(api_key:api_secret)."""
-    token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode("ascii")
-    return f"Basic {token}"
 
 
 def strings(values: dict[str, Any]) -> dict[str, str]:
@@ -97,37 +92,30 @@ def user_block(payload: dict[str, Any]) -> dict[str, Any]:
     return user
 
 
-class SessionMDestination(Destination):
-    plugin_name: ClassVar[str] = PLUGIN_NAME
-    settings_model = SessionMSettings
-    message_types: ClassVar[frozenset[str]] = frozenset({"track", "screen", "identify"})
-    max_batch_size: ClassVar[int] = 1
-    default_concurrency: ClassVar[int] = 4
-    description: ClassVar[str] = (
-        "SessionM: enabled custom events, screen views, user attributes and identities"
-    )
-
-    @property
-    def config(self) -> SessionMSettings:
-        return cast(SessionMSettings, self.settings)
+class SessionMDestination(Destination[SessionMSettings]):
+    manifest = Manifest(
+        name=PLUGIN_NAME, docs_url="docs/destinations/sessionm.md",
+        description="SessionM: enabled custom events, screen views, user attributes and "
+                    "identities",
+        message_types=frozenset({"track", "screen", "identify"}), auth="basic")
 
     # -- validate ----------------------------------------------------------------------
 
-    def config_warnings(self, destination: Any) -> list[str]:
+    def config_warnings(self, context: DestinationContext) -> list[str]:
         warnings: list[str] = []
-        mapping = destination.mapping
-        filt = destination.config.filter
+        mapping = context.mapping
+        allowed_attributes = context.allowed["user_attributes"] or []
         if not mapping.get("forward_by_default", True) and not any(
-            getattr(filt, category).allow for category in _FILTER_CATEGORIES
+            context.allowed[category] for category in _FILTER_CATEGORIES
         ):
             warnings.append(
                 "filter enables nothing, so nothing is sent: SessionM forwards only what "
                 "filter.events, filter.event_attributes, filter.user_attributes and "
                 "filter.identities allow"
             )
-        for name in filt.user_attributes.allow or []:
-            stored = SYSTEM_ALIASES.get(name)
-            if stored is not None and stored not in (filt.user_attributes.allow or []):
+        for name in allowed_attributes:
+            stored = context.stored_name(name)
+            if stored != name and stored not in allowed_attributes:
                 # The profile store keeps mParticle's $-names under Crossdock's own, and the
                 # filter sees the stored name: this entry alone never matches.
                 warnings.append(
@@ -148,7 +136,7 @@ class SessionMDestination(Destination):
                 f"{MAX_USER_ATTRIBUTES} user attributes"
             )
         renamed = mapping.get("event_names") or {}
-        for name in sorted(self.config.event_names):
+        for name in sorted(self.settings.event_names):
             if name in renamed and name not in renamed.values():
                 warnings.append(
                     f"settings.event_names.{name} never applies: mapping.event_names renames "
@@ -158,39 +146,31 @@ class SessionMDestination(Destination):
 
     # -- build -------------------------------------------------------------------------
 
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
-        out: list[PlannedRequest | Rejected] = []
-        for item in items:
-            try:
-                out.append(PlannedRequest(self.request_for(item.payload), [item]))
-            except ValueError as exc:
-                out.append(Rejected(item, str(exc)))
-        return out
-
-    def request_for(self, payload: dict[str, Any]) -> httpx.Request:
-        """The one request that delivers a routed payload (ValueError when none can)."""
+    def build_item(self, item: OutboxItem) -> PlannedRequest:
+        """The one request that delivers a routed payload."""
+        payload = item.payload
         kind = payload.get("type")
         profile_id = payload.get("profileId")
         if not profile_id:
-            raise ValueError("profileId: missing; SessionM users are keyed by Crossdock's "
-                             "person id")
+            raise ItemRejected("profileId: missing; SessionM users are keyed by Crossdock's "
+                               "person id")
         user_path = f"/external/users/{quote(str(profile_id), safe='')}"
         if kind == "identify":
-            return self._request("PUT", user_path, {"user": user_block(payload)})
+            return self._request("PUT", user_path, {"user": user_block(payload)}, item)
         if kind in _EVENT_TYPES:
             return self._request("POST", user_path + "/events", {
                 "user": user_block(payload),
                 "event": self.event_body(payload),
-            })
-        raise ValueError(f"type: {kind!r} is not forwarded to SessionM "
-                         "(only track, screen and identify)")
+            }, item)
+        raise ItemRejected(f"type: {kind!r} is not forwarded to SessionM "
+                           "(only track, screen and identify)")
 
     def event_body(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The `event` object: name after the event-name mappings, attributes as strings."""
         routed = payload.get("event") or ""
-        name = self.config.event_names.get(routed, routed)
+        name = self.settings.event_names.get(routed, routed)
         if not name:
-            raise ValueError("event: missing; SessionM needs an event name")
+            raise ItemRejected("event: missing; SessionM needs an event name")
         event: dict[str, Any] = {
             "name": name,
             "type": _EVENT_TYPES[payload["type"]],
@@ -201,21 +181,21 @@ class SessionMDestination(Destination):
             event["occurred_at"] = payload["timestamp"]
         return event
 
-    def _request(self, method: str, path: str, body: dict[str, Any]) -> httpx.Request:
-        settings = self.config
+    def _request(self, method: str, path: str, body: dict[str, Any], item: OutboxItem
+                 ) -> PlannedRequest:
+        settings = self.settings
         prefix = API_PREFIX.format(api_key=settings.api_key)
-        return httpx.Request(
+        return PlannedRequest(json_request(
             method,
             settings.base_url + prefix + path,
+            body,
             headers={
                 "authorization": basic_auth(settings.api_key,
                                             settings.api_secret.get_secret_value()),
-                "content-type": "application/json",
                 "accept": "application/json",
                 "user-agent": USER_AGENT,
             },
-            content=json_content(body),
-        )
+        ), [item])
 
     # -- classify ----------------------------------------------------------------------
 
@@ -227,13 +207,13 @@ def classify_response(response: httpx.Response) -> Outcome:
     """SessionM's replies: `{"status": "ok"}` delivered; `{"status": "error"}` permanent even
     with HTTP 200, except INTERNAL_SERVER_ERROR; 5xx retried; 401/403 bad credentials."""
     status = response.status_code
-    body = _json(response)
+    body = response_json(response)
     error = _error(body)
     if status in (401, 403):
         why = error.text if error else short_body(response)
         return Failed(f"bad credentials (HTTP {status}): {why}")
     if 200 <= status < 300:
-        if isinstance(body, dict) and body.get("status") == "ok":
+        if body is not None and body.get("status") == "ok":
             return DELIVERED
         if error is not None:
             if error.code in RETRYABLE_CODES:
@@ -244,13 +224,6 @@ def classify_response(response: httpx.Response) -> Outcome:
         return Retry(f"HTTP {status} without a SessionM status: {short_body(response)}")
     reason = f"HTTP {status}: " + (f"SessionM {error.text}" if error else short_body(response))
     return http_outcome(response, reason)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +238,8 @@ class SessionMError:
         return f"{self.code}: {self.message}" if self.message else self.code
 
 
-def _error(body: Any) -> SessionMError | None:
-    if not isinstance(body, dict) or body.get("status") != "error":
+def _error(body: dict[str, Any] | None) -> SessionMError | None:
+    if body is None or body.get("status") != "error":
         return None
     errors = body.get("errors")
     if isinstance(errors, dict):

@@ -26,9 +26,8 @@ import base64
 import binascii
 import json
 from collections import deque
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -45,11 +44,9 @@ from crossdock.plugins.sessionm.const import (
     MAX_USER_ATTRIBUTES,
     STANDARD_USER_FIELDS,
 )
+from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakescript import FakeState, fake_app
-from crossdock.testing.fakeserver import fake_arguments, run_fake, serve
-
-if TYPE_CHECKING:
-    from crossdock.demo import DemoDestination
+from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[SessionMFake] = web.AppKey("sessionm_fake")
 _EVENT_TYPES = frozenset({EVENT_TYPE_CUSTOM, EVENT_TYPE_SCREEN_VIEW})
@@ -286,13 +283,11 @@ def _parse(raw: bytes) -> Any:
 DEMO_EVENTS = frozenset({"Order Completed", "Product Viewed"})
 
 
-def demo_destination(stack: ExitStack) -> DemoDestination:
-    """The demo's SessionM destination (crossdock.demo finds this by name)."""
-    from crossdock.demo import DemoDestination
-
+def demo_destination(context: DemoContext) -> DemoDestination:
+    """The demo's SessionM app: the two demo events, with a few attributes, of known users."""
     fake = SessionMFake(api_key="demo-app", api_secret="demo-secret",
                         defined_events=set(DEMO_EVENTS))
-    server = stack.enter_context(serve(make_app(fake=fake)))
+    server = context.serve(make_app(fake=fake))
 
     def describe(entry: dict[str, Any]) -> str:
         body = entry.get("body") or {}

@@ -10,8 +10,7 @@ its webhook and the defaults send one at a time, once a second.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from typing import Any
 
 import httpx
 
@@ -19,22 +18,19 @@ from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     Destination,
     FieldRefused,
+    ItemRejected,
+    Manifest,
     OutboxItem,
     Outcome,
     Planned,
     PlannedRequest,
-    Rejected,
     http_outcome,
-    json_content,
+    json_request,
     secret_rate_key,
     short_body,
 )
 from crossdock.plugins.slack.const import ELLIPSIS, MAX_BLOCKS, MAX_SECTION_TEXT, PLUGIN_NAME
 from crossdock.plugins.slack.settings import OVERRIDE_PROBLEMS, SlackSettings
-
-
-class MessageError(ValueError):
-    """An item that cannot become a Slack message; the text is the dead-letter reason."""
 
 
 def escape(text: str) -> str:
@@ -74,7 +70,7 @@ def parse_blocks(raw: Any) -> list[dict[str, Any]] | None:
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise MessageError(
+            raise ItemRejected(
                 f"mapping.templates.blocks: rendered text is not JSON ({exc.msg} at line "
                 f"{exc.lineno} column {exc.colno})"
             ) from exc
@@ -82,18 +78,18 @@ def parse_blocks(raw: Any) -> list[dict[str, Any]] | None:
     if isinstance(raw, dict) and "blocks" in raw:
         raw = raw["blocks"]
     if not isinstance(raw, list):
-        raise MessageError(
+        raise ItemRejected(
             f"mapping.templates.blocks: must render a JSON list of blocks, got "
             f"{type(raw).__name__}"
         )
     if len(raw) > MAX_BLOCKS:
-        raise MessageError(
+        raise ItemRejected(
             f"blocks: Slack takes at most {MAX_BLOCKS} blocks per message, got {len(raw)}"
         )
     blocks: list[dict[str, Any]] = []
     for i, block in enumerate(raw):
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise MessageError(f"blocks[{i}]: must be an object with a \"type\"")
+            raise ItemRejected(f"blocks[{i}]: must be an object with a \"type\"")
         text = block.get("text")
         if block["type"] == "section" and isinstance(text, dict) \
                 and isinstance(text.get("text"), str):
@@ -112,7 +108,7 @@ def message_body(payload: dict[str, Any], defaults: dict[str, str] | None = None
     text = "" if text is None else str(text).strip()
     blocks = parse_blocks(rendered.get("blocks"))
     if not text and not blocks:
-        raise MessageError("mapping.templates.text: rendered empty and there are no blocks")
+        raise ItemRejected("mapping.templates.text: rendered empty and there are no blocks")
     body: dict[str, Any] = {"text": text}
     if blocks:
         body["blocks"] = blocks
@@ -131,58 +127,35 @@ def message_body(payload: dict[str, Any], defaults: dict[str, str] | None = None
         elif name == "channel":
             # Posting to the webhook's own channel instead could show the message to
             # people it was not meant for.
-            raise MessageError(f"mapping.templates.channel: {why}")
+            raise ItemRejected(f"mapping.templates.channel: {why}")
         else:
             refused[name] = f"mapping.templates.{name}: {why}"
     body.update(chosen)
     return body, refused
 
 
-def rate_key(webhook_url: str) -> str:
-    """One rate limit per webhook, keyed by a hash so the URL (a secret) is never shown."""
-    return secret_rate_key("slack", webhook_url)
-
-
-class SlackDestination(Destination):
-    plugin_name: ClassVar[str] = PLUGIN_NAME
-    settings_model = SlackSettings
-    #: every type, group calls included ("user-1 joined group *ACME*")
-    message_types: ClassVar[frozenset[str]] = ALL_MESSAGE_TYPES
-    max_batch_size: ClassVar[int] = 1
-    default_rate_limit: ClassVar[float | None] = 1.0
-    default_concurrency: ClassVar[int] = 1
-    description: ClassVar[str] = "Post a message to a Slack channel (incoming webhook)"
-
-    @property
-    def config(self) -> SlackSettings:
-        return cast(SlackSettings, self.settings)
+class SlackDestination(Destination[SlackSettings]):
+    manifest = Manifest(
+        name=PLUGIN_NAME, description="Post a message to a Slack channel (incoming webhook)",
+        docs_url="docs/destinations/slack.md",
+        # every type, group calls included ("user-1 joined group *ACME*")
+        message_types=ALL_MESSAGE_TYPES, rate_limit=1.0, concurrency=1, auth="secret_url")
 
     def defaults(self) -> dict[str, str]:
         """The settings' username, icon and channel that every message carries."""
-        config = self.config
+        settings = self.settings
         return {name: value for name, value in (
-            ("username", config.username), ("icon_url", config.icon_url),
-            ("icon_emoji", config.icon_emoji), ("channel", config.channel))
+            ("username", settings.username), ("icon_url", settings.icon_url),
+            ("icon_emoji", settings.icon_emoji), ("channel", settings.channel))
             if value is not None}
 
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
-        url = self.config.webhook_url.get_secret_value().strip()
-        key = rate_key(url)
-        defaults = self.defaults()
-        out: list[Planned] = []
-        for item in items:
-            try:
-                body, refused = message_body(item.payload, defaults)
-            except MessageError as exc:
-                out.append(Rejected(item, str(exc)))
-                continue
-            out.extend(FieldRefused(item, name, why) for name, why in refused.items())
-            request = httpx.Request(
-                "POST", url, content=json_content(body),
-                headers={"content-type": "application/json"},
-            )
-            out.append(PlannedRequest(request, [item], rate_key=key))
-        return out
+    def build_item(self, item: OutboxItem) -> list[Planned]:
+        url = self.settings.webhook_url.get_secret_value().strip()
+        body, refused = message_body(item.payload, self.defaults())
+        # One rate limit per webhook, keyed by a hash: the URL is the secret.
+        request = PlannedRequest(json_request("POST", url, body), [item],
+                                 rate_key=secret_rate_key("slack", url))
+        return [*(FieldRefused(item, name, why) for name, why in refused.items()), request]
 
     def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
         """Slack answers in plain text: `ok`, or an error code such as `channel_not_found`."""

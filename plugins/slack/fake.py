@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from crossdock.plugins.slack.const import MAX_BLOCKS, MAX_SECTION_TEXT, WEBHOOK_PATH_PREFIX
+from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakescript import FakeState, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
@@ -147,6 +148,19 @@ def make_app(fake: SlackFake | None = None) -> web.Application:
 
     app.router.add_post(WEBHOOK_PATH_PREFIX + "{webhook:.+}", post)
     return app
+
+
+def demo_destination(context: DemoContext) -> DemoDestination:
+    """The demo's Slack channel: completed orders, one message each."""
+    fake = SlackFake()
+    server = context.serve(make_app(fake))
+    return DemoDestination(
+        "slack-orders",
+        {"plugin": "slack",
+         "settings": {"webhook_url": fake.url(server.url), "allow_any_host": True},
+         "filter": {"events": {"allow": ["Order Completed"]}, "message_types": ["track"]}},
+        lambda: list(server.call(lambda: list(fake.received))),
+        lambda entry: str(entry.get("body", {}).get("text", "")))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,20 +18,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar, cast
+from typing import Any
 
 import httpx
-import orjson
 
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     Destination,
     Failed,
+    ItemRejected,
+    Manifest,
     OutboxItem,
     Outcome,
+    Planned,
     PlannedRequest,
-    Rejected,
+    chunks,
     http_outcome,
+    json_content,
+    json_request,
+    per_item,
     short_body,
 )
 from crossdock.plugins.webhook.const import (
@@ -47,10 +52,6 @@ from crossdock.plugins.webhook.settings import WebhookSettings
 from crossdock.plugins.webhook.signing import standard_signature, x_signature
 
 
-class BodyError(ValueError):
-    """An item whose body cannot be built (a rendered `body` that is not JSON)."""
-
-
 def item_body(item: OutboxItem) -> Any:
     """What one message looks like on the wire: its rendered `body` template (JSON text the
     route step rendered, or an already parsed value), else the routed payload without the
@@ -63,7 +64,7 @@ def item_body(item: OutboxItem) -> Any:
             try:
                 return json.loads(body)
             except json.JSONDecodeError as exc:
-                raise BodyError(
+                raise ItemRejected(
                     f"mapping.templates.body: rendered text is not JSON ({exc.msg} at "
                     f"line {exc.lineno} column {exc.colno})"
                 ) from exc
@@ -80,91 +81,27 @@ def webhook_id(endpoint: str, items: Sequence[OutboxItem]) -> str:
     return prefix + hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
-_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-# orjson writes what the line above writes, except for floats Python prints with an exponent
-# (orjson: 1e16 or 0.00001 where Python has 1e+16 and 1e-05) and NaN/Infinity (orjson: null).
-# Digits map to NUL and e/E to \x01 (JSON text holds neither raw), so one substring search
-# finds an exponent; a regex took as long as `json` itself.
-_MARK_EXPONENT = bytes.maketrans(b"0123456789eE", b"\0" * 10 + b"\1\1")
+class WebhookDestination(Destination[WebhookSettings]):
+    manifest = Manifest(
+        name=PLUGIN_NAME, description="POST routed messages as signed JSON to any URL",
+        docs_url="docs/destinations/webhook.md",
+        # every type, group calls included: the body is the routed payload
+        message_types=ALL_MESSAGE_TYPES, batch_size=MAX_BATCH_SIZE, auth="signature")
 
-
-def encode(body: Any) -> bytes:
-    """Compact JSON, non-ASCII as UTF-8; the signature covers exactly these bytes.
-
-    Always the bytes of `json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    .encode()`, which was the largest cost of building a small request: orjson writes them,
-    and `json` takes over wherever the two could differ (an orjson error such as an integer
-    beyond 64 bits, a non-string key or a lone surrogate; a number with an exponent or
-    written 0.0000...; a null that stood for NaN or Infinity)."""
-    try:
-        out = orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        return _json_encode(body).encode()
-    if (b"\0\1" in out.translate(_MARK_EXPONENT) or b".0000" in out
-            or (b"null" in out and orjson.loads(out) != body)):
-        return _json_encode(body).encode()
-    return out
-
-
-def json_request(
-    method: str, url: httpx.URL, headers: dict[str, str], content: bytes
-) -> httpx.Request:
-    """`httpx.Request(method, url, headers=headers, content=content)`, built for a third of
-    its cost: the same headers in the same order (Host first, Content-Length last, as httpx
-    adds them) are given at once, where `content=` made httpx look each of them up through
-    its generic mapping methods and copy the headers twice. `headers` must not hold Host,
-    Content-Length or Transfer-Encoding (the settings refuse them)."""
-    if not content:  # httpx puts an empty body's Content-Length right after Host
-        return httpx.Request(method, url, headers=headers, content=content)
-    request = httpx.Request(
-        method, url,
-        headers=[("Host", url.netloc.decode("ascii")), *headers.items(),
-                 ("Content-Length", str(len(content)))],
-        stream=httpx.ByteStream(content),
-    )
-    # What read() leaves, without its isinstance check against typing.Iterable (slow).
-    request._content = content
-    try:
-        request.content  # noqa: B018  (an httpx that keeps content elsewhere raises here)
-    except httpx.RequestNotRead:
-        request.read()
-    return request
-
-
-class WebhookDestination(Destination):
-    plugin_name: ClassVar[str] = PLUGIN_NAME
-    settings_model = WebhookSettings
-    max_batch_size: ClassVar[int] = MAX_BATCH_SIZE
-    #: every type, group calls included: the body is the routed payload
-    message_types: ClassVar[frozenset[str]] = ALL_MESSAGE_TYPES
-    default_concurrency: ClassVar[int] = 4
-    description: ClassVar[str] = "POST routed messages as signed JSON to any URL"
-
-    @property
-    def config(self) -> WebhookSettings:
-        return cast(WebhookSettings, self.settings)
-
-    def build_requests(self, items: Sequence[OutboxItem]) -> list[PlannedRequest | Rejected]:
-        out: list[PlannedRequest | Rejected] = []
-        bodies: list[tuple[OutboxItem, Any]] = []
-        for item in items:
-            try:
-                bodies.append((item, item_body(item)))
-            except BodyError as exc:
-                out.append(Rejected(item, str(exc)))
-        if not self.config.batch:
-            for item, body in bodies:
-                out.append(self._planned([item], body))
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
+        bodies, rejected = per_item(items, item_body)
+        out: list[Planned] = list(rejected)
+        if not self.settings.batch:
+            out.extend(self._planned([item], body) for item, body in bodies)
             return out
-        for start in range(0, len(bodies), MAX_BATCH_SIZE):
-            chunk = bodies[start:start + MAX_BATCH_SIZE]
+        for chunk in chunks(bodies, MAX_BATCH_SIZE):
             out.append(self._planned([item for item, _ in chunk],
                                      {"batch": [body for _, body in chunk]}))
         return out
 
     def _planned(self, items: list[OutboxItem], body: Any) -> PlannedRequest:
-        settings = self.config
-        content = encode(body)
+        settings = self.settings
+        content = json_content(body)
         msg_id = webhook_id(str(settings.url), items)
         # The items of one batch share the attempt; the latest time is the one to sign.
         timestamp = int(max(item.attempted_at for item in items))
@@ -183,12 +120,13 @@ class WebhookDestination(Destination):
                 headers[HEADER_X_SIGNATURE] = x_signature(
                     secret, content, settings.x_signature_digest
                 )
-        return PlannedRequest(json_request(settings.method, self._url(), headers, content), items)
+        return PlannedRequest(json_request(settings.method, self._url(), content,
+                                           headers=headers), items)
 
     def _url(self) -> httpx.URL:
         # Parsing the URL was half of building each request; the parsed one is reused for as
         # long as the settings hold the same URL object.
-        source = self.config.url
+        source = self.settings.url
         cached: tuple[object, httpx.URL] | None = self.__dict__.get("_parsed_url")
         if cached is None or cached[0] is not source:
             cached = (source, httpx.URL(str(source)))

@@ -29,10 +29,13 @@ from crossdock.plugins.webhook.const import (
     HEADER_X_SIGNATURE,
 )
 from crossdock.plugins.webhook.signing import Digest, verify_standard, verify_x_signature
+from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakescript import FakeState, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[WebhookFake] = web.AppKey("webhook_fake")
+#: the demo's secret: whsec_ and the base64 of the key (here b"demo-signing-secret")
+DEMO_SECRET = "whsec_ZGVtby1zaWduaW5nLXNlY3JldA=="
 #: how far a webhook-timestamp may be from the receiver's clock (Standard Webhooks' verifiers)
 TOLERANCE = 5 * 60.0
 
@@ -132,6 +135,23 @@ def make_app(fake: WebhookFake | None = None) -> web.Application:
     app.router.add_route("POST", "/{tail:.*}", receive)
     app.router.add_route("PUT", "/{tail:.*}", receive)
     return app
+
+
+def demo_destination(context: DemoContext) -> DemoDestination:
+    """The demo's webhook: every message, signed, to a receiver that verifies it."""
+    fake = WebhookFake(secret=DEMO_SECRET)
+    server = context.serve(make_app(fake))
+
+    def describe(entry: dict[str, Any]) -> str:
+        body = entry.get("body") or {}
+        parts = [body.get("type"), body.get("event") or body.get("name"),
+                 body.get("userId") or body.get("anonymousId")]
+        return " ".join(str(p) for p in parts if p)
+
+    return DemoDestination(
+        "warehouse-webhook",
+        {"plugin": "webhook", "settings": {"url": f"{server.url}/events", "secret": DEMO_SECRET}},
+        lambda: list(server.call(lambda: list(fake.received))), describe)
 
 
 def main(argv: list[str] | None = None) -> None:

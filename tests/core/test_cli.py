@@ -22,8 +22,8 @@ from rich.console import Console
 
 import crossdock.cli as cli_module
 from crossdock import __version__
-from crossdock.cli import cli
-from crossdock.destination import Destination, PlannedRequest, Rejected
+from crossdock.cli import _attach_commands, cli
+from crossdock.destination import Destination, DestinationContext, PlannedRequest, Rejected
 from crossdock.hookspecs import hookimpl
 from crossdock.json_shape import DEPTH_RULE, FINITE_RULE, MAX_DEPTH
 from crossdock.outbox.base import NewRow
@@ -43,6 +43,9 @@ def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_module, "console", Console(width=200, no_color=True))
     monkeypatch.setattr(cli_module, "err_console",
                         Console(width=200, no_color=True, stderr=True))
+
+
+_attach_commands()
 
 
 def invoke(*args: str, input: str | None = None) -> Result:
@@ -122,8 +125,8 @@ class _WarnyDestination(Destination):
     settings_model = _WarnySettings
     description: ClassVar[str] = "test type with warnings"
 
-    def config_warnings(self, destination: Any) -> list[str]:
-        return [f"level {destination.config.settings['level']} is very loud"]
+    def config_warnings(self, context: DestinationContext) -> list[str]:
+        return [f"level {self.settings.level} is very loud in {context.name}"]
 
     def build_requests(self, items: Any) -> list[PlannedRequest | Rejected]:
         return []
@@ -163,7 +166,7 @@ def test_validate_prints_plugin_warnings_and_still_exits_0(
                                      "hook": hook()})
     result = invoke("validate", "-c", str(config))
     assert result.exit_code == 0, result.output
-    assert "warning: destinations.loud: level 11 is very loud" in result.stderr
+    assert "warning: destinations.loud: level 11 is very loud in loud" in result.stderr
     assert "(2 enabled destinations: loud, hook)" in result.stdout
 
 

@@ -12,6 +12,7 @@ from route_helpers import load
 
 from crossdock.config import load_config
 from crossdock.errors import ConfigError
+from crossdock.plugin_manager import destination_types
 from crossdock.route.mapping_spec import mapping_problems, parse_mapping
 
 P = "destinations.d.mapping"
@@ -103,11 +104,16 @@ def test_a_full_mapping_is_valid_and_defaults_are_sensible() -> None:
 
 
 def test_every_shipped_mapping_file_is_valid() -> None:
-    files = [f for f in resources.files("crossdock.mappings").iterdir()
-             if f.name.endswith(".yaml")]
-    assert files
-    for f in files:
+    presets = [f for f in Path(str(resources.files("crossdock.mappings"))).rglob("*.yaml")]
+    assert presets
+    for f in presets:
         assert mapping_problems(yaml.safe_load(f.read_text()) or {}, f.name) == []
+    built_in = {name: cls for name, cls in destination_types().items()
+                if cls.__module__.startswith("crossdock.plugins.")}
+    assert len(built_in) == 5
+    for name, cls in built_in.items():
+        assert cls.mapping_path() is not None, name  # plugins/<name>/mapping.yaml
+        assert mapping_problems(cls.default_mapping(), name) == []
 
 
 def test_crossdock_validate_path_reports_a_bad_mapping_in_the_yaml_file(tmp_path: Path) -> None:

@@ -172,7 +172,7 @@ def test_config_that_is_not_yaml_is_refused(tmp_path: Path, webhook_fake: Fake) 
      "periods, at most 80), @username or a channel id such as C0123456789"),
     (lambda f: slack_destination("https://hooks.slack.com/services/T/B/C",
                                  settings={"chanel": "#general"}),
-     "destinations.dest.settings.chanel: Extra inputs are not permitted"),
+     "destinations.dest.settings.chanel: unknown setting (did you mean 'channel'?)"),
 ])
 def test_wrong_plugin_settings_are_refused_by_path_and_change_nothing(
     tmp_path: Path, webhook_fake: Fake, slack_fake: Fake, destination: object, problem: str
