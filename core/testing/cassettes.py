@@ -16,12 +16,17 @@ Requests match on method, path, query and body, never on host or port: the fakes
 random port, so the recorded address means nothing. The recorded address is rewritten to
 127.0.0.1 without a port, and secrets (Authorization, signature headers, access tokens) and
 what changes with every attempt (appsecret_time) are filtered before anything is written.
+Given the settings' secret values (`plugin_vcr(folder, secrets=secret_values(settings))`),
+each is also replaced wherever it stands, in the URL, headers and bodies of requests and
+replies alike; a live request is scrubbed the same way before it is matched, so it still
+finds its recording.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +34,14 @@ import vcr
 from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
 from vcr.request import Request
 
+from crossdock.redact import SECRET_HEADERS, SECRET_QUERY, scrub, scrub_bytes
+
 RECORD_ENV = "CROSSDOCK_RECORD"
 
 #: request headers that carry credentials or signatures derived from them
-FILTERED_HEADERS = (
-    "authorization",
-    "webhook-signature",
-    "x-signature",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "cookie",
-)
+FILTERED_HEADERS = tuple(sorted(SECRET_HEADERS))
 #: query parameters that carry credentials
-FILTERED_QUERY = ("access_token", "appsecret_proof", "api_key")
+FILTERED_QUERY = tuple(sorted(SECRET_QUERY))
 #: query parameters that change with every attempt (Meta's appsecret_time): left out of the
 #: recording and of matching, as the proof they go with is
 VOLATILE_QUERY = ("appsecret_time",)
@@ -61,19 +61,34 @@ def record_mode() -> str:
     return "all" if recording() else "none"
 
 
-def _scrub_request(request: Request) -> Request:
-    # The fake's random port would make every re-record a diff; matching ignores it anyway.
-    request.uri = _LOOPBACK_PORT.sub(r"\1", request.uri)
-    request.headers.pop("host", None)
-    return request
+def _scrubber(secrets: Sequence[str]) -> tuple[Callable[[Request], Request],
+                                               Callable[[dict[str, Any]], dict[str, Any]]]:
+    """vcrpy's before_record_request and before_record_response for these secrets."""
 
+    def request_filter(request: Request) -> Request:
+        # The fake's random port would make every re-record a diff; matching ignores it.
+        request.uri = _LOOPBACK_PORT.sub(r"\1", scrub(request.uri, secrets))
+        request.headers.pop("host", None)
+        if secrets:
+            for name, value in list(request.headers.items()):
+                request.headers[name] = scrub(value, secrets)
+            if isinstance(request.body, bytes):
+                request.body = scrub_bytes(request.body, secrets)
+            elif isinstance(request.body, str):
+                request.body = scrub(request.body, secrets)
+        return request
 
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    headers = response.get("headers") or {}
-    response["headers"] = {
-        k: v for k, v in headers.items() if k.lower() not in _VOLATILE_RESPONSE_HEADERS
-    }
-    return response
+    def response_filter(response: dict[str, Any]) -> dict[str, Any]:
+        headers = response.get("headers") or {}
+        response["headers"] = {
+            k: v for k, v in headers.items() if k.lower() not in _VOLATILE_RESPONSE_HEADERS
+        }
+        body = response.get("body") or {}
+        if secrets and isinstance(body.get("string"), bytes):
+            body["string"] = scrub_bytes(body["string"], secrets)
+        return response
+
+    return request_filter, response_filter
 
 
 class _RecordAfresh(FilesystemPersister):
@@ -88,16 +103,19 @@ class _RecordAfresh(FilesystemPersister):
         return super().load_cassette(cassette_path, serializer)
 
 
-def plugin_vcr(cassette_dir: str | Path, **overrides: Any) -> vcr.VCR:
-    """A vcrpy `VCR` writing to `cassette_dir` (tests/plugins/<name>/cassettes)."""
+def plugin_vcr(cassette_dir: str | Path, *, secrets: Sequence[str] = (), **overrides: Any
+               ) -> vcr.VCR:
+    """A vcrpy `VCR` writing to `cassette_dir` (tests/plugins/<name>/cassettes); `secrets`
+    are values to replace wherever they appear (`crossdock.redact.secret_values(settings)`)."""
+    request_filter, response_filter = _scrubber(secrets)
     options: dict[str, Any] = {
         "cassette_library_dir": str(cassette_dir),
         "record_mode": record_mode(),
         "match_on": ("method", "path", "query", "body"),
         "filter_headers": FILTERED_HEADERS,
         "filter_query_parameters": FILTERED_QUERY + VOLATILE_QUERY,
-        "before_record_request": _scrub_request,
-        "before_record_response": _scrub_response,
+        "before_record_request": request_filter,
+        "before_record_response": response_filter,
         # The contract fakes live on 127.0.0.1: loopback traffic is exactly what we record.
         "ignore_localhost": False,
         "decode_compressed_response": True,
