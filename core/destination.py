@@ -47,6 +47,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from crossdock.kit import (
+    Secret,
     basic_auth,
     chunks,
     first_value,
@@ -55,6 +56,8 @@ from crossdock.kit import (
     response_json,
     secret_rate_key,
     stringify,
+    stringify_values,
+    truncate,
 )
 from crossdock.models import MESSAGE_TYPES
 from crossdock.sends import FilePut, FileStore, LocalFolder, Receipt, Sendable
@@ -83,6 +86,7 @@ __all__ = [
     "Receipt",
     "Rejected",
     "Retry",
+    "Secret",
     "Sendable",
     "ValueRefused",
     "basic_auth",
@@ -98,6 +102,8 @@ __all__ = [
     "secret_rate_key",
     "short_body",
     "stringify",
+    "stringify_values",
+    "truncate",
 ]
 
 #: what `Destination.max_response_bytes` is unless a plugin says otherwise

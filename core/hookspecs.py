@@ -13,27 +13,33 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from crossdock.testing.demo import DemoContext, DemoDestination
+
 if TYPE_CHECKING:
     import click
     from jinja2.sandbox import SandboxedEnvironment
 
     from crossdock.delivery.senders import Sender
     from crossdock.destination import Destination
-    from crossdock.testing.demo import DemoContext, DemoDestination
+
+__all__ = ["DemoContext", "DemoDestination", "RegisterDemo", "RegisterDestination", "hookimpl"]
 
 hookspec = pluggy.HookspecMarker("crossdock")
 hookimpl = pluggy.HookimplMarker("crossdock")
 
+#: the `register` a plugin's register_destinations gets
+RegisterDestination = Callable[[type["Destination"]], None]
+#: the `register` a plugin's register_demo_destinations gets
+RegisterDemo = Callable[[DemoDestination], None]
+
 
 @hookspec
-def register_destinations(register: Callable[[type[Destination]], None]) -> None:
+def register_destinations(register: RegisterDestination) -> None:
     """Contribute destination types by calling register(DestinationSubclass)."""
 
 
 @hookspec
-def register_demo_destinations(
-    register: Callable[[DemoDestination], None], context: DemoContext
-) -> None:
+def register_demo_destinations(register: RegisterDemo, context: DemoContext) -> None:
     """Contribute to `crossdock demo`: start the plugin's contract fake with
     context.serve(app) and call register(DemoDestination(...)) pointing at it."""
 

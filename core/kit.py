@@ -10,6 +10,9 @@ re-exports every name here, so this module never imports the contract (no import
     chunks(items, 500)                     lists of at most 500, in order
     first_value(payload, "traits.email", "identities.email")   the first value present
     stringify(value)                       a value as the text destinations want
+    stringify_values(traits)               each value so, nulls left out
+    truncate(text, 3000)                   at most 3,000 characters, "…" where it was cut
+    Secret                                 a settings field: a SecretStr that is not blank
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import orjson
+from pydantic import AfterValidator, SecretStr
 
 T = TypeVar("T")
 
@@ -72,7 +77,7 @@ def json_request(
     Content-Length last, as httpx adds them) are given at once, where `content=` made httpx
     look each of them up through its generic mapping methods and copy them twice. Header names
     are best lower case; `headers` must not hold Host, Content-Length or Transfer-Encoding."""
-    target = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    target = url if isinstance(url, httpx.URL) else _parsed(url)
     if params:
         target = target.copy_merge_params(dict(params))
     content = body if isinstance(body, bytes) else json_content(body)
@@ -90,6 +95,12 @@ def json_request(
     except httpx.RequestNotRead:
         request.read()
     return request
+
+
+@lru_cache(maxsize=256)
+def _parsed(url: str) -> httpx.URL:
+    # Parsing was half the cost of building a small request; a destination sends to few URLs.
+    return httpx.URL(url)
 
 
 def response_json(response: httpx.Response) -> dict[str, Any] | None:
@@ -168,3 +179,30 @@ def stringify(value: Any, *, sort_keys: bool = False) -> str | None:
     except TypeError:  # a value from the Python API that JSON has no form for
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str,
                           sort_keys=sort_keys)
+
+
+def stringify_values(values: Mapping[str, Any], *, sort_keys: bool = False) -> dict[str, str]:
+    """Each value as `stringify` writes it, under its key (as text); nulls left out."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        text = stringify(value, sort_keys=sort_keys)
+        if text is not None:
+            out[str(key)] = text
+    return out
+
+
+def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+    """`text` cut to at most `limit` characters, `ellipsis` ending it where it was cut."""
+    return text if len(text) <= limit else text[:max(0, limit - len(ellipsis))] + ellipsis
+
+
+def _not_blank(value: SecretStr) -> SecretStr:
+    # The message never repeats the value: it is a secret.
+    if not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+#: a settings field holding a credential: a SecretStr (never printed, never in errors) that
+#: may not be empty or only spaces
+Secret = Annotated[SecretStr, AfterValidator(_not_blank)]

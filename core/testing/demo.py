@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
+if TYPE_CHECKING:  # kept light: the hook specifications import this module
+    from aiohttp import web
 
-from crossdock.testing.fakeserver import RunningServer, serve
+    from crossdock.testing.fakeserver import RunningServer
 
 T = TypeVar("T")
 
@@ -51,6 +52,8 @@ class DemoContext:
 
     def serve(self, app: web.Application) -> RunningServer:
         """Run `app` (a contract fake) on 127.0.0.1 on a free port until the demo ends."""
+        from crossdock.testing.fakeserver import serve
+
         return self._stack.enter_context(serve(app))
 
     def keep(self, resource: AbstractContextManager[T]) -> T:

@@ -10,10 +10,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     field_validator,
     model_validator,
 )
+
+from crossdock.destination import Secret
 
 _DATA_CENTRE = re.compile(r"^[a-z]+\d+$")
 _MERGE_TAG = re.compile(r"^[A-Z0-9_]{1,10}$")
@@ -44,7 +45,7 @@ class MailchimpSettings(BaseModel):
         default=None,
         description="API root instead of https://<dc>.api.mailchimp.com/3.0 (the contract fake)",
     )
-    api_key: SecretStr = Field(description="an API key ending in -<dc>, e.g. …-us21 (${ENV})")
+    api_key: Secret = Field(description="an API key ending in -<dc>, e.g. …-us21 (${ENV})")
     auth: Literal["basic", "bearer"] = Field(
         default="basic", description="Basic any-user:key, or Bearer (an OAuth access token)"
     )
@@ -64,14 +65,6 @@ class MailchimpSettings(BaseModel):
         default=True,
         description="members are accepted without values for merge fields the audience "
                     "marks required (a signup form's rule), instead of being refused")
-
-    @field_validator("api_key")
-    @classmethod
-    def _key(cls, value: SecretStr) -> SecretStr:
-        # Errors never repeat the key.
-        if not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return value
 
     @field_validator("list_id")
     @classmethod

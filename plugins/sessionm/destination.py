@@ -41,7 +41,7 @@ from crossdock.destination import (
     parse_retry_after,
     response_json,
     short_body,
-    stringify,
+    stringify_values,
 )
 from crossdock.plugins.sessionm.const import (
     API_PREFIX,
@@ -62,27 +62,17 @@ _EVENT_TYPES = {"track": EVENT_TYPE_CUSTOM, "screen": EVENT_TYPE_SCREEN_VIEW}
 _FILTER_CATEGORIES = ("events", "event_attributes", "user_attributes", "identities")
 
 
-def strings(values: dict[str, Any]) -> dict[str, str]:
-    """Every value as a string, whatever the mapping did; nulls are left out."""
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        text = stringify(value)
-        if text is not None:
-            out[str(key)] = text
-    return out
-
-
 def user_block(payload: dict[str, Any]) -> dict[str, Any]:
     """The `user` object of a request: who the person is and what SessionM should know."""
     profile_id = str(payload["profileId"])
-    traits = strings(payload.get("traits") or {})
+    traits = stringify_values(payload.get("traits") or {})
     user: dict[str, Any] = {"external_id": profile_id, "external_id_type": EXTERNAL_ID_TYPE}
     for name in sorted(STANDARD_USER_FIELDS & traits.keys()):
         user[name] = traits[name]
     custom = {k: v for k, v in sorted(traits.items()) if k not in STANDARD_USER_FIELDS}
     if custom:
         user["user_profile"] = custom
-    identities = strings(payload.get("identities") or {})
+    identities = stringify_values(payload.get("identities") or {})
     identifiers = [
         {"external_id_type": kind, "external_id": value}
         for kind, value in sorted(identities.items()) if kind != PROFILE_IDENTITY
@@ -174,7 +164,7 @@ class SessionMDestination(Destination[SessionMSettings]):
         event: dict[str, Any] = {
             "name": name,
             "type": _EVENT_TYPES[payload["type"]],
-            "attributes": strings(payload.get("properties") or {}),
+            "attributes": stringify_values(payload.get("properties") or {}),
             "message_id": payload.get("messageId"),
         }
         if payload.get("timestamp"):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from crossdock.destination import Secret
 from crossdock.plugins.sessionm.const import DEFAULT_HOST
 
 
@@ -20,7 +21,7 @@ class SessionMSettings(BaseModel):
         min_length=1, max_length=200,
         description="the app's API key: part of every path and the Basic auth user name",
     )
-    api_secret: SecretStr = Field(description="the app's API secret: the Basic auth password")
+    api_secret: Secret = Field(description="the app's API secret: the Basic auth password")
     event_names: dict[str, str] = Field(
         default_factory=dict,
         description="event-name mappings: routed event name -> SessionM event name",
@@ -32,13 +33,6 @@ class SessionMSettings(BaseModel):
         # The key is a path segment; anything else would change which URL is called.
         if not all(c.isalnum() or c in "-_." for c in value):
             raise ValueError("may contain only letters, digits, '-', '_' and '.'")
-        return value
-
-    @field_validator("api_secret")
-    @classmethod
-    def _secret_set(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty")
         return value
 
     @field_validator("event_names")

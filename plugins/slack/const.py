@@ -9,5 +9,4 @@ WEBHOOK_PATH_PREFIX = "/services/"
 MAX_BLOCKS = 50
 #: Block Kit: a section block's text is at most 3,000 characters
 MAX_SECTION_TEXT = 3000
-ELLIPSIS = "…"
 

@@ -28,8 +28,9 @@ from crossdock.destination import (
     json_request,
     secret_rate_key,
     short_body,
+    truncate,
 )
-from crossdock.plugins.slack.const import ELLIPSIS, MAX_BLOCKS, MAX_SECTION_TEXT, PLUGIN_NAME
+from crossdock.plugins.slack.const import MAX_BLOCKS, MAX_SECTION_TEXT, PLUGIN_NAME
 from crossdock.plugins.slack.settings import OVERRIDE_PROBLEMS, SlackSettings
 
 
@@ -56,10 +57,6 @@ def default_text(payload: dict[str, Any]) -> str:
             "groupId") or "a group"
         return f"{who} joined group *{escape(str(group))}*"
     return f"*{escape(str(kind or 'message'))}* from {who}"
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 
 def parse_blocks(raw: Any) -> list[dict[str, Any]] | None:

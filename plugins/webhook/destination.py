@@ -120,18 +120,8 @@ class WebhookDestination(Destination[WebhookSettings]):
                 headers[HEADER_X_SIGNATURE] = x_signature(
                     secret, content, settings.x_signature_digest
                 )
-        return PlannedRequest(json_request(settings.method, self._url(), content,
+        return PlannedRequest(json_request(settings.method, str(settings.url), content,
                                            headers=headers), items)
-
-    def _url(self) -> httpx.URL:
-        # Parsing the URL was half of building each request; the parsed one is reused for as
-        # long as the settings hold the same URL object.
-        source = self.settings.url
-        cached: tuple[object, httpx.URL] | None = self.__dict__.get("_parsed_url")
-        if cached is None or cached[0] is not source:
-            cached = (source, httpx.URL(str(source)))
-            self.__dict__["_parsed_url"] = cached
-        return cached[1]
 
     def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
         if response.status_code == 410:
