@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -31,11 +32,21 @@ class SendRefused(Exception):
     store, the store refuses it for good); the reason is the items' dead-letter reason."""
 
 
+@dataclass(frozen=True)
+class SendOptions:
+    """What a sender must honour of the destination it sends for: a sender that connects
+    anywhere (S3, SFTP) refuses loopback and private addresses unless the destination opted
+    in (`delivery.allow_private_network`, crossdock.egress), as the HTTP transport does."""
+
+    destination: str
+    allow_private_network: bool = False
+
+
 class Sender(Protocol):
     """Does one non-HTTP send. `send` is called concurrently for different sends (up to the
     destination's concurrency), never twice at once for the same items."""
 
-    async def send(self, send: Sendable) -> Receipt: ...
+    async def send(self, send: Sendable, options: SendOptions) -> Receipt: ...
 
 
 class Senders:
@@ -73,7 +84,7 @@ class LocalFolderSender:
     reader sees the old file or the whole new one, never a part; a crash leaves at most a
     `.part` file, never a partial file under the name."""
 
-    async def send(self, send: Sendable) -> Receipt:
+    async def send(self, send: Sendable, options: SendOptions) -> Receipt:
         if not isinstance(send, FilePut) or not isinstance(send.store, LocalFolder):
             raise SendRefused(f"the local folder sender cannot send {send.kind}")
         return await asyncio.to_thread(self._write, send, send.store)

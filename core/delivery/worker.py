@@ -36,7 +36,7 @@ from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
 from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
 from crossdock.delivery.ratelimit import RateLimiter
-from crossdock.delivery.senders import Senders, SendRefused
+from crossdock.delivery.senders import Senders, SendOptions, SendRefused
 from crossdock.delivery.transport import send
 from crossdock.destination import (
     Delivered,
@@ -214,6 +214,7 @@ class DestinationWorker:
                                       rng=self.rng)
         #: who makes the plugin's non-HTTP sends (PlannedSend), by kind
         self.senders = senders if senders is not None else Senders.default()
+        self.send_options = SendOptions(self.name, self.settings.allow_private_network)
         self.report = DestinationReport()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -456,7 +457,7 @@ class DestinationWorker:
         timeout = self.settings.timeout
         try:
             async with asyncio.timeout(timeout):
-                receipt = await sender.send(send)
+                receipt = await sender.send(send, self.send_options)
         except TimeoutError:
             error = f"timeout after {timeout:g}s sending {send.target()}"
             return [Retry(error)] * count, Verdict.DOWN, error

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crossdock.config import LoadedConfig, parse_config
 from crossdock.delivery import deliver_once
-from crossdock.delivery.senders import LocalFolderSender, Senders
+from crossdock.delivery.senders import LocalFolderSender, Senders, SendOptions
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     Destination,
@@ -190,8 +190,8 @@ class _Loft:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def send(self, send: Sendable) -> Receipt:
-        assert isinstance(send, Pigeon)
+    async def send(self, send: Sendable, options: SendOptions) -> Receipt:
+        assert isinstance(send, Pigeon) and options == SendOptions("files", False)
         self.sent.append(send.note)
         return Receipt(send.target(), "cooed")
 
@@ -231,8 +231,9 @@ def test_a_local_folder_is_an_absolute_path() -> None:
 
 async def test_the_sender_replaces_a_file_of_the_same_name_whole(tmp_path: Path) -> None:
     put = FilePut(LocalFolder(str(tmp_path)), "a/b.txt", b"first")
-    await LocalFolderSender().send(put)
-    receipt = await LocalFolderSender().send(FilePut(put.store, put.name, b"second"))
+    options = SendOptions("files")
+    await LocalFolderSender().send(put, options)
+    receipt = await LocalFolderSender().send(FilePut(put.store, put.name, b"second"), options)
     assert receipt == Receipt(f"folder {tmp_path}: a/b.txt", "wrote 6 bytes")
     assert (tmp_path / "a" / "b.txt").read_bytes() == b"second"
     assert files(tmp_path) == ["a/b.txt"]

@@ -17,8 +17,9 @@ def test_fake_server_and_pipeline_deliver_to_a_fake(fake_server: Any, pipeline: 
     fake = WebhookFake()
     server = fake_server(make_app(fake))
     run = pipeline({"outbox": {"url": "sqlite:///outbox.db"}, "collector": {"enabled": False},
-                    "destinations": {"hook": {"plugin": "webhook", "settings": {
-                        "url": f"{server.url}/in", "allow_private_network": True}}}}, [TRACK])
+                    "destinations": {"hook": {
+                        "plugin": "webhook", "settings": {"url": f"{server.url}/in"},
+                        "delivery": {"allow_private_network": True}}}}, [TRACK])
     assert run.report.delivered == 1
     assert [r["state"] for r in run.rows] == ["delivered"]
     assert [entry["body"]["event"] for entry in fake.received] == ["Order Completed"]

@@ -26,4 +26,4 @@ class TestWebhookConformance(DestinationConformance):
         return make_app(WebhookFake(secret=SECRET))
 
     def settings(self, url: str) -> dict[str, Any]:
-        return {"url": f"{url}/hook", "secret": SECRET, "allow_private_network": True}
+        return {"url": f"{url}/hook", "secret": SECRET}
