@@ -7,7 +7,8 @@
 `Skip` saying why the message does not go to that destination (reasons in docs/filters.md). A
 template that cannot render raises MessageError naming it ("mapping.templates.text: ...").
 The payload is a plain JSON dict, the input every plugin's `build_requests` reads; treat it
-as read-only (destinations may share its inner objects):
+as read-only (destinations may share its inner objects). Plugin authors read it described in
+docs/plugin-reference.md (a test checks that page names every key):
 
     {
       "type": "track" | "identify" | "page" | "screen" | "alias" | "group",
