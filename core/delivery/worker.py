@@ -432,13 +432,8 @@ class DestinationWorker:
         except Exception as exc:  # the transport raising anything must not end the worker
             error = f"error sending {_target(request)}: {_describe(exc)}"
             return [Retry(error)] * count, Verdict.DOWN, error
-        try:
-            outcome = self.plugin.classify(planned, response)
-        except Exception as exc:
-            error = (f"plugin {self.plugin.plugin_name} classify failed on HTTP "
-                     f"{response.status_code}: {_describe(exc)}")
-            return [Retry(error)] * count, Verdict.UNKNOWN, error
-        return self._per_item(outcome, count, f"HTTP {response.status_code}")
+        return self._judged(lambda: self.plugin.classify(planned, response), count, "classify",
+                            f"HTTP {response.status_code}")
 
     async def _make_send(self, planned: PlannedSend) -> tuple[list[Outcome], Verdict, str]:
         """One non-HTTP send, made by the sender of its kind under the rate limit and the
@@ -466,24 +461,26 @@ class DestinationWorker:
         except Exception as exc:  # the sender raising anything must not end the worker
             error = f"error sending {send.target()}: {_describe(exc)}"
             return [Retry(error)] * count, Verdict.DOWN, error
+        return self._judged(lambda: self.plugin.classify_receipt(planned, receipt), count,
+                            "classify_receipt", receipt.target)
+
+    def _judged(self, judge: Callable[[], Outcome | Sequence[Outcome]], count: int,
+                method: str, what: str) -> tuple[list[Outcome], Verdict, str]:
+        """The plugin's judgement of an answer (`judge()`) as one outcome per carried item,
+        with what it says about the destination (for its circuit): down when every item is
+        retried; a judge that raises, or gives the wrong number of outcomes, is a retry."""
         try:
-            outcome = self.plugin.classify_receipt(planned, receipt)
+            outcome = judge()
         except Exception as exc:
-            error = (f"plugin {self.plugin.plugin_name} classify_receipt failed: "
+            error = (f"plugin {self.plugin.plugin_name} {method} failed on {what}: "
                      f"{_describe(exc)}")
             return [Retry(error)] * count, Verdict.UNKNOWN, error
-        return self._per_item(outcome, count, receipt.target)
-
-    def _per_item(self, outcome: Outcome | Sequence[Outcome], count: int, what: str
-                  ) -> tuple[list[Outcome], Verdict, str]:
-        """A plugin's judgement as one outcome per carried item (a wrong count is retried),
-        with what it says about the destination: down when every item is retried."""
         if isinstance(outcome, _OUTCOMES):
             outcomes = [outcome] * count
         else:
             outcomes = list(outcome)
             if len(outcomes) != count or not all(isinstance(o, _OUTCOMES) for o in outcomes):
-                error = (f"plugin {self.plugin.plugin_name} classify returned "
+                error = (f"plugin {self.plugin.plugin_name} {method} returned "
                          f"{len(outcomes)} outcomes for {count} items ({what})")
                 return [Retry(error)] * count, Verdict.UNKNOWN, error
         retries = [o for o in outcomes if isinstance(o, Retry)]
