@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crossdock.config import LoadedConfig, load_config
-from crossdock.plugin_manager import call_in_order
+from crossdock.plugin_manager import call_in_order, plugin_manager
 from crossdock.testing.demo import DemoContext, DemoDestination
 
 DEMO_DEADLINE = 60.0
@@ -99,8 +99,8 @@ def demo_destinations() -> Iterator[list[DemoDestination]]:
     plugins were registered); yield the destinations that point at them."""
     with ExitStack() as stack:
         found: list[DemoDestination] = []
-        call_in_order("register_demo_destinations", register=found.append,
-                      context=DemoContext(stack))
+        call_in_order(plugin_manager().hook.register_demo_destinations,
+                      register=found.append, context=DemoContext(stack))
         yield found
 
 

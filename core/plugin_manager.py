@@ -119,10 +119,10 @@ def destination_types(pm: pluggy.PluginManager | None = None) -> dict[str, type[
     return found
 
 
-def call_in_order(hook: str, **arguments: object) -> None:
+def call_in_order(hook: pluggy.HookCaller, **arguments: object) -> None:
     """Call a `register_*` hook's implementations one by one in the order their plugins were
     registered (built-ins first, in DEFAULT_PLUGINS order), where pluggy calls the last
     registered first: for contributions whose order shows (the demo's destinations)."""
-    for impl in getattr(plugin_manager().hook, hook).get_hookimpls():
+    for impl in hook.get_hookimpls():
         if not impl.hookwrapper and not impl.wrapper:
             impl.function(**{name: arguments[name] for name in impl.argnames})

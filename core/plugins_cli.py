@@ -95,9 +95,13 @@ def new_plugin(name: str, parent: Path) -> None:
         made = scaffold(name, parent)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from exc
-    cli_module.console.print(f"made {made.root}/ ({len(made.files)} files)", highlight=False)
+    console = cli_module.console
+    console.print(f"made {made.root}/ ({len(made.files)} files)", highlight=False,
+                  markup=False, soft_wrap=True)
     for path in made.files:
-        cli_module.console.print(f"  {path.relative_to(made.root)}", highlight=False, markup=False)
+        console.print(f"  {path.relative_to(made.root)}", highlight=False, markup=False,
+                      soft_wrap=True)
     cli_module.err_console.print(
         f"\nnext:\n  pip install -e '{made.root}[test]'\n  cd {made.root} && python -m pytest"
-        f"\n  crossdock plugins   # lists {made.name}", highlight=False, markup=False)
+        f"\n  crossdock plugins   # lists {made.name}", highlight=False, markup=False,
+        soft_wrap=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pluggy
 import pytest
 
@@ -88,3 +90,31 @@ def test_registering_something_else_is_refused() -> None:
 
     with pytest.raises(PluginError, match="not a Destination subclass"):
         destination_types(manager_with(Bad()))
+
+
+def test_register_demo_destinations_joins_the_demo_after_the_built_ins() -> None:
+    from aiohttp import web
+
+    from crossdock.demo import demo_destinations
+    from crossdock.plugin_manager import plugin_manager
+    from crossdock.testing.demo import DemoContext, DemoDestination
+
+    class Plugin:
+        @hookspecs.hookimpl
+        def register_demo_destinations(self, register: Any, context: DemoContext) -> None:
+            server = context.serve(web.Application())
+            register(DemoDestination("extra", {"plugin": "webhook",
+                                               "settings": {"url": server.url}},
+                                     lambda: [], str))
+
+    pm = plugin_manager()
+    pm.register(Plugin(), name="test-demo")
+    try:
+        with demo_destinations() as found:
+            names = [d.name for d in found]
+            # The plugin's server runs as long as the demo does.
+            assert httpx.get(f"{found[-1].config['settings']['url']}/x").status_code == 404
+    finally:
+        pm.unregister(name="test-demo")
+    assert names == ["warehouse-webhook", "slack-orders", "sessionm", "mailchimp-main",
+                     "fb-high-value", "extra"]

@@ -1,4 +1,6 @@
-"""docs/plugin-guide.md, followed literally: every `sh` block run in order in one folder (the
+"""docs/plugin-guide.md, followed literally: a plugin package made by `crossdock plugins new`,
+installed and passing its own tests as made, then a message delivered through it. Every `sh`
+block is run in order in one folder (the
 working folder carried from block to block, as in a reader's shell), the `text` block after it
 found in what it printed, and every file the guide shows (a fenced block with a `title`) found
 line by line in the file the commands made. Two substitutions, both for this test's machine:
@@ -126,6 +128,8 @@ def test_the_plugin_guide_followed_literally_delivers_a_message(tmp_path: Path) 
                 shown_in(block.text, home / block.title)
                 files += 1
         assert (ran, files) == (5, 7)
+        # The wheel pip built holds the shipped mapping (package data), which the plugin read.
+        assert (tmp_path / "site" / "crossdock_acme" / "mapping.yaml").is_file()
         received = httpx.get(f"http://127.0.0.1:{shell.port}/_fake/received").json()
         assert [(e["event"], e["user_id"]) for e in received["received"]] == [
             ("Order Completed", "u-1")]

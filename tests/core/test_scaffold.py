@@ -1,12 +1,10 @@
-"""`crossdock plugins new NAME` makes a complete plugin package that installs (a real wheel,
-built and installed by pip into a folder of its own) and passes its own tests as made: unit,
-contract fake, recorded cassette, whole pipeline and the conformance suite; and its code is
-clean by ruff."""
+"""`crossdock plugins new NAME` makes a complete plugin package, clean by ruff. That it
+installs (its wheel built and installed by pip) and passes its own tests as made (unit, fake,
+recorded cassette, whole pipeline, conformance suite) is shown by tests/core/test_plugin_guide.py,
+which follows the plugin guide from `crossdock plugins new acme` on."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,51 +20,19 @@ FILES = ["README.md", "docs/acme.md", "pyproject.toml", "src/crossdock_acme/__in
          "tests/cassettes/delivered.yaml", "tests/test_acme.py"]
 
 
-def run(*args: str | Path, cwd: Path | None = None, site: Path | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("CROSSDOCK_LOAD_PLUGINS", None)
-    env.pop("CROSSDOCK_RECORD", None)
-    if site is not None:
-        env["PYTHONPATH"] = str(site)
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=300)
-
-
-def install(package: Path, site: Path) -> None:
-    """pip builds the package's wheel and installs it into `site` (not this environment)."""
-    done = run(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-               "--no-build-isolation", "--target", site, package)
-    assert done.returncode == 0, done.stderr
-
-
-@pytest.mark.slow
-def test_a_new_plugin_installs_and_passes_its_own_tests(tmp_path: Path) -> None:
-    made = run(sys.executable, "-m", "crossdock.cli", "plugins", "new", "acme",
-               "--into", tmp_path)
+def test_a_new_plugin_has_every_file_and_is_clean_by_ruff(tmp_path: Path) -> None:
+    made = subprocess.run([sys.executable, "-m", "crossdock.cli", "plugins", "new", "acme",
+                           "--into", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     package = tmp_path / "crossdock-acme"
     assert f"made {package}/ (12 files)" in made.stdout
+    assert f"pip install -e '{package}[test]'" in made.stderr  # what to do next
     assert sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file()) == (
         FILES)
-
-    lint = run(sys.executable, "-m", "ruff", "check", "--no-cache", package, cwd=package)
+    assert "@" not in (package / "src/crossdock_acme/destination.py").read_text()
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+                          capture_output=True, text=True, cwd=package, timeout=60)
     assert lint.returncode == 0, lint.stdout
-
-    site = tmp_path / "site"
-    install(package, site)
-    assert (site / "crossdock_acme" / "mapping.yaml").is_file()  # package data in the wheel
-
-    tests = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package,
-                site=site)
-    assert tests.returncode == 0, tests.stdout[-4000:]
-    assert "19 passed" in tests.stdout, tests.stdout[-2000:]
-
-    listed = run(sys.executable, "-m", "crossdock.cli", "plugins", "--json", site=site)
-    assert listed.returncode == 0, listed.stderr
-    acme = {d["plugin"]: d for d in json.loads(listed.stdout)["destinations"]}["acme"]
-    assert (acme["module"], acme["docs_url"], acme["auth"]) == (
-        "crossdock_acme.destination", "docs/acme.md", "bearer")
 
 
 def test_the_names_a_plugin_is_made_with() -> None:
