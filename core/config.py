@@ -291,6 +291,19 @@ class ConfiguredDestination:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def context(self) -> DestinationContext:
+        """What the destination's plugin may read about it (`Destination.config_warnings`)."""
+        from crossdock.profiles.attributes import RESERVED_CUSTOM_ALIASES, SYSTEM_ALIASES
+
+        filt = self.config.filter
+        return DestinationContext(
+            self.name, self.mapping,
+            {"events": filt.events.allow, "event_attributes": filt.event_attributes.allow,
+             "user_attributes": filt.user_attributes.allow,
+             "identities": filt.identities.allow},
+            {**SYSTEM_ALIASES, **RESERVED_CUSTOM_ALIASES})
+
+    @property
     def batch_size(self) -> int:
         plugin = self.plugin
         return min(self.config.delivery.batch_size or plugin.recommended_batch_size
@@ -450,7 +463,7 @@ def parse_config(
         configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping), mapping)
         configured.warnings = [
             f"{prefix}.{w}" for w in delivery_warnings(dest.delivery)
-        ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(context(configured))]
+        ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured.context)]
         warnings.extend(configured.warnings)
         destinations.append(configured)
     problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
@@ -499,18 +512,6 @@ def _unknown_plugin(name: str, types: dict[str, type[Destination]],
     if failures:
         text += "; failed to import: " + ", ".join(f.name for f in failures)
     return text
-
-
-def context(destination: ConfiguredDestination) -> DestinationContext:
-    """What the destination's plugin may read about it (`Destination.config_warnings`)."""
-    from crossdock.profiles.attributes import RESERVED_CUSTOM_ALIASES, SYSTEM_ALIASES
-
-    filt = destination.config.filter
-    return DestinationContext(
-        destination.name, destination.mapping,
-        {"events": filt.events.allow, "event_attributes": filt.event_attributes.allow,
-         "user_attributes": filt.user_attributes.allow, "identities": filt.identities.allow},
-        {**SYSTEM_ALIASES, **RESERVED_CUSTOM_ALIASES})
 
 
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
