@@ -12,6 +12,7 @@ re-exports every name here, so this module never imports the contract (no import
     stringify(value)                       a value as the text destinations want
     stringify_values(traits)               each value so, nulls left out
     truncate(text, 3000)                   at most 3,000 characters, "…" where it was cut
+    sha256_hex(text), is_sha256_hex(value) hashing personal data as ad APIs take it, once
     Secret                                 a settings field: a SecretStr that is not blank
 """
 
@@ -21,6 +22,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Annotated, Any, TypeVar
@@ -194,6 +196,21 @@ def stringify_values(values: Mapping[str, Any], *, sort_keys: bool = False) -> d
 def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
     """`text` cut to at most `limit` characters, `ellipsis` ending it where it was cut."""
     return text if len(text) <= limit else text[:max(0, limit - len(ellipsis))] + ellipsis
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def sha256_hex(text: str) -> str:
+    """The lower-hex SHA-256 of `text`'s UTF-8: how ad platforms (Meta, Google, TikTok) take
+    an email or a phone number once normalized by their rules."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_sha256_hex(value: str) -> bool:
+    """True for a value that already is a hex SHA-256 digest: hash it again and no one can
+    match it, so it is sent as it is."""
+    return bool(_SHA256_HEX.match(value))
 
 
 def _not_blank(value: SecretStr) -> SecretStr:

@@ -25,7 +25,6 @@ text is logged); the destination leaves the field empty (Meta's "no value") and 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from typing import Any
 import phonenumbers
 
 from crossdock.dates import DateOrder, month_number
-from crossdock.destination import ValueRefused
+from crossdock.destination import ValueRefused, is_sha256_hex, sha256_hex
 from crossdock.plugins.facebook_audience.places import COUNTRY_CODES, STATE_CODES, letters_key
 
 #: every schema field this plugin can send, in Meta's spelling
@@ -46,7 +45,6 @@ UNHASHED_FIELDS = frozenset({"MADID", "EXTERN_ID"})
 #: the regions phone numbers can be read in (ISO 3166-1 alpha-2, upper case)
 PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
-_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _US_ZIP = re.compile(r"^(\d{5})(?:-?\d{4})?$")
 # Whitespace and the ASCII punctuation of Meta's builder (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~).
@@ -75,15 +73,6 @@ class Context:
 
 #: a value Meta cannot match; the reason names the rule it broke, not the value
 Unusable = ValueRefused
-
-
-def is_sha256(value: str) -> bool:
-    """True for a value that already is a hex SHA-256 digest (never hash it again)."""
-    return bool(_SHA256_HEX.match(value))
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _text(value: Any) -> str:
@@ -240,7 +229,7 @@ def prepare(field: str, value: Any, context: Context | None = None) -> str:
     EXTERN_ID; a value that already is a SHA-256 digest passes through (lower-cased)."""
     if value is None:
         return ""
-    if field not in UNHASHED_FIELDS and isinstance(value, str) and is_sha256(value.strip()):
+    if field not in UNHASHED_FIELDS and isinstance(value, str) and is_sha256_hex(value.strip()):
         return value.strip().lower()
     text = normalize(field, value, context)
     if not text or field in UNHASHED_FIELDS:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from crossdock.config import parse_config
 from crossdock.delivery import deliver_once
@@ -29,15 +29,20 @@ from crossdock.destination import (
     Planned,
     PlannedRequest,
     Rejected,
+    Secret,
     basic_auth,
     chunks,
     first_value,
+    is_sha256_hex,
     json_content,
     json_request,
     per_item,
     plan_each,
     response_json,
+    sha256_hex,
     stringify,
+    stringify_values,
+    truncate,
 )
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
@@ -256,3 +261,30 @@ async def test_an_item_rejected_raised_out_of_build_requests_dead_letters_that_i
         assert row is not None and "ConnectionError: the plugin broke" in row["last_error"]
     finally:
         box.close()
+
+
+def test_personal_data_is_hashed_once() -> None:
+    # Meta's documented example: "john_smith@gmail.com" normalized, then hashed
+    digest = sha256_hex("john_smith@gmail.com")
+    assert digest == "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
+    assert is_sha256_hex(digest) and is_sha256_hex(digest.upper())
+    assert not is_sha256_hex("john_smith@gmail.com") and not is_sha256_hex(digest[:-1])
+
+
+def test_stringify_values_and_truncate() -> None:
+    assert stringify_values({"a": 1.0, "b": None, "c": [1]}) == {"a": "1", "c": "[1]"}
+    assert truncate("abcdef", 4) == "abc…" and truncate("abc", 4) == "abc"
+    assert truncate("abcdef", 4, "...") == "a..."
+
+
+class Keyed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: Secret
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_a_secret_setting_may_not_be_blank(key: str) -> None:
+    with pytest.raises(ValidationError, match="must not be empty"):
+        Keyed(key=key)
+    assert repr(Keyed(key="hunter2")).count("hunter2") == 0
