@@ -17,7 +17,8 @@ from crossdock import cli as cli_module
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def plugins_group(ctx: click.Context, as_json: bool) -> None:
-    """List installed plugins and the settings each destination type takes."""
+    """List installed plugins and the settings each destination type takes (`plugins new
+    NAME` makes a new plugin package)."""
     if ctx.invoked_subcommand is not None:
         return
     from crossdock.plugin_manager import destination_types, plugin_manager
