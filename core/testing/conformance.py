@@ -26,7 +26,7 @@ What it checks, for every destination alike:
 - replies are classified as docs/delivery.md says: 429 (honouring Retry-After) and 5xx are
   retried, 400 is a dead letter, and a body the plugin cannot read (an HTML page, bytes that
   are no UTF-8, JSON cut short) never raises and never dead-letters a 2xx or a 5xx; a timeout
-  is retried by the engine;
+  and a dropped connection (the fake's faults) are retried by the engine;
 - secrets (every SecretStr of the settings) never show in rate keys, reasons, logs, the
   outbox or cassettes (request bodies included);
 - the plugin's modules import nothing of Crossdock but the public plugin API.
@@ -37,12 +37,9 @@ from __future__ import annotations
 import ast
 import asyncio
 import logging
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -93,7 +90,8 @@ class DestinationConformance:
 
     def fake_app(self) -> web.Application:
         """The destination's contract fake, built with crossdock.testing.fakescript.fake_app
-        and answering `payloads` with success."""
+        (the suite steers it through its control routes) and answering `payloads` with
+        success."""
         raise NotImplementedError
 
     def settings(self, url: str) -> dict[str, Any]:
@@ -237,12 +235,18 @@ class DestinationConformance:
                     if status == 503:
                         assert all(isinstance(o, Retry) for o in got), (body, got)
 
-    def test_a_timeout_is_retried(self, tmp_path: Path) -> None:
+    def test_a_timeout_and_a_dropped_connection_are_retried(self, served_fake: RunningServer,
+                                                            tmp_path: Path) -> None:
         self._requests()
-        with _silent_server() as url:
-            report = asyncio.run(self._deliver(tmp_path, url, timeout=0.3))
-        assert report.retried == len(self.payloads), report
-        assert "timeout after 0.3s" in str(report), report
+        outages: list[tuple[str, dict[str, Any], str]] = [
+            ("hang", {"kind": "hang", "seconds": 30}, "timeout after 0.3s"),
+            ("reset", {"kind": "reset"}, "connection error sending")]
+        for kind, outage, said in outages:
+            httpx.post(f"{served_fake.url}/_fake/script",
+                       json={"outage": outage}).raise_for_status()
+            report = asyncio.run(self._deliver(tmp_path / kind, served_fake.url, timeout=0.3))
+            assert report.retried == len(self.payloads), (outage, report)
+            assert said in str(report), (outage, report)
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -318,6 +322,7 @@ class DestinationConformance:
             "delivery": {"timeout": timeout, "backoff_base": 0.01, "backoff_max": 0.1,
                          "allow_private_network": True}}}},
             base_dir=folder, env={}, types={name: self.destination})
+        folder.mkdir(parents=True, exist_ok=True)
         box = SQLiteOutbox(folder / "conformance.db")
         now = time.time() + later
 
@@ -364,32 +369,3 @@ def _imported(source: Path, package: str) -> Iterator[str]:
 def _allowed(name: str, package: str) -> bool:
     return any(name == ok or name.startswith(ok + ".")
                for ok in (*PUBLIC_PLUGIN_API, package))
-
-
-@contextmanager
-def _silent_server() -> Iterator[str]:
-    """The URL of a TCP server on 127.0.0.1 that accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for connection in held:
-            connection.close()
-        listener.close()
