@@ -1,7 +1,8 @@
 """What a destination plugin is: the contract between an integrator's code and the engine,
 and the kit every plugin is written with. A plugin imports only this module (and
-`crossdock.hookspecs` for `hookimpl`, `crossdock.dates`, and `crossdock.testing` in its fake and
-tests); tests/core/test_plugin_api.py fails a built-in that imports anything else of Crossdock.
+`crossdock.hookspecs` for `hookimpl`, `crossdock.dates`, `crossdock.phones`, and
+`crossdock.testing` in its fake and tests); tests/core/test_plugin_api.py fails a built-in
+that imports anything else of Crossdock.
 
 A destination type is a `Destination[SettingsT]` subclass: a `Manifest`, a settings model, a
 mapping file beside it, and two pure functions:
@@ -13,7 +14,9 @@ mapping file beside it, and two pure functions:
   an item that is still sent. The simple form is `build_item(item)`, called once per item;
   either may raise `ItemRejected` for the item at hand;
 - `classify(planned, response)`: one HTTP response in, one outcome per carried item out
-  (`classify_receipt` for the receipt of a non-HTTP send).
+  (`classify_receipt` for the receipt of a non-HTTP send), or a `FollowUp`: the next request
+  for the same items, when the answer only decides what to send next (a search whose result
+  says create or update).
 
 The engine (crossdock.delivery) does all I/O: leasing, batching, rate limits, concurrency,
 timeouts, retries with backoff, dead letters. A plugin never sends anything itself.
@@ -44,12 +47,13 @@ from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import httpx
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crossdock.kit import (
     Secret,
     basic_auth,
     chunks,
+    dotted_paths,
     first_value,
     is_sha256_hex,
     json_content,
@@ -62,14 +66,17 @@ from crossdock.kit import (
     truncate,
 )
 from crossdock.models import MESSAGE_TYPES
+from crossdock.phones import check_phone_region
 from crossdock.sends import FilePut, FileStore, LocalFolder, Receipt, Sendable
 
 __all__ = [
     "ALL_MESSAGE_TYPES",
     "DEFAULT_MESSAGE_TYPES",
     "DELIVERED",
+    "MAX_FOLLOW_UPS",
     "RETRYABLE_STATUS",
     "AuthKind",
+    "ContactOptions",
     "Delivered",
     "Destination",
     "DestinationContext",
@@ -77,6 +84,7 @@ __all__ = [
     "FieldRefused",
     "FilePut",
     "FileStore",
+    "FollowUp",
     "ItemRejected",
     "LocalFolder",
     "Manifest",
@@ -93,6 +101,7 @@ __all__ = [
     "ValueRefused",
     "basic_auth",
     "chunks",
+    "dotted_paths",
     "first_value",
     "http_outcome",
     "is_sha256_hex",
@@ -151,6 +160,9 @@ class PlannedRequest:
     items: list[OutboxItem]
     # Requests with the same rate key share one rate limit (e.g. one Slack webhook URL).
     rate_key: str = ""
+    #: which step of a multi-request flow this request is ("search", "create"), for
+    #: `classify`; the engine copies a FollowUp's step onto the request it sends
+    step: str = ""
 
 
 @dataclass(slots=True)
@@ -231,6 +243,29 @@ class Failed:
 
 Outcome = Delivered | Retry | Failed
 DELIVERED = Delivered()
+
+#: the most follow-ups one attempt makes: a plugin answering FollowUp for ever is stopped
+MAX_FOLLOW_UPS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """What `classify` answers when a response settles nothing yet but decides the next request
+    for the same items: a search whose answer says whether to create or to update, a create
+    whose answer holds the id a note is then attached to. The plugin stays pure (a response in,
+    a request out); the engine sends `request` at once and hands its answer to `classify` in
+    turn, as a `PlannedRequest` carrying the same items.
+
+    The steps are one attempt: a timeout, a connection error or a Retry at any step retries the
+    items from their first request, so a flow must be safe to start again (look up, then
+    write). An attempt makes at most MAX_FOLLOW_UPS follow-ups; past that its items are
+    retried with the plugin named. `step` names what the request is, so `classify` reads
+    its answer without guessing from the URL; `rate_key`, when set, is the limit it shares
+    (an API that limits each endpoint on its own), else the first request's."""
+
+    request: httpx.Request
+    step: str = ""
+    rate_key: str | None = None
 
 #: how a destination authenticates, as `crossdock plugins` shows it and the docs describe it:
 #: none; api_key (a key in a header, the query or the body); basic (user and password); bearer
@@ -315,6 +350,29 @@ class DestinationContext:
     def stored_name(self, attribute: str) -> str:
         """The name the profile store keeps `attribute` under (itself for most names)."""
         return self.stored_names.get(attribute, attribute)
+
+
+class ContactOptions(BaseModel):
+    """Mapping options every destination that reaches people by email or phone shares: where
+    it reads the email and the phone (dotted paths into the routed payload, first found wins)
+    and the region national phone numbers are read in (`crossdock.phones`). A plugin's
+    options model extends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: list[str] = Field(
+        default_factory=lambda: ["traits.email", "identities.email"],
+        description="where the person's email is read, first found wins")
+    phone: list[str] = Field(
+        default_factory=lambda: ["traits.phone", "identities.phone"],
+        description="where the person's phone number is read, first found wins")
+    phone_region: str | None = Field(
+        default=None,
+        description="the country a national phone number is read in (ISO 3166-1 alpha-2); "
+                    "without one only numbers with a + or 00 country prefix are used")
+
+    _paths = field_validator("email", "phone")(dotted_paths)
+    _region = field_validator("phone_region")(check_phone_region)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
@@ -481,8 +539,9 @@ class Destination(Generic[SettingsT]):
 
     def classify(
         self, planned: PlannedRequest, response: httpx.Response
-    ) -> Outcome | Sequence[Outcome]:
-        """Judge a response: one outcome for all carried items, or one per item in order."""
+    ) -> Outcome | Sequence[Outcome] | FollowUp:
+        """Judge a response: one outcome for all carried items, one per item in order, or the
+        request to send next for all of them (`FollowUp`)."""
         return http_outcome(response)
 
     def classify_receipt(

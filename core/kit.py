@@ -9,6 +9,7 @@ re-exports every name here, so this module never imports the contract (no import
     secret_rate_key("acme", api_key)       a rate key sharing a limit per secret, hashed
     chunks(items, 500)                     lists of at most 500, in order
     first_value(payload, "traits.email", "identities.email")   the first value present
+    dotted_paths(["traits.email"])         an options validator for the paths first_value reads
     stringify(value)                       a value as the text destinations want
     stringify_values(traits)               each value so, nulls left out
     truncate(text, 3000)                   at most 3,000 characters, "…" where it was cut
@@ -152,6 +153,22 @@ def first_value(payload: Mapping[str, Any], *paths: str) -> Any:
             continue
         return value
     return None
+
+
+_DOTTED_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+
+
+def dotted_paths(paths: list[str]) -> list[str]:
+    """`paths` when each is a dotted path `first_value` reads, else ValueError naming the
+    first that is not (an options model's validator:
+    `field_validator("email")(dotted_paths)`)."""
+    if not paths:
+        raise ValueError("name at least one dotted path into the routed payload "
+                         "(traits.email)")
+    bad = [p for p in paths if not _DOTTED_PATH.match(p)]
+    if bad:
+        raise ValueError(f"dotted paths into the routed payload (traits.email): {bad[0]!r}")
+    return paths
 
 
 # Beyond this an integral float is written in exponent form, not as a 300-digit integer.

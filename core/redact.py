@@ -23,10 +23,11 @@ REDACTED = "<secret>"
 SECRET_HEADERS = frozenset({
     "authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
     "access-token", "developer-token", "webhook-signature", "x-signature", "x-hub-signature",
-    "x-hub-signature-256",
+    "x-hub-signature-256", "x-api-token",
 })
 #: query parameters that carry credentials
-SECRET_QUERY = frozenset({"access_token", "appsecret_proof", "api_key", "apikey", "token"})
+SECRET_QUERY = frozenset({"access_token", "appsecret_proof", "api_key", "apikey", "api_token",
+                          "token"})
 
 
 def secret_values(settings: BaseModel) -> list[str]:

@@ -39,9 +39,11 @@ from crossdock.delivery.ratelimit import RateLimiter
 from crossdock.delivery.senders import Senders, SendOptions, SendRefused
 from crossdock.delivery.transport import send
 from crossdock.destination import (
+    MAX_FOLLOW_UPS,
     Delivered,
     Failed,
     FieldRefused,
+    FollowUp,
     ItemRejected,
     OutboxItem,
     Outcome,
@@ -347,12 +349,12 @@ class DestinationWorker:
                 settlement.releases += [item.id for item in carried]
                 continue
             entry.items = carried
-            report.requests += 1
             if isinstance(entry, PlannedRequest):
-                outcomes, verdict, error = await self._send(entry)
+                outcomes = await self._exchange(entry, report, batch.probe)
             else:
+                report.requests += 1
                 outcomes, verdict, error = await self._make_send(entry)
-            self.circuit.record(verdict, error, probe=batch.probe)
+                self.circuit.record(verdict, error, probe=batch.probe)
             for item, outcome in zip(carried, outcomes, strict=True):
                 self._judge(item, outcome, settlement, report)
         forgotten = [item for item in items if item.id not in covered]
@@ -403,9 +405,31 @@ class DestinationWorker:
         log.warning("%s: %s: %s", self.name, item.message_id, error)
         self._judge(item, Retry(error), settlement, report)
 
-    async def _send(self, planned: PlannedRequest) -> tuple[list[Outcome], Verdict, str]:
+    async def _exchange(self, planned: PlannedRequest, report: DestinationReport,
+                        probe: bool) -> list[Outcome]:
+        """One planned request and the follow-ups its answers ask for (FollowUp): one outcome
+        per carried item, from the last answer. Every request sent is counted, and its
+        verdict on the destination goes to the circuit."""
+        follow_ups = 0
+        while True:
+            report.requests += 1
+            judged, verdict, error = await self._send(planned)
+            self.circuit.record(verdict, error, probe=probe)
+            if not isinstance(judged, FollowUp):
+                return judged
+            if follow_ups == MAX_FOLLOW_UPS:
+                error = (f"plugin {self.plugin.plugin_name} asked for more than "
+                         f"{MAX_FOLLOW_UPS} follow-up requests")
+                return [Retry(error)] * len(planned.items)
+            follow_ups += 1
+            planned = PlannedRequest(judged.request, planned.items,
+                                     judged.rate_key or planned.rate_key, judged.step)
+
+    async def _send(self, planned: PlannedRequest
+                    ) -> tuple[list[Outcome] | FollowUp, Verdict, str]:
         """One request: rate limit, send with the timeout, classify into one outcome per
-        item; with what the exchange says about the destination (for its circuit)."""
+        item (or the follow-up request the plugin asks for); with what the exchange says
+        about the destination (for its circuit)."""
         count = len(planned.items)
         if self.limiter.rate is not None:  # unlimited: no coroutine to await per request
             await self.limiter.acquire(planned.rate_key)
@@ -461,14 +485,21 @@ class DestinationWorker:
         except Exception as exc:  # the sender raising anything must not end the worker
             error = f"error sending {send.target()}: {_describe(exc)}"
             return [Retry(error)] * count, Verdict.DOWN, error
-        return self._judged(lambda: self.plugin.classify_receipt(planned, receipt), count,
-                            "classify_receipt", receipt.target)
+        outcomes, verdict, error = self._judged(
+            lambda: self.plugin.classify_receipt(planned, receipt), count, "classify_receipt",
+            receipt.target)
+        if isinstance(outcomes, FollowUp):  # a file put has no next step to send
+            error = (f"plugin {self.plugin.plugin_name} classify_receipt answered a FollowUp, "
+                     "which only HTTP requests take")
+            return [Retry(error)] * count, Verdict.UNKNOWN, error
+        return outcomes, verdict, error
 
-    def _judged(self, judge: Callable[[], Outcome | Sequence[Outcome]], count: int,
-                method: str, what: str) -> tuple[list[Outcome], Verdict, str]:
+    def _judged(self, judge: Callable[[], Outcome | Sequence[Outcome] | FollowUp], count: int,
+                method: str, what: str) -> tuple[list[Outcome] | FollowUp, Verdict, str]:
         """The plugin's judgement of an answer (`judge()`) as one outcome per carried item,
         with what it says about the destination (for its circuit): down when every item is
-        retried; a judge that raises, or gives the wrong number of outcomes, is a retry."""
+        retried; a judge that raises, or gives the wrong number of outcomes, is a retry; a
+        FollowUp is passed on (the destination answered)."""
         try:
             outcome = judge()
         except Exception as exc:
@@ -477,6 +508,8 @@ class DestinationWorker:
             return [Retry(error)] * count, Verdict.UNKNOWN, error
         if isinstance(outcome, _OUTCOMES):
             outcomes = [outcome] * count
+        elif isinstance(outcome, FollowUp):
+            return outcome, Verdict.UP, ""
         else:
             outcomes = list(outcome)
             if len(outcomes) != count or not all(isinstance(o, _OUTCOMES) for o in outcomes):

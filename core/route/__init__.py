@@ -31,6 +31,8 @@ docs/plugin-reference.md (a test checks that page names every key):
       "category": str,                   # page / screen, only when sent
       "groupId": str,                    # group only
       "groupTraits": {str: value},       # group only: the group's traits, shaped as properties
+      "consent": {str: bool},            # only for a mapping naming `consent` purposes: each
+                                         # one granted or not, as the forwarding rules see it
     }
 
 Mapping reference: docs/mappings.md. Filters and rules: docs/filters.md.

@@ -26,6 +26,12 @@ def _none_means_none(value: Any) -> Any:
     return "none" if value is None else value
 
 
+def _purposes(v: list[str]) -> list[str]:
+    if any(not p.strip() for p in v):
+        raise ValueError("consent purposes must be non-empty strings")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,12 +42,7 @@ class RulesSpec(_Strict):
     only_identified: bool = False
     require_consent: list[str] = Field(default_factory=list)
 
-    @field_validator("require_consent")
-    @classmethod
-    def _purposes(cls, v: list[str]) -> list[str]:
-        if any(not p.strip() for p in v):
-            raise ValueError("consent purposes must be non-empty strings")
-        return v
+    _purposes = field_validator("require_consent")(_purposes)
 
 
 class IdentitiesSpec(_Strict):
@@ -88,9 +89,14 @@ class MappingSpec(_Strict):
     templates: dict[str, str] = Field(default_factory=dict)
     #: how a rendered template is stored: text (default) or parsed json
     template_format: dict[str, Literal["text", "json"]] = Field(default_factory=dict)
+    #: consent purposes the plugin reads: the payload carries `consent: {purpose: granted}`
+    #: for each, the answer the forwarding rules read (for a channel's subscribe status)
+    consent: list[str] = Field(default_factory=list)
     #: plugin-specific settings, merged like the rest and read by the plugin as `self.options`
     #: (their keys are checked by the plugin's `options_model`, if any; documented on its page)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    _consent = field_validator("consent")(_purposes)
 
     @field_validator("reserved", "event_names")
     @classmethod

@@ -54,6 +54,7 @@ class CompiledRoute:
         self.always_identities = tuple(spec.identities.always)
         self.rules = Rules.merge(spec.rules, destination.config.rules)
         self.event_names = spec.event_names
+        self.consent = tuple(dict.fromkeys(spec.consent))
         normalizer = KeyNormalizer(spec.keys)
         keys_for, values_for = spec.keys.apply_to, spec.values.apply_to
         string_length = spec.limits.string_length
@@ -140,6 +141,9 @@ class CompiledRoute:
         for name in _PASSED_WHEN_PRESENT:
             if name in message:
                 payload[name] = message[name]
+        if self.consent:
+            granted = enriched.consent
+            payload["consent"] = {purpose: purpose in granted for purpose in self.consent}
         if self.has_templates:
             payload["rendered"] = self.templates.render(payload)
         return payload

@@ -22,7 +22,9 @@ What it checks, for every destination alike:
 - `build_requests` is deterministic: the same items at the same attempt time give the same
   requests, bytes and rate keys;
 - each item is planned exactly once (in one send, or rejected), no send carries more than the
-  manifest's maximum, and the fake delivers every payload with exactly one outcome per item;
+  manifest's maximum, and the fake delivers every payload with exactly one outcome per item
+  (the follow-ups of a flow, `FollowUp`, are sent as the engine sends them: the last answer
+  settles the items);
 - replies are classified as docs/delivery.md says: 429 (honouring Retry-After) and 5xx are
   retried, 400 is a dead letter, and a body the plugin cannot read (an HTML page, bytes that
   are no UTF-8, JSON cut short) never raises and never dead-letters a 2xx or a 5xx; a timeout
@@ -52,6 +54,7 @@ from crossdock.destination import (
     DELIVERED,
     Destination,
     Failed,
+    FollowUp,
     Manifest,
     OutboxItem,
     Outcome,
@@ -69,6 +72,7 @@ from crossdock.testing.payloads import outbox_item
 
 #: the modules of Crossdock a plugin may import (its fake and tests: crossdock.testing too)
 PUBLIC_PLUGIN_API = ("crossdock.destination", "crossdock.hookspecs", "crossdock.dates",
+                     "crossdock.phones",
                      "crossdock.testing")
 #: the attempt time of the items whose requests are compared
 ATTEMPT_TIME = 1_714_651_200.0
@@ -187,8 +191,11 @@ class DestinationConformance:
         plugin = self.plugin(served_fake.url)
         outcomes: list[Outcome] = []
         for entry in exchange(plugin, self.items(), now=time.time()):
+            if isinstance(entry, Exchange) and isinstance(entry.outcome, FollowUp):
+                continue  # a step of a flow: its last request's answer settles the items
             if isinstance(entry, Exchange | SendExchange):
                 judged = entry.outcome
+                assert not isinstance(judged, FollowUp)
                 got = list(judged) if isinstance(judged, Sequence) else [judged] * len(
                     entry.planned.items)
                 assert len(got) == len(entry.planned.items)
@@ -204,27 +211,36 @@ class DestinationConformance:
             pytest.skip("the destination plans no HTTP requests")
         return requests
 
-    def _judge(self, planned: PlannedRequest, status: int, content: bytes = b"",
-               headers: dict[str, str] | None = None) -> list[Outcome]:
+    def _answer(self, planned: PlannedRequest, status: int, content: bytes = b"",
+                headers: dict[str, str] | None = None) -> list[Outcome] | FollowUp:
         response = httpx.Response(status, content=content, headers=headers,
                                   request=planned.request)
         judged = self.plugin("http://127.0.0.1:9").classify(planned, response)
+        if isinstance(judged, FollowUp):
+            return judged
         got = list(judged) if isinstance(judged, Sequence) else [judged] * len(planned.items)
         assert len(got) == len(planned.items), f"HTTP {status}: {len(got)} outcomes"
         return got
 
+    def _judge(self, planned: PlannedRequest, status: int, content: bytes = b"",
+               headers: dict[str, str] | None = None) -> list[Outcome]:
+        """The outcomes of an answer; none when it asks for a flow's next step (a 404
+        answering a lookup: create), which settles nothing yet."""
+        answer = self._answer(planned, status, content, headers)
+        return [] if isinstance(answer, FollowUp) else answer
+
     def test_throttling_and_server_errors_are_retried(self) -> None:
         for planned in self._requests():
             got = self._judge(planned, 429, b'{"error": "slow down"}', {"Retry-After": "7"})
-            assert all(isinstance(o, Retry) and o.after == 7.0 for o in got), got
+            assert got and all(isinstance(o, Retry) and o.after == 7.0 for o in got), got
             for status in (500, 502, 503, 504):
                 got = self._judge(planned, status, b"upstream trouble")
-                assert all(isinstance(o, Retry) for o in got), (status, got)
+                assert got and all(isinstance(o, Retry) for o in got), (status, got)
 
     def test_a_bad_request_is_a_dead_letter(self) -> None:
         for planned in self._requests():
             got = self._judge(planned, 400, b"bad request")
-            assert all(isinstance(o, Failed) for o in got), got
+            assert got and all(isinstance(o, Failed) for o in got), got
 
     def test_an_unreadable_body_never_raises_nor_dead_letters_a_2xx_or_5xx(self) -> None:
         for planned in self._requests():
@@ -233,7 +249,7 @@ class DestinationConformance:
                     got = self._judge(planned, status, body)
                     assert not any(isinstance(o, Failed) for o in got), (status, body, got)
                     if status == 503:
-                        assert all(isinstance(o, Retry) for o in got), (body, got)
+                        assert got and all(isinstance(o, Retry) for o in got), (body, got)
 
     def test_a_timeout_and_a_dropped_connection_are_retried(self, served_fake: RunningServer,
                                                             tmp_path: Path) -> None:
@@ -264,8 +280,11 @@ class DestinationConformance:
                 shown.append(entry.reason)
             if isinstance(entry, PlannedRequest):
                 for status in (400, 401, 403, 404, 429, 500):
-                    shown += [o.reason for o in self._judge(entry, status, b"no")
-                              if isinstance(o, Retry | Failed)]
+                    answer = self._answer(entry, status, b"no")
+                    if isinstance(answer, FollowUp):
+                        shown.append(answer.rate_key or "")
+                        continue
+                    shown += [o.reason for o in answer if isinstance(o, Retry | Failed)]
         _assert_hidden(secrets, "\n".join(shown), "rate keys and reasons")
 
     def test_secrets_never_show_in_logs_or_the_outbox(self, served_fake: RunningServer,

@@ -1,7 +1,8 @@
 """Send a plugin's requests and classify the replies, as one delivery pass does, for tests.
 
     for ex in exchange(dest, items):       # PlannedRequest sent with httpx, reply classified
-        ...
+        ...                                # (a FollowUp answer: its request is sent next and
+                                           # is an Exchange of its own, as the engine does)
     assert outcomes(dest, items) == [DELIVERED, Retry("HTTP 503: ...", None)]
 
 Real HTTP (to a contract fake started with `crossdock.testing.fakeserver.serve`, or a vcrpy
@@ -22,8 +23,10 @@ import httpx
 
 from crossdock.delivery.senders import Senders, SendOptions
 from crossdock.destination import (
+    MAX_FOLLOW_UPS,
     Destination,
     FieldRefused,
+    FollowUp,
     OutboxItem,
     Outcome,
     PlannedRequest,
@@ -39,7 +42,7 @@ class Exchange:
 
     planned: PlannedRequest
     response: httpx.Response
-    outcome: Outcome | Sequence[Outcome]
+    outcome: Outcome | Sequence[Outcome] | FollowUp
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,10 @@ class SendExchange:
 
 def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None = None
              ) -> list[Exchange | SendExchange | Rejected | FieldRefused]:
-    """`dest.build_requests(items)` in order: each request sent and classified (each other
-    send made by the engine's sender of its kind), each item the plugin rejected and each
-    value it left out as they are."""
+    """`dest.build_requests(items)` in order: each request sent and classified (and each
+    follow-up it asks for, up to the engine's MAX_FOLLOW_UPS; each other send made by the
+    engine's sender of its kind), each item the plugin rejected and each value it left out as
+    they are."""
     out: list[Exchange | SendExchange | Rejected | FieldRefused] = []
     at = time.time() if now is None else now
     senders: Senders | None = None
@@ -74,18 +78,27 @@ def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None =
                 out.append(SendExchange(planned, receipt,
                                         dest.classify_receipt(planned, receipt)))
             else:
-                response = client.send(planned.request)
-                out.append(Exchange(planned, response, dest.classify(planned, response)))
+                request: PlannedRequest = planned
+                for _ in range(MAX_FOLLOW_UPS + 1):
+                    response = client.send(request.request)
+                    judged = dest.classify(request, response)
+                    out.append(Exchange(request, response, judged))
+                    if not isinstance(judged, FollowUp):
+                        break
+                    request = PlannedRequest(judged.request, request.items,
+                                             judged.rate_key or request.rate_key, judged.step)
     return out
 
 
 def outcomes(dest: Destination, items: Sequence[OutboxItem], now: float | None = None
              ) -> list[Outcome | Rejected]:
-    """The outcomes of `exchange`, in order: one per send (or each of a per-item list),
-    and each Rejected as it is (values left out are not outcomes)."""
+    """The outcomes of `exchange`, in order: one per send that settled its items (or each of
+    a per-item list), and each Rejected as it is (values left out and follow-ups are not
+    outcomes)."""
     out: list[Outcome | Rejected] = []
     for ex in exchange(dest, items, now):
-        if isinstance(ex, FieldRefused):
+        if isinstance(ex, FieldRefused) or (
+                isinstance(ex, Exchange) and isinstance(ex.outcome, FollowUp)):
             continue
         if isinstance(ex, Rejected):
             out.append(ex)

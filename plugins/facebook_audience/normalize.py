@@ -31,10 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import phonenumbers
-
 from crossdock.dates import DateOrder, month_number
 from crossdock.destination import ValueRefused, is_sha256_hex, sha256_hex
+from crossdock.phones import PHONE_REGIONS, PhoneError, e164
 from crossdock.plugins.facebook_audience.places import COUNTRY_CODES, STATE_CODES, letters_key
 
 #: every schema field this plugin can send, in Meta's spelling
@@ -42,8 +41,6 @@ SCHEMA_FIELDS = ("EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "FN", "LN", "F
                  "ZIP", "COUNTRY", "MADID", "EXTERN_ID")
 #: fields Meta wants in clear text
 UNHASHED_FIELDS = frozenset({"MADID", "EXTERN_ID"})
-#: the regions phone numbers can be read in (ISO 3166-1 alpha-2, upper case)
-PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _US_ZIP = re.compile(r"^(\d{5})(?:-?\d{4})?$")
@@ -91,29 +88,13 @@ def phone(value: Any, context: Context) -> str:
     Italy -> "390612345678" (the 0 is part of an Italian number). A national number is read in
     the person's country, else the configured default region; with neither it is refused: its
     digits alone would never match."""
-    raw = _text(value)
-    digits = re.sub(r"\D", "", raw)
     region = context.country.upper() if context.country.upper() in PHONE_REGIONS \
         else context.phone_region
     try:
-        if raw.startswith("+"):
-            number = phonenumbers.parse(raw, None)
-        elif region is not None:
-            number = phonenumbers.parse(raw, region)
-            if not phonenumbers.is_possible_number(number) and digits.startswith("00"):
-                number = phonenumbers.parse("+" + digits[2:], None)
-        elif digits.startswith("00"):  # the international prefix of most of the world
-            number = phonenumbers.parse("+" + digits[2:], None)
-        else:
-            raise Unusable("a national number (no + or 00 country prefix) and no country to "
-                           "read it in: set settings.default_phone_region or the person's "
-                           "country")
-    except phonenumbers.NumberParseException:
-        raise Unusable("not a phone number") from None
-    if not phonenumbers.is_possible_number(number):
-        where = phonenumbers.region_code_for_number(number) or f"+{number.country_code}"
-        raise Unusable(f"not a possible phone number in {where} (wrong length)")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+        return e164(value, region, no_region_hint="set settings.default_phone_region or the "
+                                                  "person's country")[1:]
+    except PhoneError as exc:
+        raise Unusable(str(exc)) from None
 
 
 def gender(value: Any, context: Context) -> str:

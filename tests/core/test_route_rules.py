@@ -70,3 +70,20 @@ def test_the_filter_is_judged_before_the_rules() -> None:
              rules={"only_identified": True})
     m = msg(userId=None, anonymousId="a-1", identities={"anonymousId": "a-1"})
     assert skipped(m, d) == "filtered: event 'Order Completed' not allowed"
+
+
+def test_a_mapping_naming_consent_purposes_gets_each_answer_in_the_payload() -> None:
+    # A plugin setting a channel's subscribe status reads the same answer the rules read.
+    d = dest({"consent": ["email", "sms", "email"]})
+    assert routed(msg(consent={"email", "marketing"}), d)["consent"] == {
+        "email": True, "sms": False}
+    assert routed(msg(consent=set()), d)["consent"] == {"email": False, "sms": False}
+
+
+def test_a_mapping_naming_no_consent_purpose_adds_nothing_to_the_payload() -> None:
+    assert "consent" not in routed(msg(consent={"email"}), dest({}))
+
+
+def test_the_operator_can_name_the_consent_purposes_a_plugin_reads() -> None:
+    d = dest({"consent": ["email"]}, mapping={"consent": ["whatsapp"]})
+    assert routed(msg(consent={"whatsapp"}), d)["consent"] == {"whatsapp": True}
