@@ -28,6 +28,7 @@ costs the request: the fake records nothing of it (`faulted` counts them by kind
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import struct
 import threading
@@ -231,6 +232,17 @@ class FakeState:
     async def delay(self) -> None:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
+
+
+def body_json(raw: bytes) -> Any:
+    """A request body as a fake records it: the JSON value, the text when it is not JSON (so
+    a refusal can show what came), or None when empty."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
 
 
 S = TypeVar("S", bound=FakeState)

@@ -72,3 +72,18 @@ async def run_pipeline(
     finally:
         pipeline.close()
     return PipelineRun(loaded, accepted, reports, rows, counts)
+
+
+def fake_destination_config(outbox: Path, name: str, destination: dict[str, Any]
+                            ) -> dict[str, Any]:
+    """A crossdock.yaml (parsed) with one destination delivering to a contract fake: the
+    collector off, a SQLite outbox at `outbox`, and the destination (`plugin`, `settings`,
+    `mapping`, `rules`, ...) sending one request at a time, so the fake sees messages in the
+    order they were accepted, and opted into private networks (the fake is on 127.0.0.1)."""
+    delivery = {"concurrency": 1, "allow_private_network": True,
+                **destination.get("delivery", {})}
+    return {
+        "outbox": {"url": f"sqlite:///{outbox}"},
+        "collector": {"enabled": False},
+        "destinations": {name: {**destination, "delivery": delivery}},
+    }

@@ -45,7 +45,7 @@ from crossdock.plugins.sessionm.const import (
     STANDARD_USER_FIELDS,
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
-from crossdock.testing.fakescript import FakeState, fake_app
+from crossdock.testing.fakescript import FakeState, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[SessionMFake] = web.AppKey("sessionm_fake")
@@ -222,7 +222,7 @@ def make_app(
         entry: dict[str, Any] = {
             "method": request.method, "path": request.path,
             "headers": {k.lower(): v for k, v in request.headers.items()},
-            "body": _parse(raw),
+            "body": body_json(raw),
         }
         response, code = _answer(fake, request, entry["body"])
         entry["status"] = response.status
@@ -269,15 +269,6 @@ def _answer(fake: SessionMFake, request: web.Request, body: Any
         return web.json_response({"status": "ok", "event": event}), None
     except SessionMRefusal as refusal:
         return refusal.response(), refusal.code
-
-
-def _parse(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
 
 
 DEMO_EVENTS = frozenset({"Order Completed", "Product Viewed"})
