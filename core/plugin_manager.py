@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.sessionm",
     "crossdock.plugins.mailchimp",
     "crossdock.plugins.facebook_audience",
+    "crossdock.plugins.attentive",
 )
 
 

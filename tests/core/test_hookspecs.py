@@ -116,5 +116,6 @@ def test_register_demo_destinations_joins_the_demo_after_the_built_ins() -> None
             assert httpx.get(f"{found[-1].config['settings']['url']}/x").status_code == 404
     finally:
         pm.unregister(name="test-demo")
-    assert names == ["warehouse-webhook", "slack-orders", "sessionm", "mailchimp-main",
-                     "fb-high-value", "extra"]
+    assert names[:5] == ["warehouse-webhook", "slack-orders", "sessionm", "mailchimp-main",
+                         "fb-high-value"]  # then the built-ins added since
+    assert names[-1] == "extra" and names.count("extra") == 1

@@ -12,7 +12,7 @@ from route_helpers import load
 
 from crossdock.config import load_config
 from crossdock.errors import ConfigError
-from crossdock.plugin_manager import destination_types
+from crossdock.plugin_manager import DEFAULT_PLUGINS, destination_types
 from crossdock.route.mapping_spec import mapping_problems, parse_mapping
 
 P = "destinations.d.mapping"
@@ -110,7 +110,7 @@ def test_every_shipped_mapping_file_is_valid() -> None:
         assert mapping_problems(yaml.safe_load(f.read_text()) or {}, f.name) == []
     built_in = {name: cls for name, cls in destination_types().items()
                 if cls.__module__.startswith("crossdock.plugins.")}
-    assert len(built_in) == 5
+    assert len(built_in) == len(DEFAULT_PLUGINS)
     for name, cls in built_in.items():
         assert cls.mapping_path() is not None, name  # plugins/<name>/mapping.yaml
         assert mapping_problems(cls.default_mapping(), name) == []

@@ -15,7 +15,7 @@ from crossdock.plugins.facebook_audience.normalize import prepare
 
 _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
-ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience"}
+ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -41,6 +41,8 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
         assert counts["delivered"] > 0, (name, counts)
         assert (counts["queued"], counts["leased"], counts["dead"]) == (0, 0, 0), (name, counts)
     assert f"kept {keep}" in out
+
+    assert "POST attributes/custom" in _section(out, "attentive")
 
 
 def _section(out: str, name: str) -> str:
