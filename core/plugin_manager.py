@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.mailchimp",
     "crossdock.plugins.facebook_audience",
     "crossdock.plugins.attentive",
+    "crossdock.plugins.cordial",
 )
 
 

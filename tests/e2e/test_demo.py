@@ -15,7 +15,8 @@ from crossdock.plugins.facebook_audience.normalize import prepare
 
 _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
-ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive"}
+ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
+               "cordial"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -42,6 +43,10 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
         assert (counts["queued"], counts["leased"], counts["dead"]) == (0, 0, 0), (name, counts)
     assert f"kept {keep}" in out
 
+    # The flows that search or read before they write made each person once.
+    emails = sorted(address for _, address, *_ in DEMO_PEOPLE)
+    cordial = _section(out, "cordial")
+    assert re.findall(r"^  = contact (\S+): ", cordial, re.MULTILINE) == emails, cordial
     assert "POST attributes/custom" in _section(out, "attentive")
 
 

@@ -1,0 +1,35 @@
+"""Fixtures of the Cordial tests: the contract fake on 127.0.0.1 with a clock the tests step,
+and the pipeline harness (cordial_helpers.Harness)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cordial_helpers import API_KEY, Harness
+
+from crossdock.plugins.cordial.fake import CordialFake, make_app
+from crossdock.testing.clock import ManualClock
+from crossdock.testing.fakeserver import RunningServer, serve
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(1_000_040.0)  # 20 s into a minute
+
+
+@pytest.fixture
+def fake(clock: ManualClock) -> CordialFake:
+    return CordialFake(api_key=API_KEY, clock=clock)
+
+
+@pytest.fixture
+def server(fake: CordialFake) -> Iterator[RunningServer]:
+    with serve(make_app(fake)) as running:
+        yield running
+
+
+@pytest.fixture
+def harness(tmp_path: Path, server: RunningServer, fake: CordialFake) -> Harness:
+    return Harness(tmp_path, server, fake)
