@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.facebook_audience",
     "crossdock.plugins.attentive",
     "crossdock.plugins.cordial",
+    "crossdock.plugins.pipedrive",
 )
 
 

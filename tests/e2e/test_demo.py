@@ -16,7 +16,7 @@ from crossdock.plugins.facebook_audience.normalize import prepare
 _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
-               "cordial"}
+               "cordial", "pipedrive"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -47,6 +47,10 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     emails = sorted(address for _, address, *_ in DEMO_PEOPLE)
     cordial = _section(out, "cordial")
     assert re.findall(r"^  = contact (\S+): ", cordial, re.MULTILINE) == emails, cordial
+    pipedrive = _section(out, "pipedrive")
+    names = sorted(f"{first} {last}" for _, _, first, last, _ in DEMO_PEOPLE)
+    held = re.search(r"^  = 3 persons: (.*); (\d+) notes", pipedrive, re.MULTILINE)
+    assert held is not None and sorted(held.group(1).split(", ")) == names, pipedrive
     assert "POST attributes/custom" in _section(out, "attentive")
 
 
