@@ -109,7 +109,9 @@ def syncer(url: str, base: str, syncing: Any, stop: Any, results: Any) -> None:
 
 
 def test_membership_stays_exact_under_concurrent_updates(url: str, tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a forked child copies locks held by the test process's other threads
+    # (servers of earlier tests) and once hung on one in CI, breaking the barrier.
+    ctx = multiprocessing.get_context("spawn")
     barrier, stop, results = ctx.Barrier(WRITERS), ctx.Event(), ctx.Queue()
     syncing = ctx.Event()
     open_outbox(url).close()  # schema in place before the race (as `crossdock db upgrade`)
@@ -255,7 +257,7 @@ def test_a_scheduled_sync_runs_once_across_two_daemons(tmp_path: Path) -> None:
                           "traits": {"lifetime_value": 900}} for i in range(5)])
         pipeline.close()
         log_path = tmp_path / "syncs.log"
-        ctx = multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context("spawn")  # not fork: see above
         procs = [ctx.Process(target=daemon, args=(url, str(tmp_path), str(log_path)))
                  for _ in range(2)]
         for proc in procs:

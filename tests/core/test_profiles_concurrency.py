@@ -106,7 +106,9 @@ def worker(url: str, base: str, k: int, barrier: Any, results: Any) -> None:
 
 
 def test_one_person_on_many_daemons_at_once(url: str, tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a forked child copies locks held by the test process's other threads
+    # (servers of earlier tests) and once hung on one in CI, breaking the barrier.
+    ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     results = ctx.Queue()
     open_outbox(url).close()  # schema in place before the race (as `crossdock db upgrade`)
