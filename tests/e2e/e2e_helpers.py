@@ -54,6 +54,27 @@ def crossdock(*args: str, timeout: float = 120, env: dict[str, str] | None = Non
                           timeout=timeout, env=env or cli_env(), input=input)
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What an in-process `crossdock` run did, read like a CompletedProcess."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def crossdock_in_process(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """Run `crossdock ARGS` inside the test process (click's CliRunner, the same command
+    objects `main` attaches). A test that repeats one command over many configs uses this and
+    keeps one real process per behaviour: a process start costs about a second here."""
+    from click.testing import CliRunner
+
+    from crossdock.cli import _attach_commands, cli
+
+    _attach_commands()
+    result = CliRunner().invoke(cli, list(args), env=env or cli_env(), catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
 def start_crossdock(*args: str, log: Path) -> subprocess.Popen[bytes]:
     """Start a long-running `crossdock ARGS` (the daemon) writing its output to `log`."""
     with log.open("ab") as out:

@@ -13,6 +13,7 @@ from e2e_helpers import (
     Row,
     cli_env,
     crossdock,
+    crossdock_in_process,
     outbox_rows,
     slack_destination,
     slack_url,
@@ -32,8 +33,10 @@ def good_config(tmp_path: Path, webhook_fake: Fake) -> Path:
     })
 
 
-def send(config: Path, path: Path) -> tuple[int, str, str]:
-    result = crossdock("send", "-c", str(config), "--quiet", str(path))
+def send(config: Path, path: Path, *, real: bool = False) -> tuple[int, str, str]:
+    """`crossdock send`, in-process unless `real` (one test runs it as a process)."""
+    run = crossdock if real else crossdock_in_process
+    result = run("send", "-c", str(config), "--quiet", str(path))
     return result.returncode, result.stdout, result.stderr
 
 
@@ -67,7 +70,7 @@ def test_bad_lines_are_reported_by_number_and_the_good_lines_kept(
         {"type": "page", "messageId": "new-9", "anonymousId": "a-1", "name": "Home"},
         track("ok-1"),  # already accepted: a duplicate, not an error
     ]
-    code, out, err = send(config, write_messages(tmp_path / "mixed.jsonl", lines))
+    code, out, err = send(config, write_messages(tmp_path / "mixed.jsonl", lines), real=True)
 
     assert code == 1
     assert err.splitlines() == [
@@ -100,14 +103,17 @@ EVERY_COMMAND = ("validate", "send", "deliver", "run", "status", "dead-letters")
 
 
 def refused_everywhere(config: Path, tmp_path: Path, message: str,
-                       commands: tuple[str, ...] = EVERY_COMMAND) -> None:
-    """Each command that reads the config exits 1 with `message`, before touching anything."""
+                       commands: tuple[str, ...] = EVERY_COMMAND, *, real: bool = False) -> None:
+    """Each command that reads the config exits 1 with `message`, before touching anything.
+    In-process unless `real`: the refusal happens before any command-specific work, and one
+    test checks it with real processes."""
+    run = crossdock if real else crossdock_in_process
     messages = write_messages(tmp_path / "more.jsonl", [track("never-1")])
     every = {"validate": ["validate"], "send": ["send", "--quiet", str(messages)],
              "deliver": ["deliver", "--once"], "run": ["run"], "status": ["status"],
              "dead-letters": ["dead-letters", "replay"]}
     for args in (every[name] for name in commands):
-        result = crossdock(*args, "-c", str(config), timeout=60)
+        result = run(*args, "-c", str(config))
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert message in result.stderr, (args, result.stderr)
 
@@ -149,7 +155,7 @@ def test_config_that_is_not_yaml_is_refused(tmp_path: Path, webhook_fake: Fake) 
     before = baseline(tmp_path, good_config(tmp_path, webhook_fake))
     bad = tmp_path / "bad.yaml"
     bad.write_text("outbox: {url: sqlite:///outbox.db\ndestinations: [\n")
-    refused_everywhere(bad, tmp_path, "not valid YAML")
+    refused_everywhere(bad, tmp_path, "not valid YAML", real=True)
     assert outbox_rows(tmp_path / "outbox.db") == before
 
 
@@ -185,7 +191,7 @@ def test_wrong_plugin_settings_are_refused_by_path_and_change_nothing(
         "alerts": slack_destination(slack_url(slack_fake)),
         "dest": entry,
     }, name="bad.yaml")
-    result = crossdock("validate", "-c", str(bad))
+    result = crossdock_in_process("validate", "-c", str(bad))
     assert result.returncode == 1
     problems = [line.removeprefix("  - ") for line in result.stderr.splitlines()
                 if line.startswith("  - ")]
