@@ -256,8 +256,9 @@ async def test_a_huge_answer_is_a_delivery(
 
 # -- a real outage, in real time ---------------------------------------------------------
 
-#: seconds the real-time outage lasts (the issue asks for ten minutes: set 600 to run that)
-OUTAGE_SECONDS = float(os.environ.get("CROSSDOCK_OUTAGE_SECONDS", "60"))
+#: seconds the real-time outage lasts (the issue asks for ten minutes: set 600 to run that;
+#: 20 keeps the suite short and still spans several capped probe intervals)
+OUTAGE_SECONDS = float(os.environ.get("CROSSDOCK_OUTAGE_SECONDS", "20"))
 
 
 @pytest.mark.slow
@@ -266,12 +267,12 @@ async def test_a_real_outage_loses_nothing_and_is_probed_not_hammered(
     outbox_url: str, tmp_path: Path,
 ) -> None:
     # Connections are reset for OUTAGE_SECONDS while messages keep arriving (one a second);
-    # then the destination heals. Probes come at most every 10 s, so the outage costs a few
+    # then the destination heals. Probes come at most every 4 s, so the outage costs a few
     # requests per probe interval, not a retry of every row.
     fake, server = webhook
     loaded = config(tmp_path, outbox_url, f"{server.url}/in", concurrency=4,
-                    backoff_max="10s",
-                    circuit={"failures": 5, "probe_base": "2s", "probe_max": "10s"})
+                    backoff_max="4s",
+                    circuit={"failures": 5, "probe_base": "1s", "probe_max": "4s"})
     writer = opened()
     writer.enqueue(people_rows(20, 10))
     fake.down(Fault.reset())
@@ -297,7 +298,7 @@ async def test_a_real_outage_loses_nothing_and_is_probed_not_hammered(
     counts = writer.counts()[HOOK]
     assert (counts.dead, counts.circuit) == (0, "closed")
     assert fake.duplicates() == {}
-    assert outage_requests <= 5 * 4 + OUTAGE_SECONDS / 5 + 5
+    assert outage_requests <= 5 * 4 + OUTAGE_SECONDS / 2 + 5
     order = arrivals(fake)
     assert all(seqs == sorted(seqs) for seqs in order.values())
 
