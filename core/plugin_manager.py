@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.attentive",
     "crossdock.plugins.cordial",
     "crossdock.plugins.pipedrive",
+    "crossdock.plugins.brevo",
 )
 
 

@@ -1,0 +1,71 @@
+"""Helpers of the Brevo tests: the account's key, routed items, and a harness that runs
+messages through the whole pipeline (accept -> profile -> route -> SQLite outbox -> deliver)
+to the contract fake. The fixtures are in conftest.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.destination import OutboxItem
+from crossdock.plugins.brevo import BrevoDestination, BrevoSettings
+from crossdock.plugins.brevo.fake import PREFIX, BrevoFake
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.payloads import outbox_item, routed_payload
+from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+
+API_KEY = "xkeysib-brevo-key-1"
+DOI = {"template_id": 11, "redirection_url": "https://example.com/confirmed"}
+
+
+def destination(server: RunningServer, *, key: str = API_KEY,
+                mapping: dict[str, Any] | None = None, **settings: Any) -> BrevoDestination:
+    """The plugin pointed at the fake, with the shipped mapping (or `mapping` merged over its
+    options)."""
+    config = BrevoSettings(base_url=server.url + PREFIX, api_key=key,  # type: ignore[arg-type]
+                           **settings)
+    shipped = BrevoDestination.default_mapping()
+    if mapping is not None:
+        shipped = {**shipped, "options": {**shipped["options"], **mapping}}
+    return BrevoDestination(config, shipped)
+
+
+def item(n: int = 1, kind: str = "identify", **fields: Any) -> OutboxItem:
+    """A routed item of person n (ada{n}@example.com), consent granted for email only."""
+    payload: dict[str, Any] = {
+        "type": kind, "event": "Order Shipped" if kind == "track" else None,
+        "userId": f"u{n}", "traits": {"email": f"ada{n}@example.com", "firstName": "Ada"},
+        "consent": {"email": True, "sms": False}, "timestamp": "2024-05-01T12:00:00+00:00",
+    }
+    payload.update(fields)
+    return outbox_item(routed_payload(n, **payload))
+
+
+@dataclass
+class Harness:
+    tmp_path: Path
+    server: RunningServer
+    fake: BrevoFake
+    runs: int = 0
+
+    def config(self, *, settings: dict[str, Any] | None = None,
+               mapping: dict[str, Any] | None = None) -> dict[str, Any]:
+        destination: dict[str, Any] = {
+            "plugin": "brevo",
+            "settings": {"base_url": self.server.url + PREFIX, "api_key": API_KEY,
+                         **(settings or {})},
+        }
+        if mapping is not None:
+            destination["mapping"] = mapping
+        self.runs += 1
+        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "brevo",
+                                       destination)
+
+    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
+        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+
+    def contact(self, email: str) -> dict[str, Any]:
+        found = self.server.call(lambda: self.fake.by_email(email))
+        assert found is not None, email
+        return dict(found)
