@@ -41,6 +41,8 @@ DEMO_PEOPLE = [
     ("u-grace", "grace@example.com", "Grace", "Hopper", 560),
     ("u-alan", "alan@example.com", "Alan", "Turing", 380),
 ]
+#: the people who gave a mobile number and opted in to SMS (the SMS destinations send to them)
+DEMO_SMS = {"u-grace": "+1 914 844 0001"}
 
 
 def sample_messages(count: int) -> list[Any]:
@@ -59,7 +61,9 @@ def sample_messages(count: int) -> list[Any]:
         messages.append({
             "type": "identify", "userId": user_id, "messageId": f"demo-identify-{user_id}",
             "traits": {"email": email, "$FirstName": first, "$LastName": last, "plan": "pro",
-                       "lifetime_value": start},
+                       "lifetime_value": start,
+                       **({"phone": DEMO_SMS[user_id], "smsOptIn": True}
+                          if user_id in DEMO_SMS else {})},
         })
     events = ["Product Viewed", "Order Completed", "Product Viewed", "Signed Up"]
     for i in range(max(0, count - len(messages) - 3)):

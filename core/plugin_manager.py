@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.cordial",
     "crossdock.plugins.pipedrive",
     "crossdock.plugins.brevo",
+    "crossdock.plugins.twilio",
 )
 
 
