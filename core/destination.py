@@ -66,6 +66,7 @@ from crossdock.kit import (
     truncate,
 )
 from crossdock.models import MESSAGE_TYPES
+from crossdock.oauth import ClientCredentials, JwtBearer, RefreshToken, TokenGrant
 from crossdock.phones import check_phone_region
 from crossdock.sends import FilePut, FileStore, LocalFolder, Receipt, Sendable
 
@@ -76,6 +77,7 @@ __all__ = [
     "MAX_FOLLOW_UPS",
     "RETRYABLE_STATUS",
     "AuthKind",
+    "ClientCredentials",
     "ContactOptions",
     "Delivered",
     "Destination",
@@ -86,6 +88,7 @@ __all__ = [
     "FileStore",
     "FollowUp",
     "ItemRejected",
+    "JwtBearer",
     "LocalFolder",
     "Manifest",
     "OutboxItem",
@@ -94,10 +97,12 @@ __all__ = [
     "PlannedRequest",
     "PlannedSend",
     "Receipt",
+    "RefreshToken",
     "Rejected",
     "Retry",
     "Secret",
     "Sendable",
+    "TokenGrant",
     "ValueRefused",
     "basic_auth",
     "chunks",
@@ -269,7 +274,8 @@ class FollowUp:
 
 #: how a destination authenticates, as `crossdock plugins` shows it and the docs describe it:
 #: none; api_key (a key in a header, the query or the body); basic (user and password); bearer
-#: (a long-lived token); oauth2 (tokens the engine will fetch and refresh); signature (requests
+#: (a long-lived token); oauth2 (tokens the engine fetches and refreshes: `token_grant()`
+#: says how); signature (requests
 #: signed with a shared secret); secret_url (the URL itself is the credential, as Slack's
 #: webhooks); credentials (a file store's password or key)
 AuthKind = Literal["none", "api_key", "basic", "bearer", "oauth2", "signature", "secret_url",
@@ -525,6 +531,13 @@ class Destination(Generic[SettingsT]):
     def config_warnings(self, context: DestinationContext) -> list[str]:
         """Warnings for `crossdock validate` about a configured destination (not errors)."""
         return []
+
+    def token_grant(self) -> TokenGrant | None:
+        """How the engine gets this destination's OAuth2 access tokens (crossdock.oauth:
+        `ClientCredentials`, `RefreshToken`, `JwtBearer`), built from `self.settings`; None
+        (the default) for a destination that needs none. Pure: the engine fetches, caches,
+        shares and refreshes the token and puts it on every request (docs/delivery.md)."""
+        return None
 
     def build_requests(self, items: Sequence[OutboxItem]) -> Sequence[Planned]:
         """Turn routed items into sends. Pure: no I/O, no clock (an attempt's time is

@@ -11,6 +11,7 @@ or JSON-escaped, is replaced wherever it stands: in a URL (a Slack webhook is on
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -87,6 +88,22 @@ def scrub_bytes(data: bytes, secrets: Sequence[str]) -> bytes:
             if encoded and encoded in data:
                 data = data.replace(encoded, _replacement(secret).encode())
     return data
+
+
+#: OAuth2 fields that carry credentials, in a JSON body (a token answer) or a form (a token
+#: request): the access token a fake issued, a rotated refresh token, a signed assertion
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "assertion", "client_secret")
+_TOKEN_JSON = re.compile(rb'("(?:' + "|".join(TOKEN_FIELDS).encode() + rb')"\s*:\s*)"[^"]*"')
+_TOKEN_FORM = re.compile(rb"(^|&)(" + "|".join(TOKEN_FIELDS).encode() + rb")=[^&]*")
+
+
+def scrub_token_fields(body: bytes) -> bytes:
+    """A body with the value of every OAuth2 credential field (TOKEN_FIELDS) replaced, as
+    JSON (`"access_token":"<secret>"`) or as a form (`assertion=<secret>`)."""
+    if not any(name.encode() in body for name in TOKEN_FIELDS):
+        return body
+    body = _TOKEN_JSON.sub(rb'\1"' + REDACTED.encode() + rb'"', body)
+    return _TOKEN_FORM.sub(rb"\1\2=" + REDACTED.encode(), body)
 
 
 def redact_headers(headers: Iterable[tuple[str, str]], secrets: Sequence[str]

@@ -5,6 +5,7 @@
     await deliver_once(loaded, outbox)       drain what is due now and return (cron)
 
 See worker.py for one destination's loop, backoff.py and ratelimit.py for the timing rules,
+tokens.py for the OAuth2 access tokens of destinations that declare a grant,
 transport.py for the HTTP clients (each destination's guards egress and caps what it reads of
 an answer), senders.py for the other send kinds (files), and docs/delivery.md for outcomes and
 tuning.
@@ -21,6 +22,7 @@ import httpx
 
 from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.delivery.senders import Senders
+from crossdock.delivery.tokens import Tokens
 from crossdock.delivery.transport import make_client
 from crossdock.delivery.worker import (
     Clock,
@@ -75,6 +77,9 @@ class DeliveryEngine:
         self.poll_interval = poll_interval
         self.owner = owner or default_owner()
         self._client = client
+        #: OAuth2 access tokens, one per grant for every worker, shared through the outbox
+        #: with the other daemons on it (tokens.py)
+        self.tokens = Tokens(outbox, clock=clock)
         self._own_clients: list[httpx.AsyncClient] = []
         self.workers: dict[str, DestinationWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,7 +93,7 @@ class DeliveryEngine:
             self.workers[destination.name] = DestinationWorker(
                 destination, self.outbox, self._client or self._own_client(destination),
                 owner=self.owner, clock=self.clock, rng=self.rng, sleep=self.sleep,
-                poll_interval=self.poll_interval, senders=senders,
+                poll_interval=self.poll_interval, senders=senders, tokens=self.tokens,
             )
 
     def _own_client(self, destination: ConfiguredDestination) -> httpx.AsyncClient:

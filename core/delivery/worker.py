@@ -37,6 +37,14 @@ from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
 from crossdock.delivery.ratelimit import RateLimiter
 from crossdock.delivery.senders import Senders, SendOptions, SendRefused
+from crossdock.delivery.tokens import (
+    Token,
+    TokenError,
+    Tokens,
+    authorize,
+    describe_fetch_error,
+    hide,
+)
 from crossdock.delivery.transport import send
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
@@ -52,6 +60,7 @@ from crossdock.destination import (
     Rejected,
     Retry,
 )
+from crossdock.oauth import TokenGrant
 from crossdock.outbox.base import Outbox, Settlement
 
 log = logging.getLogger("crossdock.delivery")
@@ -199,6 +208,7 @@ class DestinationWorker:
         sleep: Sleep = asyncio.sleep,
         poll_interval: float = 0.5,
         senders: Senders | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.destination = destination
         self.name = destination.name
@@ -217,6 +227,16 @@ class DestinationWorker:
         #: who makes the plugin's non-HTTP sends (PlannedSend), by kind
         self.senders = senders if senders is not None else Senders.default()
         self.send_options = SendOptions(self.name, self.settings.allow_private_network)
+        #: OAuth2 tokens, shared by the engine's workers (and through the outbox by daemons)
+        self.tokens = tokens if tokens is not None else Tokens(outbox, clock=clock)
+        self.grant: TokenGrant | None = None
+        #: why the plugin's grant could not be read (every request is retried with it)
+        self.grant_error: str | None = None
+        try:
+            self.grant = self.plugin.token_grant()
+        except Exception as exc:  # a plugin bug must not stop the engine
+            self.grant_error = (f"plugin {self.plugin.plugin_name} token_grant failed: "
+                                f"{_describe(exc)}")
         self.report = DestinationReport()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -427,21 +447,74 @@ class DestinationWorker:
 
     async def _send(self, planned: PlannedRequest
                     ) -> tuple[list[Outcome] | FollowUp, Verdict, str]:
-        """One request: rate limit, send with the timeout, classify into one outcome per
+        """One request: rate limit, the destination's OAuth2 token put on it (a new one
+        once when it answers 401), send with the timeout, classify into one outcome per
         item (or the follow-up request the plugin asks for); with what the exchange says
         about the destination (for its circuit)."""
         count = len(planned.items)
         if self.limiter.rate is not None:  # unlimited: no coroutine to await per request
             await self.limiter.acquire(planned.rate_key)
+        if self.grant is None and self.grant_error is None:
+            response, verdict, error = await self._http(planned.request)
+            if response is None:
+                return [Retry(error)] * count, verdict, error
+            return self._judged(lambda: self.plugin.classify(planned, response), count,
+                                "classify", f"HTTP {response.status_code}")
+        token: Token | None = None
+        try:
+            token = await self._token()
+            response, verdict, error = await self._http(self._authorized(planned, token))
+            if response is not None and response.status_code == 401:
+                # Revoked, or expired before its time: a token other than this one, once.
+                token = await self._token(stale=token.value)
+                response, verdict, error = await self._http(self._authorized(planned, token))
+        except TokenError as exc:
+            reason = hide(exc.reason, token)
+            outcome: Outcome = Retry(reason, exc.after) if exc.retry else Failed(reason)
+            return ([outcome] * count, Verdict.DOWN if exc.down else Verdict.UP,
+                    reason if exc.down else "")
+        if response is None:
+            error = hide(error, token)
+            return [Retry(error)] * count, verdict, error
+        answered = response
+        judged, verdict, error = self._judged(
+            lambda: self.plugin.classify(planned, answered), count, "classify",
+            f"HTTP {response.status_code}")
+        # An answer may echo the request's headers into a reason: never the token.
+        if not isinstance(judged, FollowUp):
+            judged = [_hidden(o, token) for o in judged]
+        return judged, verdict, hide(error, token)
+
+    async def _token(self, stale: str | None = None) -> Token:
+        """The destination's access token (TokenError when there is none to be had)."""
+        if self.grant is None:
+            raise TokenError(self.grant_error or "no grant", retry=True)
+        return await self.tokens.get(self.grant, self._fetch_token, stale=stale)
+
+    def _authorized(self, planned: PlannedRequest, token: Token) -> httpx.Request:
+        assert self.grant is not None
+        return authorize(planned.request, self.grant, token)
+
+    async def _fetch_token(self, request: httpx.Request) -> httpx.Response:
+        """A token request, sent as every request is: the destination's client (egress
+        guard, bounded read), its timeout."""
+        response, _, error = await self._http(request)
+        if response is None:
+            raise describe_fetch_error(error)
+        return response
+
+    async def _http(self, request: httpx.Request
+                    ) -> tuple[httpx.Response | None, Verdict, str]:
+        """Send one request under the timeout: its response, or None with the error (a
+        timeout, a connection error) and the destination counted down."""
         timeout = self.settings.timeout
-        request = planned.request
         # The deadline is the whole exchange's. Per-phase httpx timeouts of the same length
         # (request.extensions["timeout"]) could never fire first: they start later and
         # only cover part of it. They cost timer handles in aiohttp for each response chunk,
         # 5 % of a small request's CPU, so a request carries only those its plugin set.
         try:
             async with asyncio.timeout(timeout):
-                response = await send(self.client, request)
+                return await send(self.client, request), Verdict.UP, ""
         except (TimeoutError, httpx.TimeoutException) as exc:
             if _is_timeout(exc):
                 error = (f"timeout after {timeout:g}s ({type(exc).__name__}) "
@@ -449,15 +522,11 @@ class DestinationWorker:
             else:
                 error = (f"connection error sending {_target(request)}: "
                          f"{_describe(exc.__cause__)}")
-            return [Retry(error)] * count, Verdict.DOWN, error
         except httpx.HTTPError as exc:
             error = f"connection error sending {_target(request)}: {_describe(exc)}"
-            return [Retry(error)] * count, Verdict.DOWN, error
         except Exception as exc:  # the transport raising anything must not end the worker
             error = f"error sending {_target(request)}: {_describe(exc)}"
-            return [Retry(error)] * count, Verdict.DOWN, error
-        return self._judged(lambda: self.plugin.classify(planned, response), count, "classify",
-                            f"HTTP {response.status_code}")
+        return None, Verdict.DOWN, error
 
     async def _make_send(self, planned: PlannedSend) -> tuple[list[Outcome], Verdict, str]:
         """One non-HTTP send, made by the sender of its kind under the rate limit and the
@@ -604,6 +673,16 @@ def _without(settlement: Settlement, ids: set[int]) -> Settlement:
                       [r for r in settlement.retries if r[0] not in ids],
                       [d for d in settlement.deads if d[0] not in ids],
                       [i for i in settlement.releases if i not in ids])
+
+
+def _hidden(outcome: Outcome, token: Token | None) -> Outcome:
+    """The outcome with the token kept out of its reason."""
+    if token is None or isinstance(outcome, Delivered):
+        return outcome
+    reason = hide(outcome.reason, token)
+    if reason == outcome.reason:
+        return outcome
+    return Retry(reason, outcome.after) if isinstance(outcome, Retry) else Failed(reason)
 
 
 def _target(request: httpx.Request) -> str:

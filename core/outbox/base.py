@@ -106,6 +106,19 @@ class Circuit:
     version: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A grant's row in `outbox_tokens`: the sealed token (None before the first), when it
+    expires, until when a daemon's claim to fetch the next one holds, and a version that
+    every change raises (compare-and-swap, as the circuits)."""
+
+    key: str
+    sealed: bytes | None = None
+    expires_at: float | None = None
+    fetching_until: float | None = None
+    version: int = 0
+
+
 @dataclass(slots=True)
 class DestinationCounts:
     """What `crossdock status` shows for one destination."""
@@ -213,6 +226,16 @@ class Outbox(Protocol):
     def swap_circuit(self, old: Circuit, new: Circuit, now: float | None = None) -> bool:
         """Store `new` (its version one above `old`'s) if the stored circuit is still at
         `old.version`; False when another writer got there first (read it again)."""
+        ...
+
+    def stored_token(self, key: str) -> StoredToken:
+        """A grant's shared OAuth2 token row (crossdock.delivery.tokens; version 0 when
+        there is none)."""
+        ...
+
+    def swap_token(self, old: StoredToken, new: StoredToken, now: float | None = None) -> bool:
+        """Store `new` (its version one above `old`'s) if the stored row is still at
+        `old.version`; False when another daemon got there first."""
         ...
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -409,6 +432,20 @@ def circuit_values(circuit: Circuit) -> list[Any]:
     """A circuit's column values, in CIRCUIT_COLUMNS order."""
     return [circuit.destination, circuit.state, circuit.failures, circuit.opened_at,
             circuit.next_probe_at, circuit.probes, circuit.last_error, circuit.version]
+
+
+#: the outbox_tokens columns, in `StoredToken`'s field order
+TOKEN_COLUMNS = "key, sealed, expires_at, fetching_until, version"
+
+
+def token_from_row(key: str, row: Sequence[Any] | None) -> StoredToken:
+    """A `StoredToken` from an outbox_tokens row read as TOKEN_COLUMNS (None: no row yet)."""
+    if row is None:
+        return StoredToken(key)
+    _, sealed, expires_at, fetching_until, version = row
+    return StoredToken(key, None if sealed is None else bytes(sealed),
+                       None if expires_at is None else float(expires_at),
+                       None if fetching_until is None else float(fetching_until), int(version))
 
 
 def dead_letters_from(

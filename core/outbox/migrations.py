@@ -163,3 +163,23 @@ def m002_person_order_and_circuits(db: Database) -> None:
         )
         """
     )
+
+
+@migration
+def m003_tokens(db: Database) -> None:
+    # OAuth2 access tokens shared by the processes on this outbox (crossdock.delivery.tokens),
+    # one row per grant, the token sealed (AES-GCM under a key derived from the grant's
+    # secrets, which the database never holds); `version` makes every change a
+    # compare-and-swap, `fetching_until` one process's claim to fetch the next token.
+    db.execute(
+        """
+        CREATE TABLE outbox_tokens (
+            key TEXT PRIMARY KEY,
+            sealed BLOB,
+            expires_at REAL,
+            fetching_until REAL,
+            version INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )

@@ -364,6 +364,24 @@ def pg_007_person_order_and_circuits(conn: psycopg.Connection) -> None:
         """
     )
 
+@pg_migration
+def pg_008_tokens(conn: psycopg.Connection) -> None:
+    # OAuth2 access tokens shared by the fleet, sealed: the same as the SQLite migration
+    # m003_tokens (crossdock.delivery.tokens).
+    conn.execute(
+        """
+        CREATE TABLE outbox_tokens (
+            key TEXT PRIMARY KEY,
+            sealed BYTEA,
+            expires_at DOUBLE PRECISION,
+            fetching_until DOUBLE PRECISION,
+            version BIGINT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+
+
 def with_search_path(url: str, schema: str) -> str:
     """`url` with libpq options that put `schema` first on the search_path."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):

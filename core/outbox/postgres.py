@@ -38,18 +38,21 @@ from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
     LOCK_WAIT,
     PERSON_WAITS_SQL,
+    TOKEN_COLUMNS,
     Circuit,
     DeadLetter,
     DestinationCounts,
     NewRow,
     OutboxBase,
     Settlement,
+    StoredToken,
     circuit_from_row,
     circuit_values,
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
     tally_counts,
+    token_from_row,
 )
 from crossdock.outbox.dsn import redact
 from crossdock.outbox.payload_json import encode_payload
@@ -506,6 +509,34 @@ class PostgresOutbox(OutboxBase):
                     "next_probe_at = %s, probes = %s, last_error = %s, version = %s, "
                     "updated_at = %s WHERE destination = %s AND version = %s",
                     [*values[1:], now, old.destination, old.version],
+                )
+            return cursor.rowcount == 1
+
+    def stored_token(self, key: str) -> StoredToken:
+        """A grant's shared OAuth2 token row (version 0 when there is none)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {TOKEN_COLUMNS} FROM outbox_tokens WHERE key = %s", [key]
+            ).fetchone()
+        return token_from_row(key, row)
+
+    def swap_token(self, old: StoredToken, new: StoredToken, now: float | None = None) -> bool:
+        """Store `new` if the row is still at `old.version` (see `Outbox`)."""
+        now = time.time() if now is None else now
+        values = [new.sealed, new.expires_at, new.fetching_until, old.version + 1, now]
+        with self._tx() as conn:
+            if old.version == 0:
+                cursor = conn.execute(
+                    f"INSERT INTO outbox_tokens ({TOKEN_COLUMNS}, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                    [old.key, *values],
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE outbox_tokens SET sealed = %s, expires_at = %s, "
+                    "fetching_until = %s, version = %s, updated_at = %s "
+                    "WHERE key = %s AND version = %s",
+                    [*values, old.key, old.version],
                 )
             return cursor.rowcount == 1
 

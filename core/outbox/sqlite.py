@@ -31,18 +31,21 @@ from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
     LOCK_WAIT,
     PERSON_WAITS_SQL,
+    TOKEN_COLUMNS,
     Circuit,
     DeadLetter,
     DestinationCounts,
     NewRow,
     OutboxBase,
     Settlement,
+    StoredToken,
     circuit_from_row,
     circuit_values,
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
     tally_counts,
+    token_from_row,
 )
 from crossdock.outbox.migrations import immediate, upgrade
 from crossdock.outbox.payload_json import encode_payload
@@ -391,6 +394,34 @@ class SQLiteOutbox(OutboxBase):
                     "next_probe_at = ?, probes = ?, last_error = ?, version = ?, "
                     "updated_at = ? WHERE destination = ? AND version = ?",
                     [*values[1:], now, old.destination, old.version],
+                )
+            return cursor.rowcount == 1
+
+    def stored_token(self, key: str) -> StoredToken:
+        """A grant's shared OAuth2 token row (version 0 when there is none)."""
+        with self._lock:
+            row = self.db.conn.execute(
+                f"SELECT {TOKEN_COLUMNS} FROM outbox_tokens WHERE key = ?", [key]
+            ).fetchone()
+        return token_from_row(key, row)
+
+    def swap_token(self, old: StoredToken, new: StoredToken, now: float | None = None) -> bool:
+        """Store `new` if the row is still at `old.version` (see `Outbox`)."""
+        now = time.time() if now is None else now
+        values = [new.sealed, new.expires_at, new.fetching_until, old.version + 1, now]
+        with self.transaction() as db:
+            if old.version == 0:
+                cursor = db.conn.execute(
+                    f"INSERT INTO outbox_tokens ({TOKEN_COLUMNS}, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                    [old.key, *values],
+                )
+            else:
+                cursor = db.conn.execute(
+                    "UPDATE outbox_tokens SET sealed = ?, expires_at = ?, "
+                    "fetching_until = ?, version = ?, updated_at = ? "
+                    "WHERE key = ? AND version = ?",
+                    [*values, old.key, old.version],
                 )
             return cursor.rowcount == 1
 

@@ -15,7 +15,9 @@ never touches the network. Re-record every plugin's cassettes with one command:
 Requests match on method, path, query and body, never on host or port: the fakes listen on a
 random port, so the recorded address means nothing. The recorded address is rewritten to
 127.0.0.1 without a port, and secrets (Authorization, signature headers, access tokens) and
-what changes with every attempt (appsecret_time) are filtered before anything is written.
+what changes with every attempt (appsecret_time) are filtered before anything is written, as
+are OAuth2 credentials in bodies (an access token answered, an assertion or refresh token
+sent: `crossdock.redact.TOKEN_FIELDS`).
 Given the settings' secret values (`plugin_vcr(folder, secrets=secret_values(settings))`),
 each is also replaced wherever it stands, in the URL, headers and bodies of requests and
 replies alike; a live request is scrubbed the same way before it is matched, so it still
@@ -34,7 +36,7 @@ import vcr
 from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
 from vcr.request import Request
 
-from crossdock.redact import SECRET_HEADERS, SECRET_QUERY, scrub, scrub_bytes
+from crossdock.redact import SECRET_HEADERS, SECRET_QUERY, scrub, scrub_bytes, scrub_token_fields
 
 RECORD_ENV = "CROSSDOCK_RECORD"
 
@@ -69,6 +71,9 @@ def _scrubber(secrets: Sequence[str]) -> tuple[Callable[[Request], Request],
         # The fake's random port would make every re-record a diff; matching ignores it.
         request.uri = _LOOPBACK_PORT.sub(r"\1", scrub(request.uri, secrets))
         request.headers.pop("host", None)
+        if isinstance(request.body, bytes):
+            # A token request's assertion or refresh token, whatever made it.
+            request.body = scrub_token_fields(request.body)
         if secrets:
             for name, value in list(request.headers.items()):
                 request.headers[name] = scrub(value, secrets)
@@ -84,8 +89,11 @@ def _scrubber(secrets: Sequence[str]) -> tuple[Callable[[Request], Request],
             k: v for k, v in headers.items() if k.lower() not in _VOLATILE_RESPONSE_HEADERS
         }
         body = response.get("body") or {}
-        if secrets and isinstance(body.get("string"), bytes):
-            body["string"] = scrub_bytes(body["string"], secrets)
+        if isinstance(body.get("string"), bytes):
+            # The access token a token endpoint answered: replayed, "<secret>" works as well.
+            body["string"] = scrub_token_fields(body["string"])
+            if secrets:
+                body["string"] = scrub_bytes(body["string"], secrets)
         return response
 
     return request_filter, response_filter

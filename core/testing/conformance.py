@@ -31,6 +31,8 @@ What it checks, for every destination alike:
   and a dropped connection (the fake's faults) are retried by the engine;
 - secrets (every SecretStr of the settings) never show in rate keys, reasons, logs, the
   outbox or cassettes (request bodies included);
+- a manifest with `auth="oauth2"` comes with a grant (`token_grant()`) whose secrets are
+  the settings' own;
 - the plugin's modules import nothing of Crossdock but the public plugin API.
 """
 
@@ -161,6 +163,18 @@ class DestinationConformance:
         settings, problems = self.destination.parse_settings({**valid, typo: valid[key]})
         assert settings is None
         assert f"settings.{typo}: unknown setting (did you mean {key!r}?)" in problems
+
+    def test_an_oauth2_destination_declares_its_grant(self) -> None:
+        url = "http://127.0.0.1:9"
+        grant = self.plugin(url).token_grant()
+        oauth2 = self.destination.describe().auth == "oauth2"
+        assert (grant is not None) == oauth2, (
+            "a manifest with auth='oauth2' and token_grant() go together: the engine fetches "
+            "tokens only for a declared grant")
+        if grant is not None:
+            # Its secrets are the settings' own, so every check below keeps them hidden too.
+            missing = set(grant.secrets()) - set(self.secrets(url))
+            assert not missing, "the grant holds a secret that is no SecretStr of the settings"
 
     # -- planning --------------------------------------------------------------------------
 

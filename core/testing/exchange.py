@@ -9,7 +9,10 @@ Real HTTP (to a contract fake started with `crossdock.testing.fakeserver.serve`,
 cassette), and the engine's own senders for files; no outbox, no retries, no rate limits:
 those are the engine's. As the engine does,
 the items reach the plugin stamped with the attempt's time (`now`, the wall clock unless
-given: what a receiver checking the request's time expects).
+given: what a receiver checking the request's time expects), and a destination that declares
+an OAuth2 grant (`token_grant()`) gets its token from the token endpoint first, put on each
+request, and a new one once after a 401 (crossdock.delivery.tokens); the token requests are
+not Exchanges of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import httpx
 
 from crossdock.delivery.senders import Senders, SendOptions
+from crossdock.delivery.tokens import Token, authorize, read_token
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
     Destination,
@@ -65,6 +69,7 @@ def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None =
     at = time.time() if now is None else now
     senders: Senders | None = None
     with httpx.Client() as client:
+        tokens = _Authorizing(dest, client)
         for planned in dest.build_requests([item.attempt_at(at) for item in items]):
             if isinstance(planned, Rejected | FieldRefused):
                 out.append(planned)
@@ -80,7 +85,7 @@ def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None =
             else:
                 request: PlannedRequest = planned
                 for _ in range(MAX_FOLLOW_UPS + 1):
-                    response = client.send(request.request)
+                    response = tokens.send(request.request)
                     judged = dest.classify(request, response)
                     out.append(Exchange(request, response, judged))
                     if not isinstance(judged, FollowUp):
@@ -107,3 +112,29 @@ def outcomes(dest: Destination, items: Sequence[OutboxItem], now: float | None =
         else:
             out.append(ex.outcome)
     return out
+
+
+class _Authorizing:
+    """Sends a destination's requests with its OAuth2 token when it declares a grant: fetched
+    at the first request, fetched again once after a 401 (the engine's rules, synchronously)."""
+
+    def __init__(self, dest: Destination, client: httpx.Client) -> None:
+        self.grant = dest.token_grant()
+        self.client = client
+        self.token: Token | None = None
+
+    def _fetch(self) -> Token:
+        assert self.grant is not None
+        refresh = self.token.refresh_token if self.token is not None else None
+        response = self.client.send(self.grant.token_request(time.time(), refresh))
+        self.token = read_token(response, self.grant, time.time())
+        return self.token
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        if self.grant is None:
+            return self.client.send(request)
+        token = self.token or self._fetch()
+        response = self.client.send(authorize(request, self.grant, token))
+        if response.status_code == 401:
+            response = self.client.send(authorize(request, self.grant, self._fetch()))
+        return response

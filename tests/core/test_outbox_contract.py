@@ -24,7 +24,7 @@ from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, Outbox, open_outbox
-from crossdock.outbox.base import Settlement
+from crossdock.outbox.base import Settlement, StoredToken
 from crossdock.outbox.pg_schema import PG_MIGRATIONS, apply_migrations, temporary_schema
 
 T0 = 1_700_000_000.0
@@ -432,6 +432,24 @@ def test_a_circuit_changes_only_from_the_version_its_writer_read(store: Store) -
     c = one.counts()["a"]
     assert (c.circuit, c.circuit_failures, c.circuit_opened_at, c.circuit_next_probe_at) == (
         "open", 5, T0, T0 + 10)
+
+
+# -- shared OAuth2 tokens ---------------------------------------------------------------
+
+
+def test_a_shared_token_row_changes_only_from_the_version_its_writer_read(store: Store) -> None:
+    one, two = store.open(), store.open()
+    never = one.stored_token("k")
+    assert never == StoredToken("k")
+    claim = StoredToken("k", fetching_until=T0 + 30)
+    assert one.swap_token(never, claim, now=T0)
+    assert not two.swap_token(never, claim, now=T0)  # two daemons claim: one wins
+    claimed = two.stored_token("k")
+    assert (claimed.version, claimed.fetching_until, claimed.sealed) == (1, T0 + 30, None)
+    sealed = StoredToken("k", b"\x00sealed\xff", T0 + 1200, None)
+    assert one.swap_token(claimed, sealed, now=T0)
+    assert not two.swap_token(claimed, StoredToken("k"), now=T0)
+    assert two.stored_token("k") == StoredToken("k", b"\x00sealed\xff", T0 + 1200, None, 2)
 
 
 # -- schema -----------------------------------------------------------------------------
