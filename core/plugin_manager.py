@@ -42,6 +42,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.pipedrive",
     "crossdock.plugins.brevo",
     "crossdock.plugins.twilio",
+    "crossdock.plugins.sfmc",
 )
 
 

@@ -16,7 +16,7 @@ from crossdock.plugins.facebook_audience.normalize import prepare
 _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
-               "cordial", "pipedrive", "brevo", "twilio"}
+               "cordial", "pipedrive", "brevo", "twilio", "sfmc"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -52,6 +52,11 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     held = re.search(r"^  = 3 persons: (.*); (\d+) notes", pipedrive, re.MULTILINE)
     assert held is not None and sorted(held.group(1).split(", ")) == names, pipedrive
     assert "POST attributes/custom" in _section(out, "attentive")
+    # Marketing Cloud: every person a row, one token for the whole demo.
+    sfmc = _section(out, "sfmc")
+    users = sorted(user_id for user_id, *_ in DEMO_PEOPLE)
+    assert re.findall(r"^  = row (\S+): ", sfmc, re.MULTILINE) == users, sfmc
+    assert "; 1 token request(s)" in sfmc, sfmc
 
 
 def _section(out: str, name: str) -> str:

@@ -1,0 +1,95 @@
+"""Helpers of the SFMC tests: settings for the fake, routed items, and a harness that runs
+messages through the whole pipeline (accept -> profile -> route -> SQLite outbox -> deliver)
+to the contract fake on the tests' clock. The fixtures are in conftest.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.config import parse_config
+from crossdock.delivery import DeliveryReport, deliver_once
+from crossdock.destination import OutboxItem
+from crossdock.outbox.base import NewRow
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.plugins.sfmc import SfmcDestination, SfmcSettings
+from crossdock.plugins.sfmc.fake import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SfmcFake
+from crossdock.testing.clock import ManualClock
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.payloads import outbox_item, routed_payload
+
+OPTIONS: dict[str, Any] = {
+    "data_extension": "Crossdock_Contacts",
+    "columns": {"email": "EmailAddress", "firstName": "FirstName", "plan": "Plan",
+                "lifetime_value": "LifetimeValue"},
+    "journeys": {"Order Completed": "Crossdock-Order-Completed"},
+}
+
+
+def settings(url: str, **more: Any) -> dict[str, Any]:
+    return {"auth_base_uri": url, "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET, **more}
+
+
+def destination(server: RunningServer, *, options: dict[str, Any] | None = None,
+                **more: Any) -> SfmcDestination:
+    """The plugin pointed at the fake, with the shipped mapping and OPTIONS (and `options`)
+    over its options."""
+    config = SfmcSettings.model_validate(settings(server.url, **more))
+    shipped = SfmcDestination.default_mapping()
+    shipped = {**shipped, "options": {**shipped["options"], **OPTIONS, **(options or {})}}
+    return SfmcDestination(config, shipped)
+
+
+def item(n: int = 1, kind: str = "identify", **fields: Any) -> OutboxItem:
+    """A routed item of person n (u{n}, ada{n}@example.com)."""
+    payload: dict[str, Any] = {
+        "type": kind, "event": "Order Completed" if kind == "track" else None,
+        "userId": f"u{n}", "traits": {"email": f"ada{n}@example.com", "firstName": "Ada"},
+        "properties": {"price": 42, "currency": "EUR"} if kind == "track" else {},
+    }
+    payload.update(fields)
+    return outbox_item(routed_payload(n, **payload), n)
+
+
+@dataclass
+class Harness:
+    """Rows into a SQLite outbox and the real engine's delivery passes, on the tests' clock
+    (the fake's too: token expiry is reckoned on it)."""
+
+    tmp_path: Path
+    server: RunningServer
+    fake: SfmcFake
+    clock: ManualClock
+    delivery: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.outbox = SQLiteOutbox(self.tmp_path / "outbox.db")
+        self.count = 0
+
+    def loaded(self, **more: Any) -> Any:
+        raw = {"destinations": {"sfmc": {
+            "plugin": "sfmc", "settings": settings(self.server.url, **more),
+            "mapping": {"options": OPTIONS},
+            "delivery": {"allow_private_network": True, "backoff_base": 0.01,
+                         "backoff_max": 0.02, **(self.delivery or {})}}}}
+        return parse_config(raw, base_dir=self.tmp_path, env={})
+
+    async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
+        rows = []
+        for payload in payloads:
+            self.count += 1
+            rows.append(NewRow("sfmc", f"m{self.count}", payload, payload.get("userId")))
+        self.outbox.enqueue(rows, now=self.clock())
+        return await deliver_once(self.loaded(**more), self.outbox, clock=self.clock)
+
+
+def identify(n: int, **traits: Any) -> dict[str, Any]:
+    return routed_payload(n, type="identify", userId=f"u{n}",
+                          traits={"email": f"ada{n}@example.com", **traits})
+
+
+def track(n: int, event: str = "Order Completed", **properties: Any) -> dict[str, Any]:
+    return routed_payload(n, type="track", event=event, userId=f"u{n}",
+                          properties=properties)
