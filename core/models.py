@@ -231,6 +231,9 @@ class EnrichedMessage:
     consent: set[str] = dc_field(default_factory=set)
     #: system events raised by the profile step (session_start / session_end) are routed too
     system: bool = False
+    #: when the message's session started (seconds since the epoch), as the profile store
+    #: knows it; None without a sessionId or a profile store
+    session_started_at: float | None = None
     #: when set, only these destinations get the message (audience events go to the
     #: destinations their audience lists, crossdock.audiences)
     destinations: frozenset[str] | None = None

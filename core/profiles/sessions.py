@@ -46,8 +46,9 @@ def _session(row: tuple[object, ...]) -> Session:
 
 def touch(
     db: Database, profile_id: str, session_id: str, now: float, timeout: float
-) -> list[SessionEvent]:
-    """Record a message of `session_id` at `now`; returns the events it causes."""
+) -> tuple[float, list[SessionEvent]]:
+    """Record a message of `session_id` at `now`; returns when the message's session started
+    (destinations such as Amplitude name a session by its start) and the events it causes."""
     events: list[SessionEvent] = []
     # On PostgreSQL the row lock makes a concurrent sweep skip this session (SKIP LOCKED), and
     # a sweep that got there first has ended it: re-checked after the wait, it drops out.
@@ -65,7 +66,7 @@ def touch(
                 "THEN last_seen_at ELSE ? END, message_count = message_count + 1 WHERE id = ?",
                 [now, now, current.id],
             )
-            return events
+            return current.started_at, events
         # Idle too long (the sweep has not run yet), or the device changed hands (logout):
         # the old session ends and this message opens a new one.
         events.append(end(db, current, now, timeout))
@@ -76,7 +77,7 @@ def touch(
     ).fetchone()[0]
     started = Session(int(new_id), session_id, profile_id, now, now, None, 1)
     events.append(SessionEvent(SESSION_START, started, now))
-    return events
+    return now, events
 
 
 def end(db: Database, session: Session, now: float, timeout: float) -> SessionEvent:

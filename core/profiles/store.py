@@ -221,9 +221,10 @@ class ProfileStore:
                                     "ignored"))
         self._set_consent(db, profile_id, consent, now)
         events: list[SessionEvent] = []
+        session_started: float | None = None
         if message.session_id:
-            events = touch(db, profile_id, message.session_id, now,
-                           self.config.session_timeout)
+            session_started, events = touch(db, profile_id, message.session_id, now,
+                                            self.config.session_timeout)
         db.execute(
             "UPDATE profiles SET message_count = message_count + 1, updated_at = ? WHERE id = ?",
             [now, profile_id],
@@ -238,7 +239,9 @@ class ProfileStore:
             # since: enrich from that, not another read. SQLite's ORDER BY name (BINARY) is
             # Python's string order; PostgreSQL's collation may not be, so it reads.
             known = (dict(sorted(custom_now.items())), dict(sorted(system_now.items())))
-        out.append(self.enrich(db, profile_id, data, known_attributes=known))
+        enriched = self.enrich(db, profile_id, data, known_attributes=known)
+        enriched.session_started_at = session_started
+        out.append(enriched)
         return out
 
     # -- timer side ---------------------------------------------------------------------
@@ -343,6 +346,7 @@ class ProfileStore:
         message.update({k: v for k, v in identities.items() if v})
         enriched = self.enrich(db, session.profile_id, message)
         enriched.system = True
+        enriched.session_started_at = session.started_at
         return enriched
 
     # -- attributes and consent ---------------------------------------------------------

@@ -16,6 +16,8 @@ docs/plugin-reference.md (a test checks that page names every key):
       "sentAt", "receivedAt", "originalTimestamp": ISO-8601 str,  # only when the message
                                          # has them (the collector's clock fields)
       "userId": str | None, "anonymousId": str | None, "sessionId": str | None,
+      "sessionStart": ISO-8601 str,      # only when the profile store knows the session:
+                                         # when it started
       "profileId": str | None,           # Crossdock's own person id
       "event": str | None,               # track (after the event-name map); page/screen: name
                                          # (an unnamed one: "page" / "screen"); else None

@@ -8,10 +8,11 @@ The compiled route is kept on the destination object itself, so it lives exactly
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from crossdock.config import ConfiguredDestination
-from crossdock.models import EnrichedMessage
+from crossdock.models import EnrichedMessage, format_time
 from crossdock.route.filtering import Matcher
 from crossdock.route.mapping import AttributeShaper
 from crossdock.route.mapping_spec import parse_mapping
@@ -141,6 +142,10 @@ class CompiledRoute:
         for name in _PASSED_WHEN_PRESENT:
             if name in message:
                 payload[name] = message[name]
+        if enriched.session_started_at is not None:
+            # Amplitude names a session by its start: only the profile store knows it.
+            payload["sessionStart"] = format_time(
+                datetime.fromtimestamp(enriched.session_started_at, UTC))
         if self.consent:
             granted = enriched.consent
             payload["consent"] = {purpose: purpose in granted for purpose in self.consent}

@@ -69,3 +69,38 @@ def test_session_end_is_enqueued_for_a_subscribed_destination(tmp_path: Path) ->
     assert payload["event"] == "session_end" and payload["userId"] == "u1"
     assert float(payload["properties"]["durationSeconds"]) == 55 * 60
     outbox.close()
+
+
+def test_the_routed_payload_carries_when_the_session_started(tmp_path: Path) -> None:
+    """sessionStart is the profile store's start of the message's session (Amplitude names a
+    session by it): the same for every message of the session, a new one after it ended, and
+    absent for a message without a sessionId."""
+    now = [1_700_000_000.25]
+    loaded = parse_config({
+        "outbox": {"url": f"sqlite:///{tmp_path / 'c.db'}"},
+        "destinations": {"hook": {"plugin": "webhook",
+                                  "settings": {"url": "http://127.0.0.1:9/hook"},
+                                  "delivery": {"allow_private_network": True}}},
+    }, base_dir=tmp_path, env={})
+    outbox = SQLiteOutbox(tmp_path / "c.db")
+    store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=lambda: now[0])
+    pipeline = Pipeline(loaded, outbox, store)
+
+    def session_start(message_id: str) -> Any:
+        stored = outbox.row("hook", message_id)
+        assert stored is not None
+        return stored["payload"].get("sessionStart")
+
+    pipeline.accept([{"type": "track", "userId": "u1", "sessionId": "s1", "event": "A",
+                      "messageId": "m1"}])
+    now[0] += 60
+    pipeline.accept([{"type": "track", "userId": "u1", "sessionId": "s1", "event": "B",
+                      "messageId": "m2"},
+                     {"type": "track", "userId": "u1", "event": "C", "messageId": "m3"}])
+    now[0] += 46 * 60  # idle past the timeout: the same sessionId opens a new session
+    pipeline.accept([{"type": "track", "userId": "u1", "sessionId": "s1", "event": "D",
+                      "messageId": "m4"}])
+    assert session_start("m1") == session_start("m2") == "2023-11-14T22:13:20.250000Z"
+    assert session_start("m3") is None
+    assert session_start("m4") == "2023-11-14T23:00:20.250000Z"
+    outbox.close()
