@@ -94,3 +94,22 @@ def _checked(year: int, month: int, day: int) -> tuple[int, int, int]:
     except ValueError as exc:
         raise DateError(f"no such day ({exc})") from None
     return year, month, day
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def epoch_millis(value: object) -> int | None:
+    """Milliseconds since the epoch of an ISO-8601 time as routed payloads carry them
+    (`timestamp`, `sessionStart`; one without a zone is UTC), for APIs that take times as
+    numbers (Amplitude's `time` and `session_id`); None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    # Integer arithmetic on the timedelta: a float timestamp() * 1000 can be off by one.
+    return (moment - _EPOCH) // dt.timedelta(milliseconds=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from crossdock.dates import DateError, month_number, parse_date
+from crossdock.dates import DateError, epoch_millis, month_number, parse_date
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -58,3 +58,14 @@ def test_dates_that_are_not_dates_of_birth_name_the_rule(raw: str, rule: str) ->
 ])
 def test_month_names(raw: str, expected: int | None) -> None:
     assert month_number(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("2024-05-01T12:00:00.250Z", 1714564800250),
+    ("2024-05-01T14:00:00.250+02:00", 1714564800250),
+    ("2024-05-01T12:00:00.2509", 1714564800250),      # no zone: UTC; under a ms: cut
+    ("1970-01-01T00:00:00Z", 0),
+    ("yesterday", None), ("", None), (1714564800, None), (None, None),
+])
+def test_epoch_millis(raw: object, expected: int | None) -> None:
+    assert epoch_millis(raw) == expected
