@@ -60,3 +60,16 @@ async def test_a_message_without_an_id_amplitude_takes_is_a_dead_letter(
     run = await harness.run([{"type": "track", "userId": "u1", "event": "Clicked",
                               "messageId": "m-short-2"}], settings={"min_id_length": 2})
     assert run.report.delivered == 1
+
+
+async def test_the_engine_splits_a_batch_amplitude_finds_too_large(harness: Harness) -> None:
+    """413 through the real engine: the first half goes again in the same attempt (a
+    follow-up), the second half is retried at once, in the next batch of the same pass."""
+    harness.fake.max_events = 2
+    people = [track("Clicked", n, userId=f"user-{n:04d}", anonymousId=None)
+              for n in range(1, 5)]
+    run = await harness.run(people, delivery={"batch_size": 4})
+    assert (run.report.delivered, run.report.retried, run.report.requests) == (4, 2, 3)
+    assert run.report.dead == 0
+    assert sorted(e["insert_id"] for e in harness.events()) == ["m-1", "m-2", "m-3", "m-4"]
+    assert harness.fake.statuses() == [413, 200, 200]
