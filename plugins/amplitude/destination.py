@@ -71,14 +71,15 @@ from crossdock.plugins.amplitude.settings import AmplitudeOptions, AmplitudeSett
 # The two kinds of request, and the steps of their follow-ups ("events resend {...}").
 EVENTS, IDENTIFY = "events", "identify"
 _RESEND = " resend "
-#: Segment's context fields -> Amplitude's event (and identification) fields
+#: Segment's context fields (keys under `context`) -> Amplitude's event and identification
+#: fields
 _CONTEXT_FIELDS = (
-    ("app_version", "context.app.version"), ("platform", "context.device.type"),
-    ("os_name", "context.os.name"), ("os_version", "context.os.version"),
-    ("device_manufacturer", "context.device.manufacturer"),
-    ("device_model", "context.device.model"), ("carrier", "context.network.carrier"),
-    ("country", "context.location.country"), ("region", "context.location.region"),
-    ("city", "context.location.city"), ("language", "context.locale"),
+    ("app_version", ("app", "version")), ("platform", ("device", "type")),
+    ("os_name", ("os", "name")), ("os_version", ("os", "version")),
+    ("device_manufacturer", ("device", "manufacturer")),
+    ("device_model", ("device", "model")), ("carrier", ("network", "carrier")),
+    ("country", ("location", "country")), ("region", ("location", "region")),
+    ("city", ("location", "city")), ("language", ("locale",)),
 )
 #: the bytes of a body around its events: the key, the wrapper, the options
 _OVERHEAD = 200
@@ -168,10 +169,16 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
         return ops
 
     def described(self, payload: dict[str, Any], body: dict[str, Any]) -> None:
-        """The device and place fields Amplitude takes, from the message's context."""
-        for name, path in _CONTEXT_FIELDS:
-            value = first_value(payload, path)
-            if isinstance(value, str):
+        """The device and place fields Amplitude takes, from the message's context (read
+        directly: most messages carry little context, and this runs for every event)."""
+        context = payload.get("context")
+        if not context:
+            return
+        for name, keys in _CONTEXT_FIELDS:
+            value: Any = context
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, str) and value:
                 body[name] = value
 
     def event(self, item: OutboxItem, refused: list[tuple[str, str]]) -> dict[str, Any]:
@@ -195,8 +202,8 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
         if ops:
             event["user_properties"] = ops
         self.described(payload, event)
-        ip = first_value(payload, "context.ip")
-        if isinstance(ip, str):
+        ip = (payload.get("context") or {}).get("ip")
+        if isinstance(ip, str) and ip:
             event["ip"] = ip
         for field, key in (("revenue", "revenue"), ("price", "price"),
                            ("quantity", "quantity")):
