@@ -11,6 +11,7 @@ re-exports every name here, so this module never imports the contract (no import
     first_value(payload, "traits.email", "identities.email")   the first value present
     dotted_paths(["traits.email"])         an options validator for the paths first_value reads
     stringify(value)                       a value as the text destinations want
+    json_number(value)                     a number as JSON means it (not a bool), or None
     stringify_values(traits)               each value so, nulls left out
     truncate(text, 3000)                   at most 3,000 characters, "…" where it was cut
     sha256_hex(text), is_sha256_hex(value) hashing personal data as ad APIs take it, once
@@ -173,6 +174,16 @@ def dotted_paths(paths: list[str]) -> list[str]:
 
 # Beyond this an integral float is written in exponent form, not as a 300-digit integer.
 _PLAIN_FLOAT_LIMIT = 1e16
+
+
+def json_number(value: Any) -> int | float | None:
+    """`value` when it is a number a JSON API takes as one (an int or a finite float, never a
+    bool, which Python counts as an int), else None: for revenue, prices, increments."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def stringify(value: Any, *, sort_keys: bool = False) -> str | None:

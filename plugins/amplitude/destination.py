@@ -49,6 +49,7 @@ from crossdock.destination import (
     first_value,
     http_outcome,
     json_content,
+    json_number,
     parse_retry_after,
     response_json,
     secret_rate_key,
@@ -83,12 +84,6 @@ _CONTEXT_FIELDS = (
 )
 #: the bytes of a body around its events: the key, the wrapper, the options
 _OVERHEAD = 200
-
-
-def _number(value: Any) -> int | float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value
 
 
 class AmplitudeDestination(Destination[AmplitudeSettings]):
@@ -156,7 +151,7 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
             value = first_value(payload, path)
             if value is None:
                 continue
-            if _number(value) is None:
+            if json_number(value) is None:
                 refused.append((f"user_properties.$add.{key}",
                                 f"left out: {path} is not a number ($add increments)"))
                 continue
@@ -207,7 +202,7 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
             event["ip"] = ip
         for field, key in (("revenue", "revenue"), ("price", "price"),
                            ("quantity", "quantity")):
-            number = _number(properties.get(key))
+            number = json_number(properties.get(key))
             if number is not None:
                 event[field] = int(number) if field == "quantity" else number
         product = properties.get("product_id") or properties.get("productId")

@@ -35,6 +35,7 @@ from crossdock.destination import (
     first_value,
     is_sha256_hex,
     json_content,
+    json_number,
     json_request,
     per_item,
     plan_each,
@@ -99,6 +100,15 @@ def test_json_request_is_the_request_httpx_builds() -> None:
 ])
 def test_response_json_is_the_object_or_none(content: bytes, expected: Any) -> None:
     assert response_json(httpx.Response(200, content=content)) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (3, 3), (2.5, 2.5), (0, 0), (-1.0, -1.0),
+    (True, None), (False, None), ("3", None), (None, None), (math.inf, None),
+    (math.nan, None), ([1], None),
+])
+def test_json_number_is_a_number_and_never_a_bool(value: Any, expected: Any) -> None:
+    assert json_number(value) == expected
 
 
 def test_basic_auth_is_rfc_7617() -> None:
