@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.twilio",
     "crossdock.plugins.sfmc",
     "crossdock.plugins.amplitude",
+    "crossdock.plugins.tiktok",
 )
 
 

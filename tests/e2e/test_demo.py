@@ -16,7 +16,7 @@ from crossdock.plugins.facebook_audience.normalize import prepare
 _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE)
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
-               "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude"}
+               "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -59,6 +59,7 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     assert "; 1 token request(s)" in sfmc, sfmc
     amplitude = _section(out, "amplitude")
     assert "POST /2/httpapi [" in amplitude and "POST /identify" in amplitude, amplitude
+    assert re.search(r"POST /event/track/ \[.*Purchase.*\] -> code 0", _section(out, "tiktok"))
 
 
 def _section(out: str, name: str) -> str:
