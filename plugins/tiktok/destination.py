@@ -36,6 +36,7 @@ from crossdock.destination import (
     Planned,
     PlannedRequest,
     Retry,
+    chunks,
     first_value,
     http_outcome,
     is_sha256_hex,
@@ -189,8 +190,7 @@ class TikTokDestination(Destination[TikTokSettings]):
         out.extend(rejected)
         for item, _ in built:
             out.extend(FieldRefused(item, name, why) for name, why in refused[item.id])
-        for start in range(0, len(built), MAX_EVENTS):
-            chunk = built[start:start + MAX_EVENTS]
+        for chunk in chunks(built, MAX_EVENTS):
             out.append(PlannedRequest(self.request([e for _, e in chunk]),
                                       [i for i, _ in chunk], self.rate_key()))
         return out
@@ -216,8 +216,11 @@ class TikTokDestination(Destination[TikTokSettings]):
                  ) -> Outcome | Sequence[Outcome]:
         body = response_json(response)
         code = body.get("code") if body is not None else None
-        if not isinstance(code, int) or isinstance(code, bool):
-            # Not TikTok's envelope (a proxy's page, a body cut short): the status says it.
+        ok_status = 200 <= response.status_code < 300
+        if not isinstance(code, int) or isinstance(code, bool) or (
+                code in (OK, PARTIAL_OK) and not ok_status):
+            # Not TikTok's envelope (a proxy's page, a body cut short), or a success code
+            # under an error status: the status says it.
             return http_outcome(response, f"tiktok HTTP {response.status_code}: "
                                           f"{short_body(response)}")
         message = str((body or {}).get("message") or "")

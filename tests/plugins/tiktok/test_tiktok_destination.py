@@ -214,6 +214,8 @@ def test_an_answer_without_a_code_is_read_by_its_status() -> None:
     assert isinstance(got, Retry)
     assert dest.classify(planned, httpx.Response(401, text="no")) == Failed(
         "tiktok HTTP 401: no")
+    # A success code under an error status is no success.
+    assert isinstance(dest.classify(planned, httpx.Response(502, json={"code": 0})), Retry)
 
 
 def test_the_rate_key_never_shows_the_token() -> None:
