@@ -27,6 +27,7 @@ from crossdock.dates import epoch_millis
 from crossdock.destination import (
     DELIVERED,
     Destination,
+    DestinationContext,
     Failed,
     FieldRefused,
     ItemRejected,
@@ -82,6 +83,12 @@ class TikTokDestination(Destination[TikTokSettings]):
     def use_mapping(self, mapping: Any) -> None:
         super().use_mapping(mapping)
         self.opts = TikTokOptions.model_validate(self.options)
+
+    def config_warnings(self, context: DestinationContext) -> list[str]:
+        if self.settings.test_event_code:
+            return ["settings.test_event_code is set: TikTok shows these events in Test "
+                    "Events and does not use them for measurement; remove it in production"]
+        return []
 
     # -- one message -------------------------------------------------------------------
 

@@ -13,7 +13,15 @@ import pytest
 from pydantic import ValidationError
 from tiktok_helpers import PIXEL, TOKEN, destination, events_of, item
 
-from crossdock.destination import DELIVERED, Failed, FieldRefused, PlannedRequest, Rejected, Retry
+from crossdock.destination import (
+    DELIVERED,
+    DestinationContext,
+    Failed,
+    FieldRefused,
+    PlannedRequest,
+    Rejected,
+    Retry,
+)
 from crossdock.plugins.tiktok import TikTokDestination, TikTokSettings
 from crossdock.plugins.tiktok.const import MAX_EVENTS
 from crossdock.plugins.tiktok.fake import TikTokFake
@@ -126,6 +134,13 @@ def test_a_test_event_code_sends_to_test_events_only(server: RunningServer,
     assert outcomes(dest, [item(1)]) == [DELIVERED]
     assert fake.received[0]["body"]["test_event_code"] == "TEST12345"
     assert fake.events == [] and len(fake.test_events) == 1
+
+
+def test_validate_warns_about_a_test_event_code_left_in(server: RunningServer) -> None:
+    context = DestinationContext("tiktok", {}, {})
+    assert destination(server).config_warnings(context) == []
+    (warning,) = destination(server, test_event_code="TEST1").config_warnings(context)
+    assert "remove it in production" in warning
 
 
 def test_event_id_deduplicates_a_retry(server: RunningServer, fake: TikTokFake) -> None:
