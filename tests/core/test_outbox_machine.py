@@ -12,6 +12,7 @@ lease was ordered and nothing was replayed, once every earlier row of the person
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,9 +120,13 @@ class OutboxMachine(RuleBasedStateMachine):
                 assert not earlier or max(earlier, key=lambda r: r.id).state not in WAITING
                 if not (self.unordered or self.replayed):
                     assert all(r.state not in WAITING for r in earlier), (row, earlier)
-        if ordered:
+        if ordered and not (self.unordered or self.replayed):
+            # One row per person per lease. Not after a replay or an unordered lease: a
+            # person's rows may then be settled out of order, and a row waits only for the
+            # person's previous row (base.py PERSON_WAITS_SQL), so a replayed row and the row
+            # after a delivered one can both be due.
             persons = [before[i.id].person for i in items if before[i.id].person is not None]
-            assert len(persons) == len(set(persons))  # one row per person per lease
+            assert len(persons) == len(set(persons))
         self.leases[token] = [item.id for item in items]
         self.unordered |= not ordered and bool(items)
 
@@ -202,7 +207,10 @@ class OutboxMachine(RuleBasedStateMachine):
         assert total == len(self.enqueued)
 
 
+# The suite runs the same examples every time (a CI run must not fail on a new draw);
+# CROSSDOCK_HYPOTHESIS_RANDOM=1 explores new ones, as while working on the outbox.
 MACHINE_SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None,
+                            derandomize=not os.environ.get("CROSSDOCK_HYPOTHESIS_RANDOM"),
                             suppress_health_check=[HealthCheck.too_slow])
 
 
