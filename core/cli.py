@@ -241,7 +241,11 @@ def status(config_path: str, as_json: bool) -> None:
         set(counts) - {d.name for d in loaded.destinations})
     if as_json:
         from dataclasses import asdict
-        click.echo(json.dumps({n: asdict(counts[n]) for n in names if n in counts}, indent=2))
+
+        # Every configured destination, zeros included: a script reading this must see an
+        # idle destination as idle, not as missing (as the table shows it).
+        click.echo(json.dumps({n: asdict(counts.get(n) or DestinationCounts()) for n in names},
+                              indent=2))
         return
     table = Table("destination", "queued", "leased", "retrying", "delivered", "dead",
                   "dropped attrs", "oldest waiting", "circuit", "last error")
