@@ -345,7 +345,7 @@ def _json_type(value: Any) -> str:
 
 
 def _auth_error(exc: AuthError) -> ApiError:
-    headers = {"WWW-Authenticate": 'Basic realm="crossdock", Bearer'} if exc.status == 401 else {}
+    headers = {"WWW-Authenticate": exc.challenge} if exc.status == 401 else {}
     return ApiError(exc.status, exc.message, headers=headers)
 
 
@@ -555,6 +555,11 @@ def make_app(
                 "bearer": {"type": "http", "scheme": "bearer"},
             }
             schema["security"] = [{"writeKey": []}, {"bearer": []}]
+            for path, operations in schema.get("paths", {}).items():
+                if path.startswith("/v1/accounts/"):
+                    # The user API takes its account's key as a Bearer token, never Basic.
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -2,7 +2,8 @@
 
 Segment endpoints (/v1/track, ..., /v1/batch) take a write key (`collector.write_keys`) either
 way, or as the `writeKey` that browser SDKs put in the body or the query; the user API
-(/v1/accounts/{account}/...) takes one of that account's keys (`collector.accounts.<name>.keys`).
+(/v1/accounts/{account}/...) takes one of that account's keys (`collector.accounts.<name>.keys`)
+as a Bearer token only: its docs and its 401 say Bearer, and one way in is one way to audit.
 Every configured key is compared with hmac.compare_digest, so the time taken says nothing about
 how much of a key was right.
 """
@@ -19,13 +20,20 @@ from pydantic import SecretStr
 
 from crossdock.config import CollectorConfig
 
+#: what a Segment endpoint's 401 offers (Basic with the write key, or Bearer)
+SEGMENT_CHALLENGE = 'Basic realm="crossdock", Bearer'
+#: what the user API's 401 offers: Bearer only
+ACCOUNT_CHALLENGE = 'Bearer realm="crossdock"'
+
 
 class AuthError(Exception):
     """Refused: `status` is 401 (no or wrong credentials) or 404 (unknown account)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, challenge: str = SEGMENT_CHALLENGE) -> None:
         self.status = status
         self.message = message
+        #: the WWW-Authenticate header of a 401: the schemes the endpoint takes
+        self.challenge = challenge
         super().__init__(message)
 
 
@@ -89,10 +97,14 @@ class Authenticator:
         settings = self.config.accounts.get(account)
         if settings is None:
             raise AuthError(404, f"account: unknown account {account!r}")
-        presented = presented_key(authorization)
-        if presented is None:
-            raise AuthError(401, f"authorization: send a Bearer key of account {account!r}")
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        presented = value.strip() if scheme.lower() == "bearer" else ""
+        if not presented:
+            got = f" (got {scheme[:20]!r} auth)" if scheme and scheme.lower() != "bearer" else ""
+            raise AuthError(401, f"authorization: send a key of account {account!r} as "
+                                 f"'Authorization: Bearer <key>'{got}", ACCOUNT_CHALLENGE)
         if not _matches(presented, settings.keys):
-            raise AuthError(401, f"authorization: not a key of account {account!r}")
+            raise AuthError(401, f"authorization: not a key of account {account!r}",
+                            ACCOUNT_CHALLENGE)
         limit = settings.rate_limit_per_minute or self.config.rate_limit_per_minute
         return Credential(account, key_id(presented), limit)

@@ -444,3 +444,19 @@ def test_healthz_metrics_and_openapi(client: httpx.Client) -> None:
             "/v1/accounts/{account}/users", "/v1/accounts/{account}/events", "/healthz",
             "/metrics"} <= set(spec["paths"])
     assert "UserUpdate" in spec["components"]["schemas"]
+
+
+def test_user_api_takes_its_key_as_a_bearer_token_only(client: httpx.Client) -> None:
+    # Basic auth with a right key of the account is refused, as the docs and the 401 say.
+    r = client.post("/v1/accounts/shop/users", headers=basic(SHOP_KEY), json={"userId": "u"})
+    assert r.status_code == 401, r.text
+    assert r.json()["response"]["message"] == (
+        "authorization: send a key of account 'shop' as 'Authorization: Bearer <key>' "
+        "(got 'Basic' auth)")
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="crossdock"'
+    r = client.post("/v1/accounts/shop/users", json={"userId": "u"})
+    assert (r.status_code, r.headers["WWW-Authenticate"]) == (401, 'Bearer realm="crossdock"')
+    assert client.post("/v1/accounts/shop/users", headers=bearer(),
+                       json={"userId": "u"}).status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert spec["paths"]["/v1/accounts/{account}/users"]["post"]["security"] == [{"bearer": []}]
