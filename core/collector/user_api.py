@@ -32,8 +32,9 @@ _BIRTH_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+#: `null` removes the attribute (docs/profiles.md), so it is a value like the others
 AttributeValue = (
-    StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any]
+    StrictBool | StrictInt | StrictFloat | StrictStr | list[Any] | dict[str, Any] | None
 )
 
 
@@ -72,8 +73,11 @@ def _check_attributes(value: dict[str, Any]) -> dict[str, Any]:
 class UserUpdate(_Body):
     """Body of POST /v1/accounts/{account}/users."""
 
-    first_name: StrictStr | None = Field(default=None, max_length=1000)
-    last_name: StrictStr | None = Field(default=None, max_length=1000)
+    # No length limit here: the profile store truncates strings past
+    # profiles.attributes.max_string_length on every entry point, as it does a Segment
+    # identify's, and records the truncation (a 422 here would lose the whole update).
+    first_name: StrictStr | None = None
+    last_name: StrictStr | None = None
     birth_date: StrictStr | None = Field(
         default=None, description="yyyy-MM-ddTHH:mm:ss±hhmm, e.g. 1990-05-17T00:00:00+0000"
     )
@@ -84,7 +88,7 @@ class UserUpdate(_Body):
     email_opt_in: StrictBool | None = None
     sms_opt_in: StrictBool | None = None
     whatsapp_opt_in: StrictBool | None = None
-    company: StrictStr | None = Field(default=None, max_length=1000)
+    company: StrictStr | None = None
     hashed_email: StrictStr | None = Field(default=None, max_length=256)
     hashed_phone: StrictStr | None = Field(default=None, max_length=256)
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
@@ -123,10 +127,12 @@ class UserUpdate(_Body):
 
     def to_message(self, account: str, timestamp: str) -> dict[str, Any]:
         """The identify message this update becomes."""
-        fields = self.model_dump(by_alias=True, exclude_none=True,
-                                 exclude={"user_id", "anonymous_id", "attributes"})
+        # A field sent as null removes the attribute; a field left out leaves it as it was.
+        sent = self.model_fields_set - {"user_id", "anonymous_id", "attributes"}
+        fields = self.model_dump(by_alias=True, include=sent)
         traits = {**self.attributes, **fields}
-        # "false unless set": a new profile has no opt-in; one not sent leaves it unchanged.
+        # An opt-in left out leaves the person's as it was; never sent (or removed with
+        # null), the channel's default applies (profiles.consent_defaults).
         return {"type": "identify", **self.ids(), "traits": traits, "timestamp": timestamp,
                 "context": {"crossdock": {"account": account, "api": "users"}}}
 

@@ -460,3 +460,47 @@ def test_user_api_takes_its_key_as_a_bearer_token_only(client: httpx.Client) -> 
                        json={"userId": "u"}).status_code == 200
     spec = client.get("/openapi.json").json()
     assert spec["paths"]["/v1/accounts/{account}/users"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_an_over_long_system_attribute_is_truncated_on_every_entry_point(
+    client: httpx.Client, running: Running
+) -> None:
+    # The user API used to answer 422 for a firstName a Segment identify had truncated.
+    r = client.post("/v1/accounts/shop/users", headers=bearer(),
+                    json={"userId": "long-1", "firstName": "A" * 1500, "company": "C" * 1001,
+                          "attributes": {"bio": "b" * 2000}})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/identify", headers=basic(),
+                    json={"userId": "long-2", "traits": {"firstName": "A" * 1500}})
+    assert r.status_code == 200, r.text
+    for user in ("long-1", "long-2"):
+        profile = running.show(user)
+        assert profile is not None
+        assert profile["attributes"]["system"]["firstName"]["value"] == "A" * 1000
+        assert ("firstName", "truncated") in {(p["attribute"], p["rule"])
+                                              for p in profile["rejections"]}
+    profile = running.show("long-1")
+    assert profile is not None
+    assert len(profile["attributes"]["system"]["company"]["value"]) == 1000
+    assert len(profile["attributes"]["custom"]["bio"]["value"]) == 1000
+
+
+def test_null_removes_an_attribute_through_the_user_api_and_identify(
+    client: httpx.Client, running: Running
+) -> None:
+    r = client.post("/v1/accounts/shop/users", headers=bearer(),
+                    json={"userId": "n-1", "firstName": "Ann", "lastName": "Lee",
+                          "attributes": {"plan": "pro", "tier": "gold"}})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/accounts/shop/users", headers=bearer(),
+                    json={"userId": "n-1", "firstName": None, "attributes": {"plan": None}})
+    assert r.status_code == 200, r.text
+    profile = running.show("n-1")
+    assert profile is not None
+    assert set(profile["attributes"]["system"]) == {"lastName"}  # left out: kept
+    assert set(profile["attributes"]["custom"]) == {"tier"}
+    r = client.post("/v1/identify", headers=basic(),
+                    json={"userId": "n-1", "traits": {"lastName": None, "tier": None}})
+    assert r.status_code == 200, r.text
+    profile = running.show("n-1")
+    assert profile is not None and profile["attributes"] == {"system": {}, "custom": {}}
