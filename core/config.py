@@ -237,10 +237,33 @@ class AttributeRulesConfig(_Strict):
     reserved_prefix: str = "$"
 
 
+#: WebEngage's rule: email and SMS opt-ins are on until the person turns them off, WhatsApp is
+#: off until turned on (docs/profiles.md#consent)
+DEFAULT_CONSENT = {"email": True, "sms": True, "whatsapp": False}
+
+
+def _consent_purposes(value: dict[str, bool]) -> dict[str, bool]:
+    for purpose in value:
+        if not purpose.strip() or "\x00" in purpose:
+            raise ValueError(f"{purpose!r}: a consent purpose is a non-empty name without NUL")
+    return value
+
+
 class ProfilesConfig(_Strict):
     session_timeout: float = 45 * 60
     dedup_window: float = 4 * 3600
     attributes: AttributeRulesConfig = Field(default_factory=AttributeRulesConfig)
+    #: purpose -> granted, for a person who never said (an opt-in or context.consent); the
+    #: one answer the forwarding rules and every destination's routed consent read. Keys
+    #: given replace those defaults one by one; a purpose named nowhere is not granted.
+    consent_defaults: Annotated[dict[str, bool], AfterValidator(_consent_purposes)] = Field(
+        default_factory=lambda: dict(DEFAULT_CONSENT))
+
+    @field_validator("consent_defaults", mode="before")
+    @classmethod
+    def _merge_consent_defaults(cls, v: Any) -> Any:
+        # `{whatsapp: true}` turns WhatsApp on and keeps email and SMS as documented.
+        return {**DEFAULT_CONSENT, **v} if isinstance(v, dict) else v
 
     @field_validator("session_timeout", "dedup_window", mode="before")
     @classmethod

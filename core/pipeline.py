@@ -21,6 +21,7 @@ from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage, Message, enrich_without_profile, parse_message
 from crossdock.outbox.base import NewRow, Outbox
+from crossdock.profiles.consent import message_consent
 
 log = logging.getLogger("crossdock.pipeline")
 
@@ -127,7 +128,7 @@ class Pipeline:
                 batch_ids.add(message_id)
                 try:
                     enriched = (self.profiles.resolve(db, message) if self.profiles is not None
-                                else [enrich_without_profile(message.to_json())])
+                                else [self._enrich_alone(message)])
                     message_rows = [
                         row for e in enriched
                         for row in _route_one(e, destinations, route, skip)
@@ -174,6 +175,15 @@ class Pipeline:
             r for r in rows if (r.destination, r.message_id) in new_keys]
         self._wake({r.destination for r in fresh})
         return len(fresh)
+
+    def _enrich_alone(self, message: Message) -> EnrichedMessage:
+        """Without a profile store: the message alone, its consent answered as the store
+        would for a person who said only this (profiles.consent_defaults for the rest)."""
+        enriched = enrich_without_profile(message.to_json())
+        enriched.consent = message_consent(
+            enriched.message.get("context") or {}, enriched.user_attributes,
+            self.loaded.config.profiles.consent_defaults)
+        return enriched
 
     def _transaction(self) -> Any:
         transaction = getattr(self.outbox, "transaction", None)

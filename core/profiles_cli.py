@@ -64,7 +64,8 @@ def show(config_path: str, ref: str, as_json: bool) -> None:
             click.echo(f"  {name} ({info['type']}): {json.dumps(info['value'])}")
     click.echo("consent:")
     for purpose, info in profile["consent"].items():
-        click.echo(f"  {purpose}: {'granted' if info['granted'] else 'denied'}")
+        said = " (default: never said)" if info["default"] else ""
+        click.echo(f"  {purpose}: {'granted' if info['granted'] else 'denied'}{said}")
     click.echo("sessions:")
     for s in profile["sessions"]:
         click.echo(f"  {s['sessionId']}: {s['started_at']} .. {s['ended_at'] or 'open'}, "

@@ -57,7 +57,7 @@ from crossdock.models import (
 )
 from crossdock.profiles import identity
 from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
-from crossdock.profiles.consent import consent_changes
+from crossdock.profiles.consent import consent_changes, consent_resets, granted
 from crossdock.profiles.migrations import upgrade_profiles
 from crossdock.profiles.sessions import SessionEvent, sessions_of, sweep, touch
 
@@ -220,6 +220,11 @@ class ProfileStore:
                                     "a consent purpose must not contain NUL (\\u0000); "
                                     "ignored"))
         self._set_consent(db, profile_id, consent, now)
+        resets = [p for p in consent_resets(system) if p not in consent]
+        if resets:
+            # An opt-in sent as null is forgotten: the channel's default answers again.
+            db.execute(f"DELETE FROM profile_consent WHERE profile_id = ? AND purpose IN "
+                       f"({','.join('?' * len(resets))})", [profile_id, *resets])
         events: list[SessionEvent] = []
         session_started: float | None = None
         if message.session_id:
@@ -302,20 +307,20 @@ class ProfileStore:
         what `attributes` and `consent` read, in the same order."""
         custom: dict[str, Any] = {}
         system: dict[str, Any] = {}
-        consent: set[str] = set()
+        stated: dict[str, bool] = {}
         parts = (custom, system)
         for part, name, value in db.execute(
             "SELECT 0, name, value FROM profile_custom_attributes WHERE profile_id = ? "
             "UNION ALL SELECT 1, name, value FROM profile_system_attributes WHERE profile_id = ? "
-            "UNION ALL SELECT 2, purpose, NULL FROM profile_consent WHERE profile_id = ? "
-            "AND granted = 1 ORDER BY 1, 2",
+            "UNION ALL SELECT 2, purpose, CAST(granted AS TEXT) FROM profile_consent "
+            "WHERE profile_id = ? ORDER BY 1, 2",
             [profile_id, profile_id, profile_id],
         ).fetchall():
             if part == 2:
-                consent.add(str(name))
+                stated[str(name)] = str(value) == "1"
             else:
                 parts[part][name] = json.loads(value)
-        return custom, system, consent
+        return custom, system, granted(stated, self.config.consent_defaults)
 
     def _system_event(self, db: Database, event: SessionEvent) -> EnrichedMessage:
         session = event.session
@@ -397,7 +402,7 @@ class ProfileStore:
             "INSERT INTO profile_consent (profile_id, purpose, granted, updated_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (profile_id, purpose) DO UPDATE SET "
             "granted = excluded.granted, updated_at = excluded.updated_at",
-            [(profile_id, purpose, int(granted), now) for purpose, granted in changes.items()],
+            [(profile_id, purpose, int(on), now) for purpose, on in changes.items()],
         )
 
     def _record_problems(self, db: Database, profile_id: str, message_id: str,
@@ -457,13 +462,17 @@ class ProfileStore:
         return result
 
     def consent(self, db: Database, profile_id: str) -> set[str]:
-        return {
-            str(row[0])
-            for row in db.execute(
-                "SELECT purpose FROM profile_consent WHERE profile_id = ? AND granted = 1",
+        """The purposes the person granted: what they said, and for every purpose they never
+        mentioned its default (profiles.consent_defaults). The one answer the forwarding
+        rules and the routed `consent` read."""
+        stated = {
+            str(purpose): bool(on)
+            for purpose, on in db.execute(
+                "SELECT purpose, granted FROM profile_consent WHERE profile_id = ?",
                 [profile_id],
             ).fetchall()
         }
+        return granted(stated, self.config.consent_defaults)
 
     def show(self, db: Database, ref: str) -> dict[str, Any] | None:
         """Everything about one person, for `crossdock profiles show`."""
@@ -488,13 +497,17 @@ class ProfileStore:
                 f"SELECT name, type FROM {table} WHERE profile_id = ?", [profile_id]
             ).fetchall()
         }
-        consent = {
-            purpose: {"granted": bool(granted), "updated_at": iso(at)}
-            for purpose, granted, at in db.execute(
+        consent: dict[str, dict[str, Any]] = {
+            purpose: {"granted": bool(on), "updated_at": iso(at), "default": False}
+            for purpose, on, at in db.execute(
                 "SELECT purpose, granted, updated_at FROM profile_consent WHERE profile_id = ? "
                 "ORDER BY purpose", [profile_id],
             ).fetchall()
         }
+        for purpose, on in self.config.consent_defaults.items():
+            # Never said: the default is the answer, shown as such.
+            consent.setdefault(purpose, {"granted": on, "updated_at": None, "default": True})
+        consent = dict(sorted(consent.items()))
         return {
             "id": row[0],
             "userId": row[1],

@@ -186,6 +186,8 @@ class _Upsert:
     email: str
     merge_fields: dict[str, Any] = field(default_factory=dict)
     status: str | None = None
+    #: the person's routed email consent (None: the payload carries none)
+    email_consent: bool | None = None
     items: list[OutboxItem] = field(default_factory=list)
 
 
@@ -295,6 +297,9 @@ class MailchimpDestination(Destination[MailchimpSettings]):
                     upsert.email = self.email(payload)
                     upsert.merge_fields.update(fields)
                     upsert.status = status or upsert.status
+                    said = (payload.get("consent") or {}).get("email")
+                    if isinstance(said, bool):
+                        upsert.email_consent = said
                     upsert.items.append(item)
                 elif kind == "track" and event in TAG_STATUS:
                     name = self.tag_name(payload)
@@ -346,8 +351,13 @@ class MailchimpDestination(Destination[MailchimpSettings]):
         for member, upsert in upserts:
             if batched and upsert.status is not None:
                 continue
-            body: dict[str, Any] = {"email_address": upsert.email,
-                                    "status_if_new": upsert.status or new_status}
+            # Nothing stated: a new member's status is the person's email consent as the
+            # profile store answers it (what rules.require_consent reads; the config's
+            # default for a person who never said). Not granted: `transactional`, Mailchimp's
+            # status for a contact who has not opted in to marketing email.
+            if_new = upsert.status or (
+                "transactional" if upsert.email_consent is False else new_status)
+            body: dict[str, Any] = {"email_address": upsert.email, "status_if_new": if_new}
             if upsert.status is not None:
                 body["status"] = upsert.status
             if upsert.merge_fields:

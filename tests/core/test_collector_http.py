@@ -223,8 +223,8 @@ def test_user_api_update_becomes_identify_with_traits_and_consent(
     custom = {k: v["type"] for k, v in profile["attributes"]["custom"].items()}
     assert custom == {"tier": "string", "score": "number", "vip": "boolean", "tags": "array",
                       "address": "object", "since": "date"}
-    assert {k: v["granted"] for k, v in profile["consent"].items()} == {
-        "email": True, "sms": False}
+    assert {k: (v["granted"], v["default"]) for k, v in profile["consent"].items()} == {
+        "email": (True, False), "sms": (False, False), "whatsapp": (False, True)}
     r = client.post("/v1/accounts/shop/events", headers=bearer("old-key"),
                     json={"userId": "cust-1", "name": "Order Completed",
                           "attributes": {"total": 10}})

@@ -209,6 +209,27 @@ def test_consent_from_opt_ins_and_context_survives_a_merge(p: Person) -> None:
     assert p.show("u")["consent"]["marketing"]["granted"] is False
 
 
+def test_a_purpose_never_mentioned_takes_its_default_and_null_forgets_an_opt_in(
+        engine: Engine) -> None:
+    p = Person(*engine.open(ProfilesConfig(consent_defaults={"sms": False})))
+    out = p.send({"type": "identify", "userId": "u", "traits": {"plan": "pro"}})
+    assert out[-1].consent == {"email"}  # email on by default, sms configured off
+    shown = p.show("u")["consent"]
+    assert shown["email"] == {"granted": True, "updated_at": None, "default": True}
+    assert shown["whatsapp"]["granted"] is False
+    out = p.send({"type": "identify", "userId": "u",
+                  "traits": {"emailOptIn": False, "whatsappOptIn": True}})
+    assert out[-1].consent == {"whatsapp"}
+    assert p.show("u")["consent"]["email"]["default"] is False
+    # null removes the opt-in, so the channel is back to its default.
+    out = p.send({"type": "identify", "userId": "u", "traits": {"emailOptIn": None}})
+    assert out[-1].consent == {"email", "whatsapp"}
+    assert p.show("u")["consent"]["email"]["default"] is True
+    assert "emailOptIn" not in p.show("u")["attributes"]["system"]
+    with p.outbox.transaction() as db:  # type: ignore[attr-defined]
+        assert p.store.consent(db, p.store.find(db, "u") or "") == {"email", "whatsapp"}
+
+
 def test_sessions_on_a_simulated_clock(p: Person, engine: Engine) -> None:
     clock = engine.clock
     out = p.send({"type": "page", "anonymousId": "a", "sessionId": "s1"})
