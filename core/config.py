@@ -234,7 +234,18 @@ class AttributeRulesConfig(_Strict):
     max_name_length: int = Field(default=49, ge=1, description="names shorter than 50")
     max_string_length: int = Field(default=1000, ge=1, description="longer strings truncated")
     max_custom_per_type: int = Field(default=25, ge=1)
-    reserved_prefix: str = "$"
+    #: custom attribute names starting with one of these are ignored, counted and reported
+    #: (WebEngage reserves `we_` for its own); the rest of the message is kept
+    reserved_prefixes: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["we_"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "reserved_prefix" in value:
+            raise ValueError("reserved_prefix: renamed reserved_prefixes, a list (default "
+                             "[we_]); e.g. reserved_prefixes: [we_, internal_]")
+        return value
 
 
 #: WebEngage's rule: email and SMS opt-ins are on until the person turns them off, WhatsApp is

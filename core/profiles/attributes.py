@@ -6,7 +6,7 @@ Pure functions, no storage. With the default rules:
 - the first value stored for an attribute fixes its type (string, number, boolean, date, array,
   object); a later value of another type is rejected for that attribute only;
 - at most 25 custom attributes of each type;
-- custom attribute names may not start with the reserved prefix ("$");
+- custom attribute names may not start with a reserved prefix (default "we_");
 - no name may contain NUL (\\u0000), nor may an `email` (an identity as well as an attribute).
 A `None` value removes the attribute. Every rejection and truncation is returned as a `Problem`
 so the store can count it and show it with the profile.
@@ -31,7 +31,7 @@ SYSTEM_ALIASES = {
     "birth_date": "birthDate", "hashed_email": "hashedEmail", "hashed_phone": "hashedPhone",
     "email_opt_in": "emailOptIn", "sms_opt_in": "smsOptIn", "whatsapp_opt_in": "whatsappOptIn",
     # mParticle's reserved user attributes name the same things; SDKs that speak mParticle
-    # send them, and they must not be refused for the reserved "$" prefix.
+    # send them, and the profile stores them under the names they mean.
     "$FirstName": "firstName", "$LastName": "lastName", "$Gender": "gender",
     "$Mobile": "phone",
 }
@@ -134,10 +134,12 @@ def apply_rules(
                 f"({len(name)} given); attribute rejected",
             ))
             continue
-        if custom and rules.reserved_prefix and name.startswith(rules.reserved_prefix):
+        reserved = next((prefix for prefix in rules.reserved_prefixes
+                         if name.startswith(prefix)), None) if custom else None
+        if reserved is not None:
             problems.append(Problem(
                 name, "reserved_prefix",
-                f"names starting with {rules.reserved_prefix!r} are reserved; attribute rejected",
+                f"names starting with {reserved!r} are reserved; attribute ignored",
             ))
             continue
         current = existing.get(name)

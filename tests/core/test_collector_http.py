@@ -504,3 +504,20 @@ def test_null_removes_an_attribute_through_the_user_api_and_identify(
     assert r.status_code == 200, r.text
     profile = running.show("n-1")
     assert profile is not None and profile["attributes"] == {"system": {}, "custom": {}}
+
+
+def test_a_reserved_attribute_name_is_ignored_and_the_rest_of_the_update_kept(
+    client: httpx.Client, running: Running
+) -> None:
+    r = client.post("/v1/accounts/shop/users", headers=bearer(),
+                    json={"userId": "r-1", "firstName": "Ann",
+                          "attributes": {"we_segment": "vip", "tier": "gold"}})
+    assert r.status_code == 200, r.text
+    profile = running.show("r-1")
+    assert profile is not None
+    assert set(profile["attributes"]["custom"]) == {"tier"}
+    assert profile["attributes"]["system"]["firstName"]["value"] == "Ann"
+    assert [(p["attribute"], p["rule"]) for p in profile["rejections"]] == [
+        ("we_segment", "reserved_prefix")]
+    assert 'crossdock_attribute_problems_total{rule="reserved_prefix"} 1' in client.get(
+        "/metrics").text

@@ -24,7 +24,7 @@ def test_none_removes_and_date_into_string_attribute_is_a_string() -> None:
 
 
 def test_system_attributes_ignore_prefix_and_limits() -> None:
-    rules = AttributeRulesConfig(max_custom_per_type=1, reserved_prefix="e")
+    rules = AttributeRulesConfig(max_custom_per_type=1, reserved_prefixes=["e"])
     changes, problems = apply_rules({}, {"email": "a@b.c", "emailOptIn": True, "x": "1",
                                          "y": "2"}, rules, custom=False)
     assert set(changes) == {"email", "emailOptIn", "x", "y"} and problems == []

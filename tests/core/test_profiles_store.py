@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from crossdock.config import AttributeRulesConfig, ProfilesConfig
-from crossdock.errors import MessageError
+from crossdock.config import AttributeRulesConfig, ProfilesConfig, parse_config
+from crossdock.errors import ConfigError, MessageError
 from crossdock.models import EnrichedMessage, parse_message
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.profiles import ProfileStore
@@ -145,7 +145,7 @@ def test_attribute_name_length_truncation_reserved_prefix_and_type_limit(
     rules = AttributeRulesConfig(max_custom_per_type=3)
     store = ProfileStore(ProfilesConfig(attributes=rules), db=outbox.db, clock=clock)
     traits: dict[str, Any] = {
-        "n" * 49: "ok", "n" * 50: "too long", "$secret": 1, "bio": "x" * 1500,
+        "n" * 49: "ok", "n" * 50: "too long", "we_secret": 1, "bio": "x" * 1500,
         "Bio": "case sensitive", "tag": "fourth string", "a": 1, "b": 2, "c": 3, "d": 4,
     }
     send(outbox, store, {"type": "identify", "userId": "u", "traits": traits})
@@ -261,3 +261,31 @@ def test_delete_erases_the_person_and_the_profiles_merged_into_it(
     assert left == {"profiles": 1, "profile_identities": 1, "profile_sessions": 0,
                     "profile_merges": 0, "profile_custom_attributes": 0,
                     "profile_system_attributes": 0}
+
+
+def test_reserved_prefixes_are_a_config_list_ignored_counted_and_reported(
+    outbox: SQLiteOutbox, clock: ManualClock
+) -> None:
+    assert AttributeRulesConfig().reserved_prefixes == ["we_"]
+    rules = AttributeRulesConfig(reserved_prefixes=["we_", "internal_"])
+    store = ProfileStore(ProfilesConfig(attributes=rules), db=outbox.db, clock=clock)
+    out = send(outbox, store, {"type": "identify", "userId": "u", "traits": {
+        "we_score": 3, "internal_id": "x", "$Custom": "kept", "plan": "pro",
+        "firstName": "Ann"}})
+    profile = show(outbox, store, "u")
+    # The rest of the message is kept; `$` is no longer reserved (mParticle's names).
+    assert set(profile["attributes"]["custom"]) == {"$Custom", "plan"}
+    assert set(profile["attributes"]["system"]) == {"firstName"}
+    assert sorted((r["attribute"], r["rule"]) for r in profile["rejections"]) == [
+        ("internal_id", "reserved_prefix"), ("we_score", "reserved_prefix")]
+    assert "names starting with 'we_' are reserved; attribute ignored" in {
+        r["detail"] for r in profile["rejections"]}
+    assert "we_score" not in out[-1].user_attributes
+    with outbox.transaction() as db:
+        assert store.stats(db)["attribute_reserved_prefix"] == 2
+
+
+def test_the_old_single_reserved_prefix_key_says_what_it_became() -> None:
+    with pytest.raises(ConfigError, match="renamed reserved_prefixes, a list"):
+        parse_config({"profiles": {"attributes": {"reserved_prefix": "$"}}},
+                     base_dir=Path("."), env={})
