@@ -327,7 +327,7 @@ class ConfiguredDestination:
     @property
     def context(self) -> DestinationContext:
         """What the destination's plugin may read about it (`Destination.config_warnings`)."""
-        from crossdock.profiles.attributes import RESERVED_CUSTOM_ALIASES, SYSTEM_ALIASES
+        from crossdock.profiles.attributes import STORED_NAMES
 
         filt = self.config.filter
         return DestinationContext(
@@ -335,7 +335,7 @@ class ConfiguredDestination:
             {"events": filt.events.allow, "event_attributes": filt.event_attributes.allow,
              "user_attributes": filt.user_attributes.allow,
              "identities": filt.identities.allow},
-            {**SYSTEM_ALIASES, **RESERVED_CUSTOM_ALIASES})
+            STORED_NAMES)
 
     @property
     def batch_size(self) -> int:
@@ -420,7 +420,8 @@ def parse_config(
 ) -> LoadedConfig:
     """Validate a parsed YAML document; raise ConfigError with every problem by its path."""
     from crossdock.plugin_manager import destination_types, load_failures
-    from crossdock.route.mapping_spec import mapping_problems
+    from crossdock.route.filtering import filter_warnings
+    from crossdock.route.mapping_spec import mapping_problems, parse_mapping
 
     if raw is None:
         raw = {}
@@ -475,7 +476,8 @@ def parse_config(
         # Checked even when the settings are wrong: every problem in one run of validate,
         # not a mapping typo found only after the settings are fixed.
         mapping = deep_merge(cls.default_mapping(), dest.mapping)
-        problems.extend(mapping_problems(mapping, f"{prefix}.mapping"))
+        mapping_errors = mapping_problems(mapping, f"{prefix}.mapping")
+        problems.extend(mapping_errors)
         option_problems = cls.options_problems(mapping.get("options"), f"{prefix}.mapping.options")
         problems.extend(option_problems)
         batch = dest.delivery.batch_size
@@ -495,8 +497,12 @@ def parse_config(
             continue
         # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
         configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping), mapping)
+        # Identities the mapping always forwards are names an identities filter may use.
+        always = [] if mapping_errors else parse_mapping(mapping).identities.always
         configured.warnings = [
             f"{prefix}.{w}" for w in delivery_warnings(dest.delivery)
+        ] + [f"{prefix}.{w}" for w in filter_warnings(dest.filter, config.profiles.attributes,
+                                                      always)
         ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured.context)]
         warnings.extend(configured.warnings)
         destinations.append(configured)

@@ -40,6 +40,10 @@ RESERVED_CUSTOM_ALIASES = {
     "$Address": "address", "$City": "city", "$State": "state", "$Zip": "zip",
     "$Country": "country",
 }
+#: every name the profile store keeps under another one (a filter naming either matches both)
+STORED_NAMES = {**SYSTEM_ALIASES, **RESERVED_CUSTOM_ALIASES}
+#: the identity types a profile carries (the identities filter's names)
+IDENTITY_TYPES = ("userId", "anonymousId", "email")
 ATTRIBUTE_TYPES = ("string", "number", "boolean", "date", "array", "object")
 
 _ISO_DATE = re.compile(

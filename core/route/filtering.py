@@ -3,15 +3,20 @@
 `deny` always wins. Without an `allow` list a name passes when the destination forwards
 everything by default, and never when it forwards nothing until told to (SessionM). Matching
 is case sensitive, on the names as received (before normalization and the event-name map).
-Patterns compile once into one regular expression per list; answers are memoized.
+A user attribute the profile store keeps under another name (mParticle's `$FirstName` as
+`firstName`, Segment's `first_name` too) is matched by either name: operators type the names
+their SDKs send. Patterns compile once into one regular expression per list; answers are
+memoized.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Sequence
 
-from crossdock.config import ListFilter
+from crossdock.config import AttributeRulesConfig, FilterConfig, ListFilter
+from crossdock.profiles.attributes import IDENTITY_TYPES, STORED_NAMES, SYSTEM_ATTRIBUTES
 
 _MEMO_LIMIT = 50_000
 
@@ -75,3 +80,65 @@ class Matcher:
             if len(self._memo) < _MEMO_LIMIT:
                 self._memo[name] = found
         return found
+
+
+def _both_names(names: list[str]) -> list[str]:
+    # Each name and the one the profile store keeps it under: the message alone (no store)
+    # carries the name as sent, the profile the stored one.
+    return list(dict.fromkeys(n for name in names for n in (name, STORED_NAMES.get(name, name))))
+
+
+def with_stored_names(filt: ListFilter) -> ListFilter:
+    """A user-attribute filter whose every name also matches the name the profile store keeps
+    the attribute under (`$FirstName` -> `firstName`)."""
+    return ListFilter(allow=None if filt.allow is None else _both_names(filt.allow),
+                      deny=_both_names(filt.deny))
+
+
+def _literal_head(name: str) -> str:
+    """The part of a name before its first glob character (all of it for a plain name)."""
+    return re.split(r"[*?\[]", name, maxsplit=1)[0]
+
+
+def _attribute_never_stored(name: str, rules: AttributeRulesConfig) -> str | None:
+    """Why no stored user attribute can ever match `name` (a name or a glob), or None."""
+    if "\x00" in name:
+        return "holds NUL (\\u0000), which no attribute name may"
+    glob = _is_glob(name)
+    stored = name if glob else STORED_NAMES.get(name, name)
+    head = _literal_head(stored)
+    if len(head) > rules.max_name_length:
+        return (f"is longer than {rules.max_name_length} characters, and no longer name is "
+                "stored")
+    if stored in SYSTEM_ATTRIBUTES:
+        return None
+    for prefix in rules.reserved_prefixes:
+        # A glob can match only reserved names when its literal start is reserved.
+        if head.startswith(prefix):
+            return (f"starts with the reserved prefix {prefix!r}: such attributes are "
+                    "ignored, never stored (profiles.attributes.reserved_prefixes)")
+    return None
+
+
+def filter_warnings(filt: FilterConfig, rules: AttributeRulesConfig,
+                    always_identities: Sequence[str] = ()) -> list[str]:
+    """Every name of a destination's user attribute and identity filters that can never
+    match anything, as "filter.<category>.<list>: ..." (for `crossdock validate`)."""
+    warnings: list[str] = []
+    known = {*IDENTITY_TYPES, "profileId", *always_identities}
+    for category, lists in (("user_attributes", filt.user_attributes),
+                            ("identities", filt.identities)):
+        for which, names in (("allow", lists.allow or []), ("deny", lists.deny)):
+            for name in names:
+                if category == "user_attributes":
+                    why = _attribute_never_stored(name, rules)
+                elif _is_glob(name) or name in known:
+                    why = None
+                else:
+                    why = ("is no identity type: a profile's identities are "
+                           f"{', '.join(IDENTITY_TYPES)} (profileId where the mapping "
+                           "forwards it)")
+                if why is not None:
+                    warnings.append(f"filter.{category}.{which}: {name!r} can never match: "
+                                    f"it {why}")
+    return warnings

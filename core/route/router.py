@@ -13,7 +13,7 @@ from typing import Any
 
 from crossdock.config import ConfiguredDestination
 from crossdock.models import EnrichedMessage, format_time
-from crossdock.route.filtering import Matcher
+from crossdock.route.filtering import Matcher, with_stored_names
 from crossdock.route.mapping import AttributeShaper
 from crossdock.route.mapping_spec import parse_mapping
 from crossdock.route.normalize import KeyNormalizer
@@ -65,7 +65,7 @@ class CompiledRoute:
             normalizer if "properties" in keys_for else None, {},
             spec.values.stringify and "properties" in values_for,
             spec.limits.event_attributes, string_length)
-        traits = Matcher(filt.user_attributes, by_default)
+        traits = Matcher(with_stored_names(filt.user_attributes), by_default)
         self.traits = AttributeShaper(
             traits, traits.everything,
             normalizer if "traits" in keys_for else None, spec.reserved,

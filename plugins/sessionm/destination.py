@@ -94,7 +94,6 @@ class SessionMDestination(Destination[SessionMSettings]):
     def config_warnings(self, context: DestinationContext) -> list[str]:
         warnings: list[str] = []
         mapping = context.mapping
-        allowed_attributes = context.allowed["user_attributes"] or []
         if not mapping.get("forward_by_default", True) and not any(
             context.allowed[category] for category in _FILTER_CATEGORIES
         ):
@@ -103,15 +102,6 @@ class SessionMDestination(Destination[SessionMSettings]):
                 "filter.events, filter.event_attributes, filter.user_attributes and "
                 "filter.identities allow"
             )
-        for name in allowed_attributes:
-            stored = context.stored_name(name)
-            if stored != name and stored not in allowed_attributes:
-                # The profile store keeps mParticle's $-names under Crossdock's own, and the
-                # filter sees the stored name: this entry alone never matches.
-                warnings.append(
-                    f"filter.user_attributes.allow names {name!r}, which the profile store "
-                    f"keeps as {stored!r}: allow {stored!r} to send it"
-                )
         limits = mapping.get("limits") or {}
         event_limit = limits.get("event_attributes")
         if event_limit is None or event_limit > MAX_EVENT_ATTRIBUTES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from route_helpers import dest, msg, routed, skipped
+from route_helpers import dest, load, msg, routed, skipped
 
 FORWARD_NOTHING = {"forward_by_default": False}
 
@@ -187,3 +187,47 @@ def test_message_types(plugin_types: frozenset[str], shipped: dict[str, Any],
     d = dest(shipped, filter=flt, message_types=plugin_types)
     assert skipped(msg("screen", name="Home"), d) == reason
     assert routed(msg(), d)["type"] == "track"
+
+
+@pytest.mark.parametrize(("flt", "kept"), [
+    # mParticle's and Segment's names match what the profile store keeps them as...
+    ({"allow": ["$FirstName", "$Zip", "first_name"]}, {"firstName", "zip"}),
+    ({"allow": ["*"], "deny": ["$FirstName", "$City"]}, {"zip", "plan", "$Age"}),
+    # ...and Crossdock's own name still matches only itself and its aliases' stored form.
+    ({"allow": ["firstName", "$Age"]}, {"firstName", "$Age"}),
+])
+def test_dollar_names_match_the_attribute_the_profile_keeps(flt: dict[str, Any],
+                                                            kept: set[str]) -> None:
+    d = dest(FORWARD_NOTHING, filter={"events": {"allow": ["*"]}, "user_attributes": flt})
+    stored = {"firstName": "Ann", "zip": "0150", "city": "Oslo", "plan": "pro", "$Age": 40}
+    assert set(routed(msg(user_attributes=stored), d)["traits"]) == kept
+    # Without a profile store the message keeps the name as sent: it matches too.
+    if "$FirstName" in (flt.get("allow") or []):
+        assert set(routed(msg(user_attributes={"$FirstName": "Ann"}), d)["traits"]) == {
+            "$FirstName"}
+
+
+def test_validate_warns_about_every_filter_name_that_cannot_match() -> None:
+    names = ["$FirstName", "$LastName", "$Gender", "$Mobile", "$Address", "$City", "$State",
+             "$Zip", "$Country", "$Age", "we_score", "we_*", "n" * 50, "plan", "first_name"]
+    loaded = load(filter={"user_attributes": {"allow": names, "deny": ["we_tier"]},
+                          "identities": {"allow": ["email", "phone", "$Mobile", "user*"]}})
+    assert loaded.warnings == [
+        "destinations.d.filter.user_attributes.allow: 'we_score' can never match: it starts "
+        "with the reserved prefix 'we_': such attributes are ignored, never stored "
+        "(profiles.attributes.reserved_prefixes)",
+        "destinations.d.filter.user_attributes.allow: 'we_*' can never match: it starts with "
+        "the reserved prefix 'we_': such attributes are ignored, never stored "
+        "(profiles.attributes.reserved_prefixes)",
+        f"destinations.d.filter.user_attributes.allow: {'n' * 50!r} can never match: it is "
+        "longer than 49 characters, and no longer name is stored",
+        "destinations.d.filter.user_attributes.deny: 'we_tier' can never match: it starts "
+        "with the reserved prefix 'we_': such attributes are ignored, never stored "
+        "(profiles.attributes.reserved_prefixes)",
+        "destinations.d.filter.identities.allow: 'phone' can never match: it is no identity "
+        "type: a profile's identities are userId, anonymousId, email (profileId where the "
+        "mapping forwards it)",
+        "destinations.d.filter.identities.allow: '$Mobile' can never match: it is no "
+        "identity type: a profile's identities are userId, anonymousId, email (profileId "
+        "where the mapping forwards it)",
+    ]

@@ -239,10 +239,18 @@ async def test_reserved_attributes_become_sessionm_user_fields(
         assert user["user_profile"] == {"PLAN" if case == "upper" else "plan": "pro"}
 
 
-async def test_a_filter_naming_a_dollar_attribute_is_warned_about(harness: Harness) -> None:
-    loaded = harness.load(filter={"user_attributes": {"allow": ["$FirstName"]}})
-    assert any("'$FirstName', which the profile store keeps as 'firstName'" in w
-               for w in loaded.warnings)
+async def test_a_filter_may_name_the_dollar_attributes_operators_type(harness: Harness) -> None:
+    # The mParticle names in the allow list let every one of them through (the profile keeps
+    # them as firstName, zip, ...); once nothing passed and validate warned about some.
+    names = [r[0] for r in RESERVED]
+    assert harness.load(filter={"user_attributes": {"allow": names}}).warnings == []
+    run = await harness.run(
+        [identify({r[0]: r[3] for r in RESERVED} | {"plan": "pro"})],
+        filter={**OPEN_FILTER, "user_attributes": {"allow": names}})
+    assert run.report.delivered == 1
+    user = run.users[0]
+    assert {r[2]: user.get(r[2]) for r in RESERVED} == {r[2]: r[3] for r in RESERVED}
+    assert "user_profile" not in user or "plan" not in user["user_profile"]
 
 
 # -- who is sent ---------------------------------------------------------------------------
