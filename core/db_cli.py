@@ -60,12 +60,12 @@ class CopyReport:
 
 
 #: The profile store's and the audiences' tables, copied whole by `db copy`; each has the same
-#: columns on both engines (crossdock.profiles.migrations / pg_004_profiles,
-#: crossdock.audiences.membership / pg_005_audiences).
+#: columns on both engines (crossdock.profiles.migrations / pg_004_profiles and
+#: pg_009_attribute_definitions, crossdock.audiences.membership / pg_005_audiences).
 PROFILE_TABLES = (
     "profiles", "profile_identities", "profile_system_attributes",
     "profile_custom_attributes", "profile_consent", "profile_sessions", "profile_merges",
-    "profile_rejections", "profile_stats",
+    "profile_rejections", "profile_stats", "profile_attribute_definitions",
 )
 AUDIENCE_TABLES = ("audience_members", "audience_changes", "audience_syncs")
 #: tables whose `id` numbers rows (audience_changes' make audience events' messageIds): the

@@ -1,4 +1,5 @@
-"""`crossdock profiles show ID` and `crossdock profiles delete ID` (attached by crossdock.cli).
+"""`crossdock profiles show ID`, `crossdock profiles delete ID` and `crossdock profiles
+attributes` (attached by crossdock.cli).
 
 ID is a profile id, a userId, an anonymousId or an email.
 """
@@ -9,6 +10,7 @@ import json
 from typing import Any
 
 import click
+from rich.table import Table
 
 from crossdock.cli import CrossdockGroup, config_option, load_or_exit
 
@@ -77,6 +79,31 @@ def show(config_path: str, ref: str, as_json: bool) -> None:
         click.echo("attribute problems (latest first):")
         for r in profile["rejections"]:
             click.echo(f"  {r['attribute']}: {r['detail']}")
+
+
+@profiles_group.command("attributes")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def attributes(config_path: str, as_json: bool) -> None:
+    """List the account's attribute definitions: name, type (fixed by its first datapoint),
+    first seen, how many profiles hold it, rejected datapoints of another type."""
+    # Read when called: tests give the module a wider console.
+    from crossdock.cli import console
+
+    outbox, store, _ = _open(config_path)
+    try:
+        with outbox.transaction() as db:
+            definitions = store.definitions(db)
+    finally:
+        outbox.close()
+    if as_json:
+        click.echo(json.dumps(definitions, indent=2))
+        return
+    table = Table("name", "kind", "type", "first seen", "profiles", "rejected")
+    for d in definitions:
+        table.add_row(d["name"], d["part"], d["type"], d["first_seen"], str(d["profiles"]),
+                      str(d["rejected"]))
+    console.print(table)
 
 
 @profiles_group.command("delete")

@@ -381,6 +381,34 @@ def pg_008_tokens(conn: psycopg.Connection) -> None:
         """
     )
 
+@pg_migration
+def pg_009_attribute_definitions(conn: psycopg.Connection) -> None:
+    # The profile store's account-wide attribute definitions (crossdock.profiles), the same
+    # table as the SQLite migration profiles_m002_attribute_definitions, backfilled alike
+    # (each name's type is that of its earliest-written value). Written out here, as every
+    # migration is, so that it never changes with later code.
+    conn.execute(
+        """
+        CREATE TABLE profile_attribute_definitions (
+            part TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            rejected BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (part, name)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX profile_attribute_definitions_type "
+                 "ON profile_attribute_definitions (part, type)")
+    for part, table in (("system", "profile_system_attributes"),
+                        ("custom", "profile_custom_attributes")):
+        conn.execute(
+            f"INSERT INTO profile_attribute_definitions (part, name, type, first_seen) "
+            f"SELECT '{part}', a.name, MIN(a.type), MIN(a.updated_at) FROM {table} a "
+            f"WHERE a.updated_at = (SELECT MIN(b.updated_at) FROM {table} b "
+            "WHERE b.name = a.name) GROUP BY a.name ON CONFLICT (part, name) DO NOTHING")
+
 
 def with_search_path(url: str, schema: str) -> str:
     """`url` with libpq options that put `schema` first on the search_path."""

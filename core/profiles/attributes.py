@@ -4,8 +4,9 @@ Pure functions, no storage. With the default rules:
 - names are case sensitive and shorter than 50 characters;
 - string values longer than 1,000 characters are truncated;
 - the first value stored for an attribute fixes its type (string, number, boolean, date, array,
-  object); a later value of another type is rejected for that attribute only;
-- at most 25 custom attributes of each type;
+  object) for the whole account (its definition); a later value of another type, in any
+  profile, is rejected for that attribute only;
+- at most 25 custom attributes of each type are defined for the account;
 - custom attribute names may not start with a reserved prefix (default "we_");
 - no name may contain NUL (\\u0000), nor may an `email` (an identity as well as an attribute).
 A `None` value removes the attribute. Every rejection and truncation is returned as a `Problem`
@@ -15,6 +16,7 @@ so the store can count it and show it with the profile.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,14 +113,28 @@ def apply_rules(
     rules: AttributeRulesConfig,
     *,
     custom: bool,
+    definitions: Mapping[str, str] | None = None,
+    defined_per_type: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, Stored | None], list[Problem]]:
-    """The changes to make to `existing` for `incoming` values: name -> new Stored, or None to
-    remove; and the problems found. Attributes not mentioned in the result are left alone."""
+    """The changes to make to `existing` (one profile's attributes) for `incoming` values:
+    name -> new Stored, or None to remove; and the problems found. Attributes not mentioned in
+    the result are left alone.
+
+    `definitions` are the account's attribute definitions (name -> the type its first value
+    fixed, for every profile) of at least the incoming names, and `defined_per_type` how many
+    definitions of each type the account has (the per-type cap counts them); without them the
+    profile's own attributes stand for the account. A removed attribute keeps its definition:
+    its type stays fixed."""
     changes: dict[str, Stored | None] = {}
     problems: list[Problem] = []
+    fixed: dict[str, str] = (dict(definitions) if definitions is not None
+                             else {name: stored.type for name, stored in existing.items()})
     per_type: dict[str, int] = {}
-    for stored in existing.values():
-        per_type[stored.type] = per_type.get(stored.type, 0) + 1
+    if defined_per_type is not None:
+        per_type.update(defined_per_type)
+    else:
+        for kind in fixed.values():
+            per_type[kind] = per_type.get(kind, 0) + 1
     for name, value in incoming.items():
         if not isinstance(name, str) or not name:
             problems.append(Problem(str(name), "name", "an attribute name must not be empty"))
@@ -150,7 +166,6 @@ def apply_rules(
         if value is None:
             if current is not None:
                 changes[name] = None
-                per_type[current.type] -= 1
             continue
         if not custom and name == "email" and isinstance(value, str) and "\x00" in value:
             # An email is also an identity (profiles are joined by it); one with NUL is no
@@ -161,16 +176,17 @@ def apply_rules(
             ))
             continue
         kind = value_type(value)
-        if current is not None and current.type != kind:
+        defined = fixed.get(name)
+        if defined is not None and defined != kind:
             # A date string sent to a string attribute is still a string: only the reverse is
             # a type change worth refusing.
-            if current.type == "string" and kind == "date":
+            if defined == "string" and kind == "date":
                 kind = "string"
             else:
                 problems.append(Problem(
                     name, "type",
-                    f"type is fixed as {current.type} by its first value; a {kind} was "
-                    "rejected",
+                    f"type is fixed as {defined} by its first value (for the whole account); "
+                    f"a {kind} was rejected",
                 ))
                 continue
         if isinstance(value, str) and len(value) > rules.max_string_length:
@@ -179,14 +195,16 @@ def apply_rules(
                 f"value of {len(value)} characters truncated to {rules.max_string_length}",
             ))
             value = value[: rules.max_string_length]
-        if current is None and custom:
+        if defined is None and custom:
             if per_type.get(kind, 0) >= rules.max_custom_per_type:
                 problems.append(Problem(
                     name, "type_limit",
-                    f"at most {rules.max_custom_per_type} custom {kind} attributes; "
-                    "attribute rejected",
+                    f"at most {rules.max_custom_per_type} custom {kind} attributes are "
+                    "defined for the account; attribute rejected",
                 ))
                 continue
             per_type[kind] = per_type.get(kind, 0) + 1
+        if defined is None:
+            fixed[name] = kind
         changes[name] = Stored(kind, value)
     return changes, problems

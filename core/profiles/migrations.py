@@ -123,3 +123,32 @@ def profiles_m001_initial(db: Database) -> None:
     db.execute(
         "CREATE TABLE profile_stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL DEFAULT 0)"
     )
+
+
+@_migration
+def profiles_m002_attribute_definitions(db: Database) -> None:
+    # One definition per attribute for the whole account, like a data dictionary: the type
+    # its first datapoint fixed, when, and how many datapoints of another type were rejected.
+    # The 25-per-type cap counts these (custom part). Twin: pg_009_attribute_definitions.
+    db.execute(
+        """
+        CREATE TABLE profile_attribute_definitions (
+            part TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            first_seen REAL NOT NULL,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (part, name)
+        )
+        """
+    )
+    db.execute("CREATE INDEX profile_attribute_definitions_type "
+               "ON profile_attribute_definitions (part, type)")
+    # Each name's type is that of its earliest-written value.
+    for part, table in (("system", "profile_system_attributes"),
+                        ("custom", "profile_custom_attributes")):
+        db.execute(
+            f"INSERT INTO profile_attribute_definitions (part, name, type, first_seen) "
+            f"SELECT '{part}', a.name, MIN(a.type), MIN(a.updated_at) FROM {table} a "
+            f"WHERE a.updated_at = (SELECT MIN(b.updated_at) FROM {table} b "
+            "WHERE b.name = a.name) GROUP BY a.name ON CONFLICT (part, name) DO NOTHING")

@@ -67,6 +67,9 @@ log = logging.getLogger("crossdock.profiles")
 PROFILE_DELETED = "profile_deleted"
 
 _TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
+_PARTS = {False: "system", True: "custom"}
+#: the advisory lock a transaction takes to define attributes (PostgreSQL)
+DEFINITIONS_LOCK = "profile-attribute-definitions"
 
 
 def _many(db: Database, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -364,13 +367,38 @@ class ProfileStore:
         if not values:
             return [], None
         table = _TABLES[custom]
+        rules = self.config.attributes
         existing = {
             name: Stored(kind, json.loads(value))
             for name, kind, value in db.execute(
                 f"SELECT name, type, value FROM {table} WHERE profile_id = ?", [profile_id]
             ).fetchall()
         }
-        changes, problems = apply_rules(existing, values, self.config.attributes, custom=custom)
+        part = _PARTS[custom]
+        # Only names the rules could store are looked up (PostgreSQL text cannot hold NUL).
+        names = [n for n, v in values.items() if isinstance(n, str) and n and v is not None
+                 and "\x00" not in n and len(n) <= rules.max_name_length]
+        definitions = self._definitions(db, part, names)
+        per_type: dict[str, int] = {}
+        if any(n not in definitions for n in names):
+            # A first datapoint defines the attribute for the account. On PostgreSQL one
+            # transaction at a time does that (another daemon may be defining the same name
+            # or the last one of a type), so read again under the lock. Rare: once a name.
+            lock_keys(db, [DEFINITIONS_LOCK])
+            if is_postgres(db):
+                definitions = self._definitions(db, part, names)
+            per_type = {str(kind): int(count) for kind, count in db.execute(
+                "SELECT type, COUNT(*) FROM profile_attribute_definitions WHERE part = ? "
+                "GROUP BY type", [part]).fetchall()}
+        changes, problems = apply_rules(existing, values, rules, custom=custom,
+                                        definitions=definitions, defined_per_type=per_type)
+        _many(db, "INSERT INTO profile_attribute_definitions (part, name, type, first_seen) "
+                  "VALUES (?, ?, ?, ?) ON CONFLICT (part, name) DO NOTHING",
+              [(part, name, change.type, now) for name, change in changes.items()
+               if change is not None and name not in definitions])
+        _many(db, "UPDATE profile_attribute_definitions SET rejected = rejected + 1 "
+                  "WHERE part = ? AND name = ?",
+              [(part, p.name) for p in problems if p.rule == "type"])
         after = {name: stored.value for name, stored in existing.items()}
         for name, change in changes.items():
             if change is None:
@@ -382,11 +410,19 @@ class ProfileStore:
             db.execute(
                 f"INSERT INTO {table} (profile_id, name, type, value, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, name) DO UPDATE SET "
-                "value = excluded.value, updated_at = excluded.updated_at",
+                "type = excluded.type, value = excluded.value, updated_at = excluded.updated_at",
                 [profile_id, name, change.type, encoded, now],
             )
             after[name] = json.loads(encoded)
         return problems, after
+
+    def _definitions(self, db: Database, part: str, names: list[str]) -> dict[str, str]:
+        """name -> defined type, of those of `names` the account has defined."""
+        if not names:
+            return {}
+        return {str(name): str(kind) for name, kind in db.execute(
+            "SELECT name, type FROM profile_attribute_definitions WHERE part = ? AND name IN "
+            f"({','.join('?' * len(names))})", [part, *names]).fetchall()}
 
     def _attribute(self, db: Database, profile_id: str, name: str) -> Any:
         row = db.execute(
@@ -597,6 +633,25 @@ class ProfileStore:
             "ON CONFLICT (name) DO UPDATE SET value = profile_stats.value + 1"
         )
         return Deleted(profile_id, identities, merged, event)
+
+    def definitions(self, db: Database) -> list[dict[str, Any]]:
+        """The account's attribute definitions, for `crossdock profiles attributes`: name,
+        part (system or custom), the type its first datapoint fixed, when it was first seen,
+        how many profiles hold it now, and how many datapoints of another type were
+        rejected."""
+        self.migrate(db)
+        held: dict[tuple[str, str], int] = {}
+        for custom, table in _TABLES.items():
+            for name, count in db.execute(
+                f"SELECT name, COUNT(*) FROM {table} GROUP BY name").fetchall():
+                held[(_PARTS[custom], str(name))] = int(count)
+        return [
+            {"name": name, "part": part, "type": kind, "first_seen": iso(first_seen),
+             "profiles": held.get((part, name), 0), "rejected": int(rejected)}
+            for part, name, kind, first_seen, rejected in db.execute(
+                "SELECT part, name, type, first_seen, rejected FROM "
+                "profile_attribute_definitions ORDER BY part, name").fetchall()
+        ]
 
     def stats(self, db: Database) -> dict[str, int]:
         """Counters for /metrics: profiles (known, anonymous), open sessions, rejections."""

@@ -146,3 +146,24 @@ def test_delete_takes_the_person_out_of_every_audience_at_once(engine: str,
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def test_attributes_lists_the_account_definitions_on_either_engine(engine_config: str) -> None:
+    pipeline = build_pipeline(load_config(engine_config))
+    pipeline.accept([{"type": "identify", "userId": "u2",
+                      "traits": {"plan": 3, "firstName": "Bo", "age": 40}}])
+    pipeline.close()
+    runner = CliRunner()
+    result = runner.invoke(profiles_group, ["attributes", "-c", engine_config, "--json"])
+    assert result.exit_code == 0, result.output
+    found = {(d["part"], d["name"]): (d["type"], d["profiles"], d["rejected"])
+             for d in json.loads(result.output)}
+    # plan was defined a string by u1's "pro": u2's number was rejected.
+    assert found == {("custom", "plan"): ("string", 1, 1), ("custom", "age"): ("number", 1, 0),
+                     ("system", "firstName"): ("string", 2, 0)}
+    assert all(d["first_seen"].endswith("Z") for d in json.loads(result.output))
+    result = runner.invoke(profiles_group, ["attributes", "-c", engine_config])
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
+    assert any(line.startswith("plan custom string ") and line.endswith(" 1 1")
+               for line in lines), result.output

@@ -13,17 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from collector_helpers import basic, serve_app
 from pg_helpers import PG_URL, pg_unreachable
+from sqlite_utils import Database
 
 from crossdock.collector import make_app
-from crossdock.config import LoadedConfig, ProfilesConfig, parse_config
+from crossdock.config import AttributeRulesConfig, LoadedConfig, ProfilesConfig, parse_config
 from crossdock.models import EnrichedMessage, parse_message
 from crossdock.outbox import Outbox, open_outbox
-from crossdock.outbox.pg_schema import temporary_schema
+from crossdock.outbox.migrations import apply_migrations
+from crossdock.outbox.pg_schema import PG_MIGRATIONS, pg_009_attribute_definitions, temporary_schema
+from crossdock.outbox.pg_schema import apply_migrations as apply_pg_migrations
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore, make_profile_hook, sweep_and_route
+from crossdock.profiles.migrations import (
+    PROFILE_MIGRATIONS,
+    profiles_m002_attribute_definitions,
+    upgrade_profiles,
+)
 from crossdock.testing.clock import ManualClock
 
 DAY = 86400.0
@@ -185,10 +194,54 @@ def test_attribute_type_fixed_by_first_value_and_counted(p: Person) -> None:
     assert out[-1].user_attributes["age"] == 30
     stats = p.stats()
     assert (stats["attribute_type"], stats["attribute_truncated"]) == (2, 1)
-    # A None value removes the attribute; the name is then free to take another type.
+    # A None value removes the attribute; its type stays fixed for the account.
     p.send({"type": "identify", "userId": "u", "traits": {"age": None}})
+    assert "age" not in p.show("u")["attributes"]["custom"]
     p.send({"type": "identify", "userId": "u", "traits": {"age": "thirty"}})
-    assert p.show("u")["attributes"]["custom"]["age"] == {"type": "string", "value": "thirty"}
+    assert "age" not in p.show("u")["attributes"]["custom"]
+    p.send({"type": "identify", "userId": "u", "traits": {"age": 31}})
+    assert p.show("u")["attributes"]["custom"]["age"] == {"type": "number", "value": 31}
+
+
+def test_an_attribute_is_defined_once_for_the_whole_account(engine: Engine) -> None:
+    rules = AttributeRulesConfig(max_custom_per_type=2)
+    p = Person(*engine.open(ProfilesConfig(attributes=rules)))
+    p.send({"type": "identify", "userId": "a", "traits": {"age": 30, "team": "Oslo",
+                                                          "firstName": "Ann"}})
+    engine.clock.advance(60)
+    # Another person: the type age's first datapoint fixed holds for them too (it was
+    # per profile: "thirty" became a string attribute of b).
+    p.send({"type": "identify", "userId": "b", "traits": {"age": "thirty", "firstName": 7,
+                                                          "city": "Bergen"}})
+    b = p.show("b")
+    assert b["attributes"]["custom"] == {"city": {"type": "string", "value": "Bergen"}}
+    assert b["attributes"]["system"] == {}
+    assert sorted((r["attribute"], r["rule"]) for r in b["rejections"]) == [
+        ("age", "type"), ("firstName", "type")]
+    # The cap counts the account's definitions: team and city are its 2 strings, so b's
+    # third string name is refused although b holds only one string attribute.
+    p.send({"type": "identify", "userId": "b", "traits": {"plan": "pro", "team": "Bergen",
+                                                          "score": 1}})
+    b = p.show("b")
+    assert set(b["attributes"]["custom"]) == {"city", "team", "score"}
+    assert ("plan", "type_limit") in {(r["attribute"], r["rule"]) for r in b["rejections"]}
+    assert ("at most 2 custom string attributes are defined for the account; attribute "
+            "rejected") in {
+        r["detail"] for r in b["rejections"]}
+    with p.outbox.transaction() as db:  # type: ignore[attr-defined]
+        definitions = p.store.definitions(db)
+    assert definitions == [
+        {"name": "age", "part": "custom", "type": "number",
+         "first_seen": "2023-11-14T22:13:20Z", "profiles": 1, "rejected": 1},
+        {"name": "city", "part": "custom", "type": "string",
+         "first_seen": "2023-11-14T22:14:20Z", "profiles": 1, "rejected": 0},
+        {"name": "score", "part": "custom", "type": "number",
+         "first_seen": "2023-11-14T22:14:20Z", "profiles": 1, "rejected": 0},
+        {"name": "team", "part": "custom", "type": "string",
+         "first_seen": "2023-11-14T22:13:20Z", "profiles": 2, "rejected": 0},
+        {"name": "firstName", "part": "system", "type": "string",
+         "first_seen": "2023-11-14T22:13:20Z", "profiles": 1, "rejected": 1},
+    ]
 
 
 def test_consent_from_opt_ins_and_context_survives_a_merge(p: Person) -> None:
@@ -388,3 +441,34 @@ def test_the_collector_request_id_window(engine: Engine, tmp_path: Path) -> None
     assert 'crossdock_profiles{kind="known"} 1' in metrics
     with outbox.transaction() as db:  # type: ignore[attr-defined]
         assert store.show(db, "u")["messages"] == 2  # type: ignore[index]
+
+
+def test_an_upgrade_defines_the_attributes_already_stored(engine: Engine) -> None:
+    """Profiles stored before attribute definitions existed: each name is defined with the
+    type of its earliest-written value, so the account's first datapoint still decides."""
+    rows = [("p1", "age", "number", "30", START + 5), ("p2", "age", "string", '"x"', START),
+            ("p1", "plan", "string", '"pro"', START + 9)]
+    insert = ("INSERT INTO profile_custom_attributes (profile_id, name, type, value, "
+              "updated_at) VALUES ({0}, {0}, {0}, {0}, {0})")
+    if engine.name == "sqlite":
+        db = Database(engine.url.removeprefix("sqlite:///"))
+        before = PROFILE_MIGRATIONS[:PROFILE_MIGRATIONS.index(
+            profiles_m002_attribute_definitions)]
+        apply_migrations(db, before)
+        db.conn.executemany(insert.format("?"), rows)
+        db.conn.commit()
+        assert upgrade_profiles(db) == ["profiles_m002_attribute_definitions"]
+        found = db.execute("SELECT name, type, first_seen FROM profile_attribute_definitions "
+                           "ORDER BY name").fetchall()
+        db.close()
+    else:
+        with psycopg.connect(engine.url, autocommit=True) as conn:
+            before = PG_MIGRATIONS[:PG_MIGRATIONS.index(pg_009_attribute_definitions)]
+            apply_pg_migrations(conn, before)
+            with conn.cursor() as cur:
+                cur.executemany(insert.format("%s"), rows)
+            assert apply_pg_migrations(conn, PG_MIGRATIONS)[0] == "pg_009_attribute_definitions"
+            found = conn.execute("SELECT name, type, first_seen FROM "
+                                 "profile_attribute_definitions ORDER BY name").fetchall()
+    assert [tuple(r) for r in found] == [("age", "string", START), ("plan", "string",
+                                                                     START + 9)]
