@@ -86,6 +86,7 @@ class RulesConfig(_Strict):
 
     only_identified: bool | None = None
     require_consent: list[str] = Field(default_factory=list)
+    require_attributes: list[str] = Field(default_factory=list)
 
 
 class CircuitConfig(_Strict):

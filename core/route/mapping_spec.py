@@ -41,6 +41,8 @@ class RulesSpec(_Strict):
 
     only_identified: bool = False
     require_consent: list[str] = Field(default_factory=list)
+    #: user attributes (or identity types) the person must have, e.g. [phone] for SMS
+    require_attributes: list[str] = Field(default_factory=list)
 
     _purposes = field_validator("require_consent")(_purposes)
 

@@ -1,4 +1,5 @@
-"""Forwarding rules: who may be sent at all (identified people only, granted consent)."""
+"""Forwarding rules: who may be sent at all (identified people only, granted consent, people
+holding what the destination addresses them by)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from crossdock.route.mapping_spec import RulesSpec
 class Rules:
     only_identified: bool
     require_consent: tuple[str, ...]
+    require_attributes: tuple[str, ...] = ()
 
     @classmethod
     def merge(cls, mapping: RulesSpec, operator: RulesConfig) -> Rules:
@@ -20,11 +22,13 @@ class Rules:
         only = mapping.only_identified if operator.only_identified is None else (
             operator.only_identified)
         consent = tuple(dict.fromkeys([*mapping.require_consent, *operator.require_consent]))
-        return cls(only, consent)
+        needed = tuple(dict.fromkeys([*mapping.require_attributes,
+                                      *operator.require_attributes]))
+        return cls(only, consent, needed)
 
     def __bool__(self) -> bool:
         """False when there is nothing to check."""
-        return self.only_identified or bool(self.require_consent)
+        return self.only_identified or bool(self.require_consent or self.require_attributes)
 
     def refusal(self, enriched: EnrichedMessage) -> str | None:
         """Why this message may not be forwarded, or None when it may."""
@@ -33,4 +37,10 @@ class Rules:
         for purpose in self.require_consent:
             if purpose not in enriched.consent:
                 return f"rule: consent {purpose!r} missing"
+        for name in self.require_attributes:
+            # A person without the phone an SMS goes to is not a delivery failure: the
+            # message is skipped and counted, like a missing consent.
+            if enriched.user_attributes.get(name) in (None, "") and not enriched.identities.get(
+                    name):
+                return f"rule: attribute {name!r} missing"
         return None

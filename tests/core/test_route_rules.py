@@ -1,5 +1,5 @@
-"""Forwarding rules: only identified users and required consent, the mapping's defaults
-overridden by the operator's `rules:`."""
+"""Forwarding rules: only identified users, required consent and required attributes, the
+mapping's defaults overridden by the operator's `rules:`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,31 @@ def test_require_consent(shipped: dict[str, Any], rules: dict[str, Any], consent
                          reason: str | None) -> None:
     d = dest(shipped, rules=rules)
     m = msg(consent=consent)
+    if reason is None:
+        assert routed(m, d)["type"] == "track"
+    else:
+        assert skipped(m, d) == reason
+
+
+@pytest.mark.parametrize(("shipped", "rules", "attributes", "identities", "reason"), [
+    ({}, {}, {}, {"userId": "u-1"}, None),
+    ({}, {"require_attributes": ["phone"]}, {}, {"userId": "u-1"},
+     "rule: attribute 'phone' missing"),
+    ({}, {"require_attributes": ["phone"]}, {"phone": ""}, {"userId": "u-1"},
+     "rule: attribute 'phone' missing"),
+    ({}, {"require_attributes": ["phone"]}, {"phone": "+19148440001"}, {"userId": "u-1"}, None),
+    # an identity of that type is as good as an attribute
+    ({}, {"require_attributes": ["phone"]}, {}, {"userId": "u-1", "phone": "+19148440001"},
+     None),
+    # the operator's names add to the mapping's (Twilio ships [phone])
+    ({"rules": {"require_attributes": ["phone"]}}, {"require_attributes": ["email"]},
+     {"phone": "+19148440001"}, {"userId": "u-1"}, "rule: attribute 'email' missing"),
+])
+def test_require_attributes(shipped: dict[str, Any], rules: dict[str, Any],
+                            attributes: dict[str, Any], identities: dict[str, str],
+                            reason: str | None) -> None:
+    d = dest(shipped, rules=rules)
+    m = msg(user_attributes=attributes, identities=identities)
     if reason is None:
         assert routed(m, d)["type"] == "track"
     else:
