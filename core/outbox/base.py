@@ -143,6 +143,16 @@ class DestinationCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiting:
+    """What of a destination is due now (`Outbox.waiting`): rows, their payloads' bytes (as
+    stored), and when the earliest of them was accepted (None: nothing is due)."""
+
+    rows: int = 0
+    bytes: int = 0
+    oldest_created_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     id: int
     destination: str
@@ -208,6 +218,25 @@ class Outbox(Protocol):
     def release(self, ids: Sequence[int], owner: str, now: float | None = None) -> int:
         """Give rows leased under `owner` back unattempted (a worker stopping before it sent
         them, or a circuit opening under a batch): queued, due now, attempts as before."""
+        ...
+
+    def waiting(self, destination: str, limit: int, now: float | None = None) -> Waiting:
+        """How much of a destination is due at `now` (queued and due, or leased with an
+        expired lease), counting at most `limit` rows in lease order: what a destination
+        that holds rows for a window (file exports) reads before leasing."""
+        ...
+
+    def keep_together(self, ids: Sequence[int], owner: str, key: str) -> int:
+        """Mark rows leased under `owner` as one kept batch named `key` (the rows of one
+        export file), before it is sent: whatever happens to the send, `lease_batch` leases
+        them again together. Returns how many rows were marked."""
+        ...
+
+    def lease_batch(self, destination: str, lease_seconds: float, owner: str,
+                    now: float | None = None) -> list[OutboxItem]:
+        """Claim every waiting row of the kept batch due first (its rows queued, or leased
+        with an expired lease), however many, under the token `owner`; attempts go up by
+        one. [] when no kept batch is due."""
         ...
 
     def next_due(self, destination: str) -> float | None:

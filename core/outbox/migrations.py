@@ -183,3 +183,20 @@ def m003_tokens(db: Database) -> None:
         )
         """
     )
+
+
+@migration
+def m004_kept_batches(db: Database) -> None:
+    # File exports (docs/exports.md): the rows put in one file are marked with the batch's
+    # key before the upload starts, so a failed or abandoned file is leased again whole and
+    # put again under the same name. The partial index holds only keyed rows still waiting,
+    # so delivered files cost it nothing and a lease of a kept batch never scans them.
+    db.execute("ALTER TABLE outbox ADD COLUMN batch_key TEXT")
+    db.execute(
+        "CREATE INDEX outbox_batch_due ON outbox (destination, next_attempt_at) "
+        "WHERE batch_key IS NOT NULL AND state IN ('queued', 'leased')"
+    )
+    db.execute(
+        "CREATE INDEX outbox_batch ON outbox (destination, batch_key) "
+        "WHERE batch_key IS NOT NULL"
+    )

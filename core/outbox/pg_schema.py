@@ -431,3 +431,18 @@ def temporary_schema(url: str, prefix: str = "crossdock_test") -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pg_migration
+def pg_009_kept_batches(conn: psycopg.Connection) -> None:
+    # The rows of one export file, leased again together: the same as the SQLite migration
+    # m004_kept_batches (docs/exports.md).
+    conn.execute("ALTER TABLE outbox ADD COLUMN batch_key TEXT")
+    conn.execute(
+        "CREATE INDEX outbox_batch_due ON outbox (destination, next_attempt_at) "
+        "WHERE batch_key IS NOT NULL AND state IN ('queued', 'leased')"
+    )
+    conn.execute(
+        "CREATE INDEX outbox_batch ON outbox (destination, batch_key) "
+        "WHERE batch_key IS NOT NULL"
+    )

@@ -46,6 +46,7 @@ from crossdock.outbox.base import (
     OutboxBase,
     Settlement,
     StoredToken,
+    Waiting,
     circuit_from_row,
     circuit_values,
     dead_letters_from,
@@ -89,6 +90,34 @@ RETURNING id, message_id, payload, attempts, created_at
 # settled, so no later row of the person slips past a row in flight.
 _LEASE_ORDERED = _LEASE_SQL.format(in_order=PERSON_WAITS_SQL)
 _LEASE_ANY = _LEASE_SQL.format(in_order="")
+
+# Every waiting row of the kept batch due first (see Outbox.lease_batch); a queued member is
+# taken even when not due yet, since a file is sent whole or not at all. The batch's first
+# row is locked with SKIP LOCKED, so two daemons never both start the same batch; the
+# members are then locked and re-checked after the lock (READ COMMITTED), so a row another
+# daemon leased meanwhile drops out rather than being leased twice.
+_LEASE_BATCH_SQL = """
+WITH first AS (
+    SELECT batch_key FROM outbox
+    WHERE destination = %s AND batch_key IS NOT NULL AND state IN ('queued', 'leased')
+        AND next_attempt_at <= %s
+    ORDER BY next_attempt_at, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = %s,
+    lease_expires_at = %s, next_attempt_at = %s, updated_at = %s
+WHERE destination = %s AND batch_key = (SELECT batch_key FROM first)
+    AND (state = 'queued' OR (state = 'leased' AND next_attempt_at <= %s))
+RETURNING id, message_id, payload, attempts, created_at
+"""
+
+_WAITING_SQL = """
+SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created_at) FROM (
+    SELECT OCTET_LENGTH(payload) AS size, created_at FROM outbox
+    WHERE destination = %s AND state IN ('queued', 'leased') AND next_attempt_at <= %s
+    ORDER BY next_attempt_at, id LIMIT %s
+) AS due
+"""
 
 
 def channel_for(schema: str) -> str:
@@ -303,6 +332,34 @@ class PostgresOutbox(OutboxBase):
             found = conn.execute(
                 _LEASE_ORDERED if ordered else _LEASE_ANY,
                 [owner, expires, expires, now, destination, now, limit],
+            ).fetchall()
+            return self._leased(found, owner, now)
+
+    def waiting(self, destination: str, limit: int, now: float | None = None) -> Waiting:
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            row = conn.execute(_WAITING_SQL, [destination, now, limit]).fetchone()
+        assert row is not None  # an aggregate always answers one row
+        rows, size, oldest = row
+        return Waiting(int(rows), int(size), None if oldest is None else float(oldest))
+
+    def keep_together(self, ids: Sequence[int], owner: str, key: str) -> int:
+        if not ids:
+            return 0
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE outbox SET batch_key = %s "
+                "WHERE id = ANY(%s) AND state = 'leased' AND lease_owner = %s",
+                [key, sorted(ids), owner]).rowcount
+
+    def lease_batch(self, destination: str, lease_seconds: float, owner: str,
+                    now: float | None = None) -> list[OutboxItem]:
+        now = time.time() if now is None else now
+        expires = now + lease_seconds
+        with self._tx() as conn:
+            found = conn.execute(
+                _LEASE_BATCH_SQL,
+                [destination, now, owner, expires, expires, now, destination, now],
             ).fetchall()
             return self._leased(found, owner, now)
 

@@ -39,6 +39,7 @@ from crossdock.outbox.base import (
     OutboxBase,
     Settlement,
     StoredToken,
+    Waiting,
     circuit_from_row,
     circuit_values,
     dead_letters_from,
@@ -76,6 +77,29 @@ RETURNING id, message_id, payload, attempts, created_at
 """
 _LEASE_ORDERED = _LEASE_SQL.format(in_order=PERSON_WAITS_SQL)
 _LEASE_ANY = _LEASE_SQL.format(in_order="")
+
+# Every waiting row of the kept batch due first (see Outbox.lease_batch). The inner query
+# repeats the outbox_batch_due index's condition word for word, so SQLite uses that index.
+# A queued member is taken even when it is not due yet: a file is sent whole or not at all.
+_LEASE_BATCH_SQL = """
+UPDATE outbox SET state = 'leased', attempts = attempts + 1, lease_owner = ?,
+    lease_expires_at = ?, next_attempt_at = ?, updated_at = ?
+WHERE destination = ? AND batch_key = (
+    SELECT batch_key FROM outbox
+    WHERE destination = ? AND batch_key IS NOT NULL AND state IN ('queued', 'leased')
+        AND next_attempt_at <= ?
+    ORDER BY next_attempt_at, id LIMIT 1
+) AND (state = 'queued' OR (state = 'leased' AND next_attempt_at <= ?))
+RETURNING id, message_id, payload, attempts, created_at
+"""
+
+_WAITING_SQL = """
+SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created_at) FROM (
+    SELECT LENGTH(CAST(payload AS BLOB)) AS size, created_at FROM outbox
+    WHERE destination = ? AND state IN ('queued', 'leased') AND next_attempt_at <= ?
+    ORDER BY next_attempt_at, id LIMIT ?
+)
+"""
 
 #: delivered rows forgotten per cleanup transaction: each holds the write lock for some
 #: milliseconds, so the collector's commits go on between them
@@ -172,6 +196,33 @@ class SQLiteOutbox(OutboxBase):
             found = db.conn.execute(
                 _LEASE_ORDERED if ordered else _LEASE_ANY,
                 [owner, expires, expires, now, destination, now, limit],
+            ).fetchall()
+            return self._leased(found, owner, now)
+
+    def waiting(self, destination: str, limit: int, now: float | None = None) -> Waiting:
+        now = time.time() if now is None else now
+        with self._lock:
+            rows, size, oldest = self.db.conn.execute(
+                _WAITING_SQL, [destination, now, limit]).fetchone()
+        return Waiting(int(rows), int(size), None if oldest is None else float(oldest))
+
+    def keep_together(self, ids: Sequence[int], owner: str, key: str) -> int:
+        changed = 0
+        with self.transaction() as db:
+            for chunk in _chunks(list(ids), _INSERT_CHUNK):
+                changed += db.conn.execute(
+                    f"UPDATE outbox SET batch_key = ? WHERE id IN ({','.join('?' * len(chunk))})"
+                    f" AND {_HELD}", [key, *chunk, owner]).rowcount
+        return changed
+
+    def lease_batch(self, destination: str, lease_seconds: float, owner: str,
+                    now: float | None = None) -> list[OutboxItem]:
+        now = time.time() if now is None else now
+        expires = now + lease_seconds
+        with self.transaction() as db:
+            found = db.conn.execute(
+                _LEASE_BATCH_SQL,
+                [owner, expires, expires, now, destination, destination, now, now],
             ).fetchall()
             return self._leased(found, owner, now)
 

@@ -663,3 +663,61 @@ def test_the_pipeline_accepts_in_one_transaction_on_either_engine(
         broken.accept([{**track[0], "messageId": "m3"}, {**track[0], "messageId": "m4"}])
     assert outbox.row("echo", "m3") is None  # type: ignore[attr-defined]
     assert outbox.counts()["echo"].queued == 2
+
+
+# -- kept batches (file exports) --------------------------------------------------------
+
+
+def test_waiting_counts_due_rows_their_bytes_and_the_oldest(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1"), now=T0)
+    outbox.enqueue(rows("a", "m2", "m3", text="é"), now=T0 + 5)
+    outbox.enqueue(rows("b", "x1"), now=T0)
+    assert outbox.waiting("a", 100, now=T0 - 1).rows == 0
+    everything = outbox.waiting("a", 100, now=T0 + 5)
+    assert (everything.rows, everything.oldest_created_at) == (3, T0)
+    sizes = [len(json.dumps(r.payload, ensure_ascii=False).encode()) for r in
+             rows("a", "m1") + rows("a", "m2", "m3", text="é")]
+    # as stored: each engine's JSON text, within a few bytes of spaces of json.dumps's
+    assert sum(sizes) - 12 <= everything.bytes <= sum(sizes)
+    assert outbox.waiting("a", 2, now=T0 + 5).rows == 2  # counted up to the limit
+    outbox.lease("a", 3, 30, "w1", now=T0 + 5)
+    assert outbox.waiting("a", 100, now=T0 + 5).rows == 0  # leased: not waiting
+    assert outbox.waiting("a", 100, now=T0 + 40).rows == 3  # the lease expired
+
+
+def test_a_kept_batch_is_leased_again_whole_and_alone(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2", "m3", "m4"), now=T0)
+    first = outbox.lease("a", 3, 30, "w1", now=T0)
+    assert outbox.keep_together([i.id for i in first], "w1", "file-1") == 3
+    assert outbox.keep_together([first[0].id], "w2", "file-2") == 0  # not w2's
+    assert outbox.lease_batch("a", 30, "w2", now=T0 + 1) == []  # held by w1
+    # the send failed: each row retried at its own time, the last one later than the rest
+    outbox.settle("w1", Settlement(retries=[(first[0].id, T0 + 10, "down"),
+                                            (first[1].id, T0 + 10, "down"),
+                                            (first[2].id, T0 + 99, "down")]), now=T0 + 1)
+    assert outbox.lease_batch("a", 30, "w2", now=T0 + 5) == []  # none due yet
+    again = outbox.lease_batch("a", 30, "w2", now=T0 + 10)
+    assert [i.message_id for i in again] == ["m1", "m2", "m3"]  # whole, m4 not with it
+    assert all(i.attempts == 2 for i in again)
+    # the worker died: its leases expire and the batch is taken whole once more
+    assert outbox.lease_batch("a", 30, "w3", now=T0 + 20) == []
+    taken = outbox.lease_batch("a", 30, "w3", now=T0 + 41)
+    assert [i.message_id for i in taken] == ["m1", "m2", "m3"]
+    outbox.ack([i.id for i in taken], "w3", now=T0 + 42)
+    assert outbox.lease_batch("a", 30, "w4", now=T0 + 100) == []  # delivered: done
+    assert [i.message_id for i in outbox.lease("a", 5, 30, "w4", now=T0 + 100)] == ["m4"]
+
+
+def test_a_kept_batch_due_first_goes_first_and_other_destinations_keep_theirs(
+        outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2"), now=T0)
+    outbox.enqueue(rows("b", "x1"), now=T0)
+    one = outbox.lease("a", 1, 30, "w1", now=T0)
+    two = outbox.lease("a", 1, 30, "w2", now=T0 + 1)
+    other = outbox.lease("b", 1, 30, "w3", now=T0)
+    outbox.keep_together([one[0].id], "w1", "k1")
+    outbox.keep_together([two[0].id], "w2", "k2")
+    outbox.keep_together([other[0].id], "w3", "k1")  # the same key elsewhere
+    assert [i.message_id for i in outbox.lease_batch("a", 30, "w9", now=T0 + 40)] == ["m1"]
+    assert [i.message_id for i in outbox.lease_batch("a", 30, "w9", now=T0 + 40)] == ["m2"]
+    assert [i.message_id for i in outbox.lease_batch("b", 30, "w9", now=T0 + 40)] == ["x1"]
