@@ -497,7 +497,8 @@ def parse_config(
         if not dest.enabled or option_problems:
             continue
         # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
-        configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping), mapping)
+        configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping, name),
+                                           mapping)
         # Identities the mapping always forwards are names an identities filter may use.
         always = [] if mapping_errors else parse_mapping(mapping).identities.always
         configured.warnings = [

@@ -69,7 +69,7 @@ from crossdock.kit import (
 from crossdock.models import MESSAGE_TYPES
 from crossdock.oauth import ClientCredentials, JwtBearer, RefreshToken, TokenGrant
 from crossdock.phones import check_phone_region
-from crossdock.sends import FilePut, FileStore, LocalFolder, Receipt, Sendable
+from crossdock.sends import FilePut, FileStore, LocalFolder, Marker, Receipt, Sendable, Window
 
 __all__ = [
     "ALL_MESSAGE_TYPES",
@@ -92,6 +92,7 @@ __all__ = [
     "JwtBearer",
     "LocalFolder",
     "Manifest",
+    "Marker",
     "OutboxItem",
     "Outcome",
     "Planned",
@@ -105,6 +106,7 @@ __all__ = [
     "Sendable",
     "TokenGrant",
     "ValueRefused",
+    "Window",
     "basic_auth",
     "chunks",
     "dotted_paths",
@@ -414,6 +416,9 @@ class Destination(Generic[SettingsT]):
     max_response_bytes: ClassVar[int] = DEFAULT_MAX_RESPONSE_BYTES
 
     settings: SettingsT
+    #: the name the operator gave this destination in the config (`destinations: NAME:`),
+    #: set by the engine (`configured`); "" for an instance built by hand
+    destination_name: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -421,7 +426,9 @@ class Destination(Generic[SettingsT]):
         if "settings_model" not in own:
             for base in getattr(cls, "__orig_bases__", ()):
                 args = typing.get_args(base)
-                if (typing.get_origin(base) is Destination and args
+                origin = typing.get_origin(base)
+                # Destination[S], or a generic subclass of it (ExportDestination[S])
+                if (isinstance(origin, type) and issubclass(origin, Destination) and args
                         and isinstance(args[0], type) and issubclass(args[0], BaseModel)):
                     cls.settings_model = args[0]
         manifest = own.get("manifest")
@@ -460,18 +467,22 @@ class Destination(Generic[SettingsT]):
         return made
 
     @classmethod
-    def configured(cls, settings: BaseModel, mapping: Mapping[str, Any]) -> Self:
-        """The instance the engine builds for one configured destination. A plugin whose
-        constructor takes only `settings` (written before mappings reached plugins) still
-        gets the merged mapping, set after its constructor ran."""
+    def configured(cls, settings: BaseModel, mapping: Mapping[str, Any], name: str = ""
+                   ) -> Self:
+        """The instance the engine builds for one configured destination (`name`: its name
+        in the config). A plugin whose constructor takes only `settings` (written before
+        mappings reached plugins) still gets the merged mapping, set after its constructor
+        ran."""
         typed = typing.cast(SettingsT, settings)
         try:
             inspect.signature(cls).bind(typed, mapping)
         except TypeError:
             plugin = cls(typed)
             plugin.use_mapping(mapping)
-            return plugin
-        return cls(typed, mapping)
+        else:
+            plugin = cls(typed, mapping)
+        plugin.destination_name = name
+        return plugin
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
         """Set `self.mapping` and `self.options` (validated by `options_model` when the
@@ -558,6 +569,12 @@ class Destination(Generic[SettingsT]):
         """Judge a response: one outcome for all carried items, one per item in order, or the
         request to send next for all of them (`FollowUp`)."""
         return http_outcome(response)
+
+    def window(self) -> Window | None:
+        """How the engine holds this destination's rows back to put them in files (one file
+        per window, or per max_rows / max_bytes waiting), keeping a file's rows together
+        for its retries; None (the default): batches as they come, `batch_size` at most."""
+        return None
 
     def classify_receipt(
         self, planned: PlannedSend, receipt: Receipt

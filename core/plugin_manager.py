@@ -45,6 +45,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.sfmc",
     "crossdock.plugins.amplitude",
     "crossdock.plugins.tiktok",
+    "crossdock.plugins.files",
 )
 
 

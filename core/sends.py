@@ -76,12 +76,11 @@ class FilePut(Sendable):
     content: bytes
     content_type: str = "application/octet-stream"
 
+    #: small files put beside it once it is in place (a `_SUCCESS` flag, a manifest)
+    markers: tuple[Marker, ...] = ()
+
     def __post_init__(self) -> None:
-        path = PurePosixPath(self.name)
-        if (not self.name or path.is_absolute() or "\\" in self.name
-                or any(part in ("", ".", "..") for part in self.name.split("/"))):
-            raise ValueError(f"a file name is a relative path of plain parts separated by /, "
-                             f"got {self.name!r}")
+        check_file_name(self.name)
 
     @property
     def kind(self) -> str:
@@ -89,6 +88,53 @@ class FilePut(Sendable):
 
     def target(self) -> str:
         return f"{self.store.target()}: {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A small file the sender puts beside a `FilePut`'s file once that file is in place
+    (a `_SUCCESS` flag, a manifest of the file): a consumer that waits for it never reads a
+    file still being written. Same rules for `name` as the file's."""
+
+    name: str
+    content: bytes = b""
+    content_type: str = "application/octet-stream"
+
+    def __post_init__(self) -> None:
+        check_file_name(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How a destination that writes files holds rows back (`Destination.window()`): the
+    engine puts the rows accepted in one window of `every` seconds (aligned on the epoch, so
+    in UTC: hourly windows start on the hour, daily ones at midnight) into one file once the
+    window has ended, or sooner when `max_rows` rows or `max_bytes` bytes of payload wait.
+    The rows of a file are kept together: a failed file is sent again with exactly its rows
+    (docs/exports.md)."""
+
+    every: float
+    max_rows: int = 100_000
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.every <= 0 or self.max_rows < 1 or (self.max_bytes is not None
+                                                     and self.max_bytes < 1):
+            raise ValueError(f"a window needs every > 0, max_rows >= 1 and max_bytes >= 1, "
+                             f"got {self}")
+
+    def start(self, moment: float) -> float:
+        """The start of the window holding `moment` (seconds since the epoch)."""
+        return moment - moment % self.every
+
+
+def check_file_name(name: str) -> None:
+    """Refuse a name that is not a relative path of plain parts separated by "/"."""
+    path = PurePosixPath(name)
+    if (not name or path.is_absolute() or "\\" in name
+            or any(part in ("", ".", "..") for part in name.split("/"))):
+        raise ValueError(f"a file name is a relative path of plain parts separated by /, "
+                         f"got {name!r}")
 
 
 @dataclass(frozen=True, slots=True)

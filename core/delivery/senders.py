@@ -94,14 +94,22 @@ class LocalFolderSender:
         if not folder.is_dir():
             # An unmounted volume or a folder not yet made: the operator can fix it.
             raise FileNotFoundError(f"{store.path} is not a folder")
-        final = folder.joinpath(*put.name.split("/"))
+        self._put(folder, store, put.name, put.content)
+        # Markers only once the file is in place: a consumer waiting for one never reads a
+        # file still being written.
+        for marker in put.markers:
+            self._put(folder, store, marker.name, marker.content)
+        return Receipt(put.target(), f"wrote {len(put.content)} bytes")
+
+    def _put(self, folder: Path, store: LocalFolder, name: str, content: bytes) -> None:
+        final = folder.joinpath(*name.split("/"))
         if not final.resolve().is_relative_to(folder.resolve()):
-            raise SendRefused(f"{put.name} leads out of {store.path} (a link inside it?)")
+            raise SendRefused(f"{name} leads out of {store.path} (a link inside it?)")
         final.parent.mkdir(parents=True, exist_ok=True)
         part = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
         try:
             with open(part, "xb") as out:
-                out.write(put.content)
+                out.write(content)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(part, final)
@@ -109,7 +117,6 @@ class LocalFolderSender:
             part.unlink(missing_ok=True)
             raise
         _sync_folder(final.parent)
-        return Receipt(put.target(), f"wrote {len(put.content)} bytes")
 
 
 def _sync_folder(folder: Path) -> None:

@@ -59,6 +59,8 @@ from crossdock.destination import (
     PlannedSend,
     Rejected,
     Retry,
+    Window,
+    json_content,
 )
 from crossdock.oauth import TokenGrant
 from crossdock.outbox.base import Outbox, Settlement
@@ -69,6 +71,8 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 # A tuple, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
 _OUTCOMES = (Delivered, Retry, Failed)
+#: seconds between two looks at what waits for a windowed destination whose window is open
+WINDOW_RECHECK = 1.0
 
 
 @dataclass
@@ -237,6 +241,11 @@ class DestinationWorker:
         except Exception as exc:  # a plugin bug must not stop the engine
             self.grant_error = (f"plugin {self.plugin.plugin_name} token_grant failed: "
                                 f"{_describe(exc)}")
+        #: a destination writing files holds rows for a window and keeps each file's rows
+        #: together (Destination.window(); docs/exports.md); None: batches as they come
+        self.window = self.plugin.window()
+        #: a windowed destination with nothing ready looks again no sooner than this
+        self._window_check_at = -math.inf
         self.report = DestinationReport()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -296,13 +305,67 @@ class DestinationWorker:
             return None
         probe = gate is Gate.PROBE
         token = f"{self.owner}#{next(self._leases)}"
-        items = self.outbox.lease(self.name, 1 if probe else self.destination.batch_size,
-                                  lease_seconds, token, now=now, ordered=self.settings.ordered)
+        if self.window is not None:
+            # A file is one send whether it is a probe or not: its rows go together.
+            items = self._lease_window(self.window, token, now, lease_seconds)
+        else:
+            items = self.outbox.lease(self.name, 1 if probe else self.destination.batch_size,
+                                      lease_seconds, token, now=now,
+                                      ordered=self.settings.ordered)
         if not items:
             if probe:
                 self.circuit.unclaim()
             return None
         return _Batch(token, items, probe)
+
+    def _lease_window(self, window: Window, token: str, now: float,
+                      lease_seconds: float) -> list[OutboxItem]:
+        """The rows of the next file of a windowed destination, leased and kept together
+        under `token` before anything is sent; [] while its window is still open and
+        neither max_rows nor max_bytes wait.
+
+        A kept batch due again (its file failed, or its worker died mid-upload) comes
+        first, whole, so its file is put again under the same name with exactly its rows.
+        Otherwise the rows of the oldest window: once it has ended, or as soon as enough
+        wait (leased without the per-person order: one file holds a person's rows in the
+        order they were accepted)."""
+        again = self.outbox.lease_batch(self.name, lease_seconds, token, now=now)
+        if again:
+            return again
+        if self.clock() < self._window_check_at:
+            return []
+        waiting = self.outbox.waiting(self.name, window.max_rows, now=now)
+        if waiting.oldest_created_at is None:
+            return []
+        end = window.start(waiting.oldest_created_at) + window.every
+        full = waiting.rows >= window.max_rows or (
+            window.max_bytes is not None and waiting.bytes >= window.max_bytes)
+        if now < end and not full:
+            # Until the window ends, look again only now and then: new rows wake the worker
+            # often, and each look counts what waits.
+            self._window_check_at = min(end, self.clock() + WINDOW_RECHECK)
+            return []
+        items = self.outbox.lease(self.name, window.max_rows, lease_seconds, token, now=now,
+                                  ordered=False)
+        if not items:
+            return []
+        start = min(window.start(item.created_at) for item in items)
+        keep: list[OutboxItem] = []
+        size = 0
+        for item in items:
+            if window.start(item.created_at) != start:
+                continue
+            if window.max_bytes is not None:
+                size += len(json_content(item.payload))
+                if keep and size > window.max_bytes:
+                    break
+            keep.append(item)
+        kept = {item.id for item in keep}
+        other = [item.id for item in items if item.id not in kept]
+        if other:  # another window's rows, or more than max_bytes: for the next file
+            self.outbox.release(other, token, now=now)
+        self.outbox.keep_together(sorted(kept), token, token)
+        return keep
 
     def wake(self) -> None:
         self._wake.set()
@@ -324,6 +387,11 @@ class DestinationWorker:
         heartbeat.start()
         try:
             await self._send_all(batch, settlement, report)
+            if self.window is not None and len(settlement.retries) > 1:
+                # A file's rows come due again together, so their batch is leased whole.
+                due = max(at for _, at, _ in settlement.retries)
+                settlement.retries = [(id_, due, error)
+                                      for id_, _, error in settlement.retries]
         except asyncio.CancelledError:
             # Settling is synchronous, so a cancelled batch has settled nothing yet.
             self._release(batch)

@@ -434,7 +434,7 @@ def temporary_schema(url: str, prefix: str = "crossdock_test") -> Iterator[str]:
 
 
 @pg_migration
-def pg_009_kept_batches(conn: psycopg.Connection) -> None:
+def pg_010_kept_batches(conn: psycopg.Connection) -> None:
     # The rows of one export file, leased again together: the same as the SQLite migration
     # m004_kept_batches (docs/exports.md).
     conn.execute("ALTER TABLE outbox ADD COLUMN batch_key TEXT")

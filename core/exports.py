@@ -1,0 +1,282 @@
+"""File exports: the rows of one window as one file (JSON lines or CSV, gzip optional) under a
+path made from a template, for the destinations that write files (`files`, `s3`, `sftp`, `ftp`;
+docs/exports.md). Pure, as every plugin is: rows in, one `FilePut` (and the rows it cannot
+write, as `Rejected`) out; the engine holds the rows for their window, keeps a file's rows
+together, and its sender does the I/O.
+
+    class AcmeExport(ExportDestination[AcmeSettings]):
+        manifest = export_manifest("acme", "Files into Acme's store", "docs/destinations/acme.md")
+
+        def store(self) -> FileStore:
+            return AcmeStore(self.settings.bucket)
+
+A file is a function of its rows alone, so a retry of a kept batch writes the same bytes under
+the same name: the name comes from the window the rows were accepted in and the first row's
+outbox id (`{seq}`), gzip is written without a time in its header, and CSV columns and JSON
+keys keep their order.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import string
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crossdock.config import parse_duration
+from crossdock.destination import (
+    ALL_MESSAGE_TYPES,
+    Destination,
+    FilePut,
+    FileStore,
+    Manifest,
+    Marker,
+    OutboxItem,
+    Planned,
+    PlannedSend,
+    Rejected,
+    Window,
+    first_value,
+    json_content,
+    stringify,
+)
+
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "ExportDestination",
+    "ExportOptions",
+    "ExportSettings",
+    "export_file",
+    "export_manifest",
+]
+
+#: what a CSV file holds when the mapping names no columns: column name -> dotted path
+DEFAULT_COLUMNS: dict[str, str] = {
+    "message_id": "messageId",
+    "type": "type",
+    "event": "event",
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "timestamp": "timestamp",
+    "email": "traits.email",
+}
+
+#: what a path template may name
+PATH_FIELDS = ("destination", "date", "window_start", "window_end", "seq", "ext")
+DEFAULT_PATH = "exports/{destination}/{date:%Y/%m/%d}/{window_start:%H%M}-{seq}.{ext}"
+_EVERY_WORDS = {"hourly": 3600.0, "daily": 86400.0}
+_CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+
+
+class ExportSettings(BaseModel):
+    """What every file destination's settings hold besides where the files go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["jsonl", "csv"] = Field(
+        default="jsonl", description="jsonl (one JSON object a line) or csv")
+    compression: Literal["none", "gzip"] = "none"
+    path: str = Field(default=DEFAULT_PATH, description="the file name template")
+    every: float = Field(default=3600.0, description="the window: '15m', 'hourly', 'daily'")
+    max_rows: int = Field(default=100_000, ge=1, le=10_000_000,
+                          description="a file is written once this many rows wait")
+    max_mb: float | None = Field(default=None, gt=0,
+                                 description="or once this many megabytes of rows wait")
+    marker: Literal["none", "manifest", "success"] = Field(
+        default="none", description="manifest: NAME.manifest.json beside each file; "
+                                    "success: an empty _SUCCESS in its folder after it")
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _every(cls, value: Any) -> float:
+        if isinstance(value, str) and value.strip().lower() in _EVERY_WORDS:
+            return _EVERY_WORDS[value.strip().lower()]
+        seconds = parse_duration(value)
+        if seconds < 60 or 86400 % seconds:
+            # Windows tile the day, so every day's files start at the same times.
+            raise ValueError(f"a window of at least 60 seconds that divides a day "
+                             f"(15m, hourly, daily), got {value!r}")
+        return seconds
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name}
+        except ValueError as exc:
+            raise ValueError(f"not a template: {exc}") from None
+        unknown = sorted(fields - set(PATH_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field {{{unknown[0]}}}; a path names "
+                             + ", ".join(f"{{{f}}}" for f in PATH_FIELDS))
+        if "seq" not in fields:
+            raise ValueError("must hold {seq}: two files of one window would otherwise "
+                             "have the same name")
+        moment = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+        try:
+            name = _render(value, "d", moment, moment, 1, "jsonl")
+            FilePut(_Nowhere(), name, b"")
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def window(self) -> Window:
+        max_bytes = None if self.max_mb is None else int(self.max_mb * 1024 * 1024)
+        return Window(self.every, self.max_rows, max_bytes)
+
+
+class ExportOptions(BaseModel):
+    """The mapping's `options:` for a file destination: `columns`, column name -> dotted path
+    into the routed payload. CSV files hold these columns (DEFAULT_COLUMNS when none are
+    named); JSON lines hold these keys, or the whole routed payload when none are named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, str] | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one column, or leave columns out")
+        for name, path in value.items():
+            if not path or any(not part.strip() for part in path.split(".")):
+                raise ValueError(f"{name}: a dotted path into the routed payload "
+                                 f"(traits.email), got {path!r}")
+        return value
+
+
+class _Nowhere(FileStore):
+    """A store for checking a name only."""
+
+    kind = "nowhere"
+
+
+SettingsE = TypeVar("SettingsE", bound=ExportSettings)
+
+
+def export_manifest(name: str, description: str, docs_url: str) -> Manifest:
+    """The manifest of a file destination: every message type; one file per send, so the
+    batch sizes are the engine's window, not a request's limit."""
+    return Manifest(name=name, description=description, docs_url=docs_url,
+                    message_types=ALL_MESSAGE_TYPES, batch_size=1, concurrency=2,
+                    auth="credentials")
+
+
+class ExportDestination(Destination[SettingsE]):
+    """Base of the file destinations: its rows as one file (`export_file`) in `store()`."""
+
+    options_model = ExportOptions
+
+    def store(self) -> FileStore:
+        raise NotImplementedError
+
+    def window(self) -> Window:
+        return self.settings.window()
+
+    def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
+        return export_file(items, self.store(), self.settings, self.options.get("columns"),
+                           self.destination_name or self.plugin_name)
+
+
+def export_file(items: Sequence[OutboxItem], store: FileStore, settings: ExportSettings,
+                columns: dict[str, str] | None, destination: str) -> list[Planned]:
+    """One file of `items` (the rows of one window, as the engine leases them) in `store`,
+    and a `Rejected` for each row the format cannot hold (a CSV column holding an object):
+    those are dead letters naming the column; the rest of the file is written."""
+    rows: list[bytes] = []
+    kept: list[OutboxItem] = []
+    planned: list[Planned] = []
+    header = b""
+    if settings.format == "csv":
+        header = _csv_line(list((columns or DEFAULT_COLUMNS).keys()))
+    for item in items:
+        try:
+            if settings.format == "csv":
+                rows.append(_csv_row(item.payload, columns or DEFAULT_COLUMNS))
+            else:
+                rows.append(_json_row(item.payload, columns))
+        except _Unwritable as exc:
+            planned.append(Rejected(item, str(exc)))
+            continue
+        kept.append(item)
+    if not kept:
+        return planned
+    every = settings.every
+    first = min(item.created_at for item in kept)
+    start = datetime.fromtimestamp(first - first % every, UTC)
+    end = datetime.fromtimestamp(first - first % every + every, UTC)
+    ext = settings.format + (".gz" if settings.compression == "gzip" else "")
+    name = _render(settings.path, destination, start, end, kept[0].id, ext)
+    data = header + b"".join(rows)
+    if settings.compression == "gzip":
+        # mtime=0: the same rows make the same bytes, so a retried file is identical.
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    markers: tuple[Marker, ...] = ()
+    if settings.marker == "manifest":
+        manifest = {"file": name.rsplit("/", 1)[-1], "rows": len(kept), "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "window_start": start.isoformat().replace("+00:00", "Z"),
+                    "window_end": end.isoformat().replace("+00:00", "Z"),
+                    "format": settings.format, "compression": settings.compression,
+                    "first_id": kept[0].id, "last_id": kept[-1].id}
+        markers = (Marker(f"{name}.manifest.json", json_content(manifest) + b"\n",
+                          "application/json"),)
+    elif settings.marker == "success":
+        folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+        markers = (Marker(f"{folder}_SUCCESS"),)
+    content_type = ("application/gzip" if settings.compression == "gzip"
+                    else _CONTENT_TYPES[settings.format])
+    planned.append(PlannedSend(FilePut(store, name, data, content_type, markers), kept))
+    return planned
+
+
+class _Unwritable(Exception):
+    """A row the format cannot hold; the message is the dead letter's reason."""
+
+
+def _render(template: str, destination: str, start: datetime, end: datetime, seq: int,
+            ext: str) -> str:
+    return template.format(destination=destination, date=start, window_start=start,
+                           window_end=end, seq=seq, ext=ext)
+
+
+def _json_row(payload: dict[str, Any], columns: dict[str, str] | None) -> bytes:
+    body = payload if columns is None else {
+        name: first_value(payload, path) for name, path in columns.items()}
+    try:
+        return json_content(body) + b"\n"
+    except (TypeError, ValueError) as exc:
+        raise _Unwritable(f"jsonl: the row has a value JSON cannot hold ({exc})") from None
+
+
+def _csv_row(payload: dict[str, Any], columns: dict[str, str]) -> bytes:
+    cells: list[str] = []
+    for name, path in columns.items():
+        value = first_value(payload, path)
+        if isinstance(value, dict | list):
+            kind = "an object" if isinstance(value, dict) else "a list"
+            raise _Unwritable(f"csv column {name!r} ({path}) holds {kind}; a CSV cell takes "
+                              "text, a number or true/false: map a path to a plain value, or "
+                              "write jsonl")
+        text = stringify(value) or ""
+        if "\x00" in text:
+            raise _Unwritable(f"csv column {name!r} ({path}) holds a NUL character, which "
+                              "CSV readers refuse")
+        cells.append(text)
+    return _csv_line(cells)
+
+
+def _csv_line(cells: list[str]) -> bytes:
+    out = io.StringIO()
+    # RFC 4180: CRLF line ends, quotes only where needed.
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue().encode()
