@@ -69,7 +69,16 @@ from crossdock.kit import (
 from crossdock.models import MESSAGE_TYPES
 from crossdock.oauth import ClientCredentials, JwtBearer, RefreshToken, TokenGrant
 from crossdock.phones import check_phone_region
-from crossdock.sends import FilePut, FileStore, LocalFolder, Marker, Receipt, Sendable, Window
+from crossdock.sends import (
+    FilePut,
+    FileStore,
+    LocalFolder,
+    Marker,
+    Receipt,
+    S3Bucket,
+    Sendable,
+    Window,
+)
 
 __all__ = [
     "ALL_MESSAGE_TYPES",
@@ -102,6 +111,7 @@ __all__ = [
     "RefreshToken",
     "Rejected",
     "Retry",
+    "S3Bucket",
     "Secret",
     "Sendable",
     "TokenGrant",

@@ -179,16 +179,21 @@ class ExportDestination(Destination[SettingsE]):
     def store(self) -> FileStore:
         raise NotImplementedError
 
+    def prefix(self) -> str:
+        """Folders put before every file name (an S3 prefix): "" or "a/b/"."""
+        return ""
+
     def window(self) -> Window:
         return self.settings.window()
 
     def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
         return export_file(items, self.store(), self.settings, self.options.get("columns"),
-                           self.destination_name or self.plugin_name)
+                           self.destination_name or self.plugin_name, self.prefix())
 
 
 def export_file(items: Sequence[OutboxItem], store: FileStore, settings: ExportSettings,
-                columns: dict[str, str] | None, destination: str) -> list[Planned]:
+                columns: dict[str, str] | None, destination: str, prefix: str = ""
+                ) -> list[Planned]:
     """One file of `items` (the rows of one window, as the engine leases them) in `store`,
     and a `Rejected` for each row the format cannot hold (a CSV column holding an object):
     those are dead letters naming the column; the rest of the file is written."""
@@ -215,7 +220,7 @@ def export_file(items: Sequence[OutboxItem], store: FileStore, settings: ExportS
     start = datetime.fromtimestamp(first - first % every, UTC)
     end = datetime.fromtimestamp(first - first % every + every, UTC)
     ext = settings.format + (".gz" if settings.compression == "gzip" else "")
-    name = _render(settings.path, destination, start, end, kept[0].id, ext)
+    name = prefix + _render(settings.path, destination, start, end, kept[0].id, ext)
     data = header + b"".join(rows)
     if settings.compression == "gzip":
         # mtime=0: the same rows make the same bytes, so a retried file is identical.

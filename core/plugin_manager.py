@@ -46,6 +46,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.amplitude",
     "crossdock.plugins.tiktok",
     "crossdock.plugins.files",
+    "crossdock.plugins.s3",
 )
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import ClassVar
 
+from pydantic import SecretStr
+
 
 class Sendable:
     """Base of a non-HTTP send. A subclass is a frozen dataclass naming its `kind` (the key a
@@ -56,6 +58,33 @@ class LocalFolder(FileStore):
 
     def target(self) -> str:
         return f"folder {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class S3Bucket(FileStore):
+    """A bucket of Amazon S3 or of an S3-compatible store (`endpoint_url`: MinIO, Ceph, R2,
+    a local test server). Without `access_key_id` the sender takes credentials from the
+    standard AWS chain (environment, shared files, the instance's or task's role).
+    `server_side_encryption`: "AES256" or "aws:kms" (with `kms_key_id`, or the bucket's AWS
+    managed key). Files of `multipart_threshold` bytes or more go up in parts of
+    `part_size` bytes."""
+
+    bucket: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    # SecretStr: a store is logged and shown in errors through target(); repr hides it too.
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    server_side_encryption: str | None = None
+    kms_key_id: str | None = None
+    multipart_threshold: int = 8 * 1024 * 1024
+    part_size: int = 8 * 1024 * 1024
+    kind: ClassVar[str] = "s3"
+
+    def target(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3 bucket {self.bucket}{where}"
 
 
 @dataclass(frozen=True, slots=True)

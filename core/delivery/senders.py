@@ -13,6 +13,8 @@ Built in:
 
     file:local     LocalFolderSender: a FilePut written into a folder of this machine,
                    atomically (a temporary name beside it, then a rename)
+    file:s3        S3Sender (s3.py): into an S3 bucket, one PutObject or a multipart upload
+                   completed at the end (boto3, the crossdock[s3] extra)
 """
 
 from __future__ import annotations
@@ -70,10 +72,12 @@ class Senders:
     @classmethod
     def default(cls) -> Senders:
         """The built-in senders and every plugin's (the `register_senders` hook)."""
+        from crossdock.delivery.s3 import S3Sender
         from crossdock.plugin_manager import plugin_manager
 
         senders = cls()
         senders.register("file:local", LocalFolderSender())
+        senders.register("file:s3", S3Sender())
         plugin_manager().hook.register_senders(register=senders.register)
         return senders
 
