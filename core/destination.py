@@ -77,6 +77,7 @@ from crossdock.sends import (
     Receipt,
     S3Bucket,
     Sendable,
+    SftpServer,
     Window,
 )
 
@@ -114,6 +115,7 @@ __all__ = [
     "S3Bucket",
     "Secret",
     "Sendable",
+    "SftpServer",
     "TokenGrant",
     "ValueRefused",
     "Window",

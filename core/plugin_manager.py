@@ -47,6 +47,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.tiktok",
     "crossdock.plugins.files",
     "crossdock.plugins.s3",
+    "crossdock.plugins.sftp",
 )
 
 

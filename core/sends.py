@@ -88,6 +88,29 @@ class S3Bucket(FileStore):
 
 
 @dataclass(frozen=True, slots=True)
+class SftpServer(FileStore):
+    """A folder on an SFTP server. Signs in with `password`, `private_key` (OpenSSH or PEM
+    text, with `passphrase` when it is encrypted), or both. The server's host key must be
+    known: one of `host_key_fingerprints` ("SHA256:..."), or in the `known_hosts` file
+    (default: ~/.ssh/known_hosts of the daemon's user); an unknown host is refused."""
+
+    host: str
+    username: str
+    port: int = 22
+    password: SecretStr | None = None
+    private_key: SecretStr | None = None
+    passphrase: SecretStr | None = None
+    host_key_fingerprints: tuple[str, ...] = ()
+    known_hosts: str | None = None
+    #: where file names start (relative to the login folder unless absolute)
+    remote_dir: str = ""
+    kind: ClassVar[str] = "sftp"
+
+    def target(self) -> str:
+        return f"sftp {self.username}@{self.host}:{self.port}/{self.remote_dir}".rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
 class FilePut(Sendable):
     """Put one file: `content` under `name` in `store`, replacing any file of that name.
 

@@ -98,3 +98,26 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._network.sleep(seconds)
+
+
+async def guarded_connect(host: str, port: int, allow_private: bool) -> socket.socket:
+    """A TCP socket connected to `host`, to an address the guard allows unless
+    `allow_private`: for senders whose library takes a connected socket (SFTP, FTP), so the
+    address checked is the address connected to. Raises OSError (EgressRefused among them)
+    naming every address tried."""
+    loop = asyncio.get_running_loop()
+    found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    errors: list[str] = []
+    for family, kind, proto, _, sockaddr in found:
+        sock = socket.socket(family, kind, proto)
+        try:
+            if not allow_private:
+                check_address(str(sockaddr[0]))
+            sock.setblocking(False)
+            await loop.sock_connect(sock, sockaddr)
+        except OSError as exc:
+            sock.close()
+            errors.append(f"{sockaddr[0]}: {exc}")
+            continue
+        return sock
+    raise ConnectionError("; ".join(dict.fromkeys(errors)) or f"{host}: no address")

@@ -15,6 +15,8 @@ Built in:
                    atomically (a temporary name beside it, then a rename)
     file:s3        S3Sender (s3.py): into an S3 bucket, one PutObject or a multipart upload
                    completed at the end (boto3, the crossdock[s3] extra)
+    file:sftp      SftpSender (sftp.py): onto an SFTP server, a temporary name then an atomic
+                   rename, the host key checked (asyncssh, the crossdock[sftp] extra)
 """
 
 from __future__ import annotations
@@ -73,11 +75,13 @@ class Senders:
     def default(cls) -> Senders:
         """The built-in senders and every plugin's (the `register_senders` hook)."""
         from crossdock.delivery.s3 import S3Sender
+        from crossdock.delivery.sftp import SftpSender
         from crossdock.plugin_manager import plugin_manager
 
         senders = cls()
         senders.register("file:local", LocalFolderSender())
         senders.register("file:s3", S3Sender())
+        senders.register("file:sftp", SftpSender())
         plugin_manager().hook.register_senders(register=senders.register)
         return senders
 

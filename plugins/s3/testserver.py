@@ -9,10 +9,8 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.testing.fakeserver import free_port
+from crossdock.testing.fakeserver import free_port, server_process
 
 #: moto takes any key; these only have to be the same on both sides
 KEY_ID = "AKIAEXPORTSTEST00001"
@@ -72,24 +70,8 @@ def s3_server(log: Path) -> Iterator[S3Server]:
     port = free_port()
     program = moto_server_program()
     assert program, "moto_server is missing: pip install -e '.[test]'"
-    with log.open("wb") as out:
-        process = subprocess.Popen([program, "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"moto_server did not start: {log.read_text()}"
-                                         ) from None
-                time.sleep(0.05)
+    with server_process([program, "-H", "127.0.0.1", "-p", str(port)], port, log) as process:
         yield S3Server(f"http://127.0.0.1:{port}", process)
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def s3_destination(server: S3Server, bucket: str, **settings: Any) -> dict[str, Any]:

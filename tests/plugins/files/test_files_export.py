@@ -10,12 +10,9 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from crossdock.config import LoadedConfig, parse_config
 from crossdock.delivery import deliver_once
@@ -30,13 +27,6 @@ from crossdock.testing.conformance import imports_beyond_the_public_api
 #: 2024-05-01 12:10:00 UTC: ten minutes into an hourly window
 T0 = datetime(2024, 5, 1, 12, 10, tzinfo=UTC).timestamp()
 HOUR = 3600.0
-
-
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[SQLiteOutbox]:
-    outbox = SQLiteOutbox(tmp_path / "outbox.db")
-    yield outbox
-    outbox.close()
 
 
 def config(tmp_path: Path, folder: Path, mapping: dict[str, Any] | None = None,

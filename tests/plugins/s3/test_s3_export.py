@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,6 @@ from crossdock.testing.conformance import imports_beyond_the_public_api
 #: 13:10 UTC: the 12:00 window of rows accepted at 12:10 has ended
 T0 = datetime(2024, 5, 1, 12, 10, tzinfo=UTC).timestamp()
 NOW = T0 + 3600
-
-
-@pytest.fixture
-def box(tmp_path: Path) -> Iterator[SQLiteOutbox]:
-    outbox = SQLiteOutbox(tmp_path / "outbox.db")
-    yield outbox
-    outbox.close()
 
 
 def config(tmp_path: Path, entry: dict[str, Any]) -> LoadedConfig:
