@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "memory", "scale"]
+BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "memory", "scale",
+              "exports"]
 ROW_KEYS = {"benchmark", "measure", "unit", "ours", "baseline", "baseline_name", "target",
             "met", "ratio"}
 
@@ -59,6 +60,9 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     for key in ("concurrency_msg_per_s", "processes_msg_per_s", *daemons):
         assert set(scale[key]) == {"1", "2", "4"}
         assert all(v > 0 for v in scale[key].values())
+    for name in ("files", "s3", "sftp"):
+        exported = detail["exports"][name]
+        assert exported["ours_rows_per_s"] > 0 and exported["raw_rows_per_s"] > 0
     # The printed table has a line per measure.
     measures = sum(len(r["rows"]) for r in detail.values())
     lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
