@@ -8,6 +8,7 @@ run, into the same store:
     s3      moto_server on 127.0.0.1      baseline: boto3 put_object
     sftp    asyncssh's SFTP server,       baseline: asyncssh open, write, rename
             in-process on 127.0.0.1
+    ftp     pyftpdlib with FTPS           baseline: ftplib's FTP_TLS STOR, rename
 
 The rows are accepted two hours ago (their hourly window has ended) and `max_rows` is a quarter
 of them: four files per run. S3 is left out, with the reason, when moto_server is missing.
@@ -16,6 +17,8 @@ of them: four files per run. S3 is left out, with the reason, when moto_server i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import os
 import secrets
 import tempfile
@@ -94,6 +97,27 @@ def run_raw_s3(client: Any, bucket: str, rows: int) -> tuple[int, float]:
     return rows, elapsed(start)
 
 
+def run_raw_ftp(port: int, password: str, ca_file: str, rows: int) -> tuple[int, float]:
+    import ftplib
+    import io
+    import ssl
+
+    from crossdock.plugins.ftp.testserver import USER
+
+    files = _files(rows)
+    start = time.perf_counter()
+    for name, payloads in files:  # one connection per file, as the sender does
+        with ftplib.FTP_TLS(context=ssl.create_default_context(cafile=ca_file)) as ftp:
+            ftp.connect("127.0.0.1", port)
+            ftp.login(USER, password)
+            ftp.prot_p()
+            with contextlib.suppress(ftplib.error_perm):
+                ftp.mkd("raw")
+            ftp.storbinary(f"STOR {name}.part", io.BytesIO(_lines(payloads)))
+            ftp.rename(f"{name}.part", name)
+    return rows, elapsed(start)
+
+
 def run_raw_sftp(port: int, password: str, fingerprint: str, rows: int) -> tuple[int, float]:
     import asyncssh
 
@@ -123,6 +147,7 @@ def run_raw_sftp(port: int, password: str, fingerprint: str, rows: int) -> tuple
 
 
 def bench(settings: Settings) -> Outcome:
+    from crossdock.plugins.ftp.testserver import ftp_server
     from crossdock.plugins.s3.testserver import moto_server_program, s3_server
     from crossdock.plugins.sftp.demo import USER, sftp_server
 
@@ -157,6 +182,16 @@ def bench(settings: Settings) -> Outcome:
                 "host": "127.0.0.1", "port": port, "username": USER, "password": password,
                 "host_key_fingerprint": fingerprint}}, rows),
             lambda: run_raw_sftp(port, password, fingerprint, rows), "asyncssh's server")
+        if importlib.util.find_spec("pyftpdlib") is None:
+            result.detail["ftp_skipped"] = "pyftpdlib is not installed (crossdock[test])"
+        else:
+            (tmp / "ftp").mkdir()
+            ftps = stack.enter_context(ftp_server(tmp / "ftp", tls=True))
+            assert ftps.ca_file is not None
+            ca = ftps.ca_file
+            runs["ftp"] = (
+                lambda: run_ours(ftps.destination(), rows),
+                lambda: run_raw_ftp(ftps.port, ftps.password, ca, rows), "pyftpdlib, FTPS")
         for name, (ours, raw, where) in runs.items():
             rates = interleaved({"ours": ours, "raw": raw}, settings.repeats)
             result.detail[name] = {"ours_rows_per_s": rates["ours"],

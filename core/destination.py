@@ -72,6 +72,7 @@ from crossdock.phones import check_phone_region
 from crossdock.sends import (
     FilePut,
     FileStore,
+    FtpServer,
     LocalFolder,
     Marker,
     Receipt,
@@ -98,6 +99,7 @@ __all__ = [
     "FilePut",
     "FileStore",
     "FollowUp",
+    "FtpServer",
     "ItemRejected",
     "JwtBearer",
     "LocalFolder",

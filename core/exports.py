@@ -25,6 +25,7 @@ import io
 import string
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -52,6 +53,8 @@ __all__ = [
     "ExportDestination",
     "ExportOptions",
     "ExportSettings",
+    "ServerExportSettings",
+    "absolute_path",
     "export_file",
     "export_manifest",
 ]
@@ -129,6 +132,30 @@ class ExportSettings(BaseModel):
     def window(self) -> Window:
         max_bytes = None if self.max_mb is None else int(self.max_mb * 1024 * 1024)
         return Window(self.every, self.max_rows, max_bytes)
+
+
+class ServerExportSettings(ExportSettings):
+    """What the file destinations on a server (SFTP, FTP) have besides: the server, the
+    account and the folder."""
+
+    host: str = Field(min_length=1, description="the server's name or address")
+    username: str = Field(min_length=1)
+    remote_dir: str = Field(default="", description="the folder file names start in")
+
+    @field_validator("remote_dir")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError(f"a folder without '..', got {value!r}")
+        return value.rstrip("/")
+
+
+def absolute_path(value: str | None) -> str | None:
+    """An optional setting naming a file of this machine: an absolute path (a validator:
+    `field_validator("ca_file")(absolute_path)`)."""
+    if value is not None and not PurePosixPath(value).is_absolute():
+        raise ValueError(f"an absolute path, got {value!r}")
+    return value
 
 
 class ExportOptions(BaseModel):

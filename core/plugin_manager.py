@@ -48,6 +48,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.files",
     "crossdock.plugins.s3",
     "crossdock.plugins.sftp",
+    "crossdock.plugins.ftp",
 )
 
 

@@ -111,6 +111,27 @@ class SftpServer(FileStore):
 
 
 @dataclass(frozen=True, slots=True)
+class FtpServer(FileStore):
+    """A folder on an FTP server. `tls`: "required" (FTPS, explicit AUTH TLS, the data
+    connections protected too; refused when the server does not offer it), "auto" (FTPS when
+    the server offers it, plain FTP when it does not) or "off". `ca_file`: the certificates
+    to trust (default: the system's)."""
+
+    host: str
+    username: str
+    password: SecretStr
+    port: int = 21
+    tls: str = "auto"
+    ca_file: str | None = None
+    remote_dir: str = ""
+    kind: ClassVar[str] = "ftp"
+
+    def target(self) -> str:
+        scheme = "ftp" if self.tls == "off" else "ftps"
+        return f"{scheme} {self.username}@{self.host}:{self.port}/{self.remote_dir}".rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
 class FilePut(Sendable):
     """Put one file: `content` under `name` in `store`, replacing any file of that name.
 

@@ -17,6 +17,8 @@ Built in:
                    completed at the end (boto3, the crossdock[s3] extra)
     file:sftp      SftpSender (sftp.py): onto an SFTP server, a temporary name then an atomic
                    rename, the host key checked (asyncssh, the crossdock[sftp] extra)
+    file:ftp       FtpSender (ftp.py): onto an FTP server, FTPS where offered or required, a
+                   temporary name then a rename (the standard library's ftplib)
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class Senders:
     @classmethod
     def default(cls) -> Senders:
         """The built-in senders and every plugin's (the `register_senders` hook)."""
+        from crossdock.delivery.ftp import FtpSender
         from crossdock.delivery.s3 import S3Sender
         from crossdock.delivery.sftp import SftpSender
         from crossdock.plugin_manager import plugin_manager
@@ -82,6 +85,7 @@ class Senders:
         senders.register("file:local", LocalFolderSender())
         senders.register("file:s3", S3Sender())
         senders.register("file:sftp", SftpSender())
+        senders.register("file:ftp", FtpSender())
         plugin_manager().hook.register_senders(register=senders.register)
         return senders
 

@@ -5,21 +5,23 @@ temporary name and renames it into place, after checking the server's host key."
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 from pydantic import Field, field_validator, model_validator
 
 from crossdock.destination import FileStore, Secret, SftpServer
-from crossdock.exports import ExportDestination, ExportSettings, export_manifest
+from crossdock.exports import (
+    ExportDestination,
+    ServerExportSettings,
+    absolute_path,
+    export_manifest,
+)
 
 # What `ssh-keygen -lf` prints for a key: SHA256: and 43 characters of unpadded base64
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 
 
-class SftpSettings(ExportSettings):
-    host: str = Field(description="the server's name or address")
+class SftpSettings(ServerExportSettings):
     port: int = Field(default=22, ge=1, le=65535)
-    username: str = Field(min_length=1)
     password: Secret | None = Field(default=None, description="password authentication")
     private_key: Secret | None = Field(
         default=None, description="SSH key authentication: the private key's text "
@@ -30,7 +32,8 @@ class SftpSettings(ExportSettings):
                                           "ssh-keygen -lf prints it (one or more)")
     known_hosts: str | None = Field(
         default=None, description="a known_hosts file instead (default: ~/.ssh/known_hosts)")
-    remote_dir: str = Field(default="", description="the folder file names start in")
+
+    _known_hosts = field_validator("known_hosts")(absolute_path)
 
     @field_validator("host_key_fingerprint", mode="before")
     @classmethod
@@ -45,20 +48,6 @@ class SftpSettings(ExportSettings):
                 raise ValueError("SHA256: and 43 base64 characters, as `ssh-keygen -lf "
                                  f"KEY.pub` prints it, got {fingerprint!r}")
         return value
-
-    @field_validator("known_hosts")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not PurePosixPath(value).is_absolute():
-            raise ValueError(f"an absolute path, got {value!r}")
-        return value
-
-    @field_validator("remote_dir")
-    @classmethod
-    def _folder(cls, value: str) -> str:
-        if ".." in value.split("/"):
-            raise ValueError(f"a folder without '..', got {value!r}")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _credentials(self) -> SftpSettings:

@@ -60,7 +60,7 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     for key in ("concurrency_msg_per_s", "processes_msg_per_s", *daemons):
         assert set(scale[key]) == {"1", "2", "4"}
         assert all(v > 0 for v in scale[key].values())
-    for name in ("files", "s3", "sftp"):
+    for name in ("files", "s3", "sftp", "ftp"):
         exported = detail["exports"][name]
         assert exported["ours_rows_per_s"] > 0 and exported["raw_rows_per_s"] > 0
     # The printed table has a line per measure.

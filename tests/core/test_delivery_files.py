@@ -181,7 +181,7 @@ async def test_a_send_kind_without_a_sender_is_retried_naming_the_known_kinds(
     report = await deliver_once(loaded(tmp_path, tmp_path, kind="pigeon"), box, clock=clock)
     assert report.retried == 1
     assert report.destinations["files"].last_error == (
-        "no sender for pigeon sends (known: file:local, file:s3, file:sftp)")
+        "no sender for pigeon sends (known: file:ftp, file:local, file:s3, file:sftp)")
 
 
 class _Loft:
@@ -208,7 +208,8 @@ async def test_a_plugin_adds_a_send_kind_through_register_senders(
     pm = plugin_manager()
     pm.register(Plugin(), name="test-pigeons")
     try:
-        assert Senders.default().kinds == ["file:local", "file:s3", "file:sftp", "pigeon"]
+        assert Senders.default().kinds == ["file:ftp", "file:local", "file:s3", "file:sftp",
+                                           "pigeon"]
         clock = ManualClock()
         enqueue(box, clock, 1)
         report = await deliver_once(loaded(tmp_path, tmp_path, kind="pigeon"), box,

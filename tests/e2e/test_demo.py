@@ -17,7 +17,7 @@ _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
-               "files", "s3", "sftp"}
+               "files", "s3", "sftp", "ftp"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
