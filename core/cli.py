@@ -2,12 +2,14 @@
 
 Every command reads the config given by --config (default ./crossdock.yaml, or
 $CROSSDOCK_CONFIG). Exit codes: 0 success, 1 the command found problems (invalid config, bad
-input lines), 2 usage errors (click's own).
+input lines), 2 usage errors (click's own), 3 `deliver --once` saw messages go dead
+(EXIT_DEAD).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -15,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -28,6 +30,9 @@ from crossdock.config import LoadedConfig, load_config
 from crossdock.errors import ConfigError, CrossdockError
 from crossdock.json_shape import loads
 from crossdock.outbox.base import DestinationCounts
+
+if TYPE_CHECKING:
+    from crossdock.delivery import DeliveryReport
 
 #: how wide piped output may be (tables only take the room their cells need)
 PIPED_WIDTH = 240
@@ -203,21 +208,88 @@ def run(config_path: str) -> None:
     asyncio.run(run_daemon(loaded, collector_app_factory=lambda p: make_app(loaded, p)))
 
 
+#: `crossdock deliver --once` exit code when messages went dead during the run (cron mails it)
+EXIT_DEAD = 3
+#: seconds between `crossdock deliver --once` progress lines on stderr
+PROGRESS_EVERY = 5.0
+
+
 @cli.command()
 @config_option
 @click.option("--once", is_flag=True, required=True, help="Drain what is due now, then exit.")
-def deliver(config_path: str, once: bool) -> None:
-    """Deliver what is due and exit (for cron)."""
-    from crossdock.delivery import deliver_once
+@click.option("-d", "--destination", "destinations", multiple=True,
+              help="Only this destination (repeatable).")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop leasing after this long; unsent rows go back to the queue.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Attempt at most this many messages in all.")
+@click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+def deliver(config_path: str, once: bool, destinations: tuple[str, ...],
+            max_time: float | None, limit: int | None, as_json: bool, quiet: bool) -> None:
+    """Deliver what is due and exit (for cron).
+
+    Progress goes to stderr every few seconds, the summary to stdout. Exit 0 when nothing
+    went dead, 3 when messages went dead during the run (see `crossdock dead-letters list`).
+    """
+    from crossdock.delivery import DrainBound, deliver_once
     from crossdock.outbox import open_outbox
 
     loaded = load_or_exit(config_path)
+    known = [d.name for d in loaded.destinations]
+    unknown = [name for name in destinations if name not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"no enabled destination {', '.join(map(repr, unknown))} (enabled: "
+            f"{', '.join(known) or 'none'})", param_hint="'-d' / '--destination'")
+    started = time.time()
+    bound = DrainBound(deadline=None if max_time is None else started + max_time, limit=limit)
     outbox = open_outbox(loaded.outbox_url)
     try:
-        report = asyncio.run(deliver_once(loaded, outbox))
+        counts = outbox.counts()
+        names = list(destinations) or known
+        waiting = _queued(counts, names)
+
+        def progress(report: DeliveryReport) -> None:
+            settled = report.delivered + report.retried + report.dead
+            err_console.print(
+                f"deliver: {settled} of {waiting} queued settled (delivered "
+                f"{report.delivered}, retry later {report.retried}, dead {report.dead}), "
+                f"{time.time() - started:.0f}s", highlight=False, soft_wrap=True)
+
+        report = asyncio.run(deliver_once(
+            loaded, outbox, bound=bound, destinations=destinations or None,
+            progress=None if quiet else progress,
+            progress_every=PROGRESS_EVERY))
+        left = _queued(outbox.counts(), names)
     finally:
         outbox.close()
-    console.print(str(report), highlight=False)
+    seconds = time.time() - started
+    if as_json:
+        print(json.dumps(_report_json(report, bound.stopped_by, left, seconds), indent=2))
+    else:
+        console.print(str(report), highlight=False, soft_wrap=True)
+        if bound.stopped_by is not None:
+            console.print(f"stopped by --{bound.stopped_by} after {seconds:.1f}s; {left} "
+                          "still queued", highlight=False)
+    if report.dead:
+        raise SystemExit(EXIT_DEAD)
+
+
+def _queued(counts: dict[str, DestinationCounts], names: list[str]) -> int:
+    """Rows of `names` waiting in the queue (due now or retried later)."""
+    return sum(counts[n].queued for n in names if n in counts)
+
+
+def _report_json(report: DeliveryReport, stopped_by: str | None, left: int,
+                 seconds: float) -> dict[str, Any]:
+    """`crossdock deliver --once --json`: the totals, why the run stopped early (null: it
+    drained what was due), what is still queued, and each destination's report."""
+    return {"delivered": report.delivered, "retried": report.retried, "dead": report.dead,
+            "requests": report.requests, "stopped_by": stopped_by, "still_queued": left,
+            "seconds": round(seconds, 3),
+            "destinations": {name: dataclasses.asdict(r)
+                             for name, r in sorted(report.destinations.items())}}
 
 
 @cli.command()

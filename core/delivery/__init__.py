@@ -2,7 +2,8 @@
 
     DeliveryEngine(loaded, outbox).start()   one worker per enabled destination, until stop()
     engine.wake("slack-alerts")              new rows committed: lease now, not at the next poll
-    await deliver_once(loaded, outbox)       drain what is due now and return (cron)
+    await deliver_once(loaded, outbox)       drain what is due now and return (cron);
+                                             bounded by time, items and destinations
 
 See worker.py for one destination's loop, backoff.py and ratelimit.py for the timing rules,
 tokens.py for the OAuth2 access tokens of destinations that declare a grant,
@@ -14,9 +15,12 @@ tuning.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -29,6 +33,7 @@ from crossdock.delivery.worker import (
     DeliveryReport,
     DestinationReport,
     DestinationWorker,
+    DrainBound,
     Sleep,
     default_owner,
 )
@@ -39,6 +44,7 @@ __all__ = [
     "DeliveryReport",
     "DestinationReport",
     "DestinationWorker",
+    "DrainBound",
     "deliver_once",
     "make_client",
 ]
@@ -112,11 +118,12 @@ class DeliveryEngine:
         """Everything delivered, retried and dead since the engine was made."""
         return DeliveryReport({name: w.report for name, w in self.workers.items()})
 
-    async def drain(self) -> DeliveryReport:
-        """Deliver what is due now for every destination, concurrently; then return."""
+    async def drain(self, bound: DrainBound | None = None) -> DeliveryReport:
+        """Deliver what is due now for every destination, concurrently; then return (early
+        when `bound` says so)."""
         self._ensure_workers()
         names = list(self.workers)
-        reports = await asyncio.gather(*(self.workers[n].drain() for n in names))
+        reports = await asyncio.gather(*(self.workers[n].drain(bound) for n in names))
         return DeliveryReport(dict(zip(names, reports, strict=True)))
 
     async def start(self) -> None:
@@ -181,11 +188,36 @@ async def deliver_once(
     clock: Clock = time.time,
     rng: random.Random | None = None,
     sleep: Sleep = asyncio.sleep,
+    bound: DrainBound | None = None,
+    destinations: Sequence[str] | None = None,
+    progress: Callable[[DeliveryReport], None] | None = None,
+    progress_every: float = 5.0,
 ) -> DeliveryReport:
-    """Deliver everything due now for every enabled destination, then return what happened
-    (`crossdock deliver --once`)."""
+    """Deliver everything due now for every enabled destination (or the named
+    `destinations`), then return what happened (`crossdock deliver --once`).
+
+    `bound` ends the drain early (a deadline on `clock`, a number of items). `progress` is
+    called with what has been settled so far every `progress_every` seconds of real time,
+    so a long drain is never silent."""
+    if destinations is not None:
+        wanted = set(destinations)
+        loaded = dataclasses.replace(
+            loaded, destinations=[d for d in loaded.destinations if d.name in wanted])
     engine = DeliveryEngine(loaded, outbox, client=client, clock=clock, rng=rng, sleep=sleep)
+    ticker = (asyncio.create_task(_report_progress(engine, progress, progress_every))
+              if progress is not None else None)
     try:
-        return await engine.drain()
+        return await engine.drain(bound)
     finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         await engine.aclose()
+
+
+async def _report_progress(engine: DeliveryEngine, progress: Callable[[DeliveryReport], None],
+                           every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        progress(engine.report)

@@ -137,6 +137,39 @@ class DeliveryReport:
         return "\n".join(lines)
 
 
+@dataclass
+class DrainBound:
+    """How far a drain may go (`crossdock deliver --once --max-time/--limit`): until
+    `deadline` on the engine's clock, and at most `limit` items leased, shared by every
+    destination and slot of the drain. `stopped_by` says which bound ended it, if any."""
+
+    deadline: float | None = None
+    limit: int | None = None
+    leased: int = 0
+    stopped_by: str | None = None
+
+    def allow(self, wanted: int, now: float) -> int:
+        """How many items a slot may lease now (0: the drain is over for it)."""
+        if self.deadline is not None and now >= self.deadline:
+            self.stopped_by = self.stopped_by or "max-time"
+            return 0
+        if self.limit is None:
+            return wanted
+        allowed = max(0, min(wanted, self.limit - self.leased))
+        if allowed == 0:
+            self.stopped_by = self.stopped_by or "limit"
+        return allowed
+
+    def took(self, count: int) -> None:
+        self.leased += count
+
+    def past_deadline(self, now: float) -> bool:
+        if self.deadline is not None and now >= self.deadline:
+            self.stopped_by = self.stopped_by or "max-time"
+            return True
+        return False
+
+
 def default_owner() -> str:
     """A lease owner name unique to this worker process: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -250,29 +283,46 @@ class DestinationWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._leases = itertools.count(1)
+        #: the bound of the drain in progress: past its deadline, unsent items of a batch go
+        #: back to the queue instead of waiting hours on the rate limit
+        self._bound: DrainBound | None = None
 
     # -- running ------------------------------------------------------------------------
 
-    async def drain(self) -> DestinationReport:
+    async def drain(self, bound: DrainBound | None = None) -> DestinationReport:
         """Deliver every row due when called, then return (`crossdock deliver --once`).
 
         Rows retried during the drain come due later than its start, so they wait for the
         next run instead of being retried in a tight loop. While the destination's circuit
-        is open only its probe is sent (when due)."""
+        is open only its probe is sent (when due). A `bound` ends the drain early: no lease
+        after its deadline or beyond its limit, and what a batch has not sent by the deadline
+        goes back to the queue unattempted."""
         start = self.clock()
         report = DestinationReport()
-        await asyncio.gather(*(self._drain_slot(start, report)
-                               for _ in range(self.destination.concurrency)))
+        self._bound = bound
+        try:
+            await asyncio.gather(*(self._drain_slot(start, report, bound)
+                                   for _ in range(self.destination.concurrency)))
+        finally:
+            self._bound = None
         return report
 
-    async def _drain_slot(self, start: float, report: DestinationReport) -> None:
+    async def _drain_slot(self, start: float, report: DestinationReport,
+                          bound: DrainBound | None) -> None:
         while not self._stopping:
+            size = self.destination.batch_size
+            if bound is not None:
+                size = bound.allow(size, self.clock())
+                if size == 0:
+                    return
             # Leasing "as of" the start keeps later retries out; the lease still lasts its
             # full length from now.
             lease_seconds = self.settings.lease + max(0.0, self.clock() - start)
-            batch = self._lease(start, lease_seconds)
+            batch = self._lease(start, lease_seconds, size)
             if batch is None:
                 return
+            if bound is not None:
+                bound.took(len(batch.items))
             report.add(await self.process(batch))
 
     async def serve(self) -> None:
@@ -296,7 +346,8 @@ class DestinationWorker:
             # Cleared before leasing again: rows committed before a later wake() are seen.
             self._wake.clear()
 
-    def _lease(self, now: float, lease_seconds: float) -> _Batch | None:
+    def _lease(self, now: float, lease_seconds: float,
+               size: int | None = None) -> _Batch | None:
         """The slot's next batch as the circuit allows (a batch while it is closed, one row
         when this worker holds the probe), under a token of its own; None when there is
         nothing to send now."""
@@ -306,10 +357,12 @@ class DestinationWorker:
         probe = gate is Gate.PROBE
         token = f"{self.owner}#{next(self._leases)}"
         if self.window is not None:
-            # A file is one send whether it is a probe or not: its rows go together.
+            # A file is one send whether it is a probe or not: its rows go together (a
+            # --limit does not cut a file).
             items = self._lease_window(self.window, token, now, lease_seconds)
         else:
-            items = self.outbox.lease(self.name, 1 if probe else self.destination.batch_size,
+            size = self.destination.batch_size if size is None else size
+            items = self.outbox.lease(self.name, 1 if probe else size,
                                       lease_seconds, token, now=now,
                                       ordered=self.settings.ordered)
         if not items:
@@ -434,6 +487,11 @@ class DestinationWorker:
             if not batch.probe and not self.circuit.closed:
                 # The circuit opened under this batch: what is not sent yet goes back to
                 # the queue unattempted, in its order, for after the circuit closes.
+                settlement.releases += [item.id for item in carried]
+                continue
+            if self._bound is not None and self._bound.past_deadline(self.clock()):
+                # A bounded drain ran out of time: a cron run must end when it was told to,
+                # not after the rest of the batch waited out the rate limit.
                 settlement.releases += [item.id for item in carried]
                 continue
             entry.items = carried
@@ -713,7 +771,9 @@ class DestinationWorker:
         summary = (f"{self.name}: {report.delivered} delivered, {report.retried} retry later, "
                    f"{report.dead} dead ({report.requests} requests)")
         if settlement.releases:
-            summary += f", {len(settlement.releases)} back to the queue (circuit open)"
+            why = "time is up" if self._bound is not None and self.circuit.closed else (
+                "circuit open")
+            summary += f", {len(settlement.releases)} back to the queue ({why})"
         if settlement.deads:
             # In order, a dead letter is what lets its person's next message go: say so.
             after = ("; later messages of the same people go ahead"

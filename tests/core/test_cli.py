@@ -419,7 +419,8 @@ def test_deliver_once_drains_what_is_due(
     fake.script([{"status": 400, "body": "no thanks"}])
 
     result = invoke("deliver", "--once", "-c", str(config))
-    assert result.exit_code == 0, result.output
+    # A message went dead: cron must be able to tell (it ran 0 with messages gone dead).
+    assert result.exit_code == cli_module.EXIT_DEAD, result.output
     assert result.stdout.splitlines() == [
         "delivered 1, retry later 0, dead 1 (2 requests)",
         "  hook: delivered 1, retry later 0, dead 1 (2 requests); last error: HTTP 400: no "
@@ -439,6 +440,96 @@ def test_deliver_once_drains_what_is_due(
     assert states["later"] == "queued"  # not due yet: left alone
     again = invoke("deliver", "--once", "-c", str(config))
     assert again.stdout.startswith("delivered 0, retry later 0, dead 0 (0 requests)")
+    assert again.exit_code == 0
+
+
+def enqueue(tmp_path: Path, destination: str, count: int) -> None:
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        box.enqueue([NewRow(destination, f"{destination}-{n}", payload(f"{destination}-{n}"))
+                     for n in range(count)], now=time.time())
+    finally:
+        box.close()
+
+
+def queued(tmp_path: Path) -> dict[str, tuple[int, int]]:
+    """(queued, delivered) per destination."""
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        return {name: (c.queued, c.delivered) for name, c in box.counts().items()}
+    finally:
+        box.close()
+
+
+def test_deliver_once_stops_at_its_limit_and_says_so_in_json(
+    tmp_path: Path, webhook_fake: tuple[WebhookFake, RunningServer]
+) -> None:
+    _, server = webhook_fake
+    config = write_config(tmp_path, {"hook": hook(f"{server.url}/in")})
+    enqueue(tmp_path, "hook", 5)
+    result = invoke("deliver", "--once", "-c", str(config), "--limit", "2", "--json",
+                    "--quiet")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {k: summary[k] for k in ("delivered", "retried", "dead", "requests", "stopped_by",
+                                    "still_queued")} == {
+        "delivered": 2, "retried": 0, "dead": 0, "requests": 2, "stopped_by": "limit",
+        "still_queued": 3}
+    assert summary["destinations"]["hook"]["delivered"] == 2
+    assert queued(tmp_path)["hook"] == (3, 2)
+    text = invoke("deliver", "--once", "-c", str(config), "--limit", "1", "--quiet")
+    assert "stopped by --limit after" in text.stdout and "; 2 still queued" in text.stdout
+
+
+def test_deliver_once_ends_at_max_time_with_progress_on_stderr(
+    tmp_path: Path, webhook_fake: tuple[WebhookFake, RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Slack-like: 2 requests a second and a big batch leased at once. Unbounded, 40 rows
+    # take 20 s; the run must end near its --max-time, the unsent rows back in the queue
+    # unattempted, and say how far it got while it runs.
+    _, server = webhook_fake
+    monkeypatch.setattr(cli_module, "PROGRESS_EVERY", 0.2)
+    config = write_config(tmp_path, {"hook": hook(
+        f"{server.url}/in", delivery={"allow_private_network": True, "rate_limit": 2,
+                                      "batch_size": 40, "concurrency": 1})})
+    enqueue(tmp_path, "hook", 40)
+    started = time.monotonic()
+    result = invoke("deliver", "--once", "-c", str(config), "--max-time", "1")
+    took = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert took < 5, took
+    first = result.stdout.splitlines()[0]
+    delivered = int(first.split(",")[0].removeprefix("delivered "))
+    assert 1 <= delivered <= 4, result.stdout
+    assert "stopped by --max-time after" in result.stdout
+    assert f"; {40 - delivered} still queued" in result.stdout
+    assert queued(tmp_path)["hook"] == (40 - delivered, delivered)
+    progress = [line for line in result.stderr.splitlines() if line.startswith("deliver: ")]
+    assert progress and "of 40 queued settled" in progress[0], result.stderr
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        attempted = [box.row("hook", f"hook-{n}") for n in range(40)]
+    finally:
+        box.close()
+    # Released, not retried: the next run sends them at once, nothing counted against them.
+    assert sum(1 for row in attempted if row and row["attempts"]) == delivered
+
+
+def test_deliver_once_to_named_destinations_only(
+    tmp_path: Path, webhook_fake: tuple[WebhookFake, RunningServer]
+) -> None:
+    _, server = webhook_fake
+    config = write_config(tmp_path, {"one": hook(f"{server.url}/in"),
+                                     "two": hook(f"{server.url}/in")})
+    enqueue(tmp_path, "one", 2)
+    enqueue(tmp_path, "two", 2)
+    result = invoke("deliver", "--once", "-c", str(config), "-d", "two", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert queued(tmp_path) == {"one": (2, 0), "two": (0, 2)}
+    wrong = CliRunner().invoke(cli, ["deliver", "--once", "-c", str(config), "-d", "tow"])
+    assert wrong.exit_code == 2
+    assert "no enabled destination 'tow' (enabled: one, two)" in wrong.output
 
 
 # -- send ---------------------------------------------------------------------------------------
