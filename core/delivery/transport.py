@@ -18,7 +18,7 @@ per destination):
 `AsyncClient.send` to do (no auth, event hooks or redirects to follow): the engine never
 builds requests through the client, so its cookie jar is never read, and the rest of `send`
 was a third of a one-message request's CPU. Any transport works this way, so a test can still
-swap in `httpx.MockTransport` or respx, and vcrpy (which patches the transports) still replays;
+swap in `httpx.MockTransport`, and vcrpy (which patches the transports) still replays;
 what such a transport answers is read up to the limit all the same.
 
 A proxy from the environment (HTTPS_PROXY, ...) gets its own transport from httpx, and the

@@ -27,6 +27,11 @@ def open_outbox(url: str) -> Outbox:
         try:
             from crossdock.outbox.postgres import PostgresOutbox  # type: ignore[import-not-found]
         except ModuleNotFoundError as exc:
+            if exc.name == "psycopg" or (exc.name or "").startswith("psycopg."):
+                # psycopg is the `postgres` extra: an SQLite user does not install it.
+                raise OutboxError(
+                    f"{redact(url)}: the PostgreSQL outbox needs psycopg, which is not "
+                    "installed: pip install 'crossdock[postgres]'") from exc
             if exc.name != "crossdock.outbox.postgres":
                 raise
             raise OutboxError(f"{redact(url)}: the PostgreSQL outbox is not "

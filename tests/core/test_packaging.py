@@ -1,0 +1,80 @@
+"""What `pip install crossdock` brings: every runtime dependency is one the code imports,
+PostgreSQL's driver is an extra (and its absence is a clear error)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from crossdock.errors import OutboxError
+from crossdock.outbox import open_outbox
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def requirement_name(requirement: str) -> str:
+    """`psycopg[binary]>=3.1` -> psycopg (normalized as pip does)."""
+    name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def imported_distributions(*folders: str) -> set[str]:
+    """The distributions whose top-level modules the Python files under `folders` import."""
+    provides = importlib.metadata.packages_distributions()
+    found: set[str] = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    modules = [node.module]
+                else:
+                    continue
+                for module in modules:
+                    for dist in provides.get(module.split(".")[0], []):
+                        found.add(requirement_name(dist))
+    return found
+
+
+def test_every_runtime_dependency_is_imported_by_the_code() -> None:
+    # pydantic-settings was installed for everyone and imported nowhere.
+    declared = {requirement_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    unused = declared - imported_distributions("core", "plugins")
+    assert not unused, f"dependencies nothing imports: {sorted(unused)}"
+
+
+def test_psycopg_is_the_postgres_extra_and_the_tests_pull_it_in() -> None:
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "psycopg" not in {requirement_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert [requirement_name(r) for r in extras["postgres"]] == ["psycopg"]
+    assert "crossdock[postgres]" in extras["test"]
+
+
+def test_no_test_dependency_nothing_uses() -> None:
+    # respx was in the test extra with no test using it (the fakes are real loopback servers).
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    test_extra = {requirement_name(r) for r in extras["test"]}
+    assert "respx" not in test_extra
+    assert "respx" not in imported_distributions("tests", "core", "plugins", "bench")
+
+
+def test_a_postgresql_outbox_without_psycopg_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in an environment installed without the extra: importing psycopg fails.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    for name in ("crossdock.outbox.postgres", "crossdock.outbox.pg_schema"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(OutboxError) as caught:
+        open_outbox("postgresql://crossdock:hunter2@127.0.0.1:9/crossdock")
+    message = str(caught.value)
+    assert "needs psycopg" in message and "pip install 'crossdock[postgres]'" in message
+    assert "hunter2" not in message
