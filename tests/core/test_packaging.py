@@ -1,5 +1,6 @@
 """What `pip install crossdock` brings: every runtime dependency is one the code imports,
-PostgreSQL's driver is an extra (and its absence is a clear error)."""
+PostgreSQL's driver is an extra (and its absence is a clear error), the licence file the
+README promises is there, with a changelog."""
 
 from __future__ import annotations
 
@@ -78,3 +79,16 @@ def test_a_postgresql_outbox_without_psycopg_names_the_extra(
     message = str(caught.value)
     assert "needs psycopg" in message and "pip install 'crossdock[postgres]'" in message
     assert "hunter2" not in message
+
+
+def test_the_license_is_apache_2() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.split()[:3] == ["Apache", "License", "Version"]
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert PYPROJECT["project"]["license"] == {"text": "Apache-2.0"}
+    assert "## License\n\nApache-2.0" in (ROOT / "README.md").read_text()
+
+
+def test_the_changelog_has_the_current_version() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {PYPROJECT['project']['version']}" in text or "## Unreleased" in text
