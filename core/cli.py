@@ -85,6 +85,20 @@ class CrossdockGroup(click.Group):
         except CrossdockError as exc:
             raise click.ClickException(" ".join(str(exc).split())) from exc
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """`-v` is the group's option, yet operators add it at the end of the line they
+        just ran (`crossdock run -v`); click would refuse it there. Every `-v`, `-vv` or
+        `--verbose` before a `--` is taken to the front, wherever it stands."""
+        if ctx.parent is None:
+            end = args.index("--") if "--" in args else len(args)
+            verbose = [a for a in args[:end] if _is_verbose(a)]
+            args = [*verbose, *(a for a in args[:end] if not _is_verbose(a)), *args[end:]]
+        return super().parse_args(ctx, args)
+
+
+def _is_verbose(arg: str) -> bool:
+    return arg == "--verbose" or (len(arg) > 1 and arg.startswith("-") and set(arg[1:]) == {"v"})
+
 
 @click.group(cls=CrossdockGroup)
 @click.version_option(__version__, prog_name="crossdock")

@@ -1,6 +1,6 @@
 """What `pip install crossdock` brings: every runtime dependency is one the code imports,
 PostgreSQL's driver is an extra (and its absence is a clear error), the licence file the
-README promises is there, with a changelog."""
+README promises is there, and `-v` works wherever it is typed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+import crossdock.cli as cli_module
 from crossdock.errors import OutboxError
 from crossdock.outbox import open_outbox
 
@@ -92,3 +94,19 @@ def test_the_license_is_apache_2() -> None:
 def test_the_changelog_has_the_current_version() -> None:
     text = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {PYPROJECT['project']['version']}" in text or "## Unreleased" in text
+
+
+@pytest.mark.parametrize("args", [
+    ["-v", "validate"], ["validate", "-v"], ["validate", "--verbose"], ["validate", "-vv"],
+])
+def test_verbose_works_before_and_after_the_subcommand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+) -> None:
+    # `crossdock validate -v` was "No such option: -v".
+    seen: list[int] = []
+    monkeypatch.setattr(cli_module, "_warn_of_plugin_failures", seen.append)
+    config = tmp_path / "crossdock.yaml"
+    config.write_text("outbox: {url: 'sqlite:///o.db'}\ncollector: {enabled: false}\n")
+    result = CliRunner().invoke(cli_module.cli, [*args, "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert seen == [2 if "-vv" in args else 1]
