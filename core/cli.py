@@ -29,6 +29,7 @@ from crossdock import __version__
 from crossdock.config import LoadedConfig, load_config
 from crossdock.errors import ConfigError, CrossdockError
 from crossdock.json_shape import loads
+from crossdock.logs import LOG_FORMATS, configure_logging
 from crossdock.outbox.base import DestinationCounts
 
 if TYPE_CHECKING:
@@ -86,13 +87,22 @@ class CrossdockGroup(click.Group):
             raise click.ClickException(" ".join(str(exc).split())) from exc
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """`-v` is the group's option, yet operators add it at the end of the line they
-        just ran (`crossdock run -v`); click would refuse it there. Every `-v`, `-vv` or
-        `--verbose` before a `--` is taken to the front, wherever it stands."""
+        """`-v` and `--log-format` are the group's options, yet operators add them at the end
+        of the line they just ran (`crossdock run -v`); click would refuse them there. Before
+        a `--`, they are taken to the front wherever they stand."""
         if ctx.parent is None:
             end = args.index("--") if "--" in args else len(args)
-            verbose = [a for a in args[:end] if _is_verbose(a)]
-            args = [*verbose, *(a for a in args[:end] if not _is_verbose(a)), *args[end:]]
+            front: list[str] = []
+            rest: list[str] = []
+            words = iter(args[:end])
+            for arg in words:
+                if _is_verbose(arg) or arg.startswith("--log-format="):
+                    front.append(arg)
+                elif arg == "--log-format":
+                    front += [arg, next(words, "")]
+                else:
+                    rest.append(arg)
+            args = [*front, *rest, *args[end:]]
         return super().parse_args(ctx, args)
 
 
@@ -103,13 +113,13 @@ def _is_verbose(arg: str) -> bool:
 @click.group(cls=CrossdockGroup)
 @click.version_option(__version__, prog_name="crossdock")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text",
+              envvar="CROSSDOCK_LOG_FORMAT", show_default=True,
+              help="json: one object per line (time, level, destination, message_id, "
+                   "attempt, outcome).")
+def cli(verbose: int, log_format: str) -> None:
     """Crossdock: receive customer data once, forward it to every destination."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose, log_format)
     _warn_of_plugin_failures(verbose)
 
 

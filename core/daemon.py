@@ -145,8 +145,11 @@ class _Collector:
                 yield
 
         settings = loaded.config.collector
+        # log_config=None: uvicorn's records go to the root handler like every other, so
+        # `--log-format json` holds for them too (its own config adds text handlers).
         self.server = Server(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                            log_level="warning", lifespan="on"))
+                                            log_level="warning", lifespan="on",
+                                            log_config=None))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
