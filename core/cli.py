@@ -54,10 +54,12 @@ err_console = _console(stderr=True)
 SEND_CHUNK = 500
 
 
-def load_or_exit(config_path: str) -> LoadedConfig:
-    """The config, or exit 1 after printing every problem by its path."""
+def load_or_exit(config_path: str, *, read_only: bool = False) -> LoadedConfig:
+    """The config, or exit 1 after printing every problem by its path. `read_only` for the
+    commands that send nothing: a destination whose secret is unset is left out (a warning),
+    not an error (crossdock.config.parse_config)."""
     try:
-        loaded = load_config(config_path)
+        loaded = load_config(config_path, read_only=read_only)
     except ConfigError as exc:
         err_console.print(f"[red]{config_path}: invalid config[/red]", soft_wrap=True)
         for problem in exc.problems:
@@ -326,15 +328,15 @@ def status(config_path: str, as_json: bool) -> None:
     from crossdock.fleet import fleet_for
     from crossdock.outbox import open_outbox
 
-    loaded = load_or_exit(config_path)
+    loaded = load_or_exit(config_path, read_only=True)
     outbox = open_outbox(loaded.outbox_url)
     try:
         counts = outbox.counts()
         daemons = fleet_for(outbox).daemons()
     finally:
         outbox.close()
-    names = [d.name for d in loaded.destinations] + sorted(
-        set(counts) - {d.name for d in loaded.destinations})
+    configured = [d.name for d in loaded.destinations] + list(loaded.withheld)
+    names = configured + sorted(set(counts) - set(configured))
     if as_json:
         from dataclasses import asdict
 
@@ -416,7 +418,7 @@ def dead_letters_list(config_path: str, destination: str | None, limit: int,
     """List dead letters with their reasons."""
     from crossdock.outbox import open_outbox
 
-    loaded = load_or_exit(config_path)
+    loaded = load_or_exit(config_path, read_only=True)
     outbox = open_outbox(loaded.outbox_url)
     try:
         _check_destination(loaded, outbox, destination)
@@ -440,7 +442,7 @@ def _check_destination(loaded: LoadedConfig, outbox: Any, name: str | None) -> N
     otherwise list nothing, or replay 0 dead letters, as if there were none."""
     if name is None:
         return
-    known = {d.name for d in loaded.destinations} | set(outbox.counts())
+    known = {d.name for d in loaded.destinations} | set(loaded.withheld) | set(outbox.counts())
     if name not in known:
         raise click.BadParameter(
             f"no destination {name!r} in the config or its outbox "

@@ -363,6 +363,9 @@ class LoadedConfig:
     destinations: list[ConfiguredDestination]
     base_dir: Path
     warnings: list[str] = field(default_factory=list)
+    #: destinations left out of a read-only load (`load_config(read_only=True)`) because
+    #: their settings need an environment variable that is not set: name -> why
+    withheld: dict[str, str] = field(default_factory=dict)
 
     @property
     def outbox_url(self) -> str:
@@ -418,8 +421,14 @@ def parse_config(
     base_dir: Path,
     env: dict[str, str] | None = None,
     types: dict[str, type[Destination]] | None = None,
+    read_only: bool = False,
 ) -> LoadedConfig:
-    """Validate a parsed YAML document; raise ConfigError with every problem by its path."""
+    """Validate a parsed YAML document; raise ConfigError with every problem by its path.
+
+    `read_only`: for commands that send nothing (`status`, `dead-letters list`, `profiles
+    show`). A destination whose settings need an unset environment variable (its secret,
+    kept only where the daemon runs) is then left out and named in `withheld`, with a
+    warning, instead of being a problem."""
     from crossdock.plugin_manager import destination_types, load_failures
     from crossdock.route.filtering import filter_warnings
     from crossdock.route.mapping_spec import mapping_problems, parse_mapping
@@ -433,6 +442,9 @@ def parse_config(
     # The paths of unset variables: the empty value standing in for one would fail its own
     # rule too ("must be an https://hooks.slack.com/... URL"), which only hides the one
     # thing to fix, so later problems at those paths are left out.
+    withheld: dict[str, str] = {}
+    if read_only:
+        problems = [p for p in problems if not _withhold(p, withheld)]
     unset = {problem.split(": ", 1)[0] for problem in problems}
     interpolation_problems = len(problems)
     raw_destinations = raw.get("destinations") or {}
@@ -456,6 +468,10 @@ def parse_config(
     warnings: list[str] = config.collector.warnings()
     for name, raw_dest in raw_destinations.items():
         prefix = f"destinations.{name}"
+        if name in withheld:
+            warnings.append(f"{prefix}: left out: {withheld[name]}; this command sends "
+                            "nothing, so it goes on without it")
+            continue
         raw_dest = _moved_opt_in(raw_dest, types, prefix, warnings)
         try:
             dest = DestinationConfig.model_validate(raw_dest)
@@ -512,7 +528,19 @@ def parse_config(
     if problems:
         raise ConfigError(problems[:interpolation_problems] + [
             p for p in problems[interpolation_problems:] if p.split(": ", 1)[0] not in unset])
-    return LoadedConfig(config, destinations, base_dir, warnings)
+    return LoadedConfig(config, destinations, base_dir, warnings, withheld)
+
+
+def _withhold(problem: str, withheld: dict[str, str]) -> bool:
+    """Whether `problem` is an unset variable in a destination's settings; if so the
+    destination goes into `withheld` (name -> the problem's text)."""
+    path, _, text = problem.partition(": ")
+    parts = path.split(".")
+    if len(parts) < 3 or parts[0] != "destinations" or parts[2] != "settings":
+        return False
+    # A name with a dot in it does not match here: it stays a problem, as without read_only.
+    withheld.setdefault(parts[1], f"{'.'.join(parts[2:])}: {text}")
+    return True
 
 
 #: the webhook's own opt-in into private networks, before the engine's guard took its place
@@ -556,8 +584,9 @@ def _unknown_plugin(name: str, types: dict[str, type[Destination]],
     return text
 
 
-def load_config(path: str | Path, env: dict[str, str] | None = None) -> LoadedConfig:
-    """Read and validate crossdock.yaml."""
+def load_config(path: str | Path, env: dict[str, str] | None = None, *,
+                read_only: bool = False) -> LoadedConfig:
+    """Read and validate crossdock.yaml (`read_only`: see parse_config)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -567,4 +596,4 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> LoadedCo
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
-    return parse_config(raw, base_dir=path.resolve().parent, env=env)
+    return parse_config(raw, base_dir=path.resolve().parent, env=env, read_only=read_only)

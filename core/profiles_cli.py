@@ -15,14 +15,15 @@ from rich.table import Table
 from crossdock.cli import CrossdockGroup, config_option, load_or_exit
 
 
-def _open(config_path: str) -> tuple[Any, Any, Any]:
+def _open(config_path: str, *, read_only: bool = False) -> tuple[Any, Any, Any]:
     """(outbox, store, pipeline) of the config's outbox, SQLite or PostgreSQL: the profile
-    store lives in the outbox's own database on both (docs/profiles.md)."""
+    store lives in the outbox's own database on both (docs/profiles.md). `read_only`: a
+    destination whose secret is unset is left out (crossdock.config.parse_config)."""
     from crossdock.outbox import open_outbox
     from crossdock.pipeline import build_pipeline
     from crossdock.profiles import make_profile_hook
 
-    loaded = load_or_exit(config_path)
+    loaded = load_or_exit(config_path, read_only=read_only)
     outbox = open_outbox(loaded.outbox_url)
     store = make_profile_hook(loaded, outbox)
     if store is None:
@@ -42,7 +43,7 @@ def profiles_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(config_path: str, ref: str, as_json: bool) -> None:
     """Print a profile: attributes, identities, consent, sessions, merges."""
-    outbox, store, _ = _open(config_path)
+    outbox, store, _ = _open(config_path, read_only=True)
     try:
         with outbox.transaction() as db:
             profile = store.show(db, ref)

@@ -597,3 +597,53 @@ def test_an_unreachable_outbox_is_one_line_and_exit_1(tmp_path: Path, command: l
     assert line.startswith("Error: postgresql://crossdock:***@127.0.0.1:9/crossdock?password=***"
                            "&sslpassword=***: cannot connect to PostgreSQL")
     assert DOWN_SECRET not in done.stdout + done.stderr
+
+
+# -- read-only commands without the destinations' secrets ---------------------------------------
+
+
+def test_read_only_commands_need_no_destination_secret(tmp_path: Path) -> None:
+    # status, dead-letters list and profiles show send nothing, yet refused to run ("environment
+    # variable SLACK_WEBHOOK_URL is not set") where the daemon's secrets are not kept.
+    config = write_config(tmp_path, {
+        "slack-orders": {"plugin": "slack", "settings": {"webhook_url": "${SLACK_WEBHOOK_URL}"}},
+        "hook": hook(),
+    })
+    runner = CliRunner()
+    line = json.dumps({"type": "track", "messageId": "ro-1", "userId": "u-ro",
+                       "event": "Order Completed", "properties": {"total": 3}})
+    sent = runner.invoke(cli, ["send", "-c", str(config), "--quiet", "-"], input=line + "\n",
+                         env={"SLACK_WEBHOOK_URL": SLACK_URL})
+    assert sent.exit_code == 0, sent.output
+    unset = {"SLACK_WEBHOOK_URL": None}
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        [row] = box.lease("slack-orders", 1, 60, "test", now=time.time())
+        box.dead(row.id, "HTTP 404: no_service", "test")
+    finally:
+        box.close()
+
+    status = runner.invoke(cli, ["status", "-c", str(config), "--json"], env=unset)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["slack-orders"]["dead"] == 1
+    assert ("destinations.slack-orders: left out: settings.webhook_url: environment variable "
+            "SLACK_WEBHOOK_URL is not set" in " ".join(status.stderr.split()))
+    table = runner.invoke(cli, ["status", "-c", str(config)], env=unset)
+    assert table.exit_code == 0 and "slack-orders" in table.stdout
+
+    letters = runner.invoke(cli, ["dead-letters", "list", "-c", str(config), "--json",
+                                  "-d", "slack-orders"], env=unset)
+    assert letters.exit_code == 0, letters.output
+    assert [d["reason"] for d in json.loads(letters.stdout)] == ["HTTP 404: no_service"]
+
+    profile = runner.invoke(cli, ["profiles", "show", "-c", str(config), "u-ro", "--json"],
+                            env=unset)
+    assert profile.exit_code == 0, profile.output
+    assert json.loads(profile.stdout)["userId"] == "u-ro"
+
+    # What sends still needs the secret, and says which.
+    for command in (["deliver", "--once"], ["validate"]):
+        refused = runner.invoke(cli, [*command, "-c", str(config)], env=unset)
+        assert refused.exit_code == 1
+        assert "destinations.slack-orders.settings.webhook_url: environment variable " \
+               "SLACK_WEBHOOK_URL is not set" in refused.stderr
