@@ -231,7 +231,8 @@ def run(config_path: str) -> None:
     loaded = load_or_exit(config_path)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("crossdock").setLevel(logging.INFO)
-    asyncio.run(run_daemon(loaded, collector_app_factory=lambda p: make_app(loaded, p)))
+    asyncio.run(run_daemon(loaded, collector_app_factory=lambda p: make_app(loaded, p),
+                           config_path=config_path))
 
 
 #: `crossdock deliver --once` exit code when messages went dead during the run (cron mails it)

@@ -6,6 +6,8 @@
                                the workers on every commit
     ... until SIGTERM / SIGINT or `stop_event`, then: collector stops taking messages,
     timers stop, workers stop leasing and finish (or release) their batches, outbox closes.
+    SIGHUP reloads the config file: validated first (a bad one is logged and the running
+    config kept), then its destinations applied without dropping a lease (`reload`).
 
 Rows written by other processes (`crossdock send`) are found by the workers' poll (0.5 s);
 on PostgreSQL the fleet membership (crossdock.fleet) also LISTENs for them, so they are leased
@@ -20,10 +22,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from crossdock.config import LoadedConfig
+from crossdock.config import LoadedConfig, load_config
 from crossdock.delivery import DeliveryEngine
+from crossdock.errors import ConfigError
 from crossdock.fleet import FleetMember
 from crossdock.outbox import open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
@@ -47,8 +51,9 @@ async def run_daemon(
     stop_event: asyncio.Event | None = None,
     poll_interval: float = 0.5,
     on_ready: Callable[[DeliveryEngine, Scheduler], None] | None = None,
+    config_path: str | Path | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop_event` is set).
+    """Run until SIGTERM/SIGINT (or `stop_event` is set); on SIGHUP reload `config_path`.
 
     `collector_app_factory(pipeline)` returns an ASGI app served by uvicorn on
     collector.host:collector.port; the pipeline it gets wakes this daemon's workers.
@@ -61,7 +66,8 @@ async def run_daemon(
     scheduler = Scheduler(loaded, outbox, engine, once=member.once)
     collector: _Collector | None = None
     pipeline: Pipeline | None = None
-    with _signals(stop):
+    reloader = _Reloader(config_path, loaded, engine, scheduler)
+    with _signals(stop, reloader.request):
         try:
             await engine.start()
             await member.start(engine.wake)
@@ -69,6 +75,7 @@ async def run_daemon(
             # Its own connection: the collector and the session sweep write from threads
             # while the workers lease on the loop; SQLite's lock orders them.
             pipeline = build_pipeline(loaded, on_commit=_waker(engine))
+            reloader.pipeline = pipeline
             if pipeline.profiles is not None:
                 from crossdock.profiles import session_timer
 
@@ -91,6 +98,7 @@ async def run_daemon(
             await stop.wait()
             log.info("stopping: finishing in-flight deliveries (up to %gs)", STOP_GRACE)
         finally:
+            await reloader.close()
             if collector is not None:
                 await collector.stop()
             scheduler.shutdown()
@@ -110,8 +118,85 @@ def _waker(engine: DeliveryEngine) -> Callable[[set[str]], None]:
     return wake
 
 
+#: config sections a reload does not apply (the running collector, profile store and
+#: audience timers were built from them): a change is logged, applied at the next restart
+RESTART_SECTIONS = ("collector", "profiles", "audiences")
+
+
+class _Reloader:
+    """SIGHUP: read and validate the config file again, then apply it. One reload at a time;
+    a SIGHUP during one runs another after it (the file may have changed again)."""
+
+    def __init__(self, config_path: str | Path | None, loaded: LoadedConfig,
+                 engine: DeliveryEngine, scheduler: Scheduler) -> None:
+        self.config_path = config_path
+        self.loaded = loaded
+        self.engine = engine
+        self.scheduler = scheduler
+        self.pipeline: Pipeline | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        log.info("received SIGHUP: reloading %s", self.config_path or "(no config file)")
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                            name="crossdock-reload")
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.reload()
+            except Exception:  # a reload must never take the daemon down
+                log.exception("reload failed; the running config is kept")
+            if not self._again:
+                return
+
+    async def reload(self) -> None:
+        if self.config_path is None:
+            log.error("reload: this daemon was started without a config file; nothing to "
+                      "reload")
+            return
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:
+            log.error("reload: %s is invalid; the running config is kept:\n%s",
+                      self.config_path, "\n".join(f"  - {p}" for p in exc.problems))
+            return
+        old = self.loaded
+        if new.outbox_url != old.outbox_url:
+            log.error("reload: outbox.url changed; the running config is kept (a daemon "
+                      "cannot move its outbox: restart it)")
+            return
+        for warning in new.warnings:
+            log.warning("reload: %s", warning)
+        later = [name for name in RESTART_SECTIONS
+                 if getattr(new.config, name) != getattr(old.config, name)]
+        if later:
+            log.warning("reload: %s changed: applied at the next restart",
+                        ", ".join(later))
+        changes = await self.engine.reconfigure(new)
+        self.scheduler.loaded = new
+        if self.pipeline is not None:
+            # Read once per accepted batch: messages routed from now on go by the new config.
+            self.pipeline.loaded = new
+        self.loaded = new
+        log.info("reloaded %s: destinations added: %s; changed: %s; removed: %s; "
+                 "unchanged: %d", self.config_path, *(", ".join(changes[k]) or "none"
+                                                      for k in ("added", "changed", "removed")),
+                 len(changes["unchanged"]))
+
+    async def close(self) -> None:
+        """Let a reload in progress finish (its workers are then stopped with the rest)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 @contextlib.contextmanager
-def _signals(stop: asyncio.Event) -> Iterator[None]:
+def _signals(stop: asyncio.Event, reload: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,6 +205,12 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread (tests) or no signal support: stop_event still works
+    try:
+        # Before, SIGHUP's default action ended the daemon without a word.
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        installed.append(signal.SIGHUP)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        pass
     try:
         yield
     finally:

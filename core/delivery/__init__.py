@@ -86,21 +86,26 @@ class DeliveryEngine:
         #: OAuth2 access tokens, one per grant for every worker, shared through the outbox
         #: with the other daemons on it (tokens.py)
         self.tokens = Tokens(outbox, clock=clock)
-        self._own_clients: list[httpx.AsyncClient] = []
+        self._own_clients: dict[str, httpx.AsyncClient] = {}
         self.workers: dict[str, DestinationWorker] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._senders: Senders | None = None
 
     def _ensure_workers(self) -> None:
         if self.workers:
             return
-        senders = Senders.default()
         for destination in self.loaded.destinations:
-            self.workers[destination.name] = DestinationWorker(
-                destination, self.outbox, self._client or self._own_client(destination),
-                owner=self.owner, clock=self.clock, rng=self.rng, sleep=self.sleep,
-                poll_interval=self.poll_interval, senders=senders, tokens=self.tokens,
-            )
+            self.workers[destination.name] = self._worker(destination)
+
+    def _worker(self, destination: ConfiguredDestination) -> DestinationWorker:
+        if self._senders is None:
+            self._senders = Senders.default()
+        return DestinationWorker(
+            destination, self.outbox, self._client or self._own_client(destination),
+            owner=self.owner, clock=self.clock, rng=self.rng, sleep=self.sleep,
+            poll_interval=self.poll_interval, senders=self._senders, tokens=self.tokens,
+        )
 
     def _own_client(self, destination: ConfiguredDestination) -> httpx.AsyncClient:
         """A destination's own client: its egress policy and response limit hold for every
@@ -110,7 +115,7 @@ class DeliveryEngine:
         client = make_client(max_connections=max(100, destination.concurrency),
                              allow_private_network=delivery.allow_private_network,
                              max_response_bytes=destination.max_response_bytes)
-        self._own_clients.append(client)
+        self._own_clients[destination.name] = client
         return client
 
     @property
@@ -133,11 +138,52 @@ class DeliveryEngine:
         self._loop = asyncio.get_running_loop()
         self._ensure_workers()
         for name, worker in self.workers.items():
-            task = asyncio.create_task(worker.serve(), name=f"crossdock-deliver-{name}")
-            task.add_done_callback(self._worker_ended)
-            self._tasks.append(task)
+            self._serve(name, worker)
         log.info("delivery started for %d destinations (owner %s)", len(self.workers),
                  self.owner)
+
+    def _serve(self, name: str, worker: DestinationWorker) -> None:
+        task = asyncio.create_task(worker.serve(), name=f"crossdock-deliver-{name}")
+        task.add_done_callback(self._worker_ended)
+        self._tasks[name] = task
+
+    async def reconfigure(self, loaded: LoadedConfig) -> dict[str, list[str]]:
+        """Apply a reloaded config's destinations (SIGHUP) while running. An unchanged
+        destination's worker goes on untouched; a removed or changed one stops leasing,
+        finishes and settles the batches in hand (their leases held, heartbeat and all, to
+        the end: nothing is released or sent twice), and a changed one then starts again on
+        its new settings, as does a new one. Returns the names by change."""
+        old = {d.name: d for d in self.loaded.destinations}
+        new = {d.name: d for d in loaded.destinations}
+        changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": [],
+                                         "unchanged": []}
+        for name in old.keys() | new.keys():
+            if name not in new:
+                changes["removed"].append(name)
+            elif name not in old:
+                changes["added"].append(name)
+            elif old[name].config != new[name].config:
+                changes["changed"].append(name)
+            else:
+                changes["unchanged"].append(name)
+        for names in changes.values():
+            names.sort()
+        ending = changes["removed"] + changes["changed"]
+        for name in ending:
+            self.workers[name].stop()
+        await asyncio.gather(*(self._tasks.pop(n) for n in ending if n in self._tasks),
+                             return_exceptions=True)
+        for name in ending:
+            del self.workers[name]
+            client = self._own_clients.pop(name, None)
+            if client is not None:
+                await client.aclose()
+        self.loaded = loaded
+        for name in changes["added"] + changes["changed"]:
+            self.workers[name] = self._worker(new[name])
+            if self._loop is not None:
+                self._serve(name, self.workers[name])
+        return changes
 
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -160,16 +206,17 @@ class DeliveryEngine:
         for worker in self.workers.values():
             worker.stop()
         if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            tasks = list(self._tasks.values())
+            _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks = []
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks = {}
         await self.aclose()
 
     async def aclose(self) -> None:
-        clients, self._own_clients = self._own_clients, []
-        for client in clients:
+        clients, self._own_clients = self._own_clients, {}
+        for client in clients.values():
             await client.aclose()
 
 

@@ -181,6 +181,8 @@ def test_the_systemd_unit_verifies_and_runs_crossdock_run(tmp_path: Path) -> Non
     starts = re.findall(r"^ExecStart=(.*)$", text, re.M)
     assert starts == ["/opt/crossdock/bin/crossdock run"]
     assert re.search(r"^User=crossdock$", text, re.M)
+    # `systemctl reload` is the daemon's SIGHUP reload (tests/e2e/test_reload.py).
+    assert re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", text, re.M)
     # systemd checks the program exists: point it at this environment's `crossdock`.
     installed = shutil.which("crossdock", path=str(Path(sys.executable).parent))
     assert installed is not None
