@@ -35,7 +35,7 @@ import httpx
 from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
 from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
-from crossdock.delivery.ratelimit import RateLimiter
+from crossdock.delivery.ratelimit import FleetRateLimiter
 from crossdock.delivery.senders import Senders, SendOptions, SendRefused
 from crossdock.delivery.tokens import (
     Token,
@@ -257,7 +257,8 @@ class DestinationWorker:
         self.clock = clock
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
-        self.limiter = RateLimiter(destination.rate_limit, clock=clock, sleep=sleep)
+        self.limiter = FleetRateLimiter(destination.rate_limit, self.name, outbox.reserve_rate,
+                                        clock=clock, sleep=sleep)
         self.circuit = CircuitBreaker(self.name, outbox, self.settings.circuit,
                                       probe_hold=self.settings.lease, clock=clock,
                                       rng=self.rng)

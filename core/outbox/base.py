@@ -267,6 +267,14 @@ class Outbox(Protocol):
         `old.version`; False when another daemon got there first."""
         ...
 
+    def reserve_rate(self, scope: str, interval: float, burst: int = 1) -> float | None:
+        """Take the next slot of `scope` (a destination and rate key) in a token bucket every
+        daemon on this outbox shares, one slot per `interval` seconds, `burst` back to back
+        after a pause; returns the seconds until that slot (0: now), reckoned on the
+        database's clock. None: this outbox keeps no shared buckets (SQLite: each daemon
+        keeps its own limit in memory)."""
+        ...
+
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         ...
 

@@ -364,6 +364,7 @@ def pg_007_person_order_and_circuits(conn: psycopg.Connection) -> None:
         """
     )
 
+
 @pg_migration
 def pg_008_tokens(conn: psycopg.Connection) -> None:
     # OAuth2 access tokens shared by the fleet, sealed: the same as the SQLite migration
@@ -408,6 +409,22 @@ def pg_009_attribute_definitions(conn: psycopg.Connection) -> None:
             f"SELECT '{part}', a.name, MIN(a.type), MIN(a.updated_at) FROM {table} a "
             f"WHERE a.updated_at = (SELECT MIN(b.updated_at) FROM {table} b "
             "WHERE b.name = a.name) GROUP BY a.name ON CONFLICT (part, name) DO NOTHING")
+
+
+@pg_migration
+def pg_009_rate_buckets(conn: psycopg.Connection) -> None:
+    # A destination's rate limit held for the whole fleet (PostgresOutbox.reserve_rate): one
+    # row per destination and rate key, its next free slot as epoch seconds. PostgreSQL
+    # only: an SQLite outbox keeps rate limits in each daemon's memory.
+    conn.execute(
+        """
+        CREATE TABLE rate_buckets (
+            scope TEXT PRIMARY KEY,
+            tat DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
 
 
 def with_search_path(url: str, schema: str) -> str:

@@ -190,6 +190,18 @@ class _Pool:
                 return
 
 
+#: take the next slot of a shared rate bucket: how far it is from the database's now
+_RESERVE_RATE = """
+WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now)
+INSERT INTO rate_buckets AS b (scope, tat, updated_at)
+SELECT %(scope)s, clock.now + %(interval)s, clock.now FROM clock
+ON CONFLICT (scope) DO UPDATE
+    SET tat = GREATEST(b.tat, (SELECT now FROM clock)) + %(interval)s,
+        updated_at = (SELECT now FROM clock)
+RETURNING b.tat - %(interval)s - (SELECT now FROM clock)
+"""
+
+
 class PostgresOutbox(OutboxBase):
     """The `Outbox` contract on PostgreSQL (see base.py for the row states)."""
 
@@ -475,6 +487,10 @@ class PostgresOutbox(OutboxBase):
         (their count is kept). Autovacuum reuses the space."""
         forgotten = 0
         last = 0
+        with self._tx() as conn:
+            # Buckets idle since then hold no slot anyone waits for (rate keys may come and
+            # go, e.g. one per webhook): a fresh row is the same as an idle one.
+            conn.execute("DELETE FROM rate_buckets WHERE tat < %s", [delivered_before])
         while True:
             with self._tx() as conn:
                 found = conn.execute(
@@ -596,6 +612,17 @@ class PostgresOutbox(OutboxBase):
                     [*values, old.key, old.version],
                 )
             return cursor.rowcount == 1
+
+    def reserve_rate(self, scope: str, interval: float, burst: int = 1) -> float:
+        """The next slot of `scope` in the fleet's shared bucket (see `Outbox`): one
+        statement, so two daemons reserving at once queue on the row's lock and get
+        consecutive slots. The bucket is kept as GCRA's theoretical arrival time (`tat`, as
+        crossdock.delivery.ratelimit does in memory), on the database's clock so the
+        daemons' own clocks may disagree."""
+        with self._tx() as conn:
+            row = conn.execute(_RESERVE_RATE, {"scope": scope, "interval": interval}).fetchone()
+        waited = float(row[0]) if row is not None else 0.0
+        return max(0.0, waited - (burst - 1) * interval)
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""

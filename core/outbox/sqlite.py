@@ -476,6 +476,11 @@ class SQLiteOutbox(OutboxBase):
                 )
             return cursor.rowcount == 1
 
+    def reserve_rate(self, scope: str, interval: float, burst: int = 1) -> float | None:
+        """None: an SQLite outbox serves one machine, where each daemon's limiter in memory
+        is the limit (crossdock.delivery.ratelimit)."""
+        return None
+
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""
         where, params = self._dead_filter(destination, None)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from crossdock.delivery.backoff import backoff_ceiling, backoff_delay
-from crossdock.delivery.ratelimit import RateLimiter
+from crossdock.delivery.ratelimit import FleetRateLimiter, RateLimiter
 
 
 def test_backoff_ceiling_doubles_from_base_and_stops_at_the_cap() -> None:
@@ -72,3 +72,48 @@ async def test_a_burst_goes_back_to_back_then_the_rate_applies() -> None:
 def test_a_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="rate must be positive"):
         RateLimiter(0)
+
+
+class Reservations:
+    """An outbox's `reserve_rate` as the fleet limiter calls it: answers in turn (a delay,
+    None for "no shared buckets", or an exception for an unreachable database)."""
+
+    def __init__(self, *answers: float | Exception | None) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, float, int]] = []
+
+    def __call__(self, scope: str, interval: float, burst: int) -> float | None:
+        self.calls.append((scope, interval, burst))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def test_the_fleet_limiter_waits_for_the_shared_slot() -> None:
+    clock = Clock()
+    reserve = Reservations(0.0, 0.25)
+    limiter = FleetRateLimiter(4.0, "hook", reserve, clock=clock, sleep=clock.sleep)
+    assert [await limiter.acquire("k"), await limiter.acquire("k")] == [0.0, 0.25]
+    assert clock.now == 0.25
+    assert reserve.calls == [("hook\x1fk", 0.25, 1)] * 2
+
+
+async def test_the_fleet_limiter_is_the_local_one_without_shared_buckets() -> None:
+    clock = Clock()
+    reserve = Reservations(None)
+    limiter = FleetRateLimiter(2.0, "hook", reserve, clock=clock, sleep=clock.sleep)
+    assert [await limiter.acquire() for _ in range(3)] == [0.0, 0.5, 0.5]
+    assert len(reserve.calls) == 1  # asked once: an SQLite outbox never shares
+
+
+async def test_an_unreachable_bucket_limits_the_daemon_alone_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    reserve = Reservations(OSError("connection refused"), OSError("connection refused"), 0.0)
+    limiter = FleetRateLimiter(2.0, "hook", reserve, clock=clock, sleep=clock.sleep)
+    assert [await limiter.acquire() for _ in range(3)] == [0.0, 0.5, 0.0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["hook: the fleet's rate limit cannot be read (connection refused); "
+                        "limiting this daemon alone until it can"]
