@@ -109,9 +109,11 @@ async def test_the_rate_limit_holds_for_1_2_and_4_daemons(
         if daemons > 1:
             # Every daemon took part: the limit held across them, not by one doing it all.
             assert all(sent), sent
-        # The slots are RATE apart on the database's clock; a request's way to the fake can
-        # only bunch two arrivals by its jitter, not the whole run.
-        assert rate <= RATE * 1.1, (daemons, rate, sent)
+        # The slots are RATE apart on the database's clock; a request's way to the fake
+        # (a first connection made, a busy machine) only moves single arrivals, by tens of
+        # milliseconds: measured 7.9-8.4 for every count. Limited per daemon, 2 daemons
+        # sent 15.8 req/s.
+        assert rate <= RATE * 1.25, (daemons, rate, sent)
     with capsys.disabled():
         print(f"\nfleet rate limit {RATE:g}/s: " + ", ".join(
             f"{n} daemon{'s' if n > 1 else ''} {r:.2f} req/s" for n, r in measured.items()))
