@@ -66,7 +66,7 @@ async def run_daemon(
     scheduler = Scheduler(loaded, outbox, engine, once=member.once)
     collector: _Collector | None = None
     pipeline: Pipeline | None = None
-    reloader = _Reloader(config_path, loaded, engine, scheduler)
+    reloader = _Reloader(config_path, loaded, engine, scheduler, member)
     with _signals(stop, reloader.request):
         try:
             await engine.start()
@@ -128,11 +128,12 @@ class _Reloader:
     a SIGHUP during one runs another after it (the file may have changed again)."""
 
     def __init__(self, config_path: str | Path | None, loaded: LoadedConfig,
-                 engine: DeliveryEngine, scheduler: Scheduler) -> None:
+                 engine: DeliveryEngine, scheduler: Scheduler, member: FleetMember) -> None:
         self.config_path = config_path
         self.loaded = loaded
         self.engine = engine
         self.scheduler = scheduler
+        self.member = member
         self.pipeline: Pipeline | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -184,6 +185,11 @@ class _Reloader:
             # Read once per accepted batch: messages routed from now on go by the new config.
             self.pipeline.loaded = new
         self.loaded = new
+        try:
+            await self.member.serve([d.name for d in new.destinations])
+        except Exception:  # only `crossdock status` would show the old list
+            log.warning("reload: could not update this daemon's entry in the fleet",
+                        exc_info=True)
         log.info("reloaded %s: destinations added: %s; changed: %s; removed: %s; "
                  "unchanged: %d", self.config_path, *(", ".join(changes[k]) or "none"
                                                       for k in ("added", "changed", "removed")),

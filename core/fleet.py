@@ -112,7 +112,7 @@ class PostgresFleet:
                                            started_at, heartbeat_at)
                 VALUES (%s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-                    stopped_at = NULL
+                    stopped_at = NULL, destinations = excluded.destinations
                 """,
                 [owner, socket.gethostname(), os.getpid(), __version__,
                  ",".join(destinations), now, now],
@@ -211,6 +211,12 @@ class FleetMember:
         listen = getattr(self.outbox, "listen", None)
         if wake is not None and listen is not None:
             self._tasks.append(asyncio.create_task(listen(wake), name="crossdock-listen"))
+
+    async def serve(self, destinations: Sequence[str]) -> None:
+        """The daemon now delivers `destinations` (a SIGHUP reload): `crossdock status`
+        shows them."""
+        self.destinations = list(destinations)
+        await asyncio.to_thread(self.fleet.register, self.owner, self.destinations)
 
     def once(self, name: str, seconds: float,
              fn: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:

@@ -106,6 +106,21 @@ async def test_fleet_once_wrappers_run_a_timer_on_one_member(
     assert {d.state for d in fleet_for(outboxes[0]).daemons()} == {"stopped"}
 
 
+@pytest.mark.postgres
+async def test_a_reloaded_daemon_shows_its_new_destinations(
+    outboxes: list[PostgresOutbox],
+) -> None:
+    # After a SIGHUP reload, status still listed the destinations the daemon started with.
+    member = FleetMember(outboxes[0], "d-1", ["hook"])
+    await member.start()
+    try:
+        await member.serve(["hook", "crm"])
+        [daemon] = PostgresFleet(outboxes[1]).daemons()
+        assert daemon.destinations == ["hook", "crm"]
+    finally:
+        await member.stop()
+
+
 def test_the_sqlite_fleet_is_this_machine_alone(tmp_path: Path) -> None:
     outbox = open_outbox(f"sqlite:///{tmp_path / 'o.db'}")
     try:
