@@ -411,22 +411,6 @@ def pg_009_attribute_definitions(conn: psycopg.Connection) -> None:
             "WHERE b.name = a.name) GROUP BY a.name ON CONFLICT (part, name) DO NOTHING")
 
 
-@pg_migration
-def pg_009_rate_buckets(conn: psycopg.Connection) -> None:
-    # A destination's rate limit held for the whole fleet (PostgresOutbox.reserve_rate): one
-    # row per destination and rate key, its next free slot as epoch seconds. PostgreSQL
-    # only: an SQLite outbox keeps rate limits in each daemon's memory.
-    conn.execute(
-        """
-        CREATE TABLE rate_buckets (
-            scope TEXT PRIMARY KEY,
-            tat DOUBLE PRECISION NOT NULL,
-            updated_at DOUBLE PRECISION NOT NULL
-        )
-        """
-    )
-
-
 def with_search_path(url: str, schema: str) -> str:
     """`url` with libpq options that put `schema` first on the search_path."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
@@ -462,4 +446,20 @@ def pg_010_kept_batches(conn: psycopg.Connection) -> None:
     conn.execute(
         "CREATE INDEX outbox_batch ON outbox (destination, batch_key) "
         "WHERE batch_key IS NOT NULL"
+    )
+
+
+@pg_migration
+def pg_011_rate_buckets(conn: psycopg.Connection) -> None:
+    # A destination's rate limit held for the whole fleet (PostgresOutbox.reserve_rate): one
+    # row per destination and rate key, its next free slot as epoch seconds. PostgreSQL
+    # only: an SQLite outbox keeps rate limits in each daemon's memory.
+    conn.execute(
+        """
+        CREATE TABLE rate_buckets (
+            scope TEXT PRIMARY KEY,
+            tat DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
     )
