@@ -67,7 +67,7 @@ from crossdock.kit import (
     truncate,
 )
 from crossdock.models import MESSAGE_TYPES
-from crossdock.oauth import ClientCredentials, JwtBearer, RefreshToken, TokenGrant
+from crossdock.oauth import ClientCredentials, JwtBearer, Password, RefreshToken, TokenGrant
 from crossdock.phones import check_phone_region
 from crossdock.sends import (
     FilePut,
@@ -107,6 +107,7 @@ __all__ = [
     "Marker",
     "OutboxItem",
     "Outcome",
+    "Password",
     "Planned",
     "PlannedRequest",
     "PlannedSend",
@@ -561,9 +562,10 @@ class Destination(Generic[SettingsT]):
 
     def token_grant(self) -> TokenGrant | None:
         """How the engine gets this destination's OAuth2 access tokens (crossdock.oauth:
-        `ClientCredentials`, `RefreshToken`, `JwtBearer`), built from `self.settings`; None
-        (the default) for a destination that needs none. Pure: the engine fetches, caches,
-        shares and refreshes the token and puts it on every request (docs/delivery.md)."""
+        `ClientCredentials`, `RefreshToken`, `Password`, `JwtBearer`), built from
+        `self.settings`; None (the default) for a destination that needs none. Pure: the
+        engine fetches, caches, shares and refreshes the token and puts it on every request
+        (docs/delivery.md)."""
         return None
 
     def build_requests(self, items: Sequence[OutboxItem]) -> Sequence[Planned]:

@@ -8,6 +8,7 @@ never sees a token and does no I/O:
 
     ClientCredentials(token_url, client_id, client_secret)      RFC 6749 section 4.4
     RefreshToken(token_url, refresh_token, client_id, ...)      RFC 6749 section 6
+    Password(token_url, username, password, client_id, ...)     RFC 6749 section 4.3
     JwtBearer(token_url, issuer, audience, private_key, ...)    RFC 7523 section 2.1
 
 Each grant knows how to write its token request (`token_request(now)`: pure, the time is what
@@ -36,7 +37,7 @@ from pydantic import SecretStr
 
 from crossdock.kit import basic_auth
 
-__all__ = ["ClientCredentials", "JwtBearer", "RefreshToken", "TokenGrant"]
+__all__ = ["ClientCredentials", "JwtBearer", "Password", "RefreshToken", "TokenGrant"]
 
 #: RFC 7523's grant type for a signed JWT exchanged for an access token
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -150,28 +151,22 @@ class ClientCredentials(TokenGrant):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefreshToken(TokenGrant):
-    """The refresh token grant (RFC 6749 section 6): a long-lived refresh token (from an
-    authorization the operator made once) for short-lived access tokens. A token endpoint that
-    rotates refresh tokens answers a new one: the engine uses it from then on (and shares it,
-    sealed, with the other daemons of the outbox)."""
+class ClientOptional(TokenGrant):
+    """What the grants a client may (not must) authenticate share: the client's id and secret
+    in a Basic header (`client_auth: basic`) or as body fields (`body`), or no client at all
+    (no client_id)."""
 
-    refresh_token: SecretStr
     client_id: str = ""
     client_secret: SecretStr | None = None
     client_auth: Literal["basic", "body"] = "basic"
 
-    @property
-    def kind(self) -> str:
-        return "refresh_token"
-
-    def fields(self, now: float, refresh_token: str | None) -> dict[str, str]:
-        out = {"grant_type": "refresh_token",
-               "refresh_token": refresh_token or self.refresh_token.get_secret_value()}
-        if self.client_auth == "body" and self.client_id:
-            out["client_id"] = self.client_id
-            if self.client_secret is not None:
-                out["client_secret"] = self.client_secret.get_secret_value()
+    def client_fields(self) -> dict[str, str]:
+        """The client's body fields (none when it authenticates by header, or is none)."""
+        if self.client_auth != "body" or not self.client_id:
+            return {}
+        out = {"client_id": self.client_id}
+        if self.client_secret is not None:
+            out["client_secret"] = self.client_secret.get_secret_value()
         return out
 
     def client_header(self) -> str | None:
@@ -180,14 +175,61 @@ class RefreshToken(TokenGrant):
         secret = self.client_secret.get_secret_value() if self.client_secret else ""
         return basic_auth(self.client_id, secret)
 
-    def secrets(self) -> list[str]:
-        out = [self.refresh_token.get_secret_value()]
-        if self.client_secret is not None:
-            out.append(self.client_secret.get_secret_value())
-        return out
+    def client_secrets(self) -> list[str]:
+        return [] if self.client_secret is None else [self.client_secret.get_secret_value()]
 
     def public_id(self) -> str:
         return self.client_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshToken(ClientOptional):
+    """The refresh token grant (RFC 6749 section 6): a long-lived refresh token (from an
+    authorization the operator made once) for short-lived access tokens. A token endpoint that
+    rotates refresh tokens answers a new one: the engine uses it from then on (and shares it,
+    sealed, with the other daemons of the outbox)."""
+
+    refresh_token: SecretStr
+
+    @property
+    def kind(self) -> str:
+        return "refresh_token"
+
+    def fields(self, now: float, refresh_token: str | None) -> dict[str, str]:
+        return {"grant_type": "refresh_token",
+                "refresh_token": refresh_token or self.refresh_token.get_secret_value(),
+                **self.client_fields()}
+
+    def secrets(self) -> list[str]:
+        return [self.refresh_token.get_secret_value(), *self.client_secrets()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Password(ClientOptional):
+    """The resource owner password credentials grant (RFC 6749 section 4.3): a user's name and
+    password, with the client's id and secret, for a token (MailUp's "password flow"). Every
+    fetch sends the password again rather than the refresh token the answer may carry: a
+    refresh token the server stopped honouring would otherwise stop delivery until a restart,
+    while the password stays good as long as the operator's configuration does. The client
+    goes in the body unless `client_auth` says basic."""
+
+    username: str
+    password: SecretStr
+    client_auth: Literal["basic", "body"] = "body"
+
+    @property
+    def kind(self) -> str:
+        return "password"
+
+    def fields(self, now: float, refresh_token: str | None) -> dict[str, str]:
+        return {"grant_type": "password", "username": self.username,
+                "password": self.password.get_secret_value(), **self.client_fields()}
+
+    def secrets(self) -> list[str]:
+        return [self.password.get_secret_value(), *self.client_secrets()]
+
+    def public_id(self) -> str:
+        return f"{self.client_id}\0{self.username}"
 
 
 @dataclass(frozen=True, kw_only=True)

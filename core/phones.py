@@ -69,3 +69,15 @@ def e164(value: Any, region: str | None = None, *, no_region_hint: str = "") -> 
         where = phonenumbers.region_code_for_number(number) or f"+{number.country_code}"
         raise PhoneError(f"not a possible phone number in {where} (wrong length)")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def calling_code(number: str) -> tuple[str, str]:
+    """An E.164 number (as `e164` returns it) split into its country calling code with a "+"
+    and the national significant number: "+393471234567" -> ("+39", "3471234567"). For APIs
+    that take the two apart (MailUp's MobilePrefix and MobileNumber); which digits are the
+    calling code is phonenumbers' knowledge (one to three digits, by country)."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        raise PhoneError("not a phone number") from None
+    return f"+{parsed.country_code}", str(phonenumbers.national_significant_number(parsed))

@@ -49,6 +49,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.s3",
     "crossdock.plugins.sftp",
     "crossdock.plugins.ftp",
+    "crossdock.plugins.mailup",
 )
 
 

@@ -91,8 +91,10 @@ def scrub_bytes(data: bytes, secrets: Sequence[str]) -> bytes:
 
 
 #: OAuth2 fields that carry credentials, in a JSON body (a token answer) or a form (a token
-#: request): the access token a fake issued, a rotated refresh token, a signed assertion
-TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "assertion", "client_secret")
+#: request): the access token a fake issued, a rotated refresh token, a signed assertion, the
+#: password of a password grant
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "assertion", "client_secret",
+                "password")
 _TOKEN_JSON = re.compile(rb'("(?:' + "|".join(TOKEN_FIELDS).encode() + rb')"\s*:\s*)"[^"]*"')
 _TOKEN_FORM = re.compile(rb"(^|&)(" + "|".join(TOKEN_FIELDS).encode() + rb")=[^&]*")
 

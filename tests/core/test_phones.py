@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crossdock.phones import PhoneError, check_phone_region, e164
+from crossdock.phones import PhoneError, calling_code, check_phone_region, e164
 
 
 @pytest.mark.parametrize(("value", "region", "expected"), [
@@ -45,3 +45,11 @@ def test_a_configured_region_is_checked_and_upper_cased() -> None:
     assert check_phone_region(None) is None
     with pytest.raises(ValueError, match="'Atlantis' is not a region phone numbers are read"):
         check_phone_region("Atlantis")
+
+
+def test_calling_code_splits_an_e164_number_where_the_country_code_ends() -> None:
+    assert calling_code("+393471234567") == ("+39", "3471234567")
+    assert calling_code("+16505551212") == ("+1", "6505551212")
+    assert calling_code("+3545511234") == ("+354", "5511234")  # a three-digit code
+    with pytest.raises(PhoneError):
+        calling_code("no number")

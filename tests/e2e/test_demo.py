@@ -17,7 +17,8 @@ _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
-               "files", "s3", "sftp", "ftp"}
+               "files", "s3", "sftp", "ftp",
+               "mailup"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -61,6 +62,11 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     amplitude = _section(out, "amplitude")
     assert "POST /2/httpapi [" in amplitude and "POST /identify" in amplitude, amplitude
     assert re.search(r"POST /event/track/ \[.*Purchase.*\] -> code 0", _section(out, "tiktok"))
+    # MailUp: the email consent is on by default, so every person is subscribed, once.
+    mailup = _section(out, "mailup")
+    assert re.findall(r"^  = recipient (\S+): list 1 (\S+)", mailup, re.MULTILINE) == [
+        (address, "Subscribed") for address in emails], mailup
+    assert "  = 1 token request(s)" in mailup, mailup
 
 
 def _section(out: str, name: str) -> str:
