@@ -315,7 +315,9 @@ class Manifest:
     destination; `max_response_bytes` the most of an answer the engine reads before
     `classify` (raise it when a complete answer can be larger). `docs_url` is the operator's
     page: an https URL, or a path relative to the root of the plugin's source repository (the
-    built-ins: docs/destinations/<name>.md)."""
+    built-ins: docs/destinations/<name>.md). `auth` is how the destination authenticates by
+    default; `other_auth` the other ways its settings may choose (Pipedrive: an API token, or
+    `oauth2` with a grant)."""
 
     name: str
     description: str
@@ -326,6 +328,7 @@ class Manifest:
     rate_limit: float | None = None
     concurrency: int = 4
     auth: AuthKind = "none"
+    other_auth: frozenset[AuthKind] = frozenset()
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:

@@ -55,6 +55,7 @@ def _row(name: str, cls: Any) -> dict[str, Any]:
     }
     return {"plugin": name, "module": cls.__module__, "description": manifest.description,
             "docs_url": manifest.docs_url, "auth": manifest.auth,
+            "other_auth": sorted(manifest.other_auth),
             "message_types": sorted(manifest.message_types),
             "batch_size": manifest.batch_size, "max_batch_size": manifest.largest_batch,
             "rate_limit": manifest.rate_limit, "concurrency": manifest.concurrency,

@@ -32,7 +32,8 @@ What it checks, for every destination alike:
 - secrets (every SecretStr of the settings) never show in rate keys, reasons, logs, the
   outbox or cassettes (request bodies included);
 - a manifest with `auth="oauth2"` comes with a grant (`token_grant()`) whose secrets are
-  the settings' own;
+  the settings' own, and a grant comes only with `oauth2` as the manifest's `auth` or among
+  its `other_auth` (settings that choose it);
 - the plugin's modules import nothing of Crossdock but the public plugin API.
 """
 
@@ -167,10 +168,14 @@ class DestinationConformance:
     def test_an_oauth2_destination_declares_its_grant(self) -> None:
         url = "http://127.0.0.1:9"
         grant = self.plugin(url).token_grant()
-        oauth2 = self.destination.describe().auth == "oauth2"
-        assert (grant is not None) == oauth2, (
-            "a manifest with auth='oauth2' and token_grant() go together: the engine fetches "
-            "tokens only for a declared grant")
+        manifest = self.destination.describe()
+        # auth='oauth2' always has a grant; another default may let the settings choose
+        # oauth2 (other_auth), and then only such settings have one.
+        assert (grant is not None) == (manifest.auth == "oauth2") or (
+            grant is not None and "oauth2" in manifest.other_auth), (
+            "a manifest with auth='oauth2' (or 'oauth2' in other_auth, for the settings that "
+            "choose it) and token_grant() go together: the engine fetches tokens only for a "
+            "declared grant")
         if grant is not None:
             # Its secrets are the settings' own, so every check below keeps them hidden too.
             missing = set(grant.secrets()) - set(self.secrets(url))

@@ -16,6 +16,10 @@ NOTES_PATH = "/api/v1/notes"
 
 #: the header API tokens go in (v2 takes no api_token query parameter)
 TOKEN_HEADER = "x-api-token"
+#: the OAuth token endpoint (an app's refresh token for access tokens), and the field of its
+#: answer naming the company's API host
+DEFAULT_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
+API_DOMAIN_FIELD = "api_domain"
 
 #: custom fields are referenced by randomly generated 40-character hashes
 CUSTOM_FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")

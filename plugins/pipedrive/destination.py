@@ -38,6 +38,7 @@ from crossdock.destination import (
     Outcome,
     Planned,
     PlannedRequest,
+    RefreshToken,
     Retry,
     first_value,
     http_outcome,
@@ -51,6 +52,7 @@ from crossdock.destination import (
 from crossdock.phones import PhoneError, e164
 from crossdock.plugins.pipedrive.const import (
     ACTIVITIES_PATH,
+    API_DOMAIN_FIELD,
     NOTES_PATH,
     PERSON_PATH,
     PERSONS_PATH,
@@ -82,7 +84,7 @@ class PipedriveDestination(Destination[PipedriveSettings]):
         description="Pipedrive: persons upserted (search, then create or update), events as "
                     "notes or activities",
         message_types=frozenset({"track", "identify"}), rate_limit=SEARCH_BURST / 2,
-        auth="api_key")
+        auth="api_key", other_auth=frozenset({"oauth2"}))
     options_model = PipedriveOptions
 
     def use_mapping(self, mapping: Any) -> None:
@@ -234,10 +236,22 @@ class PipedriveDestination(Destination[PipedriveSettings]):
             activity["owner_id"] = self.settings.owner_id
         return self.request("POST", ACTIVITIES_PATH, activity), ACTIVITY
 
+    def token_grant(self) -> RefreshToken | None:
+        s = self.settings
+        if s.auth != "oauth":
+            return None
+        assert s.refresh_token is not None and s.client_id is not None  # the settings' rule
+        # Pipedrive's token endpoint takes the app in a Basic header and answers the
+        # company's API host (api_domain), onto which the relative request URLs are joined.
+        return RefreshToken(token_url=str(s.token_url), refresh_token=s.refresh_token,
+                            client_id=s.client_id, client_secret=s.client_secret,
+                            client_auth="basic", api_base_field=API_DOMAIN_FIELD)
+
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
                 params: dict[str, str] | None = None) -> httpx.Request:
-        headers = {TOKEN_HEADER: self.settings.api_token.get_secret_value(),
-                   "accept": "application/json"}
+        headers = {"accept": "application/json"}
+        if self.settings.api_token is not None:
+            headers[TOKEN_HEADER] = self.settings.api_token.get_secret_value()
         if body is None:
             return httpx.Request(method, self.settings.root + path, params=params,
                                  headers=headers)
@@ -247,7 +261,9 @@ class PipedriveDestination(Destination[PipedriveSettings]):
     def rate_key(self, step: str) -> str:
         # The Search API has a limit of its own; every other request shares the token's.
         prefix = "pipedrive:search" if step == SEARCH else "pipedrive"
-        return secret_rate_key(prefix, self.settings.api_token.get_secret_value())
+        credential = self.settings.api_token or self.settings.refresh_token
+        assert credential is not None  # the settings' rule: one or the other
+        return secret_rate_key(prefix, credential.get_secret_value())
 
     def follow(self, request: httpx.Request, step: str) -> FollowUp:
         return FollowUp(request, step, self.rate_key(step))

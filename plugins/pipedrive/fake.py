@@ -11,7 +11,14 @@ Answers are Pipedrive's envelope: `{"success": true, "data": ...}`, or an error 
 `{"success": false, "error": ..., "error_info": ...}`. The contract it enforces (sources on
 docs/destinations/pipedrive.md):
 - auth: the `x-api-token` header (v1 also takes the `api_token` query parameter, v2 does not),
-  or `Authorization: Bearer <OAuth access token>` -> else 401;
+  or `Authorization: Bearer <OAuth access token>` of a token it issued that has not expired
+  on its clock -> else 401;
+- OAuth: `POST /oauth/token` (oauth.pipedrive.com's, served here too) takes the app's
+  client_id and client_secret in a Basic header (else 401 invalid_client) and a form with
+  grant_type=refresh_token and a refresh token it issued (else 400 invalid_grant /
+  unsupported_grant_type); it answers access_token, token_type Bearer, a new refresh_token (the
+  old one then stops working: the stricter reading), scope, expires_in (3600) and api_domain,
+  its own address (the company's API host);
 - search: a term of at least 2 characters (1 with exact_match), `fields` among custom_fields,
   email, notes, phone, name; exact matches are not case-sensitive. A person created or changed
   is found only `search_delay` seconds later (Pipedrive's search index lags its writes);
@@ -43,9 +50,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from crossdock.destination import basic_auth
 from crossdock.plugins.pipedrive.const import (
     ACTIVITIES_PATH,
     BASE_DAILY_BUDGET,
@@ -69,6 +78,12 @@ from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[PipedriveFake] = web.AppKey("pipedrive_fake")
 DEFAULT_TOKEN = "pipedrive-test-token"
+OAUTH_TOKEN_PATH = "/oauth/token"
+DEFAULT_CLIENT_ID = "pipedrive-app-client"
+DEFAULT_CLIENT_SECRET = "pipedrive-app-secret"
+DEFAULT_REFRESH = "pipedrive-refresh-0"
+#: what expires_in says of an access token
+OAUTH_LIFETIME = 3600
 #: the custom fields of the fake company's persons, by API key, with their types
 DEFAULT_FIELDS = {
     "a" * 40: "varchar",        # e.g. "User id"
@@ -81,6 +96,15 @@ NOTE_TARGETS = ("person_id", "org_id", "deal_id", "lead_id", "project_id")
 _DAY = 86_400.0
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _OAuthRefused(Exception):
+    """A token request the OAuth server refuses (RFC 6749 section 5.2's body)."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, "error_description": description}
 
 
 class Refused(Exception):
@@ -107,7 +131,17 @@ class PipedriveFake(FakeState):
     and holds (persons, activities, notes, every request it answered)."""
 
     api_token: str = DEFAULT_TOKEN
+    #: OAuth access tokens that never expire (a test's), beside those it issues
     oauth_tokens: set[str] = field(default_factory=set)
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    refresh_tokens: set[str] = field(default_factory=lambda: {DEFAULT_REFRESH})
+    oauth_lifetime: int = OAUTH_LIFETIME
+    #: issued access token -> when it expires (the fake's clock)
+    issued: dict[str, float] = field(default_factory=dict)
+    token_requests: int = 0
+    #: the api_domain it answers (its own address, set when first asked)
+    base: str = ""
     users: set[int] = field(default_factory=lambda: {1})
     person_fields: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     activity_types: set[str] = field(default_factory=lambda: set(DEFAULT_ACTIVITY_TYPES))
@@ -155,11 +189,44 @@ class PipedriveFake(FakeState):
             return header
         if bearer.startswith("Bearer ") and bearer[7:] in self.oauth_tokens:
             return bearer[7:]
+        with self._lock:
+            expires = self.issued.get(bearer[7:]) if bearer.startswith("Bearer ") else None
+        if expires is not None and expires > self.clock():
+            return bearer[7:]
         if request.path.startswith("/api/v1/") and request.query.get("api_token") == (
                 self.api_token):
             return self.api_token
         raise Refused(401, "unauthorized access", "Please check developers.pipedrive.com for "
                                                   "more information about Pipedrive API.")
+
+    def oauth_token(self, authorization: str | None, form: dict[str, str]
+                    ) -> dict[str, Any]:
+        """An access token for a refresh token (the old refresh token retired), or
+        Refused."""
+        with self._lock:
+            self.token_requests += 1
+        if authorization != basic_auth(self.client_id, self.client_secret):
+            raise _OAuthRefused(401, "invalid_client", "Client authentication failed")
+        if form.get("grant_type") != "refresh_token":
+            raise _OAuthRefused(400, "unsupported_grant_type", "grant_type: refresh_token")
+        with self._lock:
+            old = form.get("refresh_token", "")
+            if old not in self.refresh_tokens:
+                raise _OAuthRefused(400, "invalid_grant", "Invalid refresh token")
+            self.refresh_tokens.discard(old)
+            refresh = f"pipedrive-refresh-{self.token_requests}"
+            self.refresh_tokens.add(refresh)
+            token = f"pipedrive-access-{self.token_requests}"
+            self.issued[token] = self.clock() + self.oauth_lifetime
+        return {"access_token": token, "token_type": "Bearer", "refresh_token": refresh,
+                "scope": "base,contacts:full,activities:full", "expires_in":
+                self.oauth_lifetime, "api_domain": self.base}
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now."""
+        with self._lock:
+            for token in self.issued:
+                self.issued[token] = 0.0
 
     def take(self, token: str, search: bool, cost: int) -> dict[str, str]:
         """Count a request against the token's 2-second burst limit (a search also against
@@ -400,7 +467,12 @@ def make_app(fake: PipedriveFake | None = None) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         await fake.delay()
-        body = body_json(await request.read())
+        raw = await request.read()
+        if not fake.base:
+            fake.base = f"{request.scheme}://{request.host}"
+        if request.path == OAUTH_TOKEN_PATH:
+            return _oauth(fake, request, raw)
+        body = body_json(raw)
         entry: dict[str, Any] = {
             "method": request.method, "path": request.path, "query": dict(request.query),
             "body": body, "headers": {k.lower(): v for k, v in request.headers.items()},
@@ -410,6 +482,7 @@ def make_app(fake: PipedriveFake | None = None) -> web.Application:
         fake.record(entry)
         return response
 
+    app.router.add_post(OAUTH_TOKEN_PATH, handle)
     # The search route first: /persons/search is not a person id.
     app.router.add_get(SEARCH_PATH, handle)
     app.router.add_post(PERSONS_PATH, handle)
@@ -417,6 +490,24 @@ def make_app(fake: PipedriveFake | None = None) -> web.Application:
     app.router.add_post(ACTIVITIES_PATH, handle)
     app.router.add_post(NOTES_PATH, handle)
     return app
+
+
+def _oauth(fake: PipedriveFake, request: web.Request, raw: bytes) -> web.Response:
+    form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
+    # Neither the app's secret (in the Basic header) nor the refresh token is recorded.
+    entry: dict[str, Any] = {"method": request.method, "path": request.path,
+                             "body": {k: v for k, v in form.items()
+                                      if k not in ("refresh_token", "client_secret")}}
+    try:
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise _OAuthRefused(400, "invalid_request", "the body must be a form")
+        response = web.json_response(fake.oauth_token(request.headers.get("Authorization"),
+                                                      form))
+    except _OAuthRefused as refused:
+        response = web.json_response(refused.body, status=refused.status)
+    entry["status"] = response.status
+    fake.record(entry)
+    return response
 
 
 def _answer(fake: PipedriveFake, request: web.Request, body: Any) -> web.Response:

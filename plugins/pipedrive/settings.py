@@ -16,7 +16,11 @@ from pydantic import (
 )
 
 from crossdock.destination import ContactOptions, dotted_paths
-from crossdock.plugins.pipedrive.const import COMPANY_DOMAIN, CUSTOM_FIELD_KEY
+from crossdock.plugins.pipedrive.const import (
+    COMPANY_DOMAIN,
+    CUSTOM_FIELD_KEY,
+    DEFAULT_TOKEN_URL,
+)
 
 CustomFieldType = Literal["text", "number", "date", "monetary"]
 Identifier = Literal["user_id", "email", "phone"]
@@ -44,11 +48,25 @@ class PipedriveSettings(BaseModel):
         default=None,
         description="the API's root instead of https://<company_domain>.pipedrive.com (the "
                     "contract fake)")
-    api_token: SecretStr = Field(
-        description="a user's personal API token, sent in the x-api-token header")
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="a user's personal API token, sent in the x-api-token header (auth: "
+                    "api_token)")
     auth: Literal["api_token", "oauth"] = Field(
         default="api_token",
-        description="api_token; oauth waits for the engine's OAuth2 token support")
+        description="api_token (a personal API token), or oauth (an app's refresh token: the "
+                    "engine gets access tokens, the API host comes with them as api_domain)")
+    client_id: str | None = Field(
+        default=None, description="the app's client ID (auth: oauth)")
+    client_secret: SecretStr | None = Field(
+        default=None, description="the app's client secret (auth: oauth)")
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        description="the refresh token of the app's installation (auth: oauth); Pipedrive "
+                    "answers a new one with each access token and the engine keeps the newest")
+    token_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(DEFAULT_TOKEN_URL),
+        description="Pipedrive's OAuth token endpoint (auth: oauth)")
     owner_id: int | None = Field(
         default=None, ge=1, description="the user who owns the persons created (default: the "
                                         "token's user)")
@@ -69,30 +87,47 @@ class PipedriveSettings(BaseModel):
                              "acme.pipedrive.com): lower-case letters, digits and -")
         return value
 
-    @field_validator("api_token")
+    @field_validator("api_token", "refresh_token")
     @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        token = value.get_secret_value()
-        if not token.strip() or any(c.isspace() for c in token):
-            raise ValueError("must be the API token: one word, not empty")
-        return value
-
-    @field_validator("auth")
-    @classmethod
-    def _auth(cls, value: str) -> str:
-        if value == "oauth":
-            raise ValueError("oauth access tokens expire and need the engine's OAuth2 token "
-                             "support, which is not there yet: use a personal api_token")
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (not token.strip() or any(c.isspace() for c in token)):
+            raise ValueError("must be the token: one word, not empty")
         return value
 
     @model_validator(mode="after")
-    def _where(self) -> PipedriveSettings:
+    def _auth(self) -> PipedriveSettings:
+        oauth = {"client_id": self.client_id, "client_secret": self.client_secret,
+                 "refresh_token": self.refresh_token}
+        if self.auth == "oauth":
+            missing = [k for k, v in oauth.items() if v is None]
+            if missing:
+                raise ValueError("auth oauth takes client_id, client_secret and refresh_token"
+                                 f" (missing: {', '.join(missing)})")
+            if self.api_token is not None:
+                raise ValueError("auth oauth uses no api_token: remove it (or set auth: "
+                                 "api_token)")
+            if self.company_domain is not None or self.base_url is not None:
+                # The token answer names the company's API host (api_domain).
+                raise ValueError("auth oauth reaches the API host the token answer names "
+                                 "(api_domain): remove company_domain and base_url")
+            return self
+        if self.api_token is None:
+            raise ValueError("api_token is required (or set auth: oauth with an app's "
+                             "client_id, client_secret and refresh_token)")
+        given = [k for k, v in oauth.items() if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: for auth oauth only (auth is api_token)")
         if self.company_domain is None and self.base_url is None:
             raise ValueError("company_domain (or base_url) is required")
         return self
 
     @property
     def root(self) -> str:
+        """The API's root for the API token (auth oauth: "", the URLs stay relative and the
+        engine joins them onto the token answer's api_domain)."""
+        if self.auth == "oauth":
+            return ""
         if self.base_url is not None:
             return str(self.base_url).rstrip("/")
         return f"https://{self.company_domain}.pipedrive.com"

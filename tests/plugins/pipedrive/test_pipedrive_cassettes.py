@@ -12,7 +12,14 @@ from pathlib import Path
 from pipedrive_helpers import NUMBER, TOKEN, destination, item
 
 from crossdock.destination import DELIVERED, Failed, Retry
-from crossdock.plugins.pipedrive.fake import PipedriveFake
+from crossdock.plugins.pipedrive import PipedriveDestination, PipedriveSettings
+from crossdock.plugins.pipedrive.fake import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH,
+    OAUTH_TOKEN_PATH,
+    PipedriveFake,
+)
 from crossdock.testing.cassettes import plugin_vcr, recording
 from crossdock.testing.exchange import outcomes
 from crossdock.testing.fakeserver import RunningServer
@@ -54,3 +61,21 @@ def test_cassette_refusals_and_throttling(server: RunningServer, fake: Pipedrive
     # The search passes the Search API's limit; the create is over the token's burst.
     assert throttled == [Retry("HTTP 429: Request over limit (Too many requests in the "
                                "2-second window)", 2.0)]
+
+
+def test_cassette_oauth_token_then_person(server: RunningServer, fake: PipedriveFake) -> None:
+    settings = PipedriveSettings.model_validate({
+        "auth": "oauth", "token_url": server.url + OAUTH_TOKEN_PATH,
+        "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
+        "refresh_token": DEFAULT_REFRESH})
+    dest = PipedriveDestination(settings, PipedriveDestination.default_mapping())
+    vcr = plugin_vcr(Path(__file__).parent / "cassettes",
+                     secrets=[DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH])
+    with vcr.use_cassette("oauth_token_then_person.yaml") as cassette:
+        results = outcomes(dest, [item(1)])
+    assert results == [DELIVERED]
+    assert cassette.play_count == (0 if recording() else 3)  # the token, search, create
+    text = (Path(VCR.cassette_library_dir or "") / "oauth_token_then_person.yaml").read_text()
+    assert "grant_type=refresh_token" in text and "api_domain" in text
+    assert DEFAULT_REFRESH not in text and "pipedrive-access-" not in text
+    assert "pipedrive-refresh-" not in text  # the renewed refresh token neither

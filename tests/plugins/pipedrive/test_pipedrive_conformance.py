@@ -7,7 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from crossdock.plugins.pipedrive import PipedriveDestination
-from crossdock.plugins.pipedrive.fake import PipedriveFake, make_app
+from crossdock.plugins.pipedrive.fake import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH,
+    OAUTH_TOKEN_PATH,
+    PipedriveFake,
+    make_app,
+)
 from crossdock.testing.conformance import DestinationConformance
 from crossdock.testing.payloads import routed_payload
 
@@ -28,3 +35,16 @@ class TestPipedriveConformance(DestinationConformance):
 
     def settings(self, url: str) -> dict[str, Any]:
         return {"base_url": url, "api_token": "test-token"}
+
+
+class TestPipedriveOAuthConformance(TestPipedriveConformance):
+    """The same with `auth: oauth`: the token endpoint on the fake, the API host its
+    api_domain."""
+
+    def fake_app(self) -> web.Application:
+        return make_app(PipedriveFake(api_token="unused-token"))
+
+    def settings(self, url: str) -> dict[str, Any]:
+        return {"auth": "oauth", "token_url": url + OAUTH_TOKEN_PATH,
+                "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
+                "refresh_token": DEFAULT_REFRESH}

@@ -276,11 +276,18 @@ def test_searches_and_writes_share_limits_by_token_without_showing_it(
 
 
 @pytest.mark.parametrize(("settings", "problem"), [
-    ({"api_token": "t", "auth": "oauth", "company_domain": "acme"},
-     "oauth access tokens expire and need the engine's OAuth2 token support"),
+    ({"auth": "oauth", "client_id": "c", "client_secret": "s"},
+     r"auth oauth takes client_id, client_secret and refresh_token \(missing: refresh_token\)"),
+    ({"auth": "oauth", "client_id": "c", "client_secret": "s", "refresh_token": "r",
+      "api_token": "t"}, "auth oauth uses no api_token"),
+    ({"auth": "oauth", "client_id": "c", "client_secret": "s", "refresh_token": "r",
+      "company_domain": "acme"}, r"the token answer names \(api_domain\)"),
+    ({"company_domain": "acme"}, "api_token is required"),
+    ({"api_token": "t", "company_domain": "acme", "refresh_token": "r"},
+     "refresh_token: for auth oauth only"),
     ({"api_token": "t"}, r"company_domain \(or base_url\) is required"),
     ({"api_token": "t", "company_domain": "acme.pipedrive.com"}, "subdomain only"),
-    ({"api_token": "", "company_domain": "acme"}, "must be the API token"),
+    ({"api_token": "", "company_domain": "acme"}, "must be the token"),
     ({"api_token": "t", "company_domain": "acme", "visible_to": 2}, "visible_to"),
     ({"api_token": "t", "company_domain": "acme", "owner_id": 0}, "greater than or equal"),
 ])
