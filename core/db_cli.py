@@ -21,8 +21,10 @@ from typing import Any
 import click
 
 from crossdock.cli import CrossdockGroup
+from crossdock.config import ProfilesConfig
 from crossdock.errors import CrossdockError
-from crossdock.outbox import Outbox, open_outbox
+from crossdock.outbox import Outbox, is_postgres, is_sqlite, open_outbox
+from crossdock.outbox.base import shared_sql
 
 COPY_PAGE = 2000
 
@@ -79,17 +81,14 @@ class TargetNotEmpty(CrossdockError):
     """The target already holds a profile store of its own."""
 
 
-def _is_postgres(outbox: Outbox) -> bool:
-    return outbox.url.startswith(("postgresql://", "postgres://"))
-
-
 def _pages(source: Outbox, states: tuple[str, ...]) -> Iterator[list[tuple[Any, ...]]]:
     """The source's rows in `states`, in id order, a page at a time (one short read
     transaction per page, so a big outbox is never held in memory)."""
     last = -1
     marks = ", ".join("?" * len(states))
     while True:
-        with source.transaction() as db:  # type: ignore[attr-defined]
+        with source.transaction() as tx:
+            db = shared_sql(tx)
             page = db.execute(
                 f"SELECT id, {_COLUMNS} FROM outbox WHERE id > ? AND state IN ({marks}) "
                 "ORDER BY id LIMIT ?",
@@ -124,7 +123,7 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
             _refuse_foreign(source, target, tables)
     states = ("queued", "leased", "dead") + (("delivered",) if include_delivered else ())
     report = CopyReport()
-    ph = "%s" if _is_postgres(target) else "?"
+    ph = "%s" if is_postgres(target) else "?"
     # Payloads are JSON text on both engines (PostgreSQL's since pg_006), copied unchanged.
     insert = (f"INSERT INTO outbox ({_COLUMNS}) VALUES "
               f"({', '.join([ph] * 10)}) "
@@ -142,7 +141,8 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
         by_state: dict[str, list[tuple[Any, ...]]] = {}
         for row in params:
             by_state.setdefault(row[4], []).append(row)
-        with target.transaction() as db:  # type: ignore[attr-defined]
+        with target.transaction() as tx:
+            db = shared_sql(tx)
             for state, rows in sorted(by_state.items()):
                 cursor = db.conn.cursor()
                 cursor.executemany(insert, rows)
@@ -154,10 +154,11 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
     if profiles != "skip":
         report.tables = _copy_tables(source, target, tables, ph,
                                      replace=profiles == "replace")
-    if _is_postgres(target):
+    if is_postgres(target):
         destinations = {d for d, *_ in _queued_destinations(target)}
-        channel = target.channel  # type: ignore[attr-defined]
-        with target.transaction() as db:  # type: ignore[attr-defined]
+        channel = target.channel
+        with target.transaction() as tx:
+            db = shared_sql(tx)
             for destination in sorted(destinations):
                 # The target's own channel: one per schema, as its daemons LISTEN.
                 db.conn.execute("SELECT pg_notify(%s, %s)", [channel, destination])
@@ -165,14 +166,16 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
 
 
 def _queued_destinations(outbox: Outbox) -> list[tuple[str]]:
-    with outbox.transaction() as db:  # type: ignore[attr-defined]
+    with outbox.transaction() as tx:
+        db = shared_sql(tx)
         return list(db.execute(
             "SELECT DISTINCT destination FROM outbox WHERE state = 'queued'", []).fetchall())
 
 
 def _has_table(outbox: Outbox, name: str) -> bool:
-    with outbox.transaction() as db:  # type: ignore[attr-defined]
-        if _is_postgres(outbox):
+    with outbox.transaction() as tx:
+        db = shared_sql(tx)
+        if is_postgres(outbox):
             row = db.execute("SELECT to_regclass(?) IS NOT NULL", [name]).fetchone()
             return bool(row[0])
         return bool(db[name].exists())
@@ -183,7 +186,8 @@ def _copy_stats(source: Outbox, target: Outbox, ph: str, *, include_delivered: b
     far (the delivered rows left behind count as forgotten ones), attributes the route step
     dropped, the last error. Written only for destinations the target has no figures for, so
     a second copy changes nothing and a target in use keeps its own."""
-    with source.transaction() as db:  # type: ignore[attr-defined]
+    with source.transaction() as tx:
+        db = shared_sql(tx)
         stats = {str(r[0]): list(r[1:]) for r in db.execute(
             "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
             "last_error_at FROM outbox_stats", []).fetchall()}
@@ -195,7 +199,8 @@ def _copy_stats(source: Outbox, target: Outbox, ph: str, *, include_delivered: b
                 row[0] += delivered
     if not stats:
         return 0
-    with target.transaction() as db:  # type: ignore[attr-defined]
+    with target.transaction() as tx:
+        db = shared_sql(tx)
         cursor = db.conn.cursor()
         cursor.executemany(
             "INSERT INTO outbox_stats (destination, delivered_forgotten, dropped_attributes, "
@@ -209,17 +214,18 @@ def _copy_dedup(source: Outbox, target: Outbox, ph: str) -> int:
     if not _has_table(source, "dedup_keys"):
         return 0
     if not _has_table(target, "dedup_keys"):
-        db = getattr(target, "db", None)
-        if db is None:
+        if not is_sqlite(target):  # PostgreSQL's migrations made it
             return 0
         from crossdock.dedup import Dedup
 
-        Dedup.migrate(db)
-    with source.transaction() as db:  # type: ignore[attr-defined]
+        Dedup.migrate(target.db)
+    with source.transaction() as tx:
+        db = shared_sql(tx)
         keys = db.execute("SELECT key, seen_at FROM dedup_keys", []).fetchall()
     copied = 0
     if keys:
-        with target.transaction() as db:  # type: ignore[attr-defined]
+        with target.transaction() as tx:
+            db = shared_sql(tx)
             cursor = db.conn.cursor()
             cursor.executemany(
                 f"INSERT INTO dedup_keys (key, seen_at) VALUES ({ph}, {ph}) "
@@ -230,13 +236,12 @@ def _copy_dedup(source: Outbox, target: Outbox, ph: str) -> int:
 
 def _migrate_profiles(outbox: Outbox) -> None:
     """The profile and audience tables in a SQLite outbox (PostgreSQL: its migrations)."""
-    db = getattr(outbox, "db", None)
-    if db is not None and hasattr(db, "conn"):
+    if is_sqlite(outbox):
         from crossdock.audiences.membership import upgrade_audiences
         from crossdock.profiles import ProfileStore
 
-        ProfileStore().migrate(db)
-        upgrade_audiences(db)
+        ProfileStore().migrate(outbox.db)
+        upgrade_audiences(outbox.db)
 
 
 def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str]) -> None:
@@ -247,7 +252,8 @@ def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str]) -> None:
             continue
         last: Any = None
         while True:
-            with target.transaction() as db:  # type: ignore[attr-defined]
+            with target.transaction() as tx:
+                db = shared_sql(tx)
                 where, params = ("", []) if last is None else (f"WHERE {key} > ?", [last])
                 keys = [r[0] for r in db.execute(
                     f"SELECT {key} FROM {table} {where} ORDER BY {key} LIMIT ?",
@@ -255,7 +261,8 @@ def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str]) -> None:
             if not keys:
                 break
             last = keys[-1]
-            with source.transaction() as db:  # type: ignore[attr-defined]
+            with source.transaction() as tx:
+                db = shared_sql(tx)
                 marks = ", ".join("?" * len(keys))
                 known = {r[0] for r in db.execute(
                     f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", keys).fetchall()}
@@ -274,23 +281,27 @@ def _copy_tables(source: Outbox, target: Outbox, tables: list[str], ph: str, *,
     left as they are. Returns the rows written per table."""
     written: dict[str, int] = {}
     if replace:
-        with target.transaction() as db:  # type: ignore[attr-defined]
+        with target.transaction() as tx:
+            db = shared_sql(tx)
             for table in PROFILE_TABLES + AUDIENCE_TABLES:
                 db.execute(f"DELETE FROM {table}")
     for table in tables:
         written[table] = 0
-        with source.transaction() as src:  # type: ignore[attr-defined]
+        with source.transaction() as tx:
+            src = shared_sql(tx)
             cursor = src.execute(f"SELECT * FROM {table}")
             columns = [d[0] for d in cursor.description]
             insert = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                       f"({', '.join([ph] * len(columns))}) ON CONFLICT DO NOTHING")
             while page := cursor.fetchmany(COPY_PAGE):
-                with target.transaction() as db:  # type: ignore[attr-defined]
+                with target.transaction() as tx:
+                    db = shared_sql(tx)
                     out = db.conn.cursor()
                     out.executemany(insert, [tuple(row) for row in page])
                     written[table] += max(out.rowcount, 0)
-    if _is_postgres(target):
-        with target.transaction() as db:  # type: ignore[attr-defined]
+    if is_postgres(target):
+        with target.transaction() as tx:
+            db = shared_sql(tx)
             for table in _NUMBERED:
                 # The next id after the copied ones (new audience changes must not reuse
                 # a copied change's number: it names the events' messageIds).
@@ -299,19 +310,18 @@ def _copy_tables(source: Outbox, target: Outbox, tables: list[str], ph: str, *,
     return written
 
 
-def upgrade_outbox(url: str, profiles: Any = None) -> list[str]:
+def upgrade_outbox(url: str, profiles: ProfilesConfig | None = None) -> list[str]:
     """Open the outbox at `url`, applying its migrations (and, on SQLite, those of the
     profile store and dedup window living in the same file); returns the names applied."""
     outbox = open_outbox(url)
     try:
-        applied = list(getattr(outbox, "migrated", []))
-        db = getattr(outbox, "db", None)
-        if db is not None and hasattr(db, "conn"):
+        applied = list(outbox.migrated)
+        if is_sqlite(outbox):
             from crossdock.dedup import Dedup
             from crossdock.profiles import ProfileStore
 
-            applied += ProfileStore(profiles).migrate(db)
-            applied += Dedup.migrate(db)
+            applied += ProfileStore(profiles).migrate(outbox.db)
+            applied += Dedup.migrate(outbox.db)
         return applied
     finally:
         outbox.close()

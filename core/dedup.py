@@ -14,12 +14,11 @@ store's identity keys (crossdock.profiles.store), so one lock space orders them 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterable
-from typing import Any
 
 from sqlite_utils import Database
 
+from crossdock.outbox.base import Transaction, dialect_of, is_sqlite_handle
 from crossdock.outbox.migrations import Migration, apply_migrations
 
 DEFAULT_WINDOW = 4 * 3600.0
@@ -35,9 +34,9 @@ def m_dedup_001_keys(db: Database) -> None:
 DEDUP_MIGRATIONS: list[Migration] = [m_dedup_001_keys]
 
 
-def is_postgres(db: Any) -> bool:
+def is_postgres(db: Database | Transaction) -> bool:
     """Whether `db` (a transaction handle from an outbox) is PostgreSQL rather than SQLite."""
-    return not isinstance(getattr(db, "conn", None), sqlite3.Connection)
+    return dialect_of(db) == "postgresql"
 
 
 def lock_id(key: str) -> int:
@@ -48,7 +47,7 @@ def lock_id(key: str) -> int:
                           signed=True)
 
 
-def lock_keys(db: Any, keys: Iterable[str]) -> None:
+def lock_keys(db: Database | Transaction, keys: Iterable[str]) -> None:
     """On PostgreSQL, take the transaction-scoped advisory locks of `keys`, in lock-number
     order (released at commit or rollback; taking one already held returns at once). A no-op
     on SQLite, whose transactions already exclude each other."""
@@ -77,20 +76,20 @@ class Dedup:
         self.window = window
 
     @staticmethod
-    def migrate(db: Database) -> list[str]:
+    def migrate(db: Database | Transaction) -> list[str]:
         """Create the table in SQLite (on PostgreSQL the outbox's migrations own it)."""
-        if is_postgres(db):
+        if not is_sqlite_handle(db):
             return []
         return apply_migrations(db, DEDUP_MIGRATIONS)
 
-    def seen(self, db: Database, key: str, now: float) -> bool:
+    def seen(self, db: Database | Transaction, key: str, now: float) -> bool:
         """Whether `key` was recorded less than `window` seconds before `now`. On PostgreSQL
         this waits for a concurrent transaction holding the same key to finish first."""
         lock_keys(db, [f"dedup:{key}"])
         row = db.execute("SELECT seen_at FROM dedup_keys WHERE key = ?", [key]).fetchone()
         return row is not None and now - float(row[0]) < self.window
 
-    def remember(self, db: Database, key: str, now: float) -> None:
+    def remember(self, db: Database | Transaction, key: str, now: float) -> None:
         """Record `key` as seen at `now` (a key older than the window starts a new one)."""
         db.execute(
             "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) "
@@ -98,14 +97,14 @@ class Dedup:
             [key, now],
         )
 
-    def check_and_remember(self, db: Database, key: str, now: float) -> bool:
+    def check_and_remember(self, db: Database | Transaction, key: str, now: float) -> bool:
         """True if `key` is a duplicate; otherwise record it and return False."""
         if self.seen(db, key, now):
             return True
         self.remember(db, key, now)
         return False
 
-    def purge(self, db: Database, now: float) -> int:
+    def purge(self, db: Database | Transaction, now: float) -> int:
         """Forget keys older than the window; returns how many."""
         cursor = db.execute("DELETE FROM dedup_keys WHERE seen_at <= ?", [now - self.window])
         return int(cursor.rowcount)

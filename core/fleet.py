@@ -30,9 +30,13 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crossdock import __version__
+from crossdock.outbox import Outbox, is_postgres
+
+if TYPE_CHECKING:
+    from crossdock.outbox.postgres import PostgresOutbox
 
 log = logging.getLogger("crossdock.fleet")
 
@@ -98,7 +102,7 @@ class LocalFleet:
 class PostgresFleet:
     """The registry and timer claims in the PostgreSQL outbox's own tables."""
 
-    def __init__(self, outbox: Any, *, stale_after: float = STALE_AFTER) -> None:
+    def __init__(self, outbox: PostgresOutbox, *, stale_after: float = STALE_AFTER) -> None:
         self.outbox = outbox
         self.stale_after = stale_after
 
@@ -181,11 +185,9 @@ class PostgresFleet:
         return result
 
 
-def fleet_for(outbox: Any) -> Fleet:
+def fleet_for(outbox: Outbox) -> Fleet:
     """The fleet of daemons sharing `outbox`."""
-    from crossdock.outbox.postgres import PostgresOutbox
-
-    if isinstance(outbox, PostgresOutbox):
+    if is_postgres(outbox):
         return PostgresFleet(outbox)
     return LocalFleet()
 
@@ -194,7 +196,7 @@ class FleetMember:
     """This daemon's membership: registration, heartbeats and (on PostgreSQL) the LISTEN
     wake-up. Database calls run in a thread so the event loop never waits on them."""
 
-    def __init__(self, outbox: Any, owner: str, destinations: Sequence[str], *,
+    def __init__(self, outbox: Outbox, owner: str, destinations: Sequence[str], *,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.outbox = outbox
         self.owner = owner
@@ -204,13 +206,13 @@ class FleetMember:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, wake: Callable[[str], Any] | None = None) -> None:
-        """Register, start heartbeating, and if the outbox can `listen`, call `wake(dest)`
-        whenever any process commits new rows for a destination."""
+        """Register, start heartbeating, and given `wake`, call `wake(dest)` whenever any
+        process commits new rows for a destination (`Outbox.listen`: PostgreSQL)."""
         await asyncio.to_thread(self.fleet.register, self.owner, self.destinations)
         self._tasks.append(asyncio.create_task(self._beat(), name="crossdock-heartbeat"))
-        listen = getattr(self.outbox, "listen", None)
-        if wake is not None and listen is not None:
-            self._tasks.append(asyncio.create_task(listen(wake), name="crossdock-listen"))
+        if wake is not None:
+            self._tasks.append(asyncio.create_task(self.outbox.listen(wake),
+                                                   name="crossdock-listen"))
 
     async def serve(self, destinations: Sequence[str]) -> None:
         """The daemon now delivers `destinations` (a SIGHUP reload): `crossdock status`

@@ -15,13 +15,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from sqlite_utils import Database
 
 from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage, Message, enrich_without_profile, parse_message
-from crossdock.outbox.base import NewRow, Outbox
+from crossdock.outbox.base import NewRow, Outbox, shared_sql
 from crossdock.profiles.consent import message_consent
+
+if TYPE_CHECKING:
+    from crossdock.profiles.store import ProfileStore
 
 log = logging.getLogger("crossdock.pipeline")
 
@@ -33,16 +38,20 @@ Router = Callable[[EnrichedMessage, ConfiguredDestination], Any]
 
 class ProfileHook(Protocol):
     """Step 2, the profile store, as the pipeline sees it. Both calls run inside the accept
-    transaction, with the outbox's sqlite_utils Database (`outbox.db`)."""
+    transaction, with its handle (`Outbox.transaction()`, typed as `shared_sql` says)."""
 
-    def seen(self, db: Any, message_id: str) -> bool:
+    def seen(self, db: Database, message_id: str) -> bool:
         """True when the message id was accepted inside the dedup window (a duplicate)."""
         ...
 
-    def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
+    def resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
         """The message enriched with its person, plus any system events it causes (such as
         session_end), each to be routed. May raise MessageError to reject this message."""
         ...
+
+
+#: the profile hook a pipeline holds (`build_pipeline`'s: the ProfileStore)
+HookT = TypeVar("HookT", bound=ProfileHook)
 
 
 @dataclass
@@ -69,14 +78,15 @@ def default_router() -> tuple[Router, type]:
     return route, Skip
 
 
-class Pipeline:
-    """Accepts raw messages into the outbox for every enabled destination."""
+class Pipeline(Generic[HookT]):
+    """Accepts raw messages into the outbox for every enabled destination; `profiles` is
+    its profile hook (None: messages are enriched from themselves alone)."""
 
     def __init__(
         self,
         loaded: LoadedConfig,
         outbox: Outbox,
-        profiles: ProfileHook | None = None,
+        profiles: HookT | None = None,
         *,
         on_commit: Callable[[set[str]], None] | None = None,
         router: Router | None = None,
@@ -109,7 +119,8 @@ class Pipeline:
             return result
         route, skip = self._route_fn()
         destinations = self.loaded.destinations
-        with self._transaction() as db:
+        with self.outbox.transaction() as tx:
+            db = shared_sql(tx)
             # Optional: a profile store on a shared database locks everything the batch
             # touches up front, in one order, so concurrent daemons cannot deadlock.
             prepare = getattr(self.profiles, "prepare", None)
@@ -141,9 +152,7 @@ class Pipeline:
                 rows += message_rows
                 result.accepted.append(message_id)
             new_keys = self._enqueue(rows)
-        if new_keys is None:  # an outbox that cannot say which rows were new
-            new_keys = {(r.destination, r.message_id) for r in rows}
-        elif self.profiles is None:
+        if self.profiles is None:
             # Without a profile store the outbox's unique (destination, message_id) is the
             # dedup: a message all of whose rows were already there was seen before.
             routed = {owners[r.message_id] for r in rows}
@@ -167,12 +176,11 @@ class Pipeline:
         if not enriched:
             return 0
         route, skip = self._route_fn()
-        with self._transaction():
+        with self.outbox.transaction():
             rows = [row for e in enriched
                     for row in _route_one(e, self.loaded.destinations, route, skip)]
             new_keys = self._enqueue(rows)
-        fresh = rows if new_keys is None else [
-            r for r in rows if (r.destination, r.message_id) in new_keys]
+        fresh = [r for r in rows if (r.destination, r.message_id) in new_keys]
         self._wake({r.destination for r in fresh})
         return len(fresh)
 
@@ -185,13 +193,6 @@ class Pipeline:
             self.loaded.config.profiles.consent_defaults)
         return enriched
 
-    def _transaction(self) -> Any:
-        transaction = getattr(self.outbox, "transaction", None)
-        if transaction is None:
-            raise TypeError(f"{type(self.outbox).__name__} has no transaction(); the pipeline "
-                            "needs one to write profiles and rows together")
-        return transaction()
-
     def _wake(self, destinations: set[str]) -> None:
         if destinations and self.on_commit is not None:
             try:
@@ -199,17 +200,11 @@ class Pipeline:
             except Exception:  # waking is an optimisation; the rows are committed
                 log.exception("on_commit callback failed")
 
-    def _enqueue(self, rows: list[NewRow]) -> set[tuple[str, str]] | None:
-        """Write the rows; the (destination, message_id) pairs that were new (None: this
-        outbox cannot say)."""
+    def _enqueue(self, rows: list[NewRow]) -> set[tuple[str, str]]:
+        """Write the rows; the (destination, message_id) pairs that were new."""
         if not rows:
             return set()
-        enqueue_new = getattr(self.outbox, "enqueue_new", None)
-        if enqueue_new is None:
-            self.outbox.enqueue(rows)
-            return None
-        new_keys: set[tuple[str, str]] = enqueue_new(rows)
-        return new_keys
+        return self.outbox.enqueue_new(rows)
 
     def accept_iter(
         self,
@@ -294,35 +289,22 @@ def build_pipeline(
     loaded: LoadedConfig,
     outbox: Outbox | None = None,
     *,
-    profiles: ProfileHook | None = None,
+    profiles: ProfileStore | None = None,
     on_commit: Callable[[set[str]], None] | None = None,
-) -> Pipeline:
+) -> Pipeline[ProfileStore]:
     """A pipeline for a config: opens the configured outbox unless one is given, and attaches
-    the profile store when crossdock.profiles provides `make_profile_hook(loaded, outbox)`."""
+    the profile store (`crossdock.profiles.make_profile_hook`) in the outbox's database."""
     from crossdock.outbox import open_outbox
+    from crossdock.profiles import make_profile_hook
 
     owns = outbox is None
     if outbox is None:
         outbox = open_outbox(loaded.outbox_url)
     if profiles is None:
-        profiles = _profile_hook(loaded, outbox)
-    if profiles is not None and getattr(loaded.config, "audiences", None):
+        profiles = make_profile_hook(loaded, outbox)
+    if loaded.config.audiences:
         # Audiences with sync_on_change re-evaluate the people each message changes.
         from crossdock.audiences.sync import watch_profiles
 
         profiles = watch_profiles(loaded, profiles)
     return Pipeline(loaded, outbox, profiles, on_commit=on_commit, owns_outbox=owns)
-
-
-def _profile_hook(loaded: LoadedConfig, outbox: Outbox) -> ProfileHook | None:
-    try:
-        import crossdock.profiles as profiles_module
-    except ModuleNotFoundError as exc:
-        if exc.name != "crossdock.profiles":
-            raise
-        return None
-    factory = getattr(profiles_module, "make_profile_hook", None)
-    if factory is None:
-        return None
-    hook: ProfileHook = factory(loaded, outbox)
-    return hook

@@ -26,9 +26,6 @@ def _open(config_path: str, *, read_only: bool = False) -> tuple[Any, Any, Any]:
     loaded = load_or_exit(config_path, read_only=read_only)
     outbox = open_outbox(loaded.outbox_url)
     store = make_profile_hook(loaded, outbox)
-    if store is None:
-        outbox.close()
-        raise click.ClickException("profiles: this outbox has no profile store")
     return outbox, store, build_pipeline(loaded, outbox, profiles=store)
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,7 +52,9 @@ from crossdock.models import (
     TrackMessage,
     validation_problems,
 )
-from crossdock.outbox.base import CIRCUIT_STATES
+from crossdock.outbox import is_sqlite
+from crossdock.outbox.base import CIRCUIT_STATES, shared_sql
+from crossdock.pipeline import Pipeline
 from crossdock.profiles.store import ProfileStore, iso
 
 log = logging.getLogger("crossdock.collector")
@@ -68,7 +70,7 @@ SEGMENT_TYPES: dict[str, type[BaseModel]] = {
 class Collector:
     """The collector's state: credentials, rate limits, metrics and the pipeline."""
 
-    def __init__(self, loaded: LoadedConfig, pipeline: Any, *,
+    def __init__(self, loaded: LoadedConfig, pipeline: Pipeline, *,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.loaded = loaded
@@ -82,30 +84,20 @@ class Collector:
         self.failures = RequestLimiter(monotonic)
         self.metrics = Metrics()
         self.dedup = Dedup(loaded.config.profiles.dedup_window)
-        self._transaction = getattr(self.outbox, "transaction", None)
-        db = getattr(self.outbox, "db", None)
-        if db is not None:
-            with self._tx():
-                Dedup.migrate(db)
-        store = getattr(pipeline, "profiles", None)
+        with self.outbox.transaction() as db:
+            Dedup.migrate(db)
+        store = pipeline.profiles
         self.store = store if isinstance(store, ProfileStore) else None
         # A SQLite outbox's WAL checkpoints (two fsyncs) run beside the requests, not in the
         # COMMIT of whichever request crossed the threshold (checkpoint.py).
-        self.checkpointer = WalCheckpointer.attach(self.outbox) if db is not None else None
+        self.checkpointer = (WalCheckpointer.attach(self.outbox) if is_sqlite(self.outbox)
+                             else None)
 
     def close(self) -> None:
         """Stop the background checkpoints (the app's shutdown does this)."""
         if self.checkpointer is not None:
             self.checkpointer.stop()
             self.checkpointer = None
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        if self._transaction is None:
-            yield None
-            return
-        with self._transaction() as db:
-            yield db
 
     # -- request plumbing ---------------------------------------------------------------
 
@@ -160,13 +152,13 @@ class Collector:
         """Accept the messages in one transaction with the request id; answer after commit."""
         key = request_key(credential.key_id, request_id) if request_id else None
         now = self.clock()
-        with self._tx() as db:
-            if key is not None and db is not None and self.dedup.seen(db, key, now):
+        with self.outbox.transaction() as db:
+            if key is not None and self.dedup.seen(db, key, now):
                 self.metrics.inc("crossdock_collector_duplicate_requests_total")
                 return JSONResponse({"response": {"status": "queued", "accepted": 0,
                                                   "duplicates": len(raws), "errors": []}})
             result = self.pipeline.accept(raws)
-            if key is not None and db is not None and (result.accepted or result.duplicates):
+            if key is not None and (result.accepted or result.duplicates):
                 self.dedup.remember(db, key, now)
         self.metrics.inc("crossdock_collector_messages_total", len(result.accepted),
                          outcome="accepted")
@@ -278,12 +270,8 @@ class Collector:
         return credential, self.config.public_url or str(request.base_url).rstrip("/")
 
     def healthz(self) -> JSONResponse:
-        db = getattr(self.outbox, "db", None)
-        lock = getattr(self.outbox, "_lock", None) or nullcontext()
         try:
-            if db is not None:
-                with lock:
-                    db.execute("SELECT 1").fetchone()
+            self.outbox.health()
         except Exception as exc:  # the answer is the health report itself
             return JSONResponse({"status": "error", "message": f"outbox: {exc}"},
                                 status_code=503)
@@ -317,8 +305,8 @@ class Collector:
                            "failed requests in a row to the destination",
                            {"destination": destination}, counts.circuit_failures))
         if self.store is not None:
-            with self._tx() as db:
-                stats = self.store.stats(db)
+            with self.outbox.transaction() as db:
+                stats = self.store.stats(shared_sql(db))
             gauges += [
                 ("crossdock_profiles", "gauge", "live profiles by kind", {"kind": "known"},
                  stats.pop("profiles_known")),
@@ -452,7 +440,7 @@ class DirectTracking:
 
 def make_app(
     loaded: LoadedConfig,
-    pipeline: Any,
+    pipeline: Pipeline,
     *,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,

@@ -23,7 +23,10 @@ import logging
 import sqlite3
 import threading
 import weakref
+from contextlib import AbstractContextManager
 from typing import Any
+
+from crossdock.outbox.sqlite import SQLiteOutbox
 
 log = logging.getLogger("crossdock.collector")
 
@@ -36,7 +39,8 @@ BACK_OFF_ROUNDS = 25
 class WalCheckpointer:
     """Checkpoints one SQLite outbox's WAL from a background thread (see the module doc)."""
 
-    def __init__(self, outbox: Any, *, interval: float = 0.2, max_pages: int = 4000) -> None:
+    def __init__(self, outbox: SQLiteOutbox, *, interval: float = 0.2,
+                 max_pages: int = 4000) -> None:
         self.outbox = outbox
         self.path: str = outbox.path
         self.interval = interval
@@ -48,15 +52,13 @@ class WalCheckpointer:
         self.synchronous = max(1, int(synchronous if synchronous is not None else 2))
 
     @classmethod
-    def attach(cls, outbox: Any, **kwargs: Any) -> WalCheckpointer | None:
+    def attach(cls, outbox: SQLiteOutbox, *, interval: float = 0.2,
+               max_pages: int = 4000) -> WalCheckpointer | None:
         """A started checkpointer for a file-backed SQLite outbox in WAL mode, else None."""
-        db = getattr(outbox, "db", None)
-        path = getattr(outbox, "path", None)
-        if (not isinstance(getattr(db, "conn", None), sqlite3.Connection)
-                or not isinstance(path, str) or path == ":memory:"
+        if (outbox.path == ":memory:"
                 or str(_pragma(outbox, "journal_mode")).lower() != "wal"):
             return None
-        checkpointer = cls(outbox, **kwargs)
+        checkpointer = cls(outbox, interval=interval, max_pages=max_pages)
         checkpointer.start()
         return checkpointer
 
@@ -67,7 +69,7 @@ class WalCheckpointer:
         self._thread = threading.Thread(
             target=_run, name="crossdock-wal-checkpoint", daemon=True,
             args=(self.path, self.synchronous, self.interval, self.max_pages,
-                  getattr(self.outbox, "_lock", None), stop),
+                  self.outbox.lock, stop),
         )
         self._thread.start()
         weakref.finalize(self, stop.set)
@@ -82,7 +84,7 @@ class WalCheckpointer:
         _set_autocheckpoint(self.outbox, DEFAULT_AUTOCHECKPOINT)
 
 
-def _pragma(outbox: Any, name: str) -> Any:
+def _pragma(outbox: SQLiteOutbox, name: str) -> Any:
     try:
         row = outbox.db.conn.execute(f"PRAGMA {name}").fetchone()
     except sqlite3.Error:
@@ -90,19 +92,16 @@ def _pragma(outbox: Any, name: str) -> Any:
     return None if row is None else row[0]
 
 
-def _set_autocheckpoint(outbox: Any, pages: int) -> None:
-    lock = getattr(outbox, "_lock", None)
+def _set_autocheckpoint(outbox: SQLiteOutbox, pages: int) -> None:
     try:
-        if lock is not None:
-            with lock:
-                outbox.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
-        else:
+        with outbox.lock:
             outbox.db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
     except sqlite3.Error:  # the outbox was closed already: nothing left to checkpoint
         pass
 
 
-def _run(path: str, synchronous: int, interval: float, max_pages: int, lock: Any,
+def _run(path: str, synchronous: int, interval: float, max_pages: int,
+         lock: AbstractContextManager[object],
          stop: threading.Event) -> None:
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -127,7 +126,8 @@ def _run(path: str, synchronous: int, interval: float, max_pages: int, lock: Any
         conn.close()
 
 
-def _checkpoint(conn: sqlite3.Connection, max_pages: int, lock: Any) -> bool:
+def _checkpoint(conn: sqlite3.Connection, max_pages: int,
+                lock: AbstractContextManager[object] | None) -> bool:
     """One passive checkpoint, finished under `lock` when the log is long and the copy could
     not keep up; False when even that left frames behind (a reader elsewhere holds an old
     snapshot: waiting for it under the lock would only stall this process's writers)."""

@@ -6,11 +6,30 @@ postgresql://... (many daemons). Both implement `Outbox` in base.py and pass the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeGuard
+
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import DeadLetter, DestinationCounts, NewRow, Outbox
 from crossdock.outbox.dsn import redact
 
-__all__ = ["DeadLetter", "DestinationCounts", "NewRow", "Outbox", "open_outbox"]
+if TYPE_CHECKING:
+    from crossdock.outbox.postgres import PostgresOutbox
+    from crossdock.outbox.sqlite import SQLiteOutbox
+
+__all__ = ["DeadLetter", "DestinationCounts", "NewRow", "Outbox", "is_postgres", "is_sqlite",
+           "open_outbox"]
+
+
+def is_sqlite(outbox: Outbox) -> TypeGuard[SQLiteOutbox]:
+    """Whether the outbox is the SQLite file (by its declared `dialect`), for the callers
+    that use what only that engine has (its file, WAL checkpoints, sqlite-utils tables)."""
+    return outbox.dialect == "sqlite"
+
+
+def is_postgres(outbox: Outbox) -> TypeGuard[PostgresOutbox]:
+    """Whether the outbox is PostgreSQL (by its declared `dialect`): the fleet's tables,
+    advisory locks."""
+    return outbox.dialect == "postgresql"
 
 
 def open_outbox(url: str) -> Outbox:

@@ -28,11 +28,15 @@ counts and the dropped-attribute tally read rows alike; each engine keeps only i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeGuard, cast
+
+from sqlite_utils import Database
 
 from crossdock.destination import OutboxItem
 from crossdock.outbox.payload_json import decode_payloads
@@ -163,10 +167,90 @@ class DeadLetter:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+#: the database engine behind an outbox and its transactions: decided here, by the outbox
+#: that opened it, never guessed from the type of a connection
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class Cursor(Protocol):
+    """What a statement run through a `Transaction` returns (sqlite3's and psycopg's cursors
+    alike)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Transaction(Protocol):
+    """The handle `Outbox.transaction()` yields: statements through it commit together with
+    the rows the outbox writes in the same transaction. `execute` takes SQLite's `?`
+    placeholders on both engines, so code shared by the engines (dedup, the profile store)
+    is written once; `dialect` says which engine it runs on."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+def is_sqlite_handle(db: Transaction | Database) -> TypeGuard[Database]:
+    """Whether a transaction handle is SQLite's (sqlite-utils' `Database`, which code
+    shared by the engines is typed with), so sqlite-utils calls may be made on it."""
+    return isinstance(db, Database)
+
+
+def dialect_of(db: Transaction | Database) -> Dialect:
+    """The engine a transaction handle runs on."""
+    return "sqlite" if isinstance(db, Database) else db.dialect
+
+
+def shared_sql(db: Transaction) -> Database:
+    """A transaction handle as the sqlite-utils `Database` type that the code shared by both
+    engines (the profile store, audiences) is written against. On SQLite it is one; on
+    PostgreSQL, `PgTransaction` offers the part of it that code calls (`execute` with `?`
+    placeholders, `conn`). This is the one place that tells the type checker so."""
+    return cast(Database, db)
+
+
 class Outbox(Protocol):
-    """Durable storage of routed messages waiting for delivery."""
+    """Durable storage of routed messages waiting for delivery: everything the engine (the
+    pipeline, the delivery workers, the collector, the fleet, the CLI) calls on one."""
 
     url: str
+    #: names of the migrations this open applied (empty when already up to date)
+    migrated: list[str]
+
+    @property
+    def dialect(self) -> Dialect:
+        """The engine, for the few callers whose SQL differs between them."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """One database transaction (commit on success, rollback on error); `enqueue` and
+        every statement through the yielded handle inside it commit together. Nested use
+        joins the open one."""
+        ...
+
+    def health(self) -> None:
+        """Ask the database a trivial question; raises when it does not answer (/healthz)."""
+        ...
+
+    @property
+    def lock(self) -> AbstractContextManager[object]:
+        """A reusable context manager that holds off this process's other users of the
+        outbox (between two transactions), for maintenance that must not interleave with
+        them; on an engine whose connections are not shared, it holds nothing."""
+        ...
+
+    async def listen(self, callback: Callable[[str], Any], *,
+                     ready: asyncio.Event | None = None) -> None:
+        """Call `callback(destination)` whenever any process commits new rows for it, until
+        cancelled; `ready` is set once listening. An engine that cannot tell other
+        processes' commits sets `ready` and returns (the workers' poll finds the rows)."""
+        ...
 
     def enqueue(self, rows: Sequence[NewRow], now: float | None = None) -> int:
         """Insert rows in one transaction; a (destination, message_id) already present is
@@ -276,6 +360,7 @@ class Outbox(Protocol):
         ...
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters first, with their reasons and payloads."""
         ...
 
     def replay(self, destination: str | None = None, ids: Sequence[int] | None = None) -> int:
@@ -287,6 +372,10 @@ class Outbox(Protocol):
     def cleanup(self, delivered_before: float) -> int:
         """Forget delivered rows older than a time (their count is kept), in short
         transactions; returns how many."""
+        ...
+
+    def row(self, destination: str, message_id: str) -> dict[str, Any] | None:
+        """One row as a dict (payload decoded), for inspection and tests."""
         ...
 
     def close(self) -> None:

@@ -25,9 +25,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import pq, sql
@@ -138,6 +138,8 @@ class PgTransaction:
     and an `execute` that accepts SQLite-style `?` placeholders (for code shared with the
     SQLite outbox, such as crossdock.dedup)."""
 
+    dialect: Literal["postgresql"] = "postgresql"
+
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
 
@@ -205,6 +207,8 @@ RETURNING b.tat - %(interval)s - (SELECT now FROM clock)
 class PostgresOutbox(OutboxBase):
     """The `Outbox` contract on PostgreSQL (see base.py for the row states)."""
 
+    dialect: Literal["postgresql"] = "postgresql"
+
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
                  pool_timeout: float = LOCK_WAIT, connect_timeout: int = 10,
                  migrate: bool = True) -> None:
@@ -265,6 +269,15 @@ class PostgresOutbox(OutboxBase):
                     yield tx
             finally:
                 self._local.tx = None
+
+    @property
+    def lock(self) -> AbstractContextManager[None]:
+        """Nothing to hold: every thread has a pooled connection of its own."""
+        return nullcontext()
+
+    def health(self) -> None:
+        with self._tx() as conn:
+            conn.execute("SELECT 1").fetchone()
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:

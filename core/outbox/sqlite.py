@@ -13,15 +13,16 @@ checkpointed and kept under `WAL_SIZE_LIMIT` on disk (see docs/delivery.md, "Dis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
@@ -117,8 +118,17 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 _INCREMENTAL = 2  # PRAGMA auto_vacuum's number for INCREMENTAL
 
 
+class SQLiteTransaction(Database):
+    """The outbox's sqlite-utils `Database`, which `transaction()` yields (a `Transaction`):
+    the profile store and the CLI's table views use sqlite-utils on it."""
+
+    dialect: Literal["sqlite"] = "sqlite"
+
+
 class SQLiteOutbox(OutboxBase):
     """The `Outbox` contract on one SQLite file (see base.py for the row states)."""
+
+    dialect: Literal["sqlite"] = "sqlite"
 
     def __init__(self, path: str | Path, *, busy_timeout: float = LOCK_WAIT) -> None:
         self.path = str(path)
@@ -136,7 +146,7 @@ class SQLiteOutbox(OutboxBase):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            self.db = Database(conn)
+            self.db = SQLiteTransaction(conn)
             #: names of the migrations this open applied (empty when already up to date)
             self.migrated = upgrade(self.db)
         except sqlite3.Error as exc:
@@ -148,11 +158,29 @@ class SQLiteOutbox(OutboxBase):
     # -- transactions -------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Database]:
+    def transaction(self) -> Iterator[SQLiteTransaction]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error. Inside it, `enqueue` and the
         profile store's writes (through `.db`) commit together; nested use joins it."""
-        with self._lock, immediate(self.db) as db:
-            yield db
+        with self._lock, immediate(self.db):
+            yield self.db
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that keeps one transaction's statements together on the connection the
+        event loop and a thread pool share (the WAL checkpointer finishes a long copy under
+        it, between two transactions)."""
+        return self._lock
+
+    def health(self) -> None:
+        with self._lock:
+            self.db.execute("SELECT 1").fetchone()
+
+    async def listen(self, callback: Callable[[str], Any], *,
+                     ready: asyncio.Event | None = None) -> None:
+        """Nothing to listen to: SQLite cannot tell another process's commits, which the
+        workers' poll finds (this process's own wake them through `on_commit`)."""
+        if ready is not None:
+            ready.set()
 
     # -- writing (enqueue, enqueue_new, retry and dead: OutboxBase) -----------------------
 

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crossdock.config import LoadedConfig
 from crossdock.models import EnrichedMessage
+from crossdock.outbox import Outbox, is_sqlite
+from crossdock.outbox.base import shared_sql
 from crossdock.profiles.store import Deleted, ProfileStore
+
+if TYPE_CHECKING:
+    from crossdock.pipeline import Pipeline
 
 __all__ = [
     "Deleted",
@@ -29,28 +34,26 @@ __all__ = [
 ]
 
 
-def make_profile_hook(loaded: LoadedConfig, outbox: Any) -> ProfileStore | None:
+def make_profile_hook(loaded: LoadedConfig, outbox: Outbox) -> ProfileStore:
     """The profile store for a pipeline, in the outbox's own database: the SQLite file
-    (tables created here) or PostgreSQL (tables created by the outbox's migrations). None for
-    an outbox without transactions, whose messages are enriched from themselves alone."""
-    db = getattr(outbox, "db", None)
-    if db is not None and hasattr(db, "conn"):
-        return ProfileStore(loaded.config.profiles, db=db)
-    if callable(getattr(outbox, "transaction", None)):
-        return ProfileStore(loaded.config.profiles)
-    return None
+    (tables created here) or PostgreSQL (tables created by the outbox's migrations)."""
+    if is_sqlite(outbox):
+        return ProfileStore(loaded.config.profiles, db=outbox.db)
+    return ProfileStore(loaded.config.profiles)
 
 
-def route_enriched(pipeline: Any, enriched: Sequence[EnrichedMessage]) -> int:
+def route_enriched(pipeline: Pipeline[ProfileStore], enriched: Sequence[EnrichedMessage]) -> int:
     """Route already-enriched messages (system events) through `pipeline.accept_enriched`;
     returns how many outbox rows were new. Joins an open outbox transaction."""
-    return int(pipeline.accept_enriched(list(enriched)))
+    return pipeline.accept_enriched(list(enriched))
 
 
-def sweep_and_route(pipeline: Any, store: ProfileStore, now: float | None = None) -> int:
+def sweep_and_route(pipeline: Pipeline[ProfileStore], store: ProfileStore,
+                    now: float | None = None) -> int:
     """End the sessions idle for the session timeout and route their session_end events, all
     in one transaction; returns how many sessions ended."""
-    with pipeline.outbox.transaction() as db:
+    with pipeline.outbox.transaction() as tx:
+        db = shared_sql(tx)
         events = store.sweep_sessions(db, now)
         route_enriched(pipeline, events)
         store.purge(db, now)
@@ -58,7 +61,7 @@ def sweep_and_route(pipeline: Any, store: ProfileStore, now: float | None = None
 
 
 def session_timer(
-    pipeline: Any, store: ProfileStore, clock: Callable[[], float] = time.time
+    pipeline: Pipeline[ProfileStore], store: ProfileStore, clock: Callable[[], float] = time.time
 ) -> Callable[[], Awaitable[int]]:
     """A coroutine function for `Scheduler.add_timer("session-sweep", 60, ...)`."""
     import asyncio
