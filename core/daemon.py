@@ -23,7 +23,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossdock.config import LoadedConfig, load_config
 from crossdock.delivery import DeliveryEngine
@@ -33,6 +33,9 @@ from crossdock.outbox import open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.scheduler import Scheduler
 
+if TYPE_CHECKING:
+    from crossdock.profiles.store import ProfileStore
+
 log = logging.getLogger("crossdock.daemon")
 
 #: seconds in-flight batches get to finish after a stop signal
@@ -41,7 +44,7 @@ STOP_GRACE = 10.0
 #: how often idle sessions are ended (their session_end events routed)
 SESSION_SWEEP_SECONDS = 60.0
 
-CollectorAppFactory = Callable[[Pipeline], Any]
+CollectorAppFactory = Callable[["Pipeline[ProfileStore]"], Any]
 
 
 async def run_daemon(
@@ -65,7 +68,7 @@ async def run_daemon(
     member = FleetMember(outbox, engine.owner, [d.name for d in loaded.destinations])
     scheduler = Scheduler(loaded, outbox, engine, once=member.once)
     collector: _Collector | None = None
-    pipeline: Pipeline | None = None
+    pipeline: Pipeline[ProfileStore] | None = None
     reloader = _Reloader(config_path, loaded, engine, scheduler, member)
     with _signals(stop, reloader.request):
         try:
@@ -80,7 +83,7 @@ async def run_daemon(
                 from crossdock.profiles import session_timer
 
                 scheduler.add_timer("session-sweep", SESSION_SWEEP_SECONDS,
-                                    session_timer(pipeline, pipeline.profiles),  # type: ignore[arg-type]
+                                    session_timer(pipeline, pipeline.profiles),
                                     fleet_once=True)
                 from crossdock.audiences.sync import add_sync_timers
 
@@ -134,7 +137,7 @@ class _Reloader:
         self.engine = engine
         self.scheduler = scheduler
         self.member = member
-        self.pipeline: Pipeline | None = None
+        self.pipeline: Pipeline[ProfileStore] | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
 

@@ -38,7 +38,13 @@ Router = Callable[[EnrichedMessage, ConfiguredDestination], Any]
 
 class ProfileHook(Protocol):
     """Step 2, the profile store, as the pipeline sees it. Both calls run inside the accept
-    transaction, with its handle (`Outbox.transaction()`, typed as `shared_sql` says)."""
+    transaction, with its handle (`Outbox.transaction()`, typed as `shared_sql` says).
+    `prepare` comes first, once per accept call with all its messages."""
+
+    def prepare(self, db: Database, messages: list[Message]) -> None:
+        """Take what the messages will need up front (a store on a database several daemons
+        share locks it all in one order, so they cannot deadlock), or nothing."""
+        ...
 
     def seen(self, db: Database, message_id: str) -> bool:
         """True when the message id was accepted inside the dedup window (a duplicate)."""
@@ -47,6 +53,22 @@ class ProfileHook(Protocol):
     def resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
         """The message enriched with its person, plus any system events it causes (such as
         session_end), each to be routed. May raise MessageError to reject this message."""
+        ...
+
+
+class ProfileWatcher(Protocol):
+    """Told what the profile hook did, in the same accept transaction (audiences' on-change
+    sync: crossdock.audiences.sync.AudienceWatch). Registered with `Pipeline.watch`."""
+
+    def prepare(self, db: Database, messages: list[Message]) -> None:
+        """After the profile hook's `prepare`: take this watcher's locks (after the hook's,
+        so the lock order stays one), or nothing."""
+        ...
+
+    def resolved(self, db: Database, message: Message,
+                 enriched: list[EnrichedMessage]) -> list[EnrichedMessage]:
+        """After the profile hook resolved `message` into `enriched`: more messages to route
+        after them (none: an empty list)."""
         ...
 
 
@@ -100,6 +122,13 @@ class Pipeline(Generic[HookT]):
         self._router = router
         self._skip_type = skip_type
         self._owns_outbox = owns_outbox
+        #: told of every message the profile hook resolves (`watch`)
+        self.watchers: list[ProfileWatcher] = []
+
+    def watch(self, watcher: ProfileWatcher) -> None:
+        """Call `watcher` in every accept transaction after the profile hook (a pipeline
+        without one resolves nobody, so calls no watcher)."""
+        self.watchers.append(watcher)
 
     def _route_fn(self) -> tuple[Router, type | None]:
         if self._router is None:
@@ -121,11 +150,11 @@ class Pipeline(Generic[HookT]):
         destinations = self.loaded.destinations
         with self.outbox.transaction() as tx:
             db = shared_sql(tx)
-            # Optional: a profile store on a shared database locks everything the batch
-            # touches up front, in one order, so concurrent daemons cannot deadlock.
-            prepare = getattr(self.profiles, "prepare", None)
-            if prepare is not None:
-                prepare(db, [message for _, message in parsed])
+            if self.profiles is not None:
+                messages = [message for _, message in parsed]
+                self.profiles.prepare(db, messages)
+                for watcher in self.watchers:
+                    watcher.prepare(db, messages)
             rows: list[NewRow] = []
             owners: dict[str, str] = {}
             batch_ids: set[str] = set()
@@ -138,8 +167,7 @@ class Pipeline(Generic[HookT]):
                     continue
                 batch_ids.add(message_id)
                 try:
-                    enriched = (self.profiles.resolve(db, message) if self.profiles is not None
-                                else [self._enrich_alone(message)])
+                    enriched = self._resolve(db, message)
                     message_rows = [
                         row for e in enriched
                         for row in _route_one(e, destinations, route, skip)
@@ -166,6 +194,14 @@ class Pipeline(Generic[HookT]):
         result.errors.sort(key=lambda e: e[0])
         self._wake({r.destination for r in fresh_rows})
         return result
+
+    def _resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
+        if self.profiles is None:
+            return [self._enrich_alone(message)]
+        enriched = self.profiles.resolve(db, message)
+        for watcher in self.watchers:
+            enriched = enriched + watcher.resolved(db, message, enriched)
+        return enriched
 
     def accept_enriched(self, enriched: Sequence[EnrichedMessage]) -> int:
         """Route already-enriched messages (system events such as session_end from a session
@@ -302,9 +338,10 @@ def build_pipeline(
         outbox = open_outbox(loaded.outbox_url)
     if profiles is None:
         profiles = make_profile_hook(loaded, outbox)
+    pipeline = Pipeline(loaded, outbox, profiles, on_commit=on_commit, owns_outbox=owns)
     if loaded.config.audiences:
         # Audiences with sync_on_change re-evaluate the people each message changes.
         from crossdock.audiences.sync import watch_profiles
 
-        profiles = watch_profiles(loaded, profiles)
-    return Pipeline(loaded, outbox, profiles, on_commit=on_commit, owns_outbox=owns)
+        watch_profiles(pipeline)
+    return pipeline

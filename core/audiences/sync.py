@@ -18,12 +18,12 @@ with, so the destination removes exactly the row it added.
   the daemon on each audience's `schedule` (`add_sync_timers`).
 - **on erasure** (`erased_exits`): `crossdock profiles delete` takes the person out of every
   audience in the transaction that erases them.
-- **on change** (`watch_profiles(loaded, store)`): the pipeline's profile hook wrapped so that,
-  after the profile store resolves a message that may change attributes, that person is
-  re-evaluated for every `sync_on_change` audience and the events are appended to what the
-  message routes: same transaction, and after the message's own rows (a Mailchimp member is
-  upserted by the identify before the tag that follows it). `build_pipeline` applies it when
-  the config has audiences.
+- **on change** (`watch_profiles(pipeline)`): an `AudienceWatch` registered with the
+  pipeline (`Pipeline.watch`) so that, after the profile store resolves a message that may
+  change attributes, that person is re-evaluated for every `sync_on_change` audience and the
+  events are routed after the message: same transaction, and after the message's own rows (a
+  Mailchimp member is upserted by the identify before the tag that follows it).
+  `build_pipeline` registers it when the config has audiences.
 
 Both run on a SQLite outbox and on a PostgreSQL outbox many daemons share. On PostgreSQL:
 
@@ -52,16 +52,21 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from crossdock.audiences import membership
 from crossdock.audiences.membership import Change, Plan
 from crossdock.audiences.spec import AUDIENCE_ENTERED, AUDIENCE_EXITED, Audience, audiences_of
-from crossdock.config import LoadedConfig
 from crossdock.dedup import is_postgres
 from crossdock.models import EnrichedMessage, Message
+from crossdock.outbox.base import shared_sql
+
+if TYPE_CHECKING:
+    from crossdock.pipeline import Pipeline
+    from crossdock.profiles.store import ProfileStore
+    from crossdock.scheduler import Scheduler
 
 log = logging.getLogger("crossdock.audiences")
 
@@ -87,11 +92,6 @@ class SyncReport:
                 + f"; {self.rows} outbox rows")
 
 
-def store_of(profiles: Any) -> Any:
-    """The ProfileStore behind a pipeline's profile hook (possibly an `AudienceWatch`)."""
-    return getattr(profiles, "store", profiles)
-
-
 def select(audiences: Sequence[Audience], names: Sequence[str] | None) -> list[Audience]:
     """The audiences named (all when None); KeyError naming an unknown one."""
     if not names:
@@ -110,7 +110,7 @@ def _iso(ts: float) -> str:
     return iso(ts)
 
 
-def apply_plan(db: Database, store: Any, audiences: Sequence[Audience], plan: Plan,
+def apply_plan(db: Database, store: ProfileStore, audiences: Sequence[Audience], plan: Plan,
                now: float) -> list[EnrichedMessage]:
     """Write the plan's member rows and return its audience events, ready to route."""
     membership.apply_moves(db, plan)
@@ -145,7 +145,7 @@ def _identify(event: EnrichedMessage, change_id: int) -> EnrichedMessage:
                            destinations=event.destinations)
 
 
-def _event(db: Database, store: Any, change: Change, now: float) -> EnrichedMessage:
+def _event(db: Database, store: ProfileStore, change: Change, now: float) -> EnrichedMessage:
     message: dict[str, Any] = {
         "type": "track",
         "event": EVENTS[change.kind],
@@ -156,7 +156,7 @@ def _event(db: Database, store: Any, change: Change, now: float) -> EnrichedMess
         "integrations": {},
     }
     if change.kind == "entered":
-        enriched: EnrichedMessage = store.enrich(db, change.profile_id, message)
+        enriched = store.enrich(db, change.profile_id, message)
     else:
         snap = change.snapshot or {}
         consent = set(snap.get("consent") or [])
@@ -179,7 +179,7 @@ def plan_sync(db: Database, audiences: Sequence[Audience]) -> Plan:
     return membership.plan(db, audiences, None)
 
 
-def sync(pipeline: Any, names: Sequence[str] | None = None, *,
+def sync(pipeline: Pipeline[ProfileStore], names: Sequence[str] | None = None, *,
          audiences: Sequence[Audience] | None = None, now: float | None = None) -> SyncReport:
     """Full sync of the named audiences (all when None) in one outbox transaction: evaluate
     every profile, write member rows, route the events, record the sync."""
@@ -188,18 +188,19 @@ def sync(pipeline: Any, names: Sequence[str] | None = None, *,
     return report
 
 
-def sync_if(pipeline: Any, names: Sequence[str] | None = None, *,
+def sync_if(pipeline: Pipeline[ProfileStore], names: Sequence[str] | None = None, *,
             audiences: Sequence[Audience] | None = None, now: float | None = None,
-            due: Callable[[Any], bool] | None = None) -> SyncReport | None:
+            due: Callable[[Database], bool] | None = None) -> SyncReport | None:
     """`sync`, but when `due(db)` is given it is asked first, inside the transaction and under
     the audiences' exclusive locks; None when it says no (nothing written)."""
-    store = store_of(pipeline.profiles)
+    store = pipeline.profiles
     if store is None:
         raise RuntimeError("audiences need the profile store, and this outbox has none")
     chosen = select(audiences if audiences is not None
                     else audiences_of(pipeline.loaded.config), names)
     report = SyncReport()
-    with pipeline.outbox.transaction() as db:
+    with pipeline.outbox.transaction() as tx:
+        db = shared_sql(tx)
         membership.upgrade_audiences(db)
         membership.lock_audiences(db, [a.name for a in chosen], shared=False)
         if due is not None and not due(db):
@@ -222,7 +223,7 @@ def sync_if(pipeline: Any, names: Sequence[str] | None = None, *,
     return report
 
 
-def erased_exits(pipeline: Any, db: Database, profile_ids: Sequence[str],
+def erased_exits(pipeline: Pipeline[ProfileStore], db: Database, profile_ids: Sequence[str],
                  now: float | None = None) -> list[EnrichedMessage]:
     """The audience exits of people erased in this transaction (`crossdock profiles delete`:
     the profile and the profiles merged into it), written now and returned to be routed.
@@ -231,7 +232,7 @@ def erased_exits(pipeline: Any, db: Database, profile_ids: Sequence[str],
     them go at once, not at its next full sync (a day away on a daily schedule). The exits
     carry what the person entered with, like any exit. On PostgreSQL the audiences' shared
     locks are taken after the profile lock `ProfileStore.delete` holds: the on-change order."""
-    store = store_of(pipeline.profiles)
+    store = pipeline.profiles
     audiences = audiences_of(pipeline.loaded.config)
     if store is None or not audiences or not profile_ids:
         return []
@@ -254,62 +255,57 @@ def _may_change_attributes(message: Message) -> bool:
 
 
 class AudienceWatch:
-    """A profile hook (crossdock.pipeline.ProfileHook) that is the ProfileStore plus
-    on-change audience syncs; anything else is the store's (`sweep_sessions`, `enrich`...)."""
+    """The on-change sync, a `crossdock.pipeline.ProfileWatcher`: after the profile store
+    resolves a message that may change attributes, its person is re-evaluated for the
+    watched audiences and the audience events are routed after the message."""
 
-    def __init__(self, store: Any, audiences: Sequence[Audience]) -> None:
+    def __init__(self, store: ProfileStore, audiences: Sequence[Audience]) -> None:
         self.store = store
         self.audiences = list(audiences)
         #: transactions (their handles) holding the watched audiences' shared locks
-        self._locked: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._locked: weakref.WeakSet[Database] = weakref.WeakSet()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    def prepare(self, db: Any, messages: list[Message]) -> None:
-        """At the start of an accept transaction: the store's locks (identities, then
-        profiles), then, if a message may change attributes, the shared locks of the watched
+    def prepare(self, db: Database, messages: list[Message]) -> None:
+        """At the start of an accept transaction, after the store's locks (identities, then
+        profiles): if a message may change attributes, the shared locks of the watched
         audiences (PostgreSQL; see the module docstring)."""
-        prepare = getattr(self.store, "prepare", None)
-        if prepare is not None:
-            prepare(db, messages)
         if any(_may_change_attributes(m) for m in messages):
             self._lock(db)
 
-    def _lock(self, db: Any) -> None:
+    def _lock(self, db: Database) -> None:
         if is_postgres(db) and db not in self._locked:
             membership.lock_audiences(db, [a.name for a in self.audiences], shared=True)
             self._locked.add(db)
 
-    def seen(self, db: Any, message_id: str) -> bool:
-        return bool(self.store.seen(db, message_id))
-
-    def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
-        out: list[EnrichedMessage] = self.store.resolve(db, message)
-        if not out or not _may_change_attributes(message):
-            return out
-        # Taken in `prepare` already when the pipeline called it (held locks are not taken
-        # twice); here for callers that do not.
+    def resolved(self, db: Database, message: Message,
+                 enriched: list[EnrichedMessage]) -> list[EnrichedMessage]:
+        if not enriched or not _may_change_attributes(message):
+            return []
+        # Taken in `prepare` already (held locks are not taken twice); here too so that the
+        # lock never depends on the caller having prepared.
         self._lock(db)
-        profile_id = out[-1].profile_id
+        profile_id = enriched[-1].profile_id
         if profile_id is None:
-            return out
+            return []
         plan = membership.plan(db, self.audiences, [profile_id])
         if not (plan.changes or plan.rekeys or plan.drops):
-            return out
-        return out + apply_plan(db, self.store, self.audiences, plan, self.store.clock())
+            return []
+        return apply_plan(db, self.store, self.audiences, plan, self.store.clock())
 
 
-def watch_profiles(loaded: LoadedConfig, profiles: Any) -> Any:
-    """`profiles` wrapped for on-change syncs when some audience wants them (else as is)."""
-    watched = [a for a in audiences_of(loaded.config) if a.config.sync_on_change]
-    if not watched or isinstance(profiles, AudienceWatch):
-        return profiles
-    return AudienceWatch(profiles, watched)
+def watch_profiles(pipeline: Pipeline[ProfileStore]) -> AudienceWatch | None:
+    """Register the on-change sync with the pipeline when some audience wants it and the
+    pipeline has a profile store; returns the watch registered (None: none)."""
+    watched = [a for a in audiences_of(pipeline.loaded.config) if a.config.sync_on_change]
+    if not watched or pipeline.profiles is None:
+        return None
+    watch = AudienceWatch(pipeline.profiles, watched)
+    pipeline.watch(watch)
+    return watch
 
 
-def sync_timer(pipeline: Any, audience: Audience, clock: Callable[[], float] = time.time
-               ) -> tuple[float, Callable[[], Any]]:
+def sync_timer(pipeline: Pipeline[ProfileStore], audience: Audience,
+               clock: Callable[[], float] = time.time) -> tuple[float, Callable[[], Any]]:
     """(interval, coroutine function) for `Scheduler.add_timer`: an interval schedule syncs
     on every tick; a crontab schedule ticks every minute and syncs when a fire time has
     passed since the last sync (recorded in audience_syncs, so a restart does not repeat it).
@@ -328,13 +324,13 @@ def sync_timer(pipeline: Any, audience: Audience, clock: Callable[[], float] = t
         return schedule.seconds, every
     started = clock()
 
-    def due(db: Any) -> bool:
+    def due(db: Database) -> bool:
         last = membership.last_sync(db, audience.name)
         return schedule.next_after(started if last is None else last) <= clock()
 
     def due_now() -> bool:
-        with pipeline.outbox.transaction() as db:
-            return due(db)
+        with pipeline.outbox.transaction() as tx:
+            return due(shared_sql(tx))
 
     def run_if_due() -> SyncReport | None:
         # Asked again under the audience's exclusive lock: another daemon's sync of this
@@ -349,8 +345,8 @@ def sync_timer(pipeline: Any, audience: Audience, clock: Callable[[], float] = t
     return CRON_TICK_SECONDS, cron
 
 
-def add_sync_timers(scheduler: Any, pipeline: Any, clock: Callable[[], float] = time.time
-                    ) -> list[str]:
+def add_sync_timers(scheduler: Scheduler, pipeline: Pipeline[ProfileStore],
+                    clock: Callable[[], float] = time.time) -> list[str]:
     """Add a fleet-once timer `audience-sync:<name>` per scheduled audience; returns names."""
     added: list[str] = []
     for audience in audiences_of(pipeline.loaded.config):

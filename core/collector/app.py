@@ -70,7 +70,7 @@ SEGMENT_TYPES: dict[str, type[BaseModel]] = {
 class Collector:
     """The collector's state: credentials, rate limits, metrics and the pipeline."""
 
-    def __init__(self, loaded: LoadedConfig, pipeline: Pipeline, *,
+    def __init__(self, loaded: LoadedConfig, pipeline: Pipeline[ProfileStore], *,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.loaded = loaded
@@ -86,8 +86,8 @@ class Collector:
         self.dedup = Dedup(loaded.config.profiles.dedup_window)
         with self.outbox.transaction() as db:
             Dedup.migrate(db)
-        store = pipeline.profiles
-        self.store = store if isinstance(store, ProfileStore) else None
+        #: the pipeline's profile store, for the user API and the profile gauges
+        self.store = pipeline.profiles
         # A SQLite outbox's WAL checkpoints (two fsyncs) run beside the requests, not in the
         # COMMIT of whichever request crossed the threshold (checkpoint.py).
         self.checkpointer = (WalCheckpointer.attach(self.outbox) if is_sqlite(self.outbox)
@@ -440,7 +440,7 @@ class DirectTracking:
 
 def make_app(
     loaded: LoadedConfig,
-    pipeline: Pipeline,
+    pipeline: Pipeline[ProfileStore],
     *,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,

@@ -89,7 +89,7 @@ def world(worlds: Worlds) -> World:
 
 
 def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: World) -> None:
-    assert isinstance(world.pipeline.profiles, AudienceWatch)
+    assert [type(w) for w in world.pipeline.watchers] == [AudienceWatch]
     world.identify("u1", email="Ann@Example.com", firstName="Ann", lifetime_value=100)
     assert world.rows(event="audience_entered") == []
     world.identify("u1", lifetime_value=700)
@@ -127,7 +127,7 @@ def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: W
 
 def test_full_sync_finds_what_on_change_did_not_see(worlds: Worlds) -> None:
     world = worlds(sync_on_change=False)
-    assert not isinstance(world.pipeline.profiles, AudienceWatch)
+    assert world.pipeline.watchers == []
     for i, value in enumerate([100, 600, 900, None]):
         traits = {"email": f"p{i}@example.com"}
         if value is not None:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from crossdock.audiences.sync import store_of
 from crossdock.config import parse_config
 from crossdock.db_cli import db_group
 from crossdock.dedup import Dedup
@@ -126,7 +125,7 @@ def _world(url: str, base: Path) -> tuple[Any, Any]:
                                      "destinations": ["fb"]}},
     }, base_dir=base, env={})
     pipeline = build_pipeline(loaded)
-    return pipeline, store_of(pipeline.profiles)
+    return pipeline, pipeline.profiles
 
 
 def _people(url: str, base: Path) -> dict[str, Any]:

@@ -58,6 +58,9 @@ def test_a_route_failure_rolls_back_the_whole_call_profile_writes_included(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
 ) -> None:
     class Profiles:
+        def prepare(self, db: Any, messages: list[Message]) -> None:
+            pass
+
         def seen(self, db: Any, message_id: str) -> bool:
             return False
 
@@ -86,6 +89,9 @@ def test_the_profile_hook_rejects_dedups_and_adds_system_events(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
 ) -> None:
     class Profiles:
+        def prepare(self, db: Any, messages: list[Message]) -> None:
+            pass
+
         def seen(self, db: Any, message_id: str) -> bool:
             return message_id == "old"
 
