@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import collector, delivery, exports, latency, memory, outbox, route, scale
-from bench.common import ROOT, Outcome, Row, Settings, router_name
+from bench.common import ROOT, Outcome, Row, Settings
 
 BENCHMARKS: dict[str, Callable[[Settings], Outcome]] = {
     "route": route.bench,
@@ -78,7 +78,7 @@ def run(names: list[str], settings: Settings) -> dict[str, Any]:
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "quick": settings.quick, "repeats": settings.repeats,
             "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "router": router_name(),
+            "cpus": os.cpu_count(),
         },
         "benchmarks": results,
         "table": table(rows),

@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 
-from bench.common import router_kwargs, webhook_config
+from bench.common import webhook_config
 from crossdock.collector import make_app
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
@@ -53,7 +53,7 @@ def main(db_path: str) -> None:
     db = Path(db_path)
     loaded = webhook_config(db, "http://127.0.0.1:9/hook")
     outbox = SQLiteOutbox(db)
-    pipeline = Pipeline(loaded, outbox, make_profile_hook(loaded, outbox), **router_kwargs())
+    pipeline = Pipeline(loaded, outbox, make_profile_hook(loaded, outbox))
     app = dispatcher(make_app(loaded, pipeline))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import os
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from crossdock.config import LoadedConfig, parse_config
-from crossdock.models import EnrichedMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 DESTINATIONS = ("hook-a", "hook-b", "hook-c", "hook-d")
@@ -147,48 +145,6 @@ def webhook_raw(outbox_url: str, url: str, *, names: tuple[str, ...] = DESTINATI
             for name in names
         },
     }
-
-
-@functools.cache
-def router_problem() -> str | None:
-    """Why the real route step cannot be used (None: it can)."""
-    try:
-        import crossdock.route.router  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ModuleNotFoundError:
-        return "not landed"
-    except Exception as exc:  # a route step half-way through being written
-        return f"does not import: {type(exc).__name__}: {exc}"
-    return None
-
-
-def has_router() -> bool:
-    return router_problem() is None
-
-
-def standin_route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
-    """The routed payload format (crossdock.route) built without filters or templates; used
-    only while crossdock.route.router has not landed, and said so in the results."""
-    m = enriched.message
-    return {
-        "type": m.get("type"), "messageId": m.get("messageId"),
-        "timestamp": m.get("timestamp"), "userId": m.get("userId"),
-        "anonymousId": m.get("anonymousId"), "sessionId": m.get("sessionId"),
-        "profileId": enriched.profile_id, "event": m.get("event") or m.get("name") or "",
-        "name": m.get("name"), "properties": dict(m.get("properties") or {}),
-        "traits": dict(enriched.user_attributes), "identities": dict(enriched.identities),
-        "context": m.get("context") or {}, "rendered": {},
-        "dropped": {"event_attributes": 0, "user_attributes": 0},
-    }
-
-
-def router_kwargs() -> dict[str, Any]:
-    """Pipeline(...) keyword arguments: the real router when it exists, else the stand-in."""
-    return {} if has_router() else {"router": standin_route}
-
-
-def router_name() -> str:
-    problem = router_problem()
-    return "crossdock.route.router" if problem is None else f"stand-in (route step {problem})"
 
 
 def child_env(**extra: str) -> dict[str, str]:

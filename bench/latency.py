@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Outcome, Row, Settings, percentile, router_kwargs, sample_message, sink
+from bench.common import Outcome, Row, Settings, percentile, sample_message, sink
 from bench.common import webhook_config as config
 from crossdock.delivery import DeliveryEngine
 from crossdock.outbox.sqlite import SQLiteOutbox
@@ -41,7 +41,7 @@ def run(url: str, seconds: float, *, batch: bool) -> dict[str, Any]:
         async def main() -> None:
             engine = DeliveryEngine(loaded, outbox, poll_interval=0.5)
             pipeline = Pipeline(loaded, outbox, on_commit=lambda names: [
-                engine.wake(n) for n in names], **router_kwargs())
+                engine.wake(n) for n in names])
             await engine.start()
             loop = asyncio.get_running_loop()
             start = loop.time()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import DESTINATIONS, Outcome, Row, Settings, router_kwargs, run_json, sink
+from bench.common import DESTINATIONS, Outcome, Row, Settings, run_json, sink
 from bench.common import sample_message as message
 from bench.common import webhook_config as config
 
@@ -48,7 +48,7 @@ def fill(db: Path, rows: int) -> dict[str, Any]:
 
     outbox = SQLiteOutbox(db)
     loaded = config(db, "http://127.0.0.1:9/hook")
-    pipeline = Pipeline(loaded, outbox, **router_kwargs())
+    pipeline = Pipeline(loaded, outbox)
     messages = rows // len(DESTINATIONS)
     result = pipeline.accept_iter(message(i) for i in range(messages))
     queued = sum(c.queued for c in outbox.counts().values())

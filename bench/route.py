@@ -21,8 +21,6 @@ from bench.common import (
     elapsed,
     inputs_frozen,
     interleaved,
-    router_kwargs,
-    router_name,
     sample_message,
     webhook_config,
 )
@@ -38,7 +36,7 @@ def run_pipeline(messages: int) -> tuple[int, float]:
         db = Path(tmp) / "route.db"
         outbox = SQLiteOutbox(db)
         loaded = webhook_config(db, "http://127.0.0.1:9/hook")
-        pipeline = Pipeline(loaded, outbox, **router_kwargs())
+        pipeline = Pipeline(loaded, outbox)
         with inputs_frozen():
             start = time.perf_counter()
             result = pipeline.accept_iter(raws, chunk_size=DEFAULT_CHUNK)
@@ -92,6 +90,5 @@ def bench(settings: Settings) -> Outcome:
                   rates["raw"], "bare executemany", f">= {TARGET:.0%}", ratio >= TARGET)],
         detail={"messages": messages, "destinations": len(DESTINATIONS),
                 "rows_per_s": rates["ours"], "raw_rows_per_s": rates["raw"],
-                "messages_per_s": rates["ours"] / len(DESTINATIONS), "ratio": ratio,
-                "router": router_name()},
+                "messages_per_s": rates["ours"] / len(DESTINATIONS), "ratio": ratio},
     )

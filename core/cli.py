@@ -489,13 +489,9 @@ def _attach_commands() -> None:
     from crossdock.audiences.cli import audiences_group
 
     cli.add_command(audiences_group)
-    try:
-        from crossdock.db_cli import db_group
-    except ModuleNotFoundError as exc:
-        if exc.name != "crossdock.db_cli":
-            raise
-    else:
-        cli.add_command(db_group)
+    from crossdock.db_cli import db_group
+
+    cli.add_command(db_group)
 
 
 def _attach_plugin_commands() -> None:

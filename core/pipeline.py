@@ -93,9 +93,9 @@ class AcceptResult:
 
 
 def default_router() -> tuple[Router, type]:
-    """The route step and its Skip type (imported late: the route package is optional
-    until it lands, and importing it compiles every mapping's templates)."""
-    from crossdock.route.router import Skip, route  # type: ignore[import-not-found,unused-ignore]
+    """The route step and its Skip type (imported late: importing it compiles every
+    mapping's templates)."""
+    from crossdock.route.router import Skip, route
 
     return route, Skip
 

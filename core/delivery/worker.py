@@ -103,9 +103,6 @@ class DeliveryReport:
 
     destinations: dict[str, DestinationReport] = field(default_factory=dict)
 
-    def for_destination(self, name: str) -> DestinationReport:
-        return self.destinations.setdefault(name, DestinationReport())
-
     @property
     def delivered(self) -> int:
         return sum(r.delivered for r in self.destinations.values())

@@ -44,18 +44,14 @@ def open_outbox(url: str) -> Outbox:
         return SQLiteOutbox(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
         try:
-            from crossdock.outbox.postgres import PostgresOutbox  # type: ignore[import-not-found]
+            from crossdock.outbox.postgres import PostgresOutbox
         except ModuleNotFoundError as exc:
             if exc.name == "psycopg" or (exc.name or "").startswith("psycopg."):
                 # psycopg is the `postgres` extra: an SQLite user does not install it.
                 raise OutboxError(
                     f"{redact(url)}: the PostgreSQL outbox needs psycopg, which is not "
                     "installed: pip install 'crossdock[postgres]'") from exc
-            if exc.name != "crossdock.outbox.postgres":
-                raise
-            raise OutboxError(f"{redact(url)}: the PostgreSQL outbox is not "
-                              "available in this version") from exc
-        outbox: Outbox = PostgresOutbox(url)
-        return outbox
+            raise
+        return PostgresOutbox(url)
     raise OutboxError("outbox url must start with sqlite:/// or postgresql://, got "
                       f"{redact(url)!r}")

@@ -532,12 +532,6 @@ class PostgresOutbox(OutboxBase):
             last = max(int(top) for _, _, top in found)
             forgotten += sum(int(n) for _, n, _ in found)
 
-    def purge_dedup(self, before: float) -> int:
-        """Forget dedup keys seen before a time (the window's far edge); returns how many."""
-        with self._tx() as conn:
-            return conn.execute("DELETE FROM dedup_keys WHERE seen_at <= %s",
-                                [before]).rowcount
-
     # -- reading ------------------------------------------------------------------------
 
     def next_due(self, destination: str) -> float | None:

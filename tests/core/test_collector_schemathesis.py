@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
 from crossdock.profiles import ProfileStore
 
-HAS_ROUTER = importlib.util.find_spec("crossdock.route.router") is not None
-
-
-def _unused_router(enriched: Any, destination: Any) -> Any:
-    raise AssertionError("no destinations are configured")
-
 
 @pytest.fixture(scope="module")
 def collector_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -37,8 +30,7 @@ def collector_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         base_dir=tmp, env={}, types={},
     )
     outbox = SQLiteOutbox(tmp / "c.db")
-    pipeline = Pipeline(loaded, outbox, ProfileStore(loaded.config.profiles, db=outbox.db),
-                        router=None if HAS_ROUTER else _unused_router)
+    pipeline = Pipeline(loaded, outbox, ProfileStore(loaded.config.profiles, db=outbox.db))
     yield schemathesis.openapi.from_asgi("/openapi.json", make_app(loaded, pipeline))
     outbox.close()
 

@@ -3,31 +3,13 @@ last message: the sweep ends the session and routes its session_end event to the
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import ConfiguredDestination, parse_config
-from crossdock.models import EnrichedMessage
+from crossdock.config import parse_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
 from crossdock.profiles import ProfileStore, sweep_and_route
-
-HAS_ROUTER = importlib.util.find_spec("crossdock.route.router") is not None
-
-
-class Skip:
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def events_router(enriched: EnrichedMessage, destination: ConfiguredDestination) -> Any:
-    """Until crossdock.route.router lands: the events allow-list, nothing else."""
-    allow = destination.config.filter.events.allow
-    event = enriched.message.get("event")
-    if allow is not None and event not in allow:
-        return Skip(f"event {event!r} not allowed")
-    return dict(enriched.message)
 
 
 def test_session_end_is_enqueued_for_a_subscribed_destination(tmp_path: Path) -> None:
@@ -43,8 +25,7 @@ def test_session_end_is_enqueued_for_a_subscribed_destination(tmp_path: Path) ->
     }, base_dir=tmp_path, env={})
     outbox = SQLiteOutbox(tmp_path / "c.db")
     store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=lambda: now[0])
-    pipeline = Pipeline(loaded, outbox, store, router=None if HAS_ROUTER else events_router,
-                        skip_type=None if HAS_ROUTER else Skip)
+    pipeline = Pipeline(loaded, outbox, store)
     result = pipeline.accept([
         {"type": "track", "userId": "u1", "sessionId": "s1", "event": "Order Completed"},
     ])
