@@ -8,17 +8,16 @@ On PostgreSQL two daemons may receive the same key at the same moment. `seen` th
 takes a transaction-scoped advisory lock on the key (`lock_keys`): the second transaction waits
 for the first to commit or roll back, then reads the key it recorded. SQLite needs no lock: its
 writers are already serialized by BEGIN IMMEDIATE. The same `lock_keys` serializes the profile
-store's identity keys (crossdock.profiles.store), so one lock space orders them all.
+store's identity keys (crossdock.profiles.store): one lock space (crossdock.outbox.locks)
+orders them all.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-
 from sqlite_utils import Database
 
-from crossdock.outbox.base import Transaction, dialect_of, is_sqlite_handle
+from crossdock.outbox.base import Transaction, is_sqlite_handle
+from crossdock.outbox.locks import lock_keys
 from crossdock.outbox.migrations import Migration, apply_migrations
 
 DEFAULT_WINDOW = 4 * 3600.0
@@ -32,31 +31,6 @@ def m_dedup_001_keys(db: Database) -> None:
 
 
 DEDUP_MIGRATIONS: list[Migration] = [m_dedup_001_keys]
-
-
-def is_postgres(db: Database | Transaction) -> bool:
-    """Whether `db` (a transaction handle from an outbox) is PostgreSQL rather than SQLite."""
-    return dialect_of(db) == "postgresql"
-
-
-def lock_id(key: str) -> int:
-    """The 64-bit advisory lock number of a key. Computed here rather than with hashtext() so
-    that callers can sort by it: a lock order by number is deadlock-free even when two keys
-    collide on one number."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
-                          signed=True)
-
-
-def lock_keys(db: Database | Transaction, keys: Iterable[str]) -> None:
-    """On PostgreSQL, take the transaction-scoped advisory locks of `keys`, in lock-number
-    order (released at commit or rollback; taking one already held returns at once). A no-op
-    on SQLite, whose transactions already exclude each other."""
-    if not is_postgres(db):
-        return
-    ids = sorted({lock_id(k) for k in keys})
-    if ids:
-        # unnest() yields the array in order, so the locks are taken in that order.
-        db.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k", [ids])
 
 
 def message_key(message_id: str) -> str:

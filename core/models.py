@@ -75,8 +75,11 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def format_time(moment: datetime) -> str:
-    """ISO 8601 with UTC written as Z, the way messages carry times."""
+def format_time(moment: datetime | float) -> str:
+    """ISO 8601 with UTC written as Z, the way messages carry times; a number is seconds
+    since the epoch (the times the outbox and the profile store keep)."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 

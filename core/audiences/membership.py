@@ -29,7 +29,7 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from crossdock.audiences.spec import Audience
-from crossdock.dedup import is_postgres, lock_id
+from crossdock.outbox.locks import is_postgres, lock_id
 from crossdock.outbox.migrations import Migration, apply_migrations
 
 AUDIENCE_MIGRATIONS: list[Migration] = []

@@ -59,9 +59,9 @@ from sqlite_utils import Database
 from crossdock.audiences import membership
 from crossdock.audiences.membership import Change, Plan
 from crossdock.audiences.spec import AUDIENCE_ENTERED, AUDIENCE_EXITED, Audience, audiences_of
-from crossdock.dedup import is_postgres
-from crossdock.models import EnrichedMessage, Message
+from crossdock.models import EnrichedMessage, Message, format_time
 from crossdock.outbox.base import shared_sql
+from crossdock.outbox.locks import is_postgres
 
 if TYPE_CHECKING:
     from crossdock.pipeline import Pipeline
@@ -104,12 +104,6 @@ def select(audiences: Sequence[Audience], names: Sequence[str] | None) -> list[A
     return [known[n] for n in names]
 
 
-def _iso(ts: float) -> str:
-    from crossdock.profiles.store import iso
-
-    return iso(ts)
-
-
 def apply_plan(db: Database, store: ProfileStore, audiences: Sequence[Audience], plan: Plan,
                now: float) -> list[EnrichedMessage]:
     """Write the plan's member rows and return its audience events, ready to route."""
@@ -150,7 +144,7 @@ def _event(db: Database, store: ProfileStore, change: Change, now: float) -> Enr
         "type": "track",
         "event": EVENTS[change.kind],
         "messageId": "",
-        "timestamp": _iso(now),
+        "timestamp": format_time(now),
         "properties": {"audience": change.audience},
         "context": {"crossdock": {"audience": change.audience}},
         "integrations": {},

@@ -50,12 +50,13 @@ from crossdock.models import (
     PageMessage,
     ScreenMessage,
     TrackMessage,
+    format_time,
     validation_problems,
 )
 from crossdock.outbox import is_sqlite
 from crossdock.outbox.base import CIRCUIT_STATES, shared_sql
 from crossdock.pipeline import Pipeline
-from crossdock.profiles.store import ProfileStore, iso
+from crossdock.profiles.store import ProfileStore
 
 log = logging.getLogger("crossdock.collector")
 
@@ -252,7 +253,7 @@ class Collector:
             problems = validation_problems(exc)
             raise ApiError(422, "; ".join(problems),
                            errors=[{"index": 0, "problems": problems}]) from exc
-        message = parsed.to_message(account, iso(self.clock()))
+        message = parsed.to_message(account, format_time(self.clock()))
         return await run_in_threadpool(self.ingest, credential, request_id, [message],
                                        batch=False)
 
@@ -375,8 +376,8 @@ def _schemas() -> dict[str, Any]:
 
 class CountRequests:
     """Counts each answered request by route and status for /metrics. A plain ASGI
-    middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) streamed every
-    body through an extra task and queue, a third of the event loop's time per request."""
+    middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) streams every body
+    through an extra task and queue, which costs the event loop more than the request."""
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app

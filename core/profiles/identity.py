@@ -25,7 +25,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from crossdock.config import AttributeRulesConfig
-from crossdock.dedup import is_postgres, lock_keys
+from crossdock.outbox.locks import is_postgres, lock_keys
 from crossdock.profiles.attributes import Problem
 
 #: how often `lock_owners` re-reads the owners after locking before it gives up waiting for

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from crossdock.dedup import is_postgres
+from crossdock.outbox.locks import is_postgres
 
 SESSION_START = "session_start"
 SESSION_END = "session_end"

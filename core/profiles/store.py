@@ -40,13 +40,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from crossdock.config import ProfilesConfig
-from crossdock.dedup import Dedup, is_postgres, lock_keys, message_key
+from crossdock.dedup import Dedup, message_key
 from crossdock.errors import MessageError
 from crossdock.models import (
     AliasMessage,
@@ -55,6 +54,7 @@ from crossdock.models import (
     Message,
     format_time,
 )
+from crossdock.outbox.locks import is_postgres, lock_keys
 from crossdock.profiles import identity
 from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
 from crossdock.profiles.consent import consent_changes, consent_resets, granted
@@ -105,10 +105,6 @@ def identity_keys(message: Message) -> list[tuple[str, str]]:
     if isinstance(email, str) and email.strip() and "\x00" not in email:
         keys.append(("email", email.strip().lower()))
     return keys
-
-
-def iso(ts: float) -> str:
-    return format_time(datetime.fromtimestamp(ts, UTC))
 
 
 @dataclass
@@ -334,11 +330,11 @@ class ProfileStore:
         ).fetchall())
         properties: dict[str, Any] = {
             "sessionId": session.session_id,
-            "startedAt": iso(session.started_at),
+            "startedAt": format_time(session.started_at),
             "messageCount": session.message_count,
         }
         if session.ended_at is not None:
-            properties["endedAt"] = iso(session.ended_at)
+            properties["endedAt"] = format_time(session.ended_at)
             properties["durationSeconds"] = round(session.ended_at - session.started_at, 3)
         message: dict[str, Any] = {
             "type": "track",
@@ -346,7 +342,7 @@ class ProfileStore:
             # Deterministic: a sweep that runs twice (crash before commit) makes one row.
             "messageId": f"{event.name}-{session.id}-{session.session_id}"[:100],
             "sessionId": session.session_id,
-            "timestamp": iso(event.at),
+            "timestamp": format_time(event.at),
             "properties": properties,
             "context": {"crossdock": {"system": True}},
             "integrations": {},
@@ -534,7 +530,7 @@ class ProfileStore:
             ).fetchall()
         }
         consent: dict[str, dict[str, Any]] = {
-            purpose: {"granted": bool(on), "updated_at": iso(at), "default": False}
+            purpose: {"granted": bool(on), "updated_at": format_time(at), "default": False}
             for purpose, on, at in db.execute(
                 "SELECT purpose, granted, updated_at FROM profile_consent WHERE profile_id = ? "
                 "ORDER BY purpose", [profile_id],
@@ -548,8 +544,8 @@ class ProfileStore:
             "id": row[0],
             "userId": row[1],
             "known": row[1] is not None,
-            "created_at": iso(row[2]),
-            "updated_at": iso(row[3]),
+            "created_at": format_time(row[2]),
+            "updated_at": format_time(row[3]),
             "messages": row[4],
             "identities": identities,
             "attributes": {
@@ -559,14 +555,14 @@ class ProfileStore:
             },
             "consent": consent,
             "sessions": [
-                {"sessionId": s.session_id, "started_at": iso(s.started_at),
-                 "last_seen_at": iso(s.last_seen_at),
-                 "ended_at": iso(s.ended_at) if s.ended_at is not None else None,
+                {"sessionId": s.session_id, "started_at": format_time(s.started_at),
+                 "last_seen_at": format_time(s.last_seen_at),
+                 "ended_at": format_time(s.ended_at) if s.ended_at is not None else None,
                  "messages": s.message_count}
                 for s in sessions_of(db, profile_id)
             ],
             "merges": [
-                {"from": src, "into": dst, "reason": reason, "at": iso(at)}
+                {"from": src, "into": dst, "reason": reason, "at": format_time(at)}
                 for src, dst, reason, at in db.execute(
                     "SELECT from_profile, into_profile, reason, merged_at FROM profile_merges "
                     "WHERE into_profile = ? OR from_profile IN "
@@ -576,7 +572,7 @@ class ProfileStore:
             ],
             "rejections": [
                 {"message": mid, "attribute": attr, "rule": rule, "detail": detail,
-                 "at": iso(at)}
+                 "at": format_time(at)}
                 for mid, attr, rule, detail, at in db.execute(
                     "SELECT message_id, attribute, rule, detail, at FROM profile_rejections "
                     "WHERE profile_id = ? ORDER BY id DESC LIMIT 50", [profile_id],
@@ -607,7 +603,7 @@ class ProfileStore:
             "type": "track",
             "event": PROFILE_DELETED,
             "messageId": f"{PROFILE_DELETED}-{profile_id}"[:100],
-            "timestamp": iso(now),
+            "timestamp": format_time(now),
             "properties": {"profileId": profile_id, "identities": show.get("identities", {})},
             "context": {"crossdock": {"system": True}},
             "integrations": {},
@@ -646,7 +642,7 @@ class ProfileStore:
                 f"SELECT name, COUNT(*) FROM {table} GROUP BY name").fetchall():
                 held[(_PARTS[custom], str(name))] = int(count)
         return [
-            {"name": name, "part": part, "type": kind, "first_seen": iso(first_seen),
+            {"name": name, "part": part, "type": kind, "first_seen": format_time(first_seen),
              "profiles": held.get((part, name), 0), "rejected": int(rejected)}
             for part, name, kind, first_seen, rejected in db.execute(
                 "SELECT part, name, type, first_seen, rejected FROM "

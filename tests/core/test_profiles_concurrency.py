@@ -25,8 +25,9 @@ import psycopg
 import pytest
 
 from crossdock.config import parse_config
-from crossdock.dedup import Dedup, lock_id, request_key
+from crossdock.dedup import Dedup, request_key
 from crossdock.outbox import open_outbox
+from crossdock.outbox.locks import lock_id
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import build_pipeline
 from crossdock.profiles import ProfileStore
