@@ -51,8 +51,8 @@ def json_content(body: Any, *, sort_keys: bool = False) -> bytes:
     signature over them verifies.
 
     Always the bytes of `json.dumps(body, separators=(",", ":"), ensure_ascii=False,
-    sort_keys=sort_keys).encode()`, which was the largest cost of building a small request:
-    orjson writes them, and `json` takes over wherever the two could differ (an orjson error
+    sort_keys=sort_keys).encode()`. Encoding is the largest cost of building a small request,
+    so orjson writes them, and `json` takes over wherever the two could differ (an orjson error
     such as an integer beyond 64 bits, a non-string key or a lone surrogate; a number with an
     exponent or written 0.0000...; a null that stood for NaN or Infinity)."""
     try:
@@ -77,9 +77,9 @@ def json_request(
     content=json_content(body))`, with `params` added to the URL's query. `body` is the JSON
     value, or its bytes from `json_content` when the plugin must know them first (to sign).
 
-    Built for a third of httpx's cost: the same headers in the same order (Host first,
-    Content-Length last, as httpx adds them) are given at once, where `content=` made httpx
-    look each of them up through its generic mapping methods and copy them twice. Header names
+    The same headers in the same order as httpx adds them (Host first, Content-Length last)
+    are given at once: `content=` would make httpx look each of them up through its generic
+    mapping methods and copy them twice, most of the cost of building a small request. Header names
     are best lower case; `headers` must not hold Host, Content-Length or Transfer-Encoding."""
     target = url if isinstance(url, httpx.URL) else _parsed(url)
     if params:
@@ -103,7 +103,8 @@ def json_request(
 
 @lru_cache(maxsize=256)
 def _parsed(url: str) -> httpx.URL:
-    # Parsing was half the cost of building a small request; a destination sends to few URLs.
+    # Parsing a URL is a large share of building a small request; a destination sends to
+    # few URLs, so each is parsed once.
     return httpx.URL(url)
 
 

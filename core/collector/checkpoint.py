@@ -3,8 +3,8 @@
 SQLite copies the write-ahead log back into the database file (a checkpoint) inside the COMMIT
 that pushes the log past `wal_autocheckpoint` pages, and with `synchronous = NORMAL` that copy
 fsyncs the log and the database file. A request whose commit happened to be that one waited
-for two fsyncs (10-20 ms); on the collector's /v1/track that was a third of all the time spent
-(measured: 0.87 s of 2.2 s for 1,500 requests).
+for two fsyncs (10-20 ms), a large share of a small request's time on the collector's
+/v1/track (docs/benchmarks.md).
 
 `WalCheckpointer` turns the automatic checkpoint off on the outbox's connection and runs
 `PRAGMA wal_checkpoint(PASSIVE)` from a thread of its own, on its own connection, every

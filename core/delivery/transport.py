@@ -17,7 +17,7 @@ per destination):
 `send` hands a request straight to the client's transport when the client has nothing for
 `AsyncClient.send` to do (no auth, event hooks or redirects to follow): the engine never
 builds requests through the client, so its cookie jar is never read, and the rest of `send`
-was a third of a one-message request's CPU. Any transport works this way, so a test can still
+is a large share of a one-message request's CPU. Any transport works this way, so a test can still
 swap in `httpx.MockTransport`, and vcrpy (which patches the transports) still replays;
 what such a transport answers is read up to the limit all the same.
 
@@ -121,8 +121,8 @@ class AiohttpTransport(_AdapterTransport):
                         response.close()  # the rest is never read: drop the connection
         except Exception:
             # The adapter's mapping, entered only on an error (a generator-based context
-            # manager around every request cost 1 % of it): the same httpx exception, from
-            # the same aiohttp one.
+            # manager around every request would cost on every request): the same httpx
+            # exception, from the same aiohttp one.
             with map_aiohttp_exceptions():
                 raise
         extensions: dict[str, Any] = {"http_version": _HTTP11}

@@ -1,8 +1,8 @@
 """Outbox payloads to and from JSON text, fast: orjson, with the standard library behind it.
 
-Encoding every row's payload was the largest single cost of accepting a message (28 % of the
-route benchmark with `json`); orjson does it several times faster. Where the two disagree the
-standard library decides, so callers see the same text or the same error as before:
+Encoding every row's payload is the largest single cost of accepting a message, and orjson
+does it several times faster than `json` (figures: docs/benchmarks.md). Where the two disagree
+the standard library decides, so callers see the text or the error `json` would give:
 
 - anything orjson refuses (integers beyond 64 bits, lone surrogates, types neither knows,
   circular references) is encoded by `json`, which then succeeds or raises its usual error;
