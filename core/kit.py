@@ -92,12 +92,7 @@ def json_request(
                  ("Content-Length", str(len(content)))],
         stream=httpx.ByteStream(content),
     )
-    # What read() leaves, without its isinstance check against typing.Iterable (slow).
-    request._content = content
-    try:
-        request.content  # noqa: B018  (an httpx that keeps content elsewhere raises here)
-    except httpx.RequestNotRead:
-        request.read()
+    request.read()  # `content` as httpx.Request(content=...) leaves it
     return request
 
 

@@ -14,15 +14,16 @@ per destination):
 - at most `max_response_bytes` of an answer is read, then the connection is closed
   (crossdock.delivery.response_body).
 
-`send` hands a request straight to the client's transport when the client has nothing for
-`AsyncClient.send` to do (no auth, event hooks or redirects to follow): the engine never
+`send` hands a request straight to the transport of a client `make_client` made (its public
+`handle_async_request`) when the client has nothing for `AsyncClient.send` to do (no auth,
+event hooks or redirects to follow); any other client gets `client.send`. The engine never
 builds requests through the client, so its cookie jar is never read, and the rest of `send`
-is a large share of a one-message request's CPU. Any transport works this way, so a test can still
-swap in `httpx.MockTransport`, and vcrpy (which patches the transports) still replays;
-what such a transport answers is read up to the limit all the same.
+is a large share of a one-message request's CPU. A test can still swap in `httpx.MockTransport`,
+and vcrpy (which patches the transports) still replays; what such a transport answers is read
+up to the limit all the same.
 
-A proxy from the environment (HTTPS_PROXY, ...) gets its own transport from httpx, and the
-proxy makes the connection: there the proxy's egress rules apply, not the guard.
+A client `make_client` makes takes no proxy from the environment (HTTPS_PROXY, ...): httpx
+mounts none beside a transport given to it, so every request goes to that transport.
 """
 
 from __future__ import annotations
@@ -66,7 +67,19 @@ class EngineClient(httpx.AsyncClient):
     def __init__(self, transport: httpx.AsyncBaseTransport, *, timeout: float,
                  max_response_bytes: int) -> None:
         super().__init__(transport=transport, timeout=timeout, follow_redirects=False)
+        #: the transport every request of this client goes to: given explicitly, so httpx
+        #: mounts no proxy from the environment beside it (`send` hands requests to it)
+        self.transport = transport
         self.max_response_bytes = max_response_bytes
+
+    def direct_transport(self) -> httpx.AsyncBaseTransport | None:
+        """`transport`, or None when `AsyncClient.send` has work to do for a request: auth,
+        event hooks or redirects given to this client after `make_client` made it."""
+        hooks = self.event_hooks
+        if (hooks["request"] or hooks["response"] or self.auth is not None
+                or self.follow_redirects or self.is_closed):
+            return None
+        return self.transport
 
 
 class AiohttpTransport(_AdapterTransport):
@@ -247,32 +260,24 @@ def make_client(
     return EngineClient(transport, timeout=timeout, max_response_bytes=max_response_bytes)
 
 
-def _direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.AsyncBaseTransport | None:
-    """The transport to hand `request` to, or None when `client.send` has work to do."""
-    hooks = client.event_hooks
-    if (hooks["request"] or hooks["response"] or client.auth is not None
-            or client.follow_redirects or client.is_closed):
-        return None
-    transport_for_url = getattr(client, "_transport_for_url", None)
-    if transport_for_url is None:  # an httpx without it: take the long way
-        return None
-    transport: httpx.AsyncBaseTransport = transport_for_url(request.url)
-    return transport
-
-
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     """Send `request` and read the response, at most the client's `max_response_bytes` of it
     (1 MiB for a client not made by `make_client`); as `client.send(request)` does for the
     engine's requests (set the timeout in `request.extensions["timeout"]`)."""
-    limit = (client.max_response_bytes if isinstance(client, EngineClient)
-             else DEFAULT_MAX_RESPONSE_BYTES)
+    limit = DEFAULT_MAX_RESPONSE_BYTES
+    transport = None
+    if isinstance(client, EngineClient):
+        limit = client.max_response_bytes
+        transport = client.direct_transport()
     start = time.perf_counter()
-    transport = _direct(client, request)
     if transport is None:
         response = await client.send(request, stream=True)
     else:
         response = await transport.handle_async_request(request)
         response.request = request
+    # The client's default_encoding, which `client.send` gave its response (a response
+    # straight from the transport has httpx's default, as the engine's clients do).
+    encoding = response.default_encoding
     if not (response.is_stream_consumed and response.is_closed):  # ours come read already
         try:
             raw, _ = await read_capped(response.aiter_raw(), limit)
@@ -281,5 +286,5 @@ async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Respo
         response = read_response(response.status_code, response.headers.raw, raw, request,
                                  dict(response.extensions), limit)
     response.elapsed = timedelta(seconds=time.perf_counter() - start)
-    response.default_encoding = getattr(client, "_default_encoding", "utf-8")
+    response.default_encoding = encoding
     return response
