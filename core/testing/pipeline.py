@@ -14,6 +14,7 @@ has passed (never the wall clock's sleep).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,17 +62,21 @@ async def run_pipeline(
         accepted = pipeline.accept(messages)
         reports = []
         for n in range(deliveries):
-            later = time.time() + n * DAY
             reports.append(await deliver_once(loaded, pipeline.outbox,
-                                              clock=lambda later=later: later))
-        outbox: Any = pipeline.outbox
+                                              clock=_fixed(time.time() + n * DAY)))
         columns = ("destination", "message_id", "state", "attempts", "last_error")
-        rows = [dict(zip(columns, row, strict=True)) for row in outbox.db.execute(
-            f"SELECT {', '.join(columns)} FROM outbox ORDER BY id").fetchall()]
+        with pipeline.outbox.transaction() as tx:
+            rows = [dict(zip(columns, row, strict=True)) for row in tx.execute(
+                f"SELECT {', '.join(columns)} FROM outbox ORDER BY id").fetchall()]
         counts = pipeline.outbox.counts()
     finally:
         pipeline.close()
     return PipelineRun(loaded, accepted, reports, rows, counts)
+
+
+def _fixed(at: float) -> Callable[[], float]:
+    """A clock that always says `at`."""
+    return lambda: at
 
 
 def fake_destination_config(outbox: Path, name: str, destination: dict[str, Any]
