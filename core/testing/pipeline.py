@@ -22,7 +22,8 @@ from typing import Any
 from crossdock.config import LoadedConfig, parse_config
 from crossdock.delivery import DeliveryReport, deliver_once
 from crossdock.destination import Destination
-from crossdock.outbox.base import DestinationCounts
+from crossdock.outbox.base import DestinationCounts, NewRow
+from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import AcceptResult, build_pipeline
 
 DAY = 86_400.0
@@ -92,3 +93,29 @@ def fake_destination_config(outbox: Path, name: str, destination: dict[str, Any]
         "collector": {"enabled": False},
         "destinations": {name: {**destination, "delivery": delivery}},
     }
+
+
+class OutboxOnClock:
+    """A SQLite outbox and the real engine's delivery passes on a clock the test steps, for
+    tests where time is the point (a fake that reckons token expiry on the same clock, a
+    retry due after Retry-After): `run_pipeline` moves a day per pass instead.
+
+        outbox = OutboxOnClock(tmp_path / "outbox.db", clock)
+        report = await outbox.deliver(loaded, "sfcc", [payload, ...])   # routed payloads
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], float]) -> None:
+        self.outbox = SQLiteOutbox(path)
+        self.clock = clock
+        self.count = 0
+
+    async def deliver(self, loaded: LoadedConfig, destination: str,
+                      payloads: list[dict[str, Any]]) -> DeliveryReport:
+        """Enqueue `payloads` for `destination` (message ids m1, m2, ... across calls) and
+        run one delivery pass of `loaded` at the clock's time."""
+        rows = []
+        for payload in payloads:
+            self.count += 1
+            rows.append(NewRow(destination, f"m{self.count}", payload, payload.get("userId")))
+        self.outbox.enqueue(rows, now=self.clock())
+        return await deliver_once(loaded, self.outbox, clock=self.clock)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
 from crossdock.testing.fakescript import FakeState, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
+from crossdock.testing.faketokens import TokenBook
 
 FAKE_KEY: web.AppKey[SfmcFake] = web.AppKey("sfmc_fake")
 DEFAULT_CLIENT_ID = "sfmc-client-id"
@@ -133,11 +133,13 @@ class SfmcFake(FakeState):
     inactive: set[str] = field(default_factory=set)
     #: the base URL it answers as rest_instance_url (set when served)
     base: str = ""
-    tokens: dict[str, float] = field(default_factory=dict)
     token_requests: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     _locked: int = 0
     _windows: dict[str, FixedWindow] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenBook(self.clock)
 
     def reset(self) -> None:
         super().reset()
@@ -166,9 +168,7 @@ class SfmcFake(FakeState):
 
     def expire_tokens(self) -> None:
         """Every token issued so far expires now (as if 20 minutes went by)."""
-        with self._lock:
-            for token in self.tokens:
-                self.tokens[token] = 0.0
+        self.tokens.expire_all()
 
     def rows(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -195,9 +195,7 @@ class SfmcFake(FakeState):
         if account is not None and str(account) != self.mid:
             raise _oauth_error(401, "invalid_client",
                                "the integration has no access to this account_id")
-        token = "eyJ" + secrets.token_urlsafe(24)
-        with self._lock:
-            self.tokens[token] = self.clock() + self.lifetime
+        token = self.tokens.issue(self.lifetime, prefix="eyJ")
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.lifetime,
                 "scope": "data_extensions_read data_extensions_write journeys_execute",
                 "soap_instance_url": self.base + "/", "rest_instance_url": self.base + "/"}
@@ -206,12 +204,8 @@ class SfmcFake(FakeState):
 
     def check_token(self, authorization: str | None) -> int:
         """The issue number of the live token the request carries, else 401."""
-        token = (authorization or "").removeprefix("Bearer ")
-        with self._lock:
-            expires = self.tokens.get(token)
-            number = list(self.tokens).index(token) + 1 if expires is not None else 0
-        if not (authorization or "").startswith("Bearer ") or expires is None \
-                or expires <= self.clock():
+        number = self.tokens.number((authorization or "").removeprefix("Bearer "))
+        if not (authorization or "").startswith("Bearer ") or number is None:
             raise Refused(401, {"documentation": DOCS, "errorcode": 0,
                                 "message": "Not Authorized"})
         return number

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from crossdock.config import parse_config
-from crossdock.delivery import DeliveryReport, deliver_once
+from crossdock.delivery import DeliveryReport
 from crossdock.destination import OutboxItem
-from crossdock.outbox.base import NewRow
-from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.sfmc import SfmcDestination, SfmcSettings
 from crossdock.plugins.sfmc.fake import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SfmcFake
 from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
+from crossdock.testing.pipeline import OutboxOnClock
 
 OPTIONS: dict[str, Any] = {
     "data_extension": "Crossdock_Contacts",
@@ -65,8 +64,8 @@ class Harness:
     delivery: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.outbox = SQLiteOutbox(self.tmp_path / "outbox.db")
-        self.count = 0
+        self.on_clock = OutboxOnClock(self.tmp_path / "outbox.db", self.clock)
+        self.outbox = self.on_clock.outbox
 
     def loaded(self, **more: Any) -> Any:
         raw = {"destinations": {"sfmc": {
@@ -77,12 +76,7 @@ class Harness:
         return parse_config(raw, base_dir=self.tmp_path, env={})
 
     async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
-        rows = []
-        for payload in payloads:
-            self.count += 1
-            rows.append(NewRow("sfmc", f"m{self.count}", payload, payload.get("userId")))
-        self.outbox.enqueue(rows, now=self.clock())
-        return await deliver_once(self.loaded(**more), self.outbox, clock=self.clock)
+        return await self.on_clock.deliver(self.loaded(**more), "sfmc", payloads)
 
 
 def identify(n: int, **traits: Any) -> dict[str, Any]:
