@@ -43,6 +43,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.brevo",
     "crossdock.plugins.twilio",
     "crossdock.plugins.sfmc",
+    "crossdock.plugins.sfcc",
     "crossdock.plugins.amplitude",
     "crossdock.plugins.tiktok",
     "crossdock.plugins.files",

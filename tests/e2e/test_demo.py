@@ -18,7 +18,7 @@ _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILIN
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
                "files", "s3", "sftp", "ftp",
-               "mailup"}
+               "mailup", "sfcc"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -59,6 +59,10 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     users = sorted(user_id for user_id, *_ in DEMO_PEOPLE)
     assert re.findall(r"^  = row (\S+): ", sfmc, re.MULTILINE) == users, sfmc
     assert "; 1 token request(s)" in sfmc, sfmc
+    # Commerce Cloud: every person's customer profile updated, one Account Manager token.
+    sfcc = _section(out, "sfcc")
+    assert re.findall(r"^  = customer (\S+): ", sfcc, re.MULTILINE) == users, sfcc
+    assert "= 1 token request(s)" in sfcc, sfcc
     amplitude = _section(out, "amplitude")
     assert "POST /2/httpapi [" in amplitude and "POST /identify" in amplitude, amplitude
     assert re.search(r"POST /event/track/ \[.*Purchase.*\] -> code 0", _section(out, "tiktok"))

@@ -1,0 +1,86 @@
+"""Helpers of the SFCC tests: settings for the fake, routed items, and a harness that runs
+messages through the whole pipeline (accept -> route -> SQLite outbox -> deliver) to the
+contract fake on the tests' clock. The fixtures are in conftest.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossdock.config import parse_config
+from crossdock.delivery import DeliveryReport
+from crossdock.destination import OutboxItem
+from crossdock.plugins.sfcc import SfccDestination, SfccSettings
+from crossdock.plugins.sfcc.fake import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_LIST,
+    TOKEN_PATH,
+    SfccFake,
+)
+from crossdock.testing.clock import ManualClock
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.payloads import outbox_item, routed_payload
+from crossdock.testing.pipeline import OutboxOnClock
+
+OPTIONS: dict[str, Any] = {
+    "attributes": {"email": "email", "firstName": "first_name", "lastName": "last_name",
+                   "phone": "phone_mobile", "birthday": "birthday", "gender": "gender",
+                   "tier": "c_loyaltyTier", "lifetime_value": "c_lifetimeValue"},
+}
+
+
+def settings(url: str, **more: Any) -> dict[str, Any]:
+    return {"base_url": url, "token_url": url + TOKEN_PATH, "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET, "customer_list": DEFAULT_LIST, **more}
+
+
+def destination(server: RunningServer, *, options: dict[str, Any] | None = None,
+                **more: Any) -> SfccDestination:
+    """The plugin pointed at the fake, with the shipped mapping and OPTIONS (and `options`)
+    over its options."""
+    config = SfccSettings.model_validate(settings(server.url, **more))
+    shipped = SfccDestination.default_mapping()
+    shipped = {**shipped, "options": {**shipped["options"], **OPTIONS, **(options or {})}}
+    return SfccDestination(config, shipped)
+
+
+def item(n: int = 1, **fields: Any) -> OutboxItem:
+    """A routed identify of person n (u{n}, ada{n}@example.com)."""
+    payload: dict[str, Any] = {"type": "identify", "userId": f"u{n}",
+                               "traits": {"email": f"ada{n}@example.com", "firstName": "Ada"}}
+    payload.update(fields)
+    return outbox_item(routed_payload(n, **payload), n)
+
+
+def identify(n: int, **traits: Any) -> dict[str, Any]:
+    return routed_payload(n, type="identify", userId=f"u{n}",
+                          traits={"email": f"ada{n}@example.com", **traits})
+
+
+@dataclass
+class Harness:
+    """Rows into a SQLite outbox and the real engine's delivery passes, on the tests' clock
+    (the fake's too: token expiry is reckoned on it)."""
+
+    tmp_path: Path
+    server: RunningServer
+    fake: SfccFake
+    clock: ManualClock
+    delivery: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.on_clock = OutboxOnClock(self.tmp_path / "outbox.db", self.clock)
+        self.outbox = self.on_clock.outbox
+
+    def loaded(self, **more: Any) -> Any:
+        raw = {"destinations": {"sfcc": {
+            "plugin": "sfcc", "settings": settings(self.server.url, **more),
+            "mapping": {"options": OPTIONS},
+            "delivery": {"allow_private_network": True, "backoff_base": 0.01,
+                         "backoff_max": 0.02, **(self.delivery or {})}}}}
+        return parse_config(raw, base_dir=self.tmp_path, env={})
+
+    async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
+        return await self.on_clock.deliver(self.loaded(**more), "sfcc", payloads)
