@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.twilio",
     "crossdock.plugins.sfmc",
     "crossdock.plugins.sfcc",
+    "crossdock.plugins.google_ads",
     "crossdock.plugins.amplitude",
     "crossdock.plugins.tiktok",
     "crossdock.plugins.files",

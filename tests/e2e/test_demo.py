@@ -18,7 +18,7 @@ _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILIN
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
                "files", "s3", "sftp", "ftp",
-               "mailup", "sfcc"}
+               "mailup", "sfcc", "google_ads"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
@@ -63,6 +63,10 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     sfcc = _section(out, "sfcc")
     assert re.findall(r"^  = customer (\S+): ", sfcc, re.MULTILINE) == users, sfcc
     assert "= 1 token request(s)" in sfcc, sfcc
+    # Google Ads: the audience's members in the Customer Match list, one token.
+    google = _section(out, "google_ads")
+    held = re.search(r"user list 555: (\d+) identifiers; 0 conversions; 1 token request", google)
+    assert held is not None and int(held.group(1)) > 0, google
     amplitude = _section(out, "amplitude")
     assert "POST /2/httpapi [" in amplitude and "POST /identify" in amplitude, amplitude
     assert re.search(r"POST /event/track/ \[.*Purchase.*\] -> code 0", _section(out, "tiktok"))
