@@ -357,7 +357,8 @@ def _body(ref: str) -> dict[str, Any]:
 
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (*SEGMENT_TYPES.values(), UserUpdate, EventRequest):
+    models: tuple[type[BaseModel], ...] = (*SEGMENT_TYPES.values(), UserUpdate, EventRequest)
+    for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

@@ -584,8 +584,9 @@ class DestinationWorker:
             response, verdict, error = await self._http(planned.request)
             if response is None:
                 return [Retry(error)] * count, verdict, error
-            return self._judged(lambda: self.plugin.classify(planned, response), count,
-                                "classify", f"HTTP {response.status_code}")
+            answered = response  # narrowed for the closure
+            return self._judged(lambda: self.plugin.classify(planned, answered), count,
+                                "classify", f"HTTP {answered.status_code}")
         token: Token | None = None
         try:
             token = await self._token()

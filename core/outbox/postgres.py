@@ -448,8 +448,9 @@ class PostgresOutbox(OutboxBase):
                     [now, now, sorted(settlement.releases), owner],
                 ).rowcount
             changed += len(failed)
-            last = next((f for f in reversed([*settlement.retries, *settlement.deads])
-                         if f[0] in failed), None)
+            last = next((id_ for id_ in reversed([*(r[0] for r in settlement.retries),
+                                                  *(d[0] for d in settlement.deads)])
+                         if id_ in failed), None)
             if last is not None:
                 # The latest error per destination, for `crossdock status`.
                 conn.execute(
@@ -459,7 +460,7 @@ class PostgresOutbox(OutboxBase):
                     ON CONFLICT (destination) DO UPDATE SET
                         last_error = excluded.last_error, last_error_at = excluded.last_error_at
                     """,
-                    [failed[last[0]], now, last[0]],
+                    [failed[last], now, last],
                 )
         return changed
 

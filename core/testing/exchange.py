@@ -102,11 +102,12 @@ def outcomes(dest: Destination, items: Sequence[OutboxItem], now: float | None =
     outcomes)."""
     out: list[Outcome | Rejected] = []
     for ex in exchange(dest, items, now):
-        if isinstance(ex, FieldRefused) or (
-                isinstance(ex, Exchange) and isinstance(ex.outcome, FollowUp)):
+        if isinstance(ex, FieldRefused):
             continue
         if isinstance(ex, Rejected):
             out.append(ex)
+        elif isinstance(ex.outcome, FollowUp):
+            continue
         elif isinstance(ex.outcome, Sequence):
             out.extend(ex.outcome)
         else:

@@ -120,9 +120,9 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
             else:
                 found[name] = text
         if not found:
-            paths = ", ".join([*self.opts.user_id, *self.opts.device_id])
+            read = ", ".join([*self.opts.user_id, *self.opts.device_id])
             raise ItemRejected(f"user_id, device_id: Amplitude needs one of at least "
-                               f"{shortest} characters (read from {paths}); this message has "
+                               f"{shortest} characters (read from {read}); this message has "
                                "none")
         return found
 
@@ -313,7 +313,8 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
             half = count // 2
             later = Retry(f"{what}: the request was split; retried in a later request",
                           after=0.0)
-            return [None] * half + [later] * (count - half)
+            split: list[Outcome | None] = [None] * half
+            return split + [later] * (count - half)
         if status == 400 and kind == EVENTS:
             named = _named_events(body, count)
             if named and len(named) < count:

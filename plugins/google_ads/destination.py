@@ -124,12 +124,12 @@ class GoogleAdsDestination(Destination[GoogleAdsSettings]):
             for batch in chunks(listed, OPERATIONS_PER_JOB):
                 out.append(PlannedRequest(self.create_job(user_list), list(batch),
                                           step=CREATE))
-        built, rejected = per_item(conversions, self.conversion)
+        uploads, rejected = per_item(conversions, self.conversion)
         out.extend(rejected)
-        for batch in chunks(built, MAX_CONVERSIONS):
-            body = {"conversions": [c for _, c in batch], "partialFailure": True}
+        for upload in chunks(uploads, MAX_CONVERSIONS):
+            body = {"conversions": [c for _, c in upload], "partialFailure": True}
             out.append(PlannedRequest(self.post(self.url(UPLOAD_CONVERSIONS), body),
-                                      [i for i, _ in batch], step=CONVERSIONS))
+                                      [i for i, _ in upload], step=CONVERSIONS))
         return out
 
     @staticmethod
