@@ -1,0 +1,157 @@
+"""The process that runs operator JavaScript: `python -m crossdock.functions.host MEMORY_MB`.
+
+It reads one JSON request a line on stdin and answers one JSON line on stdout (protocol in
+runtime.py). Functions run here and not in the daemon because V8 ends the whole process on
+some allocations (a fatal "out of memory" for one huge array, which mini-racer's memory
+check cannot catch in time): here that ends only this process, the daemon answers the
+message as dead-lettered and starts a new one.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import Any
+
+import orjson
+from py_mini_racer import JSOOMException, JSTimeoutException, MiniRacer, init_mini_racer
+
+#: what each isolate starts with: nothing but the language. mini-racer's timer helpers are
+#: taken away (a function runs synchronously), console.log collects lines for
+#: `crossdock functions test` (at most 100 lines of 1,000 characters per call).
+_PRELUDE = """
+delete globalThis.setTimeout; delete globalThis.clearTimeout; delete globalThis.__timer_manager;
+globalThis.__crossdock_logs = [];
+globalThis.console = (() => {
+  const log = (...args) => {
+    if (__crossdock_logs.length >= 100) return;
+    __crossdock_logs.push(args.map(a => typeof a === 'string' ? a : JSON.stringify(a))
+      .join(' ').slice(0, 1000));
+  };
+  return {log, info: log, warn: log, error: log, debug: log};
+})();
+"""
+
+#: a wrapper around one entry point, evaluated after the operator's code so that it sees
+#: `function f` and top-level `const f = ...` alike
+_CALLER = """
+globalThis.__crossdock_call_%(entry)s = (input) => {
+  if (typeof %(entry)s !== 'function') throw new TypeError('%(entry)s is not defined');
+  __crossdock_logs = [];
+  const [event, metadata] = JSON.parse(input);
+  const value = %(entry)s(event, metadata);
+  if (value !== null && typeof value === 'object' && typeof value.then === 'function')
+    throw new TypeError('%(entry)s returned a Promise: functions run synchronously ' +
+                        '(no await, no fetch)');
+  return JSON.stringify({returned: value !== undefined,
+                         value: value === undefined ? null : value, logs: __crossdock_logs});
+};
+"""
+
+
+class Host:
+    def __init__(self, memory: int) -> None:
+        self.memory = memory
+        self.sources: dict[str, tuple[str, list[tuple[str, str]], list[str]]] = {}
+        self.contexts: dict[str, MiniRacer] = {}
+
+    def load(self, key: str, source: str, libraries: list[tuple[str, str]],
+             entries: list[str]) -> None:
+        self.sources[key] = (source, libraries, entries)
+        old = self.contexts.pop(key, None)
+        if old is not None:
+            old.close()
+        self.contexts[key] = self._context(key)
+
+    def _context(self, key: str) -> MiniRacer:
+        source, libraries, entries = self.sources[key]
+        ctx = MiniRacer()
+        ctx.set_hard_memory_limit(self.memory)
+        ctx.eval(_PRELUDE)
+        # Libraries first, in the listed order, in the same global scope: their functions
+        # are the function's to call, as in RudderStack's libraries.
+        for name, code in libraries:
+            _run(ctx, _named(code, f"library:{name}"), f"library {name}")
+        _run(ctx, _named(source, name_of(key)), "function")
+        for entry in entries:
+            ctx.eval(_CALLER % {"entry": entry})
+        return ctx
+
+    def call(self, key: str, entry: str, args: list[Any], timeout: float) -> list[Any]:
+        results = []
+        for pair in args:
+            ctx = self.contexts.get(key) or self._context(key)
+            self.contexts[key] = ctx
+            try:
+                out = ctx.call(f"__crossdock_call_{entry}", orjson.dumps(pair).decode(),
+                               timeout_sec=timeout, max_memory=self.memory)
+                results.append({"ok": orjson.loads(out)})
+            except (JSTimeoutException, JSOOMException) as exc:
+                # The isolate may be half way through anything: the next message gets a
+                # fresh one (a few milliseconds).
+                self.contexts.pop(key).close()
+                kind = ("ran longer than its time limit" if isinstance(exc, JSTimeoutException)
+                        else "ran out of memory")
+                results.append({"error": f"{kind} ({exc})"})
+            except Exception as exc:
+                results.append({"error": _first_lines(str(exc))})
+        return results
+
+
+class LoadError(Exception):
+    pass
+
+
+def _run(ctx: MiniRacer, code: str, what: str) -> None:
+    try:
+        ctx.eval(code, timeout_sec=5)
+    except Exception as exc:
+        raise LoadError(f"{what}: {_first_lines(str(exc))}") from exc
+
+
+def name_of(key: str) -> str:
+    """The function's name (its file) from its key ("tidy.js:<digest>")."""
+    return key.rsplit(":", 1)[0]
+
+
+def _named(code: str, name: str) -> str:
+    """The code with a sourceURL, so V8's errors say "tidy.js:4", not "<anonymous>:4"."""
+    return f"{code}\n//# sourceURL={name}\n"
+
+
+def _first_lines(text: str) -> str:
+    """V8's "file:line: Error: message", without the source excerpt and the stack."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else text)[:1000]
+
+
+def main() -> None:
+    memory = int(sys.argv[1]) * 1024 * 1024
+    # Memory V8's heap limit does not see (ArrayBuffers, strings' backing stores) still
+    # counts against the process: private writable memory beyond 8x the heap limit plus
+    # what V8 itself needs fails to allocate (a RangeError in the function).
+    limit = memory * 8 + 512 * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    init_mini_racer(flags=(f"--max-heap-size={max(16, memory * 2 // (1024 * 1024))}",
+                           "--single-threaded"))
+    host = Host(memory)
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        request = orjson.loads(line)
+        answer: dict[str, Any]
+        try:
+            if request["op"] == "load":
+                host.load(request["key"], request["source"],
+                          [tuple(pair) for pair in request["libraries"]], request["entries"])
+                answer = {"ok": True}
+            else:
+                answer = {"results": host.call(request["key"], request["entry"],
+                                               request["args"], request["timeout"])}
+        except LoadError as exc:
+            answer = {"error": str(exc)}
+        out.write(orjson.dumps(answer) + b"\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
