@@ -39,6 +39,13 @@ from crossdock.audiences.spec import AudienceConfig, audience_problems
 from crossdock.destination import Destination, DestinationContext
 from crossdock.egress import url_problems
 from crossdock.errors import ConfigError, PluginError
+from crossdock.functions.config import (
+    TRANSFORM_ENTRY,
+    FunctionsConfig,
+    TransformConfig,
+    load_function,
+)
+from crossdock.functions.runtime import LoadedFunction
 from crossdock.models import MessageType, validation_problems
 from crossdock.origins import ANY, normalize_pattern
 from crossdock.outbox.base import LOCK_WAIT
@@ -145,6 +152,8 @@ class DestinationConfig(_Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     mapping: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    #: operator JavaScript each routed message goes through before the plugin (functions.md)
+    transform: TransformConfig | None = None
 
 
 class OutboxConfig(_Strict):
@@ -289,6 +298,7 @@ class Config(_Strict):
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
+    functions: FunctionsConfig = Field(default_factory=FunctionsConfig)
 
 
 #: a live worker renews its leases this many times per lease while a batch is in flight
@@ -324,6 +334,8 @@ class ConfiguredDestination:
     plugin: Destination
     mapping: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: the compiled `transform:` function, run at delivery (crossdock.delivery.transform)
+    transform: LoadedFunction | None = None
 
     @property
     def context(self) -> DestinationContext:
@@ -503,6 +515,12 @@ def parse_config(
                 f"{prefix}.delivery.batch_size: at most {cls.max_batch_size} for plugin "
                 f"{cls.plugin_name}, got {batch}"
             )
+        transform = None
+        if dest.transform is not None and dest.enabled:
+            transform, transform_problems = load_function(
+                dest.transform, dest.transform.libraries, config.functions, base_dir,
+                f"{prefix}.transform", (TRANSFORM_ENTRY,))
+            problems.extend(transform_problems)
         if settings is None:
             continue
         if not dest.delivery.allow_private_network:
@@ -514,7 +532,7 @@ def parse_config(
             continue
         # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
         configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping, name),
-                                           mapping)
+                                           mapping, transform=transform)
         # Identities the mapping always forwards are names an identities filter may use.
         always = [] if mapping_errors else parse_mapping(mapping).identities.always
         configured.warnings = [

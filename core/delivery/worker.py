@@ -1,7 +1,8 @@
 """Step 5: deliver leased outbox rows of one destination, and settle each item's fate.
 
-    lease (batch_size rows) -> plugin.build_requests -> rate limiter (per rate key)
-      -> send with a timeout -> plugin.classify -> ack / retry later / dead letter
+    lease (batch_size rows) -> [transform (transform.py)] -> plugin.build_requests
+      -> rate limiter (per rate key) -> send with a timeout -> plugin.classify
+      -> ack / retry later / dead letter
 
 Each destination runs `concurrency` slots; a slot leases one batch, sends its requests one
 after another and settles the batch in one transaction, so at most `concurrency` requests of a
@@ -45,6 +46,7 @@ from crossdock.delivery.tokens import (
     describe_fetch_error,
     hide,
 )
+from crossdock.delivery.transform import DROPPED, TransformStep
 from crossdock.delivery.transport import send
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
@@ -86,6 +88,8 @@ class DestinationReport:
     last_error: str | None = None
     #: values plugins left out of requests (FieldRefused), by field name
     refused: dict[str, int] = field(default_factory=dict)
+    #: rows acknowledged without a request, by reason (a transform returned null)
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: DestinationReport) -> None:
         self.delivered += other.delivered
@@ -95,6 +99,8 @@ class DestinationReport:
         self.last_error = other.last_error or self.last_error
         for name, count in other.refused.items():
             self.refused[name] = self.refused.get(name, 0) + count
+        for reason, count in other.dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
 @dataclass
@@ -277,6 +283,9 @@ class DestinationWorker:
         self.window = self.plugin.window()
         #: a windowed destination with nothing ready looks again no sooner than this
         self._window_check_at = -math.inf
+        #: the destination's transformEvent (docs/functions.md), run before build_requests
+        self.transform = (TransformStep(self.name, destination.transform)
+                          if destination.transform is not None else None)
         self.report = DestinationReport()
         #: the destination's name on its log records (crossdock.logs)
         self._extra = {"destination": self.name}
@@ -439,7 +448,10 @@ class DestinationWorker:
         heartbeat = _Heartbeat(self, batch)
         heartbeat.start()
         try:
-            await self._send_all(batch, settlement, report)
+            if self.transform is None:
+                await self._send_all(batch, settlement, report)
+            else:
+                settlement = await self._transform_and_send(batch, report)
             if self.window is not None and len(settlement.retries) > 1:
                 # A file's rows come due again together, so their batch is leased whole.
                 due = max(at for _, at, _ in settlement.retries)
@@ -453,6 +465,28 @@ class DestinationWorker:
             heartbeat.stop()
         self._settle(batch, settlement, report)
         return report
+
+    async def _transform_and_send(self, batch: _Batch,
+                                  report: DestinationReport) -> Settlement:
+        """The batch through the destination's transform (in a thread: operator code may
+        take up to its time limit), the events it gives sent, their fates folded back into
+        one per leased row; the counts reported are rows'."""
+        assert self.transform is not None
+        transformed = await asyncio.to_thread(self.transform.apply, batch.items)
+        sent = Settlement()
+        if transformed.items:
+            await self._send_all(_Batch(batch.token, transformed.items, batch.probe,
+                                        batch.lost), sent, report)
+        settlement = transformed.fold(sent)
+        report.delivered = len(settlement.acks) - len(transformed.dropped)
+        report.retried = len(settlement.retries)
+        report.dead = len(settlement.deads)
+        if transformed.dropped:
+            report.dropped[DROPPED] = len(transformed.dropped)
+        for _, reason in transformed.failed:
+            report.last_error = reason
+            log.warning("%s: %s", self.name, reason, extra=self._extra)
+        return settlement
 
     async def _send_all(
         self, batch: _Batch, settlement: Settlement, report: DestinationReport
