@@ -489,6 +489,9 @@ def _attach_commands() -> None:
     from crossdock.audiences.cli import audiences_group
 
     cli.add_command(audiences_group)
+    from crossdock.functions.cli import functions_group
+
+    cli.add_command(functions_group)
     from crossdock.db_cli import db_group
 
     cli.add_command(db_group)

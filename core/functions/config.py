@@ -121,7 +121,7 @@ def load_function(
                             f"(functions.libraries has: {known})")
             continue
         try:
-            shared.append((name, library.read(base_dir)))
+            shared.append((library.label(f"library {name}"), library.read(base_dir)))
         except OSError as exc:
             problems.append(f"functions.libraries.{name}.file: cannot read "
                             f"{base_dir / (library.file or '')} ({exc.strerror})")

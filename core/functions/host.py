@@ -71,8 +71,8 @@ class Host:
         # Libraries first, in the listed order, in the same global scope: their functions
         # are the function's to call, as in RudderStack's libraries.
         for name, code in libraries:
-            _run(ctx, _named(code, f"library:{name}"), f"library {name}")
-        _run(ctx, _named(source, name_of(key)), "function")
+            _run(ctx, _named(code, name))
+        _run(ctx, _named(source, name_of(key)))
         for entry in entries:
             ctx.eval(_CALLER % {"entry": entry})
         return ctx
@@ -102,11 +102,12 @@ class LoadError(Exception):
     pass
 
 
-def _run(ctx: MiniRacer, code: str, what: str) -> None:
+def _run(ctx: MiniRacer, code: str) -> None:
+    """Evaluate a library's or the function's code; LoadError with V8's "file:line: error"."""
     try:
         ctx.eval(code, timeout_sec=5)
     except Exception as exc:
-        raise LoadError(f"{what}: {_first_lines(str(exc))}") from exc
+        raise LoadError(_first_lines(str(exc))) from exc
 
 
 def name_of(key: str) -> str:

@@ -15,7 +15,7 @@ process for the next. Nothing a function does raises in the caller.
 
 Protocol with host.py, one JSON object a line each way:
     {"op": "load", "key", "source", "libraries": [[name, code]], "entries": [name]}
-        -> {"ok": true} | {"error": "function: SyntaxError ..."}
+        -> {"ok": true} | {"error": "tidy.js:3: SyntaxError: ..."}
     {"op": "call", "key", "entry", "args": [[event, metadata], ...], "timeout": seconds}
         -> {"results": [{"ok": {"returned", "value", "logs"}} | {"error": "..."}]}
 """
@@ -92,8 +92,8 @@ class FunctionRunner:
         if answer is None:
             raise FunctionLoadError(f"{code.name}: the function process ended while loading "
                                     f"it{self._last_words()}")
-        if "error" in answer:
-            raise FunctionLoadError(f"{code.name}: {answer['error']}")
+        if "error" in answer:  # V8's message names the file (or library) and line
+            raise FunctionLoadError(str(answer["error"]))
         return LoadedFunction(self, code)
 
     def call(self, code: FunctionCode, entry: str,

@@ -177,7 +177,7 @@ def test_config_names_what_is_wrong_with_a_function(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(raw, base_dir=tmp_path, env={}, types=TYPES)
     problems = caught.value.problems
-    assert any(p.startswith("destinations.a.transform: bad.js: function: ")
+    assert any(p.startswith("destinations.a.transform: bad.js:")
                and "SyntaxError" in p for p in problems), problems
     assert ("destinations.b.transform.libraries.1: unknown library 'hashing' "
             "(functions.libraries has: shout)") in problems

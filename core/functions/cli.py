@@ -1,0 +1,81 @@
+"""`crossdock functions test FILE MESSAGE.json`: one message through a transformEvent, on this
+machine, in the same isolate and limits the daemon uses (crossdock.functions.runtime).
+Attached by crossdock.cli."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from crossdock import cli as cli_module
+from crossdock.functions.config import TRANSFORM_ENTRY
+from crossdock.functions.events import interpret
+from crossdock.functions.runtime import (
+    FunctionCode,
+    FunctionLoadError,
+    FunctionRunner,
+    Limits,
+)
+
+
+@click.group("functions")
+def functions_group() -> None:
+    """Operator JavaScript functions (docs/functions.md)."""
+
+
+@functions_group.command("test")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("message", type=click.File("r"))
+@click.option("-l", "--library", "libraries", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A library file evaluated before FILE (repeat, in order).")
+@click.option("--metadata", default="{}", show_default=True,
+              help="The metadata argument, as JSON.")
+@click.option("--timeout", default=1.0, show_default=True, type=float,
+              help="Seconds the call may take.")
+@click.option("--memory-mb", default=64, show_default=True, type=int,
+              help="The isolate's V8 heap limit.")
+def test_command(file: Path, message: IO[str], libraries: tuple[Path, ...], metadata: str,
+                 timeout: float, memory_mb: int) -> None:
+    """Run FILE's transformEvent on MESSAGE (a JSON file, - for stdin: the routed event the
+    daemon would pass, e.g. from `crossdock route --json`). Prints the events it returns as
+    JSON; console.log lines go to stderr. Exit 1 when the function fails: the daemon would
+    dead-letter that message."""
+    event = _json(message.read(), message.name)
+    meta = _json(metadata, "--metadata")
+    runner = FunctionRunner(Limits(timeout, memory_mb))
+    try:
+        code = FunctionCode(str(file), file.read_text(),
+                            tuple((str(path), path.read_text()) for path in libraries))
+        try:
+            function = runner.load(code, (TRANSFORM_ENTRY,))
+        except FunctionLoadError as exc:
+            raise click.ClickException(str(exc)) from exc
+        [result] = function.call(TRANSFORM_ENTRY, [(event, meta)])
+    finally:
+        runner.close()
+    message_id = event.get("messageId") if isinstance(event, dict) else None
+    transformed = interpret(result, str(message_id or ""), TRANSFORM_ENTRY)
+    err = cli_module.err_console
+    for line in transformed.logs:
+        err.print(f"console: {line}", markup=False, highlight=False)
+    if transformed.error is not None:
+        err.print(f"dead letter: {transformed.error}", markup=False, highlight=False)
+        raise SystemExit(1)
+    if transformed.dropped:
+        err.print("dropped: the function returned null (nothing is sent; the row is "
+                  "acknowledged)", markup=False, highlight=False)
+        return
+    shown: Any = transformed.events if len(transformed.events) > 1 else transformed.events[0]
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} "
+                                   f"column {exc.colno})") from exc
