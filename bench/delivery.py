@@ -15,8 +15,18 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import Outcome, Row, Settings, elapsed, interleaved, sample_message, sink
+from bench.common import (
+    Outcome,
+    Row,
+    Settings,
+    elapsed,
+    interleaved,
+    sample_message,
+    sink,
+    webhook_raw,
+)
 from bench.common import webhook_config as config
+from crossdock.config import parse_config
 from crossdock.delivery import deliver_once, make_client
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
@@ -37,12 +47,15 @@ def fill(db: Path, messages: int) -> None:
 
 
 def run_ours(url: str, messages: int, *, batch: bool, fast: bool,
-             concurrency: int = CONCURRENCY) -> tuple[int, float]:
-    """Items delivered per second by deliver_once (lease, build, send, classify, ack)."""
+             concurrency: int = CONCURRENCY,
+             transform: dict[str, Any] | None = None) -> tuple[int, float]:
+    """Items delivered per second by deliver_once (lease, build, send, classify, ack), with
+    the destination's `transform:` when given (bench/functions.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "delivery.db"
         fill(db, messages)
-        loaded = webhook_config_one(db, url, batch=batch, concurrency=concurrency)
+        loaded = webhook_config_one(db, url, batch=batch, concurrency=concurrency,
+                                    transform=transform)
         outbox = SQLiteOutbox(db)
 
         async def main() -> tuple[int, float]:
@@ -65,9 +78,15 @@ def run_ours(url: str, messages: int, *, batch: bool, fast: bool,
             outbox.close()
 
 
-def webhook_config_one(db: Path, url: str, *, batch: bool, concurrency: int) -> Any:
-    return config(db, f"{url}/hook", names=(DEST,), batch=batch, concurrency=concurrency,
-                  batch_size=BATCH)
+def webhook_config_one(db: Path, url: str, *, batch: bool, concurrency: int,
+                       transform: dict[str, Any] | None = None) -> Any:
+    if transform is None:
+        return config(db, f"{url}/hook", names=(DEST,), batch=batch, concurrency=concurrency,
+                      batch_size=BATCH)
+    raw = webhook_raw(f"sqlite:///{db}", f"{url}/hook", names=(DEST,), batch=batch,
+                      concurrency=concurrency, batch_size=BATCH)
+    raw["destinations"][DEST]["transform"] = transform
+    return parse_config(raw, base_dir=db.parent, env={})
 
 
 def run_bare(url: str, messages: int, *, batch: bool,

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "memory", "scale",
-              "exports"]
+              "exports", "functions"]
 ROW_KEYS = {"benchmark", "measure", "unit", "ours", "baseline", "baseline_name", "target",
             "met", "ratio"}
 
@@ -63,6 +63,9 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     for name in ("files", "s3", "sftp", "ftp"):
         exported = detail["exports"][name]
         assert exported["ours_rows_per_s"] > 0 and exported["raw_rows_per_s"] > 0
+    for mode in ("single", "batched"):
+        functions = detail["functions"][mode]
+        assert functions["function_msg_per_s"] > 0 and functions["none_msg_per_s"] > 0
     # The printed table has a line per measure.
     measures = sum(len(r["rows"]) for r in detail.values())
     lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
