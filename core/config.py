@@ -351,6 +351,13 @@ class ConfiguredDestination:
             STORED_NAMES)
 
     @property
+    def function_fingerprint(self) -> str | None:
+        """What the destination's transform runs (its code, libraries and limits), so that
+        a reload notices an edited function file the config names by the same path."""
+        transform = self.transform
+        return None if transform is None else transform.fingerprint
+
+    @property
     def batch_size(self) -> int:
         plugin = self.plugin
         return min(self.config.delivery.batch_size or plugin.recommended_batch_size

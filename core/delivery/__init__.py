@@ -162,7 +162,8 @@ class DeliveryEngine:
                 changes["removed"].append(name)
             elif name not in old:
                 changes["added"].append(name)
-            elif old[name].config != new[name].config:
+            elif (old[name].config != new[name].config
+                  or old[name].function_fingerprint != new[name].function_fingerprint):
                 changes["changed"].append(name)
             else:
                 changes["unchanged"].append(name)

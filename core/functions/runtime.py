@@ -205,6 +205,12 @@ class LoadedFunction:
     def name(self) -> str:
         return self.code.name
 
+    @property
+    def fingerprint(self) -> str:
+        """Its code, libraries and limits: equal fingerprints run the same."""
+        limits = self.runner.limits
+        return f"{self.code.key}:{limits.timeout:g}s:{limits.memory_mb}MB"
+
     def call(self, entry: str, args: Sequence[tuple[Any, Any]]) -> list[CallResult]:
         return self.runner.call(self.code, entry, args)
 

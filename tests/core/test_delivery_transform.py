@@ -47,9 +47,9 @@ LIBRARY = "function shout(text) { return text.toUpperCase(); }"
 
 
 def loaded_with(tmp_path: Path, url: str, transform: dict[str, Any] | None = None,
-                **functions: Any) -> LoadedConfig:
+                function: str = FUNCTION, **functions: Any) -> LoadedConfig:
     (tmp_path / "fn").mkdir(exist_ok=True)
-    (tmp_path / "fn" / "tidy.js").write_text(FUNCTION)
+    (tmp_path / "fn" / "tidy.js").write_text(function)
     (tmp_path / "fn" / "shout.js").write_text(LIBRARY)
     raw = {
         "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
@@ -184,3 +184,28 @@ def test_config_names_what_is_wrong_with_a_function(tmp_path: Path) -> None:
     assert any(p.startswith("destinations.c.transform.file: cannot read ") for p in problems)
     assert any(p.startswith("destinations.d.transform: ") and "one of the two" in p
                for p in problems), problems
+
+
+async def test_a_reload_runs_the_edited_function(echo: Any, tmp_path: Path) -> None:
+    """The config names the function by the same path before and after: the reload (SIGHUP)
+    still sees that its code changed and restarts the destination's worker on the new code."""
+    from crossdock.delivery import DeliveryEngine
+
+    first = loaded_with(tmp_path, echo.url)
+    box = SQLiteOutbox(tmp_path / "crossdock.db")
+    engine = DeliveryEngine(first, box, poll_interval=0.05)
+    await engine.start()
+    try:
+        reloaded = loaded_with(tmp_path, echo.url, function=(
+            "function transformEvent(e) { e.properties.version = 2; return e; }"))
+        assert (await engine.reconfigure(reloaded))["changed"] == ["echo"]
+        box.enqueue([event("v2", "Order Completed")])
+        for _ in range(200):
+            if echo.fake.ids:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.stop()
+    assert echo.fake.batches[0][0]["payload"]["properties"] == {"version": 2}
+    box.close()
+
