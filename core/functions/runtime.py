@@ -17,6 +17,7 @@ Protocol with host.py, one JSON object a line each way:
     {"op": "load", "key", "source", "libraries": [[name, code]], "entries": [name]}
         -> {"ok": true} | {"error": "tidy.js:3: SyntaxError: ..."}
     {"op": "call", "key", "entry", "args": [[event, metadata], ...], "timeout": seconds}
+        (the batch in one V8 call; on a timeout or out of memory, each again on its own)
         -> {"results": [{"ok": {"returned", "value", "logs"}} | {"error": "..."}]}
 """
 
@@ -99,25 +100,31 @@ class FunctionRunner:
     def call(self, code: FunctionCode, entry: str,
              args: Sequence[tuple[Any, Any]]) -> list[CallResult]:
         """`entry(event, metadata)` for each pair, in order; one result per pair."""
-        results: list[CallResult] = []
-        pending = list(args)
+        pending = [list(pair) for pair in args]
         with self._lock:
-            while pending:
-                answer = self._ask({"op": "call", "key": code.key, "entry": entry,
-                                    "args": pending, "timeout": self.limits.timeout},
-                                   deadline=len(pending) * (self.limits.timeout * 2 + 1) + 2)
-                if answer is None:
-                    # The process ended (V8's fatal out of memory) or was ended by the
-                    # watchdog, during the first call of the rest: that one fails, the
-                    # others go to a new process.
-                    results.append(CallResult(error="ran out of memory or time: the function "
-                                                    f"process was ended{self._last_words()}"))
-                    pending = pending[1:]
-                    continue
-                for raw in answer["results"]:
-                    results.append(_result(raw))
-                pending = []
-        return results
+            answer = self._call(code, entry, pending)
+            if answer is not None:
+                return [_result(raw) for raw in answer]
+            # The process ended (V8's fatal out of memory) or was ended by the watchdog
+            # while it ran the batch: each message again, one request each (a new process
+            # after each that ends it), so that only the one at fault fails.
+            results: list[CallResult] = []
+            for pair in pending if len(pending) > 1 else []:
+                one = self._call(code, entry, [pair])
+                results.append(_result(one[0]) if one is not None else self._ended())
+            return results or [self._ended()]
+
+    def _call(self, code: FunctionCode, entry: str,
+              pending: list[list[Any]]) -> list[dict[str, Any]] | None:
+        timeout = self.limits.timeout
+        answer = self._ask({"op": "call", "key": code.key, "entry": entry, "args": pending,
+                            "timeout": timeout},
+                           deadline=(len(pending) + 1) * (timeout * 2 + 1) + 2)
+        return None if answer is None else list(answer["results"])
+
+    def _ended(self) -> CallResult:
+        return CallResult(error="ran out of memory or time: the function process was ended"
+                                f"{self._last_words()}")
 
     def close(self) -> None:
         with self._lock:
