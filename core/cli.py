@@ -492,6 +492,9 @@ def _attach_commands() -> None:
     from crossdock.functions.cli import functions_group
 
     cli.add_command(functions_group)
+    from crossdock.snapshots.cli import exports_group
+
+    cli.add_command(exports_group)
     from crossdock.db_cli import db_group
 
     cli.add_command(db_group)

@@ -49,6 +49,7 @@ from crossdock.functions.runtime import LoadedFunction
 from crossdock.models import MessageType, validation_problems
 from crossdock.origins import ANY, normalize_pattern
 from crossdock.outbox.base import LOCK_WAIT
+from crossdock.snapshots.spec import SnapshotConfig, snapshot_problems
 
 if TYPE_CHECKING:
     from crossdock.plugin_manager import LoadFailure
@@ -299,6 +300,8 @@ class Config(_Strict):
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
     functions: FunctionsConfig = Field(default_factory=FunctionsConfig)
+    #: snapshot exports (docs/exports.md): the profile store, or an audience, into files
+    exports: dict[str, SnapshotConfig] = Field(default_factory=dict)
 
 
 #: a live worker renews its leases this many times per lease while a batch is in flight
@@ -395,6 +398,15 @@ class LoadedConfig:
             if not path.is_absolute() and str(path) != ":memory:":
                 return f"sqlite:///{self.base_dir / path}"
         return url
+
+    @property
+    def routed(self) -> list[ConfiguredDestination]:
+        """The destinations messages are routed to: all but those a snapshot export writes
+        to, whose files hold that export's profile rows only (docs/exports.md)."""
+        targets = {e.destination for e in self.config.exports.values()}
+        if not targets:
+            return self.destinations
+        return [d for d in self.destinations if d.name not in targets]
 
     def destination(self, name: str) -> ConfiguredDestination:
         for d in self.destinations:
@@ -550,10 +562,24 @@ def parse_config(
         warnings.extend(configured.warnings)
         destinations.append(configured)
     problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
+    problems.extend(_snapshot_problems(raw, raw_destinations, destinations))
     if problems:
         raise ConfigError(problems[:interpolation_problems] + [
             p for p in problems[interpolation_problems:] if p.split(": ", 1)[0] not in unset])
     return LoadedConfig(config, destinations, base_dir, warnings, withheld)
+
+
+def _snapshot_problems(raw: dict[str, Any], raw_destinations: dict[str, Any],
+                       destinations: list[ConfiguredDestination]) -> list[str]:
+    from crossdock.exports import ExportSettings
+
+    windowed = [d.name for d in destinations if d.plugin.window() is not None]
+    csv_without_columns = [
+        d.name for d in destinations
+        if isinstance(d.plugin.settings, ExportSettings) and d.plugin.settings.format == "csv"
+        and not (d.mapping.get("options") or {}).get("columns")]
+    return snapshot_problems(raw.get("exports"), raw_destinations, raw.get("audiences"),
+                             windowed, csv_without_columns)
 
 
 def _withhold(problem: str, withheld: dict[str, str]) -> bool:

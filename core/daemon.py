@@ -88,6 +88,9 @@ async def run_daemon(
                 from crossdock.audiences.sync import add_sync_timers
 
                 add_sync_timers(scheduler, pipeline)
+                from crossdock.snapshots.run import add_export_timers
+
+                add_export_timers(scheduler, pipeline, pipeline.profiles)
             if collector_app_factory is not None and loaded.config.collector.enabled:
                 collector = _Collector(collector_app_factory(pipeline), loaded)
                 await collector.start()
@@ -123,7 +126,7 @@ def _waker(engine: DeliveryEngine) -> Callable[[set[str]], None]:
 
 #: config sections a reload does not apply (the running collector, profile store and
 #: audience timers were built from them): a change is logged, applied at the next restart
-RESTART_SECTIONS = ("collector", "profiles", "audiences")
+RESTART_SECTIONS = ("collector", "profiles", "audiences", "exports")
 
 
 class _Reloader:

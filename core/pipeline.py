@@ -147,7 +147,7 @@ class Pipeline(Generic[HookT]):
         if not parsed:
             return result
         route, skip = self._route_fn()
-        destinations = self.loaded.destinations
+        destinations = self.loaded.routed
         with self.outbox.transaction() as tx:
             db = shared_sql(tx)
             if self.profiles is not None:
@@ -214,7 +214,7 @@ class Pipeline(Generic[HookT]):
         route, skip = self._route_fn()
         with self.outbox.transaction():
             rows = [row for e in enriched
-                    for row in _route_one(e, self.loaded.destinations, route, skip)]
+                    for row in _route_one(e, self.loaded.routed, route, skip)]
             new_keys = self._enqueue(rows)
         fresh = [r for r in rows if (r.destination, r.message_id) in new_keys]
         self._wake({r.destination for r in fresh})

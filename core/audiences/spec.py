@@ -101,6 +101,19 @@ def parse_schedule(value: str) -> Schedule:
         ) from exc
 
 
+def check_schedule(value: Any) -> str | None:
+    """A `schedule:` setting (audiences, snapshot exports) as text, checked: None, a duration
+    or a crontab line (a number is seconds)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a duration like '1h' or a crontab line like '0 3 * * *'")
+    parse_schedule(value)
+    return value
+
+
 class AudienceConfig(BaseModel):
     """One audience under `audiences:` in crossdock.yaml (docs/audiences.md)."""
 
@@ -122,14 +135,7 @@ class AudienceConfig(BaseModel):
     @field_validator("schedule", mode="before")
     @classmethod
     def _schedule(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise ValueError("must be a duration like '1h' or a crontab line like '0 3 * * *'")
-        parse_schedule(value)
-        return value
+        return check_schedule(value)
 
     @field_validator("destinations")
     @classmethod

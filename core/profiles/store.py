@@ -65,6 +65,9 @@ log = logging.getLogger("crossdock.profiles")
 
 #: event name of the system event enqueued when a person is erased
 PROFILE_DELETED = "profile_deleted"
+#: how the outbox rows of snapshot exports (crossdock.snapshots) start their message id:
+#: they hold a person's attributes, so erasing the person deletes those not yet written
+SNAPSHOT_MESSAGE_PREFIX = "snapshot:"
 
 _TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
 _PARTS = {False: "system", True: "custom"}
@@ -105,6 +108,15 @@ def identity_keys(message: Message) -> list[tuple[str, str]]:
     if isinstance(email, str) and email.strip() and "\x00" not in email:
         keys.append(("email", email.strip().lower()))
     return keys
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRef:
+    """One live profile as `ProfileStore.page` lists it."""
+
+    id: str
+    user_id: str | None
+    updated_at: float
 
 
 @dataclass
@@ -624,11 +636,43 @@ class ProfileStore:
             ("profiles", "id"),
         ):
             db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+        # Snapshot rows of the person not yet in a file (or in a file that failed and waits
+        # to be put again) would put them in a later export: gone with them. A row leased
+        # now is in a file being put at this moment; if that put fails, the row is gone
+        # from its next attempt too.
+        db.execute(f"DELETE FROM outbox WHERE person IN ({marks}) AND "
+                   f"substr(message_id, 1, {len(SNAPSHOT_MESSAGE_PREFIX)}) = ? "
+                   "AND state <> 'delivered'",
+                   [*(f"p:{i}" for i in ids), SNAPSHOT_MESSAGE_PREFIX])
         db.execute(
             "INSERT INTO profile_stats (name, value) VALUES ('profiles_deleted', 1) "
             "ON CONFLICT (name) DO UPDATE SET value = profile_stats.value + 1"
         )
         return Deleted(profile_id, identities, merged, event)
+
+    def page(self, db: Database, after: str | None, limit: int, *,
+             changed_since: float | None = None) -> list[ProfileRef]:
+        """Live profiles (not merged into another) in id order: at most `limit` of those
+        whose id comes after `after` (None: from the first), and with `changed_since` only
+        those updated after that time. Keyset paging, the same SQL on both engines: a
+        profile that exists from the first page to the last is listed exactly once,
+        however many are added, merged or erased in between."""
+        self.migrate(db)
+        if limit < 1:
+            raise ValueError(f"limit: at least 1, got {limit}")
+        where: list[str] = ["merged_into IS NULL"]
+        params: list[Any] = []
+        if after is not None:
+            where.append("id > ?")
+            params.append(after)
+        if changed_since is not None:
+            where.append("updated_at > ?")
+            params.append(changed_since)
+        rows = db.execute(
+            f"SELECT id, user_id, updated_at FROM profiles WHERE {' AND '.join(where)} "
+            "ORDER BY id LIMIT ?", [*params, limit]).fetchall()
+        return [ProfileRef(str(pid), None if uid is None else str(uid), float(at))
+                for pid, uid, at in rows]
 
     def definitions(self, db: Database) -> list[dict[str, Any]]:
         """The account's attribute definitions, for `crossdock profiles attributes`: name,

@@ -1,0 +1,2 @@
+"""Snapshot exports: the profile store, or an audience, as rows of a file destination
+(docs/exports.md)."""
