@@ -9,9 +9,12 @@ run, into the same store:
     sftp    asyncssh's SFTP server,       baseline: asyncssh open, write, rename
             in-process on 127.0.0.1
     ftp     pyftpdlib with FTPS           baseline: ftplib's FTP_TLS STOR, rename
+    parquet a local folder, format parquet baseline: pyarrow table of the same columns,
+            (the mapping's columns)        write_table, fsync, rename
 
 The rows are accepted two hours ago (their hourly window has ended) and `max_rows` is a quarter
-of them: four files per run. S3 is left out, with the reason, when moto_server is missing.
+of them: four files per run. S3 is left out, with the reason, when moto_server is missing;
+Parquet when pyarrow (the `parquet` extra) is.
 """
 
 from __future__ import annotations
@@ -82,6 +85,33 @@ def run_raw_folder(folder: Path, rows: int) -> tuple[int, float]:
         part = final.with_name(f".{final.name}.part")
         with open(part, "wb") as out:
             out.write(_lines(payloads))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, final)
+    return rows, elapsed(start)
+
+
+#: the Parquet files' columns: column name -> dotted path into the payload
+PARQUET_COLUMNS = {"message_id": "messageId", "type": "type", "event": "event",
+                   "user_id": "userId", "timestamp": "timestamp", "email": "traits.email"}
+
+
+def run_raw_parquet(folder: Path, rows: int) -> tuple[int, float]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from crossdock.destination import first_value
+
+    files = _files(rows)
+    start = time.perf_counter()
+    for name, payloads in files:
+        final = folder / name.replace(".jsonl", ".parquet")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.table({column: [first_value(p, path) for p in payloads]
+                          for column, path in PARQUET_COLUMNS.items()})
+        part = final.with_name(f".{final.name}.part")
+        with open(part, "wb") as out:
+            pq.write_table(table, out, compression="none")
             out.flush()
             os.fsync(out.fileno())
         os.replace(part, final)
@@ -163,6 +193,15 @@ def bench(settings: Settings) -> Outcome:
         runs["files"] = (
             lambda: run_ours({"plugin": "files", "settings": {"folder": str(folder)}}, rows),
             lambda: run_raw_folder(folder, rows), "a local folder")
+        if importlib.util.find_spec("pyarrow") is None:
+            result.detail["parquet_skipped"] = "pyarrow is not installed (crossdock[parquet])"
+        else:
+            (tmp / "parquet").mkdir()
+            runs["parquet"] = (
+                lambda: run_ours({"plugin": "files", "settings": {
+                    "folder": str(tmp / "parquet"), "format": "parquet"},
+                    "mapping": {"options": {"columns": PARQUET_COLUMNS}}}, rows),
+                lambda: run_raw_parquet(tmp / "parquet", rows), "a local folder")
         if moto_server_program() is not None:
             server = stack.enter_context(s3_server(tmp / "moto.log"))
             bucket = server.new_bucket()
@@ -196,7 +235,8 @@ def bench(settings: Settings) -> Outcome:
             rates = interleaved({"ours": ours, "raw": raw}, settings.repeats)
             result.detail[name] = {"ours_rows_per_s": rates["ours"],
                                    "raw_rows_per_s": rates["raw"]}
+            kind = "Parquet" if name == "parquet" else "JSON-lines"
             result.rows.append(Row(
-                "exports", f"{name}: outbox → JSON-lines files ({where})", "rows/s",
+                "exports", f"{name}: outbox → {kind} files ({where})", "rows/s",
                 rates["ours"], rates["raw"], "the library writing the same files"))
     return result

@@ -571,15 +571,16 @@ def parse_config(
 
 def _snapshot_problems(raw: dict[str, Any], raw_destinations: dict[str, Any],
                        destinations: list[ConfiguredDestination]) -> list[str]:
-    from crossdock.exports import ExportSettings
+    from crossdock.exports import COLUMN_FORMATS, ExportSettings
 
     windowed = [d.name for d in destinations if d.plugin.window() is not None]
-    csv_without_columns = [
-        d.name for d in destinations
-        if isinstance(d.plugin.settings, ExportSettings) and d.plugin.settings.format == "csv"
-        and not (d.mapping.get("options") or {}).get("columns")]
+    without_columns = {
+        d.name: d.plugin.settings.format for d in destinations
+        if isinstance(d.plugin.settings, ExportSettings)
+        and d.plugin.settings.format in COLUMN_FORMATS
+        and not (d.mapping.get("options") or {}).get("columns")}
     return snapshot_problems(raw.get("exports"), raw_destinations, raw.get("audiences"),
-                             windowed, csv_without_columns)
+                             windowed, without_columns)
 
 
 def _withhold(problem: str, withheld: dict[str, str]) -> bool:

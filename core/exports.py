@@ -74,7 +74,10 @@ DEFAULT_COLUMNS: dict[str, str] = {
 PATH_FIELDS = ("destination", "date", "window_start", "window_end", "seq", "ext")
 DEFAULT_PATH = "exports/{destination}/{date:%Y/%m/%d}/{window_start:%H%M}-{seq}.{ext}"
 _EVERY_WORDS = {"hourly": 3600.0, "daily": 86400.0}
-_CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+_CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv",
+                  "parquet": "application/vnd.apache.parquet"}
+#: the formats whose columns come from the mapping (DEFAULT_COLUMNS when it names none)
+COLUMN_FORMATS = ("csv", "parquet")
 
 
 class ExportSettings(BaseModel):
@@ -82,8 +85,9 @@ class ExportSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["jsonl", "csv"] = Field(
-        default="jsonl", description="jsonl (one JSON object a line) or csv")
+    format: Literal["jsonl", "csv", "parquet"] = Field(
+        default="jsonl", description="jsonl (one JSON object a line), csv, or parquet (the "
+                                     "`parquet` extra: pyarrow)")
     compression: Literal["none", "gzip"] = "none"
     path: str = Field(default=DEFAULT_PATH, description="the file name template")
     every: float = Field(default=3600.0, description="the window: '15m', 'hourly', 'daily'")
@@ -106,6 +110,17 @@ class ExportSettings(BaseModel):
             raise ValueError(f"a window of at least 60 seconds that divides a day "
                              f"(15m, hourly, daily), got {value!r}")
         return seconds
+
+    @field_validator("format")
+    @classmethod
+    def _parquet_installed(cls, value: str) -> str:
+        if value == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise ValueError("parquet needs pyarrow, which is not installed: pip install "
+                                 "'crossdock[parquet]'") from None
+        return value
 
     @field_validator("path")
     @classmethod
@@ -222,34 +237,26 @@ def export_file(items: Sequence[OutboxItem], store: FileStore, settings: ExportS
                 columns: dict[str, str] | None, destination: str, prefix: str = ""
                 ) -> list[Planned]:
     """One file of `items` (the rows of one window, as the engine leases them) in `store`,
-    and a `Rejected` for each row the format cannot hold (a CSV column holding an object):
-    those are dead letters naming the column; the rest of the file is written."""
-    rows: list[bytes] = []
-    kept: list[OutboxItem] = []
-    planned: list[Planned] = []
-    header = b""
-    if settings.format == "csv":
-        header = _csv_line(list((columns or DEFAULT_COLUMNS).keys()))
-    for item in items:
-        try:
-            if settings.format == "csv":
-                rows.append(_csv_row(item.payload, columns or DEFAULT_COLUMNS))
-            else:
-                rows.append(_json_row(item.payload, columns))
-        except _Unwritable as exc:
-            planned.append(Rejected(item, str(exc)))
-            continue
-        kept.append(item)
+    and a `Rejected` for each row the format cannot hold (a CSV column holding an object, a
+    value Parquet cannot type in its column): those are dead letters naming the column and
+    the rule; the rest of the file is written."""
+    if settings.format == "parquet":
+        kept, data, rejected = _parquet(items, columns or DEFAULT_COLUMNS,
+                                        settings.compression)
+    else:
+        kept, data, rejected = _text_rows(items, settings.format, columns)
+    planned: list[Planned] = list(rejected)
     if not kept:
         return planned
     every = settings.every
     first = min(item.created_at for item in kept)
     start = datetime.fromtimestamp(first - first % every, UTC)
     end = datetime.fromtimestamp(first - first % every + every, UTC)
-    ext = settings.format + (".gz" if settings.compression == "gzip" else "")
+    # Parquet compresses inside the file (its gzip codec): the name keeps .parquet.
+    gzipped = settings.compression == "gzip" and settings.format != "parquet"
+    ext = settings.format + (".gz" if gzipped else "")
     name = prefix + _render(settings.path, destination, start, end, kept[0].id, ext)
-    data = header + b"".join(rows)
-    if settings.compression == "gzip":
+    if gzipped:
         # mtime=0: the same rows make the same bytes, so a retried file is identical.
         data = gzip.compress(data, compresslevel=6, mtime=0)
     markers: tuple[Marker, ...] = ()
@@ -265,10 +272,113 @@ def export_file(items: Sequence[OutboxItem], store: FileStore, settings: ExportS
     elif settings.marker == "success":
         folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
         markers = (Marker(f"{folder}_SUCCESS"),)
-    content_type = ("application/gzip" if settings.compression == "gzip"
-                    else _CONTENT_TYPES[settings.format])
+    content_type = "application/gzip" if gzipped else _CONTENT_TYPES[settings.format]
     planned.append(PlannedSend(FilePut(store, name, data, content_type, markers), kept))
     return planned
+
+
+def _text_rows(items: Sequence[OutboxItem], fmt: str, columns: dict[str, str] | None
+               ) -> tuple[list[OutboxItem], bytes, list[Planned]]:
+    """(the items written, the file's bytes before gzip, a Rejected per item left out) of a
+    JSON-lines or CSV file."""
+    rows: list[bytes] = []
+    kept: list[OutboxItem] = []
+    rejected: list[Planned] = []
+    header = b""
+    if fmt == "csv":
+        header = _csv_line(list((columns or DEFAULT_COLUMNS).keys()))
+    for item in items:
+        try:
+            if fmt == "csv":
+                rows.append(_csv_row(item.payload, columns or DEFAULT_COLUMNS))
+            else:
+                rows.append(_json_row(item.payload, columns))
+        except _Unwritable as exc:
+            rejected.append(Rejected(item, str(exc)))
+            continue
+        kept.append(item)
+    return kept, header + b"".join(rows), rejected
+
+
+#: the kinds of value a Parquet column holds (`_kind`); a column takes its values' kind
+_KINDS = ("true/false", "whole numbers", "numbers", "text")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _kind(value: Any) -> str:
+    """A value's kind as a Parquet column would hold it (bool before int: True is an int)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "whole numbers"
+    if isinstance(value, float):
+        return "numbers"
+    if isinstance(value, str):
+        return "text"
+    return "object" if isinstance(value, dict) else "list" if isinstance(value, list) else (
+        type(value).__name__)
+
+
+def _parquet(items: Sequence[OutboxItem], columns: dict[str, str], compression: str
+             ) -> tuple[list[OutboxItem], bytes, list[Planned]]:
+    """A Parquet file of `columns`, one typed column each: a column's type is that of its
+    values (whole numbers mixed with fractions make numbers), so the same rows make the
+    same file. A row whose value Parquet cannot type in its column (text where the file's
+    column holds numbers, an object, a list, a number beyond 64 bits) is Rejected, named by
+    the column and the rule; the rest of the file is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = [[first_value(item.payload, path) for path in columns.values()]
+              for item in items]
+    # A column's kind: the kind of its first value, numbers widening whole numbers.
+    kinds: list[str | None] = []
+    for i in range(len(columns)):
+        seen = [_kind(row[i]) for row in values if row[i] is not None]
+        kind = next((k for k in seen if k in _KINDS), None)
+        if kind in ("whole numbers", "numbers") and "numbers" in seen:
+            kind = "numbers"
+        kinds.append(kind)
+    kept: list[OutboxItem] = []
+    rows: list[list[Any]] = []
+    rejected: list[Planned] = []
+    for item, row in zip(items, values, strict=True):
+        problem = _parquet_problem(row, columns, kinds)
+        if problem:
+            rejected.append(Rejected(item, problem))
+            continue
+        kept.append(item)
+        rows.append(row)
+    if not kept:
+        return [], b"", rejected
+    types = {"true/false": pa.bool_(), "whole numbers": pa.int64(), "numbers": pa.float64(),
+             "text": pa.string(), None: pa.string()}
+    table = pa.table({name: pa.array([float(r[i]) if kinds[i] == "numbers" and r[i] is not None
+                                      else r[i] for r in rows], type=types[kinds[i]])
+                      for i, name in enumerate(columns)})
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="gzip" if compression == "gzip" else "none")
+    return kept, out.getvalue(), rejected
+
+
+def _parquet_problem(row: list[Any], columns: dict[str, str], kinds: list[str | None]
+                     ) -> str | None:
+    for (name, path), value, kind in zip(columns.items(), row, kinds, strict=True):
+        if value is None:
+            continue
+        have = _kind(value)
+        if have in ("object", "list") or have not in _KINDS:
+            return (f"parquet column {name!r} ({path}) holds {'an' if have == 'object' else 'a'}"
+                    f" {have}; a Parquet column here takes text, numbers or true/false: map a "
+                    "path to a plain value, or write jsonl")
+        if have == "whole numbers" and not _INT64[0] <= value <= _INT64[1]:
+            return (f"parquet column {name!r} ({path}) holds {value}, beyond a 64-bit whole "
+                    "number")
+        if have == kind or (have == "whole numbers" and kind == "numbers"):
+            continue
+        return (f"parquet column {name!r} ({path}) holds {have} where the file's column "
+                f"holds {kind} (its first value's type): one type per column")
+    return None
 
 
 class _Unwritable(Exception):

@@ -65,11 +65,12 @@ class SnapshotConfig(BaseModel):
 
 def snapshot_problems(exports: Any, destinations: Mapping[str, Any],
                       audiences: Any, windowed: Sequence[str],
-                      csv_without_columns: Sequence[str]) -> list[str]:
+                      without_columns: Mapping[str, str]) -> list[str]:
     """Problems crossing the raw `exports:` mapping with the rest of the config, each by its
     path: a name that is not plain, an unknown destination or one that writes no files
     (`windowed`: the destinations whose plugin declares a window), an unknown audience, and
-    a CSV destination whose mapping names no columns (a profile row has no event columns)."""
+    a CSV or Parquet destination whose mapping names no columns (`without_columns`: name ->
+    format; a profile row has none of the event columns they default to)."""
     if not isinstance(exports, Mapping):
         return []
     problems: list[str] = []
@@ -92,8 +93,9 @@ def snapshot_problems(exports: Any, destinations: Mapping[str, Any],
                 problems.append(f"{prefix}.destination: {dest!r} does not write files; a "
                                 f"snapshot goes to a file destination (files, s3, sftp, ftp; "
                                 f"configured: {files})")
-            elif dest in csv_without_columns:
-                problems.append(f"{prefix}.destination: {dest!r} writes csv without columns: "
+            elif dest in without_columns:
+                problems.append(f"{prefix}.destination: {dest!r} writes "
+                                f"{without_columns[dest]} without columns: "
                                 "name them in its mapping.options.columns (profile_id: "
                                 "profileId, email: traits.email, ...), or write jsonl")
         audience = spec.get("audience")
