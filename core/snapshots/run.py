@@ -153,10 +153,13 @@ def message_prefix(export: str, run_id: int) -> str:
 
 
 def run_export(pipeline: Any, name: str, *, store: ProfileStore,
-               due: Callable[[Any], bool] | None = None, page: int = PAGE) -> Run | None:
+               due: Callable[[Any], bool] | None = None, page: int = PAGE,
+               spec: SnapshotConfig | None = None) -> Run | None:
     """Run the export `name` now: its rows into its destination's outbox, cut into files.
-    With `due(db)`, asked first under the export's lock: None when it says no."""
-    spec = export_config(pipeline.loaded, name)
+    With `due(db)`, asked first under the export's lock: None when it says no. `spec`: the
+    export as a timer was made with (a SIGHUP reload applies `exports:` at the restart);
+    by default the pipeline's config says."""
+    spec = export_config(pipeline.loaded, name) if spec is None else spec
     destination = pipeline.loaded.destination(spec.destination)
     outbox = pipeline.outbox
     with outbox.transaction() as tx:
@@ -442,11 +445,12 @@ def export_timer(pipeline: Any, name: str, store: ProfileStore,
     """(interval, coroutine function) for `Scheduler.add_timer`: an interval schedule runs
     on every tick; a crontab schedule ticks every minute and runs when a fire time has
     passed since the last run started (recorded, so a restart does not repeat it)."""
-    schedule = export_config(pipeline.loaded, name).parsed_schedule
+    spec = export_config(pipeline.loaded, name)
+    schedule = spec.parsed_schedule
     assert schedule is not None
     if schedule.seconds is not None:
         async def every() -> Run | None:
-            return await asyncio.to_thread(run_export, pipeline, name, store=store)
+            return await asyncio.to_thread(run_export, pipeline, name, store=store, spec=spec)
 
         return schedule.seconds, every
     started = clock()
@@ -465,7 +469,8 @@ def export_timer(pipeline: Any, name: str, store: ProfileStore,
         if await asyncio.to_thread(due_now):
             # Asked again under the export's lock: another daemon's run of this fire time
             # may have started since.
-            return await asyncio.to_thread(run_export, pipeline, name, store=store, due=due)
+            return await asyncio.to_thread(run_export, pipeline, name, store=store, due=due,
+                                           spec=spec)
         return None
 
     return CRON_TICK_SECONDS, cron

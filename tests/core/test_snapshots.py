@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -285,3 +286,55 @@ def test_the_exports_commands(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "done" in result.output
     result = runner.invoke(cli, ["exports", "run", "weekly", "-c", str(path)])
     assert result.exit_code != 0 and "unknown export 'weekly' (known: nightly)" in result.output
+
+
+def test_an_erasure_while_a_page_is_written_waits_for_it_on_postgresql(
+        worlds: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the page holds its profiles' locks until its rows are committed, so an
+    erasure that comes in between waits, then deletes the row the page wrote."""
+    world = worlds()
+    if not world.loaded.outbox_url.startswith("postgresql"):
+        pytest.skip("SQLite's transactions exclude each other already")
+    for user in ("keep", "gone"):
+        world.identify(user)
+    from crossdock.snapshots import run as run_module
+
+    real_rows = run_module._rows
+    written, go = threading.Event(), threading.Event()
+
+    def rows_then_wait(*args: Any, **kwargs: Any) -> Any:
+        out = real_rows(*args, **kwargs)
+        written.set()
+        assert go.wait(30)
+        return out
+
+    monkeypatch.setattr(run_module, "_rows", rows_then_wait)
+    other = open_outbox(world.loaded.outbox_url)
+    eraser = ProfileStore(world.loaded.config.profiles, clock=world.clock)
+
+    def erase() -> None:
+        with other.transaction() as db:
+            assert eraser.delete(db, "gone") is not None
+
+    runner = threading.Thread(target=world.run)
+    runner.start()
+    assert written.wait(30)
+    erasing = threading.Thread(target=erase)
+    erasing.start()
+    try:
+        # Until the erasure waits for a profile lock the page holds.
+        for _ in range(600):
+            with other.transaction() as db:
+                waiting = db.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = "
+                                     "'advisory' AND NOT granted").fetchone()[0]
+            if waiting:
+                break
+            threading.Event().wait(0.05)
+        assert waiting, "the erasure never waited for the page's lock"
+    finally:
+        go.set()
+        runner.join(30)
+        erasing.join(30)
+        other.close()
+    world.deliver()
+    assert world.users() == ["keep"]
