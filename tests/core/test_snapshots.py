@@ -23,7 +23,7 @@ from crossdock.delivery import deliver_once
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore
-from crossdock.snapshots.run import export_timer, history, run_export, status
+from crossdock.snapshots.run import add_export_timers, export_timer, history, run_export, status
 from crossdock.testing.clock import ManualClock
 
 T0 = 1_700_000_000.0
@@ -338,3 +338,27 @@ def test_an_erasure_while_a_page_is_written_waits_for_it_on_postgresql(
         other.close()
     world.deliver()
     assert world.users() == ["keep"]
+
+
+class RecordingScheduler:
+    """Records what `add_export_timers` registers (the daemon's Scheduler takes the same
+    call); the timers themselves run for real below."""
+
+    def __init__(self) -> None:
+        self.timers: dict[str, tuple[float, Any, bool]] = {}
+
+    def add_timer(self, name: str, seconds: float, fn: Any, *, fleet_once: bool = False
+                  ) -> None:
+        self.timers[name] = (seconds, fn, fleet_once)
+
+
+def test_the_daemon_gets_one_fleet_once_timer_per_scheduled_export(worlds: Any) -> None:
+    world = worlds(schedule="6h")
+    scheduler = RecordingScheduler()
+    assert add_export_timers(scheduler, world.pipeline, world.store) == ["export:nightly"]
+    seconds, fn, once = scheduler.timers["export:nightly"]
+    assert (seconds, once) == (6 * 3600, True)
+    world.identify("u1")
+    done = asyncio.run(fn())
+    assert (done.state, done.rows) == ("done", 1)
+    assert add_export_timers(RecordingScheduler(), worlds("b").pipeline, world.store) == []
