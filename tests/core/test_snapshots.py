@@ -282,6 +282,8 @@ def test_the_exports_commands(tmp_path: Path) -> None:
     written = sorted(p.name for p in folder.rglob("*") if p.is_file())
     assert listed["last_file"]["name"] == f"profiles/{written[0]}"
     assert (listed["last_run"]["rows"], listed["waiting"]) == (1, 0)
+    result = runner.invoke(cli, ["exports", "list", "-c", str(path)])
+    assert result.exit_code == 0 and "nightly" in result.output, result.output
     result = runner.invoke(cli, ["exports", "history", "-c", str(path)])
     assert result.exit_code == 0 and "done" in result.output
     result = runner.invoke(cli, ["exports", "run", "weekly", "-c", str(path)])
