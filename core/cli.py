@@ -227,12 +227,16 @@ def run(config_path: str) -> None:
     """Run the forwarding daemon (collector, delivery workers, timers) until stopped."""
     from crossdock.collector import make_app
     from crossdock.daemon import run_daemon
+    from crossdock.metrics import Metrics
 
     loaded = load_or_exit(config_path)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("crossdock").setLevel(logging.INFO)
-    asyncio.run(run_daemon(loaded, collector_app_factory=lambda p: make_app(loaded, p),
-                           config_path=config_path))
+    # One set of request counters: the collector counts, the ops listener's /metrics shows.
+    counters = Metrics()
+    asyncio.run(run_daemon(loaded, collector_app_factory=lambda p: make_app(loaded, p,
+                                                                             counters=counters),
+                           config_path=config_path, collector_metrics=counters))
 
 
 #: `crossdock deliver --once` exit code when messages went dead during the run (cron mails it)

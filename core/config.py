@@ -293,9 +293,21 @@ class ProfilesConfig(_Strict):
         return parse_duration(v)
 
 
+class OpsConfig(_Strict):
+    """The ops listener (crossdock.ops, docs/operations.md): /healthz, /readyz and /metrics on
+    an address of their own, served whether the collector is on or not. On loopback by
+    default: its figures name destinations and queue sizes, which stay inside the host
+    unless an operator opens them."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8089, ge=0, le=65535)
+
+
 class Config(_Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)

@@ -4,6 +4,7 @@
                             -> scheduler (due-sweep, cleanup, timers added by others)
                             -> collector (HTTP, if a factory is given), whose pipeline wakes
                                the workers on every commit
+                            -> ops listener (/healthz, /readyz, /metrics: crossdock.ops)
     ... until SIGTERM / SIGINT or `stop_event`, then: collector stops taking messages,
     timers stop, workers stop leasing and finish (or release) their batches, outbox closes.
     SIGHUP reloads the config file: validated first (a bad one is logged and the running
@@ -21,14 +22,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from crossdock.config import LoadedConfig, load_config
 from crossdock.delivery import DeliveryEngine
 from crossdock.errors import ConfigError
 from crossdock.fleet import FleetMember
+from crossdock.metrics import (
+    Metrics,
+    Sample,
+    ops_registry,
+    outbox_samples,
+    profile_store_samples,
+)
+from crossdock.ops import OpsApp, Readiness
 from crossdock.outbox import open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.scheduler import Scheduler
@@ -55,19 +65,26 @@ async def run_daemon(
     poll_interval: float = 0.5,
     on_ready: Callable[[DeliveryEngine, Scheduler], None] | None = None,
     config_path: str | Path | None = None,
+    collector_metrics: Metrics | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop_event` is set); on SIGHUP reload `config_path`.
 
     `collector_app_factory(pipeline)` returns an ASGI app served by uvicorn on
     collector.host:collector.port; the pipeline it gets wakes this daemon's workers.
     `on_ready(engine, scheduler)` is called once everything runs (to add timers, in tests).
+    `collector_metrics`: the collector's request counters (given to its app by the factory),
+    shown by the ops listener too.
     """
     stop = stop_event or asyncio.Event()
     outbox = open_outbox(loaded.outbox_url)
-    engine = DeliveryEngine(loaded, outbox, poll_interval=poll_interval)
+    state = _OpsState(collector_metrics or Metrics())
+    registry, delivery_metrics = ops_registry(state.sources())
+    engine = DeliveryEngine(loaded, outbox, poll_interval=poll_interval,
+                            observer=delivery_metrics)
     member = FleetMember(outbox, engine.owner, [d.name for d in loaded.destinations])
     scheduler = Scheduler(loaded, outbox, engine, once=member.once)
-    collector: _Collector | None = None
+    collector: _Served | None = None
+    ops: _Served | None = None
     pipeline: Pipeline[ProfileStore] | None = None
     reloader = _Reloader(config_path, loaded, engine, scheduler, member)
     with _signals(stop, reloader.request):
@@ -79,6 +96,7 @@ async def run_daemon(
             # while the workers lease on the loop; SQLite's lock orders them.
             pipeline = build_pipeline(loaded, on_commit=_waker(engine))
             reloader.pipeline = pipeline
+            state.pipeline = pipeline
             if pipeline.profiles is not None:
                 from crossdock.profiles import session_timer
 
@@ -92,11 +110,17 @@ async def run_daemon(
 
                 add_export_timers(scheduler, pipeline, pipeline.profiles)
             if collector_app_factory is not None and loaded.config.collector.enabled:
-                collector = _Collector(collector_app_factory(pipeline), loaded)
+                settings = loaded.config.collector
+                collector = _Served(collector_app_factory(pipeline), settings.host,
+                                    settings.port, "collector", lifespan="on")
                 await collector.start()
+            if loaded.config.ops.enabled:
+                ops = await _start_ops(loaded, OpsApp(registry, Readiness(
+                    pipeline.outbox, engine.stopped_workers)))
             names = ", ".join(d.name for d in loaded.destinations) or "none"
             # Where SDKs should point: the bound address (a port of 0 gets a real one).
             listening = f"collector {collector.address}" if collector else "collector off"
+            listening += f", ops {ops.address}" if ops else ", ops off"
             log.info("crossdock running: outbox %s, %s, destinations: %s",
                      outbox.url, listening, names)
             if on_ready is not None:
@@ -107,6 +131,8 @@ async def run_daemon(
             await reloader.close()
             if collector is not None:
                 await collector.stop()
+            if ops is not None:
+                await ops.stop()
             scheduler.shutdown()
             await engine.stop(STOP_GRACE)
             await member.stop()
@@ -114,6 +140,42 @@ async def run_daemon(
                 pipeline.close()
             outbox.close()
             log.info("stopped")
+
+
+class _OpsState:
+    """What the ops listener's /metrics reads at scrape time: the outbox's counts and the
+    profile store's (through the pipeline, once it is built) and the collector's counters."""
+
+    def __init__(self, collector_metrics: Metrics) -> None:
+        self.collector_metrics = collector_metrics
+        self.pipeline: Pipeline[ProfileStore] | None = None
+
+    def sources(self) -> list[Callable[[], list[Sample]]]:
+        return [self.outbox, self.profiles, self.collector_metrics.samples]
+
+    def outbox(self) -> list[Sample]:
+        if self.pipeline is None:
+            return []
+        # rows carry wall-clock times
+        return outbox_samples(self.pipeline.outbox.counts(), time.time())
+
+    def profiles(self) -> list[Sample]:
+        return [] if self.pipeline is None else profile_store_samples(self.pipeline)
+
+
+async def _start_ops(loaded: LoadedConfig, app: OpsApp) -> _Served | None:
+    """The ops listener, started; None (logged) when its address cannot be bound: a daemon
+    forwards without it, and its /healthz failing says so to whatever probes it."""
+    settings = loaded.config.ops
+    ops = _Served(app, settings.host, settings.port, "ops listener", lifespan="off")
+    try:
+        await ops.start()
+    except (OSError, SystemExit) as exc:
+        log.error("ops listener: cannot listen on %s:%d (%s); /healthz, /readyz and /metrics "
+                  "are off (set ops.port, or ops.enabled: false)", settings.host,
+                  settings.port, exc)
+        return None
+    return ops
 
 
 def _waker(engine: DeliveryEngine) -> Callable[[set[str]], None]:
@@ -235,10 +297,12 @@ def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
     stop.set()
 
 
-class _Collector:
-    """The collector app under uvicorn, sharing the daemon's loop and signal handling."""
+class _Served:
+    """An ASGI app (the collector, the ops listener) under uvicorn, sharing the daemon's loop
+    and signal handling."""
 
-    def __init__(self, app: Any, loaded: LoadedConfig) -> None:
+    def __init__(self, app: Any, host: str, port: int, name: str, *,
+                 lifespan: Literal["on", "off"]) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -247,25 +311,25 @@ class _Collector:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        settings = loaded.config.collector
+        self.name = name
         # log_config=None: uvicorn's records go to the root handler like every other, so
         # `--log-format json` holds for them too (its own config adds text handlers).
-        self.server = Server(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                            log_level="warning", lifespan="on",
-                                            log_config=None))
+        self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                            lifespan=lifespan, log_config=None))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve(), name="crossdock-collector")
+        self._task = asyncio.create_task(self.server.serve(),
+                                         name=f"crossdock-{self.name.replace(' ', '-')}")
         while not self.server.started:
             if self._task.done():
                 self._task.result()  # raises why it could not start
-                raise RuntimeError("collector stopped during start-up")
+                raise RuntimeError(f"{self.name} stopped during start-up")
             await asyncio.sleep(0.02)
 
     @property
     def address(self) -> str:
-        """http://host:port the collector is bound to (after start)."""
+        """http://host:port the server is bound to (after start)."""
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 

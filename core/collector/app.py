@@ -36,13 +36,13 @@ from crossdock.collector.body import parse_json, read_body
 from crossdock.collector.checkpoint import WalCheckpointer
 from crossdock.collector.cors import CorsHeaders, OriginPolicy
 from crossdock.collector.errors import ApiError, error_response
-from crossdock.collector.metrics import Metrics
 from crossdock.collector.ratelimit import RequestLimiter, client_key, retry_after_header
 from crossdock.collector.timestamps import Stamper
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
 from crossdock.config import LoadedConfig
 from crossdock.dedup import Dedup, request_key
 from crossdock.json_shape import shape_problems
+from crossdock.metrics import Metrics, outbox_samples, profile_store_samples
 from crossdock.models import (
     AliasMessage,
     GroupMessage,
@@ -54,7 +54,6 @@ from crossdock.models import (
     validation_problems,
 )
 from crossdock.outbox import is_sqlite
-from crossdock.outbox.base import CIRCUIT_STATES, shared_sql
 from crossdock.pipeline import Pipeline
 from crossdock.profiles.store import ProfileStore
 
@@ -73,7 +72,8 @@ class Collector:
 
     def __init__(self, loaded: LoadedConfig, pipeline: Pipeline[ProfileStore], *,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 counters: Metrics | None = None) -> None:
         self.loaded = loaded
         self.config = loaded.config.collector
         self.pipeline = pipeline
@@ -83,7 +83,8 @@ class Collector:
         self.origins = OriginPolicy(self.config)
         self.limiter = RequestLimiter(monotonic)
         self.failures = RequestLimiter(monotonic)
-        self.metrics = Metrics()
+        #: its request counters; the daemon's ops listener shows them too
+        self.metrics = counters if counters is not None else Metrics()
         self.dedup = Dedup(loaded.config.profiles.dedup_window)
         with self.outbox.transaction() as db:
             Dedup.migrate(db)
@@ -279,53 +280,8 @@ class Collector:
         return JSONResponse({"status": "ok", "version": __version__})
 
     def metrics_text(self) -> str:
-        gauges: list[tuple[str, str, str, dict[str, str], float]] = []
-        now = time.time()  # rows carry wall-clock times, whatever clock the collector has
-        by_destination = sorted(self.outbox.counts().items())
-        for destination, counts in by_destination:
-            for state in ("queued", "leased", "retrying", "delivered", "dead"):
-                gauges.append(("crossdock_outbox_rows", "gauge",
-                               "outbox rows by destination and state",
-                               {"destination": destination, "state": state},
-                               getattr(counts, state)))
-        for destination, counts in by_destination:
-            oldest = counts.oldest_waiting_at
-            gauges.append(("crossdock_outbox_oldest_waiting_seconds", "gauge",
-                           "how long the oldest message still waiting for the destination "
-                           "has waited (0: none waits)", {"destination": destination},
-                           0.0 if oldest is None else round(max(0.0, now - oldest), 3)))
-        for destination, counts in by_destination:
-            for state in CIRCUIT_STATES:
-                gauges.append(("crossdock_circuit_state", "gauge",
-                               "each destination's circuit: 1 for the state it is in "
-                               "(closed, open, probing), 0 for the others",
-                               {"destination": destination, "state": state},
-                               1.0 if counts.circuit == state else 0.0))
-        for destination, counts in by_destination:
-            gauges.append(("crossdock_circuit_failures", "gauge",
-                           "failed requests in a row to the destination",
-                           {"destination": destination}, counts.circuit_failures))
-        if self.store is not None:
-            with self.outbox.transaction() as db:
-                stats = self.store.stats(shared_sql(db))
-            gauges += [
-                ("crossdock_profiles", "gauge", "live profiles by kind", {"kind": "known"},
-                 stats.pop("profiles_known")),
-                ("crossdock_profiles", "gauge", "live profiles by kind", {"kind": "anonymous"},
-                 stats.pop("profiles_anonymous")),
-                ("crossdock_sessions_open", "gauge", "sessions not yet ended", {},
-                 stats.pop("sessions_open")),
-                ("crossdock_profile_merges", "gauge", "recorded profile merges", {},
-                 stats.pop("merges")),
-            ]
-            for name, value in sorted(stats.items()):
-                if name.startswith("attribute_"):
-                    gauges.append(("crossdock_attribute_problems_total", "counter",
-                                   "attribute values rejected or truncated, by rule",
-                                   {"rule": name.removeprefix("attribute_")}, value))
-                else:
-                    gauges.append((f"crossdock_{name}_total", "counter", name, {}, value))
-        return self.metrics.render(gauges)
+        return self.metrics.render([*outbox_samples(self.outbox.counts(), time.time()),
+                                    *profile_store_samples(self.pipeline)])
 
 
 def _json_type(value: Any) -> str:
@@ -446,9 +402,12 @@ def make_app(
     *,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    counters: Metrics | None = None,
 ) -> FastAPI:
-    """The collector for a config and a pipeline (whose outbox it commits through)."""
-    collector = Collector(loaded, pipeline, clock=clock, monotonic=monotonic)
+    """The collector for a config and a pipeline (whose outbox it commits through);
+    `counters`: where it counts its requests (the daemon's, shown by its ops listener too)."""
+    collector = Collector(loaded, pipeline, clock=clock, monotonic=monotonic,
+                          counters=counters)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

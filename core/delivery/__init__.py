@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from crossdock.config import ConfiguredDestination, LoadedConfig
+from crossdock.delivery.observer import DeliveryObserver
 from crossdock.delivery.senders import Senders
 from crossdock.delivery.tokens import Tokens
 from crossdock.delivery.transport import make_client
@@ -74,8 +75,11 @@ class DeliveryEngine:
         sleep: Sleep = asyncio.sleep,
         poll_interval: float = 0.5,
         owner: str | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.loaded = loaded
+        #: every worker's requests and settled tries are told to it (crossdock.metrics)
+        self.observer = observer
         self.outbox = outbox
         self.clock = clock
         self.rng = rng or random.Random()
@@ -105,6 +109,7 @@ class DeliveryEngine:
             destination, self.outbox, self._client or self._own_client(destination),
             owner=self.owner, clock=self.clock, rng=self.rng, sleep=self.sleep,
             poll_interval=self.poll_interval, senders=self._senders, tokens=self.tokens,
+            observer=self.observer,
         )
 
     def _own_client(self, destination: ConfiguredDestination) -> httpx.AsyncClient:
@@ -189,6 +194,11 @@ class DeliveryEngine:
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery worker %s ended: %r", task.get_name(), task.exception())
+
+    def stopped_workers(self) -> list[str]:
+        """Destinations whose worker task has ended while the engine runs (a bug: a worker
+        never lets an exception out of its loop), for the ops listener's /readyz."""
+        return sorted(name for name, task in self._tasks.items() if task.done())
 
     def wake(self, destination: str | None = None) -> None:
         """New rows are due (for one destination, or all): lease now. Safe from any thread."""

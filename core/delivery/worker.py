@@ -36,6 +36,7 @@ import httpx
 from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
 from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
+from crossdock.delivery.observer import DeliveryObserver, Settled
 from crossdock.delivery.ratelimit import FleetRateLimiter
 from crossdock.delivery.senders import Senders, SendOptions, SendRefused
 from crossdock.delivery.tokens import (
@@ -249,8 +250,11 @@ class DestinationWorker:
         poll_interval: float = 0.5,
         senders: Senders | None = None,
         tokens: Tokens | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.destination = destination
+        #: told of every request and every settled try (the ops listener's /metrics)
+        self.observer = observer
         self.name = destination.name
         self.plugin = destination.plugin
         self.settings = destination.config.delivery
@@ -673,9 +677,12 @@ class DestinationWorker:
         # (request.extensions["timeout"]) could never fire first: they start later and
         # only cover part of it. They cost timer handles in aiohttp for each response chunk,
         # 5 % of a small request's CPU, so a request carries only those its plugin set.
+        started = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
-                return await send(self.client, request), Verdict.UP, ""
+                response = await send(self.client, request)
+            self._timed(started)
+            return response, Verdict.UP, ""
         except (TimeoutError, httpx.TimeoutException) as exc:
             if _is_timeout(exc):
                 error = (f"timeout after {timeout:g}s ({type(exc).__name__}) "
@@ -687,7 +694,13 @@ class DestinationWorker:
             error = f"connection error sending {_target(request)}: {_describe(exc)}"
         except Exception as exc:  # the transport raising anything must not end the worker
             error = f"error sending {_target(request)}: {_describe(exc)}"
+        self._timed(started)
         return None, Verdict.DOWN, error
+
+    def _timed(self, started: float) -> None:
+        """A request's time (monotonic, from `started`) to the observer."""
+        if self.observer is not None:
+            self.observer.request(self.name, time.monotonic() - started)
 
     async def _make_send(self, planned: PlannedSend) -> tuple[list[Outcome], Verdict, str]:
         """One non-HTTP send, made by the sender of its kind under the rate limit and the
@@ -704,6 +717,7 @@ class DestinationWorker:
         if self.limiter.rate is not None:
             await self.limiter.acquire(planned.rate_key)
         timeout = self.settings.timeout
+        started = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
                 receipt = await sender.send(send, self.send_options)
@@ -715,6 +729,8 @@ class DestinationWorker:
         except Exception as exc:  # the sender raising anything must not end the worker
             error = f"error sending {send.target()}: {_describe(exc)}"
             return [Retry(error)] * count, Verdict.DOWN, error
+        finally:
+            self._timed(started)
         outcomes, verdict, error = self._judged(
             lambda: self.plugin.classify_receipt(planned, receipt), count, "classify_receipt",
             receipt.target)
@@ -758,6 +774,7 @@ class DestinationWorker:
         if isinstance(outcome, Delivered):
             settlement.acks.append(item.id)
             report.delivered += 1
+            self._observe(item, "delivered")
             if log.isEnabledFor(logging.DEBUG):
                 self._log_item(logging.DEBUG, item, "delivered", None)
             return
@@ -765,6 +782,7 @@ class DestinationWorker:
             settlement.deads.append((item.id, outcome.reason))
             report.dead += 1
             report.last_error = outcome.reason
+            self._observe(item, "dead")
             self._log_item(logging.WARNING, item, "dead", outcome.reason)
             return
         now = self.clock()
@@ -788,12 +806,21 @@ class DestinationWorker:
                 delay = min(delay, left)  # the last try lands inside the budget
             settlement.retries.append((item.id, now + delay, outcome.reason))
             report.retried += 1
+            self._observe(item, "retry")
             self._log_item(logging.INFO, item, "retry", outcome.reason)
             return
         settlement.deads.append((item.id, reason))
         report.dead += 1
         report.last_error = reason
+        self._observe(item, "dead")
         self._log_item(logging.WARNING, item, "dead", reason)
+
+    def _observe(self, item: OutboxItem, outcome: Settled) -> None:
+        if self.observer is None:
+            return
+        waited = (max(0.0, self.clock() - item.created_at)
+                  if outcome == "delivered" and item.created_at else None)
+        self.observer.settled(self.name, outcome, item.attempts, waited)
 
     def _log_item(self, level: int, item: OutboxItem, outcome: str, reason: str | None) -> None:
         """One record per message settled (crossdock.logs.DELIVERY_FIELDS): what

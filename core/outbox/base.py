@@ -29,6 +29,7 @@ counts and the dropped-attribute tally read rows alike; each engine keeps only i
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -327,6 +328,11 @@ class Outbox(Protocol):
         """When the earliest queued row of a destination is due (None: nothing queued)."""
         ...
 
+    def schema_problems(self) -> list[str]:
+        """How the database's schema differs from this code's (`schema_differences`): empty
+        when current. Reads the database, so it raises when the outbox cannot be reached."""
+        ...
+
     def counts(self) -> dict[str, DestinationCounts]:
         """Per destination: queued, leased, retrying, delivered, dead, the last error and
         the circuit's state."""
@@ -450,6 +456,19 @@ class OutboxBase(ABC):
         """`settle` in one transaction (errors already stored as `error_text`): each change
         guarded by state = 'leased' AND lease_owner = owner; the last failure (retry, then
         dead) that changed a row becomes its destination's last_error (outbox_stats)."""
+
+
+def schema_differences(applied: set[str], known: Sequence[str], prefix: str) -> list[str]:
+    """Migrations this code has that the database lacks (run `crossdock db upgrade`), and
+    outbox migrations (named `prefix` + number) the database has that this code does not
+    know (a newer Crossdock upgraded it): a daemon in either case reads or writes tables it
+    does not understand. The migrations table also holds the profile store's and the dedup
+    window's (their own names), which the outbox's list does not name."""
+    own = re.compile(re.escape(prefix) + r"\d+_")
+    problems = [f"migration {name} not applied" for name in known if name not in applied]
+    problems += [f"migration {name} applied by a newer Crossdock" for name in sorted(applied)
+                 if own.match(name) and name not in set(known)]
+    return problems
 
 
 def dropped_by_destination(

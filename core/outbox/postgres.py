@@ -52,12 +52,13 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
+    schema_differences,
     tally_counts,
     token_from_row,
 )
 from crossdock.outbox.dsn import redact
 from crossdock.outbox.payload_json import encode_payload
-from crossdock.outbox.pg_schema import upgrade
+from crossdock.outbox.pg_schema import PG_MIGRATIONS, applied, upgrade
 
 log = logging.getLogger("crossdock.outbox")
 
@@ -545,6 +546,11 @@ class PostgresOutbox(OutboxBase):
                 [destination],
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def schema_problems(self) -> list[str]:
+        with self._tx() as conn:
+            done = applied(conn)
+        return schema_differences(done, [m.__name__ for m in PG_MIGRATIONS], "pg_")
 
     def counts(self) -> dict[str, DestinationCounts]:
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,

@@ -46,10 +46,11 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
+    schema_differences,
     tally_counts,
     token_from_row,
 )
-from crossdock.outbox.migrations import immediate, upgrade
+from crossdock.outbox.migrations import OUTBOX_MIGRATIONS, applied, immediate, upgrade
 from crossdock.outbox.payload_json import encode_payload
 
 log = logging.getLogger("crossdock.outbox")
@@ -429,6 +430,11 @@ class SQLiteOutbox(OutboxBase):
                 [destination],
             ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def schema_problems(self) -> list[str]:
+        with self._lock:
+            done = applied(self.db)
+        return schema_differences(done, [m.__name__ for m in OUTBOX_MIGRATIONS], "m")
 
     def counts(self) -> dict[str, DestinationCounts]:
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
