@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -169,12 +170,16 @@ async def _start_ops(loaded: LoadedConfig, app: OpsApp) -> _Served | None:
     settings = loaded.config.ops
     ops = _Served(app, settings.host, settings.port, "ops listener", lifespan="off")
     try:
-        await ops.start()
-    except (OSError, SystemExit) as exc:
+        # Bound here, not by uvicorn: uvicorn ends the process (SystemExit) when it cannot.
+        listening = socket.create_server(
+            (settings.host, settings.port),
+            family=socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    except OSError as exc:
         log.error("ops listener: cannot listen on %s:%d (%s); /healthz, /readyz and /metrics "
                   "are off (set ops.port, or ops.enabled: false)", settings.host,
                   settings.port, exc)
         return None
+    await ops.start([listening])
     return ops
 
 
@@ -318,8 +323,9 @@ class _Served:
                                             lifespan=lifespan, log_config=None))
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve(),
+    async def start(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve on `sockets` (bound by the caller), or bind host and port."""
+        self._task = asyncio.create_task(self.server.serve(sockets),
                                          name=f"crossdock-{self.name.replace(' ', '-')}")
         while not self.server.started:
             if self._task.done():
