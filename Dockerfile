@@ -30,13 +30,17 @@ ENV CROSSDOCK_CONFIG=/etc/crossdock/crossdock.yaml \
     CROSSDOCK_OUTBOX_URL=sqlite:////var/lib/crossdock/crossdock.db \
     CROSSDOCK_HOST=0.0.0.0 \
     CROSSDOCK_PORT=8088 \
+    CROSSDOCK_OPS_HOST=127.0.0.1 \
+    CROSSDOCK_OPS_PORT=8089 \
     PYTHONUNBUFFERED=1
 EXPOSE 8088
 
-# /healthz answers 200 while the daemon runs and its outbox answers (docs/collector.md). The
-# slim image has no curl; Python is there.
+# The ops listener's /healthz answers 200 while the daemon runs, the collector on or off
+# (docs/operations.md); it listens on the container's loopback unless CROSSDOCK_OPS_HOST says
+# otherwise (0.0.0.0 for a Prometheus outside the container). The slim image has no curl;
+# Python is there.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CROSSDOCK_PORT', '8088'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CROSSDOCK_OPS_PORT', '8089'), timeout=4)"]
 
 # Exactly the command the tests start (tests/core/test_deploy.py checks it); arguments given
 # to `docker run` follow it, e.g. `-v`. SIGTERM stops it gracefully (STOP_GRACE, 10 s).

@@ -91,17 +91,20 @@ def test_the_image_config_runs_and_passes_its_healthcheck(tmp_path: Path) -> Non
     # The daemon as the image starts it: its ENV, its config (COPY'd from docs/deploy), its
     # ENTRYPOINT with `docker run IMAGE -v` appended; here on a temporary outbox and port.
     (copy,) = [c for c in instruction("COPY") if c.endswith(" /etc/crossdock/crossdock.yaml")]
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     env = {**os.environ, **image_env(),
            "CROSSDOCK_CONFIG": str(ROOT / copy.split()[0]),
            "CROSSDOCK_OUTBOX_URL": f"sqlite:///{tmp_path}/crossdock.db",
            "CROSSDOCK_HOST": "127.0.0.1", "CROSSDOCK_PORT": str(port),
+           "CROSSDOCK_OPS_PORT": str(ops_port),
            "CROSSDOCK_WRITE_KEY": "wk-deploy-test",
            "WAREHOUSE_URL": "https://ingest.example.com/crossdock",
            "WAREHOUSE_SIGNING_SECRET": "whsec_c2VjcmV0", "CROSSDOCK_LOAD_PLUGINS": "webhook"}
     (healthcheck,) = instruction("HEALTHCHECK")
     check = json.loads(healthcheck.split(" CMD ", 1)[1])
+    # the ops listener's /healthz (on whether the collector is or not), on the image's port
     assert check[0] == "python" and "/healthz" in check[-1]
+    assert "CROSSDOCK_OPS_PORT" in check[-1] and "CROSSDOCK_PORT'" not in check[-1]
     log = tmp_path / "daemon.log"
     with log.open("wb") as out:
         daemon = subprocess.Popen([*TESTS_START, "-v"], env=env, stdout=out,
@@ -120,7 +123,7 @@ def test_the_image_config_runs_and_passes_its_healthcheck(tmp_path: Path) -> Non
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
     assert code == 0, log.read_text()
-    assert "crossdock running" in log.read_text()
+    assert f"ops http://127.0.0.1:{ops_port}" in log.read_text()
 
 
 def compose() -> dict[str, Any]:
