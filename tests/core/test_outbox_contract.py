@@ -721,3 +721,24 @@ def test_a_kept_batch_due_first_goes_first_and_other_destinations_keep_theirs(
     assert [i.message_id for i in outbox.lease_batch("a", 30, "w9", now=T0 + 40)] == ["m1"]
     assert [i.message_id for i in outbox.lease_batch("a", 30, "w9", now=T0 + 40)] == ["m2"]
     assert [i.message_id for i in outbox.lease_batch("b", 30, "w9", now=T0 + 40)] == ["x1"]
+
+
+# -- schema (the ops listener's /readyz) -------------------------------------------------
+
+
+def test_schema_problems_name_a_missing_and_a_newer_migration(store: Store) -> None:
+    outbox = store.open()
+    assert outbox.schema_problems() == []
+    first, own = ("pg_001_initial", "pg_") if store.engine == "postgresql" else (
+        "m001_initial", "m")
+    sql = ("DELETE FROM _crossdock_migrations WHERE name = {p}; "
+           "INSERT INTO _crossdock_migrations (name, applied_at) VALUES ({p}, 0)")
+    with outbox.transaction() as tx:  # type: ignore[attr-defined]
+        for statement, value in zip(sql.split("; "), [first, f"{own}999_later"], strict=True):
+            if store.engine == "postgresql":
+                tx.conn.execute(statement.format(p="%s"), [value])
+            else:
+                tx.execute(statement.format(p="?"), [value])
+    assert outbox.schema_problems() == [
+        f"migration {first} not applied",
+        f"migration {own}999_later applied by a newer Crossdock"]
