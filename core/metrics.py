@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -70,16 +71,41 @@ class DeliveryMetrics:
             "crossdock_accept_to_deliver_seconds", "time from a message's acceptance to its "
             "delivery", ["destination"], buckets=ACCEPT_TO_DELIVER_BUCKETS, registry=registry)
 
+        #: each destination's labelled children, looked up once: `labels()` takes a lock and
+        #: builds a key on every call, and these run once per message
+        self._children: dict[str, _Children] = {}
+
+    def _of(self, destination: str) -> _Children:
+        children = self._children.get(destination)
+        if children is None:
+            children = self._children[destination] = _Children(
+                {outcome: self.deliveries.labels(destination, outcome)
+                 for outcome in ("delivered", "retry", "dead")},
+                self.attempts.labels(destination), self.request_seconds.labels(destination),
+                self.accept_to_deliver.labels(destination))
+        return children
+
     def request(self, destination: str, seconds: float) -> None:
-        self.request_seconds.labels(destination).observe(seconds)
+        self._of(destination).request_seconds.observe(seconds)
 
     def settled(self, destination: str, outcome: Settled, attempt: int,
                 waited: float | None) -> None:
-        self.deliveries.labels(destination, outcome).inc()
+        children = self._of(destination)
+        children.deliveries[outcome].inc()
         if outcome != "retry":
-            self.attempts.labels(destination).observe(attempt)
+            children.attempts.observe(attempt)
         if waited is not None:
-            self.accept_to_deliver.labels(destination).observe(waited)
+            children.accept_to_deliver.observe(waited)
+
+
+@dataclass(frozen=True, slots=True)
+class _Children:
+    """One destination's series of DeliveryMetrics."""
+
+    deliveries: dict[str, Counter]
+    attempts: Histogram
+    request_seconds: Histogram
+    accept_to_deliver: Histogram
 
 
 def outbox_samples(counts: dict[str, DestinationCounts], now: float) -> list[Sample]:
