@@ -47,6 +47,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.google_ads",
     "crossdock.plugins.amplitude",
     "crossdock.plugins.tiktok",
+    "crossdock.plugins.vtex",
     "crossdock.plugins.files",
     "crossdock.plugins.s3",
     "crossdock.plugins.sftp",

@@ -17,7 +17,7 @@ _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
-               "files", "s3", "sftp", "ftp",
+               "vtex", "files", "s3", "sftp", "ftp",
                "mailup", "sfcc", "google_ads"}
 
 
@@ -49,6 +49,8 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     emails = sorted(address for _, address, *_ in DEMO_PEOPLE)
     cordial = _section(out, "cordial")
     assert re.findall(r"^  = contact (\S+): ", cordial, re.MULTILINE) == emails, cordial
+    vtex = _section(out, "vtex")
+    assert re.findall(r"^  = document (\S+): ", vtex, re.MULTILINE) == emails, vtex
     pipedrive = _section(out, "pipedrive")
     names = sorted(f"{first} {last}" for _, _, first, last, _ in DEMO_PEOPLE)
     held = re.search(r"^  = 3 persons: (.*); (\d+) notes", pipedrive, re.MULTILINE)
