@@ -48,6 +48,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.amplitude",
     "crossdock.plugins.tiktok",
     "crossdock.plugins.vtex",
+    "crossdock.plugins.shopify",
     "crossdock.plugins.files",
     "crossdock.plugins.s3",
     "crossdock.plugins.sftp",

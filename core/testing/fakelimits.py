@@ -72,3 +72,49 @@ class FixedWindow:
     def clear(self) -> None:
         with self._lock:
             self._spent.clear()
+
+
+@dataclass
+class LeakyBucket:
+    """A bucket of `maximum` points refilled continuously at `rate` points a second, as
+    Shopify's calculated query cost: a request whose cost the bucket holds takes it, one it
+    does not is refused and takes nothing.
+
+        bucket = LeakyBucket(maximum=1000, rate=50, clock=clock)
+        taken, available = bucket.take(cost=12)
+    """
+
+    maximum: float
+    rate: float
+    clock: Callable[[], float] = time.monotonic
+    _level: float | None = field(default=None, repr=False)
+    _at: float = field(default=0.0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def available(self) -> float:
+        """The points the bucket holds now."""
+        with self._lock:
+            return self._refill()
+
+    def take(self, cost: float) -> tuple[bool, float]:
+        """(whether `cost` fitted and was taken, the points left)."""
+        with self._lock:
+            level = self._refill()
+            if cost > level:
+                return False, level
+            self._level = level - cost
+            return True, self._level
+
+    def refund(self, points: float) -> None:
+        """Give back what a request did not spend (its requested minus its actual cost)."""
+        with self._lock:
+            self._level = min(self.maximum, self._refill() + points)
+
+    def _refill(self) -> float:
+        now = self.clock()
+        if self._level is None:
+            self._level = self.maximum
+        else:
+            self._level = min(self.maximum, self._level + (now - self._at) * self.rate)
+        self._at = now
+        return self._level

@@ -17,7 +17,7 @@ _FAKE_LINE = re.compile(r"^\s+fake (\S+)\s+for destination (\S+)$", re.MULTILINE
 _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILINE)
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
-               "vtex", "files", "s3", "sftp", "ftp",
+               "vtex", "shopify", "files", "s3", "sftp", "ftp",
                "mailup", "sfcc", "google_ads"}
 
 
@@ -51,6 +51,8 @@ def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
     assert re.findall(r"^  = contact (\S+): ", cordial, re.MULTILINE) == emails, cordial
     vtex = _section(out, "vtex")
     assert re.findall(r"^  = document (\S+): ", vtex, re.MULTILINE) == emails, vtex
+    shopify = _section(out, "shopify")
+    assert re.findall(r"^  = customer (\S+): ", shopify, re.MULTILINE) == emails, shopify
     pipedrive = _section(out, "pipedrive")
     names = sorted(f"{first} {last}" for _, _, first, last, _ in DEMO_PEOPLE)
     held = re.search(r"^  = 3 persons: (.*); (\d+) notes", pipedrive, re.MULTILINE)
@@ -97,7 +99,7 @@ def _lifetime_values(messages: list[Any]) -> dict[str, list[int]]:
     return history
 
 
-def test_demo_syncs_the_high_value_audience_to_facebook_and_mailchimp() -> None:
+def test_demo_syncs_the_high_value_audience_to_facebook_mailchimp_and_shopify() -> None:
     history = _lifetime_values(sample_messages(20))
     email = {user_id: address for user_id, address, *_ in DEMO_PEOPLE}
     inside = {u for u, values in history.items() if values[-1] > 500}
@@ -108,7 +110,9 @@ def test_demo_syncs_the_high_value_audience_to_facebook_and_mailchimp() -> None:
     result = crossdock("demo", timeout=120, env=all_plugins_env())
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "audience high_value (lifetime_value > 500) → mailchimp-main, fb-high-value" in out
+    fed = re.search(r"^  audience high_value \(lifetime_value > 500\) → (.*)$", out, re.MULTILINE)
+    assert fed is not None, out
+    assert {"mailchimp-main", "fb-high-value", "shopify"} <= set(fed.group(1).split(", "))
 
     # Mailchimp: every identified person is a member; the tag holds exactly the audience, and
     # the person who left had the tag taken off.
@@ -121,6 +125,13 @@ def test_demo_syncs_the_high_value_audience_to_facebook_and_mailchimp() -> None:
     assert tagged.group(1).split(", ") == sorted(email[u] for u in inside)
     for user_id in left:
         assert f"POST tags -high_value of {email[user_id]}" in mailchimp, mailchimp
+
+    # Shopify: the audience is a customer tag, taken off the person who left.
+    shopify = _section(out, "shopify")
+    tags = dict(re.findall(r"^  = customer (\S+): email \S+, tags (\S+)$", shopify,
+                           re.MULTILINE))
+    assert tags == {address: "high_value" if user_id in inside else "-"
+                    for user_id, address, *_ in DEMO_PEOPLE}, shopify
 
     # Facebook: the Custom Audience holds exactly the audience's people, by SHA-256 of their
     # normalized email (never the address itself), and the one who left was removed.
