@@ -83,7 +83,8 @@ def ftp_server(folder: Path, *, tls: bool) -> Iterator[FtpTestServer]:
     port = free_port()
     password = secrets.token_urlsafe(12)
     argv = [sys.executable, "-m", "pyftpdlib", "-i", "127.0.0.1", "-p", str(port), "-w",
-            "-d", str(root), "-u", USER, "-P", password]
+            # --password=: a token starting with "-" would read as an option after -P
+            "-d", str(root), "-u", USER, f"--password={password}"]
     ca_file = None
     if tls:
         ca, cert, key = make_certificates(folder)
