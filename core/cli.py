@@ -454,22 +454,100 @@ def _check_destination(loaded: LoadedConfig, outbox: Any, name: str | None) -> N
             f"(known: {', '.join(sorted(known)) or 'none'})", param_hint="-d/--destination")
 
 
+def _when(value: str | None, param: str) -> float | None:
+    """--since/--until: an ISO date or time (UTC unless it says otherwise), or a duration
+    meaning that long ago (2h, 7d)."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    from crossdock.config import parse_duration
+
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return time.time() - parse_duration(value)
+        except (ValueError, TypeError):
+            raise click.BadParameter(
+                f"{value!r} is neither an ISO date or time (2026-11-01, 2026-11-01T08:00Z) "
+                "nor a duration ago (2h, 7d)", param_hint=param) from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
 @dead_letters.command("replay")
 @config_option
 @click.option("-d", "--destination", help="Only this destination.")
+@click.option("--reason", help="Only rows whose reason contains this text.")
+@click.option("--since", help="Only rows that died at or after this: "
+              "an ISO date or time, or a duration ago (2h).")
+@click.option("--until", help="Only rows that died before this.")
+@click.option("--as-stored", is_flag=True,
+              help="Send the payloads rendered when the messages were accepted, instead of "
+              "routing them again through the current filter and mapping.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--yes", is_flag=True, help="Replay everything without asking.")
 @click.argument("ids", nargs=-1, type=int)
-def dead_letters_replay(config_path: str, destination: str | None, ids: tuple[int, ...]) -> None:
-    """Queue dead letters again (all, one destination's, or the given ids)."""
+def dead_letters_replay(config_path: str, destination: str | None, reason: str | None,
+                        since: str | None, until: str | None, as_stored: bool,
+                        dry_run: bool, as_json: bool, yes: bool,
+                        ids: tuple[int, ...]) -> None:
+    """Queue dead letters again (all, the filters', or the given ids), routed through the
+    current filter and mapping from their kept messages (docs/delivery.md, "Replay")."""
     from crossdock.outbox import open_outbox
+    from crossdock.outbox.base import RowQuery
+    from crossdock.replay import plan_replay, requeue
 
+    query = RowQuery("dead", destination, list(ids) or None,
+                     reason, _when(since, "--since"), _when(until, "--until"))
+    everything = not (ids or destination or reason or since or until)
     loaded = load_or_exit(config_path)
     outbox = open_outbox(loaded.outbox_url)
     try:
         _check_destination(loaded, outbox, destination)
-        count = outbox.replay(destination, list(ids) or None)
+        rows = outbox.find_rows(query)
+        what = "dead letter"
+        missing = sorted(set(ids) - {row.id for row in rows})
+        if missing:
+            # A mistyped id is not "nothing to replay": say which.
+            raise click.ClickException(
+                f"no {what} with id {', '.join(map(str, missing))}"
+                + (" matching the filters" if destination or reason or since or until
+                   else ""))
+        plans = plan_replay(loaded, outbox, rows, as_stored=as_stored)
+        if everything and rows and not dry_run and not yes:
+            click.confirm(f"replay all {len(rows)} dead letters?", abort=True,
+                          err=True)
+        count = 0 if dry_run else requeue(outbox, query.state, plans)
     finally:
         outbox.close()
-    console.print(f"replayed {count} dead letters", highlight=False)
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "replayed": count,
+                               "rows": [p.to_json() for p in plans]}, indent=2, default=str))
+        return
+    if dry_run:
+        for plan in plans:
+            console.print(f"{plan.row.id} {plan.row.destination} {plan.row.message_id}: "
+                          f"{plan.how}", highlight=False, markup=False)
+            if plan.payload is not None:
+                console.print("  " + json.dumps(plan.payload, default=str), highlight=False,
+                              markup=False, soft_wrap=True)
+        console.print(f"would replay {sum(p.queued for p in plans)} of {len(plans)} "
+                      f"{what}s (dry run: nothing changed)", highlight=False)
+        return
+    for plan in plans:
+        if not plan.queued:
+            err_console.print(f"{plan.row.id} {plan.row.destination} {plan.row.message_id}: "
+                              f"{plan.how}{': ' + plan.detail if plan.detail else ''}",
+                              highlight=False, markup=False, soft_wrap=True)
+    hows: dict[str, int] = {}
+    for plan in plans:
+        if plan.queued:
+            hows[plan.how] = hows.get(plan.how, 0) + 1
+    detail = ", ".join(f"{n} {how}" for how, n in hows.items())
+    console.print(f"replayed {count} {what}s" + (f" ({detail})" if detail else ""),
+                  highlight=False)
 
 
 @cli.command()

@@ -160,8 +160,11 @@ class DestinationConfig(_Strict):
 class OutboxConfig(_Strict):
     url: str = "sqlite:///crossdock.db"
     delivered_retention: float = Field(default=7 * 86400, description="seconds")
+    #: how long accepted messages are kept for replay and backfill (docs/delivery.md,
+    #: "Replay"); 0 keeps none
+    keep_messages: float = Field(default=7 * 86400, ge=0, description="seconds")
 
-    @field_validator("delivered_retention", mode="before")
+    @field_validator("delivered_retention", "keep_messages", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return parse_duration(v)

@@ -245,6 +245,29 @@ class EnrichedMessage:
     def identified(self) -> bool:
         return bool(self.identities.get("userId"))
 
+    def to_json(self) -> dict[str, Any]:
+        """As JSON, for the outbox's kept messages (replay and backfill re-route it)."""
+        return {
+            "message": self.message, "profile_id": self.profile_id,
+            "user_attributes": self.user_attributes, "identities": self.identities,
+            "consent": sorted(self.consent), "system": self.system,
+            "session_started_at": self.session_started_at,
+            "destinations": None if self.destinations is None else sorted(self.destinations),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EnrichedMessage:
+        """Back from `to_json`."""
+        only = data.get("destinations")
+        return cls(
+            message=dict(data.get("message") or {}), profile_id=data.get("profile_id"),
+            user_attributes=dict(data.get("user_attributes") or {}),
+            identities=dict(data.get("identities") or {}),
+            consent=set(data.get("consent") or ()), system=bool(data.get("system")),
+            session_started_at=data.get("session_started_at"),
+            destinations=None if only is None else frozenset(only),
+        )
+
 
 def consent_from_context(context: dict[str, Any]) -> set[str]:
     """Granted consent purposes from `context.consent` (Segment's categoryPreferences, or a

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage, Message, enrich_without_profile, parse_message
-from crossdock.outbox.base import NewRow, Outbox, shared_sql
+from crossdock.outbox.base import KeptMessage, NewRow, Outbox, shared_sql
 from crossdock.profiles.consent import message_consent
 
 if TYPE_CHECKING:
@@ -156,6 +156,8 @@ class Pipeline(Generic[HookT]):
                 for watcher in self.watchers:
                     watcher.prepare(db, messages)
             rows: list[NewRow] = []
+            kept: list[KeptMessage] = []
+            keep = self.loaded.config.outbox.keep_messages > 0
             owners: dict[str, str] = {}
             batch_ids: set[str] = set()
             for index, message in parsed:
@@ -178,8 +180,13 @@ class Pipeline(Generic[HookT]):
                 for row in message_rows:
                     owners[row.message_id] = message_id
                 rows += message_rows
+                if keep:
+                    kept += [kept_message(e) for e in enriched]
                 result.accepted.append(message_id)
             new_keys = self._enqueue(rows)
+            # Kept whether or not a destination took it today: a backfill routes it to
+            # the destinations added later (docs/delivery.md, "Backfill").
+            self.outbox.keep(kept)
         if self.profiles is None:
             # Without a profile store the outbox's unique (destination, message_id) is the
             # dedup: a message all of whose rows were already there was seen before.
@@ -219,6 +226,14 @@ class Pipeline(Generic[HookT]):
         fresh = [r for r in rows if (r.destination, r.message_id) in new_keys]
         self._wake({r.destination for r in fresh})
         return len(fresh)
+
+    def route_to(self, enriched: EnrichedMessage,
+                 destinations: Sequence[ConfiguredDestination]) -> list[NewRow]:
+        """The rows the current filter and mapping make of a message for `destinations`,
+        stored nowhere (replay and backfill, crossdock.replay). Raises MessageError when it
+        cannot be shaped for one of them."""
+        route, skip = self._route_fn()
+        return _route_one(enriched, destinations, route, skip)
 
     def _enrich_alone(self, message: Message) -> EnrichedMessage:
         """Without a profile store: the message alone, its consent answered as the store
@@ -292,6 +307,12 @@ def person_key(enriched: EnrichedMessage) -> str | None:
     if message.get("anonymousId"):
         return f"a:{message['anonymousId']}"
     return None
+
+
+def kept_message(enriched: EnrichedMessage) -> KeptMessage:
+    """What the outbox keeps of an accepted message (outbox.keep_messages)."""
+    return KeptMessage(str(enriched.message.get("messageId", "")), enriched.to_json(),
+                       person_key(enriched))
 
 
 def _route_one(

@@ -13,6 +13,7 @@ import click
 from rich.table import Table
 
 from crossdock.cli import CrossdockGroup, config_option, load_or_exit
+from crossdock.profiles.store import Deleted
 
 
 def _open(config_path: str, *, read_only: bool = False) -> tuple[Any, Any, Any]:
@@ -104,6 +105,15 @@ def attributes(config_path: str, as_json: bool) -> None:
     console.print(table)
 
 
+def erased_person_keys(deleted: Deleted) -> list[str]:
+    """The person keys (crossdock.pipeline.person_key) an erased person's messages were
+    kept under: their profiles, and their userIds and anonymousIds."""
+    keys = [f"p:{p}" for p in (deleted.profile_id, *deleted.merged)]
+    keys += [f"u:{v}" for v in deleted.identities.get("userId", [])]
+    keys += [f"a:{v}" for v in deleted.identities.get("anonymousId", [])]
+    return keys
+
+
 @profiles_group.command("delete")
 @config_option
 @click.argument("ref")
@@ -124,6 +134,9 @@ def delete(config_path: str, ref: str, yes: bool) -> None:
         with outbox.transaction() as db:
             deleted = store.delete(db, found)
             assert deleted is not None
+            # The messages kept for replay and backfill are theirs too: none outlives the
+            # erasure (the profile_deleted event routed below is not kept).
+            outbox.forget_people(erased_person_keys(deleted))
             # Audience exits first: a destination that erases the person on profile_deleted
             # (a Mailchimp member deleted) would refuse to untag them afterwards.
             events = erased_exits(pipeline, db, [deleted.profile_id, *deleted.merged])

@@ -3,7 +3,8 @@
 Built in:
 - `due-sweep` (every second): wake the delivery worker of each destination whose earliest
   retry, or an abandoned lease, is due now, instead of waiting for its poll;
-- `cleanup` (hourly): forget delivered rows older than outbox.delivered_retention (their count
+- `cleanup` (hourly): forget kept messages older than outbox.keep_messages, and delivered
+  rows older than outbox.delivered_retention (their count
   is kept for `crossdock status`).
 
 Others add theirs with `add_timer(name, seconds, coro_fn)` (session sweeps, audience syncs).
@@ -99,6 +100,10 @@ class Scheduler:
         forgotten = await asyncio.to_thread(self.outbox.cleanup, self.clock() - retention)
         if forgotten:
             log.info("cleanup: forgot %d delivered rows older than %gs", forgotten, retention)
+        keep = self.loaded.config.outbox.keep_messages
+        dropped = await asyncio.to_thread(self.outbox.forget_kept, self.clock() - keep)
+        if dropped:
+            log.info("cleanup: forgot %d kept messages older than %gs", dropped, keep)
         return forgotten
 
     def start(self) -> None:

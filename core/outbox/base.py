@@ -216,6 +216,41 @@ def shared_sql(db: Transaction) -> Database:
     return cast(Database, db)
 
 
+@dataclass(frozen=True, slots=True)
+class KeptMessage:
+    """An accepted message as the profile step enriched it (`crossdock.replay` turns it into
+    an `EnrichedMessage` and back), kept for `outbox.keep_messages` so that a replay or a
+    backfill routes it through the current filter and mapping. `person` (`NewRow.person`:
+    the profile, else the userId or anonymousId) says whom it is about: erasing a person
+    forgets their kept messages (`Outbox.forget_people`). `seq` is the order it was kept in
+    (0 before it is)."""
+
+    message_id: str
+    enriched: dict[str, Any]
+    person: str | None = None
+    accepted_at: float = 0.0
+    seq: int = 0
+
+
+#: the states `Outbox.find_rows` and `Outbox.requeue` work on: dead letters, and delivered
+#: rows re-delivered to one destination
+REQUEUE_STATES = ("dead", "delivered")
+
+
+@dataclass(frozen=True, slots=True)
+class RowQuery:
+    """Which rows of one state `Outbox.find_rows` returns: of a destination, by ids, whose
+    reason (last error) contains a text, last changed (died, delivered) in [since, until)."""
+
+    state: str = "dead"
+    destination: str | None = None
+    ids: Sequence[int] | None = None
+    reason: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int | None = None
+
+
 class Outbox(Protocol):
     """Durable storage of routed messages waiting for delivery: everything the engine (the
     pipeline, the delivery workers, the collector, the fleet, the CLI) calls on one."""
@@ -375,6 +410,41 @@ class Outbox(Protocol):
         its first retryable failure); returns how many."""
         ...
 
+    def find_rows(self, query: RowQuery) -> list[DeadLetter]:
+        """The rows of `query.state` the query selects, oldest change first (for a delivered
+        row `reason` is its last error, if any, and `failed_at` when it was delivered)."""
+        ...
+
+    def requeue(self, state: str, rows: Sequence[tuple[int, dict[str, Any] | None]],
+                now: float | None = None) -> int:
+        """Put rows still in `state` (dead or delivered) back in the queue with fresh
+        attempts and a fresh age, as `replay` does; a row given a payload is sent with it
+        instead of the stored one (re-routed). Returns how many rows changed."""
+        ...
+
+    def keep(self, messages: Sequence[KeptMessage], now: float | None = None) -> int:
+        """Keep accepted messages for replay and backfill; a message id already kept is
+        skipped. Joins an open `transaction()`. Returns how many were new."""
+        ...
+
+    def kept(self, message_ids: Sequence[str]) -> dict[str, KeptMessage]:
+        """The kept messages of these ids (those no longer kept are missing)."""
+        ...
+
+    def kept_between(self, since: float, until: float | None, after: int = 0,
+                     limit: int = 500) -> list[KeptMessage]:
+        """Kept messages accepted in [since, until), `seq` above `after`, in `seq` order."""
+        ...
+
+    def forget_kept(self, accepted_before: float) -> int:
+        """Forget kept messages accepted before a time (`outbox.keep_messages`)."""
+        ...
+
+    def forget_people(self, persons: Sequence[str]) -> int:
+        """Forget the kept messages of erased people, by their person keys (`NewRow.person`:
+        p:<profile>, u:<userId>, a:<anonymousId>). Joins an open `transaction()`."""
+        ...
+
     def cleanup(self, delivered_before: float) -> int:
         """Forget delivered rows older than a time (their count is kept), in short
         transactions; returns how many."""
@@ -437,6 +507,21 @@ class OutboxBase(ABC):
         """Give rows leased under `owner` back unattempted, due now."""
         return self.settle(owner, Settlement(releases=list(ids)), now)
 
+    def requeue(self, state: str, rows: Sequence[tuple[int, dict[str, Any] | None]],
+                now: float | None = None) -> int:
+        """Put rows still in `state` back in the queue, fresh; a payload given replaces the
+        stored one. Returns how many rows changed."""
+        if state not in REQUEUE_STATES:
+            raise ValueError(f"requeue: state must be one of {REQUEUE_STATES}, not {state!r}")
+        return self._requeue(state, rows, time.time() if now is None else now)
+
+    def keep(self, messages: Sequence[KeptMessage], now: float | None = None) -> int:
+        """Keep accepted messages (a message id already kept is skipped); joins an open
+        `transaction()`. Returns how many were new."""
+        if not messages:
+            return 0
+        return self._keep(messages, time.time() if now is None else now)
+
     def _leased(self, found: Sequence[tuple[int, str, str, int, float]], owner: str,
                 now: float) -> list[OutboxItem]:
         """The items of rows just leased, in id order; a row whose payload is not a JSON
@@ -450,6 +535,15 @@ class OutboxBase(ABC):
     @abstractmethod
     def _insert(self, rows: Sequence[NewRow], now: float | None) -> list[tuple[str, str]]:
         """Insert rows, returning the (destination, message_id) pairs that were new."""
+
+    @abstractmethod
+    def _requeue(self, state: str, rows: Sequence[tuple[int, dict[str, Any] | None]],
+                 now: float) -> int:
+        """`requeue` in one transaction, each change guarded by the row's state."""
+
+    @abstractmethod
+    def _keep(self, messages: Sequence[KeptMessage], now: float) -> int:
+        """`keep`: insert the messages not kept yet, returning how many."""
 
     @abstractmethod
     def _settle(self, owner: str, settlement: Settlement, now: float) -> int:
@@ -606,6 +700,61 @@ def dead_letters_from(
         letters.append(DeadLetter(id_, dest, message_id, attempts, reason or "", failed_at,
                                   payload))
     return letters
+
+
+#: the outbox_messages columns `kept_from` reads
+KEPT_COLUMNS = "seq, message_id, enriched, person, accepted_at"
+
+
+def kept_from(rows: Sequence[tuple[int, str, str, str | None, float]]) -> list[KeptMessage]:
+    """Kept messages from (seq, message_id, enriched text, person, accepted_at)
+    rows; one whose text is not a JSON object (it cannot be re-routed) is left out."""
+    kept = []
+    for (seq, message_id, _, person, at), data in zip(
+        rows, decode_payloads([row[2] for row in rows]), strict=True
+    ):
+        if _not_an_object(data) is None:
+            kept.append(KeptMessage(message_id, data, person, float(at), int(seq)))
+    return kept
+
+
+def find_rows_sql(query: RowQuery, *, postgres: bool) -> tuple[str, list[Any]]:
+    """The query of `find_rows` and its parameters, in the engine's placeholders: rows read
+    as `dead_letters_from` takes them, oldest change first."""
+    where, params = _row_filter(query, postgres=postgres)
+    limit = "" if query.limit is None else f" LIMIT {int(query.limit)}"
+    return ("SELECT id, destination, message_id, attempts, last_error, updated_at, payload "
+            f"FROM outbox WHERE {where} ORDER BY updated_at, id{limit}", params)
+
+
+def _row_filter(query: RowQuery, *, postgres: bool) -> tuple[str, list[Any]]:
+    if query.state not in REQUEUE_STATES:
+        raise ValueError(f"find_rows: state must be one of {REQUEUE_STATES}")
+    mark = "%s" if postgres else "?"
+    where = [f"state = {mark}"]
+    params: list[Any] = [query.state]
+    if query.destination is not None:
+        where.append(f"destination = {mark}")
+        params.append(query.destination)
+    if query.ids is not None:
+        if postgres:
+            where.append("id = ANY(%s)")
+            params.append(list(query.ids))
+        else:
+            where.append(f"id IN ({','.join('?' * len(query.ids))})")
+            params += list(query.ids)
+    if query.reason is not None:
+        # A substring search, not LIKE: the text as typed, % and _ included, case and all.
+        where.append(f"strpos(COALESCE(last_error, ''), {mark}) > 0" if postgres
+                     else "instr(COALESCE(last_error, ''), ?) > 0")
+        params.append(query.reason)
+    if query.since is not None:
+        where.append(f"updated_at >= {mark}")
+        params.append(query.since)
+    if query.until is not None:
+        where.append(f"updated_at < {mark}")
+        params.append(query.until)
+    return " AND ".join(where), params
 
 
 def decoded_row(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:

@@ -200,3 +200,25 @@ def m004_kept_batches(db: Database) -> None:
         "CREATE INDEX outbox_batch ON outbox (destination, batch_key) "
         "WHERE batch_key IS NOT NULL"
     )
+
+
+@migration
+def m005_kept_messages(db: Database) -> None:
+    # Accepted messages kept for `outbox.keep_messages` (docs/delivery.md, "Replay"): a replay
+    # or a backfill routes them through the current filter and mapping. `seq` orders them
+    # (a backfill's checkpoint); `person` (p:<profile>, u:<userId>, a:<anonymousId>) lets an
+    # erasure forget a person's messages.
+    db.execute(
+        """
+        CREATE TABLE outbox_messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            enriched TEXT NOT NULL,
+            person TEXT,
+            accepted_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX outbox_messages_accepted ON outbox_messages (accepted_at)")
+    db.execute("CREATE INDEX outbox_messages_person ON outbox_messages (person)")
+

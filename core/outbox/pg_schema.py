@@ -488,3 +488,22 @@ def pg_012_export_runs(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute("CREATE INDEX export_runs_export ON export_runs (export, id)")
+
+
+@pg_migration
+def pg_013_kept_messages(conn: psycopg.Connection) -> None:
+    # Accepted messages kept for replay and backfill: the same as the SQLite migration
+    # m005_kept_messages (docs/delivery.md, "Replay").
+    conn.execute(
+        """
+        CREATE TABLE outbox_messages (
+            seq BIGSERIAL PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            enriched TEXT NOT NULL,
+            person TEXT,
+            accepted_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX outbox_messages_accepted ON outbox_messages (accepted_at)")
+    conn.execute("CREATE INDEX outbox_messages_person ON outbox_messages (person)")

@@ -36,14 +36,17 @@ from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
+    KEPT_COLUMNS,
     LOCK_WAIT,
     PERSON_WAITS_SQL,
     TOKEN_COLUMNS,
     Circuit,
     DeadLetter,
     DestinationCounts,
+    KeptMessage,
     NewRow,
     OutboxBase,
+    RowQuery,
     Settlement,
     StoredToken,
     Waiting,
@@ -52,6 +55,8 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
+    find_rows_sql,
+    kept_from,
     schema_differences,
     tally_counts,
     token_from_row,
@@ -496,6 +501,88 @@ class PostgresOutbox(OutboxBase):
             where.append("id = ANY(%s)")
             params.append(list(ids))
         return " AND ".join(where), params
+
+    def find_rows(self, query: RowQuery) -> list[DeadLetter]:
+        """The rows of `query.state` the query selects, oldest change first."""
+        sql, params = find_rows_sql(query, postgres=True)
+        with self._tx() as conn:
+            rows = conn.execute(
+                sql, params,
+            ).fetchall()
+        return dead_letters_from(rows)
+
+    def _requeue(self, state: str, rows: Sequence[tuple[int, dict[str, Any] | None]],
+                 now: float) -> int:
+        """Put rows still in `state` back in the queue, fresh (see `Outbox.requeue`), and
+        wake every daemon's workers of their destinations."""
+        woken: set[str] = set()
+        changed = 0
+        with self._tx() as conn:
+            for id_, payload in rows:
+                fresh = "" if payload is None else "payload = %s, "
+                found = conn.execute(
+                    f"UPDATE outbox SET {fresh}state = 'queued', attempts = 0, "
+                    f"next_attempt_at = %s, {_LEASED_CLEAR}, created_at = %s, updated_at = %s "
+                    "WHERE id = %s AND state = %s RETURNING destination",
+                    [*([] if payload is None else [encode_payload(payload)]),
+                     now, now, now, id_, state],
+                ).fetchone()
+                if found is not None:
+                    changed += 1
+                    woken.add(str(found[0]))
+            if woken:
+                conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
+                             [self._channel(conn), sorted(woken)])
+        return changed
+
+    def _keep(self, messages: Sequence[KeptMessage], now: float) -> int:
+        with self._tx() as conn:
+            found = conn.execute(
+                "INSERT INTO outbox_messages "
+                "(message_id, enriched, person, accepted_at) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
+                "ON CONFLICT (message_id) DO NOTHING RETURNING seq",
+                [[m.message_id for m in messages],
+                 [encode_payload(m.enriched) for m in messages],
+                 [m.person for m in messages],
+                 [m.accepted_at or now for m in messages]],
+            ).fetchall()
+        return len(found)
+
+    def kept(self, message_ids: Sequence[str]) -> dict[str, KeptMessage]:
+        """The kept messages of these ids."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {KEPT_COLUMNS} FROM outbox_messages WHERE message_id = ANY(%s)",
+                [list(message_ids)],
+            ).fetchall()
+        return {m.message_id: m for m in kept_from(rows)}
+
+    def kept_between(self, since: float, until: float | None, after: int = 0,
+                     limit: int = 500) -> list[KeptMessage]:
+        """Kept messages accepted in [since, until), `seq` above `after`, in `seq` order."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {KEPT_COLUMNS} FROM outbox_messages WHERE seq > %s "
+                "AND accepted_at >= %s AND (%s::float8 IS NULL OR accepted_at < %s) "
+                "ORDER BY seq LIMIT %s",
+                [after, since, until, until, limit],
+            ).fetchall()
+        return kept_from(rows)
+
+    def forget_kept(self, accepted_before: float) -> int:
+        """Forget kept messages accepted before a time."""
+        with self._tx() as conn:
+            return conn.execute(
+                "DELETE FROM outbox_messages WHERE accepted_at < %s", [accepted_before]
+            ).rowcount
+
+    def forget_people(self, persons: Sequence[str]) -> int:
+        """Forget the kept messages of these person keys."""
+        with self._tx() as conn:
+            return conn.execute(
+                "DELETE FROM outbox_messages WHERE person = ANY(%s)", [list(persons)],
+            ).rowcount
 
     def cleanup(self, delivered_before: float, *, chunk: int = CLEANUP_CHUNK) -> int:
         """Forget delivered rows last updated before a time, `chunk` rows per transaction

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlite_utils import Database
 
@@ -30,14 +30,17 @@ from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
+    KEPT_COLUMNS,
     LOCK_WAIT,
     PERSON_WAITS_SQL,
     TOKEN_COLUMNS,
     Circuit,
     DeadLetter,
     DestinationCounts,
+    KeptMessage,
     NewRow,
     OutboxBase,
+    RowQuery,
     Settlement,
     StoredToken,
     Waiting,
@@ -46,6 +49,8 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
+    find_rows_sql,
+    kept_from,
     schema_differences,
     tally_counts,
     token_from_row,
@@ -54,6 +59,7 @@ from crossdock.outbox.migrations import OUTBOX_MIGRATIONS, applied, immediate, u
 from crossdock.outbox.payload_json import encode_payload
 
 log = logging.getLogger("crossdock.outbox")
+_T = TypeVar("_T")
 
 # Rows per multi-row INSERT: 7 parameters each stays far below SQLite's 32766 variables.
 _INSERT_CHUNK = 1000
@@ -351,6 +357,81 @@ class SQLiteOutbox(OutboxBase):
             params += list(ids)
         return " AND ".join(where), params
 
+    def find_rows(self, query: RowQuery) -> list[DeadLetter]:
+        """The rows of `query.state` the query selects, oldest change first."""
+        sql, params = find_rows_sql(query, postgres=False)
+        with self._lock:
+            rows = self.db.conn.execute(
+                sql, params,
+            ).fetchall()
+        return dead_letters_from(rows)
+
+    def _requeue(self, state: str, rows: Sequence[tuple[int, dict[str, Any] | None]],
+                 now: float) -> int:
+        """Put rows still in `state` back in the queue, fresh (see `Outbox.requeue`)."""
+        changed = 0
+        with self.transaction() as db:
+            for id_, payload in rows:
+                fresh = "" if payload is None else "payload = ?, "
+                cursor = db.conn.execute(
+                    f"UPDATE outbox SET {fresh}state = 'queued', attempts = 0, "
+                    f"next_attempt_at = ?, {_LEASED_CLEAR}, created_at = ?, updated_at = ? "
+                    "WHERE id = ? AND state = ?",
+                    [*([] if payload is None else [encode_payload(payload)]),
+                     now, now, now, id_, state],
+                )
+                changed += cursor.rowcount
+        return changed
+
+    def _keep(self, messages: Sequence[KeptMessage], now: float) -> int:
+        with self.transaction() as db:
+            return db.conn.executemany(
+                "INSERT OR IGNORE INTO outbox_messages "
+                "(message_id, enriched, person, accepted_at) VALUES (?, ?, ?, ?)",
+                [(m.message_id, encode_payload(m.enriched), m.person,
+                  m.accepted_at or now) for m in messages],
+            ).rowcount
+
+    def kept(self, message_ids: Sequence[str]) -> dict[str, KeptMessage]:
+        """The kept messages of these ids."""
+        found: list[KeptMessage] = []
+        ids = list(dict.fromkeys(message_ids))
+        with self._lock:
+            for part in _chunks(ids, _INSERT_CHUNK):
+                found += kept_from(self.db.conn.execute(
+                    f"SELECT {KEPT_COLUMNS} FROM outbox_messages "
+                    f"WHERE message_id IN ({','.join('?' * len(part))})", part,
+                ).fetchall())
+        return {m.message_id: m for m in found}
+
+    def kept_between(self, since: float, until: float | None, after: int = 0,
+                     limit: int = 500) -> list[KeptMessage]:
+        """Kept messages accepted in [since, until), `seq` above `after`, in `seq` order."""
+        with self._lock:
+            return kept_from(self.db.conn.execute(
+                f"SELECT {KEPT_COLUMNS} FROM outbox_messages WHERE seq > ? "
+                "AND accepted_at >= ? AND accepted_at < ? ORDER BY seq LIMIT ?",
+                [after, since, float("inf") if until is None else until, limit],
+            ).fetchall())
+
+    def forget_kept(self, accepted_before: float) -> int:
+        """Forget kept messages accepted before a time."""
+        with self.transaction() as db:
+            return db.conn.execute(
+                "DELETE FROM outbox_messages WHERE accepted_at < ?", [accepted_before]
+            ).rowcount
+
+    def forget_people(self, persons: Sequence[str]) -> int:
+        """Forget the kept messages of these person keys."""
+        forgotten = 0
+        with self.transaction() as db:
+            for part in _chunks(list(persons), _INSERT_CHUNK):
+                forgotten += db.conn.execute(
+                    "DELETE FROM outbox_messages WHERE person IN "
+                    f"({','.join('?' * len(part))})", part,
+                ).rowcount
+        return forgotten
+
     def cleanup(self, delivered_before: float, *, chunk: int = CLEANUP_CHUNK) -> int:
         """Forget delivered rows last updated before a time, `chunk` rows per transaction
         (their count is kept); then give the freed space back (`reclaim`)."""
@@ -544,12 +625,14 @@ class SQLiteOutbox(OutboxBase):
             self.db.close()
 
 
+
+
 def _pause(started: float) -> None:
     """Leave the write lock to others for CLEANUP_PAUSE times what the transaction begun at
     `started` (perf_counter) held it (cleanup runs in a thread of its own: it may sleep)."""
     time.sleep((time.perf_counter() - started) * CLEANUP_PAUSE)
 
 
-def _chunks(ids: list[int], size: int) -> Iterator[list[int]]:
+def _chunks(ids: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(ids), size):
         yield ids[start:start + size]

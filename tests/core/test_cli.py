@@ -362,11 +362,12 @@ def test_dead_letters_list_and_replay(busy_outbox: Path) -> None:
     assert invoke("dead-letters", "list", "-c", str(busy_outbox), "-d", "idle",
                   "--json").stdout.strip() == "[]"
 
-    # Another destination's replay, or an unknown id, queues nothing.
+    # Another destination's replay queues nothing; an unknown id is an error naming it.
     assert "replayed 0 dead letters" in invoke(
         "dead-letters", "replay", "-c", str(busy_outbox), "-d", "idle").stdout
-    assert "replayed 0 dead letters" in invoke(
-        "dead-letters", "replay", "-c", str(busy_outbox), str(letter["id"] + 1000)).stdout
+    unknown = invoke("dead-letters", "replay", "-c", str(busy_outbox), str(letter["id"] + 1000))
+    assert unknown.exit_code == 1
+    assert f"no dead letter with id {letter['id'] + 1000}" in unknown.output
     # A destination neither configured nor in the outbox is a typo, not "nothing to do".
     for command in ("list", "replay"):
         typo = invoke("dead-letters", command, "-c", str(busy_outbox), "-d", "hok")

@@ -24,7 +24,7 @@ from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, Outbox, open_outbox
-from crossdock.outbox.base import Settlement, StoredToken
+from crossdock.outbox.base import KeptMessage, RowQuery, Settlement, StoredToken
 from crossdock.outbox.pg_schema import PG_MIGRATIONS, apply_migrations, temporary_schema
 
 T0 = 1_700_000_000.0
@@ -742,3 +742,58 @@ def test_schema_problems_name_a_missing_and_a_newer_migration(store: Store) -> N
     assert outbox.schema_problems() == [
         f"migration {first} not applied",
         f"migration {own}999_later applied by a newer Crossdock"]
+
+
+# -- kept messages, find_rows, requeue (replay and backfill, crossdock.replay) ------------
+
+
+def kept(message_id: str, at: float, profile: str | None = None) -> KeptMessage:
+    return KeptMessage(message_id, {"message": {"messageId": message_id}},
+                       None if profile is None else f"p:{profile}", at)
+
+
+def test_kept_messages_by_id_period_retention_and_erasure(outbox: Outbox) -> None:
+    assert outbox.keep([kept("m1", T0, "alice"), kept("m2", T0 + 10, "bob"),
+                        kept("m3", T0 + 20)]) == 3
+    assert outbox.keep([kept("m1", T0 + 99, "alice")]) == 0  # kept once
+    assert set(outbox.kept(["m1", "m3", "nope"])) == {"m1", "m3"}
+    assert outbox.kept(["m1"])["m1"].enriched == {"message": {"messageId": "m1"}}
+    first = outbox.kept_between(T0, T0 + 20)
+    assert [m.message_id for m in first] == ["m1", "m2"]
+    assert [m.message_id for m in outbox.kept_between(T0, None, after=first[0].seq)] == [
+        "m2", "m3"]
+    # An erased person's messages go, by their person keys.
+    assert outbox.forget_people(["p:alice", "p:bob", "u:carol"]) == 2
+    assert set(outbox.kept(["m1", "m2", "m3"])) == {"m3"}
+    assert outbox.forget_kept(T0 + 21) == 1
+    assert outbox.kept(["m3"]) == {}
+
+
+def test_find_rows_filters_and_requeue_with_a_new_payload(outbox: Outbox) -> None:
+    outbox.enqueue(rows("a", "m1", "m2", "m3") + rows("b", "m4"), now=T0)
+    leased = outbox.lease("a", 3, 30, "w1", now=T0)
+    outbox.settle("w1", Settlement(acks=[leased[0].id],
+                                   deads=[(leased[1].id, "HTTP 400: email is not valid"),
+                                          (leased[2].id, "HTTP 401: bad key 100%")]), T0 + 5)
+    (b,) = outbox.lease("b", 1, 30, "w1", now=T0)
+    outbox.dead(b.id, "HTTP 400: email", "w1", now=T0 + 50)
+    dead = outbox.find_rows(RowQuery("dead"))
+    assert [r.message_id for r in dead] == ["m2", "m3", "m4"]  # oldest first
+    assert [r.message_id for r in outbox.find_rows(RowQuery("dead", reason="100%"))] == ["m3"]
+    assert [r.message_id for r in outbox.find_rows(RowQuery("dead", "a", reason="email"))] == [
+        "m2"]
+    assert [r.message_id for r in outbox.find_rows(RowQuery("dead", since=T0 + 10))] == ["m4"]
+    assert [r.message_id for r in outbox.find_rows(RowQuery("dead", until=T0 + 10))] == [
+        "m2", "m3"]
+    assert [r.message_id for r in outbox.find_rows(RowQuery("dead", ids=[b.id, 10**9]))] == [
+        "m4"]
+    assert [r.message_id for r in outbox.find_rows(RowQuery("delivered", "a"))] == ["m1"]
+    # requeue changes only rows still in the state; a payload given replaces the stored one.
+    assert outbox.requeue("dead", [(leased[1].id, {"n": "new"}), (leased[0].id, None)],
+                          now=T0 + 60) == 1
+    assert outbox.requeue("delivered", [(leased[0].id, None)], now=T0 + 60) == 1
+    again = {i.message_id: i for i in outbox.lease("a", 5, 30, "w2", now=T0 + 60)}
+    assert again["m2"].payload == {"n": "new"} and again["m2"].attempts == 1
+    assert again["m1"].payload == {"n": "m1"}
+    assert "m3" not in again
+
