@@ -479,19 +479,21 @@ def _when(value: str | None, param: str) -> float | None:
 @config_option
 @click.option("-d", "--destination", help="Only this destination.")
 @click.option("--reason", help="Only rows whose reason contains this text.")
-@click.option("--since", help="Only rows that died at or after this: "
+@click.option("--since", help="Only rows that died (or were delivered) at or after this: "
               "an ISO date or time, or a duration ago (2h).")
-@click.option("--until", help="Only rows that died before this.")
+@click.option("--until", help="Only rows that died (or were delivered) before this.")
 @click.option("--as-stored", is_flag=True,
               help="Send the payloads rendered when the messages were accepted, instead of "
               "routing them again through the current filter and mapping.")
+@click.option("--delivered", is_flag=True,
+              help="Re-deliver delivered rows (needs -d) instead of dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--yes", is_flag=True, help="Replay everything without asking.")
 @click.argument("ids", nargs=-1, type=int)
 def dead_letters_replay(config_path: str, destination: str | None, reason: str | None,
                         since: str | None, until: str | None, as_stored: bool,
-                        dry_run: bool, as_json: bool, yes: bool,
+                        delivered: bool, dry_run: bool, as_json: bool, yes: bool,
                         ids: tuple[int, ...]) -> None:
     """Queue dead letters again (all, the filters', or the given ids), routed through the
     current filter and mapping from their kept messages (docs/delivery.md, "Replay")."""
@@ -499,7 +501,9 @@ def dead_letters_replay(config_path: str, destination: str | None, reason: str |
     from crossdock.outbox.base import RowQuery
     from crossdock.replay import plan_replay, requeue
 
-    query = RowQuery("dead", destination, list(ids) or None,
+    if delivered and destination is None:
+        raise click.UsageError("--delivered re-delivers to one destination: give -d NAME")
+    query = RowQuery("delivered" if delivered else "dead", destination, list(ids) or None,
                      reason, _when(since, "--since"), _when(until, "--until"))
     everything = not (ids or destination or reason or since or until)
     loaded = load_or_exit(config_path)
@@ -507,7 +511,7 @@ def dead_letters_replay(config_path: str, destination: str | None, reason: str |
     try:
         _check_destination(loaded, outbox, destination)
         rows = outbox.find_rows(query)
-        what = "dead letter"
+        what = "delivered row" if delivered else "dead letter"
         missing = sorted(set(ids) - {row.id for row in rows})
         if missing:
             # A mistyped id is not "nothing to replay": say which.
@@ -548,6 +552,65 @@ def dead_letters_replay(config_path: str, destination: str | None, reason: str |
     detail = ", ".join(f"{n} {how}" for how, n in hows.items())
     console.print(f"replayed {count} {what}s" + (f" ({detail})" if detail else ""),
                   highlight=False)
+
+
+@cli.command()
+@config_option
+@click.option("-d", "--destination", required=True, help="The destination to backfill.")
+@click.option("--since", required=True,
+              help="Messages accepted at or after this: an ISO date or time (UTC unless it "
+              "says otherwise), or a duration ago (7d).")
+@click.option("--until", help="Messages accepted before this (default: up to now).")
+@click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+def backfill(config_path: str, destination: str, since: str, until: str | None,
+             as_json: bool, quiet: bool) -> None:
+    """Route the kept messages of a period to one destination (docs/delivery.md,
+    "Backfill"): they are queued, and sent by the daemon (or `deliver --once -d NAME`) at the
+    destination's own rate limit. An interrupted run continues where it stopped."""
+    from crossdock.outbox import open_outbox
+    from crossdock.replay import BackfillReport, run_backfill
+
+    start = _when(since, "--since")
+    end = _when(until, "--until")
+    assert start is not None
+    loaded = load_or_exit(config_path)
+    if destination not in {d.name for d in loaded.destinations}:
+        raise click.BadParameter(
+            f"no enabled destination {destination!r} in the config (known: "
+            f"{', '.join(sorted(d.name for d in loaded.destinations)) or 'none'})",
+            param_hint="-d/--destination")
+    keep = loaded.config.outbox.keep_messages
+    if start < time.time() - keep:
+        err_console.print(
+            "[yellow]warning:[/yellow] messages are kept for outbox.keep_messages "
+            f"({_age(keep)}): those accepted before then are no longer there to backfill",
+            highlight=False)
+
+    def progress(report: BackfillReport) -> None:
+        if not quiet:
+            err_console.print(
+                f"backfill {destination}: {report.read} messages read, {report.queued} "
+                f"queued, {report.already} already there, {report.filtered} filtered out",
+                highlight=False, markup=False)
+
+    outbox = open_outbox(loaded.outbox_url)
+    try:
+        report = run_backfill(loaded, outbox, destination, start, end, progress=progress)
+    finally:
+        outbox.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        resumed = (f" (resumed after kept message {report.resumed_after})"
+                   if report.resumed_after else "")
+        console.print(
+            f"backfill {destination}: {report.queued} rows queued, {report.already} already "
+            f"there, {report.filtered} filtered out, {len(report.unshaped)} not shaped, of "
+            f"{report.read} kept messages{resumed}", highlight=False)
+    for message_id, problems in report.unshaped:
+        err_console.print(f"{message_id}: {problems}", highlight=False, markup=False,
+                          soft_wrap=True)
 
 
 @cli.command()

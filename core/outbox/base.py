@@ -445,6 +445,15 @@ class Outbox(Protocol):
         p:<profile>, u:<userId>, a:<anonymousId>). Joins an open `transaction()`."""
         ...
 
+    def checkpoint(self, key: str) -> int:
+        """The `seq` a backfill named `key` got to (0: not started)."""
+        ...
+
+    def save_checkpoint(self, key: str, seq: int) -> None:
+        """Record how far a backfill got. Joins an open `transaction()`, so the rows it
+        queued and its checkpoint commit together."""
+        ...
+
     def cleanup(self, delivered_before: float) -> int:
         """Forget delivered rows older than a time (their count is kept), in short
         transactions; returns how many."""

@@ -222,3 +222,17 @@ def m005_kept_messages(db: Database) -> None:
     db.execute("CREATE INDEX outbox_messages_accepted ON outbox_messages (accepted_at)")
     db.execute("CREATE INDEX outbox_messages_person ON outbox_messages (person)")
 
+
+@migration
+def m006_backfill_checkpoints(db: Database) -> None:
+    # How far each backfill got (docs/delivery.md, "Backfill"): the seq of the last kept
+    # message it routed, written in the transaction that queued its rows.
+    db.execute(
+        """
+        CREATE TABLE outbox_checkpoints (
+            key TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )

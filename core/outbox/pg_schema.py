@@ -507,3 +507,17 @@ def pg_013_kept_messages(conn: psycopg.Connection) -> None:
     )
     conn.execute("CREATE INDEX outbox_messages_accepted ON outbox_messages (accepted_at)")
     conn.execute("CREATE INDEX outbox_messages_person ON outbox_messages (person)")
+
+
+@pg_migration
+def pg_014_backfill_checkpoints(conn: psycopg.Connection) -> None:
+    # How far each backfill got: the same as the SQLite migration m006_backfill_checkpoints.
+    conn.execute(
+        """
+        CREATE TABLE outbox_checkpoints (
+            key TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )

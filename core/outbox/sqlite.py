@@ -432,6 +432,22 @@ class SQLiteOutbox(OutboxBase):
                 ).rowcount
         return forgotten
 
+    def checkpoint(self, key: str) -> int:
+        """The `seq` a backfill named `key` got to (0: not started)."""
+        with self._lock:
+            found = self.db.conn.execute(
+                "SELECT seq FROM outbox_checkpoints WHERE key = ?", [key]).fetchone()
+        return 0 if found is None else int(found[0])
+
+    def save_checkpoint(self, key: str, seq: int) -> None:
+        """Record how far a backfill got (joins an open transaction)."""
+        with self.transaction() as db:
+            db.conn.execute(
+                "INSERT INTO outbox_checkpoints (key, seq, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET seq = excluded.seq, "
+                "updated_at = excluded.updated_at", [key, seq, time.time()],
+            )
+
     def cleanup(self, delivered_before: float, *, chunk: int = CLEANUP_CHUNK) -> int:
         """Forget delivered rows last updated before a time, `chunk` rows per transaction
         (their count is kept); then give the freed space back (`reclaim`)."""

@@ -797,3 +797,16 @@ def test_find_rows_filters_and_requeue_with_a_new_payload(outbox: Outbox) -> Non
     assert again["m1"].payload == {"n": "m1"}
     assert "m3" not in again
 
+
+def test_a_backfill_checkpoint_commits_with_its_rows(outbox: Outbox) -> None:
+    assert outbox.checkpoint("backfill:a") == 0
+    with pytest.raises(RuntimeError), outbox.transaction():
+        outbox.enqueue(rows("a", "m1"))
+        outbox.save_checkpoint("backfill:a", 7)
+        raise RuntimeError("interrupted")
+    assert outbox.checkpoint("backfill:a") == 0 and outbox.counts() == {}
+    with outbox.transaction():
+        outbox.enqueue(rows("a", "m1"))
+        outbox.save_checkpoint("backfill:a", 7)
+    outbox.save_checkpoint("backfill:a", 9)
+    assert outbox.checkpoint("backfill:a") == 9 and outbox.counts()["a"].queued == 1

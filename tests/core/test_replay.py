@@ -1,5 +1,5 @@
 """`crossdock dead-letters replay` re-routes kept messages through the current filter and
-mapping: in
+mapping, and `crossdock backfill` routes a period's kept messages to one destination: in
 process through click's CliRunner, on real config files and a real SQLite outbox (the
 outbox calls themselves run on PostgreSQL too, in test_outbox_contract.py)."""
 
@@ -230,3 +230,102 @@ def test_kept_messages_past_the_retention_are_forgotten_by_cleanup(tmp_path: Pat
     finally:
         box.close()
 
+
+# -- backfill and re-delivery (item 2) ------------------------------------------------------
+
+
+def accepted_at(config: Path, when: float, *messages: dict[str, Any]) -> None:
+    """Accept messages as if at `when` (their kept copies say so)."""
+    box = SQLiteOutbox(config.parent / "outbox.db")
+    try:
+        accept(config, *messages)
+        ids = [m["messageId"] for m in messages]
+        box.db.conn.execute(
+            f"UPDATE outbox_messages SET accepted_at = ? "
+            f"WHERE message_id IN ({','.join('?' * len(ids))})", [when, *ids])
+    finally:
+        box.close()
+
+
+def test_backfill_routes_a_periods_kept_messages_to_a_new_destination(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"hook": hook()}, keep_messages="90d")
+    now = time.time()
+    accepted_at(config, now - 20 * 86400, message(1))
+    accepted_at(config, now - 10 * 86400, message(2), message(3))
+    accepted_at(config, now - 86400, message(4))
+    write_config(tmp_path, {"hook": hook(), "crm": hook(
+        filter={"event_attributes": {"deny": ["card_number"]}})}, keep_messages="90d")
+    result = invoke("backfill", "-c", str(config), "-d", "crm", "--since", "15d",
+                    "--until", "2d", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["read"], report["queued"], report["already_there"]) == (2, 2, 0)
+    assert "backfill crm: 2 messages read, 2 queued" in result.stderr  # progress
+    payloads = queued_payloads(config, "crm")
+    assert set(payloads) == {"m2", "m3"}
+    assert "card_number" not in sent_properties(payloads["m2"])  # crm's own filter
+    # The same period again: the checkpoint says it is done.
+    again = invoke("backfill", "-c", str(config), "-d", "crm", "--since", "15d",
+                   "--until", "2d", "--json")
+    assert json.loads(again.stdout)["read"] == 0
+
+
+def test_an_interrupted_backfill_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    from crossdock.replay import run_backfill
+
+    config = write_config(tmp_path, {"hook": hook()})
+    accept(config, *[message(n) for n in range(1, 8)])
+    write_config(tmp_path, {"hook": hook(), "crm": hook()})
+    loaded = load_config(str(config))
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    seen: list[int] = []
+
+    def stop_after_two_chunks(report: Any) -> None:
+        seen.append(report.read)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_backfill(loaded, box, "crm", 0, None, chunk=3, progress=stop_after_two_chunks)
+        assert box.counts()["crm"].queued == 6
+        second = run_backfill(loaded, box, "crm", 0, None, chunk=3)
+        assert (second.read, second.queued) == (1, 1)
+        assert second.resumed_after > 0
+        assert box.counts()["crm"].queued == 7
+    finally:
+        box.close()
+
+
+def test_backfill_skips_what_the_destination_already_has(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"hook": hook()})
+    accept(config, message(1), message(2))
+    result = invoke("backfill", "-c", str(config), "-d", "hook", "--since", "1d", "--json")
+    report = json.loads(result.stdout)
+    assert (report["read"], report["queued"], report["already_there"]) == (2, 0, 2)
+    typo = invoke("backfill", "-c", str(config), "-d", "hok", "--since", "1d")
+    assert typo.exit_code == 2 and "no enabled destination 'hok'" in typo.output
+
+
+def test_replay_delivered_re_delivers_to_one_destination(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"hook": hook(), "other": hook()})
+    accept(config, message(1), message(2))
+    box = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        for name in ("hook", "other"):
+            items = box.lease(name, 10, 60, "test", ordered=False)
+            box.ack([i.id for i in items], "test")
+    finally:
+        box.close()
+    write_config(tmp_path, {"hook": hook(filter={"event_attributes": {"deny": ["card_number"]}}),
+                            "other": hook()})
+    needs_d = invoke("dead-letters", "replay", "-c", str(config), "--delivered")
+    assert needs_d.exit_code == 2 and "--delivered re-delivers to one destination" in (
+        needs_d.output)
+    result = invoke("dead-letters", "replay", "-c", str(config), "--delivered", "-d", "hook")
+    assert result.exit_code == 0, result.output
+    assert "replayed 2 delivered rows (2 re-routed)" in result.stdout
+    payloads = queued_payloads(config, "hook")
+    assert set(payloads) == {"m1", "m2"}
+    assert "card_number" not in sent_properties(payloads["m1"])
+    assert queued_payloads(config, "other") == {}
