@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from audience_helpers import ENGINES, engine_url
 from click.testing import CliRunner
+from rich.console import Console
 
 from crossdock.cli import _attach_commands, cli
 from crossdock.config import ConfigError, LoadedConfig, parse_config
@@ -23,6 +24,7 @@ from crossdock.delivery import deliver_once
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore
+from crossdock.snapshots import cli as snapshots_cli
 from crossdock.snapshots.run import add_export_timers, export_timer, history, run_export, status
 from crossdock.testing.clock import ManualClock
 
@@ -258,7 +260,10 @@ def test_the_config_names_what_a_snapshot_export_cannot_do(tmp_path: Path) -> No
         parse_config(raw, base_dir=tmp_path, env={})
 
 
-def test_the_exports_commands(tmp_path: Path) -> None:
+def test_the_exports_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Room for the table's cells whatever terminal the test process has (an xdist worker's
+    # console is 80 columns wide and cut "nightly" to "ni…").
+    monkeypatch.setattr(snapshots_cli, "console", Console(width=240, no_color=True))
     folder = tmp_path / "out"
     folder.mkdir()
     raw = config(f"sqlite:///{tmp_path / 'c.db'}", folder)
