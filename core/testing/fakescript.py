@@ -261,6 +261,24 @@ def fake_app(key: web.AppKey[S], state: S, *, client_max_size: int = 1024**2
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def json_handler(state: FakeState, answer: Callable[[web.Request, Any], web.Response]
+                 ) -> Handler:
+    """The handler of a fake whose API takes JSON bodies: after the scripted latency, the
+    body read (`body_json`), `answer(request, body)` asked for the response, and the exchange
+    recorded as `state.received` keeps it (method, path, body, lower-cased headers, status)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        await state.delay()
+        body = body_json(await request.read())
+        response = answer(request, body)
+        state.record({"method": request.method, "path": request.path, "body": body,
+                      "headers": {k.lower(): v for k, v in request.headers.items()},
+                      "status": response.status})
+        return response
+
+    return handle
+
+
 def _faults(state: FakeState) -> Any:
     """The middleware that breaks requests as `state` says, before the fake's handler."""
 

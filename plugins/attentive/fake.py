@@ -62,7 +62,7 @@ from crossdock.plugins.attentive.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[AttentiveFake] = web.AppKey("attentive_fake")
@@ -342,18 +342,7 @@ def make_app(fake: AttentiveFake | None = None) -> web.Application:
     fake = fake or AttentiveFake()
     app = fake_app(FAKE_KEY, fake)
 
-    async def handle(request: web.Request) -> web.Response:
-        await fake.delay()
-        raw = await request.read()
-        body = body_json(raw)
-        entry: dict[str, Any] = {
-            "method": request.method, "path": request.path, "body": body,
-            "headers": {k.lower(): v for k, v in request.headers.items()},
-        }
-        response = _answer(fake, request, body)
-        entry["status"] = response.status
-        fake.record(entry)
-        return response
+    handle = json_handler(fake, lambda request, body: _answer(fake, request, body))
 
     for path in (SUBSCRIBE_PATH, UNSUBSCRIBE_PATH, CUSTOM_EVENTS_PATH, CUSTOM_ATTRIBUTES_PATH,
                  IDENTITY_PATH, *(ECOMMERCE_PATH.format(kind=k) for k in ECOMMERCE_KINDS)):

@@ -63,7 +63,7 @@ from crossdock.plugins.brevo.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[BrevoFake] = web.AppKey("brevo_fake")
@@ -391,18 +391,8 @@ def make_app(fake: BrevoFake | None = None) -> web.Application:
     app = fake_app(FAKE_KEY, fake)
 
     def route(bucket: str, answer: Callable[[web.Request, Any], tuple[int, Any]]) -> Any:
-        async def handle(request: web.Request) -> web.Response:
-            await fake.delay()
-            body = body_json(await request.read())
-            entry: dict[str, Any] = {
-                "method": request.method, "path": request.path, "body": body,
-                "headers": {k.lower(): v for k, v in request.headers.items()},
-            }
-            response = _answer(fake, request, body, bucket, answer)
-            entry["status"] = response.status
-            fake.record(entry)
-            return response
-        return handle
+        return json_handler(fake, lambda request, body: _answer(fake, request, body, bucket,
+                                                                answer))
 
     def read(request: web.Request, body: Any) -> tuple[int, Any]:
         return 200, fake.find(request.match_info["identifier"],

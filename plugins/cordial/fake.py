@@ -56,7 +56,7 @@ from crossdock.plugins.cordial.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[CordialFake] = web.AppKey("cordial_fake")
@@ -284,17 +284,7 @@ def make_app(fake: CordialFake | None = None) -> web.Application:
     fake = fake or CordialFake()
     app = fake_app(FAKE_KEY, fake)
 
-    async def handle(request: web.Request) -> web.Response:
-        await fake.delay()
-        body = body_json(await request.read())
-        entry: dict[str, Any] = {
-            "method": request.method, "path": request.path, "body": body,
-            "headers": {k.lower(): v for k, v in request.headers.items()},
-        }
-        response = _answer(fake, request, body)
-        entry["status"] = response.status
-        fake.record(entry)
-        return response
+    handle = json_handler(fake, lambda request, body: _answer(fake, request, body))
 
     app.router.add_get(PREFIX + CONTACT_PATH, handle)
     app.router.add_put(PREFIX + CONTACT_PATH, handle)

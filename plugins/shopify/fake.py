@@ -48,7 +48,7 @@ from crossdock.plugins.shopify.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import LeakyBucket
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[ShopifyFake] = web.AppKey("shopify_fake")
@@ -353,17 +353,7 @@ def make_app(fake: ShopifyFake | None = None) -> web.Application:
     fake = fake or ShopifyFake()
     app = fake_app(FAKE_KEY, fake)
 
-    async def graphql(request: web.Request) -> web.Response:
-        await fake.delay()
-        body = body_json(await request.read())
-        entry: dict[str, Any] = {
-            "method": request.method, "path": request.path, "body": body,
-            "headers": {k.lower(): v for k, v in request.headers.items()},
-        }
-        response = _answer(fake, request, body)
-        entry["status"] = response.status
-        fake.record(entry)
-        return response
+    graphql = json_handler(fake, lambda request, body: _answer(fake, request, body))
 
     app.router.add_post(GRAPHQL_PATH.format(version="{version}"), graphql)
     return app

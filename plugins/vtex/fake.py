@@ -40,7 +40,7 @@ from aiohttp import web
 from crossdock.plugins.vtex.const import DOCUMENTS_PATH, MAX_FIELD_LENGTH
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[VtexFake] = web.AppKey("vtex_fake")
@@ -234,18 +234,7 @@ def make_app(fake: VtexFake | None = None) -> web.Application:
     fake = fake or VtexFake()
     app = fake_app(FAKE_KEY, fake)
 
-    async def documents(request: web.Request) -> web.Response:
-        await fake.delay()
-        raw = await request.read()
-        body = body_json(raw)
-        entry: dict[str, Any] = {
-            "method": request.method, "path": request.path, "body": body,
-            "headers": {k.lower(): v for k, v in request.headers.items()},
-        }
-        response = _answer(fake, request, body)
-        entry["status"] = response.status
-        fake.record(entry)
-        return response
+    documents = json_handler(fake, lambda request, body: _answer(fake, request, body))
 
     app.router.add_patch(DOCUMENTS_PATH.format(entity="{entity}"), documents)
     return app
