@@ -609,6 +609,12 @@ class PostgresOutbox(OutboxBase):
             # Buckets idle since then hold no slot anyone waits for (rate keys may come and
             # go, e.g. one per webhook): a fresh row is the same as an idle one.
             conn.execute("DELETE FROM rate_buckets WHERE tat < %s", [delivered_before])
+            # A token row of a grant whose secrets changed (see the SQLite outbox's cleanup).
+            conn.execute(
+                "DELETE FROM outbox_tokens WHERE updated_at < %s "
+                "AND (expires_at IS NULL OR expires_at < %s)",
+                [delivered_before, delivered_before],
+            )
         while True:
             with self._tx() as conn:
                 found = conn.execute(

@@ -453,6 +453,15 @@ class SQLiteOutbox(OutboxBase):
         (their count is kept); then give the freed space back (`reclaim`)."""
         forgotten = 0
         last = 0
+        with self.transaction() as db:
+            # A grant's token row outlives its grant when the secrets change (the key is
+            # derived from them): one whose token has expired and that nobody touched since
+            # the cutoff is nobody's (a live grant refreshes its row before expiry).
+            db.conn.execute(
+                "DELETE FROM outbox_tokens WHERE updated_at < ? "
+                "AND (expires_at IS NULL OR expires_at < ?)",
+                [delivered_before, delivered_before],
+            )
         while True:
             started = time.perf_counter()
             with self.transaction() as db:

@@ -230,6 +230,18 @@ def test_cleanup_forgets_delivered_rows_but_keeps_their_count(outbox: Outbox) ->
     assert outbox.row("a", "m2")["state"] == "delivered"  # type: ignore[attr-defined]
 
 
+def test_cleanup_forgets_token_rows_nobody_refreshed(outbox: Outbox) -> None:
+    # a grant whose secrets changed leaves its old row (keyed by those secrets) behind
+    outbox.swap_token(StoredToken("old"), StoredToken("old", b"x", expires_at=T0 + 10), now=T0)
+    outbox.swap_token(StoredToken("live"), StoredToken("live", b"y", expires_at=T0 + 3600),
+                      now=T0 + 90)
+    outbox.cleanup(T0 + 100)
+    assert outbox.stored_token("old").version == 0  # gone: expired, untouched since
+    assert outbox.stored_token("live").version == 1  # still valid: kept
+    outbox.cleanup(T0 + 5000)
+    assert outbox.stored_token("live").version == 0
+
+
 def test_an_expired_lease_is_taken_over_by_a_second_owner(outbox: Outbox) -> None:
     outbox.enqueue(rows("a", "m1"), now=T0)
     (first,) = outbox.lease("a", 1, 10, "dead-daemon", now=T0)
