@@ -521,3 +521,10 @@ def pg_014_backfill_checkpoints(conn: psycopg.Connection) -> None:
         )
         """
     )
+
+
+@pg_migration
+def pg_015_export_heartbeat(conn: psycopg.Connection) -> None:
+    # When a snapshot run last committed a page: a run that stopped moving was killed
+    # (the same as the SQLite migration snapshots_m002_heartbeat).
+    conn.execute("ALTER TABLE export_runs ADD COLUMN heartbeat_at DOUBLE PRECISION")

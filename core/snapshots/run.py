@@ -12,6 +12,9 @@ under the same name with the same rows.
   holds the outbox's write lock (SQLite) for long. Every row of a run has the run's time as
   its acceptance time (one window), and the row's message id is `snapshot:<export>:<run>:
   <profile id>`.
+- **held rows**: a run's rows are due never (`HELD`) until its files are cut, so the rows of
+  a run whose daemon is killed never make a partial file; the export's next run finds the
+  run stopped (`STALE_RUN_SECONDS` without a page) and takes them back.
 - **files**: once the last page is written, the run's rows are cut into kept batches of the
   destination's `max_rows` (and `max_mb`), in id order: the worker leases a kept batch at
   once and whole, so the files of a run are written now, not when the run's window ends.
@@ -64,6 +67,11 @@ PAGE = 200
 OVERLAP = 60.0
 #: how often a cron-scheduled export checks whether its time has come
 CRON_TICK_SECONDS = 60.0
+#: a run that committed no page for this long was killed (a page takes well under a second;
+#: on PostgreSQL it may wait for the advisory locks of its profiles, never for minutes)
+STALE_RUN_SECONDS = 600.0
+#: when a run's rows are due until its files are cut: never (see `run_export`)
+HELD = 1e18
 
 SNAPSHOT_MIGRATIONS: list[Migration] = []
 
@@ -94,6 +102,12 @@ def snapshots_m001_export_runs(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX export_runs_export ON export_runs (export, id)")
+
+
+@_migration
+def snapshots_m002_heartbeat(db: Database) -> None:
+    # When a run last committed a page: a run that stopped moving was killed.
+    db.execute("ALTER TABLE export_runs ADD COLUMN heartbeat_at REAL")
 
 
 _UPGRADED: weakref.WeakSet[Database] = weakref.WeakSet()
@@ -169,14 +183,15 @@ def run_export(pipeline: Any, name: str, *, store: ProfileStore,
         if due is not None and not due(db):
             return None
         as_of = store.clock()
+        _forget_stopped_runs(db, name, as_of)
         since = None
         if spec.mode == "changes":
             previous = _last(db, name, "done")
             since = None if previous is None else previous.as_of - OVERLAP
         run_id = int(db.execute(
             "INSERT INTO export_runs (export, destination, mode, as_of, since, started_at, "
-            "state) VALUES (?, ?, ?, ?, ?, ?, 'running') RETURNING id",
-            [name, spec.destination, spec.mode, as_of, since, as_of]).fetchone()[0])
+            "heartbeat_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id",
+            [name, spec.destination, spec.mode, as_of, since, as_of, as_of]).fetchone()[0])
     prefix = message_prefix(name, run_id)
     rows = files = 0
     try:
@@ -189,24 +204,25 @@ def run_export(pipeline: Any, name: str, *, store: ProfileStore,
                     break
                 new = _rows(db, store, spec, name, run_id, refs, as_of)
                 outbox.enqueue(new, now=as_of)
+                # Held until the run's files are cut: the window worker leases due rows, and
+                # the rows of a run whose daemon is killed must never make a partial file.
+                db.execute(f"UPDATE outbox SET next_attempt_at = ? WHERE {_uncut(prefix)}",
+                           [HELD, spec.destination, prefix])
                 rows += len(new)
-                db.execute("UPDATE export_runs SET rows = ? WHERE id = ?", [rows, run_id])
+                db.execute("UPDATE export_runs SET rows = ?, heartbeat_at = ? WHERE id = ?",
+                           [rows, store.clock(), run_id])
             after = last
         with outbox.transaction() as tx:
             db = shared_sql(tx)
-            files = _cut_files(db, spec.destination, prefix, destination.plugin.window())
+            files = _cut_files(db, spec.destination, prefix, destination.plugin.window(),
+                               as_of)
             db.execute("UPDATE export_runs SET state = 'done', finished_at = ?, files = ? "
                        "WHERE id = ?", [store.clock(), files, run_id])
     except Exception as exc:
         # No part of a failed snapshot is written: the rows not in a file yet are taken back.
         with outbox.transaction() as tx:
-            db = shared_sql(tx)
-            db.execute("DELETE FROM outbox WHERE destination = ? AND state = 'queued' AND "
-                       f"batch_key IS NULL AND substr(message_id, 1, {len(prefix)}) = ?",
-                       [spec.destination, prefix])
-            db.execute("UPDATE export_runs SET state = 'failed', finished_at = ?, error = ? "
-                       "WHERE id = ?", [store.clock(), f"{type(exc).__name__}: {exc}"[:500],
-                                        run_id])
+            _take_back(shared_sql(tx), run_id, spec.destination, store.clock(),
+                       f"{type(exc).__name__}: {exc}")
         raise
     if rows and pipeline.on_commit is not None:
         pipeline.on_commit({spec.destination})
@@ -217,6 +233,36 @@ def run_export(pipeline: Any, name: str, *, store: ProfileStore,
         found = db.execute(f"SELECT {_RUN_COLUMNS} FROM export_runs WHERE id = ?",
                            [run_id]).fetchone()
     return _run(found)
+
+
+def _uncut(prefix: str) -> str:
+    """Where the rows of a run (parameters: destination, `prefix`) not cut into a file yet."""
+    return ("destination = ? AND state = 'queued' AND batch_key IS NULL AND "
+            f"substr(message_id, 1, {len(prefix)}) = ?")
+
+
+def _take_back(db: Database, run_id: int, destination: str, now: float, error: str) -> None:
+    """Delete a run's rows not in a file yet and record it as failed with `error`."""
+    (export,) = db.execute("SELECT export FROM export_runs WHERE id = ?", [run_id]).fetchone()
+    prefix = message_prefix(str(export), run_id)
+    db.execute(f"DELETE FROM outbox WHERE {_uncut(prefix)}", [destination, prefix])
+    db.execute("UPDATE export_runs SET state = 'failed', finished_at = ?, error = ? "
+               "WHERE id = ?", [now, error[:500], run_id])
+
+
+def _forget_stopped_runs(db: Database, export: str, now: float) -> None:
+    """Runs of `export` still `running` that committed nothing for `STALE_RUN_SECONDS`: their
+    daemon was killed. Their rows (held, never in a file) are taken back. Called under the
+    export's lock, before a new run starts."""
+    for run_id, destination in db.execute(
+            "SELECT id, destination FROM export_runs WHERE export = ? AND state = 'running' "
+            "AND COALESCE(heartbeat_at, started_at) < ?",
+            [export, now - STALE_RUN_SECONDS]).fetchall():
+        log.warning("export %s: run %d stopped moving (its daemon was killed); its rows not "
+                    "in a file are taken back", export, run_id)
+        _take_back(db, int(run_id), str(destination), now,
+                   f"interrupted: no page committed for {STALE_RUN_SECONDS:g} s "
+                   "(its daemon stopped)")
 
 
 def _page(db: Database, store: ProfileStore, spec: SnapshotConfig, after: str | None,
@@ -308,13 +354,13 @@ def _rows(db: Database, store: ProfileStore, spec: SnapshotConfig, export: str, 
     return out
 
 
-def _cut_files(db: Database, destination: str, prefix: str, window: Window | None) -> int:
+def _cut_files(db: Database, destination: str, prefix: str, window: Window | None,
+               due: float) -> int:
     """Cut the run's rows not yet in a file into kept batches of `max_rows` rows (and
-    `max_bytes` of payload), in id order; returns how many. A batch's key names its run and
-    first row, so no two runs or files share one."""
+    `max_bytes` of payload), in id order, due at `due`; returns how many. A batch's key
+    names its run and first row, so no two runs or files share one."""
     found = db.execute(
-        "SELECT id, LENGTH(payload) FROM outbox WHERE destination = ? AND state = 'queued' "
-        f"AND batch_key IS NULL AND substr(message_id, 1, {len(prefix)}) = ? ORDER BY id",
+        f"SELECT id, LENGTH(payload) FROM outbox WHERE {_uncut(prefix)} ORDER BY id",
         [destination, prefix]).fetchall()
     max_rows = window.max_rows if window is not None else len(found) or 1
     max_bytes = window.max_bytes if window is not None else None
@@ -330,9 +376,9 @@ def _cut_files(db: Database, destination: str, prefix: str, window: Window | Non
     for batch in batches:
         for start in range(0, len(batch), 500):
             chunk = batch[start:start + 500]
-            db.execute(f"UPDATE outbox SET batch_key = ? WHERE id IN ({','.join('?' * len(chunk))})"
-                       " AND state = 'queued' AND batch_key IS NULL",
-                       [f"{prefix}{batch[0]}", *chunk])
+            db.execute("UPDATE outbox SET batch_key = ?, next_attempt_at = ? WHERE id IN "
+                       f"({','.join('?' * len(chunk))}) AND state = 'queued' AND "
+                       "batch_key IS NULL", [f"{prefix}{batch[0]}", due, *chunk])
     return len(batches)
 
 

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -369,3 +373,67 @@ def test_the_daemon_gets_one_fleet_once_timer_per_scheduled_export(worlds: Any) 
     done = asyncio.run(fn())
     assert (done.state, done.rows) == ("done", 1)
     assert add_export_timers(RecordingScheduler(), worlds("b").pipeline, world.store) == []
+
+
+# Run in a separate process by the test below: a snapshot run that stops, as if its daemon
+# hung, once every page is written and before its files are cut; it says so in a file.
+_STOPPED_RUN = """
+import sys, time
+from pathlib import Path
+from crossdock.config import load_config
+from crossdock.outbox import open_outbox
+from crossdock.pipeline import build_pipeline
+from crossdock.snapshots import run
+
+def stop(*args, **kwargs):
+    Path(sys.argv[2]).write_text("paged")
+    time.sleep(600)
+
+run._cut_files = stop
+loaded = load_config(sys.argv[1])
+pipeline = build_pipeline(loaded, open_outbox(loaded.outbox_url))
+run.run_export(pipeline, "nightly", store=pipeline.profiles)
+"""
+
+
+def test_a_run_killed_before_its_files_are_cut_writes_no_file_and_is_taken_back(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    raw = config(f"sqlite:///{tmp_path / 'c.db'}", folder)
+    path = tmp_path / "crossdock.yaml"
+    path.write_text(json.dumps(raw))
+    loaded = parse_config(raw, base_dir=tmp_path, env={})
+    outbox = open_outbox(loaded.outbox_url)
+    pipeline = build_pipeline(loaded, outbox)
+    pipeline.accept([{"type": "identify", "userId": f"u{i}"} for i in range(5)])
+    marker = tmp_path / "paged"
+    child = subprocess.Popen([sys.executable, "-c", _STOPPED_RUN, str(path), str(marker)])
+    try:
+        deadline = time.monotonic() + 60  # only turns a hang into a failure
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the run never paged"
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with outbox.transaction() as db:
+        (killed,) = history(db)
+    assert (killed.state, killed.rows) == ("running", 5)
+    # Its rows are held: the window worker, even long after the run's window, writes nothing.
+    later = ManualClock(time.time() + 7 * 24 * 3600)
+    report = asyncio.run(deliver_once(loaded, outbox, clock=later))
+    assert report.delivered == 0 and not list(folder.rglob("*.*"))
+    # The next run of the export finds it stopped, takes its rows back and writes its own.
+    store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=later)  # type: ignore[attr-defined]
+    done = run_export(build_pipeline(loaded, outbox, profiles=store), "nightly", store=store)
+    assert done is not None and (done.state, done.rows) == ("done", 5)
+    with outbox.transaction() as db:
+        killed = next(run for run in history(db) if run.id == killed.id)
+    assert killed.state == "failed" and "interrupted" in (killed.error or "")
+    report = asyncio.run(deliver_once(loaded, outbox, clock=later))
+    assert report.delivered == 5
+    users = [json.loads(line)["userId"] for p in folder.rglob("*.*")
+             for line in p.read_text().splitlines()]
+    assert sorted(users) == [f"u{i}" for i in range(5)]
+    outbox.close()
