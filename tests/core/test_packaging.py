@@ -87,7 +87,7 @@ def test_the_license_is_apache_2() -> None:
     text = (ROOT / "LICENSE").read_text()
     assert text.split()[:3] == ["Apache", "License", "Version"]
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
-    assert PYPROJECT["project"]["license"] == {"text": "Apache-2.0"}
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
     assert "## License\n\nApache-2.0" in (ROOT / "README.md").read_text()
 
 
