@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from crossdock.cli import CrossdockGroup
+from crossdock.cli import common
 from crossdock.config import ProfilesConfig
 from crossdock.errors import CrossdockError
 from crossdock.outbox import Outbox, is_postgres, is_sqlite, open_outbox
@@ -342,23 +342,20 @@ def _source_exists(url: str) -> None:
                              param_hint="--from")
 
 
-@click.group("db", cls=CrossdockGroup)
+@click.group("db", cls=common.CrossdockGroup)
 def db_group() -> None:
     """Outbox schema upgrades, and moving an outbox from one database to another."""
 
 
 @db_group.command("upgrade")
-@click.option("-c", "--config", "config_path", default="crossdock.yaml",
-              envvar="CROSSDOCK_CONFIG", show_default=True, help="Path of crossdock.yaml.")
+@common.config_option
 @click.option("--url", help="Upgrade this outbox URL instead of the configured one.")
 def upgrade_command(config_path: str, url: str | None) -> None:
     """Create or upgrade the outbox schema (SQLite or PostgreSQL). Never drops queued rows;
     safe to run while daemons are running, and by many at once."""
     profiles = None
     if url is None:
-        from crossdock.cli import load_or_exit
-
-        loaded = load_or_exit(config_path)
+        loaded = common.load_or_exit(config_path)
         url, profiles = loaded.outbox_url, loaded.config.profiles
     applied = upgrade_outbox(url, profiles)
     from crossdock.outbox.dsn import redact
