@@ -13,13 +13,23 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from crossdock.cli import common
 from crossdock.json_shape import loads
 
-SEND_CHUNK = 500
 
-
-def _read_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
+def _parsed(stream: IO[str], numbers: list[int],
+            bad: list[tuple[int, list[str]]]) -> Iterator[Any]:
+    """The JSON value of each non-blank line; a line that is not JSON goes to `bad` by its
+    number, and `numbers[i]` is the line of the i-th value given out (the pipeline reports
+    errors by that index)."""
     for number, line in enumerate(stream, start=1):
-        if line.strip():
-            yield number, line
+        if not line.strip():
+            continue
+        try:
+            # Without its newline, or an unclosed line's error lands on a "line 2, column 1".
+            value = loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as exc:
+            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
+            continue
+        numbers.append(number)
+        yield value
 
 
 @click.command()
@@ -31,57 +41,36 @@ def send(config_path: str, file: IO[str], quiet: bool) -> None:
 
     Bad lines are reported by line number; the good lines are kept. Exit 1 if any line was bad.
     """
-    from crossdock.pipeline import build_pipeline
+    from crossdock.pipeline import AcceptResult, build_pipeline
 
     loaded = common.load_or_exit(config_path)
     pipeline = build_pipeline(loaded)
     bad: list[tuple[int, list[str]]] = []
-    accepted = duplicates = rows = 0
+    numbers: list[int] = []
     total = None
     if file is not sys.stdin and file.name not in ("<stdin>", "-"):
         with open(file.name, "rb") as counter:
             total = sum(1 for line in counter if line.strip())
     progress = Progress(TextColumn("sending"), BarColumn(), TextColumn("{task.completed}"),
                         TimeRemainingColumn(), console=common.err_console, disable=quiet)
+
+    def committed(done: int, chunk: AcceptResult) -> None:
+        # Lines read so far, the bad ones included (the total counts them too).
+        progress.update(task, completed=len(numbers) + len(bad))
+
     try:
         with progress:
             task = progress.add_task("send", total=total)
-            chunk: list[tuple[int, str]] = []
-            for item in _read_lines(file):
-                chunk.append(item)
-                if len(chunk) >= SEND_CHUNK:
-                    a, d, r = _send_chunk(pipeline, chunk, bad)
-                    accepted, duplicates, rows = accepted + a, duplicates + d, rows + r
-                    progress.advance(task, len(chunk))
-                    chunk = []
-            if chunk:
-                a, d, r = _send_chunk(pipeline, chunk, bad)
-                accepted, duplicates, rows = accepted + a, duplicates + d, rows + r
-                progress.advance(task, len(chunk))
+            result = pipeline.accept_iter(_parsed(file, numbers, bad), progress=committed)
+            progress.update(task, completed=len(numbers) + len(bad))
     finally:
         pipeline.close()
-    for number, problems in bad:
+    bad += [(numbers[index], problems) for index, problems in result.errors]
+    for number, problems in sorted(bad):
         common.err_console.print(f"line {number}: " + "; ".join(problems), markup=False,
                                  highlight=False, soft_wrap=True)
-    common.console.print(f"accepted {accepted} messages ({rows} outbox rows), {duplicates} "
-                         f"duplicates, {len(bad)} bad lines", highlight=False)
+    common.console.print(f"accepted {len(result.accepted)} messages ({result.rows} outbox "
+                         f"rows), {len(result.duplicates)} duplicates, {len(bad)} bad lines",
+                         highlight=False)
     if bad:
         raise SystemExit(1)
-
-
-def _send_chunk(pipeline: Any, chunk: list[tuple[int, str]],
-                bad: list[tuple[int, list[str]]]) -> tuple[int, int, int]:
-    raws: list[Any] = []
-    numbers: list[int] = []
-    for number, line in chunk:
-        try:
-            # Without its newline, or an unclosed line's error lands on a "line 2, column 1".
-            raws.append(loads(line.rstrip("\r\n")))
-            numbers.append(number)
-        except json.JSONDecodeError as exc:
-            bad.append((number, [f"not valid JSON ({exc.msg} at column {exc.colno})"]))
-    result = pipeline.accept(raws)
-    for index, problems in result.errors:
-        bad.append((numbers[index], problems))
-    bad.sort()
-    return len(result.accepted), len(result.duplicates), result.rows

@@ -572,6 +572,23 @@ def test_send_from_stdin_reports_bad_lines_and_keeps_the_good(
         box.close()
 
 
+def test_send_names_bad_lines_by_number_past_the_first_transaction(tmp_path: Path) -> None:
+    # The pipeline commits 500 messages at a time and reports a bad one by its index in the
+    # stream; blank lines and lines that are not JSON never reach it, yet count as lines.
+    config = write_config(tmp_path, {"hook": hook()})
+    lines = [json.dumps({"type": "track", "messageId": f"m{n}", "userId": "u-1", "event": "A"})
+             for n in range(1, 1_301)]
+    lines[9] = ""
+    lines[2] = lines[776] = "{not json"
+    lines[1000] = json.dumps({"type": "track", "messageId": "m1001", "userId": "u-1"})
+    result = invoke("send", "-c", str(config), "--quiet", "-", input="\n".join(lines) + "\n")
+    assert result.exit_code == 1
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == [
+        "line 3", "line 777", "line 1001"]
+    assert ("accepted 1296 messages (1296 outbox rows), 0 duplicates, 3 bad lines"
+            in result.stdout)
+
+
 # -- an outbox that cannot be opened --------------------------------------------------------------
 
 #: a PostgreSQL outbox on a port nothing listens on, with a password in two places
