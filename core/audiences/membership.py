@@ -29,6 +29,7 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from crossdock.audiences.spec import Audience
+from crossdock.outbox.copy import StoreTables
 from crossdock.outbox.locks import is_postgres, lock_id
 from crossdock.outbox.migrations import Migration, apply_migrations
 
@@ -55,6 +56,17 @@ def upgrade_audiences(db: Database) -> list[str]:
     applied = apply_migrations(db, AUDIENCE_MIGRATIONS)
     _UPGRADED.add(db)
     return applied
+
+
+#: The audiences' tables, copied whole by `crossdock db copy` (pg_005_audiences on PostgreSQL).
+#: audience_changes' ids name the audience events' messageIds: a new change after a copy must
+#: not reuse one, nor may a target's own changes mix with the source's.
+AUDIENCE_TABLES = StoreTables(
+    ("audience_members", "audience_changes", "audience_syncs"),
+    migrate=upgrade_audiences,
+    numbered=("audience_changes",),
+    own_rows=(("audience_changes", "id"),),
+)
 
 
 def audience_lock_key(name: str) -> str:

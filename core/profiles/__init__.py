@@ -19,12 +19,14 @@ from crossdock.config import LoadedConfig
 from crossdock.models import EnrichedMessage
 from crossdock.outbox import Outbox, is_sqlite
 from crossdock.outbox.base import shared_sql
+from crossdock.outbox.copy import StoreTables
 from crossdock.profiles.store import Deleted, ProfileStore
 
 if TYPE_CHECKING:
     from crossdock.pipeline import Pipeline
 
 __all__ = [
+    "PROFILE_TABLES",
     "Deleted",
     "ProfileStore",
     "make_profile_hook",
@@ -32,6 +34,19 @@ __all__ = [
     "session_timer",
     "sweep_and_route",
 ]
+
+
+#: The profile store's tables, copied whole by `crossdock db copy` (the same columns on both
+#: engines: crossdock.profiles.migrations, pg_004_profiles, pg_009_attribute_definitions).
+#: Its migrations make the dedup window's table too, as the store's own do.
+PROFILE_TABLES = StoreTables(
+    ("profiles", "profile_identities", "profile_system_attributes",
+     "profile_custom_attributes", "profile_consent", "profile_sessions", "profile_merges",
+     "profile_rejections", "profile_stats", "profile_attribute_definitions"),
+    migrate=lambda db: ProfileStore().migrate(db),
+    numbered=("profile_sessions", "profile_merges", "profile_rejections"),
+    own_rows=(("profiles", "id"),),
+)
 
 
 def make_profile_hook(loaded: LoadedConfig, outbox: Outbox) -> ProfileStore:

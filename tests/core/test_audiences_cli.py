@@ -12,7 +12,7 @@ import yaml
 from audience_helpers import ENGINES, engine_url
 from click.testing import CliRunner
 
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
 from crossdock.config import load_config
 from crossdock.pipeline import build_pipeline
 
@@ -45,7 +45,6 @@ def _config(tmp_path: Path, url: str) -> str:
         for i, (v, c) in enumerate([(100, "NO"), (600, "SE"), (900, "NO")])])
     assert not result.errors
     pipeline.close()
-    _attach_commands()
     return str(path)
 
 

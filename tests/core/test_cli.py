@@ -20,9 +20,11 @@ from click.testing import CliRunner, Result
 from pydantic import BaseModel
 from rich.console import Console
 
-import crossdock.cli as cli_module
 from crossdock import __version__
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
+from crossdock.cli import common as cli_module
+from crossdock.cli import deliver as deliver_cli
+from crossdock.cli import root as root_cli
 from crossdock.destination import Destination, DestinationContext, PlannedRequest, Rejected
 from crossdock.hookspecs import hookimpl
 from crossdock.json_shape import DEPTH_RULE, FINITE_RULE, MAX_DEPTH
@@ -45,7 +47,6 @@ def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
                         Console(width=200, no_color=True, stderr=True))
 
 
-_attach_commands()
 
 
 def invoke(*args: str, input: str | None = None) -> Result:
@@ -235,7 +236,7 @@ def test_a_config_naming_a_plugin_that_is_not_loaded_is_refused(tmp_path: Path) 
 
 def test_register_commands_hook_adds_a_command(test_plugin: None) -> None:
     assert "hello" not in cli.commands
-    cli_module._attach_plugin_commands()
+    root_cli._attach_plugin_commands()
     result = invoke("hello", "world")
     assert result.exit_code == 0, result.output
     assert result.stdout == "hello world from a plugin\n"
@@ -421,7 +422,7 @@ def test_deliver_once_drains_what_is_due(
 
     result = invoke("deliver", "--once", "-c", str(config))
     # A message went dead: cron must be able to tell (it ran 0 with messages gone dead).
-    assert result.exit_code == cli_module.EXIT_DEAD, result.output
+    assert result.exit_code == deliver_cli.EXIT_DEAD, result.output
     assert result.stdout.splitlines() == [
         "delivered 1, retry later 0, dead 1 (2 requests)",
         "  hook: delivered 1, retry later 0, dead 1 (2 requests); last error: HTTP 400: no "
@@ -490,7 +491,7 @@ def test_deliver_once_ends_at_max_time_with_progress_on_stderr(
     # take 20 s; the run must end near its --max-time, the unsent rows back in the queue
     # unattempted, and say how far it got while it runs.
     _, server = webhook_fake
-    monkeypatch.setattr(cli_module, "PROGRESS_EVERY", 0.2)
+    monkeypatch.setattr(deliver_cli, "PROGRESS_EVERY", 0.2)
     config = write_config(tmp_path, {"hook": hook(
         f"{server.url}/in", delivery={"allow_private_network": True, "rate_limit": 2,
                                       "batch_size": 40, "concurrency": 1})})
@@ -569,6 +570,23 @@ def test_send_from_stdin_reports_bad_lines_and_keeps_the_good(
         assert box.counts()["hook"].queued == 2
     finally:
         box.close()
+
+
+def test_send_names_bad_lines_by_number_past_the_first_transaction(tmp_path: Path) -> None:
+    # The pipeline commits 500 messages at a time and reports a bad one by its index in the
+    # stream; blank lines and lines that are not JSON never reach it, yet count as lines.
+    config = write_config(tmp_path, {"hook": hook()})
+    lines = [json.dumps({"type": "track", "messageId": f"m{n}", "userId": "u-1", "event": "A"})
+             for n in range(1, 1_301)]
+    lines[9] = ""
+    lines[2] = lines[776] = "{not json"
+    lines[1000] = json.dumps({"type": "track", "messageId": "m1001", "userId": "u-1"})
+    result = invoke("send", "-c", str(config), "--quiet", "-", input="\n".join(lines) + "\n")
+    assert result.exit_code == 1
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == [
+        "line 3", "line 777", "line 1001"]
+    assert ("accepted 1296 messages (1296 outbox rows), 0 duplicates, 3 bad lines"
+            in result.stdout)
 
 
 # -- an outbox that cannot be opened --------------------------------------------------------------

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from crossdock.cli.db import db_group
 from crossdock.config import parse_config
-from crossdock.db_cli import db_group
 from crossdock.dedup import Dedup
 from crossdock.outbox import NewRow, open_outbox
 from crossdock.pipeline import build_pipeline

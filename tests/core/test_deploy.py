@@ -59,7 +59,7 @@ def test_the_entrypoint_is_the_crossdock_run_the_tests_start() -> None:
                  if e.name == "crossdock"]
     assert script.value == "crossdock.cli:main"
     assert 'if __name__ == "__main__":  # `python -m crossdock.cli`\n    main()' in (
-        ROOT / "core" / "cli.py").read_text()
+        ROOT / "core" / "cli" / "__main__.py").read_text()
     assert TESTS_START[1:] == ["-m", "crossdock.cli", *json.loads(entrypoint)[1:]]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
 
 FUNCTION = """
 function transformEvent(event, metadata) {
@@ -27,7 +27,6 @@ def run(tmp_path: Path, message: dict[str, object], *args: str) -> Result:
     (tmp_path / "slug.js").write_text(
         "function slug(text) { return text.toLowerCase().replace(/ /g, '_'); }")
     (tmp_path / "message.json").write_text(json.dumps(message))
-    _attach_commands()
     return CliRunner().invoke(cli, ["functions", "test", str(tmp_path / "fn.js"),
                                     str(tmp_path / "message.json"), *args])
 

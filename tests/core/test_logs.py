@@ -18,7 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
 from crossdock.config import parse_config
 from crossdock.logs import configure_logging
 from crossdock.outbox.base import NewRow
@@ -27,8 +27,6 @@ from crossdock.plugins.webhook.fake import WebhookFake
 from crossdock.plugins.webhook.fake import make_app as webhook_app
 from crossdock.scheduler import Scheduler
 from crossdock.testing.fakeserver import serve
-
-_attach_commands()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import crossdock.cli as cli_module
+from crossdock.cli import root as cli_module
 from crossdock.errors import OutboxError
 from crossdock.outbox import open_outbox
 

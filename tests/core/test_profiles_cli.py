@@ -11,13 +11,13 @@ import yaml
 from audience_helpers import ENGINES, engine_url, members, outbox_rows
 from click.testing import CliRunner
 
+from crossdock.cli.profiles import profiles_group
 from crossdock.config import load_config
 from crossdock.models import parse_message
 from crossdock.outbox import open_outbox
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import build_pipeline
 from crossdock.profiles import ProfileStore
-from crossdock.profiles_cli import profiles_group
 
 
 def test_show_and_delete(tmp_path: Path) -> None:

@@ -15,13 +15,11 @@ import yaml
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-import crossdock.cli as cli_module
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
+from crossdock.cli import common as cli_module
 from crossdock.config import load_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import build_pipeline
-
-_attach_commands()
 
 
 @pytest.fixture(autouse=True)

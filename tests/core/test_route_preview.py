@@ -12,12 +12,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
 from crossdock.config import load_config
 from crossdock.errors import MessageError
 from crossdock.route.preview import preview_route
-
-_attach_commands()
 
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/S3cr3tT0ken"
 SESSIONM_SECRET = "sessionm-api-secret"

@@ -22,13 +22,13 @@ from audience_helpers import ENGINES, engine_url
 from click.testing import CliRunner
 from rich.console import Console
 
-from crossdock.cli import _attach_commands, cli
+from crossdock.cli import cli
+from crossdock.cli import common as snapshots_cli
 from crossdock.config import ConfigError, LoadedConfig, parse_config
 from crossdock.delivery import deliver_once
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore
-from crossdock.snapshots import cli as snapshots_cli
 from crossdock.snapshots.run import add_export_timers, export_timer, history, run_export, status
 from crossdock.testing.clock import ManualClock
 
@@ -279,7 +279,6 @@ def test_the_exports_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     pipeline = build_pipeline(loaded, outbox)
     pipeline.accept([{"type": "identify", "userId": "u1", "traits": {"plan": "pro"}}])
     outbox.close()
-    _attach_commands()
     result = runner.invoke(cli, ["exports", "run", "nightly", "-c", str(path)])
     assert result.exit_code == 0, result.output
     assert "run 1 (full) queued 1 rows in 1 files for warehouse" in result.output

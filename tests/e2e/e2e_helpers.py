@@ -68,9 +68,8 @@ def crossdock_in_process(*args: str, env: dict[str, str] | None = None) -> Ran:
     keeps one real process per behaviour: a process start costs about a second here."""
     from click.testing import CliRunner
 
-    from crossdock.cli import _attach_commands, cli
+    from crossdock.cli import cli
 
-    _attach_commands()
     result = CliRunner().invoke(cli, list(args), env=env or cli_env(), catch_exceptions=False)
     return Ran(result.exit_code, result.stdout, result.stderr)
 

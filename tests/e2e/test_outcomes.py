@@ -28,7 +28,7 @@ from e2e_helpers import (
     write_messages,
 )
 
-from crossdock.cli import EXIT_DEAD
+from crossdock.cli.deliver import EXIT_DEAD
 
 MESSAGE_ID = "m-outcome-1"
 
@@ -45,7 +45,8 @@ def setup(tmp_path: Path, name: str, destination: dict[str, Any]) -> Path:
 
 def deliver(config: Path) -> str:
     result = crossdock("deliver", "--once", "-c", str(config))
-    # Exit 3 says a message went dead in this run (crossdock.cli.EXIT_DEAD), 0 that none did.
+    # Exit 3 says a message went dead in this run (crossdock.cli.deliver.EXIT_DEAD), 0 that
+    # none did.
     dead = re.match(r"delivered \d+, retry later \d+, dead (\d+)", result.stdout)
     assert dead is not None, result.stdout
     assert result.returncode == (EXIT_DEAD if int(dead[1]) else 0), result.stderr

@@ -1,4 +1,4 @@
-"""`crossdock audiences list | preview NAME | sync [NAME]` (attached by crossdock.cli)."""
+"""`crossdock audiences list | preview NAME | sync [NAME]` ."""
 
 from __future__ import annotations
 
@@ -9,22 +9,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from crossdock.cli import CrossdockGroup, config_option, console, load_or_exit
-
-
-def _open(config_path: str) -> tuple[Any, Any]:
-    """(outbox, pipeline) of the config's outbox (SQLite or PostgreSQL), where the profile
-    store and the audience members live."""
-    from crossdock.outbox import open_outbox
-    from crossdock.pipeline import build_pipeline
-
-    loaded = load_or_exit(config_path)
-    outbox = open_outbox(loaded.outbox_url)
-    pipeline = build_pipeline(loaded, outbox)
-    if pipeline.profiles is None:
-        outbox.close()
-        raise click.ClickException("audiences: no profile store for this outbox")
-    return outbox, pipeline
+from crossdock.cli import common
+from crossdock.outbox.base import shared_sql
 
 
 def _audiences(pipeline: Any, names: list[str] | None) -> list[Any]:
@@ -37,26 +23,24 @@ def _audiences(pipeline: Any, names: list[str] | None) -> list[Any]:
         raise click.ClickException(str(exc.args[0])) from exc
 
 
-@click.group("audiences", cls=CrossdockGroup)
+@click.group("audiences", cls=common.CrossdockGroup)
 def audiences_group() -> None:
     """Audiences: people whose attributes meet a condition, synced to destinations."""
 
 
 @audiences_group.command("list")
-@config_option
+@common.config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(config_path: str, as_json: bool) -> None:
     """Each audience: condition, destinations, schedule, members now, last sync."""
     from crossdock.audiences import membership
 
-    outbox, pipeline = _open(config_path)
-    try:
+    with common.opened_pipeline(config_path, "audiences") as (pipeline, _):
         audiences = _audiences(pipeline, None)
-        with outbox.transaction() as db:
+        with pipeline.outbox.transaction() as tx:
+            db = shared_sql(tx)
             counts = membership.member_counts(db)
             last = {a.name: membership.last_sync(db, a.name) for a in audiences}
-    finally:
-        outbox.close()
     rows = [{"name": a.name, "condition": a.config.condition,
              "destinations": a.config.destinations, "schedule": a.config.schedule,
              "sync_on_change": a.config.sync_on_change, "members": counts.get(a.name, 0),
@@ -65,7 +49,7 @@ def list_(config_path: str, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        console.print("no audiences configured (see docs/audiences.md)")
+        common.console.print("no audiences configured (see docs/audiences.md)")
         return
     table = Table("audience", "condition", "destinations", "schedule", "members", "last sync")
     for row in rows:
@@ -76,11 +60,11 @@ def list_(config_path: str, as_json: bool) -> None:
             "%Y-%m-%d %H:%M:%S", time.gmtime(row["last_sync_at"]))
         table.add_row(row["name"], row["condition"], ", ".join(row["destinations"]),
                       schedule, str(row["members"]), synced)
-    console.print(table)
+    common.console.print(table)
 
 
 @audiences_group.command("preview")
-@config_option
+@common.config_option
 @click.argument("name")
 @click.option("-n", "--limit", default=20, show_default=True, help="People listed per side.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -88,14 +72,12 @@ def preview(config_path: str, name: str, limit: int, as_json: bool) -> None:
     """Who would enter and leave NAME if it synced now; changes nothing."""
     from crossdock.audiences.sync import plan_sync
 
-    outbox, pipeline = _open(config_path)
-    try:
+    with common.opened_pipeline(config_path, "audiences") as (pipeline, _):
         audiences = _audiences(pipeline, [name])
-        with outbox.transaction() as db:
+        with pipeline.outbox.transaction() as tx:
+            db = shared_sql(tx)
             plan = plan_sync(db, audiences)
             people = {c.profile_id: _who(db, c) for c in plan.changes}
-    finally:
-        outbox.close()
     sides = {kind: [{"profileId": c.profile_id, **people[c.profile_id]}
                     for c in plan.changes if c.kind == kind] for kind in ("entered", "exited")}
     if as_json:
@@ -124,19 +106,16 @@ def _who(db: Any, change: Any) -> dict[str, Any]:
 
 
 @audiences_group.command("sync")
-@config_option
+@common.config_option
 @click.argument("name", required=False)
 def sync_(config_path: str, name: str | None) -> None:
     """Run a full sync now (of NAME, or of every audience): members updated and the
     audience_entered / audience_exited events queued for the audience's destinations."""
     from crossdock.audiences.sync import sync
 
-    outbox, pipeline = _open(config_path)
-    try:
+    with common.opened_pipeline(config_path, "audiences") as (pipeline, _):
         audiences = _audiences(pipeline, [name] if name else None)
         report = sync(pipeline, audiences=audiences)
-    finally:
-        outbox.close()
     for audience in audiences:
         click.echo(f"{audience.name}: {report.entered[audience.name]} entered, "
                    f"{report.exited[audience.name]} left")

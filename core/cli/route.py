@@ -1,6 +1,5 @@
 """`crossdock route -d DEST MESSAGE.json` (or `--all`): what a message would become for
-destinations, without sending or storing anything (crossdock.route.preview). Attached by
-crossdock.cli."""
+destinations, without sending or storing anything (crossdock.route.preview)."""
 
 from __future__ import annotations
 
@@ -10,14 +9,13 @@ from typing import IO, Any
 
 import click
 
-from crossdock import cli as cli_module
-from crossdock.cli import config_option, load_or_exit
+from crossdock.cli import common
 from crossdock.errors import MessageError
 from crossdock.route.preview import PlannedView, RoutePreview, preview_route
 
 
 @click.command("route")
-@config_option
+@common.config_option
 @click.option("-d", "--destination", "names", multiple=True,
               help="A destination to preview (repeat for more).")
 @click.option("--all", "every", is_flag=True, help="Every enabled destination.")
@@ -30,7 +28,7 @@ def route_command(config_path: str, names: tuple[str, ...], every: bool, as_json
     Nothing is sent or stored."""
     if bool(names) == every:
         raise click.UsageError("name destinations with -d, or give --all")
-    loaded = load_or_exit(config_path)
+    loaded = common.load_or_exit(config_path)
     known = [d.name for d in loaded.destinations]
     for name in names:
         if name not in known:
@@ -46,7 +44,7 @@ def route_command(config_path: str, names: tuple[str, ...], every: bool, as_json
         previews = preview_route(loaded, raw, None if every else list(names))
     except MessageError as exc:
         for problem in exc.problems:
-            cli_module.err_console.print(f"message: {problem}", markup=False,
+            common.err_console.print(f"message: {problem}", markup=False,
                                          highlight=False)
         raise SystemExit(1) from exc
     if as_json:
@@ -93,4 +91,4 @@ def _block(value: Any, indent: int = 4) -> None:
 
 
 def _line(text: str) -> None:
-    cli_module.console.print(text, markup=False, highlight=False, soft_wrap=True)
+    common.console.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -1,6 +1,5 @@
 """`crossdock plugins` (what is loaded, and the settings each destination takes) and
-`crossdock plugins new NAME` (a new plugin package, crossdock.scaffold). Attached by
-crossdock.cli."""
+`crossdock plugins new NAME` (a new plugin package, crossdock.scaffold)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from typing import Any
 
 import click
 
-from crossdock import cli as cli_module
+from crossdock.cli import common
 
 
 @click.group("plugins", invoke_without_command=True)
@@ -30,17 +29,17 @@ def plugins_group(ctx: click.Context, as_json: bool) -> None:
                                "destinations": rows}, indent=2))
         return
     for row in rows:
-        cli_module.console.print(f"[bold]{row['plugin']}[/bold]  {row['description']}  "
+        common.console.print(f"[bold]{row['plugin']}[/bold]  {row['description']}  "
                       f"[dim]({row['module']}, batch {row['batch_size']} ≤ "
                       f"{row['max_batch_size']}, auth {row['auth']})[/dim]", soft_wrap=True)
         if row["docs_url"]:
-            cli_module.console.print(f"    docs: {row['docs_url']}", highlight=False, markup=False,
+            common.console.print(f"    docs: {row['docs_url']}", highlight=False, markup=False,
                           soft_wrap=True)
         for key, info in row["settings"].items():
             flag = "required" if info["required"] else "optional"
             if "default" in info:
                 flag += f", default {json.dumps(info['default'])}"
-            cli_module.console.print(f"    {key}: {info['type']} ({flag}) {info['description']}",
+            common.console.print(f"    {key}: {info['type']} ({flag}) {info['description']}",
                           highlight=False, markup=False, soft_wrap=True)
 
 
@@ -97,13 +96,13 @@ def new_plugin(name: str, parent: Path) -> None:
         made = scaffold(name, parent)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from exc
-    console = cli_module.console
+    console = common.console
     console.print(f"made {made.root}/ ({len(made.files)} files)", highlight=False,
                   markup=False, soft_wrap=True)
     for path in made.files:
         console.print(f"  {path.relative_to(made.root)}", highlight=False, markup=False,
                       soft_wrap=True)
-    cli_module.err_console.print(
+    common.err_console.print(
         f"\nnext:\n  pip install -e '{made.root}[test]'\n  cd {made.root} && python -m pytest"
         f"\n  crossdock plugins   # lists {made.name}", highlight=False, markup=False,
         soft_wrap=True)

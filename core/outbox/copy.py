@@ -1,29 +1,25 @@
-"""`crossdock db ...`: schema upgrades and moving an outbox between engines.
+"""Copying an outbox's database into another (`crossdock db copy`, docs/postgresql.md): the
+rows still to send and the dead letters, each destination's figures, the dedup window and
+the tables of the stores that share the database (the profile store, the audiences), on
+either engine to either engine.
 
-    crossdock db upgrade                      migrate the configured outbox (SQLite or PostgreSQL)
-    crossdock db copy --from URL --to URL     copy queued, retrying and dead rows, the dedup
-                                              window, the profile store and the audience
-                                              members from one outbox to another
-
-`copy` is how an operator moves from SQLite to PostgreSQL without losing queued messages (see
-docs/postgresql.md): stop the daemons, copy, point the config at the new URL, start them.
+The stores' tables are not named here: each store declares them as `StoreTables`
+(crossdock.profiles.migrations.PROFILE_TABLES, crossdock.audiences.membership.AUDIENCE_TABLES)
+and crossdock.schema passes them in, so the outbox depends on no store.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import click
+from sqlite_utils import Database
 
-from crossdock.cli import CrossdockGroup
-from crossdock.config import ProfilesConfig
 from crossdock.errors import CrossdockError
-from crossdock.outbox import Outbox, is_postgres, is_sqlite, open_outbox
+from crossdock.outbox import Outbox, is_postgres, is_sqlite
 from crossdock.outbox.base import shared_sql
 
 COPY_PAGE = 2000
@@ -61,20 +57,21 @@ class CopyReport:
         return text
 
 
-#: The profile store's and the audiences' tables, copied whole by `db copy`; each has the same
-#: columns on both engines (crossdock.profiles.migrations / pg_004_profiles and
-#: pg_009_attribute_definitions, crossdock.audiences.membership / pg_005_audiences).
-PROFILE_TABLES = (
-    "profiles", "profile_identities", "profile_system_attributes",
-    "profile_custom_attributes", "profile_consent", "profile_sessions", "profile_merges",
-    "profile_rejections", "profile_stats", "profile_attribute_definitions",
-)
-AUDIENCE_TABLES = ("audience_members", "audience_changes", "audience_syncs")
-#: tables whose `id` numbers rows (audience_changes' make audience events' messageIds): the
-#: target's next id must come after the copied ones
-_NUMBERED = ("profile_sessions", "profile_merges", "profile_rejections", "audience_changes")
-#: (table, key column) whose rows in the target, when not in the source, make it "not empty"
-_OWN_ROWS = (("profiles", "id"), ("audience_changes", "id"))
+@dataclass(frozen=True)
+class StoreTables:
+    """The tables a store keeps in its outbox's database, copied whole by `copy_outbox`
+    (the same columns on both engines)."""
+
+    tables: tuple[str, ...]
+    #: SQLite: create or upgrade them in a target that has none yet (PostgreSQL: the outbox's
+    #: own migrations made them)
+    migrate: Callable[[Database], object]
+    #: tables whose `id` numbers rows (audience changes' name audience events' messageIds):
+    #: on PostgreSQL the target's next id must come after the copied ones
+    numbered: tuple[str, ...] = ()
+    #: (table, key column) whose rows in the target, when not in the source, make it "not
+    #: empty": the target has a store of its own
+    own_rows: tuple[tuple[str, str], ...] = ()
 
 
 class TargetNotEmpty(CrossdockError):
@@ -101,13 +98,17 @@ def _pages(source: Outbox, states: tuple[str, ...]) -> Iterator[list[tuple[Any, 
 
 
 def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = False,
-                now: float | None = None, profiles: str = "copy") -> CopyReport:
+                now: float | None = None, profiles: str = "copy",
+                stores: Sequence[StoreTables] = (),
+                migrate_dedup: Callable[[Database], object] | None = None) -> CopyReport:
     """Copy rows from `source` into `target`, keeping states, attempts, due times, errors and
     payloads. Leased rows arrive queued and due now (the daemons holding them are stopped);
     a (destination, message_id) already in the target is left as it is, so running the copy
-    twice copies nothing twice. Dedup keys come along so the window still holds.
+    twice copies nothing twice. Dedup keys come along so the window still holds
+(`migrate_dedup` makes their table in a SQLite target that has none).
 
-    `profiles`: "copy" also copies the profile store and audience members, row for row (rows
+    `profiles`: "copy" also copies the `stores`' tables (the profile store and audience
+    members), row for row (rows
     already in the target are left as they are), and raises TargetNotEmpty, before writing
     anything, when the target holds profiles or audience changes the source does not (its
     own profile store: the two would mix); "replace" empties the target's profile and audience
@@ -117,10 +118,12 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
     now = time.time() if now is None else now
     tables: list[str] = []
     if profiles != "skip":
-        _migrate_profiles(target)
-        tables = [t for t in PROFILE_TABLES + AUDIENCE_TABLES if _has_table(source, t)]
+        if is_sqlite(target):
+            for store in stores:
+                store.migrate(target.db)
+        tables = [t for store in stores for t in store.tables if _has_table(source, t)]
         if profiles == "copy":
-            _refuse_foreign(source, target, tables)
+            _refuse_foreign(source, target, tables, stores)
     states = ("queued", "leased", "dead") + (("delivered",) if include_delivered else ())
     report = CopyReport()
     ph = "%s" if is_postgres(target) else "?"
@@ -150,9 +153,9 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
                 report.written[state] = report.written.get(state, 0) + written
                 report.already_there += len(rows) - written
     report.stats = _copy_stats(source, target, ph, include_delivered=include_delivered)
-    report.dedup_keys = _copy_dedup(source, target, ph)
+    report.dedup_keys = _copy_dedup(source, target, ph, migrate_dedup)
     if profiles != "skip":
-        report.tables = _copy_tables(source, target, tables, ph,
+        report.tables = _copy_tables(source, target, tables, stores, ph,
                                      replace=profiles == "replace")
     if is_postgres(target):
         destinations = {d for d, *_ in _queued_destinations(target)}
@@ -210,15 +213,14 @@ def _copy_stats(source: Outbox, target: Outbox, ph: str, *, include_delivered: b
         return max(cursor.rowcount, 0)
 
 
-def _copy_dedup(source: Outbox, target: Outbox, ph: str) -> int:
+def _copy_dedup(source: Outbox, target: Outbox, ph: str,
+                migrate: Callable[[Database], object] | None) -> int:
     if not _has_table(source, "dedup_keys"):
         return 0
     if not _has_table(target, "dedup_keys"):
-        if not is_sqlite(target):  # PostgreSQL's migrations made it
+        if not is_sqlite(target) or migrate is None:  # PostgreSQL's migrations made it
             return 0
-        from crossdock.dedup import Dedup
-
-        Dedup.migrate(target.db)
+        migrate(target.db)
     with source.transaction() as tx:
         db = shared_sql(tx)
         keys = db.execute("SELECT key, seen_at FROM dedup_keys", []).fetchall()
@@ -234,20 +236,11 @@ def _copy_dedup(source: Outbox, target: Outbox, ph: str) -> int:
     return copied
 
 
-def _migrate_profiles(outbox: Outbox) -> None:
-    """The profile and audience tables in a SQLite outbox (PostgreSQL: its migrations)."""
-    if is_sqlite(outbox):
-        from crossdock.audiences.membership import upgrade_audiences
-        from crossdock.profiles import ProfileStore
-
-        ProfileStore().migrate(outbox.db)
-        upgrade_audiences(outbox.db)
-
-
-def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str]) -> None:
-    """TargetNotEmpty when the target holds rows of `_OWN_ROWS` that the source does not
-    (rows a previous, interrupted copy wrote are the source's: the copy may run again)."""
-    for table, key in _OWN_ROWS:
+def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str],
+                    stores: Sequence[StoreTables]) -> None:
+    """TargetNotEmpty when the target holds rows of a store's `own_rows` that the source does
+    not (rows a previous, interrupted copy wrote are the source's: the copy may run again)."""
+    for table, key in [own for store in stores for own in store.own_rows]:
         if table not in tables:
             continue
         last: Any = None
@@ -275,15 +268,15 @@ def _refuse_foreign(source: Outbox, target: Outbox, tables: list[str]) -> None:
                     "--skip-profiles to copy only the outbox rows")
 
 
-def _copy_tables(source: Outbox, target: Outbox, tables: list[str], ph: str, *,
-                 replace: bool) -> dict[str, int]:
+def _copy_tables(source: Outbox, target: Outbox, tables: list[str],
+                 stores: Sequence[StoreTables], ph: str, *, replace: bool) -> dict[str, int]:
     """Copy `tables` whole, a page at a time; rows whose key is already in the target are
     left as they are. Returns the rows written per table."""
     written: dict[str, int] = {}
     if replace:
         with target.transaction() as tx:
             db = shared_sql(tx)
-            for table in PROFILE_TABLES + AUDIENCE_TABLES:
+            for table in [t for store in stores for t in store.tables]:
                 db.execute(f"DELETE FROM {table}")
     for table in tables:
         written[table] = 0
@@ -302,7 +295,7 @@ def _copy_tables(source: Outbox, target: Outbox, tables: list[str], ph: str, *,
     if is_postgres(target):
         with target.transaction() as tx:
             db = shared_sql(tx)
-            for table in _NUMBERED:
+            for table in [t for store in stores for t in store.numbered]:
                 # The next id after the copied ones (new audience changes must not reuse
                 # a copied change's number: it names the events' messageIds).
                 db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -310,104 +303,3 @@ def _copy_tables(source: Outbox, target: Outbox, tables: list[str], ph: str, *,
     return written
 
 
-def upgrade_outbox(url: str, profiles: ProfilesConfig | None = None) -> list[str]:
-    """Open the outbox at `url`, applying its migrations (and, on SQLite, those of the
-    profile store and dedup window living in the same file); returns the names applied."""
-    outbox = open_outbox(url)
-    try:
-        applied = list(outbox.migrated)
-        if is_sqlite(outbox):
-            from crossdock.dedup import Dedup
-            from crossdock.profiles import ProfileStore
-
-            applied += ProfileStore(profiles).migrate(outbox.db)
-            applied += Dedup.migrate(outbox.db)
-        return applied
-    finally:
-        outbox.close()
-
-
-def _source_exists(url: str) -> None:
-    """Refuse a SQLite source that is not there: opening it would create an empty outbox and
-    the copy would report "copied 0 rows" as if there were nothing to move."""
-    if not url.startswith("sqlite:///"):
-        return
-    path = Path(url.removeprefix("sqlite:///"))
-    if str(path) == ":memory:" or path.is_file():
-        return
-    hint = "" if path.is_absolute() else (
-        f"; sqlite:///{path} is relative to the current folder (if you meant /{path}, an "
-        f"absolute path takes four slashes: sqlite:////{path})")
-    raise click.BadParameter(f"{url}: no such file {path.resolve()}{hint}",
-                             param_hint="--from")
-
-
-@click.group("db", cls=CrossdockGroup)
-def db_group() -> None:
-    """Outbox schema upgrades, and moving an outbox from one database to another."""
-
-
-@db_group.command("upgrade")
-@click.option("-c", "--config", "config_path", default="crossdock.yaml",
-              envvar="CROSSDOCK_CONFIG", show_default=True, help="Path of crossdock.yaml.")
-@click.option("--url", help="Upgrade this outbox URL instead of the configured one.")
-def upgrade_command(config_path: str, url: str | None) -> None:
-    """Create or upgrade the outbox schema (SQLite or PostgreSQL). Never drops queued rows;
-    safe to run while daemons are running, and by many at once."""
-    profiles = None
-    if url is None:
-        from crossdock.cli import load_or_exit
-
-        loaded = load_or_exit(config_path)
-        url, profiles = loaded.outbox_url, loaded.config.profiles
-    applied = upgrade_outbox(url, profiles)
-    from crossdock.outbox.dsn import redact
-
-    shown = redact(url)
-    if applied:
-        click.echo(f"{shown}: applied {len(applied)} migrations: {', '.join(applied)}")
-    else:
-        click.echo(f"{shown}: already up to date")
-
-
-@db_group.command("copy")
-@click.option("--from", "source_url", required=True,
-              help="Outbox to copy from, e.g. sqlite:///crossdock.db")
-@click.option("--to", "target_url", required=True,
-              help="Outbox to copy into, e.g. postgresql://crossdock@db/crossdock")
-@click.option("--include-delivered", is_flag=True,
-              help="Also copy delivered rows (history); by default only rows still to send "
-                   "and dead letters.")
-@click.option("--replace-profiles", is_flag=True,
-              help="The target already has a profile store: delete it (profiles and audience "
-                   "members) and copy the source's instead.")
-@click.option("--skip-profiles", is_flag=True,
-              help="Copy only the outbox rows and the dedup window; profiles and audience "
-                   "members stay behind.")
-def copy_command(source_url: str, target_url: str, include_delivered: bool,
-                 replace_profiles: bool, skip_profiles: bool) -> None:
-    """Copy queued, retrying and dead rows, the dedup window, the profile store and the
-    audience members between outboxes.
-
-    Stop every daemon using the source first: rows they hold leased arrive queued. Rows
-    already in the target are skipped, so the copy can be run again after an interruption.
-    A target with profiles of its own is refused (nothing is written) unless
-    --replace-profiles or --skip-profiles says what to do with them."""
-    if source_url == target_url:
-        raise click.BadParameter("--from and --to are the same outbox", param_hint="--to")
-    if replace_profiles and skip_profiles:
-        raise click.BadParameter("--replace-profiles and --skip-profiles exclude each other",
-                                 param_hint="--skip-profiles")
-    profiles = "replace" if replace_profiles else "skip" if skip_profiles else "copy"
-    _source_exists(source_url)
-    source = open_outbox(source_url)
-    try:
-        target = open_outbox(target_url)
-        try:
-            report = copy_outbox(source, target, include_delivered=include_delivered,
-                                 profiles=profiles)
-        finally:
-            target.close()
-    finally:
-        source.close()
-    click.echo(str(report))

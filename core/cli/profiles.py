@@ -1,5 +1,5 @@
 """`crossdock profiles show ID`, `crossdock profiles delete ID` and `crossdock profiles
-attributes` (attached by crossdock.cli).
+attributes`.
 
 ID is a profile id, a userId, an anonymousId or an email.
 """
@@ -7,46 +7,29 @@ ID is a profile id, a userId, an anonymousId or an email.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 from rich.table import Table
 
-from crossdock.cli import CrossdockGroup, config_option, load_or_exit
+from crossdock.cli import common
+from crossdock.outbox.base import shared_sql
 from crossdock.profiles.store import Deleted
 
 
-def _open(config_path: str, *, read_only: bool = False) -> tuple[Any, Any, Any]:
-    """(outbox, store, pipeline) of the config's outbox, SQLite or PostgreSQL: the profile
-    store lives in the outbox's own database on both (docs/profiles.md). `read_only`: a
-    destination whose secret is unset is left out (crossdock.config.parse_config)."""
-    from crossdock.outbox import open_outbox
-    from crossdock.pipeline import build_pipeline
-    from crossdock.profiles import make_profile_hook
-
-    loaded = load_or_exit(config_path, read_only=read_only)
-    outbox = open_outbox(loaded.outbox_url)
-    store = make_profile_hook(loaded, outbox)
-    return outbox, store, build_pipeline(loaded, outbox, profiles=store)
-
-
-@click.group("profiles", cls=CrossdockGroup)
+@click.group("profiles", cls=common.CrossdockGroup)
 def profiles_group() -> None:
     """Look at and erase the people in the profile store."""
 
 
 @profiles_group.command("show")
-@config_option
+@common.config_option
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(config_path: str, ref: str, as_json: bool) -> None:
     """Print a profile: attributes, identities, consent, sessions, merges."""
-    outbox, store, _ = _open(config_path, read_only=True)
-    try:
-        with outbox.transaction() as db:
-            profile = store.show(db, ref)
-    finally:
-        outbox.close()
+    with (common.opened_pipeline(config_path, "profiles", read_only=True) as (pipeline, store),
+          pipeline.outbox.transaction() as tx):
+        profile = store.show(shared_sql(tx), ref)
     if profile is None:
         raise click.ClickException(f"no profile for {ref!r} (tried profile id, userId, "
                                    "anonymousId, email)")
@@ -81,20 +64,14 @@ def show(config_path: str, ref: str, as_json: bool) -> None:
 
 
 @profiles_group.command("attributes")
-@config_option
+@common.config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def attributes(config_path: str, as_json: bool) -> None:
     """List the account's attribute definitions: name, type (fixed by its first datapoint),
     first seen, how many profiles hold it, rejected datapoints of another type."""
-    # Read when called: tests give the module a wider console.
-    from crossdock.cli import console
-
-    outbox, store, _ = _open(config_path)
-    try:
-        with outbox.transaction() as db:
-            definitions = store.definitions(db)
-    finally:
-        outbox.close()
+    with (common.opened_pipeline(config_path, "profiles") as (pipeline, store),
+          pipeline.outbox.transaction() as tx):
+        definitions = store.definitions(shared_sql(tx))
     if as_json:
         click.echo(json.dumps(definitions, indent=2))
         return
@@ -102,7 +79,7 @@ def attributes(config_path: str, as_json: bool) -> None:
     for d in definitions:
         table.add_row(d["name"], d["part"], d["type"], d["first_seen"], str(d["profiles"]),
                       str(d["rejected"]))
-    console.print(table)
+    common.console.print(table)
 
 
 def erased_person_keys(deleted: Deleted) -> list[str]:
@@ -115,7 +92,7 @@ def erased_person_keys(deleted: Deleted) -> list[str]:
 
 
 @profiles_group.command("delete")
-@config_option
+@common.config_option
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(config_path: str, ref: str, yes: bool) -> None:
@@ -123,15 +100,16 @@ def delete(config_path: str, ref: str, yes: bool) -> None:
     and routes a `profile_deleted` system event to destinations whose filter subscribes to it."""
     from crossdock.audiences.sync import erased_exits
 
-    outbox, store, pipeline = _open(config_path)
-    try:
-        with outbox.transaction() as db:
-            found = store.find(db, ref)
+    with common.opened_pipeline(config_path, "profiles") as (pipeline, store):
+        outbox = pipeline.outbox
+        with outbox.transaction() as tx:
+            found = store.find(shared_sql(tx), ref)
         if found is None:
             raise click.ClickException(f"no profile for {ref!r}")
         if not yes:
             click.confirm(f"erase profile {found} and everything it holds?", abort=True)
-        with outbox.transaction() as db:
+        with outbox.transaction() as tx:
+            db = shared_sql(tx)
             deleted = store.delete(db, found)
             assert deleted is not None
             # The messages kept for replay and backfill are theirs too: none outlives the
@@ -146,8 +124,6 @@ def delete(config_path: str, ref: str, yes: bool) -> None:
             rows = 0
             if events and pipeline.loaded.destinations:
                 rows = pipeline.accept_enriched(events)
-    finally:
-        outbox.close()
     left = f"; left {exits} audiences" if exits else ""
     click.echo(f"deleted profile {deleted.profile_id} ({len(deleted.merged)} merged profiles)"
                f"{left}; {rows} outbox rows queued for destinations")

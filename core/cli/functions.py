@@ -1,6 +1,5 @@
 """`crossdock functions test FILE MESSAGE.json`: one message through a transformEvent, on this
-machine, in the same isolate and limits the daemon uses (crossdock.functions.runtime).
-Attached by crossdock.cli."""
+machine, in the same isolate and limits the daemon uses (crossdock.functions.runtime)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from crossdock import cli as cli_module
+from crossdock.cli import common
 from crossdock.functions.config import TRANSFORM_ENTRY
 from crossdock.functions.events import interpret
 from crossdock.functions.runtime import (
@@ -59,7 +58,7 @@ def test_command(file: Path, message: IO[str], libraries: tuple[Path, ...], meta
         runner.close()
     message_id = event.get("messageId") if isinstance(event, dict) else None
     transformed = interpret(result, str(message_id or ""), TRANSFORM_ENTRY)
-    err = cli_module.err_console
+    err = common.err_console
     for line in transformed.logs:
         err.print(f"console: {line}", markup=False, highlight=False)
     if transformed.error is not None:
