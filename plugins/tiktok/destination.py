@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -122,6 +123,12 @@ class TikTokDestination(Destination[TikTokSettings]):
             value = first_value(payload, *paths)
             if isinstance(value, str):
                 user[name] = value
+        if "ttclid" not in user:
+            # The ad click lands on the page with ?ttclid=...; a site that does not copy it
+            # into the event still has it in the page's URL.
+            clicked = _ttclid_of(first_value(payload, "context.page.url"))
+            if clicked:
+                user["ttclid"] = clicked
         if not any(k in user for k in ("email", "phone", "external_id", "ttclid", "ttp")):
             raise ItemRejected("user: TikTok matches an event to a person by email, phone, "
                                "external_id, ttclid or ttp; this message has none")
@@ -170,8 +177,13 @@ class TikTokDestination(Destination[TikTokSettings]):
         when = epoch_millis(payload.get("timestamp"))
         if when is None:
             raise ItemRejected("timestamp: TikTok needs the event's time")
+        # The site's id for the pixel's copy wins: TikTok deduplicates the pixel's and the
+        # server's copies only when both carry the same event_id.
+        site_id = first_value(payload, *self.opts.event_id)
+        usable = isinstance(site_id, (str, int)) and not isinstance(site_id, bool)
+        event_id = str(site_id).strip() if usable else ""
         event: dict[str, Any] = {"event": str(name), "event_time": when // 1000,
-                                 "event_id": item.message_id,
+                                 "event_id": event_id or item.message_id,
                                  "user": self.user(payload, refused)}
         page = {k: v for k, v in (("url", first_value(payload, "context.page.url")),
                                   ("referrer", first_value(payload, "context.page.referrer")))
@@ -255,6 +267,14 @@ class TikTokDestination(Destination[TikTokSettings]):
         if 50000 <= code < 60000:
             return Retry(why)
         return Failed(why)
+
+
+def _ttclid_of(url: Any) -> str | None:
+    """The `ttclid` query parameter of a page URL, if it has one."""
+    if not isinstance(url, str):
+        return None
+    values = parse_qs(urlsplit(url).query).get("ttclid")
+    return values[0] if values else None
 
 
 def _hashed(normalized: str) -> str:

@@ -12,9 +12,10 @@ The contract it enforces (sources on docs/destinations/tiktok.md):
   `content_id`, a `content_type` of product or product_group, and a `value` only with an ISO
   4217 `currency` -> else 40002 naming the event ("Batch.0.user.email: ..."), nothing of
   the request is recorded;
-- an `event_id` seen before for the same event of the same source is deduplicated (counted
-  in `deduplicated`); events of a request with a `test_event_code` go to `test_events`, not
-  `events`; reserved names are mapped to their standard event (`mapped`);
+- an `event_id` seen before for the same event of the same source, within 48 hours of the
+  first copy, is deduplicated (counted in `deduplicated`); after that it counts again;
+  events of a request with a `test_event_code` go to `test_events`, not `events`; reserved
+  names are mapped to their standard event (`mapped`);
 - at most `qps` requests per second (none unless set) -> code 40100.
 Scripted replies (`fake.script([503])`) answer first.
 
@@ -54,6 +55,8 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 #: seconds: an event_time past 10**10 is in milliseconds, not seconds
 _LATEST_SECONDS = 10**10
+#: seconds after the first copy during which TikTok drops a repeat of (event, event_id)
+DEDUP_WINDOW = 48 * 3600.0
 
 
 class Refused(Exception):
@@ -79,7 +82,8 @@ class TikTokFake(FakeState):
     test_events: list[dict[str, Any]] = field(default_factory=list)
     mapped: list[tuple[str, str]] = field(default_factory=list)
     deduplicated: int = 0
-    _seen: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
+    #: (pixel, event, event_id) -> when the first copy arrived (the clock's seconds)
+    _seen: dict[tuple[str, str, str], float] = field(default_factory=dict, repr=False)
     _window: FixedWindow | None = field(default=None, repr=False)
 
     def reset(self) -> None:
@@ -149,10 +153,12 @@ class TikTokFake(FakeState):
                     self.mapped.append((name, RESERVED_EVENTS[name]))
                 key = (str(pixel), str(name), str(event.get("event_id") or ""))
                 if event.get("event_id"):
-                    if key in self._seen:
+                    now = self.clock()
+                    first = self._seen.get(key)
+                    if first is not None and now - first < DEDUP_WINDOW:
                         self.deduplicated += 1
                         continue
-                    self._seen.add(key)
+                    self._seen[key] = now
                 (self.test_events if test else self.events).append(event)
 
 

@@ -82,7 +82,11 @@ class TikTokOptions(ContactOptions):
     external_id: list[str] = Field(
         default_factory=lambda: ["userId"],
         description="where the external_id (your id of the person) is read, first found wins")
+    event_id: list[str] = Field(
+        default_factory=lambda: ["properties.event_id", "properties.eventId"],
+        description="where the event id the site gave the pixel is read, first found wins; "
+                    "without one the message id is sent")
     content_type: Literal["product", "product_group"] = Field(
         default="product", description="what each content of an event is")
 
-    _external = field_validator("external_id")(dotted_paths)
+    _external = field_validator("external_id", "event_id")(dotted_paths)

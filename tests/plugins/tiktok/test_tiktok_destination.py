@@ -81,6 +81,17 @@ def test_a_phone_tiktok_cannot_use_is_left_out_and_reported(server: RunningServe
     assert events_of(planned)[0]["user"]["phone"] == sha("+19148440001")
 
 
+def test_the_click_id_is_read_from_the_page_url_when_the_event_lacks_it() -> None:
+    # Segment's tiktok-conversions reads ttclid from the page URL's query too.
+    page = {"page": {"url": "https://shop.example/p?utm=x&ttclid=E.C.P.url"}}
+    (sent,) = events_of(planned_of(destination(), item(1, traits={}, userId=None,
+                                                         context=page))[0])
+    assert sent["user"]["ttclid"] == "E.C.P.url"
+    (sent,) = events_of(planned_of(destination(), item(2, context=page,
+                                                         properties={"ttclid": "own"}))[0])
+    assert sent["user"]["ttclid"] == "own"
+
+
 def test_a_person_tiktok_cannot_match_is_a_dead_letter(server: RunningServer) -> None:
     nobody = item(1, userId=None, traits={}, context={"ip": "203.0.113.9"})
     assert destination(server).build_requests([nobody]) == [Rejected(nobody, (
@@ -147,6 +158,24 @@ def test_event_id_deduplicates_a_retry(server: RunningServer, fake: TikTokFake) 
     dest = destination(server)
     assert outcomes(dest, [item(1)]) == outcomes(dest, [item(1)]) == [DELIVERED]
     assert len(fake.events) == 1 and fake.deduplicated == 1
+
+
+def test_the_sites_event_id_is_sent_so_the_pixels_copy_is_deduplicated(
+        server: RunningServer, fake: TikTokFake) -> None:
+    # The pixel already sent this purchase with the site's id; TikTok drops the server's copy
+    # only when it carries that id (RudderStack reads properties.eventId / event_id first).
+    pixel_copy = {"event": "Purchase", "event_time": 1714564800, "event_id": "order-9",
+                  "user": {"email": sha("ada1@example.com")}}
+    assert httpx.post(server.url + "/open_api/v1.3/event/track/", headers={
+        "access-token": TOKEN}, json={"event_source": "web", "event_source_id": PIXEL,
+                                      "data": [pixel_copy]}, timeout=10).json()["code"] == 0
+    dest = destination(server)
+    assert outcomes(dest, [item(1, properties={"event_id": "order-9"})]) == [DELIVERED]
+    assert len(fake.events) == 1 and fake.deduplicated == 1
+    (sent,) = events_of(planned_of(dest, item(2, properties={"eventId": 77}))[0])
+    assert sent["event_id"] == "77"
+    (sent,) = events_of(planned_of(dest, item(3, properties={"event_id": " "}))[0])
+    assert sent["event_id"] == "msg-3"
 
 
 def test_requests_hold_at_most_1000_events() -> None:

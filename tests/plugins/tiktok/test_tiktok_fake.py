@@ -86,6 +86,19 @@ def test_an_event_id_seen_before_is_deduplicated(server: RunningServer,
     assert len(fake.events) == 2 and fake.deduplicated == 1
 
 
+def test_deduplication_lasts_48_hours_from_the_first_copy(server: RunningServer,
+                                                          fake: TikTokFake,
+                                                          clock: ManualClock) -> None:
+    assert track(server, body(EVENT))["code"] == 0
+    clock.advance(48 * 3600 - 1)
+    assert track(server, body(EVENT))["code"] == 0
+    assert fake.deduplicated == 1
+    # Past the window a repeat of (event, event_id) is counted again.
+    clock.advance(2)
+    assert track(server, body(EVENT))["code"] == 0
+    assert len(fake.events) == 2 and fake.deduplicated == 1
+
+
 def test_requests_past_the_rate_limit_get_40100(server: RunningServer, fake: TikTokFake,
                                                 clock: ManualClock) -> None:
     fake.qps = 2
