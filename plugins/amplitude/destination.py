@@ -84,6 +84,8 @@ _CONTEXT_FIELDS = (
 )
 #: the bytes of a body around its events: the key, the wrapper, the options
 _OVERHEAD = 200
+#: price x quantity within this of the revenue is the same sum (float arithmetic)
+_CENT = 0.005
 
 
 class AmplitudeDestination(Destination[AmplitudeSettings]):
@@ -200,14 +202,7 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
         ip = (payload.get("context") or {}).get("ip")
         if isinstance(ip, str) and ip:
             event["ip"] = ip
-        for field, key in (("revenue", "revenue"), ("price", "price"),
-                           ("quantity", "quantity")):
-            number = json_number(properties.get(key))
-            if number is not None:
-                event[field] = int(number) if field == "quantity" else number
-        product = properties.get("product_id") or properties.get("productId")
-        if isinstance(product, str) and product:
-            event["productId"] = product
+        event.update(_revenue_fields(properties, refused))
         return event
 
     def identification(self, item: OutboxItem, refused: list[tuple[str, str]]
@@ -355,6 +350,36 @@ class AmplitudeDestination(Destination[AmplitudeSettings]):
                 if ids.get("user_id") in users or ids.get("device_id") in devices:
                     found.add(index)
         return found
+
+
+def _revenue_fields(properties: dict[str, Any], refused: list[tuple[str, str]]
+                    ) -> dict[str, Any]:
+    """The revenue fields of an event that has a `revenue` (Segment's Order Completed); none
+    for one without (a Product Added's price and quantity stay event properties).
+
+    Amplitude makes any event carrying `price` a revenue event and counts price x quantity
+    (quantity 1 when absent), over `revenue` when both come: so price and quantity go only
+    with a revenue they agree with."""
+    revenue = json_number(properties.get("revenue"))
+    if revenue is None:
+        return {}
+    fields: dict[str, Any] = {"revenue": revenue}
+    price = json_number(properties.get("price"))
+    quantity = json_number(properties.get("quantity"))
+    if price is not None:
+        units = int(quantity) if quantity is not None else 1
+        if abs(price * units - revenue) < _CENT:
+            fields["price"] = price
+            if quantity is not None:
+                fields["quantity"] = units
+        else:
+            refused.append(("price", f"left out: price x quantity ({price * units:g}) is not "
+                                     f"the revenue ({revenue:g}), and Amplitude would count "
+                                     "price x quantity"))
+    product = properties.get("product_id") or properties.get("productId")
+    if isinstance(product, str) and product:
+        fields["productId"] = product
+    return fields
 
 
 def _named_events(body: dict[str, Any], count: int) -> dict[int, str]:

@@ -22,6 +22,8 @@ The contract it enforces (sources on docs/destinations/amplitude.md):
   `throttle_window` seconds) -> 429 naming `throttled_users`, `throttled_devices` and
   `throttled_events`, nothing ingested;
 - events from a silenced device (`silenced_devices`) -> 400 with `silenced_events`.
+An event with a `price` is a revenue event worth price x quantity (quantity 1 when absent),
+whatever its `revenue` says (`revenue_of`).
 User properties are applied to the fake's users (by user_id, else device_id) as Amplitude
 applies their operations. Scripted replies (`fake.script([503])`) answer first.
 
@@ -60,6 +62,18 @@ DEFAULT_KEY = "amplitude-test-key"
 DEDUP_SECONDS = 7 * 24 * 3600.0
 _INTEGER_FIELDS = ("time", "session_id", "event_id", "quantity")
 _NUMBER_FIELDS = ("revenue", "price", "location_lat", "location_lng")
+
+
+def revenue_of(event: dict[str, Any]) -> float | None:
+    """What Amplitude counts as an event's revenue: price x quantity (quantity 1 when absent)
+    when the event has a price, else its revenue; None for an event that is no revenue
+    event."""
+    price = event.get("price")
+    if isinstance(price, (int, float)):
+        quantity = event.get("quantity")
+        return float(price) * (quantity if isinstance(quantity, int) else 1)
+    revenue = event.get("revenue")
+    return float(revenue) if isinstance(revenue, (int, float)) else None
 
 
 class Refused(Exception):

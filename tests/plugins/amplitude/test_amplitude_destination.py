@@ -24,7 +24,7 @@ from crossdock.destination import (
 )
 from crossdock.plugins.amplitude import AmplitudeDestination, AmplitudeSettings
 from crossdock.plugins.amplitude.const import MAX_BYTES, MAX_EVENTS
-from crossdock.plugins.amplitude.fake import AmplitudeFake
+from crossdock.plugins.amplitude.fake import AmplitudeFake, revenue_of
 from crossdock.testing.exchange import Exchange, exchange, outcomes
 from crossdock.testing.fakeserver import RunningServer
 
@@ -60,6 +60,32 @@ def test_an_event_is_sent_with_its_ids_time_insert_id_and_context(
     assert request["body"]["api_key"] == API_KEY
     # Amplitude's default id length: no options sent.
     assert "options" not in request["body"]
+
+
+def test_only_an_event_with_revenue_is_a_revenue_event(server: RunningServer,
+                                                      fake: AmplitudeFake) -> None:
+    # Amplitude counts price x quantity for any event with a price: a Product Added must not
+    # count as $60 of revenue (Segment and RudderStack send revenue fields only with revenue).
+    added = item(1, event="Product Added", properties={"price": 30, "quantity": 2})
+    assert outcomes(destination(server), [added]) == [DELIVERED]
+    (event,) = fake.events
+    assert revenue_of(event) is None
+    assert event["event_properties"] == {"price": 30, "quantity": 2}
+    assert not {"price", "quantity", "revenue", "productId"} & set(event)
+
+
+def test_price_and_quantity_that_disagree_with_the_revenue_are_left_out(
+        server: RunningServer, fake: AmplitudeFake) -> None:
+    # The order's revenue is 25 (after a discount); 30 x 2 would replace it.
+    order = item(1, properties={"revenue": 25, "price": 30, "quantity": 2})
+    built = destination(server).build_requests([order])
+    assert FieldRefused(order, "price", "left out: price x quantity (60) is not the revenue "
+                                        "(25), and Amplitude would count price x quantity"
+                        ) in built
+    assert outcomes(destination(server), [order]) == [DELIVERED]
+    (event,) = fake.events
+    assert revenue_of(event) == 25
+    assert (event["revenue"], "price" in event, "quantity" in event) == (25, False, False)
 
 
 def test_session_id_is_the_session_start_in_milliseconds(server: RunningServer) -> None:

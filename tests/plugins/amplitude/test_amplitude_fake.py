@@ -11,7 +11,7 @@ import httpx
 import pytest
 from amplitude_helpers import API_KEY
 
-from crossdock.plugins.amplitude.fake import AmplitudeFake
+from crossdock.plugins.amplitude.fake import AmplitudeFake, revenue_of
 from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer, fake_process
 
@@ -42,6 +42,20 @@ def test_events_are_ingested_with_amplitude_s_answer(server: RunningServer,
     assert body["code"] == 200 and body["events_ingested"] == 2
     assert body["payload_size_bytes"] > 0 and isinstance(body["server_upload_time"], int)
     assert fake.users == {"user-0001": {"plan": "pro"}}
+
+
+@pytest.mark.parametrize(("fields", "counted"), [
+    ({}, None),
+    ({"revenue": 25.0}, 25.0),
+    # A price makes any event a revenue event, quantity 1 when absent ...
+    ({"price": 30.0}, 30.0),
+    ({"price": 30.0, "quantity": 2}, 60.0),
+    # ... and price x quantity wins over the revenue sent with them.
+    ({"revenue": 25.0, "price": 30.0, "quantity": 2}, 60.0),
+])
+def test_revenue_is_counted_as_amplitude_counts_it(fields: dict[str, Any],
+                                                    counted: float | None) -> None:
+    assert revenue_of({**EVENT, **fields}) == counted
 
 
 def test_an_insert_id_seen_in_the_past_7_days_is_dropped(
