@@ -23,6 +23,13 @@ MAX_BODY_LENGTH = 1600
 #: the longest StatusCallback URL
 MAX_CALLBACK_LENGTH = 4000
 
+#: the messages read back before sending again (the list is newest first): an earlier
+#: attempt's message is among the person's latest
+LOOKUP_PAGE_SIZE = 50
+#: seconds before the outbox row was made that a message found still counts as its own
+#: (clocks differ between this host and Twilio)
+LOOKUP_SKEW = 300.0
+
 #: Twilio's error codes
 AUTHENTICATE = 20003
 TOO_MANY_REQUESTS = 20429

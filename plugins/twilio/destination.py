@@ -9,10 +9,18 @@ Twilio's Messages API, only to people whose SMS consent is granted.
 Which events send a message is the filter's choice (`filter.events.allow`); what the message
 says is the mapping's `body` template (Jinja2, rendered by the route step); who may get one is
 the SMS consent (the shipped mapping's `rules.require_consent: [sms]`, checked again here).
+
+Twilio takes no idempotency key, so a message whose earlier attempt may have reached Twilio
+(a timeout, a 5xx, a worker that died) is looked up before it is sent again:
+
+    retry   GET  .../Messages.json?To=<phone>&PageSize=50     (the newest first)
+            a message to that phone with this body, made since the outbox row was -> delivered
+            none -> POST the message (a FollowUp of the same attempt)
 """
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +31,7 @@ from crossdock.destination import (
     Destination,
     DestinationContext,
     Failed,
+    FollowUp,
     ItemRejected,
     Manifest,
     OutboxItem,
@@ -39,6 +48,8 @@ from crossdock.destination import (
 from crossdock.phones import PhoneError, e164
 from crossdock.plugins.twilio.const import (
     AUTHENTICATE,
+    LOOKUP_PAGE_SIZE,
+    LOOKUP_SKEW,
     MAX_BODY_LENGTH,
     MESSAGES_PATH,
     PLUGIN_NAME,
@@ -46,6 +57,9 @@ from crossdock.plugins.twilio.const import (
     TOO_MANY_REQUESTS,
 )
 from crossdock.plugins.twilio.settings import TwilioOptions, TwilioSettings
+
+# The steps of an attempt: a retry looks its message up before sending it again.
+SEND, LOOKUP = "send", "lookup"
 
 
 class TwilioDestination(Destination[TwilioSettings]):
@@ -71,7 +85,17 @@ class TwilioDestination(Destination[TwilioSettings]):
     # -- build -------------------------------------------------------------------------
 
     def build_item(self, item: OutboxItem) -> PlannedRequest:
-        payload = item.payload
+        form = self.form(item.payload)
+        # One account, one concurrency limit: the account SID is no secret.
+        key = f"twilio:{self.settings.account_sid}"
+        if item.attempts > 1:
+            # An earlier attempt may have reached Twilio and lost its answer: Twilio takes no
+            # idempotency key, so look for its message before sending a second SMS.
+            return PlannedRequest(self.lookup_request(form["To"]), [item], key, LOOKUP)
+        return PlannedRequest(self.create_request(form), [item], key, SEND)
+
+    def form(self, payload: dict[str, Any]) -> dict[str, str]:
+        """The Messages API form of one message (ItemRejected when it cannot be sent)."""
         consent = payload.get("consent")
         if not isinstance(consent, dict) or consent.get("sms") is not True:
             raise ItemRejected("consent: the person's SMS consent is not granted; Twilio "
@@ -85,13 +109,23 @@ class TwilioDestination(Destination[TwilioSettings]):
         form["Body"] = self.body(payload)
         if self.settings.status_callback is not None:
             form["StatusCallback"] = str(self.settings.status_callback)
-        url = self.settings.root + MESSAGES_PATH.format(account_sid=self.settings.account_sid)
+        return form
+
+    def url(self) -> str:
+        return self.settings.root + MESSAGES_PATH.format(account_sid=self.settings.account_sid)
+
+    def headers(self) -> dict[str, str]:
         user, password = self.settings.credentials()
-        request = httpx.Request("POST", url, content=urlencode(form).encode(), headers={
-            "authorization": basic_auth(user, password), "accept": "application/json",
-            "content-type": "application/x-www-form-urlencoded"})
-        # One account, one concurrency limit: the account SID is no secret.
-        return PlannedRequest(request, [item], f"twilio:{self.settings.account_sid}")
+        return {"authorization": basic_auth(user, password), "accept": "application/json"}
+
+    def create_request(self, form: dict[str, str]) -> httpx.Request:
+        return httpx.Request("POST", self.url(), content=urlencode(form).encode(), headers={
+            **self.headers(), "content-type": "application/x-www-form-urlencoded"})
+
+    def lookup_request(self, to: str) -> httpx.Request:
+        """The newest messages to `to` (the list is newest first)."""
+        return httpx.Request("GET", self.url(), params={"To": to, "PageSize": LOOKUP_PAGE_SIZE},
+                             headers=self.headers())
 
     def to(self, payload: dict[str, Any]) -> str:
         phone = first_value(payload, *self.opts.phone)
@@ -116,8 +150,22 @@ class TwilioDestination(Destination[TwilioSettings]):
 
     # -- classify ----------------------------------------------------------------------
 
-    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome:
+    def classify(self, planned: PlannedRequest, response: httpx.Response
+                 ) -> Outcome | FollowUp:
         status = response.status_code
+        if planned.step == LOOKUP and 200 <= status < 300:
+            (item,) = planned.items
+            listed = response_json(response)
+            messages = listed.get("messages") if listed is not None else None
+            if not isinstance(messages, list):
+                # Not Twilio's list (a proxy's page): it cannot say the SMS was not sent.
+                return Retry(f"twilio HTTP {status} without a message list: "
+                             f"{short_body(response)}")
+            form = self.form(item.payload)
+            if any(_same_message(m, form, item.created_at - LOOKUP_SKEW) for m in messages):
+                # An earlier attempt's SMS: Twilio has it; sending again would text twice.
+                return DELIVERED
+            return FollowUp(self.create_request(form), SEND)
         if 200 <= status < 300:
             return DELIVERED
         body = response_json(response) or {}
@@ -133,3 +181,19 @@ class TwilioDestination(Destination[TwilioSettings]):
         if code == AUTHENTICATE or status == 401:
             return Failed(f"bad credentials ({reason})")
         return http_outcome(response, reason if message else f"{reason} {short_body(response)}")
+
+
+def _same_message(found: Any, form: dict[str, str], since: float) -> bool:
+    """Whether a listed message is this one sent before: outbound, to the same phone, the
+    same body, made no earlier than `since` (seconds since the epoch)."""
+    if not isinstance(found, dict):
+        return False
+    if found.get("to") != form["To"] or found.get("body") != form["Body"]:
+        return False
+    if not str(found.get("direction") or "").startswith("outbound"):
+        return False
+    try:
+        made = parsedate_to_datetime(str(found.get("date_created"))).timestamp()
+    except (TypeError, ValueError):
+        return False
+    return made >= since

@@ -2,6 +2,7 @@
 Twilio refuses.
 
     POST /2010-04-01/Accounts/{AccountSid}/Messages.json   send a message  -> 201 Message
+    GET  /2010-04-01/Accounts/{AccountSid}/Messages.json   list messages   -> 200 page
 
 The contract it enforces (sources on docs/destinations/twilio.md):
 - HTTP Basic auth with the account SID and its auth token, or an API key SID (SK...) of the
@@ -15,7 +16,12 @@ The contract it enforces (sources on docs/destinations/twilio.md):
 - a `StatusCallback` that is an http(s) URL whose host has no underscore, at most 4,000
   characters -> else 400 21609;
 - at most `max_concurrency` requests at once per account -> 429, code 20429 (never
-  processed, safe to retry).
+  processed, safe to retry);
+- the list: the account's messages, newest first, filtered by `To` and `From`, at most
+  `PageSize` (1 to 1,000, default 50) -> {"messages": [...], "page", "page_size", ...};
+  each message has its `date_created` (RFC 2822, the fake's clock).
+`lost_answers` makes the next messages be created and then answered 504, as when Twilio took
+a message and its answer never reached the sender (a timeout).
 Errors answer Twilio's body: {"code", "message", "more_info", "status"}. Scripted replies
 (`fake.script([500])`) answer first.
 
@@ -28,7 +34,10 @@ import base64
 import binascii
 import copy
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,6 +65,9 @@ API_KEY_SECRET = "twilio-test-key-secret"
 FROM_NUMBER = "+15017122661"
 SERVICE_SID = "MG" + "0" * 31 + "1"
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+#: the list's page size when none is asked, and the largest
+LIST_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 
 
 class Refused(Exception):
@@ -83,6 +95,9 @@ class TwilioFake(FakeState):
     landlines: set[str] = field(default_factory=set)
     #: concurrent requests per account before a 429 (None: no limit)
     max_concurrency: int | None = 10
+    clock: Callable[[], float] = time.time
+    #: the next this many messages are created, then answered 504 (the answer lost)
+    lost_answers: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
 
@@ -92,6 +107,7 @@ class TwilioFake(FakeState):
             self.messages.clear()
             self.opted_out.clear()
             self.landlines.clear()
+            self.lost_answers = 0
 
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
@@ -160,10 +176,40 @@ class TwilioFake(FakeState):
                 "num_segments": str(-(-len(body) // 153) if len(body) > 160 else 1),
                 "num_media": "0", "error_code": None, "error_message": None,
                 "price": None, "price_unit": "USD", "status_callback": callback,
+                "date_created": _rfc2822(self.clock()), "date_sent": None,
                 "uri": MESSAGES_PATH.format(account_sid=self.account_sid).replace(
                     "Messages.json", f"Messages/{sid}.json")}
             self.messages.append(message)
         return message
+
+    def take_lost_answer(self) -> bool:
+        """Whether the message just created has its answer lost (`lost_answers`)."""
+        with self._lock:
+            if self.lost_answers <= 0:
+                return False
+            self.lost_answers -= 1
+            return True
+
+    def listed(self, query: dict[str, str]) -> dict[str, Any]:
+        """A page of the list: the newest messages first, filtered by To and From."""
+        raw_size = query.get("PageSize", str(LIST_PAGE_SIZE))
+        if not raw_size.isdigit() or not 1 <= int(raw_size) <= MAX_PAGE_SIZE:
+            raise Refused(400, 20001, f"PageSize must be 1 to {MAX_PAGE_SIZE}")
+        size = int(raw_size)
+        with self._lock:
+            found = [copy.deepcopy(m) for m in reversed(self.messages)
+                     if query.get("To") in (None, m["to"])
+                     and query.get("From") in (None, m["from"])][:size]
+        path = MESSAGES_PATH.format(account_sid=self.account_sid)
+        return {"messages": found, "page": 0, "page_size": size, "start": 0,
+                "end": max(len(found) - 1, 0), "uri": f"{path}?PageSize={size}&Page=0",
+                "first_page_uri": f"{path}?PageSize={size}&Page=0", "next_page_uri": None,
+                "previous_page_uri": None}
+
+
+def _rfc2822(at: float) -> str:
+    """A time as Twilio writes its messages' dates ("Thu, 30 Jul 2015 20:12:31 +0000")."""
+    return datetime.fromtimestamp(at, UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
 def _error(refused: Refused) -> web.Response:
@@ -178,6 +224,8 @@ def make_app(fake: TwilioFake | None = None) -> web.Application:
     app = fake_app(FAKE_KEY, fake)
 
     async def messages(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return await listing(request)
         raw = await request.read()
         with fake._lock:
             fake.in_flight += 1
@@ -199,7 +247,27 @@ def make_app(fake: TwilioFake | None = None) -> web.Application:
             with fake._lock:
                 fake.in_flight -= 1
 
-    app.router.add_post(MESSAGES_PATH.replace("{account_sid}", "{account}"), messages)
+    async def listing(request: web.Request) -> web.Response:
+        query = dict(request.query)
+        entry: dict[str, Any] = {"method": "GET", "path": request.path, "query": query,
+                                 "headers": {k.lower(): v for k, v in request.headers.items()}}
+        try:
+            fake.check_auth(request.headers.get("Authorization"),
+                            request.match_info["account"])
+            reply = fake.next_reply()
+            if reply is not None and not reply.passes:
+                response = reply.response()
+            else:
+                response = web.json_response(fake.listed(query))
+        except Refused as refused:
+            response = _error(refused)
+        entry["status"] = response.status
+        fake.record(entry)
+        return response
+
+    path = MESSAGES_PATH.replace("{account_sid}", "{account}")
+    app.router.add_post(path, messages)
+    app.router.add_get(path, messages)
     return app
 
 
@@ -212,7 +280,10 @@ def _answer(fake: TwilioFake, request: web.Request, form: dict[str, str],
         reply = fake.next_reply()
         if reply is not None and not reply.passes:
             return reply.response()
-        return web.json_response(fake.send(form), status=201)
+        message = fake.send(form)
+        if fake.take_lost_answer():
+            return web.json_response({"message": "Gateway Timeout"}, status=504)
+        return web.json_response(message, status=201)
     except Refused as refused:
         return _error(refused)
 
@@ -223,6 +294,9 @@ def demo_destination(context: DemoContext) -> DemoDestination:
     server = context.serve(make_app(fake))
 
     def describe(entry: dict[str, Any]) -> str:
+        if entry.get("method") == "GET":
+            query = entry.get("query") or {}
+            return f"lookup of the SMS to {query.get('To')} (a retry) -> {entry['status']}"
         form = entry.get("form") or {}
         return f"SMS to {form.get('To')}: {form.get('Body')!r} -> {entry['status']}"
 

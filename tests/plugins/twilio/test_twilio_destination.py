@@ -4,6 +4,8 @@ credentials and sender settings Twilio would refuse, and how Twilio's answers ar
 from __future__ import annotations
 
 import base64
+import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -190,3 +192,64 @@ def test_validate_warns_when_every_event_would_send_an_sms(server: RunningServer
         "should (filter: {events: {allow: [Order Shipped]}})"]
     named = DestinationContext("sms", dest.mapping, {"events": ["Order Shipped"]})
     assert dest.config_warnings(named) == []
+
+
+# -- a retry after an answer that was lost ---------------------------------------------------
+
+
+def again(one: Any, *, made: float | None = None) -> Any:
+    """`one` as the outbox hands it over on its second attempt; the row made at `made`."""
+    return replace(one, attempts=2, created_at=time.time() - 60 if made is None else made)
+
+
+def test_a_retry_after_a_lost_answer_does_not_text_twice(server: RunningServer,
+                                                         fake: TwilioFake) -> None:
+    # Twilio took the SMS, but its answer never came back (a timeout): the attempt is retried.
+    server.call(lambda: setattr(fake, "lost_answers", 1))
+    first = item(1)
+    (outcome,) = outcomes(destination(server), [replace(first, created_at=time.time() - 60)])
+    assert isinstance(outcome, Retry) and len(fake.messages) == 1
+    # Twilio takes no idempotency key: the retry reads the person's latest messages first,
+    # finds its SMS and sends nothing.
+    assert outcomes(destination(server), [again(first)]) == [DELIVERED]
+    assert len(fake.messages) == 1
+    lookup = fake.received[-1]
+    assert (lookup["method"], lookup["query"]) == ("GET", {"To": PHONE, "PageSize": "50"})
+
+
+def test_a_retry_whose_sms_twilio_never_took_sends_it(server: RunningServer,
+                                                      fake: TwilioFake) -> None:
+    # A 429 is never processed; the lookup finds nothing and the SMS goes in the same attempt.
+    server.call(lambda: fake.script([{"status": 429, "body": '{"code": 20429, "message": "Too Many '
+                                                        'Requests"}'}]))
+    first = item(1)
+    assert isinstance(outcomes(destination(server), [first])[0], Retry)
+    assert outcomes(destination(server), [again(first)]) == [DELIVERED]
+    assert [m["body"] for m in fake.messages] == ["Your order shipped"]
+    assert [r["method"] for r in fake.received][-2:] == ["GET", "POST"]
+
+
+@pytest.mark.parametrize("earlier", [
+    # The same text to the same phone, sent before this row existed: another message's SMS.
+    {"made": "later"},
+    {"body": "Your order is delayed"},
+    {"to": "+19148440002"},
+])
+def test_only_this_messages_own_sms_counts_as_sent(server: RunningServer, fake: TwilioFake,
+                                                   earlier: dict[str, str]) -> None:
+    dest = destination(server)
+    assert outcomes(dest, [item(1, body=earlier.get("body", "Your order shipped"),
+                                traits={"phone": earlier.get("to", PHONE)})]) == [DELIVERED]
+    made = time.time() + 3600 if earlier.get("made") == "later" else None
+    assert outcomes(dest, [again(item(2), made=made)]) == [DELIVERED]
+    assert len(fake.messages) == 2
+
+
+def test_a_lookup_that_is_not_twilios_list_is_retried(server: RunningServer) -> None:
+    dest = destination(server)
+    (planned,) = dest.build_requests([again(item(1))])
+    assert isinstance(planned, PlannedRequest) and planned.step == "lookup"
+    # A proxy's page says nothing of what Twilio sent: no SMS on its word.
+    outcome = dest.classify(planned, httpx.Response(200, text="<html>proxy</html>",
+                                                    request=planned.request))
+    assert isinstance(outcome, Retry) and "without a message list" in outcome.reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
+import time
 
 import httpx
 import pytest
@@ -33,6 +35,36 @@ def send(server: RunningServer, form: dict[str, str] | None = None, *,
     return httpx.post(f"{server.url}/2010-04-01/Accounts/{account}/Messages.json",
                       data=form if form is not None else OK,
                       headers={"authorization": authorization or auth()}, timeout=10)
+
+
+def listed(server: RunningServer, authorization: str | None = None,
+           **query: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                     params=query, headers={"authorization": authorization or auth()},
+                     timeout=10)
+
+
+def test_the_list_is_newest_first_filtered_by_to_and_from(server: RunningServer,
+                                                          fake: TwilioFake) -> None:
+    for to, body in ((TO, "one"), ("+19148440002", "other"), (TO, "two")):
+        assert send(server, {**OK, "To": to, "Body": body}).status_code == 201
+    page = listed(server, To=TO).json()
+    assert [m["body"] for m in page["messages"]] == ["two", "one"]
+    assert page["page_size"] == 50 and page["next_page_uri"] is None
+    created = email.utils.parsedate_to_datetime(page["messages"][0]["date_created"])
+    assert abs(created.timestamp() - time.time()) < 60
+    assert [m["body"] for m in listed(server, PageSize="1").json()["messages"]] == ["two"]
+    assert listed(server, From="+15550000000").json()["messages"] == []
+    assert listed(server, PageSize="0").status_code == 400
+    assert listed(server, authorization=auth(password="wrong")).status_code == 401
+
+
+def test_a_lost_answer_still_creates_the_message(server: RunningServer,
+                                                 fake: TwilioFake) -> None:
+    server.call(lambda: setattr(fake, "lost_answers", 1))
+    assert send(server).status_code == 504
+    assert send(server).status_code == 201
+    assert len(fake.messages) == 2
 
 
 def test_a_message_is_created(server: RunningServer, fake: TwilioFake) -> None:

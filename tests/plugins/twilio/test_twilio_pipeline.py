@@ -40,3 +40,17 @@ async def test_the_operator_s_body_template(harness: Harness) -> None:
         mapping={"templates": {"body": "Hi! Order {{ properties.order_id }} is on its way."}})
     assert run.report.delivered == 1
     assert harness.messages()[0]["body"] == "Hi! Order o-7 is on its way."
+
+
+async def test_a_retry_after_a_lost_answer_sends_one_sms(harness: Harness) -> None:
+    # Twilio takes the SMS but its answer is lost: the outbox retries the row, and the retry
+    # finds the SMS in Twilio's list instead of texting the person a second time.
+    harness.server.call(lambda: setattr(harness.fake, "lost_answers", 1))
+    run = await harness.run_twice(
+        [identify("u-grace", "+1 914 844 0001", True),
+         track("u-grace", "Order Shipped", 1, order_id="o-1")],
+        events=["Order Shipped"])
+    assert [r.delivered for r in run.reports] == [0, 1]
+    (row,) = run.rows
+    assert (row["state"], row["attempts"]) == ("delivered", 2)
+    assert [m["body"] for m in harness.messages()] == ["Order Shipped (order o-1)"]

@@ -67,5 +67,10 @@ class Harness:
     async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
         return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
 
+    async def run_twice(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
+        """`run`, then a second delivery a day later (retries due)."""
+        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path,
+                                  deliveries=2)
+
     def messages(self) -> list[dict[str, Any]]:
         return list(self.server.call(lambda: list(self.fake.messages)))
