@@ -169,6 +169,10 @@ class FakeState:
     outage: Fault | None = None
     #: requests that met a fault, by kind
     faulted: Counter[str] = field(default_factory=Counter)
+    #: the next this many writes the fake takes are kept and answered 504, as when the
+    #: service did the work and its answer never reached the sender (a timeout); a fake
+    #: calls `take_lost_answer()` after each such write
+    lost_answers: int = 0
     _replies: deque[Reply] = field(default_factory=deque, repr=False)
     _faults: deque[Fault] = field(default_factory=deque, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -205,6 +209,14 @@ class FakeState:
         """Answer the next request with this status, body and headers."""
         self.script([Reply(status, body, headers or {})])
 
+    def take_lost_answer(self) -> bool:
+        """Whether the write just made has its answer lost (`lost_answers`), counted."""
+        with self._lock:
+            if self.lost_answers <= 0:
+                return False
+            self.lost_answers -= 1
+            return True
+
     def next_reply(self) -> Reply | None:
         with self._lock:
             return self._replies.popleft() if self._replies else None
@@ -220,6 +232,7 @@ class FakeState:
             self._faults.clear()
             self.outage = None
             self.faulted.clear()
+            self.lost_answers = 0
 
     def snapshot(self) -> dict[str, Any]:
         """What `GET /_fake/received` returns; fakes add their own counters."""

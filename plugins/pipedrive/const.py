@@ -14,6 +14,10 @@ ACTIVITIES_PATH = "/api/v2/activities"
 #: notes have no v2 endpoint yet
 NOTES_PATH = "/api/v1/notes"
 
+#: a retried event reads back this many of the person's newest notes or activities to find
+#: the one an earlier attempt may have added (Pipedrive takes no idempotency key)
+LOOKUP_LIMIT = 50
+
 #: the header API tokens go in (v2 takes no api_token query parameter)
 TOKEN_HEADER = "x-api-token"
 #: the OAuth token endpoint (an app's refresh token for access tokens), and the field of its

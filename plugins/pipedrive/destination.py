@@ -20,6 +20,7 @@ text) are in mappings/pipedrive.yaml.
 from __future__ import annotations
 
 import html
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,7 @@ from crossdock.phones import PhoneError, e164
 from crossdock.plugins.pipedrive.const import (
     ACTIVITIES_PATH,
     API_DOMAIN_FIELD,
+    LOOKUP_LIMIT,
     NOTES_PATH,
     PERSON_PATH,
     PERSONS_PATH,
@@ -70,6 +72,10 @@ from crossdock.plugins.pipedrive.settings import (
 # The steps of the flows; `classify` reads an answer by the step that asked.
 SEARCH, CREATE, UPDATE = "search", "create", "update"
 CREATE_FOR_EVENT, NOTE, ACTIVITY = "create-for-event", "note", "activity"
+#: a retried event's read of the person's notes or activities before adding its own
+FIND_NOTE, FIND_ACTIVITY = "find-note", "find-activity"
+_FIND = {NOTE: FIND_NOTE, ACTIVITY: FIND_ACTIVITY}
+_TAG = re.compile(r"<[^>]*>")
 #: the search field each identifier is found in
 _SEARCH_FIELD = {"user_id": "custom_fields", "email": "email", "phone": "phone"}
 #: a 429 without Retry-After or x-ratelimit-reset: the burst window is 2 seconds
@@ -212,8 +218,9 @@ class PipedriveDestination(Destination[PipedriveSettings]):
             out[self.opts.user_id_field] = str(payload["userId"])
         return out
 
-    def event_request(self, payload: dict[str, Any], person: int) -> tuple[httpx.Request, str]:
-        """The note or activity a track event becomes on person `person`, and its step."""
+    def event_body(self, payload: dict[str, Any], person: int) -> tuple[str, dict[str, Any]]:
+        """What a track event becomes on person `person`: its step (a note or an activity)
+        and its body."""
         event = str(payload.get("event"))
         rendered = payload.get("rendered") or {}
         note = rendered.get("note") or _default_note(event, payload.get("properties") or {})
@@ -225,7 +232,7 @@ class PipedriveDestination(Destination[PipedriveSettings]):
             body: dict[str, Any] = {"content": note, "person_id": person}
             if when is not None:
                 body["add_time"] = when.strftime("%Y-%m-%d %H:%M:%S")
-            return self.request("POST", NOTES_PATH, body), NOTE
+            return NOTE, body
         activity: dict[str, Any] = {
             "subject": str(rendered.get("activity_subject") or event)[:255], "type": kind,
             "person_id": person, "done": True, "note": note}
@@ -234,7 +241,44 @@ class PipedriveDestination(Destination[PipedriveSettings]):
             activity["due_time"] = when.strftime("%H:%M")
         if self.settings.owner_id is not None:
             activity["owner_id"] = self.settings.owner_id
-        return self.request("POST", ACTIVITIES_PATH, activity), ACTIVITY
+        return ACTIVITY, activity
+
+    def event_request(self, payload: dict[str, Any], person: int) -> tuple[httpx.Request, str]:
+        """The note or activity a track event becomes on person `person`, and its step."""
+        step, body = self.event_body(payload, person)
+        return self.request("POST", NOTES_PATH if step == NOTE else ACTIVITIES_PATH,
+                            body), step
+
+    def find_request(self, payload: dict[str, Any], person: int) -> tuple[httpx.Request, str]:
+        """The read of person `person`'s newest notes (or activities, as the event becomes
+        one), newest first, and its step."""
+        step, _ = self.event_body(payload, person)
+        if step == NOTE:
+            params = {"person_id": str(person), "sort": "add_time DESC",
+                      "limit": str(LOOKUP_LIMIT)}
+            when = _moment(payload.get("timestamp"))
+            if when is not None:
+                # The note carries the event's time: only that day's notes can be it.
+                params["start_date"] = params["end_date"] = when.strftime("%Y-%m-%d")
+            return self.request("GET", NOTES_PATH, params=params), FIND_NOTE
+        return self.request("GET", ACTIVITIES_PATH, params={
+            "person_id": str(person), "sort_by": "add_time", "sort_direction": "desc",
+            "limit": str(LOOKUP_LIMIT)}), FIND_ACTIVITY
+
+    def after_find(self, planned: PlannedRequest, payload: dict[str, Any],
+                   body: dict[str, Any], response: httpx.Response) -> Outcome | FollowUp:
+        """The read's answer: delivered when it holds this event's note or activity (an
+        earlier attempt added it), else add it now."""
+        listed = body.get("data")
+        if listed is None and planned.step == FIND_NOTE:
+            listed = []  # v1 answers no notes as null
+        if not isinstance(listed, list):
+            return Retry(f"HTTP 200 without Pipedrive's list: {short_body(response)}")
+        person = int(planned.request.url.params["person_id"])
+        step, wanted = self.event_body(payload, person)
+        if any(_same_record(found, wanted, step) for found in listed):
+            return DELIVERED
+        return self.follow(*self.event_request(payload, person))
 
     def token_grant(self) -> RefreshToken | None:
         s = self.settings
@@ -302,12 +346,20 @@ class PipedriveDestination(Destination[PipedriveSettings]):
                 return self.follow(self.request(
                     "PATCH", PERSON_PATH.format(id=found["id"]), changes), UPDATE)
             if found is not None:
-                return self.follow(*self.event_request(payload, int(found["id"])))
+                found_id = int(found["id"])
+                if item.attempts > 1:
+                    # An earlier attempt may have added the note and lost the answer:
+                    # Pipedrive takes no idempotency key, so read the person's newest first.
+                    return self.follow(*self.find_request(payload, found_id))
+                return self.follow(*self.event_request(payload, found_id))
             if not self.opts.create_person_for_events:
                 return Failed("no Pipedrive person to attach the event to "
                               "(options.create_person_for_events is off)")
             return self.follow(self.request("POST", PERSONS_PATH, self.create_body(payload)),
                                CREATE_FOR_EVENT)
+        if planned.step in (FIND_NOTE, FIND_ACTIVITY) and status == 200 and body is not None \
+                and body.get("success") is not False:
+            return self.after_find(planned, payload, body, response)
         if planned.step == CREATE_FOR_EVENT and 200 <= status < 300 and body is not None:
             person = (body.get("data") or {}).get("id")
             if isinstance(person, int):
@@ -369,6 +421,26 @@ def _first_person(body: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(person, dict) and isinstance(person.get("id"), int):
             return person
     return None
+
+
+def _plain(text: Any) -> str:
+    """A note's text without its markup and with its spaces collapsed (Pipedrive cleans the
+    HTML of the notes it stores)."""
+    return " ".join(html.unescape(_TAG.sub(" ", str(text or ""))).split())
+
+
+def _same_record(found: Any, wanted: dict[str, Any], step: str) -> bool:
+    """Whether a listed note or activity is the one `wanted` describes: on the same person,
+    at the same time, with the same text (a note) or subject and type (an activity)."""
+    if not isinstance(found, dict) or found.get("person_id") != wanted["person_id"]:
+        return False
+    keys: tuple[str, ...] = ("add_time",)
+    if step == NOTE:
+        if _plain(found.get("content")) != _plain(wanted["content"]):
+            return False
+    else:
+        keys = ("subject", "type", "due_date", "due_time")
+    return all(found.get(k) == wanted[k] for k in keys if k in wanted)
 
 
 def _moment(stamp: Any) -> datetime | None:

@@ -6,6 +6,8 @@ real HTTP server that refuses what Pipedrive refuses.
     PATCH /api/v2/persons/{id}                               update a person -> 200 / 404
     POST  /api/v2/activities                                 add an activity -> 200
     POST  /api/v1/notes                                      add a note      -> 200
+    GET   /api/v2/activities?person_id=&sort_by=&limit=      activities      -> 200
+    GET   /api/v1/notes?person_id=&sort=&start_date=&limit=  notes           -> 200
 
 Answers are Pipedrive's envelope: `{"success": true, "data": ...}`, or an error status with
 `{"success": false, "error": ..., "error_info": ...}`. The contract it enforces (sources on
@@ -32,6 +34,12 @@ docs/destinations/pipedrive.md):
   boolean, a person that exists -> else 400;
 - notes: `content` and one of person_id, org_id, deal_id, lead_id, project_id, the person
   existing -> else 400;
+- lists: notes of a person (v1: `person_id`, `sort` "add_time DESC" or "add_time ASC",
+  `start_date` / `end_date` on the add_time's day, `start`, `limit` up to 500; `data` null when
+  none), activities of a person (v2: `person_id`, `sort_by` id or add_time, `sort_direction`,
+  `limit` up to 500); a note without `add_time` gets the fake's clock's;
+- `lost_answers`: the next notes or activities added are kept and answered 504 (the answer
+  lost on the way);
 - rate limits: per token, `burst` requests per 2-second window, searches also at most 10 per
   window (the Search API's own limit), with `x-ratelimit-limit` / `-remaining` / `-reset` on
   every answer; and a company's daily token
@@ -58,6 +66,7 @@ from crossdock.destination import basic_auth
 from crossdock.plugins.pipedrive.const import (
     ACTIVITIES_PATH,
     BASE_DAILY_BUDGET,
+    COST_GET,
     COST_SEARCH,
     COST_WRITE,
     DEFAULT_ACTIVITY_TYPES,
@@ -363,6 +372,8 @@ class PipedriveFake(FakeState):
                                "required")
         self._person(body.get("person_id"))
         note = {"id": len(self.notes) + 1, **body}
+        note.setdefault("add_time", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                  time.gmtime(self.clock())))
         with self._lock:
             self.notes.append(note)
         return note
@@ -385,12 +396,54 @@ class PipedriveFake(FakeState):
             self.activities.append(activity)
         return activity
 
+    def list_notes(self, query: dict[str, str]) -> dict[str, Any]:
+        """A person's notes (v1): filtered by person and day, sorted, one page."""
+        start, limit = _int_param(query, "start", 0, None), _int_param(query, "limit", 100, 500)
+        sort = query.get("sort", "id ASC")
+        if sort not in ("id ASC", "add_time ASC", "add_time DESC"):
+            raise Refused(400, "sort: this fake sorts by id or add_time")
+        day_from, day_to = query.get("start_date"), query.get("end_date")
+        with self._lock:
+            found = [copy.deepcopy(n) for n in self.notes
+                     if query.get("person_id") in (None, str(n.get("person_id")))
+                     and (day_from is None or str(n["add_time"])[:10] >= day_from)
+                     and (day_to is None or str(n["add_time"])[:10] <= day_to)]
+        key = "id" if sort.startswith("id") else "add_time"
+        found.sort(key=lambda n: (n[key], n["id"]), reverse=sort.endswith("DESC"))
+        page = found[start:start + limit]
+        return {"success": True, "data": page or None, "additional_data": {"pagination": {
+            "start": start, "limit": limit,
+            "more_items_in_collection": start + limit < len(found)}}}
+
+    def list_activities(self, query: dict[str, str]) -> dict[str, Any]:
+        """A person's activities (v2): filtered by person, sorted, one page."""
+        limit = _int_param(query, "limit", 100, 500)
+        sort_by = query.get("sort_by", "id")
+        if sort_by not in ("id", "add_time"):
+            raise Refused(400, "sort_by: this fake sorts by id or add_time")
+        with self._lock:
+            found = [copy.deepcopy(a) for a in self.activities
+                     if query.get("person_id") in (None, str(a.get("person_id")))]
+        # Activities are added in time order: their id orders them by add_time too.
+        found.sort(key=lambda a: a["id"], reverse=query.get("sort_direction") == "desc")
+        return {"success": True, "data": found[:limit],
+                "additional_data": {"next_cursor": None}}
+
     def _person(self, pid: Any) -> None:
         if pid is None:
             return
         with self._lock:
             if pid not in self.persons:
                 raise Refused(400, f"person_id: person {pid} not found")
+
+
+def _int_param(query: dict[str, str], name: str, default: int, most: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or (most is not None and not 1 <= int(raw) <= most):
+        raise Refused(400, f"{name}: a whole number" + (f" from 1 to {most}" if most else ""))
+    return int(raw)
 
 
 def _contacts(key: str, value: Any) -> list[dict[str, Any]]:
@@ -489,6 +542,8 @@ def make_app(fake: PipedriveFake | None = None) -> web.Application:
     app.router.add_patch(PERSON_PATH, handle)
     app.router.add_post(ACTIVITIES_PATH, handle)
     app.router.add_post(NOTES_PATH, handle)
+    app.router.add_get(ACTIVITIES_PATH, handle)
+    app.router.add_get(NOTES_PATH, handle)
     return app
 
 
@@ -515,21 +570,28 @@ def _answer(fake: PipedriveFake, request: web.Request, body: Any) -> web.Respons
     try:
         token = fake.check_auth(request)
         search = request.path == SEARCH_PATH
-        headers = fake.take(token, search, COST_SEARCH if search else COST_WRITE)
+        cost = COST_SEARCH if search else COST_GET if request.method == "GET" else COST_WRITE
+        headers = fake.take(token, search, cost)
         reply = fake.next_reply()
         if reply is not None and not reply.passes:
             return web.Response(status=reply.status, text=reply.body,
                                 headers={**headers, **reply.headers})
         if search:
             return web.json_response(fake.search(dict(request.query)), headers=headers)
+        if request.method == "GET":
+            listed = (fake.list_notes if request.path == NOTES_PATH
+                      else fake.list_activities)(dict(request.query))
+            return web.json_response(listed, headers=headers)
         if not isinstance(body, dict):
             raise Refused(400, "the body must be a JSON object")
         if request.path == PERSONS_PATH:
             data = _public(fake.add_person(body))
-        elif request.path == ACTIVITIES_PATH:
-            data = fake.add_activity(body)
-        elif request.path == NOTES_PATH:
-            data = fake.add_note(body)
+        elif request.path in (ACTIVITIES_PATH, NOTES_PATH):
+            data = (fake.add_activity if request.path == ACTIVITIES_PATH
+                    else fake.add_note)(body)
+            if fake.take_lost_answer():
+                return web.json_response({"success": False, "error": "Gateway Timeout"},
+                                         status=504, headers=headers)
         else:
             try:
                 pid = int(request.match_info["id"])

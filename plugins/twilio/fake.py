@@ -96,8 +96,6 @@ class TwilioFake(FakeState):
     #: concurrent requests per account before a 429 (None: no limit)
     max_concurrency: int | None = 10
     clock: Callable[[], float] = time.time
-    #: the next this many messages are created, then answered 504 (the answer lost)
-    lost_answers: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
 
@@ -107,7 +105,6 @@ class TwilioFake(FakeState):
             self.messages.clear()
             self.opted_out.clear()
             self.landlines.clear()
-            self.lost_answers = 0
 
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
@@ -181,14 +178,6 @@ class TwilioFake(FakeState):
                     "Messages.json", f"Messages/{sid}.json")}
             self.messages.append(message)
         return message
-
-    def take_lost_answer(self) -> bool:
-        """Whether the message just created has its answer lost (`lost_answers`)."""
-        with self._lock:
-            if self.lost_answers <= 0:
-                return False
-            self.lost_answers -= 1
-            return True
 
     def listed(self, query: dict[str, str]) -> dict[str, Any]:
         """A page of the list: the newest messages first, filtered by To and From."""

@@ -364,3 +364,54 @@ def test_a_created_person_without_an_id_is_searched_again_not_taken_as_done(
     odd = httpx.Response(200, json={"success": True, "data": {}})
     assert dest.classify(create, odd) == Retry(
         'Pipedrive created the person but its answer has no id: {"success":true,"data":{}}')
+
+
+# -- a retried event after a lost answer --------------------------------------------------
+
+
+@pytest.mark.parametrize(("mapping", "kept", "find"), [
+    (None, "notes", ("find-note", "GET /api/v1/notes", 200)),
+    ({"activities": {"Demo Requested": "meeting"}}, "activities",
+     ("find-activity", "GET /api/v2/activities", 200)),
+])
+def test_a_retried_event_after_a_lost_answer_is_not_added_twice(
+        server: RunningServer, fake: PipedriveFake, mapping: dict[str, Any] | None,
+        kept: str, find: tuple[str, str, int]) -> None:
+    person(fake)
+    dest = destination(server, mapping=mapping)
+    # Pipedrive adds the note (or activity), but its answer is lost: the attempt is retried.
+    fake.lost_answers = 1
+    (outcome,) = outcomes(dest, [item(1, "track")])
+    assert isinstance(outcome, Retry) and len(getattr(fake, kept)) == 1
+    # Pipedrive takes no idempotency key: the retry reads the person's newest and finds it.
+    assert steps(dest, item(1, "track", attempts=2)) == [
+        ("search", "GET /api/v2/persons/search", 200), find]
+    assert len(getattr(fake, kept)) == 1
+
+
+def test_a_retried_event_pipedrive_never_got_is_added(server: RunningServer,
+                                                      fake: PipedriveFake) -> None:
+    pid = person(fake)
+    # Another event's note, the same second, on the same person, is not this one.
+    other = item(2, "track", event="Trial Started", traits={"email": "ada1@example.com"})
+    assert outcomes(destination(server), [other]) == [DELIVERED]
+    assert steps(destination(server), item(1, "track", attempts=2)) == [
+        ("search", "GET /api/v2/persons/search", 200),
+        ("find-note", "GET /api/v1/notes", 200), ("note", "POST /api/v1/notes", 200)]
+    assert [n["person_id"] for n in fake.notes] == [pid, pid]
+    (find,) = [r for r in fake.received if r["method"] == "GET" and "notes" in r["path"]]
+    assert find["query"] == {"person_id": str(pid), "sort": "add_time DESC", "limit": "50",
+                             "start_date": "2024-05-01", "end_date": "2024-05-01"}
+
+
+def test_a_find_that_is_not_pipedrives_list_is_retried(server: RunningServer) -> None:
+    dest = destination(server)
+    find = PlannedRequest(dest.request("GET", "/api/v1/notes", params={"person_id": "1"}),
+                          [item(1, "track", attempts=2)], step="find-note")
+    # A proxy's page says nothing of what Pipedrive holds: no note on its word.
+    outcome = dest.classify(find, httpx.Response(200, text="<html>proxy</html>",
+                                                 request=find.request))
+    assert isinstance(outcome, Retry)
+    listless = dest.classify(find, httpx.Response(200, json={"success": True, "data": 3},
+                                                  request=find.request))
+    assert isinstance(listless, Retry) and "without Pipedrive's list" in listless.reason

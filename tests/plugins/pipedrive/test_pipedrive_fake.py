@@ -84,6 +84,41 @@ def test_notes_and_activities_attach_to_a_person(server: RunningServer,
     assert fake.notes[0]["person_id"] == fake.activities[0]["person_id"] == pid
 
 
+def test_a_persons_notes_and_activities_are_listed_newest_first(
+        server: RunningServer, fake: PipedriveFake) -> None:
+    pid, other = person(fake), person(fake, "bob@example.com")
+    assert call(server, "GET", "/api/v1/notes", params={"person_id": str(pid)}).json()[
+        "data"] is None  # v1 answers no notes as null
+    for who, when in ((pid, "2024-05-01 09:00:00"), (other, "2024-05-01 10:00:00"),
+                      (pid, "2024-05-02 08:00:00"), (pid, "2024-05-01 11:00:00")):
+        call(server, "POST", "/api/v1/notes", {"content": "n", "person_id": who,
+                                               "add_time": when})
+    notes = call(server, "GET", "/api/v1/notes", params={
+        "person_id": str(pid), "sort": "add_time DESC", "start_date": "2024-05-01",
+        "end_date": "2024-05-01", "limit": "50"}).json()
+    assert [n["add_time"] for n in notes["data"]] == ["2024-05-01 11:00:00",
+                                                      "2024-05-01 09:00:00"]
+    assert notes["additional_data"]["pagination"]["more_items_in_collection"] is False
+    # A note without add_time gets the fake's clock's.
+    assert call(server, "POST", "/api/v1/notes", {"content": "now", "person_id": pid}
+                ).json()["data"]["add_time"]
+    for subject in ("first", "second"):
+        call(server, "POST", "/api/v2/activities", {"subject": subject, "type": "call",
+                                                    "person_id": pid})
+    listed = call(server, "GET", "/api/v2/activities", params={
+        "person_id": str(pid), "sort_by": "add_time", "sort_direction": "desc",
+        "limit": "50"}).json()
+    assert [a["subject"] for a in listed["data"]] == ["second", "first"]
+    assert call(server, "GET", "/api/v1/notes", params={"limit": "0"}).status_code == 400
+
+
+def test_a_lost_answer_still_adds_the_note(server: RunningServer, fake: PipedriveFake) -> None:
+    pid = person(fake)
+    fake.lost_answers = 1
+    lost = call(server, "POST", "/api/v1/notes", {"content": "n", "person_id": pid})
+    assert lost.status_code == 504 and len(fake.notes) == 1
+
+
 @pytest.mark.parametrize(("method", "path", "body", "params", "status", "error"), [
     # search
     ("GET", "/api/v2/persons/search", None, {"term": "a"}, 400, "at least 2 characters"),

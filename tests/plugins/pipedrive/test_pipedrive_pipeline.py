@@ -64,3 +64,15 @@ async def test_a_throttled_search_is_retried_not_lost(harness: Harness) -> None:
     assert (first.retried, second.delivered) == (1, 1)
     assert run.rows[0]["state"] == "delivered" and run.rows[0]["attempts"] == 2
     assert harness.fake.statuses() == [429, 200, 200]
+
+
+async def test_an_event_whose_answer_was_lost_is_one_note(harness: Harness) -> None:
+    # Pipedrive adds the note but its answer is lost; the outbox retries the row, and the
+    # retry finds the note instead of adding a second one.
+    harness.server.call(lambda: setattr(harness.fake, "lost_answers", 1))
+    run = await harness.run([identify(), track("Order Completed", 1, total=99.5)],
+                            deliveries=2)
+    assert [r.delivered for r in run.reports] == [1, 1]
+    assert [(r["state"], r["attempts"]) for r in run.rows] == [("delivered", 1),
+                                                                ("delivered", 2)]
+    assert len(harness.server.call(lambda: list(harness.fake.notes))) == 1
