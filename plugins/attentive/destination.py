@@ -91,6 +91,10 @@ class AttentiveDestination(Destination[AttentiveSettings]):
         out; ItemRejected when nothing can be sent."""
         refused: list[tuple[str, str]] = []
         path, body = self.request_body(item.payload, refused)
+        if path == UNSUBSCRIBE_PATH and item.attempts > 1:
+            # Attentive texts "you are unsubscribed" at every unsubscribe, a repeat too, and
+            # an earlier attempt may have been done with its answer lost: a retry is silent.
+            body["notification"] = {"disabled": True}
         out: list[Planned] = [FieldRefused(item, name, why) for name, why in refused]
         return [*out, self.planned(path, body, item)]
 

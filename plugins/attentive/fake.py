@@ -16,6 +16,11 @@ The contract it enforces (sources on docs/destinations/attentive.md):
   EMAIL) -> else 400. Subscribing a phone that already is subscribed through that unit is
   accepted again and, as Attentive does, texts the person that they already are (counted in
   `already_subscribed_texts`);
+- unsubscribe: a `notification` of `{language?: en-US | fr-CA, disabled?: boolean}` -> else
+  400; each unsubscribe of a phone texts the person that they are unsubscribed, again on a
+  repeat, as Attentive does, unless `notification.disabled` (counted in `unsubscribed_texts`);
+- `lost_answers`: the next subscriptions or unsubscriptions are made and answered 504 (the
+  answer lost on the way);
 - custom events: a `type` without `" ' ( ) { } [ ] \\ | ,`; property keys without
   `" { } [ ] \\ |`; `occurredAt` RFC 3339 with an offset -> else 400;
 - e-commerce: `items` not empty, each with `productId`, `productVariantId` and a `price`
@@ -65,6 +70,8 @@ from crossdock.testing.fakelimits import FixedWindow
 from crossdock.testing.fakescript import FakeState, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
+#: the languages an unsubscribe's confirmation text may be asked in
+NOTIFICATION_LANGUAGES = ("en-US", "fr-CA")
 FAKE_KEY: web.AppKey[AttentiveFake] = web.AppKey("attentive_fake")
 DEFAULT_KEY = "attentive-test-key"
 DEFAULT_SOURCE = "123456"
@@ -114,6 +121,7 @@ class AttentiveFake(FakeState):
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     identities: list[dict[str, Any]] = field(default_factory=list)
     already_subscribed_texts: int = 0
+    unsubscribed_texts: int = 0
     _windows: dict[float, FixedWindow] = field(default_factory=dict, repr=False)
 
     def reset(self) -> None:
@@ -125,6 +133,7 @@ class AttentiveFake(FakeState):
             self.attributes.clear()
             self.identities.clear()
             self.already_subscribed_texts = 0
+            self.unsubscribed_texts = 0
             self._windows.clear()
 
     def snapshot(self) -> dict[str, Any]:
@@ -134,7 +143,8 @@ class AttentiveFake(FakeState):
                         unsubscriptions=list(self.unsubscriptions), events=list(self.events),
                         attributes=json.loads(json.dumps(self.attributes)),
                         identities=list(self.identities),
-                        already_subscribed_texts=self.already_subscribed_texts)
+                        already_subscribed_texts=self.already_subscribed_texts,
+                        unsubscribed_texts=self.unsubscribed_texts)
         return snap
 
     def statuses(self) -> list[int]:
@@ -204,9 +214,19 @@ class AttentiveFake(FakeState):
 
     def unsubscribe(self, body: dict[str, Any]) -> None:
         user = _user(body.get("user"))
+        notification = body.get("notification")
+        if notification is not None and not (
+                isinstance(notification, dict)
+                and set(notification) <= {"language", "disabled"}
+                and isinstance(notification.get("disabled", False), bool)
+                and notification.get("language", "en-US") in NOTIFICATION_LANGUAGES):
+            raise Refused(400, "notification: {language: en-US | fr-CA, disabled: boolean}")
+        silent = isinstance(notification, dict) and notification.get("disabled") is True
         with self._lock:
             self.unsubscriptions.append({"user": user,
                                          "subscriptions": body.get("subscriptions")})
+            if user.get("phone") and not silent:
+                self.unsubscribed_texts += 1
 
     def custom_event(self, body: dict[str, Any]) -> None:
         kind = body.get("type")
@@ -363,9 +383,14 @@ def _answer(fake: AttentiveFake, request: web.Request, body: Any) -> web.Respons
             raise Refused(400, "the body must be a JSON object")
         path = request.path
         if path == SUBSCRIBE_PATH:
-            return web.json_response(fake.subscribe(body), status=202, headers=headers)
+            answer = fake.subscribe(body)
+            if fake.take_lost_answer():
+                return web.json_response({"message": "Gateway Timeout"}, status=504)
+            return web.json_response(answer, status=202, headers=headers)
         if path == UNSUBSCRIBE_PATH:
             fake.unsubscribe(body)
+            if fake.take_lost_answer():
+                return web.json_response({"message": "Gateway Timeout"}, status=504)
         elif path == CUSTOM_EVENTS_PATH:
             fake.custom_event(body)
         elif path == CUSTOM_ATTRIBUTES_PATH:

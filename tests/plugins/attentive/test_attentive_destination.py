@@ -4,6 +4,7 @@ it leaves out and why, and how Attentive's answers are read."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -226,6 +227,20 @@ def test_an_unsubscribe_event_unsubscribes_every_contact(
         "user": {"phone": "+19148440001", "email": "ada1@example.com"}})
     assert outcomes(dest, [one]) == [DELIVERED]
     assert fake.unsubscriptions[0]["user"]["email"] == "ada1@example.com"
+
+
+def test_a_retried_unsubscribe_does_not_text_the_person_again(
+        server: RunningServer, fake: AttentiveFake) -> None:
+    dest = destination(server)
+    one = item(1, event="User Unsubscribed", consent={})
+    # Attentive unsubscribes the person and texts them so, but its answer is lost.
+    fake.lost_answers = 1
+    (outcome,) = outcomes(dest, [one])
+    assert isinstance(outcome, Retry) and fake.unsubscribed_texts == 1
+    # Attentive texts again at every unsubscribe: the retry asks it not to.
+    assert outcomes(dest, [replace(one, attempts=2)]) == [DELIVERED]
+    assert len(fake.unsubscriptions) == 2 and fake.unsubscribed_texts == 1
+    assert fake.received[-1]["body"]["notification"] == {"disabled": True}
 
 
 def test_requests_share_a_limit_per_endpoint_and_key_without_showing_the_key(

@@ -135,6 +135,20 @@ def test_accepted_requests_are_stored(server: RunningServer, fake: AttentiveFake
     assert fake.unsubscriptions == [{"user": USER, "subscriptions": None}]
 
 
+def test_every_unsubscribe_texts_the_person_unless_silenced(
+        server: RunningServer, fake: AttentiveFake, clock: ManualClock) -> None:
+    for _ in range(2):
+        assert post(server, "/v1/subscriptions/unsubscribe", {"user": USER}).status_code == 200
+    assert fake.unsubscribed_texts == 2   # a repeat texts again
+    silent = {"user": USER, "notification": {"disabled": True}}
+    assert post(server, "/v1/subscriptions/unsubscribe", silent).status_code == 200
+    assert fake.unsubscribed_texts == 2
+    clock.advance(1.0)  # unsubscribe takes 5 requests a second
+    for bad in ({"disabled": "yes"}, {"language": "de-DE"}, {"mute": True}, []):
+        assert post(server, "/v1/subscriptions/unsubscribe",
+                    {"user": USER, "notification": bad}).status_code == 400
+
+
 def test_a_property_created_in_the_ui_takes_only_its_values(
         server: RunningServer, fake: AttentiveFake) -> None:
     fake.fixed_values["tier"] = {"Adult", "Teen"}
