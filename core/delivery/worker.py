@@ -47,7 +47,7 @@ from crossdock.delivery.tokens import (
     describe_fetch_error,
     hide,
 )
-from crossdock.delivery.transform import DROPPED, TransformStep
+from crossdock.delivery.transform import FunctionStep, TransformStep
 from crossdock.delivery.transport import send
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
@@ -287,9 +287,14 @@ class DestinationWorker:
         self.window = self.plugin.window()
         #: a windowed destination with nothing ready looks again no sooner than this
         self._window_check_at = -math.inf
-        #: the destination's transformEvent (docs/functions.md), run before build_requests
-        self.transform = (TransformStep(self.name, destination.transform)
-                          if destination.transform is not None else None)
+        #: the destination's transformEvent, or its destination function (the plugin's
+        #: script(): the `function` destination), run before build_requests
+        #: (docs/functions.md)
+        self.transform: TransformStep | None = None
+        if destination.transform is not None:
+            self.transform = TransformStep(self.name, destination.transform)
+        elif destination.function is not None:
+            self.transform = FunctionStep(self.name, *destination.function)
         self.report = DestinationReport()
         #: the destination's name on its log records (crossdock.logs)
         self._extra = {"destination": self.name}
@@ -486,7 +491,7 @@ class DestinationWorker:
         report.retried = len(settlement.retries)
         report.dead = len(settlement.deads)
         if transformed.dropped:
-            report.dropped[DROPPED] = len(transformed.dropped)
+            report.dropped[self.transform.dropped] = len(transformed.dropped)
         for _, reason in transformed.failed:
             report.last_error = reason
             log.warning("%s: %s", self.name, reason, extra=self._extra)

@@ -39,22 +39,11 @@ class Transformed:
 
 def interpret(result: CallResult, message_id: str, entry: str) -> Transformed:
     """The events a call's result stands for (or why it failed)."""
-    if result.error is not None:
-        return Transformed(error=f"{entry} failed: {result.error}", logs=result.logs)
-    if not result.returned:
-        return Transformed(error=f"{entry} returned nothing (undefined): return the event, "
-                                 "null to drop it, or a list of events", logs=result.logs)
-    value = result.value
-    if value is None:
-        return Transformed(logs=result.logs)
-    values = value if isinstance(value, list) else [value]
+    objects = _objects(result, entry, "an event", EVENTS_HINT)
+    if isinstance(objects, str):
+        return Transformed(error=objects, logs=result.logs)
     events: list[dict[str, Any]] = []
-    for index, event in enumerate(values):
-        where = f"{entry} returned" + (f" [{index}]" if isinstance(value, list) else "")
-        if not isinstance(event, dict):
-            return Transformed(error=f"{where}: {_kind(event)}, not an event (an object); "
-                                     "return the event, null to drop it, or a list of events",
-                               logs=result.logs)
+    for index, (where, event) in enumerate(objects):
         for key in ("type", "messageId"):
             if not isinstance(event.get(key), str):
                 return Transformed(error=f"{where}: {key} must be a string (keep the routed "
@@ -64,6 +53,40 @@ def interpret(result: CallResult, message_id: str, entry: str) -> Transformed:
             event = {**event, "messageId": f"{message_id}:{index}"}
         events.append(event)
     return Transformed(events=events, logs=result.logs)
+
+
+def interpret_values(result: CallResult, entry: str, what: str, hint: str) -> Transformed:
+    """A destination function's answer: each object it returns (`what`: "a request") is one
+    value for the plugin, which checks its fields; null or [] none (dropped)."""
+    objects = _objects(result, entry, what, hint)
+    if isinstance(objects, str):
+        return Transformed(error=objects, logs=result.logs)
+    return Transformed(events=[value for _, value in objects], logs=result.logs)
+
+
+#: what a transformEvent may return, said in its errors
+EVENTS_HINT = "return the event, null to drop it, or a list of events"
+
+
+def _objects(result: CallResult, entry: str, what: str,
+             hint: str) -> list[tuple[str, dict[str, Any]]] | str:
+    """The objects a call returned, each with where it stands ("transformEvent returned [1]"),
+    or the error: a failed call, nothing returned, or a value that is no object."""
+    if result.error is not None:
+        return f"{entry} failed: {result.error}"
+    if not result.returned:
+        return f"{entry} returned nothing (undefined): {hint}"
+    value = result.value
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    objects: list[tuple[str, dict[str, Any]]] = []
+    for index, one in enumerate(values):
+        where = f"{entry} returned" + (f" [{index}]" if isinstance(value, list) else "")
+        if not isinstance(one, dict):
+            return f"{where}: {_kind(one)}, not {what} (an object); {hint}"
+        objects.append((where, one))
+    return objects
 
 
 #: a JSON value's kind as an error names it (bool before int: True is an int in Python)

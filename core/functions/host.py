@@ -33,28 +33,28 @@ globalThis.console = (() => {
 """
 
 #: wrappers around one entry point, evaluated after the operator's code so that they see
-#: `function f` and top-level `const f = ...` alike. `__crossdock_call_f` runs one message
-#: (a throw is V8's exception); `__crossdock_batch_f` runs a leased batch's messages in one
-#: call (a throw is that message's result, located by the first frame of its stack).
+#: `function f` and top-level `const f = ...` alike. Each message's arguments are a list
+#: (transformEvent's [event, metadata], a destination function's [event, settings,
+#: metadata]). `__crossdock_call_f` runs one message (a throw is V8's exception);
+#: `__crossdock_batch_f` runs a leased batch's messages in one call (a throw is that
+#: message's result, located by the first frame of its stack).
 _CALLER = """
-globalThis.__crossdock_one_%(entry)s = (event, metadata) => {
+globalThis.__crossdock_one_%(entry)s = (args) => {
   if (typeof %(entry)s !== 'function') throw new TypeError('%(entry)s is not defined');
   __crossdock_logs = [];
-  const value = %(entry)s(event, metadata);
+  const value = %(entry)s(...args);
   if (value !== null && typeof value === 'object' && typeof value.then === 'function')
     throw new TypeError('%(entry)s returned a Promise: functions run synchronously ' +
                         '(no await, no fetch)');
   return {returned: value !== undefined, value: value === undefined ? null : value,
           logs: __crossdock_logs};
 };
-globalThis.__crossdock_call_%(entry)s = (input) => {
-  const [event, metadata] = JSON.parse(input);
-  return JSON.stringify(__crossdock_one_%(entry)s(event, metadata));
-};
+globalThis.__crossdock_call_%(entry)s = (input) =>
+  JSON.stringify(__crossdock_one_%(entry)s(JSON.parse(input)));
 globalThis.__crossdock_batch_%(entry)s = (input) => JSON.stringify(JSON.parse(input).map(
-  ([event, metadata]) => {
+  (args) => {
     try {
-      return {ok: __crossdock_one_%(entry)s(event, metadata)};
+      return {ok: __crossdock_one_%(entry)s(args)};
     } catch (err) {
       const frame = String((err && err.stack) || '').split('\\n')
         .find(line => line.trim().startsWith('at ') && !line.includes('<anonymous>'));

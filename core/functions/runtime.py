@@ -17,6 +17,8 @@ Protocol with host.py, one JSON object a line each way:
     {"op": "load", "key", "source", "libraries": [[name, code]], "entries": [name]}
         -> {"ok": true} | {"error": "tidy.js:3: SyntaxError: ..."}
     {"op": "call", "key", "entry", "args": [[event, metadata], ...], "timeout": seconds}
+        (each message's arguments: [event, metadata] for transformEvent, [event, settings,
+        metadata] for a destination function's onEvent)
         (the batch in one V8 call; on a timeout or out of memory, each again on its own)
         -> {"results": [{"ok": {"returned", "value", "logs"}} | {"error": "..."}]}
 """
@@ -98,8 +100,8 @@ class FunctionRunner:
         return LoadedFunction(self, code)
 
     def call(self, code: FunctionCode, entry: str,
-             args: Sequence[tuple[Any, Any]]) -> list[CallResult]:
-        """`entry(event, metadata)` for each pair, in order; one result per pair."""
+             args: Sequence[Sequence[Any]]) -> list[CallResult]:
+        """`entry(*arguments)` for each message's arguments, in order; one result each."""
         pending = [list(pair) for pair in args]
         with self._lock:
             answer = self._call(code, entry, pending)
@@ -218,7 +220,7 @@ class LoadedFunction:
         limits = self.runner.limits
         return f"{self.code.key}:{limits.timeout:g}s:{limits.memory_mb}MB"
 
-    def call(self, entry: str, args: Sequence[tuple[Any, Any]]) -> list[CallResult]:
+    def call(self, entry: str, args: Sequence[Sequence[Any]]) -> list[CallResult]:
         return self.runner.call(self.code, entry, args)
 
 
