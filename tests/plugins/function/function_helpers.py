@@ -87,7 +87,11 @@ def row(message_id: str, name: str, **fields: Any) -> NewRow:
 
 
 def plugin(endpoint: str = "http://127.0.0.1:9") -> FunctionDestination:
-    return FunctionDestination(FunctionSettings.model_validate(settings(endpoint)), {})
+    """The plugin with the function inline (its library's code first), as the conformance
+    suite and the cassettes run it without a config."""
+    inline = {**settings(endpoint), "code": LIBRARY + FUNCTION, "libraries": []}
+    del inline["file"]
+    return FunctionDestination(FunctionSettings.model_validate(inline), {})
 
 
 def request_item(value: dict[str, Any], n: int = 1) -> OutboxItem:
