@@ -31,16 +31,19 @@ from pydantic import SecretStr
 
 from crossdock.destination import OutboxItem, Script
 from crossdock.functions.config import TRANSFORM_ENTRY
-from crossdock.functions.events import DROPPED, Transformed, interpret, interpret_values
+from crossdock.functions.events import (
+    DROPPED,
+    REQUESTS_HINT,
+    Transformed,
+    interpret,
+    interpret_values,
+)
 from crossdock.functions.runtime import CallResult, LoadedFunction
 from crossdock.outbox.base import Settlement
 from crossdock.redact import scrub
 
 #: the reason a row a destination function returned null (or []) for is counted under
 FUNCTION_SENT_NOTHING = "nothing to send (function returned null)"
-#: what a destination function may return, said in its errors
-REQUESTS_HINT = ("return a request ({method, url, headers, body}), a list of requests, or "
-                 "null to send nothing")
 
 
 @dataclass(slots=True)

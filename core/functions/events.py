@@ -1,4 +1,6 @@
-"""What a transformEvent's answer means, for the engine and `crossdock functions test` alike.
+"""What a transformEvent's answer means, for the engine and `crossdock functions test` alike
+(and a destination function's: `interpret_values`, each object it returns a request the
+plugin checks).
 
     the event (an object)   -> sent, as changed
     null, or []             -> dropped (acknowledged, nothing sent, counted with the reason)
@@ -66,6 +68,9 @@ def interpret_values(result: CallResult, entry: str, what: str, hint: str) -> Tr
 
 #: what a transformEvent may return, said in its errors
 EVENTS_HINT = "return the event, null to drop it, or a list of events"
+#: what a destination function (onEvent) may return, said in its errors
+REQUESTS_HINT = ("return a request ({method, url, headers, body}), a list of requests, or "
+                 "null to send nothing")
 
 
 def _objects(result: CallResult, entry: str, what: str,
