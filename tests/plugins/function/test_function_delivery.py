@@ -189,3 +189,15 @@ def test_config_names_what_is_wrong_with_the_function(tmp_path: Path) -> None:
         loaded_with(tmp_path, "http://127.0.0.1:9", transform={"code": "function t(e) {}"})
     assert any(p.startswith("destinations.crm.transform: a destination function")
                for p in unknown.value.problems), unknown.value.problems
+
+
+def test_crossdock_route_shows_the_payload_the_function_gets(tmp_path: Path) -> None:
+    from crossdock.route.preview import preview_route
+
+    loaded = loaded_with(tmp_path, "http://127.0.0.1:9")
+    [preview] = preview_route(loaded, {"type": "track", "event": "Order Completed",
+                                       "userId": "u1", "messageId": "m1"}, ["crm"])
+    assert preview.decision == "routed"
+    assert preview.payload is not None and preview.payload["event"] == "Order Completed"
+    assert preview.planned == []
+    assert "--entry onEvent" in preview.reason
