@@ -610,9 +610,14 @@ def _script_function(
         return None, [f"{prefix}.transform: a destination function (plugin "
                       f"{plugin.plugin_name}) gets the routed event itself: do in it what "
                       "the transform would"]
+    entries = (script.entry,) + ((script.classify,) if script.classify else ())
     loaded, problems = load_function(
         Source(file=script.file, code=script.code), list(script.libraries), functions,
-        base_dir, f"{prefix}.settings", (script.entry,))
+        base_dir, f"{prefix}.settings", entries)
+    if loaded is not None and script.entry not in loaded.defined:
+        return None, [f"{prefix}.settings: {loaded.name} defines no function {script.entry} "
+                      "(write `function " + script.entry + "(event, settings, metadata) "
+                      "{ ... }`)"]
     return (None if loaded is None else (loaded, script)), problems
 
 

@@ -304,13 +304,19 @@ class Script:
     text and kept out of every error and log). Each object the function returns reaches
     `build_requests` as one item's payload (the first keeps the row's id and message id, the
     others get `<messageId>:<n>`); null or [] acknowledges the row with nothing sent; a throw,
-    a timeout, running out of memory or a value that is no object dead-letters the row."""
+    a timeout, running out of memory or a value that is no object dead-letters the row.
+
+    `classify`, when the code defines a function of that name, reads each answer instead of
+    the plugin's `classify`: `classify(response, settings, metadata)` with the response as
+    `{status, headers, body}` returns "delivered", "retry", "dead" or `{outcome, reason,
+    retryAfter}`, or null for the plugin's reading."""
 
     entry: str
     file: str | None = None
     code: str | None = None
     libraries: tuple[str, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+    classify: str | None = None
 
 
 #: how a destination authenticates, as `crossdock plugins` shows it and the docs describe it:

@@ -27,15 +27,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
-from crossdock.destination import OutboxItem, Script
+from crossdock.destination import (
+    DELIVERED,
+    Failed,
+    OutboxItem,
+    Outcome,
+    PlannedRequest,
+    Retry,
+    Script,
+    short_body,
+)
 from crossdock.functions.config import TRANSFORM_ENTRY
 from crossdock.functions.events import (
     DROPPED,
     REQUESTS_HINT,
     Transformed,
     interpret,
+    interpret_reading,
     interpret_values,
 )
 from crossdock.functions.runtime import CallResult, LoadedFunction
@@ -127,6 +138,15 @@ class TransformStep:
         """An error as it is stored and logged."""
         return text
 
+    @property
+    def reads_answers(self) -> bool:
+        """Whether the function reads the destination's answers (`classify`)."""
+        return False
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome | None:
+        """The function's reading of an answer; None: the plugin's. Blocking (a thread)."""
+        return None
+
     def apply(self, items: Sequence[OutboxItem]) -> TransformedBatch:
         """Run the function on every row (one round trip to the function process); blocking,
         so the worker calls it in a thread."""
@@ -187,6 +207,35 @@ class FunctionStep(TransformStep):
 
     def hide(self, text: str) -> str:
         return scrub(text, self.secrets)
+
+    @property
+    def reads_answers(self) -> bool:
+        name = self.script.classify
+        return name is not None and name in self.function.defined
+
+    def classify(self, planned: PlannedRequest, response: httpx.Response) -> Outcome | None:
+        """`classify(response, settings, metadata)` in the function process: its reading,
+        None for the plugin's; a failing classify is a dead letter with the error (the same
+        code reads the same answer the same way)."""
+        name = self.script.classify
+        assert name is not None
+        answer = {"status": response.status_code,
+                  "headers": {k: v for k, v in response.headers.items()},
+                  "body": response.content.decode(errors="replace")}
+        [result] = self.function.call(name, [[answer, self.settings,
+                                              self.metadata(planned.items[0])]])
+        reading = interpret_reading(result, name)
+        if reading is None:
+            return None
+        if isinstance(reading, str):
+            return Failed(self.hide(f"{self.label} {self.function.name}: {reading}"))
+        reason = self.hide(reading.reason or f"HTTP {response.status_code}: "
+                                             f"{short_body(response)}")
+        if reading.outcome == "delivered":
+            return DELIVERED
+        if reading.outcome == "retry":
+            return Retry(reason, reading.after)
+        return Failed(reason)
 
 
 __all__ = ["DROPPED", "FunctionStep", "TransformStep", "TransformedBatch"]

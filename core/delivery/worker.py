@@ -627,9 +627,7 @@ class DestinationWorker:
             response, verdict, error = await self._http(planned.request)
             if response is None:
                 return [Retry(error)] * count, verdict, error
-            answered = response  # narrowed for the closure
-            return self._judged(lambda: self.plugin.classify(planned, answered), count,
-                                "classify", f"HTTP {answered.status_code}")
+            return await self._read(planned, response, count)
         token: Token | None = None
         try:
             token = await self._token()
@@ -646,14 +644,26 @@ class DestinationWorker:
         if response is None:
             error = hide(error, token)
             return [Retry(error)] * count, verdict, error
-        answered = response
-        judged, verdict, error = self._judged(
-            lambda: self.plugin.classify(planned, answered), count, "classify",
-            f"HTTP {response.status_code}")
+        judged, verdict, error = await self._read(planned, response, count)
         # An answer may echo the request's headers into a reason: never the token.
         if not isinstance(judged, FollowUp):
             judged = [_hidden(o, token) for o in judged]
         return judged, verdict, hide(error, token)
+
+    async def _read(self, planned: PlannedRequest, response: httpx.Response, count: int
+                    ) -> tuple[list[Outcome] | FollowUp, Verdict, str]:
+        """The answer's outcomes: the destination function's reading when it has a
+        `classify` (in a thread: operator code), else (or when it answers null) the
+        plugin's."""
+        what = f"HTTP {response.status_code}"
+        step = self.transform
+        if step is not None and step.reads_answers:
+            read = await asyncio.to_thread(step.classify, planned, response)
+            if read is not None:
+                outcome = read  # narrowed for the closure
+                return self._judged(lambda: outcome, count, "classify", what)
+        return self._judged(lambda: self.plugin.classify(planned, response), count,
+                            "classify", what)
 
     async def _token(self, stale: str | None = None) -> Token:
         """The destination's access token (TokenError when there is none to be had)."""

@@ -101,3 +101,42 @@ _KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
 
 def _kind(value: Any) -> str:
     return next((name for kinds, name in _KINDS if isinstance(value, kinds)), "a value")
+
+
+#: what a destination function's classify may answer (or null: the plugin's reading)
+VERDICTS = ("delivered", "retry", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A destination function's reading of an answer: one of VERDICTS, with the reason and
+    the seconds to wait before a retry it gave (None: the engine's own)."""
+
+    outcome: str
+    reason: str | None = None
+    after: float | None = None
+
+
+def interpret_reading(result: CallResult, entry: str) -> Reading | str | None:
+    """What a classify call answered: a Reading, None (null or undefined: the usual
+    reading), or the error as text (a throw, a timeout, an answer that is none of these)."""
+    if result.error is not None:
+        return f"{entry} failed: {result.error}"
+    value = result.value
+    if not result.returned or value is None:
+        return None
+    hint = (f"return one of {', '.join(VERDICTS)}, an object {{outcome, reason, "
+            "retryAfter}, or null for the usual reading")
+    if isinstance(value, str):
+        value = {"outcome": value}
+    if not isinstance(value, dict):
+        return f"{entry} returned: {_kind(value)}; {hint}"
+    outcome, reason, after = value.get("outcome"), value.get("reason"), value.get("retryAfter")
+    if outcome not in VERDICTS:
+        return f"{entry} returned outcome {str(outcome)[:40]!r}; {hint}"
+    if reason is not None and not isinstance(reason, str):
+        return f"{entry} returned reason: {_kind(reason)}, not a string"
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int | float)
+                              or after < 0):
+        return f"{entry} returned retryAfter: not a number of seconds (0 or more)"
+    return Reading(str(outcome), reason, None if after is None else float(after))

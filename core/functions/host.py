@@ -72,12 +72,16 @@ class Host:
         self.contexts: dict[str, MiniRacer] = {}
 
     def load(self, key: str, source: str, libraries: list[tuple[str, str]],
-             entries: list[str]) -> None:
+             entries: list[str]) -> list[str]:
+        """Compile the function; the entries it defines (an optional one, as a destination
+        function's classify, may be missing)."""
         self.sources[key] = (source, libraries, entries)
         old = self.contexts.pop(key, None)
         if old is not None:
             old.close()
-        self.contexts[key] = self._context(key)
+        ctx = self.contexts[key] = self._context(key)
+        return [entry for entry in entries
+                if ctx.eval(f"typeof {entry} === 'function'", timeout_sec=1) is True]
 
     def _context(self, key: str) -> MiniRacer:
         source, libraries, entries = self.sources[key]
@@ -178,9 +182,10 @@ def main() -> None:
         answer: dict[str, Any]
         try:
             if request["op"] == "load":
-                host.load(request["key"], request["source"],
-                          [tuple(pair) for pair in request["libraries"]], request["entries"])
-                answer = {"ok": True}
+                defined = host.load(request["key"], request["source"],
+                                    [tuple(pair) for pair in request["libraries"]],
+                                    request["entries"])
+                answer = {"ok": True, "defined": defined}
             else:
                 answer = {"results": host.call(request["key"], request["entry"],
                                                request["args"], request["timeout"])}

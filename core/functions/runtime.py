@@ -15,7 +15,8 @@ process for the next. Nothing a function does raises in the caller.
 
 Protocol with host.py, one JSON object a line each way:
     {"op": "load", "key", "source", "libraries": [[name, code]], "entries": [name]}
-        -> {"ok": true} | {"error": "tidy.js:3: SyntaxError: ..."}
+        -> {"ok": true, "defined": [the entries it defines]}
+         | {"error": "tidy.js:3: SyntaxError: ..."}
     {"op": "call", "key", "entry", "args": [[event, metadata], ...], "timeout": seconds}
         (each message's arguments: [event, metadata] for transformEvent, [event, settings,
         metadata] for a destination function's onEvent)
@@ -97,7 +98,7 @@ class FunctionRunner:
                                     f"it{self._last_words()}")
         if "error" in answer:  # V8's message names the file (or library) and line
             raise FunctionLoadError(str(answer["error"]))
-        return LoadedFunction(self, code)
+        return LoadedFunction(self, code, frozenset(answer["defined"]))
 
     def call(self, code: FunctionCode, entry: str,
              args: Sequence[Sequence[Any]]) -> list[CallResult]:
@@ -206,9 +207,12 @@ class FunctionRunner:
 class LoadedFunction:
     """A function compiled in a runner: call its entry points."""
 
-    def __init__(self, runner: FunctionRunner, code: FunctionCode) -> None:
+    def __init__(self, runner: FunctionRunner, code: FunctionCode,
+                 defined: frozenset[str] = frozenset()) -> None:
         self.runner = runner
         self.code = code
+        #: the entry points the code defines (of those it was loaded for)
+        self.defined = defined
 
     @property
     def name(self) -> str:

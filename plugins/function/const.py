@@ -7,6 +7,9 @@ import re
 PLUGIN_NAME = "function"
 #: the function the engine calls for each message: onEvent(event, settings, metadata)
 ENTRY = "onEvent"
+#: the function that reads each answer, when the code defines one:
+#: classify(response, settings, metadata)
+CLASSIFY = "classify"
 #: the fields of a request the function returns
 REQUEST_FIELDS = ("method", "url", "headers", "body")
 #: the methods a function may send; a request without `method` is a POST

@@ -21,7 +21,8 @@ with its time and memory limits, before this plugin, and hands each request it r
 `build_requests` as one item's payload (crossdock.delivery.transform.FunctionStep). Here
 each is checked (method, url, headers, body: a rule broken is a dead letter naming the field)
 and built; the engine sends it through its egress guard as any destination's, and the answer
-is classified the usual way (2xx delivered, 408/425/429/5xx retried, any other dead).
+is read by the function's `classify(response, settings, metadata)` when it has one (the
+engine runs it), else the usual way (2xx delivered, 408/425/429/5xx retried, any other dead).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from crossdock.destination import (
     json_content,
 )
 from crossdock.plugins.function.const import (
+    CLASSIFY,
     DEFAULT_METHOD,
     ENGINE_HEADERS,
     ENTRY,
@@ -72,7 +74,7 @@ class FunctionDestination(Destination[FunctionSettings]):
     def script(self) -> Script:
         s = self.settings
         return Script(ENTRY, file=s.file, code=s.code, libraries=tuple(s.libraries),
-                      settings={**s.values, **s.secrets})
+                      settings={**s.values, **s.secrets}, classify=CLASSIFY)
 
     def build_item(self, item: OutboxItem) -> PlannedRequest:
         """One request the function returned (the item's payload), checked and built."""

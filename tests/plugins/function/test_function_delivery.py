@@ -201,3 +201,61 @@ def test_crossdock_route_shows_the_payload_the_function_gets(tmp_path: Path) -> 
     assert preview.payload is not None and preview.payload["event"] == "Order Completed"
     assert preview.planned == []
     assert "--entry onEvent" in preview.reason
+
+
+#: a function that reads its answers: what each status means for this API
+CLASSIFYING = """
+function onEvent(event, settings) {
+  return {url: `${settings.endpoint}/${event.event}`, headers: {'X-Api-Key': settings.apiKey}};
+}
+function classify(response, settings, metadata) {
+  switch (response.status) {
+    case 404: return 'delivered';                                  // already gone: done
+    case 400: return response.body.includes('duplicate') ? 'delivered'
+                     : {outcome: 'dead', reason: 'refused ' + metadata.messageId};
+    case 401: return {outcome: 'retry', reason: 'key ' + settings.apiKey + ' rotating',
+                      retryAfter: 30};
+    case 409: return 'maybe';
+    case 418: throw new Error('no teapots');
+    case 429: while (true) {}
+  }
+  return null;                                                     // the usual reading
+}
+"""
+
+
+@pytest.mark.parametrize(("reply", "state", "error"), [
+    (200, "delivered", None),
+    (404, "delivered", None),
+    ({"status": 400, "body": "duplicate event"}, "delivered", None),
+    ({"status": 400, "body": "bad"}, "dead", "refused m1"),
+    (401, "queued", "key <secret> rotating"),
+    (503, "queued", "HTTP 503"),
+    (409, "dead", "function fn/crm.js: classify returned outcome 'maybe'; return one of "
+                  "delivered, retry, dead"),
+    (418, "dead", "function fn/crm.js: classify failed: fn/crm.js:13: Error: no teapots"),
+    (429, "dead", "classify failed: ran longer than its time limit"),
+])
+async def test_its_classify_reads_the_answers(
+    server: RunningServer, fake: RecordingFake, outbox: SQLiteOutbox, tmp_path: Path,
+    clock: ManualClock, reply: Any, state: str, error: str | None,
+) -> None:
+    loaded = loaded_with(tmp_path, server.url, function=CLASSIFYING)
+    server.call(lambda: fake.script([reply]))
+    outbox.enqueue([row("m1", "signup")], now=clock.now)
+    await deliver_once(loaded, outbox, clock=clock)
+    got = outbox.row("crm", "m1")
+    assert got is not None
+    assert got["state"] == state
+    if error is not None:
+        assert error in got["last_error"], got["last_error"]
+        assert API_KEY not in got["last_error"]
+    if reply == 401:
+        assert got["next_attempt_at"] - clock.now == pytest.approx(30, abs=1)
+
+
+def test_a_function_without_on_event_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        loaded_with(tmp_path, "http://127.0.0.1:9", function="function onevent(e) {}")
+    assert ("destinations.crm.settings: fn/crm.js defines no function onEvent"
+            in "\n".join(refused.value.problems)), refused.value.problems
