@@ -84,7 +84,6 @@ function onEvent(event, settings, metadata) {
 def test_a_destination_functions_requests(tmp_path: Path) -> None:
     (tmp_path / "dest.js").write_text(DESTINATION_FUNCTION)
     (tmp_path / "message.json").write_text(json.dumps(track("Order Completed")))
-    _attach_commands()
 
     def invoke(name: str) -> Result:
         (tmp_path / "message.json").write_text(json.dumps(track(name)))
