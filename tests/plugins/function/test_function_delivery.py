@@ -259,3 +259,15 @@ def test_a_function_without_on_event_is_refused(tmp_path: Path) -> None:
         loaded_with(tmp_path, "http://127.0.0.1:9", function="function onevent(e) {}")
     assert ("destinations.crm.settings: fn/crm.js defines no function onEvent"
             in "\n".join(refused.value.problems)), refused.value.problems
+
+
+def test_an_edited_function_file_changes_the_destination_for_a_reload(tmp_path: Path) -> None:
+    """The config names the file by the same path: its fingerprint is what tells a reload
+    (SIGHUP) that the destination changed and its worker must restart on the new code."""
+    first = loaded_with(tmp_path, "http://127.0.0.1:9").destination("crm")
+    again = loaded_with(tmp_path, "http://127.0.0.1:9").destination("crm")
+    edited = loaded_with(tmp_path, "http://127.0.0.1:9",
+                         function=CLASSIFYING).destination("crm")
+    assert first.function_fingerprint is not None
+    assert first.function_fingerprint == again.function_fingerprint
+    assert edited.function_fingerprint != first.function_fingerprint
