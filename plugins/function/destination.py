@@ -78,7 +78,10 @@ class FunctionDestination(Destination[FunctionSettings]):
 
     def build_item(self, item: OutboxItem) -> PlannedRequest:
         """One request the function returned (the item's payload), checked and built."""
-        request = build_request(item.payload)
+        try:
+            request = build_request(item.payload)
+        except ItemRejected as exc:  # a method or header name may be a secret's value
+            raise ItemRejected(self._hidden(exc.reason)) from None
         # Requests to one host share a rate limit (delivery.rate_limit), whatever path.
         return PlannedRequest(request, [item], f"{PLUGIN_NAME}:{request.url.host}")
 

@@ -36,6 +36,7 @@ function onEvent(event, settings, metadata) {
     case 'relative-url': return {url: '/events', headers};
     case 'no-url': return {headers, body: {}};
     case 'bad-method': return {method: 'FETCH', url, headers};
+    case 'secret-method': return {method: settings.apiKey, url, headers};
     case 'bad-header': return {url, headers: {...headers, 'X-Count': 3}};
     case 'header-name': return {url, headers: {...headers, 'Bad Name': 'x'}};
     case 'header-break': return {url, headers: {...headers, 'X-Note': 'a\\r\\nInjected: 1'}};

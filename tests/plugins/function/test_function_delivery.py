@@ -87,6 +87,8 @@ async def test_a_failing_function_dead_letters_its_message_and_the_next_is_deliv
     ("no-url", "request.url: required, an absolute http or https URL (got nothing)"),
     ("bad-method", "request.method: must be one of DELETE, GET, PATCH, POST, PUT (got "
                    "'FETCH')"),
+    ("secret-method", "request.method: must be one of DELETE, GET, PATCH, POST, PUT (got "
+                      "'<secret>')"),
     ("bad-header", "request.headers.X-Count: must be a string (got a number"),
     ("header-name", "request.headers: a header name is letters, digits"),
     ("header-break", "request.headers.X-Note: must not hold a line break or NUL"),
