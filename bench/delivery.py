@@ -48,14 +48,16 @@ def fill(db: Path, messages: int) -> None:
 
 def run_ours(url: str, messages: int, *, batch: bool, fast: bool,
              concurrency: int = CONCURRENCY,
-             transform: dict[str, Any] | None = None) -> tuple[int, float]:
+             transform: dict[str, Any] | None = None,
+             function: str | None = None) -> tuple[int, float]:
     """Items delivered per second by deliver_once (lease, build, send, classify, ack), with
-    the destination's `transform:` when given (bench/functions.py)."""
+    the destination's `transform:` when given, or as a `function` destination running
+    `function` instead of the webhook (bench/functions.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "delivery.db"
         fill(db, messages)
         loaded = webhook_config_one(db, url, batch=batch, concurrency=concurrency,
-                                    transform=transform)
+                                    transform=transform, function=function)
         outbox = SQLiteOutbox(db)
 
         async def main() -> tuple[int, float]:
@@ -79,13 +81,21 @@ def run_ours(url: str, messages: int, *, batch: bool, fast: bool,
 
 
 def webhook_config_one(db: Path, url: str, *, batch: bool, concurrency: int,
-                       transform: dict[str, Any] | None = None) -> Any:
-    if transform is None:
+                       transform: dict[str, Any] | None = None,
+                       function: str | None = None) -> Any:
+    if transform is None and function is None:
         return config(db, f"{url}/hook", names=(DEST,), batch=batch, concurrency=concurrency,
                       batch_size=BATCH)
     raw = webhook_raw(f"sqlite:///{db}", f"{url}/hook", names=(DEST,), batch=batch,
                       concurrency=concurrency, batch_size=BATCH)
-    raw["destinations"][DEST]["transform"] = transform
+    dest = raw["destinations"][DEST]
+    if transform is not None:
+        dest["transform"] = transform
+    if function is not None:
+        # One request per message: the function destination's batch size.
+        dest.update(plugin="function", settings={"code": function,
+                                                 "values": {"url": f"{url}/hook"}})
+        dest["delivery"]["batch_size"] = 1
     return parse_config(raw, base_dir=db.parent, env={})
 
 

@@ -36,12 +36,13 @@ from pydantic import (
 )
 
 from crossdock.audiences.spec import AudienceConfig, audience_problems
-from crossdock.destination import Destination, DestinationContext
+from crossdock.destination import Destination, DestinationContext, Script
 from crossdock.egress import url_problems
 from crossdock.errors import ConfigError, PluginError
 from crossdock.functions.config import (
     TRANSFORM_ENTRY,
     FunctionsConfig,
+    Source,
     TransformConfig,
     load_function,
 )
@@ -354,6 +355,9 @@ class ConfiguredDestination:
     warnings: list[str] = field(default_factory=list)
     #: the compiled `transform:` function, run at delivery (crossdock.delivery.transform)
     transform: LoadedFunction | None = None
+    #: the compiled function of the plugin's `script()` (the `function` destination), and
+    #: the script it was loaded from
+    function: tuple[LoadedFunction, Script] | None = None
 
     @property
     def context(self) -> DestinationContext:
@@ -370,10 +374,11 @@ class ConfiguredDestination:
 
     @property
     def function_fingerprint(self) -> str | None:
-        """What the destination's transform runs (its code, libraries and limits), so that
-        a reload notices an edited function file the config names by the same path."""
-        transform = self.transform
-        return None if transform is None else transform.fingerprint
+        """What the destination's transform or destination function runs (its code,
+        libraries and limits), so that a reload notices an edited function file the config
+        names by the same path."""
+        loaded = self.transform or (self.function[0] if self.function is not None else None)
+        return None if loaded is None else loaded.fingerprint
 
     @property
     def batch_size(self) -> int:
@@ -565,8 +570,12 @@ def parse_config(
         if not dest.enabled or option_problems:
             continue
         # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
-        configured = ConfiguredDestination(name, dest, cls.configured(settings, mapping, name),
-                                           mapping, transform=transform)
+        plugin = cls.configured(settings, mapping, name)
+        function, function_problems = _script_function(
+            plugin, dest, config.functions, base_dir, prefix)
+        problems.extend(function_problems)
+        configured = ConfiguredDestination(name, dest, plugin, mapping, transform=transform,
+                                           function=function)
         # Identities the mapping always forwards are names an identities filter may use.
         always = [] if mapping_errors else parse_mapping(mapping).identities.always
         configured.warnings = [
@@ -582,6 +591,34 @@ def parse_config(
         raise ConfigError(problems[:interpolation_problems] + [
             p for p in problems[interpolation_problems:] if p.split(": ", 1)[0] not in unset])
     return LoadedConfig(config, destinations, base_dir, warnings, withheld)
+
+
+def _script_function(
+    plugin: Destination, dest: DestinationConfig, functions: FunctionsConfig, base_dir: Path,
+    prefix: str,
+) -> tuple[tuple[LoadedFunction, Script] | None, list[str]]:
+    """The plugin's destination function (`Destination.script()`), compiled with its
+    libraries; problems named by the settings that describe it."""
+    try:
+        script = plugin.script()
+    except Exception as exc:  # a plugin bug names the plugin, never stops validate
+        return None, [f"{prefix}.settings: plugin {plugin.plugin_name} script() failed: "
+                      f"{type(exc).__name__}: {exc}"]
+    if script is None or not dest.enabled:
+        return None, []
+    if dest.transform is not None:
+        return None, [f"{prefix}.transform: a destination function (plugin "
+                      f"{plugin.plugin_name}) gets the routed event itself: do in it what "
+                      "the transform would"]
+    entries = (script.entry,) + ((script.classify,) if script.classify else ())
+    loaded, problems = load_function(
+        Source(file=script.file, code=script.code), list(script.libraries), functions,
+        base_dir, f"{prefix}.settings", entries)
+    if loaded is not None and script.entry not in loaded.defined:
+        return None, [f"{prefix}.settings: {loaded.name} defines no function {script.entry} "
+                      "(write `function " + script.entry + "(event, settings, metadata) "
+                      "{ ... }`)"]
+    return (None if loaded is None else (loaded, script)), problems
 
 
 def _snapshot_problems(raw: dict[str, Any], raw_destinations: dict[str, Any],

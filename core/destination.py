@@ -116,6 +116,7 @@ __all__ = [
     "Rejected",
     "Retry",
     "S3Bucket",
+    "Script",
     "Secret",
     "Sendable",
     "SftpServer",
@@ -290,6 +291,33 @@ class FollowUp:
     request: httpx.Request
     step: str = ""
     rate_key: str | None = None
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Operator JavaScript the engine runs on each leased item before `build_requests`, as it
+    fetches OAuth2 tokens for `token_grant()`: a plugin describes the function in its
+    settings and does no I/O itself (docs/functions.md, "Destination functions").
+
+    The engine reads `file` (relative to the config's folder) or takes `code`, evaluates the
+    `functions.libraries` named in `libraries` before it, and calls `entry(event, settings,
+    metadata)` in the function process with `settings` (a `SecretStr` value is passed as its
+    text and kept out of every error and log). Each object the function returns reaches
+    `build_requests` as one item's payload (the first keeps the row's id and message id, the
+    others get `<messageId>:<n>`); null or [] acknowledges the row with nothing sent; a throw,
+    a timeout, running out of memory or a value that is no object dead-letters the row.
+
+    `classify`, when the code defines a function of that name, reads each answer instead of
+    the plugin's `classify`: `classify(response, settings, metadata)` with the response as
+    `{status, headers, body}` returns "delivered", "retry", "dead" or `{outcome, reason,
+    retryAfter}`, or null for the plugin's reading."""
+
+    entry: str
+    file: str | None = None
+    code: str | None = None
+    libraries: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    classify: str | None = None
+
 
 #: how a destination authenticates, as `crossdock plugins` shows it and the docs describe it:
 #: none; api_key (a key in a header, the query or the body); basic (user and password); bearer
@@ -569,6 +597,13 @@ class Destination(Generic[SettingsT]):
         `self.settings`; None (the default) for a destination that needs none. Pure: the
         engine fetches, caches, shares and refreshes the token and puts it on every request
         (docs/delivery.md)."""
+        return None
+
+    def script(self) -> Script | None:
+        """The operator's JavaScript the engine runs on each item before `build_requests`,
+        described from `self.settings` (`Script`); None (the default) for a destination
+        whose items are the routed payloads. With a script, `build_requests` gets what the
+        function returned, one value per item (the `function` destination: requests)."""
         return None
 
     def build_requests(self, items: Sequence[OutboxItem]) -> Sequence[Planned]:

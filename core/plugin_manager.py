@@ -49,6 +49,7 @@ DEFAULT_PLUGINS = (
     "crossdock.plugins.tiktok",
     "crossdock.plugins.vtex",
     "crossdock.plugins.shopify",
+    "crossdock.plugins.function",
     "crossdock.plugins.files",
     "crossdock.plugins.s3",
     "crossdock.plugins.sftp",

@@ -47,7 +47,7 @@ from crossdock.delivery.tokens import (
     describe_fetch_error,
     hide,
 )
-from crossdock.delivery.transform import DROPPED, TransformStep
+from crossdock.delivery.transform import FunctionStep, TransformStep
 from crossdock.delivery.transport import send
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
@@ -287,9 +287,14 @@ class DestinationWorker:
         self.window = self.plugin.window()
         #: a windowed destination with nothing ready looks again no sooner than this
         self._window_check_at = -math.inf
-        #: the destination's transformEvent (docs/functions.md), run before build_requests
-        self.transform = (TransformStep(self.name, destination.transform)
-                          if destination.transform is not None else None)
+        #: the destination's transformEvent, or its destination function (the plugin's
+        #: script(): the `function` destination), run before build_requests
+        #: (docs/functions.md)
+        self.transform: TransformStep | None = None
+        if destination.transform is not None:
+            self.transform = TransformStep(self.name, destination.transform)
+        elif destination.function is not None:
+            self.transform = FunctionStep(self.name, *destination.function)
         self.report = DestinationReport()
         #: the destination's name on its log records (crossdock.logs)
         self._extra = {"destination": self.name}
@@ -486,7 +491,7 @@ class DestinationWorker:
         report.retried = len(settlement.retries)
         report.dead = len(settlement.deads)
         if transformed.dropped:
-            report.dropped[DROPPED] = len(transformed.dropped)
+            report.dropped[self.transform.dropped] = len(transformed.dropped)
         for _, reason in transformed.failed:
             report.last_error = reason
             log.warning("%s: %s", self.name, reason, extra=self._extra)
@@ -622,9 +627,7 @@ class DestinationWorker:
             response, verdict, error = await self._http(planned.request)
             if response is None:
                 return [Retry(error)] * count, verdict, error
-            answered = response  # narrowed for the closure
-            return self._judged(lambda: self.plugin.classify(planned, answered), count,
-                                "classify", f"HTTP {answered.status_code}")
+            return await self._read(planned, response, count)
         token: Token | None = None
         try:
             token = await self._token()
@@ -641,14 +644,26 @@ class DestinationWorker:
         if response is None:
             error = hide(error, token)
             return [Retry(error)] * count, verdict, error
-        answered = response
-        judged, verdict, error = self._judged(
-            lambda: self.plugin.classify(planned, answered), count, "classify",
-            f"HTTP {response.status_code}")
+        judged, verdict, error = await self._read(planned, response, count)
         # An answer may echo the request's headers into a reason: never the token.
         if not isinstance(judged, FollowUp):
             judged = [_hidden(o, token) for o in judged]
         return judged, verdict, hide(error, token)
+
+    async def _read(self, planned: PlannedRequest, response: httpx.Response, count: int
+                    ) -> tuple[list[Outcome] | FollowUp, Verdict, str]:
+        """The answer's outcomes: the destination function's reading when it has a
+        `classify` (in a thread: operator code), else (or when it answers null) the
+        plugin's."""
+        what = f"HTTP {response.status_code}"
+        step = self.transform
+        if step is not None and step.reads_answers:
+            read = await asyncio.to_thread(step.classify, planned, response)
+            if read is not None:
+                outcome = read  # narrowed for the closure
+                return self._judged(lambda: outcome, count, "classify", what)
+        return self._judged(lambda: self.plugin.classify(planned, response), count,
+                            "classify", what)
 
     async def _token(self, stale: str | None = None) -> Token:
         """The destination's access token (TokenError when there is none to be had)."""

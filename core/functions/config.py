@@ -32,6 +32,8 @@ from crossdock.functions.runtime import (
 
 #: the entry point of a transformation (RudderStack's name, so its examples run unchanged)
 TRANSFORM_ENTRY = "transformEvent"
+#: the entry point of the `function` destination's JavaScript (its plugin's Script.entry)
+DESTINATION_ENTRY = "onEvent"
 
 
 class _Strict(BaseModel):

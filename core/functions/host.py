@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import threading
 from typing import Any
 
 import orjson
@@ -33,28 +34,28 @@ globalThis.console = (() => {
 """
 
 #: wrappers around one entry point, evaluated after the operator's code so that they see
-#: `function f` and top-level `const f = ...` alike. `__crossdock_call_f` runs one message
-#: (a throw is V8's exception); `__crossdock_batch_f` runs a leased batch's messages in one
-#: call (a throw is that message's result, located by the first frame of its stack).
+#: `function f` and top-level `const f = ...` alike. Each message's arguments are a list
+#: (transformEvent's [event, metadata], a destination function's [event, settings,
+#: metadata]). `__crossdock_call_f` runs one message (a throw is V8's exception);
+#: `__crossdock_batch_f` runs a leased batch's messages in one call (a throw is that
+#: message's result, located by the first frame of its stack).
 _CALLER = """
-globalThis.__crossdock_one_%(entry)s = (event, metadata) => {
+globalThis.__crossdock_one_%(entry)s = (args) => {
   if (typeof %(entry)s !== 'function') throw new TypeError('%(entry)s is not defined');
   __crossdock_logs = [];
-  const value = %(entry)s(event, metadata);
+  const value = %(entry)s(...args);
   if (value !== null && typeof value === 'object' && typeof value.then === 'function')
     throw new TypeError('%(entry)s returned a Promise: functions run synchronously ' +
                         '(no await, no fetch)');
   return {returned: value !== undefined, value: value === undefined ? null : value,
           logs: __crossdock_logs};
 };
-globalThis.__crossdock_call_%(entry)s = (input) => {
-  const [event, metadata] = JSON.parse(input);
-  return JSON.stringify(__crossdock_one_%(entry)s(event, metadata));
-};
+globalThis.__crossdock_call_%(entry)s = (input) =>
+  JSON.stringify(__crossdock_one_%(entry)s(JSON.parse(input)));
 globalThis.__crossdock_batch_%(entry)s = (input) => JSON.stringify(JSON.parse(input).map(
-  ([event, metadata]) => {
+  (args) => {
     try {
-      return {ok: __crossdock_one_%(entry)s(event, metadata)};
+      return {ok: __crossdock_one_%(entry)s(args)};
     } catch (err) {
       const frame = String((err && err.stack) || '').split('\\n')
         .find(line => line.trim().startsWith('at ') && !line.includes('<anonymous>'));
@@ -65,6 +66,15 @@ globalThis.__crossdock_batch_%(entry)s = (input) => JSON.stringify(JSON.parse(in
 """
 
 
+#: the stack of each thread of the host (mini-racer's, one per isolate): enough for its
+#: event loop, which runs no JavaScript (V8 runs on its own threads)
+THREAD_STACK = 1 << 20
+#: private writable memory the host may have besides its functions' (V8 and Python)
+DATA_BASE = 512 << 20
+#: and for each function loaded, beside 8x its heap limit (its isolate's structures)
+DATA_PER_ISOLATE = 32 << 20
+
+
 class Host:
     def __init__(self, memory: int) -> None:
         self.memory = memory
@@ -72,12 +82,29 @@ class Host:
         self.contexts: dict[str, MiniRacer] = {}
 
     def load(self, key: str, source: str, libraries: list[tuple[str, str]],
-             entries: list[str]) -> None:
+             entries: list[str]) -> list[str]:
+        """Compile the function; the entries it defines (an optional one, as a destination
+        function's classify, may be missing)."""
         self.sources[key] = (source, libraries, entries)
+        self._room()
         old = self.contexts.pop(key, None)
         if old is not None:
             old.close()
-        self.contexts[key] = self._context(key)
+        ctx = self.contexts[key] = self._context(key)
+        return [entry for entry in entries if _defines(ctx, entry)]
+
+    def _room(self) -> None:
+        """Memory V8's heap limit does not see (ArrayBuffers, strings' backing stores, each
+        isolate's own structures and thread) still counts against the process: private
+        writable memory beyond what its functions are allowed (DATA_BASE, and for each
+        function 8x the heap limit and DATA_PER_ISOLATE) fails to allocate, a RangeError in
+        the function. The allowance grows with the functions loaded: one limit for the whole
+        process stopped the host at its sixth function of 16 MB (and its 28th of 64 MB)."""
+        limit = DATA_BASE + len(self.sources) * (self.memory * 8 + DATA_PER_ISOLATE)
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
     def _context(self, key: str) -> MiniRacer:
         source, libraries, entries = self.sources[key]
@@ -146,6 +173,15 @@ def _run(ctx: MiniRacer, code: str) -> None:
         raise LoadError(_first_lines(str(exc))) from exc
 
 
+def _defines(ctx: MiniRacer, entry: str) -> bool:
+    """Whether the code defines `entry` as a function. Reading a global can run code (a
+    getter): a throw or a timeout there means no, never an ended host."""
+    try:
+        return ctx.eval(f"typeof {entry} === 'function'", timeout_sec=5) is True
+    except Exception:
+        return False
+
+
 def name_of(key: str) -> str:
     """The function's name (its file) from its key ("tidy.js:<digest>")."""
     return key.rsplit(":", 1)[0]
@@ -164,23 +200,24 @@ def _first_lines(text: str) -> str:
 
 def main() -> None:
     memory = int(sys.argv[1]) * 1024 * 1024
-    # Memory V8's heap limit does not see (ArrayBuffers, strings' backing stores) still
-    # counts against the process: private writable memory beyond 8x the heap limit plus
-    # what V8 itself needs fails to allocate (a RangeError in the function).
-    limit = memory * 8 + 512 * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    host = Host(memory)
+    host._room()  # V8's own start, before any function (Host._room says why)
+    # Each isolate has a thread of mini-racer's, and a thread's stack counts against that
+    # limit too: at the default 8 MiB a host with 16 MB isolates ran out of room at its
+    # sixth function ("can't start new thread", the host ended, every load after it failed).
+    threading.stack_size(THREAD_STACK)
     init_mini_racer(flags=(f"--max-heap-size={max(16, memory * 2 // (1024 * 1024))}",
                            "--single-threaded"))
-    host = Host(memory)
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         request = orjson.loads(line)
         answer: dict[str, Any]
         try:
             if request["op"] == "load":
-                host.load(request["key"], request["source"],
-                          [tuple(pair) for pair in request["libraries"]], request["entries"])
-                answer = {"ok": True}
+                defined = host.load(request["key"], request["source"],
+                                    [tuple(pair) for pair in request["libraries"]],
+                                    request["entries"])
+                answer = {"ok": True, "defined": defined}
             else:
                 answer = {"results": host.call(request["key"], request["entry"],
                                                request["args"], request["timeout"])}

@@ -15,8 +15,11 @@ process for the next. Nothing a function does raises in the caller.
 
 Protocol with host.py, one JSON object a line each way:
     {"op": "load", "key", "source", "libraries": [[name, code]], "entries": [name]}
-        -> {"ok": true} | {"error": "tidy.js:3: SyntaxError: ..."}
+        -> {"ok": true, "defined": [the entries it defines]}
+         | {"error": "tidy.js:3: SyntaxError: ..."}
     {"op": "call", "key", "entry", "args": [[event, metadata], ...], "timeout": seconds}
+        (each message's arguments: [event, metadata] for transformEvent, [event, settings,
+        metadata] for a destination function's onEvent)
         (the batch in one V8 call; on a timeout or out of memory, each again on its own)
         -> {"results": [{"ok": {"returned", "value", "logs"}} | {"error": "..."}]}
 """
@@ -95,11 +98,11 @@ class FunctionRunner:
                                     f"it{self._last_words()}")
         if "error" in answer:  # V8's message names the file (or library) and line
             raise FunctionLoadError(str(answer["error"]))
-        return LoadedFunction(self, code)
+        return LoadedFunction(self, code, frozenset(answer["defined"]))
 
     def call(self, code: FunctionCode, entry: str,
-             args: Sequence[tuple[Any, Any]]) -> list[CallResult]:
-        """`entry(event, metadata)` for each pair, in order; one result per pair."""
+             args: Sequence[Sequence[Any]]) -> list[CallResult]:
+        """`entry(*arguments)` for each message's arguments, in order; one result each."""
         pending = [list(pair) for pair in args]
         with self._lock:
             answer = self._call(code, entry, pending)
@@ -204,9 +207,12 @@ class FunctionRunner:
 class LoadedFunction:
     """A function compiled in a runner: call its entry points."""
 
-    def __init__(self, runner: FunctionRunner, code: FunctionCode) -> None:
+    def __init__(self, runner: FunctionRunner, code: FunctionCode,
+                 defined: frozenset[str] = frozenset()) -> None:
         self.runner = runner
         self.code = code
+        #: the entry points the code defines (of those it was loaded for)
+        self.defined = defined
 
     @property
     def name(self) -> str:
@@ -218,7 +224,7 @@ class LoadedFunction:
         limits = self.runner.limits
         return f"{self.code.key}:{limits.timeout:g}s:{limits.memory_mb}MB"
 
-    def call(self, entry: str, args: Sequence[tuple[Any, Any]]) -> list[CallResult]:
+    def call(self, entry: str, args: Sequence[Sequence[Any]]) -> list[CallResult]:
         return self.runner.call(self.code, entry, args)
 
 

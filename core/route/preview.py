@@ -109,6 +109,13 @@ def _preview(destination: ConfiguredDestination, enriched: EnrichedMessage, at: 
         preview.decision, preview.reason = "skipped", routed.reason
         return preview
     preview.payload = routed
+    if destination.function is not None:
+        # The requests are what the operator's function returns for the payload, at
+        # delivery; `crossdock functions test` runs it on this payload.
+        preview.reason = ("its requests are what its function returns for this payload "
+                          "(crossdock functions test FILE event.json --entry "
+                          f"{destination.function[1].entry})")
+        return preview
     message_id = str(enriched.message.get("messageId", ""))
     item = OutboxItem(1, message_id, routed, attempts=1, created_at=at, attempted_at=at)
     secrets = secret_values(plugin.settings)

@@ -19,8 +19,9 @@ What it checks, for every destination alike:
 
 - the manifest is declared and complete (its docs page exists), the settings and options
   models refuse unknown keys, and an unknown setting is named with the closest known one;
-- `build_requests` is deterministic: the same items at the same attempt time give the same
-  requests, bytes and rate keys;
+- `build_requests` is deterministic (for a destination with a function, `script()`, of what
+  the function returns for the payloads, as the engine runs it): the same items at the same
+  attempt time give the same requests, bytes and rate keys;
 - each item is planned exactly once (in one send, or rejected), no send carries more than the
   manifest's maximum, and the fake delivers every payload with exactly one outcome per item
   (the follow-ups of a flow, `FollowUp`, are sent as the engine sends them: the last answer
@@ -69,7 +70,7 @@ from crossdock.destination import (
 )
 from crossdock.redact import secret_values
 from crossdock.testing.cassettes import plugin_vcr
-from crossdock.testing.exchange import Exchange, SendExchange, exchange
+from crossdock.testing.exchange import Exchange, SendExchange, build_planned, exchange
 from crossdock.testing.fakeserver import RunningServer, serve
 from crossdock.testing.payloads import outbox_item
 
@@ -184,8 +185,8 @@ class DestinationConformance:
     # -- planning --------------------------------------------------------------------------
 
     def test_requests_are_deterministic(self) -> None:
-        first = self.plugin("http://127.0.0.1:9").build_requests(self.items())
-        again = self.plugin("http://127.0.0.1:9").build_requests(self.items())
+        first = build_planned(self.plugin("http://127.0.0.1:9"), self.items())
+        again = build_planned(self.plugin("http://127.0.0.1:9"), self.items())
         assert [_shape(p) for p in first] == [_shape(p) for p in again]
 
     def test_each_item_is_planned_exactly_once(self) -> None:
@@ -193,7 +194,7 @@ class DestinationConformance:
         if self.rejected_payload is not None:
             items.append(outbox_item(self.rejected_payload, len(items) + 1,
                                      attempted_at=ATTEMPT_TIME))
-        planned = self.plugin("http://127.0.0.1:9").build_requests(items)
+        planned = build_planned(self.plugin("http://127.0.0.1:9"), items)
         carried: list[int] = []
         most = self.destination.describe().largest_batch
         for entry in planned:
@@ -224,7 +225,7 @@ class DestinationConformance:
     # -- classifying -----------------------------------------------------------------------
 
     def _requests(self) -> list[PlannedRequest]:
-        planned = self.plugin("http://127.0.0.1:9").build_requests(self.items())
+        planned = build_planned(self.plugin("http://127.0.0.1:9"), self.items())
         requests = [p for p in planned if isinstance(p, PlannedRequest)]
         if not requests:
             pytest.skip("the destination plans no HTTP requests")
@@ -292,7 +293,7 @@ class DestinationConformance:
         if self.rejected_payload is not None:
             items.append(outbox_item(self.rejected_payload, len(items) + 1))
         shown: list[str] = []
-        for entry in self.plugin(url).build_requests(items):
+        for entry in build_planned(self.plugin(url), items):
             if isinstance(entry, PlannedRequest | PlannedSend):
                 shown.append(entry.rate_key)
             else:

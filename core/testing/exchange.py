@@ -12,7 +12,9 @@ the items reach the plugin stamped with the attempt's time (`now`, the wall cloc
 given: what a receiver checking the request's time expects), and a destination that declares
 an OAuth2 grant (`token_grant()`) gets its token from the token endpoint first, put on each
 request, and a new one once after a 401 (crossdock.delivery.tokens); the token requests are
-not Exchanges of their own.
+not Exchanges of their own. A destination with a function (`script()`: the function
+destination) has its items through the function first, as the engine runs it
+(`build_planned`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from crossdock.delivery.senders import Senders, SendOptions
 from crossdock.delivery.tokens import Token, authorize, read_token
+from crossdock.delivery.transform import FunctionStep
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
     Destination,
@@ -33,11 +37,14 @@ from crossdock.destination import (
     FollowUp,
     OutboxItem,
     Outcome,
+    Planned,
     PlannedRequest,
     PlannedSend,
     Receipt,
     Rejected,
 )
+from crossdock.errors import ConfigError
+from crossdock.functions.config import FunctionsConfig, Source, load_function
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None =
     senders: Senders | None = None
     with httpx.Client() as client:
         tokens = _Authorizing(dest, client)
-        for planned in dest.build_requests([item.attempt_at(at) for item in items]):
+        for planned in build_planned(dest, [item.attempt_at(at) for item in items]):
             if isinstance(planned, Rejected | FieldRefused):
                 out.append(planned)
             elif isinstance(planned, PlannedSend):
@@ -93,6 +100,26 @@ def exchange(dest: Destination, items: Sequence[OutboxItem], now: float | None =
                     request = PlannedRequest(judged.request, request.items,
                                              judged.rate_key or request.rate_key, judged.step)
     return out
+
+
+def build_planned(dest: Destination, items: Sequence[OutboxItem],
+                  base_dir: Path | None = None) -> list[Planned]:
+    """What the engine plans for `items`: `dest.build_requests` of them, or, for a destination
+    with a function (`script()`), of what the function returned for them, run as the engine
+    runs it (the function process, `functions:` defaults; files relative to `base_dir`, the
+    working folder unless given). A function that fails for an item raises AssertionError
+    with the dead letter the engine would write."""
+    script = dest.script()
+    if script is None:
+        return list(dest.build_requests(items))
+    loaded, problems = load_function(
+        Source(file=script.file, code=script.code), list(script.libraries), FunctionsConfig(),
+        base_dir or Path.cwd(), "settings", (script.entry,))
+    if loaded is None:
+        raise ConfigError(problems)
+    batch = FunctionStep(dest.destination_name, loaded, script).apply(items)
+    assert not batch.failed, batch.failed
+    return list(dest.build_requests(batch.items))
 
 
 def outcomes(dest: Destination, items: Sequence[OutboxItem], now: float | None = None

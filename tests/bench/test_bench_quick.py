@@ -66,6 +66,8 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     for mode in ("single", "batched"):
         functions = detail["functions"][mode]
         assert functions["function_msg_per_s"] > 0 and functions["none_msg_per_s"] > 0
+    destination = detail["functions"]["destination"]
+    assert destination["function_msg_per_s"] > 0 and destination["webhook_msg_per_s"] > 0
     # The printed table has a line per measure.
     measures = sum(len(r["rows"]) for r in detail.values())
     lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]

@@ -211,3 +211,26 @@ async def test_a_reload_runs_the_edited_function(echo: Any, tmp_path: Path) -> N
     assert echo.fake.batches[0][0]["payload"]["properties"] == {"version": 2}
     box.close()
 
+
+
+def test_one_function_process_holds_many_functions() -> None:
+    """Every function of a daemon is an isolate in one host process: a process-wide memory
+    limit sized for one isolate ended the host at the sixth function of 16 MB (each isolate's
+    thread and structures count too), and every load after it failed."""
+    from crossdock.functions.runtime import FunctionCode, FunctionRunner, Limits
+
+    runner = FunctionRunner(Limits(2, 16))
+    try:
+        loaded = [runner.load(FunctionCode(f"f{n}.js", "function transformEvent(e) { "
+                                                       f"return {{...e, n: {n}}}; }}"),
+                              ("transformEvent",)) for n in range(30)]
+        results = [fn.call("transformEvent", [[{"type": "track"}, {}]])[0] for fn in loaded]
+        assert [r.value["n"] for r in results] == list(range(30))
+        # and memory past the heap is still refused, as a RangeError in the function
+        big = runner.load(FunctionCode("big.js", "function transformEvent(e) { "
+                                       "const b = new Uint8Array(3 << 30); return e; }"),
+                          ("transformEvent",))
+        [result] = big.call("transformEvent", [[{}, {}]])
+        assert result.error is not None and "RangeError" in result.error
+    finally:
+        runner.close()

@@ -69,3 +69,38 @@ def test_a_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     result = run(tmp_path, track("x"), "-l", str(tmp_path / "lib.js"))
     assert result.exit_code == 1
     assert f"{tmp_path / 'lib.js'}:3: SyntaxError: Unexpected end of input" in result.stderr
+
+
+DESTINATION_FUNCTION = """
+function onEvent(event, settings, metadata) {
+  if (event.event === 'Test Event') return null;
+  if (event.event === 'Broken') return 'https://example.com';
+  return [{url: settings.endpoint + '/events', body: {name: event.event}},
+          {method: 'PUT', url: settings.endpoint + '/seen/' + metadata.messageId}];
+}
+"""
+
+
+def test_a_destination_functions_requests(tmp_path: Path) -> None:
+    (tmp_path / "dest.js").write_text(DESTINATION_FUNCTION)
+    (tmp_path / "message.json").write_text(json.dumps(track("Order Completed")))
+
+    def invoke(name: str) -> Result:
+        (tmp_path / "message.json").write_text(json.dumps(track(name)))
+        return CliRunner().invoke(cli, [
+            "functions", "test", str(tmp_path / "dest.js"), str(tmp_path / "message.json"),
+            "--entry", "onEvent", "--settings", '{"endpoint": "https://crm.example.com"}',
+            "--metadata", '{"messageId": "m1"}'])
+
+    result = invoke("Order Completed")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [
+        {"url": "https://crm.example.com/events", "body": {"name": "Order Completed"}},
+        {"method": "PUT", "url": "https://crm.example.com/seen/m1"}]
+    dropped = invoke("Test Event")
+    assert (dropped.exit_code, dropped.stdout) == (0, "")
+    assert "nothing to send: the function returned null" in dropped.stderr
+    broken = invoke("Broken")
+    assert broken.exit_code == 1
+    assert ("dead letter: onEvent returned: a string, not a request (an object)"
+            in broken.stderr)

@@ -18,7 +18,7 @@ _RECEIVED = re.compile(r"^(\S+) \((\S+)\) received (\d+) requests$", re.MULTILIN
 ALL_PLUGINS = {"webhook", "slack", "sessionm", "mailchimp", "facebook_audience", "attentive",
                "cordial", "pipedrive", "brevo", "twilio", "sfmc", "amplitude", "tiktok",
                "vtex", "shopify", "files", "s3", "sftp", "ftp",
-               "mailup", "sfcc", "google_ads"}
+               "mailup", "sfcc", "google_ads", "function"}
 
 
 def test_demo_delivers_to_every_destination(tmp_path: Path) -> None:
