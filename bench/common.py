@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
+from crossdock.loader import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DESTINATIONS = ("hook-a", "hook-b", "hook-c", "hook-d")

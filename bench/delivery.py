@@ -26,8 +26,8 @@ from bench.common import (
     webhook_raw,
 )
 from bench.common import webhook_config as config
-from crossdock.config import parse_config
 from crossdock.delivery import deliver_once, make_client
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 

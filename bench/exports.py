@@ -34,8 +34,8 @@ from typing import Any
 import orjson
 
 from bench.common import Outcome, Row, Settings, elapsed, interleaved, sample_message
-from crossdock.config import parse_config
 from crossdock.delivery import deliver_once
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 

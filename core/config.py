@@ -1,4 +1,5 @@
-"""crossdock.yaml: loading, `${ENV}` interpolation, validation with every problem by its path.
+"""crossdock.yaml's models: pure pydantic, every section and setting with its type, default
+and own rule, and what a loaded config is (`LoadedConfig`, `ConfiguredDestination`).
 
     outbox:      {url: sqlite:///crossdock.db}
     collector:   {host: 127.0.0.1, port: 8088, write_keys: [...]}
@@ -11,62 +12,39 @@
         mapping:  {templates: {text: "..."}}
         delivery: {batch_size: 1, concurrency: 1, rate_limit: 1, max_attempts: 8}
 
-`load_config` returns a `LoadedConfig` whose destinations carry their plugin instance and
-merged mapping, or raises ConfigError listing every problem as "path: message".
+Reading the file, `${ENV}` interpolation and the checks that cross sections or need a
+subsystem (plugins' settings, mappings, audiences, exports, functions) are
+crossdock.loader's: `load_config` there returns a `LoadedConfig` or raises ConfigError
+listing every problem as "path: message". This module imports no subsystem that reads the
+config, so each of them can import it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from crossdock.audiences.spec import AudienceConfig, audience_problems
-from crossdock.destination import Destination, DestinationContext, Script
-from crossdock.egress import url_problems
-from crossdock.errors import ConfigError, PluginError
-from crossdock.functions.config import (
-    TRANSFORM_ENTRY,
-    FunctionsConfig,
-    Source,
-    TransformConfig,
-    load_function,
-)
+from crossdock.audiences.spec import AudienceConfig
+from crossdock.destination import Destination, Script
+from crossdock.durations import parse_duration
+from crossdock.functions.config import FunctionsConfig, TransformConfig
 from crossdock.functions.runtime import LoadedFunction
-from crossdock.models import MessageType, validation_problems
+from crossdock.models import MessageType
 from crossdock.origins import ANY, normalize_pattern
 from crossdock.outbox.base import LOCK_WAIT
-from crossdock.snapshots.spec import SnapshotConfig, snapshot_problems
-
-if TYPE_CHECKING:
-    from crossdock.plugin_manager import LoadFailure
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like "90s", "45m", "3d"."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError(f"must be a duration in seconds or like '90s', '45m', '3d', got {value!r}")
+from crossdock.snapshots.spec import SnapshotConfig
 
 
 class _Strict(BaseModel):
@@ -360,19 +338,6 @@ class ConfiguredDestination:
     function: tuple[LoadedFunction, Script] | None = None
 
     @property
-    def context(self) -> DestinationContext:
-        """What the destination's plugin may read about it (`Destination.config_warnings`)."""
-        from crossdock.profiles.attributes import STORED_NAMES
-
-        filt = self.config.filter
-        return DestinationContext(
-            self.name, self.mapping,
-            {"events": filt.events.allow, "event_attributes": filt.event_attributes.allow,
-             "user_attributes": filt.user_attributes.allow,
-             "identities": filt.identities.allow},
-            STORED_NAMES)
-
-    @property
     def function_fingerprint(self) -> str | None:
         """What the destination's transform or destination function runs (its code,
         libraries and limits), so that a reload notices an edited function file the config
@@ -435,26 +400,6 @@ class LoadedConfig:
         raise KeyError(name)
 
 
-def interpolate_env(value: Any, path: str, problems: list[str], env: dict[str, str]) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string, recording unset variables."""
-    if isinstance(value, str):
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            problems.append(f"{path}: environment variable {name} is not set")
-            return ""
-        return _ENV_REF.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k), problems, env)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate_env(v, f"{path}.{i}", problems, env) for i, v in enumerate(value)]
-    return value
-
-
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """`override` laid over `base`: mappings merge key by key, anything else replaces."""
     merged = dict(base)
@@ -464,240 +409,3 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = value
     return merged
-
-
-def parse_config(
-    raw: Any,
-    *,
-    base_dir: Path,
-    env: dict[str, str] | None = None,
-    types: dict[str, type[Destination]] | None = None,
-    read_only: bool = False,
-) -> LoadedConfig:
-    """Validate a parsed YAML document; raise ConfigError with every problem by its path.
-
-    `read_only`: for commands that send nothing (`status`, `dead-letters list`, `profiles
-    show`). A destination whose settings need an unset environment variable (its secret,
-    kept only where the daemon runs) is then left out and named in `withheld`, with a
-    warning, instead of being a problem."""
-    from crossdock.plugin_manager import destination_types, load_failures
-    from crossdock.route.filtering import filter_warnings
-    from crossdock.route.mapping_spec import mapping_problems, parse_mapping
-
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(["(top level): must be a mapping of outbox, collector, destinations"])
-    problems: list[str] = []
-    raw = interpolate_env(raw, "", problems, dict(os.environ) if env is None else env)
-    # The paths of unset variables: the empty value standing in for one would fail its own
-    # rule too ("must be an https://hooks.slack.com/... URL"), which only hides the one
-    # thing to fix, so later problems at those paths are left out.
-    withheld: dict[str, str] = {}
-    if read_only:
-        problems = [p for p in problems if not _withhold(p, withheld)]
-    unset = {problem.split(": ", 1)[0] for problem in problems}
-    interpolation_problems = len(problems)
-    raw_destinations = raw.get("destinations") or {}
-    if not isinstance(raw_destinations, dict):
-        problems.append("destinations: must be a mapping of destination name to settings")
-        raw_destinations = {}
-    config = Config()
-    try:
-        config = Config.model_validate({**raw, "destinations": {}})
-    except ValidationError as exc:
-        problems.extend(validation_problems(exc))
-
-    failures: list[LoadFailure] = []
-    if types is None:
-        try:
-            types = destination_types()
-        except PluginError as exc:
-            raise ConfigError([*problems, f"plugins: {exc}"]) from exc
-        failures = load_failures()
-    destinations: list[ConfiguredDestination] = []
-    warnings: list[str] = config.collector.warnings()
-    for name, raw_dest in raw_destinations.items():
-        prefix = f"destinations.{name}"
-        if name in withheld:
-            warnings.append(f"{prefix}: left out: {withheld[name]}; this command sends "
-                            "nothing, so it goes on without it")
-            continue
-        raw_dest = _moved_opt_in(raw_dest, types, prefix, warnings)
-        try:
-            dest = DestinationConfig.model_validate(raw_dest)
-        except ValidationError as exc:
-            problems.extend(validation_problems(exc, prefix))
-            dest = None
-        plugin_name = raw_dest.get("plugin") if isinstance(raw_dest, dict) else None
-        cls = types.get(plugin_name) if isinstance(plugin_name, str) else None
-        if cls is None:
-            if isinstance(plugin_name, str):
-                problems.append(f"{prefix}.plugin: " + _unknown_plugin(plugin_name, types,
-                                                                        failures))
-            continue
-        settings, settings_problems = cls.parse_settings(raw_dest.get("settings"),
-                                                         f"{prefix}.settings")
-        problems.extend(settings_problems)
-        if dest is None:
-            continue
-        # Checked even when the settings are wrong: every problem in one run of validate,
-        # not a mapping typo found only after the settings are fixed.
-        mapping = deep_merge(cls.default_mapping(), dest.mapping)
-        mapping_errors = mapping_problems(mapping, f"{prefix}.mapping")
-        problems.extend(mapping_errors)
-        option_problems = cls.options_problems(mapping.get("options"), f"{prefix}.mapping.options")
-        problems.extend(option_problems)
-        batch = dest.delivery.batch_size
-        if batch is not None and batch > cls.max_batch_size:
-            problems.append(
-                f"{prefix}.delivery.batch_size: at most {cls.max_batch_size} for plugin "
-                f"{cls.plugin_name}, got {batch}"
-            )
-        transform = None
-        if dest.transform is not None and dest.enabled:
-            transform, transform_problems = load_function(
-                dest.transform, dest.transform.libraries, config.functions, base_dir,
-                f"{prefix}.transform", (TRANSFORM_ENTRY,))
-            problems.extend(transform_problems)
-        if settings is None:
-            continue
-        if not dest.delivery.allow_private_network:
-            # Warned, not refused: what decides is the address at connect time, where the
-            # guard refuses it (a name may resolve elsewhere by then); this says so early.
-            warnings.extend(url_problems(settings, f"{prefix}.settings"))
-        config.destinations[name] = dest
-        if not dest.enabled or option_problems:
-            continue
-        # The plugin gets the merged mapping, so the operator's `mapping.options` reach it.
-        plugin = cls.configured(settings, mapping, name)
-        function, function_problems = _script_function(
-            plugin, dest, config.functions, base_dir, prefix)
-        problems.extend(function_problems)
-        configured = ConfiguredDestination(name, dest, plugin, mapping, transform=transform,
-                                           function=function)
-        # Identities the mapping always forwards are names an identities filter may use.
-        always = [] if mapping_errors else parse_mapping(mapping).identities.always
-        configured.warnings = [
-            f"{prefix}.{w}" for w in delivery_warnings(dest.delivery)
-        ] + [f"{prefix}.{w}" for w in filter_warnings(dest.filter, config.profiles.attributes,
-                                                      always)
-        ] + [f"{prefix}: {w}" for w in configured.plugin.config_warnings(configured.context)]
-        warnings.extend(configured.warnings)
-        destinations.append(configured)
-    problems.extend(audience_problems(raw.get("audiences"), raw_destinations))
-    problems.extend(_snapshot_problems(raw, raw_destinations, destinations))
-    if problems:
-        raise ConfigError(problems[:interpolation_problems] + [
-            p for p in problems[interpolation_problems:] if p.split(": ", 1)[0] not in unset])
-    return LoadedConfig(config, destinations, base_dir, warnings, withheld)
-
-
-def _script_function(
-    plugin: Destination, dest: DestinationConfig, functions: FunctionsConfig, base_dir: Path,
-    prefix: str,
-) -> tuple[tuple[LoadedFunction, Script] | None, list[str]]:
-    """The plugin's destination function (`Destination.script()`), compiled with its
-    libraries; problems named by the settings that describe it."""
-    try:
-        script = plugin.script()
-    except Exception as exc:  # a plugin bug names the plugin, never stops validate
-        return None, [f"{prefix}.settings: plugin {plugin.plugin_name} script() failed: "
-                      f"{type(exc).__name__}: {exc}"]
-    if script is None or not dest.enabled:
-        return None, []
-    if dest.transform is not None:
-        return None, [f"{prefix}.transform: a destination function (plugin "
-                      f"{plugin.plugin_name}) gets the routed event itself: do in it what "
-                      "the transform would"]
-    entries = (script.entry,) + ((script.classify,) if script.classify else ())
-    loaded, problems = load_function(
-        Source(file=script.file, code=script.code), list(script.libraries), functions,
-        base_dir, f"{prefix}.settings", entries)
-    if loaded is not None and script.entry not in loaded.defined:
-        return None, [f"{prefix}.settings: {loaded.name} defines no function {script.entry} "
-                      "(write `function " + script.entry + "(event, settings, metadata) "
-                      "{ ... }`)"]
-    return (None if loaded is None else (loaded, script)), problems
-
-
-def _snapshot_problems(raw: dict[str, Any], raw_destinations: dict[str, Any],
-                       destinations: list[ConfiguredDestination]) -> list[str]:
-    from crossdock.exports import COLUMN_FORMATS, ExportSettings
-
-    windowed = [d.name for d in destinations if d.plugin.window() is not None]
-    without_columns = {
-        d.name: d.plugin.settings.format for d in destinations
-        if isinstance(d.plugin.settings, ExportSettings)
-        and d.plugin.settings.format in COLUMN_FORMATS
-        and not (d.mapping.get("options") or {}).get("columns")}
-    return snapshot_problems(raw.get("exports"), raw_destinations, raw.get("audiences"),
-                             windowed, without_columns)
-
-
-def _withhold(problem: str, withheld: dict[str, str]) -> bool:
-    """Whether `problem` is an unset variable in a destination's settings; if so the
-    destination goes into `withheld` (name -> the problem's text)."""
-    path, _, text = problem.partition(": ")
-    parts = path.split(".")
-    if len(parts) < 3 or parts[0] != "destinations" or parts[2] != "settings":
-        return False
-    # A name with a dot in it does not match here: it stays a problem, as without read_only.
-    withheld.setdefault(parts[1], f"{'.'.join(parts[2:])}: {text}")
-    return True
-
-
-#: the webhook's own opt-in into private networks, before the engine's guard took its place
-_OLD_OPT_IN = "allow_private_network"
-
-
-def _moved_opt_in(raw_dest: Any, types: dict[str, type[Destination]], prefix: str,
-                  warnings: list[str]) -> Any:
-    """`settings.allow_private_network` (the webhook's, before the engine guarded every
-    destination) read as `delivery.allow_private_network`, with a warning to move it; unless
-    the plugin's settings declare such a field of their own."""
-    if not isinstance(raw_dest, dict) or not isinstance(raw_dest.get("settings"), dict):
-        return raw_dest
-    plugin = raw_dest.get("plugin")
-    cls = types.get(plugin) if isinstance(plugin, str) else None
-    settings = raw_dest["settings"]
-    if _OLD_OPT_IN not in settings or (cls is not None
-                                       and _OLD_OPT_IN in cls.settings_model.model_fields):
-        return raw_dest
-    warnings.append(f"{prefix}.settings.{_OLD_OPT_IN}: moved to delivery.{_OLD_OPT_IN} (the "
-                    "engine's egress guard, for every destination); read as that for now, "
-                    "move it there")
-    delivery = raw_dest.get("delivery")
-    delivery = dict(delivery) if isinstance(delivery, dict) else {}
-    delivery.setdefault(_OLD_OPT_IN, settings[_OLD_OPT_IN])
-    return {**raw_dest, "settings": {k: v for k, v in settings.items() if k != _OLD_OPT_IN},
-            "delivery": delivery}
-
-
-def _unknown_plugin(name: str, types: dict[str, type[Destination]],
-                    failures: list[LoadFailure]) -> str:
-    """Why no plugin type is called `name`: the plugin of that name failed to import, or it
-    is not installed (the known types, and any plugin that failed, named)."""
-    for failure in failures:
-        if failure.name == name:
-            return f"{failure.describe()} (crossdock -v plugins shows the traceback)"
-    known = ", ".join(sorted(types)) or "none installed"
-    text = f"unknown plugin {name!r} (known: {known})"
-    if failures:
-        text += "; failed to import: " + ", ".join(f.name for f in failures)
-    return text
-
-
-def load_config(path: str | Path, env: dict[str, str] | None = None, *,
-                read_only: bool = False) -> LoadedConfig:
-    """Read and validate crossdock.yaml (`read_only`: see parse_config)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from exc
-    return parse_config(raw, base_dir=path.resolve().parent, env=env, read_only=read_only)

@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from crossdock.config import LoadedConfig, load_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryEngine
 from crossdock.errors import ConfigError
 from crossdock.fleet import FleetMember
+from crossdock.loader import load_config
 from crossdock.metrics import (
     Metrics,
     Sample,

@@ -22,7 +22,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from crossdock.config import LoadedConfig, load_config
+from crossdock.config import LoadedConfig
+from crossdock.loader import load_config
 from crossdock.plugin_manager import call_in_order, plugin_manager
 from crossdock.testing.demo import DemoContext, DemoDestination
 

@@ -30,7 +30,6 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from crossdock.config import parse_duration
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     Destination,
@@ -47,6 +46,7 @@ from crossdock.destination import (
     json_content,
     stringify,
 )
+from crossdock.durations import parse_duration
 
 __all__ = [
     "DEFAULT_COLUMNS",

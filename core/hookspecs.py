@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import click
     from jinja2.sandbox import SandboxedEnvironment
 
-    from crossdock.delivery.senders import Sender
+    from crossdock.delivery.sending import Sender
     from crossdock.destination import Destination
 
 __all__ = ["DemoContext", "DemoDestination", "RegisterDemo", "RegisterDestination", "hookimpl"]

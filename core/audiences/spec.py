@@ -14,22 +14,28 @@ profile does not have is *undefined*, and touching an undefined value in any way
 `lifetime_value` is not in `lifetime_value > 500`, nor in `lifetime_value <= 500`. A value
 of the wrong type (`"abc" > 500`) is false too, and logged.
 
-This module must not import crossdock.config at import time: crossdock.config imports it.
+crossdock.config imports this module (AudienceConfig): it imports crossdock.config only for
+type checking.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crossdock.durations import parse_duration
+
+if TYPE_CHECKING:
+    from crossdock.config import ConfiguredDestination
 
 log = logging.getLogger("crossdock.audiences")
 
@@ -80,8 +86,6 @@ class Schedule:
 
 def parse_schedule(value: str) -> Schedule:
     """A duration ("90s", "15m", "1h", "1d", or seconds) or a 5-field crontab line (UTC)."""
-    from crossdock.config import parse_duration
-
     try:
         seconds = parse_duration(value)
     except ValueError:
@@ -164,6 +168,12 @@ def audience_problems(audiences: Any, destinations: Mapping[str, Any]) -> list[s
                 problems.append(f"audiences.{name}.destinations.{i}: unknown destination "
                                 f"{dest!r} (known: {known})")
     return problems
+
+
+def audience_check(raw: Mapping[str, Any], destinations: Mapping[str, Any],
+                   loaded: Sequence[ConfiguredDestination]) -> list[str]:
+    """The audiences' check across sections (crossdock.loader.CROSS_CHECKS)."""
+    return audience_problems(raw.get("audiences"), destinations)
 
 
 @dataclass

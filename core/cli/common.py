@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from crossdock.config import LoadedConfig, load_config
+from crossdock.config import LoadedConfig
 from crossdock.errors import ConfigError, CrossdockError
+from crossdock.loader import load_config
 
 if TYPE_CHECKING:
     from crossdock.outbox import Outbox
@@ -46,7 +47,7 @@ err_console = _console(stderr=True)
 def load_or_exit(config_path: str, *, read_only: bool = False) -> LoadedConfig:
     """The config, or exit 1 after printing every problem by its path. `read_only` for the
     commands that send nothing: a destination whose secret is unset is left out (a warning),
-    not an error (crossdock.config.parse_config)."""
+    not an error (crossdock.loader.parse_config)."""
     try:
         loaded = load_config(config_path, read_only=read_only)
     except ConfigError as exc:
@@ -143,7 +144,7 @@ def when(value: str | None, param: str) -> float | None:
         return None
     from datetime import UTC, datetime
 
-    from crossdock.config import parse_duration
+    from crossdock.durations import parse_duration
 
     try:
         at = datetime.fromisoformat(value)

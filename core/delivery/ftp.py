@@ -28,7 +28,7 @@ import ssl
 import uuid
 
 from crossdock.delivery.guard import check_address
-from crossdock.delivery.senders import SendOptions, SendRefused
+from crossdock.delivery.sending import SendOptions, SendRefused
 from crossdock.sends import FilePut, FtpServer, Receipt, Sendable
 
 #: seconds ftplib waits on a socket (the engine's own timeout covers the whole send)

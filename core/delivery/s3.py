@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crossdock.delivery.guard import check_address
-from crossdock.delivery.senders import SendOptions, SendRefused
+from crossdock.delivery.sending import SendOptions, SendRefused
 from crossdock.sends import FilePut, Receipt, S3Bucket, Sendable
 
 #: S3 error codes no retry can cure: the request itself is wrong

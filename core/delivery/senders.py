@@ -4,10 +4,12 @@
     receipt = await senders.for_kind("file:local").send(put)
 
 HTTP requests go through the transport (transport.py); every other send goes to the sender
-registered for its `kind`. A sender does one send and reports a `Receipt`, or raises: a
-`SendRefused` when the send can never succeed as it is (the items are dead-lettered with its
-reason), anything else when it may succeed later (the items are retried with backoff, as for
-a connection error). The worker applies the destination's timeout and rate limit around it.
+registered for its `kind` (what a sender is: sending.py, which the built-in senders below
+import, so this registry can import them). A sender does one send and reports a `Receipt`,
+or raises: a `SendRefused` when the send can never succeed as it is (the items are
+dead-lettered with its reason), anything else when it may succeed later (the items are
+retried with backoff, as for a connection error). The worker applies the destination's
+timeout and rate limit around it.
 
 Built in:
 
@@ -26,33 +28,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from crossdock.delivery.sending import Sender, SendOptions, SendRefused
 from crossdock.sends import FilePut, LocalFolder, Receipt, Sendable
-
-
-class SendRefused(Exception):
-    """Raised by a sender for a send that no retry can make succeed (its name escapes the
-    store, the store refuses it for good); the reason is the items' dead-letter reason."""
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    """What a sender must honour of the destination it sends for: a sender that connects
-    anywhere (S3, SFTP) refuses loopback and private addresses unless the destination opted
-    in (`delivery.allow_private_network`, crossdock.egress), as the HTTP transport does."""
-
-    destination: str
-    allow_private_network: bool = False
-
-
-class Sender(Protocol):
-    """Does one non-HTTP send. `send` is called concurrently for different sends (up to the
-    destination's concurrency), never twice at once for the same items."""
-
-    async def send(self, send: Sendable, options: SendOptions) -> Receipt: ...
 
 
 class Senders:

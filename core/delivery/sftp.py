@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from crossdock.delivery.guard import guarded_connect
-from crossdock.delivery.senders import SendOptions, SendRefused
+from crossdock.delivery.sending import SendOptions, SendRefused
 from crossdock.sends import FilePut, Receipt, Sendable, SftpServer
 
 

@@ -38,7 +38,8 @@ from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
 from crossdock.delivery.observer import DeliveryObserver, Settled
 from crossdock.delivery.ratelimit import FleetRateLimiter
-from crossdock.delivery.senders import Senders, SendOptions, SendRefused
+from crossdock.delivery.senders import Senders
+from crossdock.delivery.sending import SendOptions, SendRefused
 from crossdock.delivery.tokens import (
     Token,
     TokenError,

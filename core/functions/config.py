@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crossdock.durations import parse_duration
 from crossdock.functions.runtime import (
     FunctionCode,
     FunctionLoadError,
@@ -80,8 +81,6 @@ class FunctionsConfig(_Strict):
     @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
-        from crossdock.config import parse_duration
-
         return parse_duration(v)
 
     @property

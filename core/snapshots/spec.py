@@ -10,17 +10,21 @@
         mode: changes                 # full (everyone) or changes (changed since the last run)
         schedule: "0 3 * * *"         # optional: a crontab line (UTC) or an interval ("6h")
 
-This module must not import crossdock.config at import time: crossdock.config imports it.
+crossdock.config imports this module (SnapshotConfig): it imports crossdock.config only for
+type checking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crossdock.audiences.spec import NAME, Schedule, check_schedule, parse_schedule
+
+if TYPE_CHECKING:
+    from crossdock.config import ConfiguredDestination
 
 
 class SnapshotConfig(BaseModel):
@@ -61,6 +65,22 @@ class SnapshotConfig(BaseModel):
     @property
     def parsed_schedule(self) -> Schedule | None:
         return None if self.schedule is None else parse_schedule(self.schedule)
+
+
+def snapshot_check(raw: Mapping[str, Any], destinations: Mapping[str, Any],
+                   loaded: Sequence[ConfiguredDestination]) -> list[str]:
+    """The snapshot exports' check across sections (crossdock.loader.CROSS_CHECKS): names,
+    destinations that write files (with columns where the format needs them), audiences."""
+    from crossdock.exports import COLUMN_FORMATS, ExportSettings
+
+    windowed = [d.name for d in loaded if d.plugin.window() is not None]
+    without_columns = {
+        d.name: d.plugin.settings.format for d in loaded
+        if isinstance(d.plugin.settings, ExportSettings)
+        and d.plugin.settings.format in COLUMN_FORMATS
+        and not (d.mapping.get("options") or {}).get("columns")}
+    return snapshot_problems(raw.get("exports"), destinations, raw.get("audiences"),
+                             windowed, without_columns)
 
 
 def snapshot_problems(exports: Any, destinations: Mapping[str, Any],

@@ -341,8 +341,8 @@ class DestinationConformance:
                        later: float = 0.0) -> Any:
         """Put `payloads` into a SQLite outbox in `folder` (once) and run one delivery pass
         of the real engine for settings at `url`."""
-        from crossdock.config import parse_config
         from crossdock.delivery import deliver_once
+        from crossdock.loader import parse_config
         from crossdock.outbox.base import NewRow
         from crossdock.outbox.sqlite import SQLiteOutbox
 

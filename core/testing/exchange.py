@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from crossdock.delivery.senders import Senders, SendOptions
+from crossdock.delivery.senders import Senders
+from crossdock.delivery.sending import SendOptions
 from crossdock.delivery.tokens import Token, authorize, read_token
 from crossdock.delivery.transform import FunctionStep
 from crossdock.destination import (

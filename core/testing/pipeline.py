@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryReport, deliver_once
 from crossdock.destination import Destination
+from crossdock.loader import parse_config
 from crossdock.outbox.base import DestinationCounts, NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import AcceptResult, build_pipeline

@@ -14,7 +14,8 @@ from typing import Any
 import uvicorn
 
 from crossdock.collector import make_app
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
+from crossdock.loader import parse_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
 from crossdock.plugin_manager import destination_types

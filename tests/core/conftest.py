@@ -18,7 +18,8 @@ from echo_destination import TYPES
 from pg_helpers import PG_URL, pg_unreachable
 from route_helpers import passthrough_route
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
+from crossdock.loader import parse_config
 from crossdock.models import EnrichedMessage
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.outbox.sqlite import SQLiteOutbox

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from crossdock.config import ConfiguredDestination, LoadedConfig, parse_config
+from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.destination import ALL_MESSAGE_TYPES, Destination
+from crossdock.loader import parse_config
 from crossdock.models import EnrichedMessage, enrich_without_profile, parse_message
 from crossdock.route.router import Skip, route
 

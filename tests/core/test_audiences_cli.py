@@ -13,7 +13,7 @@ from audience_helpers import ENGINES, engine_url
 from click.testing import CliRunner
 
 from crossdock.cli import cli
-from crossdock.config import load_config
+from crossdock.loader import load_config
 from crossdock.pipeline import build_pipeline
 
 HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},

@@ -32,8 +32,9 @@ from audience_helpers import ENGINES, PG_URL, engine_url, members, outbox_rows, 
 from crossdock.audiences import membership
 from crossdock.audiences.spec import audiences_of
 from crossdock.audiences.sync import sync, sync_timer
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.fleet import fleet_for
+from crossdock.loader import parse_config
 from crossdock.outbox import open_outbox
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import build_pipeline

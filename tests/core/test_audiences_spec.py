@@ -16,8 +16,8 @@ from crossdock.audiences.spec import (
     compile_condition,
     parse_schedule,
 )
-from crossdock.config import parse_config
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 
 HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
         "delivery": {"allow_private_network": True}}

@@ -16,7 +16,8 @@ from audience_helpers import ENGINES, engine_url, members, outbox_rows
 from crossdock.audiences import membership
 from crossdock.audiences.spec import audiences_of
 from crossdock.audiences.sync import AudienceWatch, add_sync_timers, plan_sync, sync
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
+from crossdock.loader import parse_config
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore, sweep_and_route

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from crossdock.collector import make_app
-from crossdock.config import parse_config
+from crossdock.loader import parse_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
 from crossdock.profiles import ProfileStore

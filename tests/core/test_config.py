@@ -9,9 +9,11 @@ import pytest
 import yaml
 from pydantic import BaseModel, HttpUrl, SecretStr
 
-from crossdock.config import deep_merge, load_config, parse_config, parse_duration
+from crossdock.config import deep_merge
 from crossdock.destination import Destination
+from crossdock.durations import parse_duration
 from crossdock.errors import ConfigError
+from crossdock.loader import load_config, parse_config
 
 
 class HookSettings(BaseModel):

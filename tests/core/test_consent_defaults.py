@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from crossdock.config import parse_config
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.plugins.mailchimp.fake import DEFAULT_KEY, DEFAULT_LIST, MailchimpFake
 from crossdock.plugins.mailchimp.fake import make_app as mailchimp_app
 from crossdock.plugins.webhook.fake import WebhookFake

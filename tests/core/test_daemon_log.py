@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from crossdock.config import parse_config
 from crossdock.daemon import run_daemon
+from crossdock.loader import parse_config
 
 
 async def start_and_stop(raw: dict[str, Any], tmp_path: Path,

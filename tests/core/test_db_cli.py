@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from crossdock.cli.db import db_group
-from crossdock.config import parse_config
 from crossdock.dedup import Dedup
+from crossdock.loader import parse_config
 from crossdock.outbox import NewRow, open_outbox
 from crossdock.pipeline import build_pipeline
 

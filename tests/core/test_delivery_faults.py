@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryEngine
+from crossdock.loader import parse_config
 from crossdock.outbox import NewRow, Outbox, open_outbox
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.webhook.fake import WebhookFake, make_app

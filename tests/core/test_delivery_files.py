@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
-from crossdock.delivery.senders import LocalFolderSender, Senders, SendOptions
+from crossdock.delivery.senders import LocalFolderSender, Senders
+from crossdock.delivery.sending import SendOptions
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     Destination,
@@ -32,6 +33,7 @@ from crossdock.destination import (
     json_content,
 )
 from crossdock.hookspecs import hookimpl
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugin_manager import plugin_manager

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from pydantic import BaseModel
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
 from crossdock.destination import (
     MAX_FOLLOW_UPS,
@@ -25,6 +25,7 @@ from crossdock.destination import (
     PlannedRequest,
     http_outcome,
 )
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.testing.clock import ManualClock

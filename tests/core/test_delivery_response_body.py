@@ -20,10 +20,10 @@ import pytest
 import yaml
 from aiohttp import web
 
-from crossdock.config import parse_config
 from crossdock.delivery import deliver_once
 from crossdock.delivery.response_body import DEFAULT_MAX_RESPONSE_BYTES, decoded
 from crossdock.delivery.transport import make_client, send
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.mailchimp import MailchimpDestination

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from echo_destination import TYPES
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.daemon import run_daemon
 from crossdock.delivery import deliver_once
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from crossdock.config import parse_config
+from crossdock.loader import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "docs" / "deploy"

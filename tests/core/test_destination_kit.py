@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from crossdock.config import parse_config
 from crossdock.delivery import deliver_once
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
@@ -45,6 +44,7 @@ from crossdock.destination import (
     stringify_values,
     truncate,
 )
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.testing.clock import ManualClock

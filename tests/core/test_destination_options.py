@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from crossdock.config import parse_config
 from crossdock.destination import Destination
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 
 
 class Settings(BaseModel):

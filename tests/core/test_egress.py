@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from crossdock.config import parse_config
 from crossdock.delivery import deliver_once
 from crossdock.delivery.guard import guarded_socket
 from crossdock.delivery.transport import AiohttpTransport, make_client, send
 from crossdock.egress import host_refusal, refusal
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.testing.fakeserver import RunningServer, serve

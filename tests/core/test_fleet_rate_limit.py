@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from crossdock.config import parse_config
 from crossdock.daemon import run_daemon
 from crossdock.delivery import DeliveryEngine
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.postgres import PostgresOutbox
 from crossdock.plugins.webhook.fake import WebhookFake

@@ -19,7 +19,7 @@ import yaml
 from click.testing import CliRunner
 
 from crossdock.cli import cli
-from crossdock.config import parse_config
+from crossdock.loader import parse_config
 from crossdock.logs import configure_logging
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox

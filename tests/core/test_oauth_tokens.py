@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
 from crossdock.delivery.tokens import Tokens, read_token
 from crossdock.destination import (
@@ -40,6 +40,7 @@ from crossdock.destination import (
     TokenGrant,
     json_request,
 )
+from crossdock.loader import parse_config
 from crossdock.oauth import JWT_BEARER_GRANT
 from crossdock.outbox import open_outbox
 from crossdock.outbox.base import NewRow, Outbox, StoredToken

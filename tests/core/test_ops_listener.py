@@ -200,8 +200,8 @@ async def test_the_ops_listener_serves_with_the_collector_off_and_a_taken_port_i
     import asyncio
     import logging
 
-    from crossdock.config import parse_config
     from crossdock.daemon import run_daemon
+    from crossdock.loader import parse_config
 
     caplog.set_level(logging.INFO, logger="crossdock")
     port = free_port()

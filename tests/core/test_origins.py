@@ -10,8 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from crossdock.cli import cli
-from crossdock.config import parse_config
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.origins import OriginPattern, normalize_origin, normalize_pattern
 
 

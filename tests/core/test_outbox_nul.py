@@ -27,8 +27,9 @@ from pg_helpers import PG_URL, pg_unreachable
 
 from crossdock.cli import cli
 from crossdock.collector import make_app
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
+from crossdock.loader import parse_config
 from crossdock.outbox import NewRow, Outbox, open_outbox
 from crossdock.outbox.payload_json import encode_payload
 from crossdock.outbox.pg_schema import PG_MIGRATIONS, apply_migrations, temporary_schema

@@ -11,7 +11,7 @@ from collector_helpers import WRITE_KEY, basic, serve_app
 
 from crossdock.audiences.sync import AudienceWatch
 from crossdock.collector import make_app
-from crossdock.config import parse_config
+from crossdock.loader import parse_config
 from crossdock.pipeline import build_pipeline
 from crossdock.profiles import ProfileStore
 

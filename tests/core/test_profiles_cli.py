@@ -12,7 +12,7 @@ from audience_helpers import ENGINES, engine_url, members, outbox_rows
 from click.testing import CliRunner
 
 from crossdock.cli.profiles import profiles_group
-from crossdock.config import load_config
+from crossdock.loader import load_config
 from crossdock.models import parse_message
 from crossdock.outbox import open_outbox
 from crossdock.outbox.sqlite import SQLiteOutbox

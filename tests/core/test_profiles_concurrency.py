@@ -24,8 +24,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crossdock.config import parse_config
 from crossdock.dedup import Dedup, request_key
+from crossdock.loader import parse_config
 from crossdock.outbox import open_outbox
 from crossdock.outbox.locks import lock_id
 from crossdock.outbox.pg_schema import temporary_schema

@@ -20,7 +20,8 @@ from pg_helpers import PG_URL, pg_unreachable
 from sqlite_utils import Database
 
 from crossdock.collector import make_app
-from crossdock.config import AttributeRulesConfig, LoadedConfig, ProfilesConfig, parse_config
+from crossdock.config import AttributeRulesConfig, LoadedConfig, ProfilesConfig
+from crossdock.loader import parse_config
 from crossdock.models import EnrichedMessage, parse_message
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.outbox.migrations import apply_migrations

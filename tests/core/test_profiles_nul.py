@@ -16,7 +16,7 @@ import pytest
 from route_helpers import passthrough_route
 
 from crossdock.collector import make_app
-from crossdock.config import parse_config
+from crossdock.loader import parse_config
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline
 from crossdock.profiles import ProfileStore, make_profile_hook

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import parse_config
+from crossdock.loader import parse_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
 from crossdock.profiles import ProfileStore, sweep_and_route

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from crossdock.config import AttributeRulesConfig, ProfilesConfig, parse_config
+from crossdock.config import AttributeRulesConfig, ProfilesConfig
 from crossdock.errors import ConfigError, MessageError
+from crossdock.loader import parse_config
 from crossdock.models import EnrichedMessage, parse_message
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.profiles import ProfileStore

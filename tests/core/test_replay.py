@@ -17,7 +17,7 @@ from rich.console import Console
 
 from crossdock.cli import cli
 from crossdock.cli import common as cli_module
-from crossdock.config import load_config
+from crossdock.loader import load_config
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import build_pipeline
 

@@ -13,8 +13,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from crossdock.cli import cli
-from crossdock.config import load_config
 from crossdock.errors import MessageError
+from crossdock.loader import load_config
 from crossdock.route.preview import preview_route
 
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/S3cr3tT0ken"

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from route_helpers import load
 
-from crossdock.config import load_config
 from crossdock.errors import ConfigError
+from crossdock.loader import load_config
 from crossdock.plugin_manager import DEFAULT_PLUGINS, destination_types
 from crossdock.route.mapping_spec import mapping_problems, parse_mapping
 

@@ -24,8 +24,10 @@ from rich.console import Console
 
 from crossdock.cli import cli
 from crossdock.cli import common as snapshots_cli
-from crossdock.config import ConfigError, LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
+from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 from crossdock.audiences.sync import sync
-from crossdock.config import parse_config
 from crossdock.delivery import deliver_once
+from crossdock.loader import parse_config
 from crossdock.outbox import open_outbox
 from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.pipeline import build_pipeline

@@ -13,7 +13,6 @@ import pytest
 from facebook_helpers import ATTEMPT_TIME, destination, item
 from pydantic import ValidationError
 
-from crossdock.config import ConfigError, parse_config
 from crossdock.destination import (
     DELIVERED,
     Failed,
@@ -23,6 +22,8 @@ from crossdock.destination import (
     Rejected,
     Retry,
 )
+from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.plugins.facebook_audience import FacebookAudienceSettings
 from crossdock.plugins.facebook_audience.destination import classify_response, session_id
 from crossdock.plugins.facebook_audience.normalize import Context, prepare

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from facebook_helpers import SECRET
 
-from crossdock.config import parse_config
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.plugins.facebook_audience.fake import (
     DEFAULT_AUDIENCE,
     DEFAULT_TOKEN,

@@ -12,10 +12,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from crossdock.config import ConfigError, LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
 from crossdock.destination import LocalFolder, OutboxItem, PlannedSend, Rejected
+from crossdock.errors import ConfigError
 from crossdock.exports import ExportSettings, export_file
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.testing.clock import ManualClock

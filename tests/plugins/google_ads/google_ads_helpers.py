@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import parse_config
 from crossdock.delivery import DeliveryReport
 from crossdock.destination import OutboxItem
+from crossdock.loader import parse_config
 from crossdock.plugins.google_ads import GoogleAdsDestination, GoogleAdsSettings
 from crossdock.plugins.google_ads.fake import (
     DEFAULT_CLIENT_ID,

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from crossdock.cli import cli
-from crossdock.config import parse_config
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.plugins.mailchimp.fake import (
     DEFAULT_KEY,
     DEFAULT_LIST,

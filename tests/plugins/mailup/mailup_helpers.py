@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import parse_config
 from crossdock.delivery import DeliveryReport, deliver_once
 from crossdock.destination import OutboxItem
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.mailup import MailUpDestination, MailUpSettings

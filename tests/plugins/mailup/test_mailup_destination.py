@@ -11,7 +11,6 @@ import httpx
 import pytest
 from mailup_helpers import OPTIONS, item
 
-from crossdock.config import parse_config
 from crossdock.destination import (
     DELIVERED,
     Failed,
@@ -23,6 +22,7 @@ from crossdock.destination import (
     Rejected,
     Retry,
 )
+from crossdock.loader import parse_config
 from crossdock.plugins.mailup import MailUpDestination, MailUpSettings
 
 SETTINGS: dict[str, Any] = {"client_id": "cid", "client_secret": "csecret", "username": "m1234",

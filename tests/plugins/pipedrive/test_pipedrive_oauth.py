@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 import httpx
 from pipedrive_helpers import item
 
-from crossdock.config import parse_config
 from crossdock.delivery import DeliveryReport, deliver_once
 from crossdock.destination import PlannedRequest, RefreshToken, basic_auth
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.pipedrive import PipedriveDestination, PipedriveSettings

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.s3 import S3Destination

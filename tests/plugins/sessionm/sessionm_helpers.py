@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryReport
+from crossdock.loader import parse_config
 from crossdock.pipeline import AcceptResult
 from crossdock.plugins.sessionm.fake import SessionMFake
 from crossdock.testing.fakeserver import RunningServer

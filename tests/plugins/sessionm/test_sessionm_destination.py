@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from crossdock.config import parse_config
 from crossdock.destination import DELIVERED, Failed, OutboxItem, PlannedRequest, Rejected, Retry
 from crossdock.errors import ConfigError
+from crossdock.loader import parse_config
 from crossdock.plugin_manager import destination_types
 from crossdock.plugins.sessionm import SessionMDestination, SessionMSettings
 from crossdock.testing.payloads import routed_payload

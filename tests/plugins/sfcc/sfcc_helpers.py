@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import parse_config
 from crossdock.delivery import DeliveryReport
 from crossdock.destination import OutboxItem
+from crossdock.loader import parse_config
 from crossdock.plugins.sfcc import SfccDestination, SfccSettings
 from crossdock.plugins.sfcc.fake import (
     DEFAULT_CLIENT_ID,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import parse_config
 from crossdock.delivery import DeliveryReport
 from crossdock.destination import OutboxItem
+from crossdock.loader import parse_config
 from crossdock.plugins.sfmc import SfmcDestination, SfmcSettings
 from crossdock.plugins.sfmc.fake import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SfmcFake
 from crossdock.testing.clock import ManualClock

@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 from sfmc_helpers import OPTIONS, item
 
-from crossdock.config import parse_config
 from crossdock.destination import Failed, PlannedRequest, Rejected, Retry
+from crossdock.loader import parse_config
 from crossdock.plugins.sfmc import SfmcDestination, SfmcSettings
 
 SETTINGS = {"subdomain": "mc563885gzs27c5t9-63k636ttgm", "client_id": "cid",

@@ -14,8 +14,9 @@ from typing import Any
 
 from sftp_helpers import PASSPHRASE, SshServer, sftp_destination
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.delivery import deliver_once
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.sftp import SftpDestination

@@ -11,7 +11,6 @@ import pytest
 from pydantic import ValidationError
 from slack_helpers import REAL_URL, destination, item
 
-from crossdock.config import parse_config
 from crossdock.destination import (
     DELIVERED,
     Failed,
@@ -21,6 +20,7 @@ from crossdock.destination import (
     Rejected,
     Retry,
 )
+from crossdock.loader import parse_config
 from crossdock.models import validation_problems
 from crossdock.pipeline import build_pipeline
 from crossdock.plugin_manager import destination_types
