@@ -14,6 +14,12 @@
     def test_later(clock):                                   # a ManualClock
         clock.advance(60)
 
+A conftest whose tests share one fake by name makes its `server` fixture with
+`contract_server` (the fake's fixture started on 127.0.0.1 for as long as its scope):
+
+    server = contract_server(make_app)                                  # serves `fake`
+    server = contract_server(make_app, fake="shared_fake", scope="module")
+
 The standard conformance suite is a class to subclass: crossdock.testing.conformance.
 """
 
@@ -23,12 +29,13 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 if TYPE_CHECKING:  # imported when a fixture runs: loading the plugin stays cheap
     import vcr
+    from _pytest.fixtures import FixtureFunctionDefinition
     from aiohttp import web
 
     from crossdock.destination import Destination
@@ -45,6 +52,22 @@ def fake_server() -> Iterator[Callable[[web.Application], RunningServer]]:
 
     with ExitStack() as stack:
         yield lambda app: stack.enter_context(serve(app))
+
+
+def contract_server(
+    make_app: Callable[[Any], web.Application], *, fake: str = "fake",
+    scope: Literal["function", "module", "session"] = "function",
+) -> FixtureFunctionDefinition:
+    """A `server` fixture: `make_app(<the fixture named fake>)` served on 127.0.0.1 while
+    the scope lasts (`server.url`). The fake's fixture must live at least as long."""
+    from crossdock.testing.fakeserver import serve
+
+    @pytest.fixture(scope=scope, name="server")
+    def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+        with serve(make_app(request.getfixturevalue(fake))) as running:
+            yield running
+
+    return server
 
 
 @pytest.fixture

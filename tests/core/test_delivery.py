@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from wait_helpers import until
 
 from crossdock.config import LoadedConfig
 from crossdock.daemon import run_daemon
@@ -340,33 +341,42 @@ async def test_an_item_the_plugin_cannot_build_does_not_hold_back_its_batch_mate
         "plugin echo build_requests failed: KeyError: 'email'")
 
 
+class WatchedOutbox(SQLiteOutbox):
+    """The SQLite outbox, counting the times a worker has looked for rows to lease."""
+
+    leases = 0
+
+    def lease(self, destination: str, limit: int, lease_seconds: float, owner: str,
+              now: float | None = None, *, ordered: bool = True) -> list[OutboxItem]:
+        self.leases += 1
+        return super().lease(destination, limit, lease_seconds, owner, now, ordered=ordered)
+
+
 async def test_the_engine_wakes_on_new_rows_and_stops_releasing_in_flight_leases(
-    echo: Any, outbox: SQLiteOutbox, make_loaded: MakeLoaded,
+    echo: Any, tmp_path: Path, make_loaded: MakeLoaded,
 ) -> None:
     loaded = make_loaded(echo.url, batch_size=1, concurrency=1)
+    outbox = WatchedOutbox(tmp_path / "watched.db")
     # A poll interval far beyond the test: only wake() can make the worker look again.
     engine = DeliveryEngine(loaded, outbox, poll_interval=3600)
     await engine.start()
-    await asyncio.sleep(0.05)  # the worker has found nothing and waits
+    # The worker found nothing and waits (leasing is synchronous: once it has looked, it is
+    # parked on its wake-up event); a row it found on that first look would prove nothing.
+    await until(lambda: outbox.leases >= 1, "the worker's first look at the outbox")
     enqueue(outbox, 1, 0.0)
     engine.wake("echo")
-    for _ in range(200):
-        if engine.report.delivered:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: engine.report.delivered >= 1, "the woken worker's delivery", 10)
     assert engine.report.delivered == 1
 
     echo.fake.delay = 1.5
     outbox.enqueue([NewRow("echo", "slow", {})], now=0.0)
     engine.wake()
-    for _ in range(200):
-        if echo.fake.in_flight:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: bool(echo.fake.in_flight), "the slow request in flight", 10)
     assert state(outbox, "slow")["state"] == "leased"
     await engine.stop(grace=0.1)
     row = state(outbox, "slow")
     assert (row["state"], row["attempts"], row["lease_owner"]) == ("queued", 0, None)
+    outbox.close()
 
 
 async def test_the_scheduler_wakes_due_destinations_and_cleans_up(

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from wait_helpers import until
 
 from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryEngine
@@ -71,14 +72,6 @@ def arrivals(fake: WebhookFake) -> dict[int, list[int]]:
     for entry in fake.received:
         order.setdefault(entry["body"]["person"], []).append(entry["body"]["seq"])
     return order
-
-
-async def until(done: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if done():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 # -- item 1: a slow destination, short leases, two daemons, no duplicates ----------------

@@ -4,7 +4,6 @@ and its limits put back before each test), a clock the tests step, and the pipel
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ from amplitude_helpers import API_KEY, Harness
 from crossdock.plugins.amplitude.const import EPS_THRESHOLD, MAX_BYTES, MAX_EVENTS
 from crossdock.plugins.amplitude.fake import AmplitudeFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,7 @@ def shared_fake(clock: ManualClock) -> AmplitudeFake:
     return AmplitudeFake(api_key=API_KEY, clock=clock)
 
 
-@pytest.fixture(scope="module")
-def server(shared_fake: AmplitudeFake) -> Iterator[RunningServer]:
-    with serve(make_app(shared_fake)) as running:
-        yield running
+server = contract_server(make_app, fake="shared_fake", scope="module")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ tests step, emptied before each test; and the pipeline harness (brevo_helpers.Ha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,8 @@ from crossdock.plugins.brevo.fake import (
     make_app,
 )
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,7 @@ def module_fake(clock: ManualClock) -> BrevoFake:
     return BrevoFake(api_key=API_KEY, clock=clock)
 
 
-@pytest.fixture(scope="module")
-def server(module_fake: BrevoFake) -> Iterator[RunningServer]:
-    with serve(make_app(module_fake)) as running:
-        yield running
+server = contract_server(make_app, fake="module_fake", scope="module")
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ appsecret_proof with facebook_helpers.SECRET)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from facebook_helpers import SECRET
 
 from crossdock.plugins.facebook_audience.fake import FacebookAudienceFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -17,7 +15,4 @@ def fake() -> FacebookAudienceFake:
     return FacebookAudienceFake(app_secret=SECRET)
 
 
-@pytest.fixture
-def server(fake: FacebookAudienceFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)

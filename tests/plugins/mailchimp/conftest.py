@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from crossdock.plugins.mailchimp.fake import MailchimpFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -16,7 +14,4 @@ def fake() -> MailchimpFake:
     return MailchimpFake()
 
 
-@pytest.fixture
-def server(fake: MailchimpFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)

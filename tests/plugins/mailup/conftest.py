@@ -4,7 +4,6 @@ the console service on one server) with a clock the tests step, and the pipeline
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ from mailup_helpers import Harness
 
 from crossdock.plugins.mailup.fake import MailUpFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -25,10 +25,7 @@ def fake(clock: ManualClock) -> MailUpFake:
     return MailUpFake(clock=clock)
 
 
-@pytest.fixture
-def server(fake: MailUpFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ and the pipeline harness (pipedrive_helpers.Harness)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ from pipedrive_helpers import TOKEN, Harness
 
 from crossdock.plugins.pipedrive.fake import PipedriveFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 #: 2023-11-14T22:00:00Z: two hours before a UTC midnight, at the start of a 2-second window
 START = 1_700_000_000.0 - 1_700_000_000.0 % 86_400 + 79_200
@@ -27,10 +27,7 @@ def fake(clock: ManualClock) -> PipedriveFake:
     return PipedriveFake(api_token=TOKEN, clock=clock)
 
 
-@pytest.fixture
-def server(fake: PipedriveFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
 
 
 @pytest.fixture

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sessionm_helpers import API_KEY, API_SECRET, DEFINED_EVENTS, Harness
 
 from crossdock.plugins.sessionm.fake import SessionMFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -19,10 +19,7 @@ def fake() -> SessionMFake:
                         defined_events=set(DEFINED_EVENTS))
 
 
-@pytest.fixture
-def server(fake: SessionMFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake=fake)) as running:
-        yield running
+server = contract_server(lambda fake: make_app(fake=fake))
 
 
 @pytest.fixture

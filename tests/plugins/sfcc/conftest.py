@@ -4,7 +4,6 @@ harness (sfcc_helpers.Harness)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ from sfcc_helpers import Harness
 
 from crossdock.plugins.sfcc.fake import SfccFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -27,10 +27,7 @@ def fake(clock: ManualClock) -> SfccFake:
     return fake
 
 
-@pytest.fixture
-def server(fake: SfccFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
 
 
 @pytest.fixture

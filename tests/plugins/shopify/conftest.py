@@ -3,7 +3,6 @@ clock the tests step, and the pipeline harness (shopify_helpers.Harness)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ from shopify_helpers import TOKEN, Harness
 
 from crossdock.plugins.shopify.fake import ShopifyFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -24,10 +24,7 @@ def fake(clock: ManualClock) -> ShopifyFake:
     return ShopifyFake(token=TOKEN, clock=clock)
 
 
-@pytest.fixture
-def server(fake: ShopifyFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
 
 
 @pytest.fixture

@@ -3,15 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from crossdock.plugins.slack.fake import make_app
+from crossdock.testing.pytest_plugin import contract_server
 
-import pytest
-
-from crossdock.plugins.slack.fake import SlackFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
-
-
-@pytest.fixture
-def server(fake: SlackFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)

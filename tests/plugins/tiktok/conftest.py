@@ -4,7 +4,6 @@ its limits put back before each test), a clock the tests step, and the pipeline 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ from tiktok_helpers import PIXEL, TOKEN, Harness
 
 from crossdock.plugins.tiktok.fake import TikTokFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,7 @@ def shared_fake(clock: ManualClock) -> TikTokFake:
     return TikTokFake(access_token=TOKEN, pixels={PIXEL}, clock=clock)
 
 
-@pytest.fixture(scope="module")
-def server(shared_fake: TikTokFake) -> Iterator[RunningServer]:
-    with serve(make_app(shared_fake)) as running:
-        yield running
+server = contract_server(make_app, fake="shared_fake", scope="module")
 
 
 @pytest.fixture

@@ -3,14 +3,14 @@ test; and the pipeline harness (twilio_helpers.Harness)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from twilio_helpers import Harness
 
 from crossdock.plugins.twilio.fake import TwilioFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,7 @@ def module_fake() -> TwilioFake:
     return TwilioFake()
 
 
-@pytest.fixture(scope="module")
-def server(module_fake: TwilioFake) -> Iterator[RunningServer]:
-    with serve(make_app(module_fake)) as running:
-        yield running
+server = contract_server(make_app, fake="module_fake", scope="module")
 
 
 @pytest.fixture

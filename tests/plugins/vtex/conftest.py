@@ -3,7 +3,6 @@ tests step, and the pipeline harness (vtex_helpers.Harness)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,8 @@ from vtex_helpers import APP_KEY, APP_TOKEN, Harness
 
 from crossdock.plugins.vtex.fake import VtexFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -24,10 +24,7 @@ def fake(clock: ManualClock) -> VtexFake:
     return VtexFake(app_key=APP_KEY, app_token=APP_TOKEN, clock=clock)
 
 
-@pytest.fixture
-def server(fake: VtexFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ with webhook_helpers.SECRET, its clock at the tests' attempt time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from webhook_helpers import ATTEMPT_TIME, SECRET
 
 from crossdock.plugins.webhook.fake import WebhookFake, make_app
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -17,7 +15,4 @@ def fake() -> WebhookFake:
     return WebhookFake(secret=SECRET, clock=lambda: ATTEMPT_TIME)
 
 
-@pytest.fixture
-def server(fake: WebhookFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
