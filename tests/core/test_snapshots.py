@@ -381,7 +381,7 @@ def test_the_daemon_gets_one_fleet_once_timer_per_scheduled_export(worlds: Any) 
 _STOPPED_RUN = """
 import sys, time
 from pathlib import Path
-from crossdock.config import load_config
+from crossdock.loader import load_config
 from crossdock.outbox import open_outbox
 from crossdock.pipeline import build_pipeline
 from crossdock.snapshots import run
