@@ -61,15 +61,13 @@ def applied(db: Database) -> set[str]:
     """Names of the migrations already applied to this database."""
     if not db[MIGRATIONS_TABLE].exists():
         return set()
-    return {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
+    return {row["name"] for row in db[MIGRATIONS_TABLE].rows_where(select="name")}
 
 
 def apply_migrations(db: Database, migrations: Sequence[Migration]) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied now."""
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-        "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
+    db.table(MIGRATIONS_TABLE).create({"name": str, "applied_at": float}, pk="name",
+                                not_null={"applied_at"}, if_not_exists=True)
     names: list[str] = []
     for fn in migrations:
         try:
@@ -78,10 +76,8 @@ def apply_migrations(db: Database, migrations: Sequence[Migration]) -> list[str]
                 if fn.__name__ in applied(db):
                     continue
                 fn(db)
-                db.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
-                    [fn.__name__, time.time()],
-                )
+                # sqlite-utils writes inside the open transaction (a savepoint of it).
+                db.table(MIGRATIONS_TABLE).insert({"name": fn.__name__, "applied_at": time.time()})
         except Exception as exc:
             raise OutboxError(f"migration {fn.__name__} failed: {exc}") from exc
         names.append(fn.__name__)

@@ -675,9 +675,7 @@ class ProfileStore:
         """Delete the snapshot rows of these profiles not in a delivered file yet. Per
         destination a snapshot export ever wrote to (export_runs: crossdock.snapshots.run),
         so the outbox's (destination, person) index finds them: no scan of the outbox."""
-        if not is_postgres(db) and db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'export_runs'"
-        ).fetchone() is None:
+        if not is_postgres(db) and not db["export_runs"].exists():
             return  # no snapshot export ever ran here
         marks = ",".join("?" * len(profile_ids))
         people = [f"p:{i}" for i in profile_ids]

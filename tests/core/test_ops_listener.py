@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,7 +20,9 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from sqlite_utils import Database
 
+from crossdock.outbox.migrations import MIGRATIONS_TABLE
 from crossdock.plugins.webhook.fake import WebhookFake, make_app
 from crossdock.testing.fakeserver import RunningServer, serve
 from crossdock.testing.pipeline import fake_destination_config
@@ -174,9 +175,8 @@ def test_profile_gauges_stay_with_an_audience_configured(daemon: Daemon) -> None
 
 def test_readyz_fails_when_the_schema_is_not_this_codes(daemon: Daemon) -> None:
     # A newer Crossdock upgraded the outbox under this daemon.
-    with sqlite3.connect(daemon.outbox) as db:
-        db.execute("INSERT INTO _crossdock_migrations (name, applied_at) VALUES (?, ?)",
-                   ["m999_from_the_future", time.time()])
+    migrations = Database(daemon.outbox).table(MIGRATIONS_TABLE)
+    migrations.insert({"name": "m999_from_the_future", "applied_at": time.time()})
     try:
         ready = httpx.get(f"{daemon.ops}/readyz", timeout=10)
         assert ready.status_code == 503, ready.text
@@ -186,9 +186,8 @@ def test_readyz_fails_when_the_schema_is_not_this_codes(daemon: Daemon) -> None:
         # Alive all the same: a restart would not help.
         assert httpx.get(f"{daemon.ops}/healthz", timeout=10).status_code == 200
     finally:
-        with sqlite3.connect(daemon.outbox) as db:
-            db.execute("DELETE FROM _crossdock_migrations WHERE name = ?",
-                       ["m999_from_the_future"])
+        migrations.delete_where("name = ?", ["m999_from_the_future"])
+        migrations.db.close()
     assert httpx.get(f"{daemon.ops}/readyz", timeout=10).status_code == 200
 
 

@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ import pytest
 import yaml
 from aiohttp import web
 from e2e_helpers import start_crossdock, wait_for
+
+from crossdock.testing.outbox_file import read_only
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: headless, and nothing of Chromium's own traffic (updates, sync, field trials) besides the
@@ -224,14 +225,11 @@ class CollectorDaemon:
         reads the outbox: the outbox's own code is what is under test)."""
         if not self.db.exists():
             return []
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-        try:
-            rows = conn.execute("SELECT payload FROM outbox ORDER BY id").fetchall()
-        except sqlite3.OperationalError:  # the daemon has not made the table yet
-            return []
-        finally:
-            conn.close()
-        return [json.loads(payload) for (payload,) in rows]
+        with read_only(self.db) as db:
+            if not db["outbox"].exists():  # the daemon has not made the table yet
+                return []
+            return [json.loads(row["payload"])
+                    for row in db["outbox"].rows_where(select="payload", order_by="id")]
 
     def messages_of(self, anonymous_id: str) -> list[dict[str, Any]]:
         return [m for m in self.messages() if m.get("anonymousId") == anonymous_id]

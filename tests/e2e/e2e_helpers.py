@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import yaml
 from crossdock.plugins.slack.fake import SlackFake
 from crossdock.testing.fakescript import FakeState
 from crossdock.testing.fakeserver import RunningServer
+from crossdock.testing.outbox_file import read_only
 
 #: `python -m crossdock.cli` runs exactly what the `crossdock` console script runs
 CROSSDOCK = [sys.executable, "-m", "crossdock.cli"]
@@ -186,15 +186,10 @@ class Row:
 def outbox_rows(db: Path) -> list[Row]:
     """Every outbox row, read through a plain read-only SQLite connection (the outbox's own
     code is what is under test), in id order."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        found = conn.execute(
-            "SELECT destination, message_id, state, attempts, next_attempt_at, updated_at, "
-            "last_error FROM outbox ORDER BY id"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [Row(*row) for row in found]
+    with read_only(db) as outbox:
+        return [Row(**row) for row in outbox["outbox"].rows_where(
+            select="destination, message_id, state, attempts, next_attempt_at, updated_at, "
+                   "last_error", order_by="id")]
 
 
 def one_row(db: Path, destination: str, message_id: str) -> Row:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import yaml
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.s3.testserver import S3Server, s3_destination
+from crossdock.testing.outbox_file import read_only
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +32,8 @@ LEASE = 3.0
 
 
 def states(db: Path) -> Counter[str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        return Counter(state for (state,) in conn.execute("SELECT state FROM outbox"))
-    finally:
-        conn.close()
+    with read_only(db) as outbox:
+        return Counter(row["state"] for row in outbox["outbox"].rows_where(select="state"))
 
 
 def wait_for(done: Callable[[], bool], what: str, timeout: float, log: Path) -> None:
