@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import difflib
 import email.utils
-import inspect
 import re
 import sys
 import time
@@ -516,17 +515,8 @@ class Destination(Generic[SettingsT]):
     def configured(cls, settings: BaseModel, mapping: Mapping[str, Any], name: str = ""
                    ) -> Self:
         """The instance the engine builds for one configured destination (`name`: its name
-        in the config). A plugin whose constructor takes only `settings` (written before
-        mappings reached plugins) still gets the merged mapping, set after its constructor
-        ran."""
-        typed = typing.cast(SettingsT, settings)
-        try:
-            inspect.signature(cls).bind(typed, mapping)
-        except TypeError:
-            plugin = cls(typed)
-            plugin.use_mapping(mapping)
-        else:
-            plugin = cls(typed, mapping)
+        in the config), from its settings and merged mapping."""
+        plugin = cls(typing.cast(SettingsT, settings), mapping)
         plugin.destination_name = name
         return plugin
 

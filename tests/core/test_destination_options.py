@@ -46,18 +46,7 @@ class Modelled(FreeForm):
     options_model = Options
 
 
-class SettingsOnly(FreeForm):
-    """A third-party plugin written when a plugin was built from its settings alone."""
-
-    plugin_name: ClassVar[str] = "settings_only"
-
-    def __init__(self, settings: BaseModel) -> None:
-        super().__init__(settings)
-        self.built_with = settings
-
-
-TYPES: dict[str, type[Destination]] = {c.plugin_name: c for c in (FreeForm, Modelled,
-                                                                    SettingsOnly)}
+TYPES: dict[str, type[Destination]] = {c.plugin_name: c for c in (FreeForm, Modelled)}
 OVERRIDE = {"options": {"sources": {"email": ["work_email"]}, "extra": True}}
 
 
@@ -71,18 +60,11 @@ def test_a_plugin_built_alone_reads_its_shipped_options() -> None:
     assert Modelled(Settings()).options == {**SHIPPED["options"], "limit": 5}
 
 
-@pytest.mark.parametrize("plugin", ["freeform", "settings_only"])
-def test_the_operators_options_are_deep_merged_over_the_shipped(tmp_path: Path,
-                                                                plugin: str) -> None:
-    dest = load(tmp_path, plugin, OVERRIDE)
+def test_the_operators_options_are_deep_merged_over_the_shipped(tmp_path: Path) -> None:
+    dest = load(tmp_path, "freeform", OVERRIDE)
     assert dest.options == {"sources": {"email": ["work_email"], "phone": ["phone"]},
                             "prefix": "cd_", "extra": True}
     assert dest.mapping["options"] == dest.options
-
-
-def test_a_settings_only_constructor_still_runs(tmp_path: Path) -> None:
-    dest = load(tmp_path, "settings_only", {})
-    assert isinstance(dest, SettingsOnly) and dest.built_with == Settings()
 
 
 def test_an_options_model_fills_defaults_and_coerces(tmp_path: Path) -> None:
