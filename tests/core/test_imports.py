@@ -1,5 +1,5 @@
 """The import rules of docs/architecture.md ("Layers and imports"): no import circles, the
-engine never imports a plugin, plugins import only the public plugin API."""
+layers, the engine never imports a plugin, plugins import only the public plugin API."""
 
 from __future__ import annotations
 
@@ -79,8 +79,8 @@ def test_a_circle_is_found() -> None:
 
 
 def test_the_import_contracts_hold() -> None:
-    # pyproject.toml [tool.importlinter]: the engine never imports a plugin, plugins import
-    # only the public plugin API, no circles between the modules of one package.
+    # pyproject.toml [tool.importlinter]: the layers, the engine never imports a plugin,
+    # plugins import only the public plugin API, no circles between packages at any depth.
     done = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports"), "--config",
          str(ROOT / "pyproject.toml"), "--no-cache"],
