@@ -47,6 +47,7 @@ from crossdock.outbox.base import NewRow, Outbox, StoredToken
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.outbox_file import read_only
 
 CLIENT_ID = "client-7"
 CLIENT_SECRET = "s3cret-client-value"
@@ -384,22 +385,9 @@ def test_a_token_never_shows_in_dead_letters_logs_errors_or_the_outbox(
     box.close()
     stored = _everything_stored(tmp_path / "outbox.db")
     assert token.encode() not in stored and CLIENT_SECRET.encode() not in stored
-    with _Opened(tmp_path) as db:
-        (sealed,) = db.execute("SELECT sealed FROM outbox_tokens").fetchone()
-    assert sealed and token.encode() not in sealed
-
-
-class _Opened:
-    def __init__(self, tmp_path: Path) -> None:
-        import sqlite3
-
-        self.conn = sqlite3.connect(tmp_path / "outbox.db")
-
-    def __enter__(self) -> Any:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+    with read_only(tmp_path / "outbox.db") as db:
+        (row,) = db["outbox_tokens"].rows_where(select="sealed")
+    assert row["sealed"] and token.encode() not in row["sealed"]
 
 
 # -- the other grants ---------------------------------------------------------------------
