@@ -12,7 +12,7 @@ from function_helpers import API_KEY
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.function.fake import RecordingFake, make_app
 from crossdock.testing.clock import ManualClock
-from crossdock.testing.fakeserver import RunningServer, serve
+from crossdock.testing.pytest_plugin import contract_server
 
 
 @pytest.fixture
@@ -20,10 +20,7 @@ def fake() -> RecordingFake:
     return RecordingFake(api_key=API_KEY)
 
 
-@pytest.fixture
-def server(fake: RecordingFake) -> Iterator[RunningServer]:
-    with serve(make_app(fake)) as running:
-        yield running
+server = contract_server(make_app)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
+from crossdock.loader import parse_config
 from crossdock.destination import OutboxItem
 from crossdock.outbox.base import NewRow
 from crossdock.plugins.function import FunctionDestination, FunctionSettings
