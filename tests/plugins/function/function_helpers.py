@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from crossdock.config import LoadedConfig
-from crossdock.loader import parse_config
 from crossdock.destination import OutboxItem
+from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.plugins.function import FunctionDestination, FunctionSettings
 
