@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -286,10 +286,58 @@ class OpsConfig(_Strict):
     port: int = Field(default=8089, ge=0, le=65535)
 
 
+class ConsoleUserConfig(_Strict):
+    """One person who may log in to the console: a password (from the environment, like
+    every secret) and a role: `admin` may act (replay, pause, send a test message),
+    `read-only` may only look."""
+
+    password: SecretStr
+    role: Literal["admin", "read-only"] = "read-only"
+
+    @field_validator("password")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 12:
+            raise ValueError("must be at least 12 characters (it guards replays and pauses)")
+        return value
+
+
+class ConsoleConfig(_Strict):
+    """The operator console (crossdock.console, docs/console.md), served by `crossdock run`
+    on the ops listener under /console/ and by `crossdock console`. Off unless a token or a
+    user is configured: its pages show what every destination is sent."""
+
+    #: logs in as the admin "token" (a shared operator secret)
+    token: SecretStr | None = None
+    #: name -> password and role
+    users: dict[str, ConsoleUserConfig] = Field(default_factory=dict)
+    #: how long a login lasts
+    session: float = 12 * 3600.0
+    #: mark the session cookie Secure (the console is reached over https, behind a proxy)
+    secure_cookie: bool = False
+
+    @field_validator("session", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it logs in as an admin)")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None or bool(self.users)
+
+
 class Config(_Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)

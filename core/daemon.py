@@ -46,6 +46,7 @@ from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from crossdock.console import ConsoleState
     from crossdock.profiles.store import ProfileStore
 
 log = logging.getLogger("crossdock.daemon")
@@ -117,8 +118,16 @@ async def run_daemon(
                                     settings.port, "collector", lifespan="on")
                 await collector.start()
             if loaded.config.ops.enabled:
+                console = None
+                if loaded.config.console.enabled:
+                    from crossdock.console import ConsoleState, make_console_app
+
+                    # The pipeline's outbox: the one read from threads (the console's pages
+                    # run in the thread pool, like the collector's requests).
+                    reloader.console = ConsoleState(loaded, pipeline.outbox)
+                    console = make_console_app(reloader.console)
                 ops = await _start_ops(loaded, OpsApp(registry, Readiness(
-                    pipeline.outbox, engine.stopped_workers)))
+                    pipeline.outbox, engine.stopped_workers), console))
             names = ", ".join(d.name for d in loaded.destinations) or "none"
             # Where SDKs should point: the bound address (a port of 0 gets a real one).
             listening = f"collector {collector.address}" if collector else "collector off"
@@ -194,7 +203,7 @@ def _waker(engine: DeliveryEngine) -> Callable[[set[str]], None]:
 
 #: config sections a reload does not apply (the running collector, profile store and
 #: audience timers were built from them): a change is logged, applied at the next restart
-RESTART_SECTIONS = ("collector", "profiles", "audiences", "exports")
+RESTART_SECTIONS = ("collector", "profiles", "audiences", "exports", "console")
 
 
 class _Reloader:
@@ -209,6 +218,8 @@ class _Reloader:
         self.scheduler = scheduler
         self.member = member
         self.pipeline: Pipeline[ProfileStore] | None = None
+        #: what the console's pages read, given the reloaded config too
+        self.console: ConsoleState | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -258,6 +269,8 @@ class _Reloader:
         if self.pipeline is not None:
             # Read once per accepted batch: messages routed from now on go by the new config.
             self.pipeline.loaded = new
+        if self.console is not None:
+            self.console.loaded = new
         self.loaded = new
         try:
             await self.member.serve([d.name for d in new.destinations])

@@ -6,6 +6,8 @@ collector is on or off (docs/operations.md).
 - `GET /readyz`: 200 when the outbox answers, its schema is the one this code knows, and
   every destination's delivery worker runs; 503 with each failed check otherwise.
 - `GET /metrics`: Prometheus text (crossdock.metrics says what and why prometheus_client).
+- `/console/...`: the operator console (crossdock.console), when it is configured: its own
+  ASGI app, handed every path under /console.
 
 A plain ASGI app: three GET routes need no framework, and it never shares the collector's
 middleware, rate limits or credentials.
@@ -19,13 +21,10 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crossdock import __version__
 from crossdock.outbox.base import Outbox
-
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
 
 
 class Readiness:
@@ -56,15 +55,20 @@ class Readiness:
 class OpsApp:
     """The ops listener's ASGI app."""
 
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness) -> None:
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness,
+                 console: ASGIApp | None = None) -> None:
         self.registry = registry
         self.readiness = readiness
+        #: the console's ASGI app (its routes are all under /console), or None: off
+        self.console = console
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # uvicorn runs it with lifespan off: nothing else arrives
         path, method = scope["path"], scope["method"]
-        if path not in ("/healthz", "/readyz", "/metrics"):
+        if self.console is not None and (path == "/console" or path.startswith("/console/")):
+            await self.console(scope, receive, send)
+        elif path not in ("/healthz", "/readyz", "/metrics"):
             await _answer(send, 404, {"status": "error",
                                       "message": f"{path}: not found (the ops listener "
                                                  "serves /healthz, /readyz, /metrics)"})

@@ -1,0 +1,101 @@
+"""The console's sessions, CSRF tokens and roles over HTTP (crossdock.console.auth/app)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from console_helpers import (
+    ADMIN_PASSWORD,
+    TOKEN,
+    VIEWER_PASSWORD,
+    console_config,
+    console_server,
+    csrf_of,
+    logged_in,
+)
+
+from crossdock.console.auth import COOKIE
+
+
+@pytest.fixture
+def url(tmp_path: Path):
+    with console_server(console_config(tmp_path)) as url:
+        yield url
+
+
+def test_a_page_without_a_session_goes_to_the_login(url: str) -> None:
+    answer = httpx.get(f"{url}/console/", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?next=/console/"
+    htmx = httpx.get(f"{url}/console/", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401
+    assert htmx.headers["hx-redirect"].startswith("/console/login")
+
+
+def test_login_sets_a_signed_httponly_strict_cookie(url: str) -> None:
+    answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
+                                                      "next": "/console/"})
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(COOKIE + "=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    page = httpx.get(f"{url}/console/", cookies={COOKIE: answer.cookies[COOKIE]})
+    assert page.status_code == 200
+    assert "ada" in page.text and "(admin)" in page.text
+
+
+def test_a_wrong_password_or_forged_cookie_is_refused(url: str) -> None:
+    wrong = httpx.post(f"{url}/console/login", data={"name": "ada", "password": "nope"})
+    assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+    good = httpx.post(f"{url}/console/login", data={"name": "vic", "password": VIEWER_PASSWORD})
+    value = good.cookies[COOKIE]
+    body, _, sig = value.rpartition(".")
+    # The body claims admin; its signature is the read-only session's.
+    import base64
+    import json
+    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    data["r"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    answer = httpx.get(f"{url}/console/", cookies={COOKIE: f"{forged}.{sig}"})
+    assert answer.status_code == 303
+
+
+def test_the_token_logs_in_as_admin(url: str) -> None:
+    client = logged_in(url, "", TOKEN)
+    assert "token" in client.get("/console/").text
+
+
+def test_login_goes_only_to_console_pages(url: str) -> None:
+    answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
+                                                      "next": "https://elsewhere.example/"})
+    assert answer.headers["location"] == "/console/"
+
+
+def test_logout_needs_the_csrf_token(url: str) -> None:
+    client = logged_in(url, "ada", ADMIN_PASSWORD)
+    refused = client.post("/console/logout", data={"csrf": "x"})
+    assert refused.status_code == 403
+    assert client.get("/console/").status_code == 200
+    token = csrf_of(client.get("/console/").text)
+    assert client.post("/console/logout", data={"csrf": token}).status_code == 303
+    assert client.get("/console/").status_code == 303
+
+
+def test_too_many_failed_logins_wait(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "crossdock.console.actions")
+    for _ in range(10):
+        httpx.post(f"{url}/console/login", data={"name": "ada", "password": "wrong"})
+    answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD})
+    assert answer.status_code == 429
+
+
+def test_every_answer_carries_the_security_headers(url: str) -> None:
+    answer = httpx.get(f"{url}/console/login")
+    assert "default-src 'self'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    js = httpx.get(f"{url}/console/static/htmx.min.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert httpx.get(f"{url}/console/static/..%2Fapp.py").status_code == 404
