@@ -305,6 +305,10 @@ class DestinationWorker:
         #: the bound of the drain in progress: past its deadline, unsent items of a batch go
         #: back to the queue instead of waiting hours on the rate limit
         self._bound: DrainBound | None = None
+        #: whether an operator paused the destination (Outbox.pause), and when that was last
+        #: read (monotonic): read at most once a poll interval
+        self._paused = False
+        self._pause_read_at = -math.inf
 
     # -- running ------------------------------------------------------------------------
 
@@ -319,6 +323,7 @@ class DestinationWorker:
         start = self.clock()
         report = DestinationReport()
         self._bound = bound
+        self._pause_read_at = -math.inf  # a drain obeys a pause made just before it
         try:
             await asyncio.gather(*(self._drain_slot(start, report, bound)
                                    for _ in range(self.destination.concurrency)))
@@ -369,7 +374,9 @@ class DestinationWorker:
                size: int | None = None) -> _Batch | None:
         """The slot's next batch as the circuit allows (a batch while it is closed, one row
         when this worker holds the probe), under a token of its own; None when there is
-        nothing to send now."""
+        nothing to send now, or the destination is paused."""
+        if self.paused():
+            return None
         gate = self.circuit.gate()
         if gate is Gate.WAIT:
             return None
@@ -438,6 +445,20 @@ class DestinationWorker:
             self.outbox.release(other, token, now=now)
         self.outbox.keep_together(sorted(kept), token, token)
         return keep
+
+    def paused(self) -> bool:
+        """Whether an operator paused this destination (`Outbox.pause`). Read from the
+        outbox at most once a poll interval, so every daemon of a fleet stops leasing within
+        that; a batch in flight finishes."""
+        now = time.monotonic()
+        if now - self._pause_read_at >= self.poll_interval:
+            self._pause_read_at = now
+            paused = self.name in self.outbox.paused()
+            if paused != self._paused:
+                log.info("%s: delivery %s", self.name, "paused" if paused else "resumed",
+                         extra=self._extra)
+            self._paused = paused
+        return self._paused
 
     def wake(self) -> None:
         self._wake.set()

@@ -145,6 +145,19 @@ class DestinationCounts:
     circuit_failures: int = 0
     circuit_opened_at: float | None = None
     circuit_next_probe_at: float | None = None
+    #: delivery paused by an operator (`Outbox.pause`): who, and since when (None: running)
+    paused_by: str | None = None
+    paused_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """A destination whose delivery an operator paused (`Outbox.pause`): every daemon on the
+    outbox stops leasing its rows; they wait, queued, until it is resumed."""
+
+    destination: str
+    by: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +413,20 @@ class Outbox(Protocol):
         keeps its own limit in memory)."""
         ...
 
+    def pause(self, destination: str, by: str, now: float | None = None) -> bool:
+        """Stop the delivery of a destination, for every daemon on this outbox, until
+        `resume`: its rows stay queued (batches in flight finish). `by` says who. False when
+        it was paused already."""
+        ...
+
+    def resume(self, destination: str) -> bool:
+        """Let a paused destination's rows be leased again; False when it was not paused."""
+        ...
+
+    def paused(self) -> dict[str, Paused]:
+        """The paused destinations."""
+        ...
+
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""
         ...
@@ -627,10 +654,12 @@ def tally_counts(
     grouped: Iterable[tuple[str, str, int, int | None, float | None]],
     stats: Iterable[tuple[str, int, int, str | None, float | None]],
     circuits: Iterable[Sequence[Any]] = (),
+    paused: Iterable[Sequence[Any]] = (),
 ) -> dict[str, DestinationCounts]:
     """`counts()` from (destination, state, rows, rows with attempts, oldest created_at) per
     state, the outbox_stats rows (destination, delivered_forgotten, dropped_attributes,
-    last_error, last_error_at) and the outbox_circuits rows (CIRCUIT_COLUMNS)."""
+    last_error, last_error_at), the outbox_circuits rows (CIRCUIT_COLUMNS) and the
+    outbox_paused rows (PAUSED_COLUMNS)."""
     result: dict[str, DestinationCounts] = {}
     for destination, state, count, with_attempts, oldest in grouped:
         c = result.setdefault(destination, DestinationCounts())
@@ -659,7 +688,21 @@ def tally_counts(
         c.circuit_failures = circuit.failures
         c.circuit_opened_at = circuit.opened_at
         c.circuit_next_probe_at = circuit.next_probe_at
+    for row in paused:
+        pause = paused_from_row(row)
+        c = result.setdefault(pause.destination, DestinationCounts())
+        c.paused_by, c.paused_at = pause.by, pause.at
     return result
+
+
+#: the outbox_paused columns, in `Paused`'s field order
+PAUSED_COLUMNS = "destination, paused_by, paused_at"
+
+
+def paused_from_row(row: Sequence[Any]) -> Paused:
+    """A `Paused` from an outbox_paused row read as PAUSED_COLUMNS."""
+    destination, by, at = row
+    return Paused(str(destination), str(by), float(at))
 
 
 #: the outbox_circuits columns, in `Circuit`'s field order

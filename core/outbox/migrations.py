@@ -232,3 +232,18 @@ def m006_backfill_checkpoints(db: Database) -> None:
         )
         """
     )
+
+
+@migration
+def m007_paused(db: Database) -> None:
+    # Destinations whose delivery an operator paused (the console, docs/console.md): every
+    # daemon on the outbox reads it before leasing, so a fleet obeys one pause.
+    db.execute(
+        """
+        CREATE TABLE outbox_paused (
+            destination TEXT PRIMARY KEY,
+            paused_by TEXT NOT NULL,
+            paused_at REAL NOT NULL
+        )
+        """
+    )

@@ -528,3 +528,18 @@ def pg_015_export_heartbeat(conn: psycopg.Connection) -> None:
     # When a snapshot run last committed a page: a run that stopped moving was killed
     # (the same as the SQLite migration snapshots_m002_heartbeat).
     conn.execute("ALTER TABLE export_runs ADD COLUMN heartbeat_at DOUBLE PRECISION")
+
+
+@pg_migration
+def pg_016_paused(conn: psycopg.Connection) -> None:
+    # Destinations whose delivery an operator paused: the same as the SQLite migration
+    # m007_paused (docs/console.md).
+    conn.execute(
+        """
+        CREATE TABLE outbox_paused (
+            destination TEXT PRIMARY KEY,
+            paused_by TEXT NOT NULL,
+            paused_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )

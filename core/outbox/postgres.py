@@ -38,6 +38,7 @@ from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
     KEPT_COLUMNS,
     LOCK_WAIT,
+    PAUSED_COLUMNS,
     PERSON_WAITS_SQL,
     TOKEN_COLUMNS,
     Circuit,
@@ -46,6 +47,7 @@ from crossdock.outbox.base import (
     KeptMessage,
     NewRow,
     OutboxBase,
+    Paused,
     RowQuery,
     Settlement,
     StoredToken,
@@ -57,6 +59,7 @@ from crossdock.outbox.base import (
     dropped_by_destination,
     find_rows_sql,
     kept_from,
+    paused_from_row,
     schema_differences,
     tally_counts,
     token_from_row,
@@ -674,7 +677,8 @@ class PostgresOutbox(OutboxBase):
                 "last_error_at FROM outbox_stats"
             ).fetchall()
             circuits = conn.execute(f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits").fetchall()
-        return tally_counts(grouped, stats, circuits)
+            paused = conn.execute(f"SELECT {PAUSED_COLUMNS} FROM outbox_paused").fetchall()
+        return tally_counts(grouped, stats, circuits, paused)
 
     def circuit(self, destination: str) -> Circuit:
         """A destination's stored circuit (closed, version 0, when never written)."""
@@ -746,6 +750,28 @@ class PostgresOutbox(OutboxBase):
             row = conn.execute(_RESERVE_RATE, {"scope": scope, "interval": interval}).fetchone()
         waited = float(row[0]) if row is not None else 0.0
         return max(0.0, waited - (burst - 1) * interval)
+
+    def pause(self, destination: str, by: str, now: float | None = None) -> bool:
+        """Stop the delivery of a destination for every daemon (see `Outbox`)."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                f"INSERT INTO outbox_paused ({PAUSED_COLUMNS}) VALUES (%s, %s, %s) "
+                "ON CONFLICT (destination) DO NOTHING",
+                [destination, by, time.time() if now is None else now])
+            return cursor.rowcount == 1
+
+    def resume(self, destination: str) -> bool:
+        """Let a paused destination's rows be leased again (see `Outbox`)."""
+        with self._tx() as conn:
+            cursor = conn.execute("DELETE FROM outbox_paused WHERE destination = %s",
+                                    [destination])
+            return cursor.rowcount == 1
+
+    def paused(self) -> dict[str, Paused]:
+        """The paused destinations."""
+        with self._tx() as conn:
+            rows = conn.execute(f"SELECT {PAUSED_COLUMNS} FROM outbox_paused").fetchall()
+        return {pause.destination: pause for pause in map(paused_from_row, rows)}
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""

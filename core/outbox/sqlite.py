@@ -32,6 +32,7 @@ from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
     KEPT_COLUMNS,
     LOCK_WAIT,
+    PAUSED_COLUMNS,
     PERSON_WAITS_SQL,
     TOKEN_COLUMNS,
     Circuit,
@@ -40,6 +41,7 @@ from crossdock.outbox.base import (
     KeptMessage,
     NewRow,
     OutboxBase,
+    Paused,
     RowQuery,
     Settlement,
     StoredToken,
@@ -51,6 +53,7 @@ from crossdock.outbox.base import (
     dropped_by_destination,
     find_rows_sql,
     kept_from,
+    paused_from_row,
     schema_differences,
     tally_counts,
     token_from_row,
@@ -556,7 +559,9 @@ class SQLiteOutbox(OutboxBase):
             ).fetchall()
             circuits = self.db.conn.execute(
                 f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits").fetchall()
-        return tally_counts(grouped, stats, circuits)
+            paused = self.db.conn.execute(
+                f"SELECT {PAUSED_COLUMNS} FROM outbox_paused").fetchall()
+        return tally_counts(grouped, stats, circuits, paused)
 
     def circuit(self, destination: str) -> Circuit:
         """A destination's stored circuit (closed, version 0, when never written)."""
@@ -620,6 +625,28 @@ class SQLiteOutbox(OutboxBase):
         """None: an SQLite outbox serves one machine, where each daemon's limiter in memory
         is the limit (crossdock.delivery.ratelimit)."""
         return None
+
+    def pause(self, destination: str, by: str, now: float | None = None) -> bool:
+        """Stop the delivery of a destination for every daemon (see `Outbox`)."""
+        with self.transaction() as db:
+            cursor = db.conn.execute(
+                f"INSERT INTO outbox_paused ({PAUSED_COLUMNS}) VALUES (?, ?, ?) "
+                "ON CONFLICT (destination) DO NOTHING",
+                [destination, by, time.time() if now is None else now])
+            return cursor.rowcount == 1
+
+    def resume(self, destination: str) -> bool:
+        """Let a paused destination's rows be leased again (see `Outbox`)."""
+        with self.transaction() as db:
+            cursor = db.conn.execute("DELETE FROM outbox_paused WHERE destination = ?",
+                                    [destination])
+            return cursor.rowcount == 1
+
+    def paused(self) -> dict[str, Paused]:
+        """The paused destinations."""
+        with self._lock:
+            rows = self.db.conn.execute(f"SELECT {PAUSED_COLUMNS} FROM outbox_paused").fetchall()
+        return {pause.destination: pause for pause in map(paused_from_row, rows)}
 
     def dead_letters(self, destination: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters first, with their reasons and payloads."""
