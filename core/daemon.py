@@ -124,7 +124,9 @@ async def run_daemon(
 
                     # The pipeline's outbox: the one read from threads (the console's pages
                     # run in the thread pool, like the collector's requests).
-                    reloader.console = ConsoleState(loaded, pipeline.outbox)
+                    reloader.console = ConsoleState(
+                        loaded, pipeline.outbox, state.collector_metrics
+                        if loaded.config.collector.enabled else None)
                     console = make_console_app(reloader.console)
                 ops = await _start_ops(loaded, OpsApp(registry, Readiness(
                     pipeline.outbox, engine.stopped_workers), console))
@@ -142,6 +144,8 @@ async def run_daemon(
             await reloader.close()
             if collector is not None:
                 await collector.stop()
+            if reloader.console is not None:
+                reloader.console.stopping = True
             if ops is not None:
                 await ops.stop()
             scheduler.shutdown()

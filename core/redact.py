@@ -125,3 +125,30 @@ def redact_url(url: str, secrets: Sequence[str]) -> str:
             parts.append(f"{name}={REDACTED}" if eq and name.lower() in SECRET_QUERY else pair)
         url = base + "?" + "&".join(parts)
     return scrub(url, secrets)
+
+
+def redacted_settings(settings: BaseModel) -> dict[str, Any]:
+    """A settings model as shown to people (the console's destination page): every secret
+    (SecretStr, SecretBytes) as REDACTED, a `headers` mapping as `redact_headers` shows it,
+    and every other text with the secrets scrubbed from it (a URL holding a token)."""
+    secrets = secret_values(settings)
+
+    def show(value: Any, name: str = "") -> Any:
+        if isinstance(value, SecretStr | SecretBytes):
+            return REDACTED
+        if isinstance(value, BaseModel):
+            return {field: show(getattr(value, field), field)
+                    for field in type(value).model_fields}
+        if isinstance(value, Mapping):
+            if name == "headers":
+                return redact_headers(((str(k), str(v)) for k, v in value.items()), secrets)
+            return {str(k): show(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [show(item) for item in value]
+        if isinstance(value, str | int | float | bool) or value is None:
+            return scrub(value, secrets) if isinstance(value, str) else value
+        return scrub(str(value), secrets)  # URLs, enums, dates: as text
+
+    shown = show(settings)
+    assert isinstance(shown, dict)
+    return shown

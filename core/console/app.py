@@ -46,8 +46,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from crossdock import __version__
-from crossdock.config import LoadedConfig
+from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.console.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, User
+from crossdock.metrics import Metrics
 from crossdock.outbox.base import Outbox
 from crossdock.redact import scrub, secret_values
 
@@ -64,6 +65,10 @@ NAV_SLOTS = ("overview", "destinations", "dead-letters", "live", "tester", "prof
 #: the page modules the console loads (each has `register(pages)`)
 PAGES = (
     "crossdock.console.pages.overview",
+    "crossdock.console.pages.destinations",
+    "crossdock.console.pages.dead_letters",
+    "crossdock.console.pages.live",
+    "crossdock.console.pages.tester",
 )
 
 #: the largest form body a POST may send (a message pasted into the mapping tester)
@@ -99,8 +104,12 @@ class ConsoleState:
 
     loaded: LoadedConfig
     outbox: Outbox
-    #: when this console started (for "up for")
+    #: the collector's counters (served by `crossdock run` with the collector on), or None
+    collector: Metrics | None = None
+    #: when this console started
     started_at: float = field(default_factory=time.time)
+    #: set when the daemon stops: live streams end (uvicorn waits for them otherwise)
+    stopping: bool = False
 
     def secrets(self) -> list[str]:
         """Every secret value of every configured destination, longest first."""
@@ -108,6 +117,15 @@ class ConsoleState:
         for destination in self.loaded.destinations:
             found.update(secret_values(destination.plugin.settings))
         return sorted(found, key=len, reverse=True)
+
+    def destination(self, name: str) -> ConfiguredDestination:
+        """An enabled destination of the config, or a PageError naming the known ones."""
+        try:
+            return self.loaded.destination(name)
+        except KeyError:
+            known = ", ".join(d.name for d in self.loaded.destinations) or "none"
+            raise PageError(f"destination: no enabled destination {name!r} (enabled: "
+                            f"{known})", 404) from None
 
     def scrub(self, text: str) -> str:
         """Text from the outbox (an error, a reason, a response body) with every
@@ -169,6 +187,10 @@ class PageContext:
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         return self.console.render(template, self.request, self.user, status, **values)
 
+    def render_text(self, template: str, **values: Any) -> str:
+        """A template as text (a fragment sent in a stream)."""
+        return self.console.render_text(template, self.request, self.user, **values)
+
 
 class PageRegistry:
     """What a page module's `register` adds its nav entry and routes to."""
@@ -215,11 +237,15 @@ class Console:
 
     def render(self, template: str, request: Request, user: User | None, status: int = 200,
                **values: Any) -> HTMLResponse:
+        return HTMLResponse(self.render_text(template, request, user, **values),
+                            status_code=status)
+
+    def render_text(self, template: str, request: Request, user: User | None,
+                    **values: Any) -> str:
         page = self.templates.get_template(template)
-        html = page.render(prefix=PREFIX, user=user, version=__version__,
+        return page.render(prefix=PREFIX, user=user, version=__version__,
                            csrf=self.auth.csrf(user) if user is not None else "",
                            nav=self.registry.nav_items(), path=request.url.path, **values)
-        return HTMLResponse(html, status_code=status)
 
     def app(self) -> Starlette:
         routes = [

@@ -45,3 +45,22 @@ def install(env: jinja2.Environment, state: ConsoleState) -> None:
         return state.scrub(text)
 
     env.filters.update(age=age, ago=ago, when=when, pretty=pretty, scrub=state.scrub)
+
+
+def parse_when(value: str) -> float:
+    """A point in time as the CLI's --since/--until take it: an ISO date or time (UTC unless
+    it says otherwise), or a duration meaning that long ago (2h, 7d). ValueError otherwise."""
+    from datetime import UTC, datetime
+
+    from crossdock.config import parse_duration
+
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return time.time() - parse_duration(value)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{value!r} is neither an ISO date or time (2026-11-01, 2026-11-01T08:00Z) "
+                "nor a duration ago (2h, 7d)") from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()

@@ -98,8 +98,7 @@ def _preview(destination: ConfiguredDestination, enriched: EnrichedMessage, at: 
              ) -> RoutePreview:
     from crossdock.route.router import Skip, route
 
-    plugin = destination.plugin
-    preview = RoutePreview(destination.name, plugin.plugin_name, "routed")
+    preview = RoutePreview(destination.name, destination.plugin.plugin_name, "routed")
     try:
         routed = route(enriched, destination)
     except MessageError as exc:
@@ -117,17 +116,31 @@ def _preview(destination: ConfiguredDestination, enriched: EnrichedMessage, at: 
                           f"{destination.function[1].entry})")
         return preview
     message_id = str(enriched.message.get("messageId", ""))
-    item = OutboxItem(1, message_id, routed, attempts=1, created_at=at, attempted_at=at)
+    try:
+        preview.planned = plan_payload(destination, message_id, routed, at)
+    except PlanFailed as exc:
+        preview.decision, preview.reason = "error", str(exc)
+    return preview
+
+
+class PlanFailed(Exception):
+    """The plugin's build_requests raised (its message scrubbed of the settings' secrets)."""
+
+
+def plan_payload(destination: ConfiguredDestination, message_id: str,
+                 payload: dict[str, Any], at: float) -> list[PlannedView]:
+    """What the destination's plugin plans for one routed payload (an outbox row's, as the
+    engine would lease it at `at`), secrets redacted; nothing is sent. Raises PlanFailed when
+    the plugin fails on it."""
+    plugin = destination.plugin
+    item = OutboxItem(1, message_id, payload, attempts=1, created_at=at, attempted_at=at)
     secrets = secret_values(plugin.settings)
     try:
         planned = list(plugin.build_requests([item]))
     except Exception as exc:  # what the engine would retry, shown rather than raised
-        preview.decision = "error"
-        preview.reason = scrub(f"plugin {plugin.plugin_name} build_requests failed: "
-                               f"{type(exc).__name__}: {exc}", secrets)
-        return preview
-    preview.planned = [_view(entry, secrets) for entry in planned]
-    return preview
+        raise PlanFailed(scrub(f"plugin {plugin.plugin_name} build_requests failed: "
+                               f"{type(exc).__name__}: {exc}", secrets)) from exc
+    return [_view(entry, secrets) for entry in planned]
 
 
 def _view(entry: Planned, secrets: list[str]) -> PlannedView:

@@ -34,7 +34,7 @@ def console_config(tmp_path: Path, **extra: Any) -> LoadedConfig:
             "vic": {"password": VIEWER_PASSWORD, "role": "read-only"}}},
         "destinations": {"hook": {"plugin": "webhook", "settings": {
             "url": "http://127.0.0.1:9/hook", "secret": WEBHOOK_SECRET,
-            "headers": {"x-custom-key": HEADER_SECRET}},
+            "headers": {"x-api-key": HEADER_SECRET}},
             "delivery": {"allow_private_network": True}}},
     }
     raw.update(extra)

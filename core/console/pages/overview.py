@@ -1,10 +1,20 @@
-"""Overview: every destination's queue, delivery lag and last error."""
+"""Overview: every destination's queue, delivery lag, last error, pause and circuit; messages
+accepted per minute over the last hour; the collector's counts; the daemons of the fleet.
+Refreshed in place every few seconds by htmx (a plain reload without JavaScript)."""
 
 from __future__ import annotations
+
+import time
 
 from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageRegistry
+from crossdock.console.reads import accepted_per_minute, collector_counts
+from crossdock.fleet import fleet_for
+from crossdock.outbox.base import DestinationCounts
+
+#: how often the page refreshes itself (seconds)
+REFRESH = 5
 
 
 def register(pages: PageRegistry) -> None:
@@ -13,8 +23,16 @@ def register(pages: PageRegistry) -> None:
 
 
 def overview(ctx: PageContext) -> Response:
-    counts = ctx.state.outbox.counts()
-    loaded = ctx.state.loaded
-    names = [d.name for d in loaded.destinations]
-    names += sorted(set(counts) - set(names))
-    return ctx.render("overview.html", rows=[(name, counts.get(name)) for name in names])
+    state = ctx.state
+    counts = state.outbox.counts()
+    loaded = state.loaded
+    configured = [d.name for d in loaded.destinations] + list(loaded.withheld)
+    names = configured + sorted(set(counts) - set(configured))
+    rows = [(name, counts.get(name) or DestinationCounts(), name in configured)
+            for name in names]
+    return ctx.render(
+        "overview_body.html" if ctx.htmx else "overview.html",
+        rows=rows, now=time.time(), refresh=REFRESH,
+        minutes=accepted_per_minute(state.outbox),
+        collector=None if state.collector is None else collector_counts(state.collector),
+        daemons=fleet_for(state.outbox).daemons(), dialect=state.outbox.dialect)

@@ -1,0 +1,266 @@
+"""The console's pages over HTTP against a real SQLite outbox: what they show, that no secret
+reaches a page or its HTML, that bad input gets a clear message (never a 500), that roles and
+CSRF hold for every action, and that every action is logged with who made it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from console_helpers import (
+    ADMIN_PASSWORD,
+    HEADER_SECRET,
+    VIEWER_PASSWORD,
+    WEBHOOK_SECRET,
+    console_config,
+    console_server,
+    csrf_of,
+    logged_in,
+)
+
+from crossdock.config import LoadedConfig
+from crossdock.outbox import open_outbox
+from crossdock.outbox.base import Outbox
+from crossdock.pipeline import Pipeline
+
+SECRETS = (WEBHOOK_SECRET, HEADER_SECRET, ADMIN_PASSWORD, VIEWER_PASSWORD)
+
+
+def track(n: int, **extra: object) -> dict[str, object]:
+    return {"type": "track", "event": f"Clicked {n}", "userId": f"user-{n}",
+            "messageId": f"msg-{n}", **extra}
+
+
+def kill(outbox: Outbox, destination: str, reason: str) -> list[int]:
+    """Lease every queued row of a destination and make it a dead letter with `reason`."""
+    items = outbox.lease(destination, 1000, 60, "test#1")
+    for item in items:
+        outbox.dead(item.id, reason, "test#1")
+    return [item.id for item in items]
+
+
+@pytest.fixture
+def loaded(tmp_path: Path) -> LoadedConfig:
+    return console_config(tmp_path)
+
+
+@pytest.fixture
+def outbox(loaded: LoadedConfig) -> Iterator[Outbox]:
+    box = open_outbox(loaded.outbox_url)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def url(loaded: LoadedConfig, outbox: Outbox) -> Iterator[str]:
+    Pipeline(loaded, outbox).accept([track(1), track(2), track(3)])
+    # A reason quoting the signing secret, as a careless destination's error body might.
+    kill(outbox, "hook", f"HTTP 400: bad signature for key {WEBHOOK_SECRET}")
+    with console_server(loaded) as url:
+        yield url
+
+
+@pytest.fixture
+def admin(url: str) -> Iterator[httpx.Client]:
+    client = logged_in(url, "ada", ADMIN_PASSWORD)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def viewer(url: str) -> Iterator[httpx.Client]:
+    client = logged_in(url, "vic", VIEWER_PASSWORD)
+    yield client
+    client.close()
+
+
+def assert_no_secret(html: str) -> None:
+    for secret in SECRETS:
+        assert secret not in html
+
+
+def problems(html: str) -> list[str]:
+    return re.findall(r'class="problem" role="alert">([^<]*)<', html)
+
+
+def test_every_page_answers_without_a_secret(admin: httpx.Client) -> None:
+    letter = re.search(r'/console/dead-letters/(\d+)"', admin.get("/console/dead-letters").text)
+    assert letter
+    for path in ("/console/", "/console/destinations", "/console/destinations/hook",
+                 "/console/dead-letters", f"/console/dead-letters/{letter.group(1)}",
+                 f"/console/dead-letters/dry-run?ids={letter.group(1)}", "/console/live",
+                 "/console/live/messages/msg-1",
+                 "/console/tester?message=" + json.dumps(track(9))):
+        answer = admin.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        assert_no_secret(answer.text)
+        assert "&lt;secret&gt;" in admin.get("/console/destinations/hook").text
+
+
+def test_the_overview_shows_each_destination(admin: httpx.Client) -> None:
+    html = admin.get("/console/").text
+    row = re.search(r'<a href="/console/destinations/hook">hook</a>.*?</tr>', html, re.S)
+    assert row
+    cells = re.findall(r'<td class="num">(?:<a[^>]*>)?(\d+)', row.group(0))
+    assert cells == ["0", "0", "0", "3"]  # queued, retrying, delivered, dead
+    assert "bad signature for key &lt;secret&gt;" in html
+    assert "accepted, last hour</small><b>3</b>" in html
+    # htmx asks for the part it refreshes, not the whole page.
+    part = admin.get("/console/", headers={"HX-Request": "true"}).text
+    assert part.startswith('<div id="overview"') and "<html" not in part
+
+
+def test_the_mapping_tester_shows_the_planned_request_redacted(admin: httpx.Client) -> None:
+    html = admin.get("/console/tester", params={"message": json.dumps(track(7)),
+                                                "destination": "hook"}).text
+    assert 'data-destination="hook"' in html and ">routed<" in html
+    assert "POST http://127.0.0.1:9/hook" in html
+    assert "webhook-signature: &lt;secret&gt;" in html
+    assert_no_secret(html)
+
+
+@pytest.mark.parametrize(("params", "problem"), [
+    ({"message": '{"type": "track",'}, "message: not valid JSON"),
+    ({"message": '{"type": "track"}'}, "message: "),
+    ({"message": "{}", "destination": "nope"}, "destination: no enabled destination 'nope'"),
+    ({"pick": "never-kept"}, "pick: message 'never-kept' is not kept"),
+])
+def test_the_mapping_tester_names_bad_input(admin: httpx.Client, params: dict[str, str],
+                                           problem: str) -> None:
+    answer = admin.get("/console/tester", params=params)
+    assert answer.status_code == 400
+    assert any(p.startswith(problem.replace("'", "&#39;")) for p in problems(answer.text)), (
+        problems(answer.text))
+
+
+@pytest.mark.parametrize(("path", "status", "problem"), [
+    ("/console/dead-letters?destination=nope", 400, "destination: no destination &#39;nope&#39;"),
+    ("/console/dead-letters?since=yesterday", 400, "since: &#39;yesterday&#39; is neither"),
+    ("/console/dead-letters/dry-run", 400, "dry run: nothing chosen"),
+    ("/console/dead-letters/dry-run?ids=999999", 400, "ids: no dead letter with id 999999"),
+    ("/console/dead-letters/dry-run?all=1&reason=no+such+reason", 400,
+     "dry run: no dead letter matches the filter"),
+    ("/console/dead-letters/dry-run?ids=abc", 400, "ids: &#39;abc&#39; is not"),
+    ("/console/dead-letters/424242", 404, "no dead letter with id 424242"),
+    ("/console/destinations/nope", 404, "destination: no enabled destination &#39;nope&#39;"),
+    ("/console/live?type=bogus", 400, "type: &#39;bogus&#39; is not a message type"),
+    ("/console/live/messages/never-kept", 404, "message &#39;never-kept&#39; is not kept"),
+])
+def test_bad_input_gets_a_clear_message(admin: httpx.Client, path: str, status: int,
+                                        problem: str) -> None:
+    answer = admin.get(path)
+    assert answer.status_code == status, answer.text
+    assert any(p.startswith(problem) for p in problems(answer.text)), problems(answer.text)
+
+
+def test_replay_after_a_dry_run(admin: httpx.Client, outbox: Outbox,
+                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "crossdock.console.actions")
+    dry = admin.get("/console/dead-letters/dry-run", params={"all": "1", "destination": "hook"})
+    assert dry.status_code == 200
+    assert "3 of 3 dead letters would be queued again" in dry.text
+    assert outbox.counts()["hook"].dead == 3, "a dry run changed something"
+    token = csrf_of(dry.text)
+    done = admin.post("/console/dead-letters/replay", data={
+        "csrf": token, "all": "1", "destination": "hook"})
+    assert done.status_code == 200
+    assert "Replayed 3 of 3 dead letters." in done.text
+    counts = outbox.counts()["hook"]
+    assert (counts.dead, counts.queued) == (0, 3)
+    assert any("ada (admin) POST /console/dead-letters/replay -> 200; replayed 3 of 3"
+               in r.getMessage() for r in caplog.records)
+    again = admin.post("/console/dead-letters/replay", data={"csrf": token, "all": "1"})
+    assert again.status_code == 400
+    assert problems(again.text) == ["replay: no dead letter matches the filter: nothing to "
+                                    "replay"]
+
+
+def test_read_only_users_look_but_cannot_act(viewer: httpx.Client, outbox: Outbox,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "crossdock.console.actions")
+    page = viewer.get("/console/destinations/hook")
+    assert page.status_code == 200 and "Pause delivery" not in page.text
+    # A dry run changes nothing: a viewer may see one, without the replay button.
+    dry = viewer.get("/console/dead-letters/dry-run", params={"all": "1"})
+    assert dry.status_code == 200 and 'id="replay"' not in dry.text
+    token = csrf_of(page.text)
+    for path, data in (("/console/destinations/hook/pause", {}),
+                       ("/console/dead-letters/replay", {"all": "1"}),
+                       ("/console/destinations/hook/test", {"message": "{}"})):
+        answer = viewer.post(path, data={"csrf": token, **data})
+        assert answer.status_code == 403
+        assert "vic is read-only" in answer.text
+    assert outbox.paused() == {} and outbox.counts()["hook"].dead == 3
+    assert any("vic (read-only) POST /console/destinations/hook/pause -> 403; refused: "
+               "read-only" in r.getMessage() for r in caplog.records)
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(admin: httpx.Client,
+                                                       outbox: Outbox) -> None:
+    for data in ({}, {"csrf": "forged"}):
+        answer = admin.post("/console/destinations/hook/pause", data=data)
+        assert answer.status_code == 403 and "CSRF" in answer.text
+    assert outbox.paused() == {}
+
+
+def test_pause_resume_and_a_test_message(admin: httpx.Client, outbox: Outbox,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "crossdock.console.actions")
+    token = csrf_of(admin.get("/console/destinations/hook").text)
+    assert admin.post("/console/destinations/hook/pause", data={"csrf": token}).status_code == 303
+    assert outbox.paused()["hook"].by == "ada"
+    assert "paused by ada" in admin.get("/console/").text
+    assert "Resume delivery" in admin.get("/console/destinations/hook").text
+    admin.post("/console/destinations/hook/resume", data={"csrf": token})
+    assert outbox.paused() == {}
+
+    sent = admin.post("/console/destinations/hook/test", data={
+        "csrf": token, "message": json.dumps(track(50))})
+    assert sent.status_code == 200 and "Queued test message <code>msg-50</code>" in sent.text
+    row = outbox.row("hook", "msg-50")
+    assert row is not None and row["state"] == "queued"
+    bad = admin.post("/console/destinations/hook/test", data={"csrf": token, "message": "[1]"})
+    assert bad.status_code == 400 and problems(bad.text) == ["message: must be a JSON object"]
+    twice = admin.post("/console/destinations/hook/test", data={
+        "csrf": token, "message": json.dumps(track(50))})
+    assert twice.status_code == 400
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("ada (admin) POST /console/destinations/hook/pause -> 303; paused delivery "
+               "to hook" in line for line in lines)
+    assert any("queued test message msg-50 for hook" in line for line in lines)
+
+
+def test_live_events_stream_new_messages(admin: httpx.Client, loaded: LoadedConfig,
+                                         outbox: Outbox) -> None:
+    events: list[str] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        with admin.stream("GET", "/console/live/stream", params={"event": "wanted"},
+                          timeout=30) as answer:
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            opened.set()
+            for line in answer.iter_lines():
+                if line.startswith("data: ") and "msg-" in line:
+                    events.append(line)
+                    if any("msg-wanted" in e for e in events):
+                        return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(10)
+    Pipeline(loaded, outbox).accept([track(60, event="other"),
+                                     {**track(61, event="wanted"), "messageId": "msg-wanted"}])
+    reader.join(20)
+    assert not reader.is_alive(), "the stream sent nothing"
+    assert [e for e in events if "msg-" in e and "<small>" in e] == [
+        e for e in events if "msg-wanted" in e and "<small>" in e], "the filter let others by"
+    decisions = admin.get("/console/live/messages/msg-wanted",
+                          headers={"HX-Request": "true"}).text
+    assert 'data-destination="hook"' in decisions and ">queued<" in decisions
