@@ -1,7 +1,7 @@
 """python -m bench [--quick] [--only NAME ...] [--out PATH] [--repeats N]
 
 Runs every benchmark (route, outbox, delivery, collector, latency, memory, scale, exports,
-functions), prints a
+functions, console), prints a
 Markdown table of our figures beside the raw baselines measured in the same run, and writes
 everything to bench/results/latest.json.
 """
@@ -20,7 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import collector, delivery, exports, functions, latency, memory, outbox, route, scale
+from bench import (
+    collector,
+    console,
+    delivery,
+    exports,
+    functions,
+    latency,
+    memory,
+    outbox,
+    route,
+    scale,
+)
 from bench.common import ROOT, Outcome, Row, Settings
 
 BENCHMARKS: dict[str, Callable[[Settings], Outcome]] = {
@@ -33,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Outcome]] = {
     "scale": scale.bench,
     "exports": exports.bench,
     "functions": functions.bench,
+    "console": console.bench,
 }
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 

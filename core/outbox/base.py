@@ -262,6 +262,8 @@ class RowQuery:
     since: float | None = None
     until: float | None = None
     limit: int | None = None
+    #: the newest change first (a page of the latest), instead of the oldest
+    newest_first: bool = False
 
 
 class Outbox(Protocol):
@@ -772,11 +774,12 @@ def kept_from(rows: Sequence[tuple[int, str, str, str | None, float]]) -> list[K
 
 def find_rows_sql(query: RowQuery, *, postgres: bool) -> tuple[str, list[Any]]:
     """The query of `find_rows` and its parameters, in the engine's placeholders: rows read
-    as `dead_letters_from` takes them, oldest change first."""
+    as `dead_letters_from` takes them, oldest change first (newest with `newest_first`)."""
     where, params = _row_filter(query, postgres=postgres)
     limit = "" if query.limit is None else f" LIMIT {int(query.limit)}"
+    order = "updated_at DESC, id DESC" if query.newest_first else "updated_at, id"
     return ("SELECT id, destination, message_id, attempts, last_error, updated_at, payload "
-            f"FROM outbox WHERE {where} ORDER BY updated_at, id{limit}", params)
+            f"FROM outbox WHERE {where} ORDER BY {order}{limit}", params)
 
 
 def _row_filter(query: RowQuery, *, postgres: bool) -> tuple[str, list[Any]]:

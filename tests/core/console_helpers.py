@@ -25,9 +25,10 @@ WEBHOOK_SECRET = "whsec_Y29uc29sZS10ZXN0LXNpZ25pbmctc2VjcmV0"
 HEADER_SECRET = "hdr-secret-value-42"
 
 
-def console_config(tmp_path: Path, **extra: Any) -> LoadedConfig:
+def console_config(tmp_path: Path, outbox_url: str | None = None, **extra: Any
+                   ) -> LoadedConfig:
     raw: dict[str, Any] = {
-        "outbox": {"url": f"sqlite:///{tmp_path / 'crossdock.db'}"},
+        "outbox": {"url": outbox_url or f"sqlite:///{tmp_path / 'crossdock.db'}"},
         "collector": {"enabled": False},
         "console": {"token": TOKEN, "users": {
             "ada": {"password": ADMIN_PASSWORD, "role": "admin"},

@@ -1,4 +1,4 @@
-"""The console's pages over HTTP against a real SQLite outbox: what they show, that no secret
+"""The console's pages over HTTP against a real SQLite file and a PostgreSQL outbox: what they show, that no secret
 reaches a page or its HTML, that bad input gets a clear message (never a 500), that roles and
 CSRF hold for every action, and that every action is logged with who made it."""
 
@@ -46,8 +46,9 @@ def kill(outbox: Outbox, destination: str, reason: str) -> list[int]:
 
 
 @pytest.fixture
-def loaded(tmp_path: Path) -> LoadedConfig:
-    return console_config(tmp_path)
+def loaded(tmp_path: Path, outbox_url: str) -> LoadedConfig:
+    """On each engine: `crossdock console` reads a PostgreSQL outbox as well."""
+    return console_config(tmp_path, outbox_url)
 
 
 @pytest.fixture
