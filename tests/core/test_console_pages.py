@@ -1,6 +1,7 @@
-"""The console's pages over HTTP against a real SQLite file and a PostgreSQL outbox: what they show, that no secret
-reaches a page or its HTML, that bad input gets a clear message (never a 500), that roles and
-CSRF hold for every action, and that every action is logged with who made it."""
+"""The console's pages over HTTP against a real SQLite file and a PostgreSQL outbox: what
+they show, that no secret reaches a page or its HTML, that bad input gets a clear message
+(never a 500), that roles and CSRF hold for every action, and that every action is logged
+with who made it."""
 
 from __future__ import annotations
 
