@@ -90,6 +90,7 @@ def test_too_many_failed_logins_wait(url: str, caplog: pytest.LogCaptureFixture)
         httpx.post(f"{url}/console/login", data={"name": "ada", "password": "wrong"})
     answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD})
     assert answer.status_code == 429
+    assert any("failed login for 'ada'" in r.getMessage() for r in caplog.records)
 
 
 def test_every_answer_carries_the_security_headers(url: str) -> None:
@@ -99,3 +100,37 @@ def test_every_answer_carries_the_security_headers(url: str) -> None:
     js = httpx.get(f"{url}/console/static/htmx.min.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert httpx.get(f"{url}/console/static/..%2Fapp.py").status_code == 404
+
+
+def test_short_credentials_are_refused_by_name(tmp_path: Path) -> None:
+    from crossdock.config import parse_config
+    from crossdock.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"console": {"token": "short", "users": {
+            "ada": {"password": "tiny", "role": "admin"},
+            "bob": {"password": "long-enough-password", "role": "owner"}}}},
+            base_dir=tmp_path, env={})
+    text = "\n".join(refused.value.problems)
+    assert "console.token: must be at least 16 characters" in text
+    assert "console.users.ada.password: must be at least 12 characters" in text
+    assert "console.users.bob.role: Input should be 'admin' or 'read-only'" in text
+
+
+def test_without_a_console_config_the_ops_listener_has_no_console(tmp_path: Path) -> None:
+    from collector_helpers import serve_app
+    from prometheus_client import CollectorRegistry
+
+    from crossdock.ops import OpsApp, Readiness
+    from crossdock.outbox import open_outbox
+
+    loaded = console_config(tmp_path, console={})
+    assert not loaded.config.console.enabled
+    outbox = open_outbox(loaded.outbox_url)
+    try:
+        ops = OpsApp(CollectorRegistry(), Readiness(outbox, list), None)
+        with serve_app(ops) as url:
+            assert httpx.get(f"{url}/console/").status_code == 404
+            assert httpx.get(f"{url}/healthz").status_code == 200
+    finally:
+        outbox.close()

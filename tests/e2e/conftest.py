@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 from e2e_helpers import Fake
+from playwright.sync_api import Browser, sync_playwright
 
 from crossdock.plugins.slack.fake import SlackFake
 from crossdock.plugins.slack.fake import make_app as slack_app
@@ -32,3 +34,14 @@ def slack_fake() -> Iterator[Fake]:
     state = SlackFake(rate_limit=None)
     with serve(slack_app(state)) as server:
         yield Fake(state, server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, headless, for a module's tests (the browser tests
+    skip themselves when it is not installed)."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

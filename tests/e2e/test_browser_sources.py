@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import pytest
 from browser_helpers import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     RUDDERSTACK,
     SEGMENT,
     TITLE,
@@ -28,7 +27,7 @@ from browser_helpers import (
     page_app,
 )
 from e2e_helpers import wait_for
-from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request
 
 from crossdock.plugins.webhook.fake import WebhookFake
 from crossdock.plugins.webhook.fake import make_app as webhook_app
@@ -72,15 +71,6 @@ def bundles(request: pytest.FixtureRequest,
     else:
         cache = tmp_path_factory.mktemp("browser-sdks")
     return {"segment": SEGMENT.fetch(cache), "rudderstack": RUDDERSTACK.fetch(cache)}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
