@@ -7,10 +7,12 @@ calls the same functions. Nothing here prints, exits or knows about click.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from crossdock.config import LoadedConfig
+from crossdock.config import LoadedConfig, parse_duration
 from crossdock.errors import CrossdockError
 from crossdock.fleet import DaemonInfo, fleet_for
 from crossdock.outbox import Outbox
@@ -78,8 +80,9 @@ def known_destinations(loaded: LoadedConfig, outbox: Outbox) -> set[str]:
 
 def check_destination(loaded: LoadedConfig, outbox: Outbox, name: str | None) -> None:
     """Raise UnknownDestination when `name` (None: all) names no known destination."""
-    if name is None:
-        return
+    if name is None or name in loaded.withheld or any(
+            d.name == name for d in loaded.destinations):
+        return  # without counting the outbox: that reads every row of a big one
     known = known_destinations(loaded, outbox)
     if name not in known:
         raise UnknownDestination(name, sorted(known))
@@ -103,3 +106,34 @@ def replay_rows(loaded: LoadedConfig, outbox: Outbox, query: RowQuery) -> list[D
         filtered = bool(query.destination or query.reason or query.since or query.until)
         raise MissingRows(missing, what, filtered)
     return rows
+
+
+def age(seconds: float) -> str:
+    """A duration the way an operator reads a lag: 42s, 7m 05s, 3h 12m, 2d 04h."""
+    seconds = max(0, int(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def parse_when(value: str) -> float:
+    """A point in time as --since/--until (and the console's filters) take it: an ISO date or
+    time (UTC unless it says otherwise), or a duration meaning that long ago (2h, 7d).
+    ValueError, saying both forms, otherwise."""
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return time.time() - parse_duration(value)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{value!r} is neither an ISO date or time (2026-11-01, 2026-11-01T08:00Z) "
+                "nor a duration ago (2h, 7d)") from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()

@@ -9,6 +9,7 @@ import time
 import click
 
 from crossdock.cli import common
+from crossdock.views import age
 
 
 @click.command()
@@ -40,7 +41,7 @@ def backfill(config_path: str, destination: str, since: str, until: str | None,
     if start < time.time() - keep:
         common.err_console.print(
             "[yellow]warning:[/yellow] messages are kept for outbox.keep_messages "
-            f"({common.age(keep)}): those accepted before then are no longer there to "
+            f"({age(keep)}): those accepted before then are no longer there to "
             "backfill", highlight=False)
 
     def progress(report: BackfillReport) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from rich.console import Console
 from crossdock.config import LoadedConfig
 from crossdock.errors import ConfigError, CrossdockError
 from crossdock.loader import load_config
+from crossdock.views import parse_when
 
 if TYPE_CHECKING:
     from crossdock.outbox import Outbox
@@ -142,32 +142,7 @@ def when(value: str | None, param: str) -> float | None:
     meaning that long ago (2h, 7d)."""
     if value is None:
         return None
-    from datetime import UTC, datetime
-
-    from crossdock.durations import parse_duration
-
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            return time.time() - parse_duration(value)
-        except (ValueError, TypeError):
-            raise click.BadParameter(
-                f"{value!r} is neither an ISO date or time (2026-11-01, 2026-11-01T08:00Z) "
-                "nor a duration ago (2h, 7d)", param_hint=param) from None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
-
-
-def age(seconds: float) -> str:
-    """A duration the way an operator reads a lag: 42s, 7m 05s, 3h 12m, 2d 04h."""
-    seconds = max(0, int(seconds))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+        return parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param) from None

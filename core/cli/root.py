@@ -16,6 +16,7 @@ from crossdock.cli import (
     audiences,
     backfill,
     common,
+    console,
     db,
     dead_letters,
     deliver,
@@ -51,7 +52,7 @@ for _command in (validate.validate, send.send, run.run, deliver.deliver, status.
                  dead_letters.dead_letters, backfill.backfill, demo.demo,
                  plugins.plugins_group, route.route_command, profiles.profiles_group,
                  audiences.audiences_group, functions.functions_group, exports.exports_group,
-                 db.db_group):
+                 db.db_group, console.console_command):
     cli.add_command(_command)
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from crossdock.cli import common
 from crossdock.fleet import DaemonInfo
 from crossdock.outbox.base import DestinationCounts
-from crossdock.views import outbox_status
+from crossdock.views import age, outbox_status
 
 
 @click.command()
@@ -39,11 +39,11 @@ def status(config_path: str, as_json: bool) -> None:
         if not d.in_outbox:
             table.add_row(d.name, "0", "0", "0", "0", "0", "0", "", "closed", "")
             continue
-        waiting = "" if c.oldest_waiting_at is None else common.age(now - c.oldest_waiting_at)
+        waiting = "" if c.oldest_waiting_at is None else age(now - c.oldest_waiting_at)
         error = (c.last_error or "")[:80]
         if c.last_error and c.last_error_at is not None:
             # The last error stays after later deliveries: its age says whether it is news.
-            error = f"{common.age(now - c.last_error_at)} ago: {error}"
+            error = f"{age(now - c.last_error_at)} ago: {error}"
         table.add_row(d.name, str(c.queued), str(c.leased), str(c.retrying), str(c.delivered),
                       str(c.dead), str(c.dropped_attributes), waiting, _circuit(c, now), error)
     common.console.print(table)
@@ -53,12 +53,14 @@ def status(config_path: str, as_json: bool) -> None:
 
 def _circuit(counts: DestinationCounts, now: float) -> str:
     """A destination's circuit for the status table: closed, or since when it is open and
-    when the next probe goes (docs/delivery.md)."""
+    when the next probe goes (docs/delivery.md); first, who paused its delivery."""
+    if counts.paused_by is not None and counts.paused_at is not None:
+        return f"paused by {counts.paused_by} {age(now - counts.paused_at)} ago"
     if counts.circuit == "closed" or counts.circuit_opened_at is None:
         return counts.circuit
-    text = f"{counts.circuit} {common.age(now - counts.circuit_opened_at)}"
+    text = f"{counts.circuit} {age(now - counts.circuit_opened_at)}"
     if counts.circuit == "open" and counts.circuit_next_probe_at is not None:
-        text += f", probe in {common.age(counts.circuit_next_probe_at - now)}"
+        text += f", probe in {age(counts.circuit_next_probe_at - now)}"
     return text
 
 

@@ -247,8 +247,9 @@ class Console:
                            csrf=self.auth.csrf(user) if user is not None else "",
                            nav=self.registry.nav_items(), path=request.url.path, **values)
 
-    def app(self) -> Starlette:
-        routes = [
+    def app(self, *, standalone: bool = False) -> Starlette:
+        routes = [Route("/", self._root, methods=["GET"])] if standalone else []
+        routes += [
             Route(PREFIX, self._root, methods=["GET"]),
             Route(PREFIX + "/login", self._login_form, methods=["GET"]),
             Route(PREFIX + "/login", self._login, methods=["POST"]),
@@ -433,7 +434,9 @@ def _safe_next(target: str | None) -> str:
     return PREFIX + "/"
 
 
-def make_console_app(state: ConsoleState, pages: Iterable[str] = PAGES) -> Starlette:
-    """The console's ASGI app (every route under /console/)."""
-    return Console(state, pages).app()
+def make_console_app(state: ConsoleState, pages: Iterable[str] = PAGES, *,
+                     standalone: bool = False) -> Starlette:
+    """The console's ASGI app (every route under /console/; `standalone`: / leads there,
+    for `crossdock console`, which serves nothing else)."""
+    return Console(state, pages).app(standalone=standalone)
 

@@ -275,7 +275,8 @@ def test_status_json(busy_outbox: Path) -> None:
     idle = {"queued": 0, "leased": 0, "retrying": 0, "delivered": 0, "dead": 0,
             "last_error": None, "dropped_attributes": 0, "oldest_waiting_at": None,
             "last_error_at": None, "circuit": "closed", "circuit_failures": 0,
-            "circuit_opened_at": None, "circuit_next_probe_at": None}
+            "circuit_opened_at": None, "circuit_next_probe_at": None, "paused_by": None,
+            "paused_at": None}
     # `idle` has no row at all: it is listed with zeros, as the table lists it.
     assert json.loads(result.stdout) == {"hook": {
         "queued": 2, "leased": 1, "retrying": 1, "delivered": 1, "dead": 1,
@@ -283,7 +284,7 @@ def test_status_json(busy_outbox: Path) -> None:
         "oldest_waiting_at": pytest.approx(time.time() - AGO, abs=60),
         "last_error_at": pytest.approx(time.time() - AGO, abs=60),
         "circuit": "closed", "circuit_failures": 0, "circuit_opened_at": None,
-        "circuit_next_probe_at": None,
+        "circuit_next_probe_at": None, "paused_by": None, "paused_at": None,
     }, "idle": idle}
 
 
@@ -305,6 +306,20 @@ def test_status_shows_an_open_circuit_and_when_it_is_probed_next(tmp_path: Path)
     assert rows["hook"][7] == "open 1h 02m, probe in 2h 04m"
     as_json = json.loads(invoke("status", "-c", str(config), "--json").stdout)["hook"]
     assert (as_json["circuit"], as_json["circuit_failures"]) == ("open", 5)
+
+
+def test_status_shows_who_paused_a_destination(busy_outbox: Path) -> None:
+    box = SQLiteOutbox(busy_outbox.parent / "outbox.db")
+    try:
+        assert box.pause("hook", "ada", now=time.time() - AGO)
+    finally:
+        box.close()
+    result = invoke("status", "-c", str(busy_outbox))
+    rows = {cells[0]: cells[1:] for line in result.stdout.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 10}
+    assert rows["hook"][7] == "paused by ada 1h 02m ago"
+    as_json = json.loads(invoke("status", "-c", str(busy_outbox), "--json").stdout)["hook"]
+    assert as_json["paused_by"] == "ada"
 
 
 def test_status_table(busy_outbox: Path) -> None:

@@ -12,10 +12,17 @@ from dataclasses import dataclass, replace
 from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageError, PageRegistry
-from crossdock.console.format import parse_when
 from crossdock.outbox.base import DeadLetter, RowQuery
 from crossdock.replay import plan_replay, requeue
 from crossdock.route.preview import PlanFailed, PlannedView, plan_payload
+from crossdock.views import (
+    MissingRows,
+    UnknownDestination,
+    check_destination,
+    dead_letters,
+    parse_when,
+    replay_rows,
+)
 
 #: dead letters listed on one page
 SHOWN = 200
@@ -54,14 +61,10 @@ def filters(ctx: PageContext, get: str = "query", ids: list[int] | None = None) 
     read = ctx.query if get == "query" else ctx.field
     destination, reason = read("destination").strip(), read("reason")
     since, until = read("since").strip(), read("until").strip()
-    configured = {d.name for d in ctx.state.loaded.destinations} | set(ctx.state.loaded.withheld)
-    if destination and destination not in configured:
-        # Only then the outbox's names (rows of a destination the config no longer has):
-        # counting a big outbox is the slow part of this page.
-        known = configured | set(ctx.state.outbox.counts())
-        if destination not in known:
-            raise PageError(f"destination: no destination {destination!r} in the config or "
-                            f"its outbox (known: {', '.join(sorted(known)) or 'none'})")
+    try:
+        check_destination(ctx.state.loaded, ctx.state.outbox, destination or None)
+    except UnknownDestination as exc:
+        raise PageError(f"destination: {exc}") from None
     times: dict[str, float | None] = {}
     for name, value in (("since", since), ("until", until)):
         try:
@@ -89,7 +92,7 @@ def _list(ctx: PageContext, chosen: Filters | None, *, problem: str = "", status
     elif chosen.any:
         letters = outbox.find_rows(replace(chosen.query, limit=SHOWN, newest_first=True))
     else:
-        letters = outbox.dead_letters(None, SHOWN)
+        letters = dead_letters(ctx.state.loaded, outbox, None, SHOWN)
     names = sorted({d.name for d in ctx.state.loaded.destinations}
                    | set(ctx.state.loaded.withheld))
     return ctx.render("dead_letters.html", status, letters=letters, names=names,
@@ -140,11 +143,10 @@ def _selected(ctx: PageContext, values: list[str], what: str, get: str) -> tuple
     if not ids and not every:
         raise PageError(f"{what}: nothing chosen. Tick dead letters, or choose \"everything "
                         "the filter selects\".")
-    rows = ctx.state.outbox.find_rows(chosen.query)
-    missing = sorted(set(ids) - {row.id for row in rows})
-    if missing:
-        raise PageError(f"ids: no dead letter with id {', '.join(map(str, missing))}"
-                        + (" matching the filters" if chosen.any else ""))
+    try:
+        rows = replay_rows(ctx.state.loaded, ctx.state.outbox, chosen.query)
+    except MissingRows as exc:
+        raise PageError(f"ids: {exc}") from None
     if not rows:
         raise PageError(f"{what}: no dead letter matches the filter: nothing to replay")
     return chosen, rows

@@ -15,9 +15,10 @@ from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageRegistry
 from crossdock.errors import MessageError
-from crossdock.outbox.base import DestinationCounts, NewRow, RowQuery
+from crossdock.outbox.base import NewRow, RowQuery
 from crossdock.redact import redacted_settings
 from crossdock.route.preview import preview_route
+from crossdock.views import dead_letters, outbox_status
 
 #: dead letters read to group the failures by reason
 FAILURES_READ = 1000
@@ -35,8 +36,9 @@ def register(pages: PageRegistry) -> None:
 
 
 def destinations(ctx: PageContext) -> Response:
-    counts = ctx.state.outbox.counts()
-    rows = [(d, counts.get(d.name) or DestinationCounts()) for d in ctx.state.loaded.destinations]
+    found = {d.name: d.counts for d in outbox_status(ctx.state.loaded,
+                                                     ctx.state.outbox).destinations}
+    rows = [(d, found[d.name]) for d in ctx.state.loaded.destinations]
     return ctx.render("destinations.html", rows=rows, withheld=ctx.state.loaded.withheld)
 
 
@@ -52,8 +54,9 @@ def destination(ctx: PageContext, *, sent: str = "", problem: str = "",
     name = ctx.request.path_params["name"]
     configured = ctx.state.destination(name)
     outbox = ctx.state.outbox
-    counts = outbox.counts().get(name) or DestinationCounts()
-    letters = outbox.dead_letters(name, FAILURES_READ)
+    counts = next(d.counts for d in outbox_status(ctx.state.loaded, outbox).destinations
+                  if d.name == name)
+    letters = dead_letters(ctx.state.loaded, outbox, name, FAILURES_READ)
     reasons: Counter[str] = Counter(ctx.state.scrub(letter.reason) for letter in letters)
     last_seen: dict[str, float] = {}
     for letter in letters:

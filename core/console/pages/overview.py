@@ -10,8 +10,7 @@ from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageRegistry
 from crossdock.console.reads import accepted_per_minute, collector_counts
-from crossdock.fleet import fleet_for
-from crossdock.outbox.base import DestinationCounts
+from crossdock.views import outbox_status
 
 #: how often the page refreshes itself (seconds)
 REFRESH = 5
@@ -24,15 +23,12 @@ def register(pages: PageRegistry) -> None:
 
 def overview(ctx: PageContext) -> Response:
     state = ctx.state
-    counts = state.outbox.counts()
-    loaded = state.loaded
-    configured = [d.name for d in loaded.destinations] + list(loaded.withheld)
-    names = configured + sorted(set(counts) - set(configured))
-    rows = [(name, counts.get(name) or DestinationCounts(), name in configured)
-            for name in names]
+    # What `crossdock status` shows, read by the same function.
+    found = outbox_status(state.loaded, state.outbox)
     return ctx.render(
         "overview_body.html" if ctx.htmx else "overview.html",
-        rows=rows, now=time.time(), refresh=REFRESH,
-        minutes=accepted_per_minute(state.outbox),
+        destinations=found.destinations, daemons=found.daemons,
+        enabled={d.name for d in state.loaded.destinations}, withheld=state.loaded.withheld,
+        now=time.time(), refresh=REFRESH, minutes=accepted_per_minute(state.outbox),
         collector=None if state.collector is None else collector_counts(state.collector),
-        daemons=fleet_for(state.outbox).daemons(), dialect=state.outbox.dialect)
+        dialect=state.outbox.dialect)
