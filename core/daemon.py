@@ -122,10 +122,10 @@ async def run_daemon(
                 if loaded.config.console.enabled:
                     from crossdock.console import ConsoleState, make_console_app
 
-                    # The pipeline's outbox: the one read from threads (the console's pages
-                    # run in the thread pool, like the collector's requests).
+                    # An outbox of its own (read from the thread pool): counting a big one
+                    # takes seconds, which must not hold the collector's connection.
                     reloader.console = ConsoleState(
-                        loaded, pipeline.outbox, state.collector_metrics
+                        loaded, open_outbox(loaded.outbox_url), state.collector_metrics
                         if loaded.config.collector.enabled else None)
                     console = make_console_app(reloader.console)
                 ops = await _start_ops(loaded, OpsApp(registry, Readiness(
@@ -148,6 +148,8 @@ async def run_daemon(
                 reloader.console.stopping = True
             if ops is not None:
                 await ops.stop()
+            if reloader.console is not None:
+                reloader.console.outbox.close()
             scheduler.shutdown()
             await engine.stop(STOP_GRACE)
             await member.stop()

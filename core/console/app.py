@@ -368,7 +368,10 @@ class Console:
     async def _logout(self, request: Request) -> Response:
         user = self.auth.read(request.cookies.get(COOKIE))
         if user is not None:
-            form = await _read_form(request)
+            try:
+                form = await _read_form(request)
+            except PageError as exc:
+                return self.render("error.html", request, user, exc.status, message=exc.message)
             if not self.auth.csrf_ok(user, (form.get(CSRF_FIELD) or [""])[0]):
                 return self.render("error.html", request, user, 403,
                                    message="Log out from the console's own page.")

@@ -62,7 +62,7 @@ def destination(ctx: PageContext, *, sent: str = "", problem: str = "",
     for letter in letters:
         last_seen.setdefault(ctx.state.scrub(letter.reason), letter.failed_at)
     delivered = outbox.find_rows(RowQuery("delivered", name, since=time.time() - 3600,
-                                          limit=RECENT))
+                                          limit=RECENT, newest_first=True))
     settings = redacted_settings(configured.plugin.settings)
     return ctx.render(
         "destination.html", name=name, plugin=configured.plugin.plugin_name, counts=counts,
