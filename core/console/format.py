@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     from crossdock.console.app import ConsoleState
 
 
+def spark_points(counts: list[int], width: int, height: int) -> str:
+    """Counts (oldest first) as an SVG polyline's points in a width x height box: the
+    highest touches the top, zero lies on the bottom (the console's small charts)."""
+    step = width / max(1, len(counts) - 1)
+    top = max(1, max(counts, default=0))
+    return " ".join(f"{i * step:.1f},{height - count / top * (height - 2) - 1:.1f}"
+                    for i, count in enumerate(counts))
+
+
 def install(env: jinja2.Environment, state: ConsoleState) -> None:
     """Add the filters to the console's template environment."""
 

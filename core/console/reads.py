@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from crossdock.console.format import spark_points
 from crossdock.metrics import Metrics
 from crossdock.outbox.base import KeptMessage, Outbox
 
@@ -31,10 +32,7 @@ class PerMinute:
 
     def points(self, width: int = 240, height: int = 36) -> str:
         """The counts as an SVG polyline's points, scaled to width x height."""
-        step = width / max(1, len(self.counts) - 1)
-        top = max(1, self.peak)
-        return " ".join(f"{i * step:.1f},{height - count / top * (height - 2) - 1:.1f}"
-                        for i, count in enumerate(self.counts))
+        return spark_points(self.counts, width, height)
 
 
 def accepted_per_minute(outbox: Outbox, now: float | None = None) -> PerMinute:
