@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, quote
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -259,9 +260,20 @@ class Console:
         for method, path, handler in self.registry.routes:
             routes.append(Route(PREFIX + path, self._endpoint(method, handler),
                                 methods=[method]))
-        app = Starlette(routes=routes)
+        app = Starlette(routes=routes, exception_handlers={404: self._missing,
+                                                           405: self._missing})
         app.add_middleware(_SecurityHeaders)
         return app
+
+    async def _missing(self, request: Request, exc: Exception) -> Response:
+        """A path no page has (or a method it does not take): said on a page, not a bare
+        "Not Found"."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        user = self.auth.read(request.cookies.get(COOKIE))
+        message = (f"{request.url.path}: no such page" if status == 404 else
+                   f"{request.method} {request.url.path}: this page does not take a "
+                   f"{request.method}")
+        return self.render("error.html", request, user, status, message=message)
 
     # -- around every page ----------------------------------------------------------------
 

@@ -153,6 +153,8 @@ def test_the_mapping_tester_names_bad_input(admin: httpx.Client, params: dict[st
     ("/console/destinations/nope", 404, "destination: no enabled destination &#39;nope&#39;"),
     ("/console/live?type=bogus", 400, "type: &#39;bogus&#39; is not a message type"),
     ("/console/live/messages/never-kept", 404, "message &#39;never-kept&#39; is not kept"),
+    ("/console/dead-letters/abc", 404, "/console/dead-letters/abc: no such page"),
+    ("/console/live/stream?after=abc", 400, "after: &#39;abc&#39; is not a position"),
 ])
 def test_bad_input_gets_a_clear_message(admin: httpx.Client, path: str, status: int,
                                         problem: str) -> None:
