@@ -111,13 +111,17 @@ class ConsoleState:
     started_at: float = field(default_factory=time.time)
     #: set when the daemon stops: live streams end (uvicorn waits for them otherwise)
     stopping: bool = False
+    _secrets: tuple[LoadedConfig, list[str]] | None = field(default=None, repr=False)
 
     def secrets(self) -> list[str]:
-        """Every secret value of every configured destination, longest first."""
-        found: set[str] = set()
-        for destination in self.loaded.destinations:
-            found.update(secret_values(destination.plugin.settings))
-        return sorted(found, key=len, reverse=True)
+        """Every secret value of every configured destination, longest first (read again
+        when a reload replaced the config)."""
+        if self._secrets is None or self._secrets[0] is not self.loaded:
+            found: set[str] = set()
+            for destination in self.loaded.destinations:
+                found.update(secret_values(destination.plugin.settings))
+            self._secrets = (self.loaded, sorted(found, key=len, reverse=True))
+        return self._secrets[1]
 
     def destination(self, name: str) -> ConfiguredDestination:
         """An enabled destination of the config, or a PageError naming the known ones."""
@@ -355,6 +359,8 @@ class Console:
         name = (form.get("name") or [""])[0].strip()
         target = _safe_next((form.get("next") or [""])[0])
         now = time.time()
+        if len(self._failures) > 10_000:  # addresses that stopped failing are forgotten
+            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - 60}
         recent = [t for t in self._failures.get(client, []) if t > now - 60]
         self._failures[client] = recent
         if len(recent) >= LOGIN_FAILURES_PER_MINUTE:
