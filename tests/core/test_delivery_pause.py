@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
-from conftest import Echo
 from echo_destination import TYPES
 
 from crossdock.config import parse_config
@@ -24,7 +24,7 @@ def _loaded(tmp_path: Path, outbox_url: str, url: str):
 
 
 async def test_a_pause_by_one_daemon_holds_every_daemon(tmp_path: Path, outbox_url: str,
-                                                        echo: Echo) -> None:
+                                                        echo: Any) -> None:
     loaded = _loaded(tmp_path, outbox_url, echo.url)
     console, daemon = open_outbox(outbox_url), open_outbox(outbox_url)
     try:
@@ -48,7 +48,7 @@ async def test_a_pause_by_one_daemon_holds_every_daemon(tmp_path: Path, outbox_u
         daemon.close()
 
 
-async def test_a_running_worker_stops_leasing_when_paused(tmp_path: Path, echo: Echo) -> None:
+async def test_a_running_worker_stops_leasing_when_paused(tmp_path: Path, echo: Any) -> None:
     url = f"sqlite:///{tmp_path / 'outbox.db'}"
     loaded = _loaded(tmp_path, url, echo.url)
     outbox = open_outbox(url)
