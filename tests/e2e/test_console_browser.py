@@ -131,6 +131,16 @@ def test_log_in_watch_live_replay_after_fixing_the_mapping(
         arrived.locator("summary").click()
         expect(arrived.locator(".decisions-table [data-destination=alerts]")).to_be_visible()
         shot(page, shots, "live")
+        # Paused, the tail shows nothing new; resumed, it picks up what came meanwhile.
+        page.click("#live-pause")
+        expect(page.locator("#live-state")).to_have_text("paused")
+        daemon.send({"type": "track", "event": "Cart Viewed", "userId": "ada-42",
+                     "messageId": "while-paused"})
+        wait_for(lambda: "while-paused" in daemon.text() or _kept(tmp_path, "while-paused"),
+                 "the message to be accepted", 30)
+        expect(page.locator("#events li", has_text="while-paused")).to_have_count(0)
+        page.click("#live-pause")
+        expect(page.locator("#events li", has_text="while-paused")).to_have_count(1)
 
         # The destination refuses it: a dead letter, named on the overview.
         page.goto(f"{daemon.ops}/console/dead-letters")
@@ -147,7 +157,7 @@ def test_log_in_watch_live_replay_after_fixing_the_mapping(
         # Fix the mapping (no channel override), reload, dry-run and replay.
         daemon.reload(slack_destination(webhook))
         page.goto(f"{daemon.ops}/console/dead-letters")
-        page.check("#letters input[name=ids] >> nth=0")
+        page.check("#letters tr:has-text(\"order-1\") input[name=ids]")
         page.click("#dry-run")
         expect(page.locator("#plans")).to_contain_text("re-routed")
         assert '"channel"' not in page.locator("#plans").inner_text()
@@ -181,6 +191,44 @@ def test_log_in_watch_live_replay_after_fixing_the_mapping(
     finally:
         context.close()
         daemon.stop()
+
+
+def test_pages_read_without_javascript(tmp_path: Path, browser: Browser, slack_fake: Fake,
+                                       shots: Path) -> None:
+    daemon = Daemon(tmp_path, slack_destination(slack_url(slack_fake)))
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        daemon.send({"type": "track", "event": "Signed Up", "userId": "no-js",
+                     "messageId": "no-js-1"})
+        page.goto(f"{daemon.ops}/console/")
+        page.fill("input[name=name]", "ada")
+        page.fill("input[name=password]", ADMIN_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#destinations")).to_contain_text("alerts")
+        page.goto(f"{daemon.ops}/console/live")
+        expect(page.locator("#events")).to_contain_text("no-js-1")
+        page.goto(f"{daemon.ops}/console/live/messages/no-js-1")
+        expect(page.locator(".decisions-table [data-destination=alerts]")).to_be_visible()
+        page.goto(f"{daemon.ops}/console/tester?message=" + json.dumps(
+            {"type": "track", "event": "X", "userId": "u"}))
+        expect(page.locator("#result [data-destination=alerts]")).to_contain_text("routed")
+    finally:
+        context.close()
+        daemon.stop()
+
+
+def _kept(folder: Path, message_id: str) -> bool:
+    """Whether the daemon's outbox keeps the message (it was accepted)."""
+    import sqlite3
+
+    db = folder / "outbox.db"
+    if not db.exists():
+        return False
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT 1 FROM outbox_messages WHERE message_id = ?",
+                            [message_id]).fetchone() is not None
 
 
 def _reloaded_has(page: Page, selector: str, text: str) -> bool:
