@@ -49,6 +49,7 @@ from starlette.routing import Route
 from crossdock import __version__
 from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.console.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, User
+from crossdock.console.format import install as install_filters
 from crossdock.metrics import Metrics
 from crossdock.outbox.base import Outbox
 from crossdock.redact import scrub, secret_values
@@ -235,9 +236,7 @@ class Console:
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("crossdock.console", "templates"),
             autoescape=True, undefined=jinja2.StrictUndefined)
-        from crossdock.console import format as fmt
-
-        fmt.install(self.templates, state)
+        install_filters(self.templates, state)
         self._failures: dict[str, list[float]] = {}
 
     def render(self, template: str, request: Request, user: User | None, status: int = 200,
