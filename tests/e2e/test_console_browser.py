@@ -153,6 +153,14 @@ def test_log_in_watch_live_replay_after_fixing_the_mapping(
         page.goto(f"{daemon.ops}/console/")
         expect(page.locator("#destinations")).to_contain_text("alerts")
         shot(page, shots, "overview")
+        # The overview refreshes itself (htmx): another dead letter shows without a reload.
+        dead = page.locator("#destinations a.dead")
+        before = int(dead.inner_text())
+        page.evaluate("window.notReloaded = true")
+        daemon.send({"type": "track", "event": "Order Completed", "userId": "ada-43",
+                     "messageId": "order-2"})
+        expect(dead).to_have_text(str(before + 1), timeout=30_000)
+        assert page.evaluate("window.notReloaded") is True
 
         # Fix the mapping (no channel override), reload, dry-run and replay.
         daemon.reload(slack_destination(webhook))
