@@ -30,7 +30,7 @@ PASSWORD = "bench-console-password"
 
 def fill(db: Path, queued: int, dead: int) -> None:
     """`queued` rows waiting over the destinations and `dead` dead letters (of the first)."""
-    from crossdock.config import parse_config
+    from crossdock.loader import parse_config
     from crossdock.outbox.sqlite import SQLiteOutbox
     from crossdock.pipeline import Pipeline
 
@@ -64,8 +64,8 @@ def timed(run: Callable[[], object], repeats: int) -> float:
 def bench(settings: Settings) -> Outcome:
     import httpx
 
-    from crossdock.config import parse_config
     from crossdock.console import ConsoleState, make_console_app
+    from crossdock.loader import parse_config
     from crossdock.outbox.sqlite import SQLiteOutbox
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "core"))

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from crossdock.config import LoadedConfig, parse_duration
+from crossdock.config import LoadedConfig
+from crossdock.durations import parse_duration
 from crossdock.errors import CrossdockError
 from crossdock.fleet import DaemonInfo, fleet_for
 from crossdock.outbox import Outbox

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 from collector_helpers import serve_app
 
-from crossdock.config import LoadedConfig, parse_config
+from crossdock.config import LoadedConfig
 from crossdock.console import ConsoleState, make_console_app
+from crossdock.loader import parse_config
 from crossdock.outbox import open_outbox
 from crossdock.plugin_manager import destination_types
 

@@ -103,8 +103,8 @@ def test_every_answer_carries_the_security_headers(url: str) -> None:
 
 
 def test_short_credentials_are_refused_by_name(tmp_path: Path) -> None:
-    from crossdock.config import parse_config
     from crossdock.errors import ConfigError
+    from crossdock.loader import parse_config
 
     with pytest.raises(ConfigError) as refused:
         parse_config({"console": {"token": "short", "users": {

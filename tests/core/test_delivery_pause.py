@@ -10,8 +10,8 @@ from typing import Any
 
 from echo_destination import TYPES
 
-from crossdock.config import parse_config
 from crossdock.delivery import DeliveryEngine, deliver_once
+from crossdock.loader import parse_config
 from crossdock.outbox import open_outbox
 from crossdock.outbox.base import NewRow
 
