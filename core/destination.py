@@ -47,6 +47,7 @@ from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing_extensions import TypeVar as DefaultedTypeVar
 
 from crossdock.kit import (
     Secret,
@@ -430,23 +431,37 @@ class ContactOptions(BaseModel):
     _region = field_validator("phone_region")(check_phone_region)
 
 
+class _FreeOptions(BaseModel):
+    """`opts` of a destination that declares no options model: any keys, taken as they are
+    (`opts.model_extra`); only "is a mapping" is checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
+# A TypeVar with a default (PEP 696; `typing`'s has one from Python 3.13): a destination
+# without mapping options still writes `Destination[Settings]`, and a bare `Destination`
+# (the engine's registry) is any destination. Covariant: the engine only reads `opts`.
+OptionsT = DefaultedTypeVar("OptionsT", bound=BaseModel, default=BaseModel, covariant=True)
 
 
-class Destination(Generic[SettingsT]):
-    """Base class of every destination type: `class AcmeDestination(Destination[AcmeSettings])`
-    with a `manifest`, and `build_item` or `build_requests` (and `classify` where the API says
-    more than its HTTP status). The engine constructs one instance per configured destination;
-    `self.settings` is the validated settings model, `self.options` the mapping's options."""
+class Destination(Generic[SettingsT, OptionsT]):
+    """Base class of every destination type:
+    `class AcmeDestination(Destination[AcmeSettings, AcmeOptions])` (or
+    `Destination[AcmeSettings]` without mapping options) with a `manifest`, and `build_item`
+    or `build_requests` (and `classify` where the API says more than its HTTP status). The
+    engine constructs one instance per configured destination; `self.settings` is the
+    validated settings model, `self.opts` the mapping's validated options model."""
 
     #: what the destination type is (name, docs, message types, batch sizes, rate limit, auth)
     manifest: ClassVar[Manifest]
     #: pydantic model of the destination's `settings:` (secrets as SecretStr); taken from the
     #: class's `Destination[Settings]` base when not set
     settings_model: ClassVar[type[BaseModel]]
-    #: pydantic model of the mapping's `options:` (None: free-form, only a mapping is checked).
-    #: With one, `crossdock validate` names every bad or unknown option by its path, and
-    #: `self.options` holds the validated options with the model's defaults filled in.
+    #: pydantic model of the mapping's `options:` (None: free-form, only a mapping is checked);
+    #: taken from the class's `Destination[Settings, Options]` base when not set. With one,
+    #: `crossdock validate` names every bad or unknown option by its path, and `self.opts`
+    #: is the validated model with its defaults filled in.
     options_model: ClassVar[type[BaseModel] | None] = None
 
     # What the engine reads, set from the manifest (a plugin written before manifests sets
@@ -461,6 +476,13 @@ class Destination(Generic[SettingsT]):
     max_response_bytes: ClassVar[int] = DEFAULT_MAX_RESPONSE_BYTES
 
     settings: SettingsT
+    #: the mapping's options, validated once by `options_model` (without one, a model that
+    #: takes any key: `opts.model_extra`): what a plugin reads its options from
+    opts: OptionsT
+    #: the same options as a dict (`opts.model_dump()`), for plugins written before `opts`
+    options: dict[str, Any]
+    #: the destination's whole merged mapping
+    mapping: dict[str, Any]
     #: the name the operator gave this destination in the config (`destinations: NAME:`),
     #: set by the engine (`configured`); "" for an instance built by hand
     destination_name: str = ""
@@ -468,14 +490,20 @@ class Destination(Generic[SettingsT]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = cls.__dict__
-        if "settings_model" not in own:
-            for base in getattr(cls, "__orig_bases__", ()):
-                args = typing.get_args(base)
-                origin = typing.get_origin(base)
-                # Destination[S], or a generic subclass of it (ExportDestination[S])
-                if (isinstance(origin, type) and issubclass(origin, Destination) and args
-                        and isinstance(args[0], type) and issubclass(args[0], BaseModel)):
-                    cls.settings_model = args[0]
+        for base in getattr(cls, "__orig_bases__", ()):
+            args = typing.get_args(base)
+            origin = typing.get_origin(base)
+            # Destination[S, O], or a generic subclass of it (ExportDestination[S]): its
+            # first argument is the settings model, its second (if any) the options model
+            if not (isinstance(origin, type) and issubclass(origin, Destination)):
+                continue
+            models = [a if isinstance(a, type) and issubclass(a, BaseModel) else None
+                      for a in args]
+            if "settings_model" not in own and models and models[0] is not None:
+                cls.settings_model = models[0]
+            if ("options_model" not in own and len(models) > 1 and models[1] is not None
+                    and models[1] is not BaseModel):
+                cls.options_model = models[1]
         manifest = own.get("manifest")
         if isinstance(manifest, Manifest):
             cls.plugin_name = manifest.name
@@ -521,18 +549,21 @@ class Destination(Generic[SettingsT]):
         return plugin
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
-        """Set `self.mapping` and `self.options` (validated by `options_model` when the
-        plugin declares one; the config loader has already reported any problem)."""
-        self.mapping: dict[str, Any] = dict(mapping)
-        self.options: dict[str, Any] = self.parse_options(mapping.get("options"))
+        """Set `self.mapping`, `self.opts` (validated by `options_model` when the plugin
+        declares one; the config loader has already reported any problem) and
+        `self.options`. A plugin that derives values from its options once overrides this,
+        calling `super()` first."""
+        self.mapping = dict(mapping)
+        self.opts = self.parse_options(mapping.get("options"))
+        self.options = (dict(self.opts.model_extra or {}) if self.options_model is None
+                        else self.opts.model_dump())
 
     @classmethod
-    def parse_options(cls, options: Any) -> dict[str, Any]:
-        """The options as the plugin reads them; raises ValidationError if they are invalid."""
+    def parse_options(cls, options: Any) -> OptionsT:
+        """The options as the plugin reads them (`self.opts`); raises ValidationError if
+        they are invalid."""
         raw = dict(options) if isinstance(options, Mapping) else {}
-        if cls.options_model is None:
-            return raw
-        return cls.options_model.model_validate(raw).model_dump()
+        return typing.cast(OptionsT, (cls.options_model or _FreeOptions).model_validate(raw))
 
     @classmethod
     def options_problems(cls, options: Any, path: str) -> list[str]:

@@ -213,10 +213,8 @@ def export_manifest(name: str, description: str, docs_url: str) -> Manifest:
                     auth="credentials")
 
 
-class ExportDestination(Destination[SettingsE]):
+class ExportDestination(Destination[SettingsE, ExportOptions]):
     """Base of the file destinations: its rows as one file (`export_file`) in `store()`."""
-
-    options_model = ExportOptions
 
     def store(self) -> FileStore:
         raise NotImplementedError
@@ -229,7 +227,7 @@ class ExportDestination(Destination[SettingsE]):
         return self.settings.window()
 
     def build_requests(self, items: Sequence[OutboxItem]) -> list[Planned]:
-        return export_file(items, self.store(), self.settings, self.options.get("columns"),
+        return export_file(items, self.store(), self.settings, self.opts.columns,
                            self.destination_name or self.plugin_name, self.prefix())
 
 

@@ -4,7 +4,7 @@ docs/mappings.md is the reference; `MappingSpec` is the same thing as a pydantic
 mistake in either file is reported by its path ("destinations.x.mapping.keys.case: ...").
 Every key is known: a misspelt key is an error, never silently ignored. Plugin-specific data
 goes under `options:`: the route step does not read it; the plugin instance gets the merged
-options as `self.options`, checked by the plugin's `options_model` when it declares one
+options as `self.opts`, checked by the plugin's `options_model` when it declares one
 (`Destination.options_problems`).
 """
 
@@ -94,7 +94,7 @@ class MappingSpec(_Strict):
     #: consent purposes the plugin reads: the payload carries `consent: {purpose: granted}`
     #: for each, the answer the forwarding rules read (for a channel's subscribe status)
     consent: list[str] = Field(default_factory=list)
-    #: plugin-specific settings, merged like the rest and read by the plugin as `self.options`
+    #: plugin-specific settings, merged like the rest and read by the plugin as `self.opts`
     #: (their keys are checked by the plugin's `options_model`, if any; documented on its page)
     options: dict[str, Any] = Field(default_factory=dict)
 

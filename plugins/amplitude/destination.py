@@ -88,18 +88,13 @@ _OVERHEAD = 200
 _CENT = 0.005
 
 
-class AmplitudeDestination(Destination[AmplitudeSettings]):
+class AmplitudeDestination(Destination[AmplitudeSettings, AmplitudeOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/amplitude.md",
         description="Amplitude: events through the HTTP V2 API, user properties through the "
                     "Identify API",
         message_types=frozenset({"track", "page", "screen", "identify"}),
         batch_size=DEFAULT_BATCH, max_batch_size=MAX_EVENTS, auth="api_key")
-    options_model = AmplitudeOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = AmplitudeOptions.model_validate(self.options)
 
     # -- one message -------------------------------------------------------------------
 

@@ -65,18 +65,13 @@ from crossdock.plugins.attentive.settings import AttentiveOptions, AttentiveSett
 _THROTTLE_WAIT = 1.0
 
 
-class AttentiveDestination(Destination[AttentiveSettings]):
+class AttentiveDestination(Destination[AttentiveSettings, AttentiveOptions]):
     # 150 requests per second per endpoint and key; subscriptions' 10/s meet 429 beyond it.
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/attentive.md",
         description="Attentive: subscriptions, custom events, e-commerce events, custom "
                     "attributes",
         message_types=frozenset({"track", "identify"}), rate_limit=RATE_LIMIT, auth="bearer")
-    options_model = AttentiveOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = AttentiveOptions.model_validate(self.options)
 
     def config_warnings(self, context: DestinationContext) -> list[str]:
         if self.opts.subscribe_events and self.settings.sign_up_source_id is None:

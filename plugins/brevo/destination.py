@@ -69,7 +69,7 @@ BUCKETS = {READ: CONTACTS_BUCKET, UPSERT: CONTACTS_BUCKET, DOI: CONTACTS_BUCKET,
 CHANNELS = {"email": "emailBlacklisted", "sms": "smsBlacklisted"}
 
 
-class BrevoDestination(Destination[BrevoSettings]):
+class BrevoDestination(Destination[BrevoSettings, BrevoOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/brevo.md",
         description="Brevo (Sendinblue): contacts upserted by email with attributes, lists and "
@@ -77,11 +77,6 @@ class BrevoDestination(Destination[BrevoSettings]):
         message_types=frozenset({"track", "identify"}), auth="api_key",
         # Brevo's general tier: 10 requests per second on /v3/contacts and on /v3/events.
         rate_limit=10.0)
-    options_model = BrevoOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = BrevoOptions.model_validate(self.options)
 
     # -- build -------------------------------------------------------------------------
 

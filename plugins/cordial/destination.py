@@ -66,17 +66,12 @@ ENDPOINTS = {READ: f"GET {CONTACT_PATH}", UPDATE: f"PUT {CONTACT_PATH}",
              ACTIVITY: f"POST {ACTIVITIES_PATH}", ACTIVITY_AGAIN: f"POST {ACTIVITIES_PATH}"}
 
 
-class CordialDestination(Destination[CordialSettings]):
+class CordialDestination(Destination[CordialSettings, CordialOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/cordial.md",
         description="Cordial: contacts with channels and subscribe status, events as contact "
                     "activities",
         message_types=frozenset({"track", "identify"}), auth="basic")
-    options_model = CordialOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = CordialOptions.model_validate(self.options)
 
     # -- build -------------------------------------------------------------------------
 

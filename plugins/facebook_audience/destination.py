@@ -112,20 +112,20 @@ class _Person:
     items: list[OutboxItem] = field(default_factory=list)
 
 
-class FacebookAudienceDestination(Destination[FacebookAudienceSettings]):
+class FacebookAudienceDestination(Destination[FacebookAudienceSettings,
+                                                  FacebookAudienceOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, description="Add and remove people in a Facebook Custom Audience",
         docs_url="docs/destinations/facebook_audience.md", message_types=frozenset({"track"}),
         # One batch at a time keeps an exit from overtaking the entry it follows.
         batch_size=MAX_USERS_PER_REQUEST, concurrency=1, auth="bearer")
-    options_model = FacebookAudienceOptions
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
         super().use_mapping(mapping)
         #: schema field -> where its value is read from (options.fields)
         self.sources: dict[str, list[str]] = {
-            schema_field: _paths(names) for schema_field, names in self.options["fields"].items()}
-        self.birthday_sources: list[str] = _paths(self.options["birthday"])
+            schema_field: _paths(names) for schema_field, names in self.opts.fields.items()}
+        self.birthday_sources: list[str] = _paths(self.opts.birthday)
 
     # -- rows ------------------------------------------------------------------------------
 

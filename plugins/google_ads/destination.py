@@ -60,7 +60,7 @@ MEMBERSHIP = {AUDIENCE_ENTERED: "create", AUDIENCE_EXITED: "remove"}
 RETRYABLE_CODES = frozenset({"CONCURRENT_MODIFICATION"})
 
 
-class GoogleAdsDestination(Destination[GoogleAdsSettings]):
+class GoogleAdsDestination(Destination[GoogleAdsSettings, GoogleAdsOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/google_ads.md",
         description="Google Ads: Customer Match user lists in sync with audiences, offline "
@@ -69,11 +69,6 @@ class GoogleAdsDestination(Destination[GoogleAdsSettings]):
         max_batch_size=OPERATIONS_PER_JOB,
         # One batch at a time keeps an exit from overtaking the entry it follows.
         concurrency=1, auth="oauth2")
-    options_model = GoogleAdsOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = GoogleAdsOptions.model_validate(self.options)
 
     def token_grant(self) -> RefreshToken:
         s = self.settings

@@ -197,26 +197,25 @@ class _Tags:
     items: list[OutboxItem] = field(default_factory=list)
 
 
-class MailchimpDestination(Destination[MailchimpSettings]):
+class MailchimpDestination(Destination[MailchimpSettings, MailchimpOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, description="Upsert Mailchimp members; tags for audiences, custom events",
         docs_url="docs/destinations/mailchimp.md", message_types=frozenset({"identify", "track"}),
         batch_size=MAX_BATCH_MEMBERS, concurrency=MAX_CONNECTIONS, auth="api_key",
         max_response_bytes=MAX_RESPONSE_BYTES)
-    options_model = MailchimpOptions
 
     def use_mapping(self, mapping: Mapping[str, Any]) -> None:
         super().use_mapping(mapping)
         #: where the member's email is read from (traits, then identities)
         self.email_paths = [f"{source}.{name}" for source in ("traits", "identities")
-                            for name in self.options["email"]]
+                            for name in self.opts.email]
         #: traits a message's explicit subscription status is read from
-        self.status_sources: list[str] = list(self.options["status"])
+        self.status_sources: list[str] = list(self.opts.status)
         #: trait -> merge tag: settings.merge_fields when set, else options.merge_fields
         #: (a trait the operator mapped to null is left out)
         self.merge_map: dict[str, str] = (
             self.settings.merge_fields if self.settings.merge_fields is not None
-            else {k: v for k, v in self.options["merge_fields"].items() if v is not None})
+            else {k: v for k, v in self.opts.merge_fields.items() if v is not None})
 
     # -- reading payloads ------------------------------------------------------------------
 
@@ -224,7 +223,7 @@ class MailchimpDestination(Destination[MailchimpSettings]):
         value = first_value(payload, *self.email_paths)
         if not isinstance(value, str):
             raise ItemRejected(f"no email: Mailchimp members are keyed by email; set traits or "
-                               f"identities {' / '.join(self.options['email'])}")
+                               f"identities {' / '.join(self.opts.email)}")
         return value.strip()
 
     def merge_fields(self, traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

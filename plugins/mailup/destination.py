@@ -68,17 +68,12 @@ LOOKUP_PAGE_SIZE = 100
 ACCEPT = {"accept": "application/json"}
 
 
-class MailUpDestination(Destination[MailUpSettings]):
+class MailUpDestination(Destination[MailUpSettings, MailUpOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/mailup.md",
         description="MailUp: recipients of a list with personal data fields, subscribed or "
                     "unsubscribed by their email consent (double opt-in optional)",
         message_types=frozenset({"identify"}), auth="oauth2")
-    options_model = MailUpOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = MailUpOptions.model_validate(self.options)
 
     def token_grant(self) -> Password | RefreshToken:
         s = self.settings

@@ -82,7 +82,7 @@ _SEARCH_FIELD = {"user_id": "custom_fields", "email": "email", "phone": "phone"}
 _BURST_WINDOW = 2.0
 
 
-class PipedriveDestination(Destination[PipedriveSettings]):
+class PipedriveDestination(Destination[PipedriveSettings, PipedriveOptions]):
     # Searches share the Search API's limit (10 per 2 s per token), writes another key at
     # the same rate.
     manifest = Manifest(
@@ -91,11 +91,6 @@ class PipedriveDestination(Destination[PipedriveSettings]):
                     "notes or activities",
         message_types=frozenset({"track", "identify"}), rate_limit=SEARCH_BURST / 2,
         auth="api_key", other_auth=frozenset({"oauth2"}))
-    options_model = PipedriveOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = PipedriveOptions.model_validate(self.options)
 
     # -- build -------------------------------------------------------------------------
 

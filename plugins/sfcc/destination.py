@@ -45,17 +45,12 @@ from crossdock.plugins.sfcc.const import (
 from crossdock.plugins.sfcc.settings import SfccOptions, SfccSettings
 
 
-class SfccDestination(Destination[SfccSettings]):
+class SfccDestination(Destination[SfccSettings, SfccOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/sfcc.md",
         description="Salesforce Commerce Cloud (B2C): customer profiles updated by customer "
                     "number through the OCAPI Data API",
         message_types=frozenset({"identify"}), batch_size=1, auth="oauth2")
-    options_model = SfccOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = SfccOptions.model_validate(self.options)
 
     def token_grant(self) -> ClientCredentials:
         s = self.settings

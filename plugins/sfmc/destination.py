@@ -51,17 +51,12 @@ from crossdock.plugins.sfmc.settings import SfmcOptions, SfmcSettings
 EVENT_HEADERS = {"content-type": "application/json; charset=UTF-8"}
 
 
-class SfmcDestination(Destination[SfmcSettings]):
+class SfmcDestination(Destination[SfmcSettings, SfmcOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/sfmc.md",
         description="Salesforce Marketing Cloud: data extension rows by contact key, Journey "
                     "Builder entry events",
         message_types=frozenset({"track", "identify"}), batch_size=MAX_ROWS, auth="oauth2")
-    options_model = SfmcOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = SfmcOptions.model_validate(self.options)
 
     def token_grant(self) -> ClientCredentials:
         s = self.settings

@@ -68,17 +68,12 @@ _TAKEN = ("has already been taken",)
 _RETRIED_CODES = frozenset({"THROTTLED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"})
 
 
-class ShopifyDestination(Destination[ShopifySettings]):
+class ShopifyDestination(Destination[ShopifySettings, ShopifyOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/shopify.md",
         description="Shopify: customers created or updated by email (GraphQL Admin API), "
                     "email and SMS marketing consent, tags from audiences",
         message_types=frozenset({"identify", "track"}), auth="api_key")
-    options_model = ShopifyOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = ShopifyOptions.model_validate(self.options)
 
     # -- build -------------------------------------------------------------------------
 

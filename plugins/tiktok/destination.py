@@ -72,18 +72,13 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _EVENT_INDEX = re.compile(r"^(?:Batch|data)\.(\d+)\.")
 
 
-class TikTokDestination(Destination[TikTokSettings]):
+class TikTokDestination(Destination[TikTokSettings, TikTokOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/tiktok.md",
         description="TikTok Events API: standard and custom events with hashed email, phone "
                     "and external_id",
         message_types=frozenset({"track"}), batch_size=DEFAULT_BATCH,
         max_batch_size=MAX_EVENTS, auth="bearer")
-    options_model = TikTokOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = TikTokOptions.model_validate(self.options)
 
     def config_warnings(self, context: DestinationContext) -> list[str]:
         if self.settings.test_event_code:

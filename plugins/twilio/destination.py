@@ -62,7 +62,7 @@ from crossdock.plugins.twilio.settings import TwilioOptions, TwilioSettings
 SEND, LOOKUP = "send", "lookup"
 
 
-class TwilioDestination(Destination[TwilioSettings]):
+class TwilioDestination(Destination[TwilioSettings, TwilioOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/twilio.md",
         description="Twilio: an SMS per matching event (Messages API, a Jinja2 body), only "
@@ -70,11 +70,6 @@ class TwilioDestination(Destination[TwilioSettings]):
         message_types=frozenset({"track"}), auth="basic",
         # Twilio limits concurrent requests per account (20429), not requests per second.
         concurrency=4)
-    options_model = TwilioOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = TwilioOptions.model_validate(self.options)
 
     def config_warnings(self, context: DestinationContext) -> list[str]:
         if context.allowed.get("events") is None:

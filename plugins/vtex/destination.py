@@ -39,17 +39,12 @@ from crossdock.plugins.vtex.const import ACCEPT, DOCUMENTS_PATH, MAX_FIELD_LENGT
 from crossdock.plugins.vtex.settings import VtexOptions, VtexSettings
 
 
-class VtexDestination(Destination[VtexSettings]):
+class VtexDestination(Destination[VtexSettings, VtexOptions]):
     manifest = Manifest(
         name=PLUGIN_NAME, docs_url="docs/destinations/vtex.md",
         description="VTEX Master Data: customer documents (CL) upserted by email with the "
                     "newsletter opt-in from the email consent",
         message_types=frozenset({"identify"}), auth="api_key")
-    options_model = VtexOptions
-
-    def use_mapping(self, mapping: Any) -> None:
-        super().use_mapping(mapping)
-        self.opts = VtexOptions.model_validate(self.options)
 
     def build_item(self, item: OutboxItem) -> list[Planned]:
         """The document's PATCH, after a FieldRefused for each value left out."""

@@ -1,6 +1,6 @@
-"""`mapping.options` reach the plugin instance the engine builds: `self.options` is the shipped
-options with the operator's deep-merged over them, checked by the plugin's `options_model`;
-a plugin whose constructor takes only `settings` keeps working and gets them too."""
+"""`mapping.options` reach the plugin instance the engine builds: `self.opts` is the shipped
+options with the operator's deep-merged over them, validated once by the plugin's options
+model (`Destination[Settings, Options]`), and `self.options` the same as a dict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from crossdock.destination import Destination
 from crossdock.errors import ConfigError
@@ -46,7 +46,28 @@ class Modelled(FreeForm):
     options_model = Options
 
 
-TYPES: dict[str, type[Destination]] = {c.plugin_name: c for c in (FreeForm, Modelled)}
+class CountedOptions(Options):
+    """Options that count how often they are validated."""
+
+    validated: ClassVar[int] = 0
+
+    @model_validator(mode="after")
+    def _count(self) -> CountedOptions:
+        type(self).validated += 1
+        return self
+
+
+class Typed(Destination[Settings, CountedOptions]):
+    """Options declared as the base's second argument: no `options_model` line."""
+
+    plugin_name: ClassVar[str] = "typed"
+
+    @classmethod
+    def default_mapping(cls) -> dict[str, Any]:
+        return dict(SHIPPED)
+
+
+TYPES: dict[str, type[Destination]] = {c.plugin_name: c for c in (FreeForm, Modelled, Typed)}
 OVERRIDE = {"options": {"sources": {"email": ["work_email"]}, "extra": True}}
 
 
@@ -89,3 +110,26 @@ def test_options_that_are_not_a_mapping_are_one_problem(tmp_path: Path) -> None:
         load(tmp_path, "modelled", {"options": ["x"]})
     assert caught.value.problems == [
         "destinations.d.mapping.options: Input should be a valid dictionary"]
+
+
+def test_the_options_model_is_the_bases_second_argument(tmp_path: Path) -> None:
+    assert Typed.options_model is CountedOptions and Typed.settings_model is Settings
+    dest = load(tmp_path, "typed", {"options": {"limit": "7"}})
+    assert isinstance(dest, Typed) and isinstance(dest.opts, CountedOptions)
+    assert (dest.opts.sources, dest.opts.prefix, dest.opts.limit) == (
+        SHIPPED["options"]["sources"], "cd_", 7)
+    assert dest.options == dest.opts.model_dump()
+
+
+def test_the_options_are_validated_once_when_the_plugin_is_built() -> None:
+    CountedOptions.validated = 0
+    Typed(Settings())
+    assert CountedOptions.validated == 1
+
+
+def test_free_form_options_are_the_models_extra_keys(tmp_path: Path) -> None:
+    dest = load(tmp_path, "freeform", OVERRIDE)
+    assert FreeForm.options_model is None
+    assert dest.opts.model_extra == dest.options == {
+        "sources": {"email": ["work_email"], "phone": ["phone"]}, "prefix": "cd_",
+        "extra": True}
