@@ -68,7 +68,7 @@ from crossdock.kit import (
 )
 from crossdock.models import MESSAGE_TYPES
 from crossdock.oauth import ClientCredentials, JwtBearer, Password, RefreshToken, TokenGrant
-from crossdock.phones import check_phone_region
+from crossdock.phones import check_phone_region, e164
 from crossdock.sends import (
     FilePut,
     FileStore,
@@ -412,7 +412,7 @@ class ContactOptions(BaseModel):
     """Mapping options every destination that reaches people by email or phone shares: where
     it reads the email and the phone (dotted paths into the routed payload, first found wins)
     and the region national phone numbers are read in (`crossdock.phones`). A plugin's
-    options model extends it."""
+    options model extends it, and reads the person with `email_of` and `phone_of`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -429,6 +429,27 @@ class ContactOptions(BaseModel):
 
     _paths = field_validator("email", "phone")(dotted_paths)
     _region = field_validator("phone_region")(check_phone_region)
+
+    def email_of(self, payload: Mapping[str, Any]) -> str | None:
+        """The person's email address, stripped: the first value found at `email`; None when
+        there is none or it is no address (no @)."""
+        value = first_value(payload, *self.email)
+        if value is None or "@" not in str(value):
+            return None
+        return str(value).strip()
+
+    def phone_of(self, payload: Mapping[str, Any]) -> str | None:
+        """The person's phone number in E.164, from the first value found at `phone`; None
+        when there is none. Raises PhoneError for a number that cannot be used (its text
+        names the rule, never the number): the plugin leaves it out, reporting
+        `FieldRefused(item, field, f"left out: {exc}")`, or rejects the item if it needs it."""
+        value = first_value(payload, *self.phone)
+        return None if value is None else self.e164(value)
+
+    def e164(self, value: Any) -> str:
+        """`value` as an E.164 number, a national one read in `phone_region`; PhoneError when
+        it is none (without a region, the error says to set mapping.options.phone_region)."""
+        return e164(value, self.phone_region, no_region_hint="set mapping.options.phone_region")
 
 
 class _FreeOptions(BaseModel):

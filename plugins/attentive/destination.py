@@ -42,7 +42,7 @@ from crossdock.destination import (
     secret_rate_key,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.attentive.const import (
     CUSTOM_ATTRIBUTES_PATH,
     CUSTOM_EVENTS_PATH,
@@ -124,20 +124,18 @@ class AttentiveDestination(Destination[AttentiveSettings, AttentiveOptions]):
              ) -> tuple[dict[str, str], dict[str, str]]:
         """({phone, email} the person has, {clientUserId} when the userId is sent)."""
         user: dict[str, str] = {}
-        phone = first_value(payload, *self.opts.phone)
-        if phone is not None:
-            try:
-                user["phone"] = e164(phone, self.opts.phone_region,
-                                     no_region_hint="set mapping.options.phone_region")
-            except PhoneError as exc:
-                refused.append(("phone", f"left out: {exc}"))
-        email = first_value(payload, *self.opts.email)
+        try:
+            phone = self.opts.phone_of(payload)
+        except PhoneError as exc:
+            refused.append(("phone", f"left out: {exc}"))
+        else:
+            if phone is not None:
+                user["phone"] = phone
+        email = self.opts.email_of(payload)
         if email is not None:
-            text = str(email).strip()
-            if "@" in text:
-                user["email"] = text
-            else:
-                refused.append(("email", "left out: not an email address"))
+            user["email"] = email
+        elif first_value(payload, *self.opts.email) is not None:
+            refused.append(("email", "left out: not an email address"))
         external: dict[str, str] = {}
         if self.opts.client_user_id and payload.get("userId"):
             external["clientUserId"] = str(payload["userId"])

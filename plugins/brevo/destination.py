@@ -35,7 +35,6 @@ from crossdock.destination import (
     Planned,
     PlannedRequest,
     Retry,
-    first_value,
     http_outcome,
     json_content,
     parse_retry_after,
@@ -43,7 +42,7 @@ from crossdock.destination import (
     secret_rate_key,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.brevo.const import (
     API_KEY_HEADER,
     CONTACT_PATH,
@@ -87,7 +86,7 @@ class BrevoDestination(Destination[BrevoSettings, BrevoOptions]):
         payload = item.payload
         if payload.get("type") == "identify":
             if self.double_opt_in_applies(payload):
-                email = self.email(payload)
+                email = self.opts.email_of(payload)
                 assert email is not None
                 self.contact_body(payload, refused)  # what would be left out, reported now
                 first = self.planned(self.request("GET", self.contact_path(email)), item, READ)
@@ -99,21 +98,11 @@ class BrevoDestination(Destination[BrevoSettings, BrevoOptions]):
             first = self.planned(self.event(payload, refused), item, EVENT)
         return [*(FieldRefused(item, name, why) for name, why in refused), first]
 
-    def email(self, payload: dict[str, Any]) -> str | None:
-        email = first_value(payload, *self.opts.email)
-        if email is None or "@" not in str(email):
-            return None
-        return str(email).strip()
-
     def phone(self, payload: dict[str, Any], refused: list[tuple[str, str]]) -> str | None:
         """The phone in E.164, or None (reported in `refused` when there was one Brevo could
         not use)."""
-        phone = first_value(payload, *self.opts.phone)
-        if phone is None:
-            return None
         try:
-            return e164(phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region")
+            return self.opts.phone_of(payload)
         except PhoneError as exc:
             refused.append((f"attributes.{SMS_ATTRIBUTE}", f"left out: {exc}"))
             return None
@@ -130,13 +119,14 @@ class BrevoDestination(Destination[BrevoSettings, BrevoOptions]):
         return consent.get(purpose) is True
 
     def double_opt_in_applies(self, payload: dict[str, Any]) -> bool:
-        return (self.settings.double_opt_in is not None and self.email(payload) is not None
+        return (self.settings.double_opt_in is not None
+                and self.opts.email_of(payload) is not None
                 and self.granted(payload, "email") is True)
 
     def contact_body(self, payload: dict[str, Any], refused: list[tuple[str, str]]
                      ) -> dict[str, Any]:
         """The contact's identifiers and attributes (without lists and blacklists)."""
-        email = self.email(payload)
+        email = self.opts.email_of(payload)
         attributes: dict[str, Any] = {}
         traits = payload.get("traits") or {}
         for trait, name in self.opts.attributes.items():
@@ -231,7 +221,7 @@ class BrevoDestination(Destination[BrevoSettings, BrevoOptions]):
                     ) -> dict[str, str]:
         """The event's contact, by the first of: email, ext_id (the userId, with
         options.ext_id), the phone in E.164."""
-        email = self.email(payload)
+        email = self.opts.email_of(payload)
         if email is not None:
             return {"email_id": email}
         ext_id = self.ext_id(payload)

@@ -35,14 +35,13 @@ from crossdock.destination import (
     PlannedRequest,
     Retry,
     basic_auth,
-    first_value,
     http_outcome,
     json_content,
     response_json,
     secret_rate_key,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.cordial.const import (
     ACTIVITIES_PATH,
     CHANNEL_CONSENT,
@@ -92,21 +91,17 @@ class CordialDestination(Destination[CordialSettings, CordialOptions]):
         return self.planned(self.activity(payload, email, refused), item, ACTIVITY)
 
     def email(self, payload: dict[str, Any]) -> str:
-        email = first_value(payload, *self.opts.email)
-        if email is None or "@" not in str(email):
+        email = self.opts.email_of(payload)
+        if email is None:
             raise ItemRejected("email: Cordial keys contacts by email (channels.email.address); "
                             "this person has none")
-        return str(email).strip()
+        return email
 
     def phone(self, payload: dict[str, Any], refused: list[tuple[str, str]]) -> str | None:
         """The SMS channel's number in E.164, or None (reported in `refused` when there was
         one Cordial could not use)."""
-        phone = first_value(payload, *self.opts.phone)
-        if phone is None:
-            return None
         try:
-            return e164(phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region")
+            return self.opts.phone_of(payload)
         except PhoneError as exc:
             refused.append(("channels.sms.address", f"left out: {exc}"))
             return None

@@ -48,7 +48,7 @@ from crossdock.destination import (
     stringify,
     truncate,
 )
-from crossdock.phones import PhoneError, calling_code, e164
+from crossdock.phones import PhoneError, calling_code
 from crossdock.plugins.mailup.const import (
     GROUP_RECIPIENT_PATH,
     LIST_RECIPIENT_PATH,
@@ -109,11 +109,11 @@ class MailUpDestination(Destination[MailUpSettings, MailUpOptions]):
                 PlannedRequest(request, [item], step=SUBSCRIBE)]
 
     def email(self, payload: dict[str, Any]) -> str:
-        email = first_value(payload, *self.opts.email)
-        if email is None or "@" not in str(email):
+        email = self.opts.email_of(payload)
+        if email is None:
             raise ItemRejected("Email: MailUp keys the list's recipients by email; none of "
                                + ", ".join(self.opts.email) + " holds one (options.email)")
-        return str(email).strip()
+        return email
 
     def recipient_url(self) -> str:
         s = self.settings
@@ -129,14 +129,13 @@ class MailUpDestination(Destination[MailUpSettings, MailUpOptions]):
         body: dict[str, Any] = {"Name": str(stringify(name) or "") if name is not None else "",
                                 "Email": email}
         if self.opts.mobile:
-            phone = first_value(payload, *self.opts.phone)
-            if phone is not None:
-                try:
-                    body["MobilePrefix"], body["MobileNumber"] = calling_code(e164(
-                        phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region"))
-                except PhoneError as exc:
-                    refused.append(("MobileNumber", f"left out: {exc}"))
+            try:
+                phone = self.opts.phone_of(payload)
+            except PhoneError as exc:
+                refused.append(("MobileNumber", f"left out: {exc}"))
+            else:
+                if phone is not None:
+                    body["MobilePrefix"], body["MobileNumber"] = calling_code(phone)
         values: list[tuple[int, str, Any]] = []
         traits = payload.get("traits") or {}
         for trait, field_id in self.opts.fields.items():

@@ -50,7 +50,7 @@ from crossdock.destination import (
     short_body,
     stringify,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.pipedrive.const import (
     ACTIVITIES_PATH,
     API_DOMAIN_FIELD,
@@ -124,14 +124,9 @@ class PipedriveDestination(Destination[PipedriveSettings, PipedriveOptions]):
             user_id = payload.get("userId")
             return str(user_id) if user_id and self.opts.user_id_field else None
         if kind == "email":
-            email = first_value(payload, *self.opts.email)
-            return str(email).strip() if email is not None and "@" in str(email) else None
-        phone = first_value(payload, *self.opts.phone)
-        if phone is None:
-            return None
+            return self.opts.email_of(payload)
         try:
-            return e164(phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region")
+            return self.opts.phone_of(payload)
         except PhoneError as exc:
             if refused is not None:
                 refused.append(("phone", f"left out: {exc}"))

@@ -41,7 +41,7 @@ from crossdock.destination import (
     secret_rate_key,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.shopify.const import (
     AUDIENCE_ENTERED,
     AUDIENCE_EXITED,
@@ -89,19 +89,16 @@ class ShopifyDestination(Destination[ShopifySettings, ShopifyOptions]):
                 PlannedRequest(find, [item], self.rate_key(), FIND_STEP)]
 
     def email(self, payload: dict[str, Any]) -> str:
-        email = first_value(payload, *self.opts.email)
-        if email is None or "@" not in str(email) or '"' in str(email):
+        email = self.opts.email_of(payload)
+        # A quote would end the search query's email:"..." term.
+        if email is None or '"' in email:
             raise ItemRejected("email: Shopify customers are found and kept by email; this "
                                "person has none")
-        return str(email).strip()
+        return email
 
     def phone(self, payload: dict[str, Any], refused: list[tuple[str, str]]) -> str | None:
-        phone = first_value(payload, *self.opts.phone)
-        if phone is None:
-            return None
         try:
-            return e164(phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region")
+            return self.opts.phone_of(payload)
         except PhoneError as exc:
             refused.append(("phone", f"left out: {exc}"))
             return None

@@ -51,7 +51,7 @@ from crossdock.destination import (
     sha256_hex,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.tiktok.const import (
     DEFAULT_BATCH,
     INVALID_PARAMETER,
@@ -93,6 +93,8 @@ class TikTokDestination(Destination[TikTokSettings, TikTokOptions]):
         hashed (a value already hashed is sent as it is), the click id, cookie, IP and
         user agent as they are."""
         user: dict[str, Any] = {}
+        # Read raw, not with email_of / phone_of: the value may be a SHA-256 already (no @,
+        # no digits to read as a number), which TikTok takes as it is.
         email = first_value(payload, *self.opts.email)
         if email is not None:
             user["email"] = _hashed(str(email).strip().lower())
@@ -103,9 +105,7 @@ class TikTokDestination(Destination[TikTokSettings, TikTokOptions]):
                 user["phone"] = text.lower()
             else:
                 try:
-                    user["phone"] = sha256_hex(e164(phone, self.opts.phone_region,
-                                                    no_region_hint="set mapping.options."
-                                                                   "phone_region"))
+                    user["phone"] = sha256_hex(self.opts.e164(phone))
                 except PhoneError as exc:
                     refused.append(("user.phone", f"left out: {exc}"))
         external = first_value(payload, *self.opts.external_id)

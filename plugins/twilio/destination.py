@@ -39,13 +39,12 @@ from crossdock.destination import (
     PlannedRequest,
     Retry,
     basic_auth,
-    first_value,
     http_outcome,
     parse_retry_after,
     response_json,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.twilio.const import (
     AUTHENTICATE,
     LOOKUP_PAGE_SIZE,
@@ -123,14 +122,13 @@ class TwilioDestination(Destination[TwilioSettings, TwilioOptions]):
                              headers=self.headers())
 
     def to(self, payload: dict[str, Any]) -> str:
-        phone = first_value(payload, *self.opts.phone)
-        if phone is None:
-            raise ItemRejected("To: this person has no phone number (mapping.options.phone)")
         try:
-            return e164(phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region")
+            phone = self.opts.phone_of(payload)
         except PhoneError as exc:
             raise ItemRejected(f"To: {exc}") from None
+        if phone is None:
+            raise ItemRejected("To: this person has no phone number (mapping.options.phone)")
+        return phone
 
     def body(self, payload: dict[str, Any]) -> str:
         rendered = payload.get("rendered") or {}

@@ -27,14 +27,13 @@ from crossdock.destination import (
     Outcome,
     Planned,
     PlannedRequest,
-    first_value,
     http_outcome,
     json_content,
     response_json,
     secret_rate_key,
     short_body,
 )
-from crossdock.phones import PhoneError, e164
+from crossdock.phones import PhoneError
 from crossdock.plugins.vtex.const import ACCEPT, DOCUMENTS_PATH, MAX_FIELD_LENGTH, PLUGIN_NAME
 from crossdock.plugins.vtex.settings import VtexOptions, VtexSettings
 
@@ -58,11 +57,10 @@ class VtexDestination(Destination[VtexSettings, VtexOptions]):
     def document(self, item: OutboxItem, refused: list[FieldRefused]) -> dict[str, Any]:
         """The fields sent: the email (the key), the phone, the mapped traits, the opt-in."""
         payload = item.payload
-        email = first_value(payload, *self.opts.email)
-        if email is None or "@" not in str(email):
+        email = self.opts.email_of(payload)
+        if email is None:
             raise ItemRejected("email: a Master Data document is matched by its email "
                                "(the CL entity's unique key); this person has none")
-        email = str(email).strip()
         if len(email) > MAX_FIELD_LENGTH:
             raise ItemRejected(f"email: longer than the {MAX_FIELD_LENGTH} characters Master "
                                "Data keeps")
@@ -83,14 +81,13 @@ class VtexDestination(Destination[VtexSettings, VtexOptions]):
                 continue
             body[name] = value
         if self.opts.phone_field is not None:
-            phone = first_value(payload, *self.opts.phone)
-            if phone is not None:
-                try:
-                    body[self.opts.phone_field] = e164(
-                        phone, self.opts.phone_region,
-                        no_region_hint="set mapping.options.phone_region")
-                except PhoneError as exc:
-                    refused.append(FieldRefused(item, self.opts.phone_field, f"left out: {exc}"))
+            try:
+                phone = self.opts.phone_of(payload)
+            except PhoneError as exc:
+                refused.append(FieldRefused(item, self.opts.phone_field, f"left out: {exc}"))
+            else:
+                if phone is not None:
+                    body[self.opts.phone_field] = phone
         if self.opts.user_id_field is not None and payload.get("userId"):
             body[self.opts.user_id_field] = str(payload["userId"])
         consent = payload.get("consent") or {}

@@ -20,6 +20,7 @@ from crossdock.delivery import deliver_once
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
     DEFAULT_MESSAGE_TYPES,
+    ContactOptions,
     Destination,
     FieldRefused,
     ItemRejected,
@@ -47,6 +48,7 @@ from crossdock.destination import (
 from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.phones import PhoneError
 from crossdock.testing.clock import ManualClock
 from crossdock.testing.payloads import outbox_item, routed_payload
 
@@ -298,3 +300,30 @@ def test_a_secret_setting_may_not_be_blank(key: str) -> None:
     with pytest.raises(ValidationError, match="must not be empty"):
         Keyed(key=key)
     assert repr(Keyed(key="hunter2")).count("hunter2") == 0
+
+
+def test_contact_options_read_the_first_email_found_stripped() -> None:
+    opts = ContactOptions()
+    assert opts.email_of({"traits": {"email": " ann@example.com "},
+                          "identities": {"email": "bo@example.com"}}) == "ann@example.com"
+    assert opts.email_of({"traits": {"email": "  "},
+                          "identities": {"email": "bo@example.com"}}) == "bo@example.com"
+    assert opts.email_of({"traits": {"email": "not an address"}}) is None
+    assert opts.email_of({"traits": {}}) is None
+    assert ContactOptions(email=["context.mail"]).email_of(
+        {"traits": {"email": "ann@example.com"}, "context": {"mail": "c@example.com"}}
+    ) == "c@example.com"
+
+
+def test_contact_options_read_the_phone_in_e164_or_say_why_not() -> None:
+    assert ContactOptions().phone_of({"traits": {"phone": "+1 (650) 555-1212"}}) == (
+        "+16505551212")
+    assert ContactOptions(phone_region="FR").phone_of(
+        {"identities": {"phone": "06 12 34 56 78"}}) == "+33612345678"
+    assert ContactOptions().phone_of({"traits": {"email": "ann@example.com"}}) is None
+    with pytest.raises(PhoneError, match=r"set mapping\.options\.phone_region$"):
+        ContactOptions().phone_of({"traits": {"phone": "06 12 34 56 78"}})
+    with pytest.raises(PhoneError, match=r"^not a phone number$"):
+        ContactOptions(phone_region="FR").phone_of({"traits": {"phone": "call me"}})
+    # A number sent as JSON is read as its digits.
+    assert ContactOptions(phone_region="US").e164(6505551212.0) == "+16505551212"
