@@ -33,7 +33,7 @@ import socket
 import struct
 import threading
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -245,6 +245,25 @@ class FakeState:
     async def delay(self) -> None:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
+
+
+class Refused(Exception):
+    """A request a fake refuses: raised where the fake finds the problem (deep in checking a
+    body), answered by its handler with the API's error: `status`, the error `body` in the
+    API's own shape (a fake builds it in one function: `_refused(status, message)`), and any
+    `headers` the answer carries (a Retry-After, rate-limit counters)."""
+
+    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None
+                 ) -> None:
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def response(self, headers: Mapping[str, str] | None = None) -> web.Response:
+        """The answer: the body as JSON with the status, `headers` under the refusal's own."""
+        return web.json_response(self.body, status=self.status,
+                                 headers={**(headers or {}), **self.headers})
 
 
 def body_json(raw: bytes) -> Any:

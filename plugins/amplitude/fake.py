@@ -53,7 +53,7 @@ from crossdock.plugins.amplitude.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[AmplitudeFake] = web.AppKey("amplitude_fake")
@@ -76,13 +76,9 @@ def revenue_of(event: dict[str, Any]) -> float | None:
     return float(revenue) if isinstance(revenue, (int, float)) else None
 
 
-class Refused(Exception):
+def _refused(status: int, body: dict[str, Any]) -> Refused:
     """A request Amplitude answers with an error status and body."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("error"))
-        self.status = status
-        self.body = {"code": status, **body}
+    return Refused(status, {"code": status, **body})
 
 
 @dataclass
@@ -130,10 +126,10 @@ class AmplitudeFake(FakeState):
 
     def check_key(self, key: Any) -> None:
         if not key:
-            raise Refused(400, {"error": "Request missing required field",
-                                "missing_field": "api_key"})
+            raise _refused(400, {"error": "Request missing required field",
+                                 "missing_field": "api_key"})
         if key != self.api_key:
-            raise Refused(400, {"error": "Invalid API key"})
+            raise _refused(400, {"error": "Invalid API key"})
 
     def check_ids(self, record: dict[str, Any], shortest: int) -> dict[str, str]:
         """field -> what is wrong with the record's user_id / device_id."""
@@ -220,7 +216,7 @@ class AmplitudeFake(FakeState):
         throttled = [i for i, r in enumerate(records)
                      if r.get("user_id") in over["user_id"]
                      or r.get("device_id") in over["device_id"]]
-        raise Refused(429, {
+        raise _refused(429, {
             "error": "Too many requests for some devices and users",
             "eps_threshold": self.eps_threshold,
             "throttled_users": over["user_id"], "throttled_devices": over["device_id"],
@@ -228,37 +224,37 @@ class AmplitudeFake(FakeState):
 
     def upload(self, raw: bytes, body: Any) -> dict[str, Any]:
         if len(raw) >= self.max_bytes:
-            raise Refused(413, {"error": "Payload too large"})
+            raise _refused(413, {"error": "Payload too large"})
         if not isinstance(body, dict):
-            raise Refused(400, {"error": "Invalid JSON request body"})
+            raise _refused(400, {"error": "Invalid JSON request body"})
         self.check_key(body.get("api_key"))
         events = body.get("events")
         if not isinstance(events, list) or not events:
-            raise Refused(400, {"error": "Request missing required field",
-                                "missing_field": "events"})
+            raise _refused(400, {"error": "Request missing required field",
+                                 "missing_field": "events"})
         if len(events) > self.max_events:
-            raise Refused(413, {"error": "Payload too large"})
+            raise _refused(413, {"error": "Payload too large"})
         options = body.get("options") or {}
         shortest = options.get("min_id_length", DEFAULT_MIN_ID_LENGTH) \
             if isinstance(options, dict) else DEFAULT_MIN_ID_LENGTH
         if isinstance(shortest, bool) or not isinstance(shortest, int) or shortest < 1:
-            raise Refused(400, {"error": "Invalid options: min_id_length"})
+            raise _refused(400, {"error": "Invalid options: min_id_length"})
         invalid: dict[str, list[int]] = {}
         missing: dict[str, list[int]] = {}
         for index, event in enumerate(events):
             for name, how in self.check_event(event, shortest).items():
                 (missing if how == "missing" else invalid).setdefault(name, []).append(index)
         if missing or invalid:
-            raise Refused(400, {
+            raise _refused(400, {
                 "error": "Request missing required field" if missing and not invalid
                 else "Invalid field values on some events",
                 "events_with_missing_fields": missing, "events_with_invalid_fields": invalid})
         silenced = [i for i, e in enumerate(events) if e.get("device_id") in
                     self.silenced_devices]
         if silenced:
-            raise Refused(400, {"error": "Events from silenced devices",
-                                "silenced_devices": sorted(self.silenced_devices),
-                                "silenced_events": silenced})
+            raise _refused(400, {"error": "Events from silenced devices",
+                                 "silenced_devices": sorted(self.silenced_devices),
+                                 "silenced_events": silenced})
         self.throttle(events)
         now = self.clock()
         ingested = 0
@@ -280,22 +276,22 @@ class AmplitudeFake(FakeState):
 
     def identify(self, raw: bytes) -> None:
         if len(raw) >= self.max_bytes:
-            raise Refused(413, {"error": "Payload too large"})
+            raise _refused(413, {"error": "Payload too large"})
         form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         self.check_key(form.get("api_key"))
         try:
             parsed = json.loads(form.get("identification") or "")
         except ValueError:
-            raise Refused(400, {"error": "Request missing required field",
-                                "missing_field": "identification"}) from None
+            raise _refused(400, {"error": "Request missing required field",
+                                 "missing_field": "identification"}) from None
         records = parsed if isinstance(parsed, list) else [parsed]
         for record in records:
             if not isinstance(record, dict) or self.check_ids(record, DEFAULT_MIN_ID_LENGTH):
-                raise Refused(400, {"error": "Invalid identification: a user_id or device_id "
-                                             "of at least 5 characters is required"})
+                raise _refused(400, {"error": "Invalid identification: a user_id or device_id "
+                                              "of at least 5 characters is required"})
             if "user_properties" in record and not self.check_operations(
                     record["user_properties"]):
-                raise Refused(400, {"error": "Invalid user_properties"})
+                raise _refused(400, {"error": "Invalid user_properties"})
         self.throttle(records)
         with self._lock:
             for record in records:

@@ -67,7 +67,7 @@ from crossdock.plugins.attentive.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, fake_app, json_handler
+from crossdock.testing.fakescript import FakeState, Refused, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 #: the languages an unsubscribe's confirmation text may be asked in
@@ -77,13 +77,9 @@ DEFAULT_KEY = "attentive-test-key"
 DEFAULT_SOURCE = "123456"
 
 
-class Refused(Exception):
+def _refused(status: int, message: str) -> Refused:
     """A request Attentive answers with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    return Refused(status, {"message": message})
 
 
 #: the contact each subscription channel is made for
@@ -155,7 +151,7 @@ class AttentiveFake(FakeState):
 
     def check_auth(self, authorization: str | None) -> None:
         if authorization != f"Bearer {self.api_key}":
-            raise Refused(401, "Unauthorized: a valid Bearer API key is required")
+            raise _refused(401, "Unauthorized: a valid Bearer API key is required")
 
     def take(self, path: str) -> dict[str, str]:
         """Count one request against the endpoint's per-second limit: its headers, or
@@ -176,25 +172,25 @@ class AttentiveFake(FakeState):
         source = body.get("signUpSourceId")
         if source is not None:
             if str(source) not in self.units:
-                raise Refused(400, f"signUpSourceId: no sign-up unit {source!r}")
+                raise _refused(400, f"signUpSourceId: no sign-up unit {source!r}")
             unit_id = str(source)
         else:
             locale = body.get("locale")
             kind = body.get("subscriptionType")
             if not isinstance(locale, dict) or kind is None:
-                raise Refused(400, "a signUpSourceId, or a locale and a subscriptionType, "
-                                   "is required")
+                raise _refused(400, "a signUpSourceId, or a locale and a subscriptionType, "
+                                    "is required")
             wanted = f"{locale.get('language')}-{locale.get('country')}"
             found = [i for i, u in self.units.items() if u.locale == wanted and u.type == kind]
             if len(found) != 1:
-                raise Refused(400, f"locale {wanted} and subscriptionType {kind} match "
-                                   f"{len(found)} sign-up units, not exactly one")
+                raise _refused(400, f"locale {wanted} and subscriptionType {kind} match "
+                                    f"{len(found)} sign-up units, not exactly one")
             unit_id = found[0]
         unit = self.units[unit_id]
         channels = [c for c in sorted(unit.channels) if user.get(CHANNEL_CONTACT[c])]
         if not channels:
-            raise Refused(400, "user: no contact this sign-up unit subscribes ("
-                               f"{', '.join(CHANNEL_CONTACT[c] for c in sorted(unit.channels))})")
+            raise _refused(400, "user: no contact this sign-up unit subscribes ("
+                                f"{', '.join(CHANNEL_CONTACT[c] for c in sorted(unit.channels))})")
         answers = []
         with self._lock:
             for channel in channels:
@@ -220,7 +216,7 @@ class AttentiveFake(FakeState):
                 and set(notification) <= {"language", "disabled"}
                 and isinstance(notification.get("disabled", False), bool)
                 and notification.get("language", "en-US") in NOTIFICATION_LANGUAGES):
-            raise Refused(400, "notification: {language: en-US | fr-CA, disabled: boolean}")
+            raise _refused(400, "notification: {language: en-US | fr-CA, disabled: boolean}")
         silent = isinstance(notification, dict) and notification.get("disabled") is True
         with self._lock:
             self.unsubscriptions.append({"user": user,
@@ -231,17 +227,17 @@ class AttentiveFake(FakeState):
     def custom_event(self, body: dict[str, Any]) -> None:
         kind = body.get("type")
         if not isinstance(kind, str) or not kind:
-            raise Refused(400, "type: is required")
+            raise _refused(400, "type: is required")
         bad = sorted(set(kind) & EVENT_TYPE_FORBIDDEN)
         if bad:
-            raise Refused(400, f"type: must not contain {' '.join(bad)}")
+            raise _refused(400, f"type: must not contain {' '.join(bad)}")
         properties = body.get("properties") or {}
         if not isinstance(properties, dict):
-            raise Refused(400, "properties: must be an object")
+            raise _refused(400, "properties: must be an object")
         for key in properties:
             if set(key) & PROPERTY_KEY_FORBIDDEN:
-                raise Refused(400, f"properties: key {key!r} has a character Attentive "
-                                   "refuses")
+                raise _refused(400, f"properties: key {key!r} has a character Attentive "
+                                    "refuses")
         user = _user(body.get("user"))
         _occurred_at(body)
         with self._lock:
@@ -252,7 +248,7 @@ class AttentiveFake(FakeState):
     def ecommerce(self, kind: str, body: dict[str, Any]) -> None:
         items = body.get("items")
         if not isinstance(items, list) or not items:
-            raise Refused(400, "items: at least one item is required")
+            raise _refused(400, "items: at least one item is required")
         for n, item in enumerate(items):
             _item(item, f"items[{n}]")
         user = _user(body.get("user"))
@@ -264,17 +260,17 @@ class AttentiveFake(FakeState):
     def custom_attributes(self, body: dict[str, Any]) -> None:
         properties = body.get("properties")
         if not isinstance(properties, dict) or not properties:
-            raise Refused(400, "properties: a non-empty object is required")
+            raise _refused(400, "properties: a non-empty object is required")
         for name, value in properties.items():
             if len(name) > MAX_ATTRIBUTE_NAME:
-                raise Refused(400, f"properties: a name is at most {MAX_ATTRIBUTE_NAME} "
-                                   "characters")
+                raise _refused(400, f"properties: a name is at most {MAX_ATTRIBUTE_NAME} "
+                                    "characters")
             if isinstance(value, list | dict):
-                raise Refused(400, f"properties.{name}: arrays and objects are not supported")
+                raise _refused(400, f"properties.{name}: arrays and objects are not supported")
             allowed = self.fixed_values.get(name)
             if allowed is not None and str(value) not in allowed:
-                raise Refused(400, f"properties.{name}: {value!r} is not one of the values "
-                                   "defined for it in Attentive")
+                raise _refused(400, f"properties.{name}: {value!r} is not one of the values "
+                                    "defined for it in Attentive")
         user = _user(body.get("user"))
         with self._lock:
             self.attributes.setdefault(_key(user), {}).update(properties)
@@ -283,15 +279,15 @@ class AttentiveFake(FakeState):
         ids = {k: body[k] for k in ("phone", "email", "shopifyId", "klaviyoId", "clientUserId",
                                     "customIdentifiers") if body.get(k) not in (None, "", [])}
         if "clientUserId" not in ids and "customIdentifiers" not in ids:
-            raise Refused(400, "a clientUserId or customIdentifiers is required")
+            raise _refused(400, "a clientUserId or customIdentifiers is required")
         if len(ids) < 2 and len(ids.get("customIdentifiers") or []) < 2:
-            raise Refused(400, "a clientUserId or custom identifier needs another identifier "
-                               "to be linked to")
+            raise _refused(400, "a clientUserId or custom identifier needs another identifier "
+                                "to be linked to")
         for name in ("email", "shopifyId", "klaviyoId", "clientUserId"):
             if name in ids and len(str(ids[name])) > MAX_IDENTIFIER_LENGTH:
-                raise Refused(400, f"{name}: at most {MAX_IDENTIFIER_LENGTH} characters")
+                raise _refused(400, f"{name}: at most {MAX_IDENTIFIER_LENGTH} characters")
         if "phone" in ids and not E164.match(str(ids["phone"])):
-            raise Refused(400, "phone: must be in E.164 format")
+            raise _refused(400, "phone: must be in E.164 format")
         with self._lock:
             self.identities.append(ids)
 
@@ -304,17 +300,17 @@ class _Throttled(Exception):
 
 def _user(user: Any) -> dict[str, Any]:
     if not isinstance(user, dict):
-        raise Refused(400, "user: is required")
+        raise _refused(400, "user: is required")
     phone, email = user.get("phone"), user.get("email")
     external = user.get("externalIdentifiers") or {}
     if not isinstance(external, dict):
-        raise Refused(400, "user.externalIdentifiers: must be an object")
+        raise _refused(400, "user.externalIdentifiers: must be an object")
     if not (phone or email or external.get("clientUserId") or external.get("customIdentifiers")):
-        raise Refused(400, "user: a phone, an email or an external identifier is required")
+        raise _refused(400, "user: a phone, an email or an external identifier is required")
     if phone is not None and not (isinstance(phone, str) and E164.match(phone)):
-        raise Refused(400, "user.phone: must be in E.164 format (+19148440001)")
+        raise _refused(400, "user.phone: must be in E.164 format (+19148440001)")
     if email is not None and not (isinstance(email, str) and "@" in email):
-        raise Refused(400, "user.email: must be an email address")
+        raise _refused(400, "user.email: must be an email address")
     return user
 
 
@@ -330,31 +326,31 @@ def _occurred_at(body: dict[str, Any]) -> None:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise Refused(400, "occurredAt: must be an RFC 3339 date-time") from None
+        raise _refused(400, "occurredAt: must be an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
-        raise Refused(400, "occurredAt: needs a UTC offset")
+        raise _refused(400, "occurredAt: needs a UTC offset")
 
 
 def _item(item: Any, where: str) -> None:
     if not isinstance(item, dict):
-        raise Refused(400, f"{where}: must be an object")
+        raise _refused(400, f"{where}: must be an object")
     for name in ("productId", "productVariantId"):
         if not isinstance(item.get(name), str) or not item[name]:
-            raise Refused(400, f"{where}.{name}: is required")
+            raise _refused(400, f"{where}.{name}: is required")
     price = item.get("price")
     if not isinstance(price, list) or not price:
-        raise Refused(400, f"{where}.price: a list of {{value, currency}} is required")
+        raise _refused(400, f"{where}.price: a list of {{value, currency}} is required")
     for amount in price:
         value = amount.get("value") if isinstance(amount, dict) else None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Refused(400, f"{where}.price.value: must be a number")
+            raise _refused(400, f"{where}.price.value: must be a number")
         currency = amount.get("currency")
         if currency is not None and not (isinstance(currency, str) and len(currency) == 3
                                          and currency.isalpha()):
-            raise Refused(400, f"{where}.price.currency: an ISO 4217 code")
+            raise _refused(400, f"{where}.price.currency: an ISO 4217 code")
     quantity = item.get("quantity")
     if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
-        raise Refused(400, f"{where}.quantity: must be an integer")
+        raise _refused(400, f"{where}.quantity: must be an integer")
 
 
 def make_app(fake: AttentiveFake | None = None) -> web.Application:
@@ -380,7 +376,7 @@ def _answer(fake: AttentiveFake, request: web.Request, body: Any) -> web.Respons
             return web.Response(status=reply.status, text=reply.body,
                                 headers={**headers, **reply.headers})
         if not isinstance(body, dict):
-            raise Refused(400, "the body must be a JSON object")
+            raise _refused(400, "the body must be a JSON object")
         path = request.path
         if path == SUBSCRIBE_PATH:
             answer = fake.subscribe(body)
@@ -404,8 +400,7 @@ def _answer(fake: AttentiveFake, request: web.Request, body: Any) -> web.Respons
         return web.json_response({"message": "Too Many Requests"}, status=429,
                                  headers=throttled.headers)
     except Refused as refused:
-        return web.json_response({"message": refused.message}, status=refused.status,
-                                 headers=headers)
+        return refused.response(headers)
 
 
 DEMO_KEY = "demo-attentive-key"

@@ -63,7 +63,7 @@ from crossdock.plugins.brevo.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, fake_app, json_handler
+from crossdock.testing.fakescript import FakeState, Refused, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[BrevoFake] = web.AppKey("brevo_fake")
@@ -80,14 +80,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SMS = re.compile(r"^(\+|00)?[1-9]\d{6,14}$")
 
 
-class Refused(Exception):
+def _refused(status: int, code: str, message: str) -> Refused:
     """A request Brevo answers with an error status and body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    return Refused(status, {"code": code, "message": message})
 
 
 class _Throttled(Exception):
@@ -147,9 +142,9 @@ class BrevoFake(FakeState):
 
     def check_auth(self, key: str | None) -> None:
         if not key:
-            raise Refused(401, "unauthorized", "Key not found")
+            raise _refused(401, "unauthorized", "Key not found")
         if key != self.api_key:
-            raise Refused(401, "unauthorized", "Key not found")
+            raise _refused(401, "unauthorized", "Key not found")
 
     def take(self, bucket: str) -> dict[str, str]:
         """Count one request against the bucket's per-second and per-hour windows: the rate
@@ -181,8 +176,8 @@ class BrevoFake(FakeState):
                 if value is not None and str(value).lower() == identifier.lower():
                     return contact
         if kind not in ("contact_id", "email_id", "ext_id", "phone_id"):
-            raise Refused(400, "invalid_parameter", f"identifierType {kind} is not valid")
-        raise Refused(404, "document_not_found", "Contact does not exist")
+            raise _refused(400, "invalid_parameter", f"identifierType {kind} is not valid")
+        raise _refused(404, "document_not_found", "Contact does not exist")
 
     def upsert(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /contacts: (201, the new contact) or (204, the updated one)."""
@@ -190,19 +185,19 @@ class BrevoFake(FakeState):
         ext_id = body.get("ext_id")
         attributes = body.get("attributes") or {}
         if not isinstance(attributes, dict):
-            raise Refused(400, "invalid_parameter", "attributes should be an object")
+            raise _refused(400, "invalid_parameter", "attributes should be an object")
         sms = attributes.get(SMS_ATTRIBUTE)
         if email is None and ext_id is None and sms is None:
-            raise Refused(400, "missing_parameter", "email, ext_id or attributes.SMS is "
-                                                    "required")
+            raise _refused(400, "missing_parameter", "email, ext_id or attributes.SMS is "
+                                                     "required")
         if email is not None and not (isinstance(email, str) and _EMAIL.match(email)):
-            raise Refused(400, "invalid_parameter", "Invalid email address")
+            raise _refused(400, "invalid_parameter", "Invalid email address")
         existing, others = self._matching(email, ext_id, sms)
         if others:
-            raise Refused(400, "duplicate_parameter", "an identifier (SMS or ext_id) belongs "
-                                                      "to another contact")
+            raise _refused(400, "duplicate_parameter", "an identifier (SMS or ext_id) belongs "
+                                                       "to another contact")
         if existing is not None and body.get("updateEnabled") is not True:
-            raise Refused(400, "duplicate_parameter", "Contact already exist")
+            raise _refused(400, "duplicate_parameter", "Contact already exist")
         contact = copy.deepcopy(existing) if existing else {
             "id": 0, "email": None, "ext_id": None, "emailBlacklisted": False,
             "smsBlacklisted": False, "listIds": [], "attributes": {}}
@@ -238,7 +233,7 @@ class BrevoFake(FakeState):
         self._check_lists(list_ids, "listIds")
         for flag in ("emailBlacklisted", "smsBlacklisted", "updateEnabled"):
             if flag in body and not isinstance(body[flag], bool):
-                raise Refused(400, "invalid_parameter", f"{flag} should be a boolean")
+                raise _refused(400, "invalid_parameter", f"{flag} should be a boolean")
         if body.get("email") is not None and contact["email"] is None:
             # An upsert matched by email keeps the address as it was first written.
             contact["email"] = body["email"]
@@ -253,21 +248,21 @@ class BrevoFake(FakeState):
     def _check_lists(self, list_ids: Any, name: str) -> None:
         if not isinstance(list_ids, list) or not all(
                 isinstance(i, int) and not isinstance(i, bool) for i in list_ids):
-            raise Refused(400, "invalid_parameter", f"{name} should be a list of integers")
+            raise _refused(400, "invalid_parameter", f"{name} should be a list of integers")
         unknown = sorted(set(list_ids) - self.lists)
         if unknown:
-            raise Refused(404, "document_not_found", f"List ID {unknown[0]} does not exist")
+            raise _refused(404, "document_not_found", f"List ID {unknown[0]} does not exist")
 
     def _attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
         kept: dict[str, Any] = {}
         for name, value in attributes.items():
             kind = self.attributes.get(name)
             if kind is None:
-                raise Refused(400, "invalid_parameter", f"Attribute {name} does not exist in "
-                                                        "the account (names are upper case)")
+                raise _refused(400, "invalid_parameter", f"Attribute {name} does not exist in "
+                                                         "the account (names are upper case)")
             if name == SMS_ATTRIBUTE and not (isinstance(value, str) and _SMS.match(value)):
-                raise Refused(400, "invalid_parameter", "Invalid phone number: SMS needs a "
-                                                        "country code (+91xxxxxxxxxx)")
+                raise _refused(400, "invalid_parameter", "Invalid phone number: SMS needs a "
+                                                         "country code (+91xxxxxxxxxx)")
             if _typed(kind, value):
                 kept[name] = value
             else:
@@ -278,21 +273,21 @@ class BrevoFake(FakeState):
     def double_opt_in(self, body: dict[str, Any]) -> int:
         email = body.get("email")
         if not (isinstance(email, str) and _EMAIL.match(email)):
-            raise Refused(400, "invalid_parameter" if email else "missing_parameter",
-                          "a valid email is required")
+            raise _refused(400, "invalid_parameter" if email else "missing_parameter",
+                           "a valid email is required")
         for required in ("includeListIds", "templateId", "redirectionUrl"):
             if body.get(required) in (None, [], ""):
-                raise Refused(400, "missing_parameter", f"{required} is required")
+                raise _refused(400, "missing_parameter", f"{required} is required")
         self._check_lists(body["includeListIds"], "includeListIds")
         template = body["templateId"]
         if not isinstance(template, int) or isinstance(template, bool):
-            raise Refused(400, "invalid_parameter", "templateId should be an integer")
+            raise _refused(400, "invalid_parameter", "templateId should be an integer")
         if template not in self.doi_templates:
-            raise Refused(404, "document_not_found", "Template ID does not exist or is not a "
-                                                     "double opt-in template")
+            raise _refused(404, "document_not_found", "Template ID does not exist or is not a "
+                                                      "double opt-in template")
         url = body["redirectionUrl"]
         if not (isinstance(url, str) and re.match(r"^https?://\S+$", url)):
-            raise Refused(400, "invalid_parameter", "redirectionUrl should be a URL")
+            raise _refused(400, "invalid_parameter", "redirectionUrl should be a URL")
         attributes = self._attributes(body.get("attributes") or {})
         existing = self.by_email(email)
         with self._lock:
@@ -317,40 +312,40 @@ class BrevoFake(FakeState):
     def event(self, body: dict[str, Any]) -> None:
         name = body.get("event_name")
         if not isinstance(name, str) or not name:
-            raise Refused(400, "missing_parameter", "event_name is required")
+            raise _refused(400, "missing_parameter", "event_name is required")
         if not NAME.match(name):
-            raise Refused(400, "invalid_parameter", "event_name: at most 255 characters, "
-                                                    "alphanumeric, - and _ only")
+            raise _refused(400, "invalid_parameter", "event_name: at most 255 characters, "
+                                                     "alphanumeric, - and _ only")
         identifiers = body.get("identifiers")
         if not isinstance(identifiers, dict) or not any(
                 identifiers.get(k) for k in EVENT_IDENTIFIERS):
-            raise Refused(400, "missing_parameter", "identifiers: at least one identifier is "
-                                                    "required")
+            raise _refused(400, "missing_parameter", "identifiers: at least one identifier is "
+                                                     "required")
         unknown = sorted(set(identifiers) - set(EVENT_IDENTIFIERS))
         if unknown:
-            raise Refused(400, "invalid_parameter", f"identifiers.{unknown[0]} is not an "
-                                                    "identifier")
+            raise _refused(400, "invalid_parameter", f"identifiers.{unknown[0]} is not an "
+                                                     "identifier")
         date = body.get("event_date")
         if date is not None:
             try:
                 datetime.fromisoformat(str(date).replace("Z", "+00:00"))
             except ValueError:
-                raise Refused(400, "invalid_parameter", "event_date: an ISO 8601 "
-                                                        "timestamp") from None
+                raise _refused(400, "invalid_parameter", "event_date: an ISO 8601 "
+                                                         "timestamp") from None
         properties = body.get("event_properties")
         if properties is not None:
             if not isinstance(properties, dict):
-                raise Refused(400, "invalid_parameter", "event_properties should be an object")
+                raise _refused(400, "invalid_parameter", "event_properties should be an object")
             bad = _bad_key(properties)
             if bad is not None:
-                raise Refused(400, "invalid_parameter", f"event_properties: key {bad!r}: at "
-                                                        "most 255 characters, alphanumeric, - "
-                                                        "and _ only")
+                raise _refused(400, "invalid_parameter", f"event_properties: key {bad!r}: at "
+                                                         "most 255 characters, alphanumeric, - "
+                                                         "and _ only")
             if len(json.dumps(properties).encode()) > MAX_EVENT_PROPERTIES_BYTES:
-                raise Refused(400, "invalid_parameter", "event_properties: larger than 50 KB")
+                raise _refused(400, "invalid_parameter", "event_properties: larger than 50 KB")
         contact_properties = body.get("contact_properties")
         if contact_properties is not None and not isinstance(contact_properties, dict):
-            raise Refused(400, "invalid_parameter", "contact_properties should be an object")
+            raise _refused(400, "invalid_parameter", "contact_properties should be an object")
         with self._lock:
             self.events.append({"event_name": name, "identifiers": dict(identifiers),
                                 "event_date": date, "event_properties": properties or {}})
@@ -419,7 +414,7 @@ def make_app(fake: BrevoFake | None = None) -> web.Application:
 
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise Refused(400, "bad_request", "the body must be a JSON object")
+        raise _refused(400, "bad_request", "the body must be a JSON object")
     return body
 
 
@@ -442,8 +437,7 @@ def _answer(fake: BrevoFake, request: web.Request, body: Any, bucket: str,
                                   "message": "The expected rate limit is exceeded."},
                                  status=429, headers=throttled.headers)
     except Refused as refused:
-        return web.json_response({"code": refused.code, "message": refused.message},
-                                 status=refused.status, headers=headers)
+        return refused.response(headers)
 
 
 DEMO_KEY = "xkeysib-demo-key"

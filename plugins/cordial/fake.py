@@ -56,7 +56,7 @@ from crossdock.plugins.cordial.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, fake_app, json_handler
+from crossdock.testing.fakescript import FakeState, Refused, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[CordialFake] = web.AppKey("cordial_fake")
@@ -69,13 +69,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[1-9]\d{6,14}$")
 
 
-class Refused(Exception):
+def _refused(status: int, message: str) -> Refused:
     """A request Cordial answers with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    return Refused(status, {"error": True, "message": message})
 
 
 @dataclass
@@ -118,13 +114,13 @@ class CordialFake(FakeState):
 
     def check_auth(self, authorization: str | None) -> None:
         if not authorization or not authorization.startswith("Basic "):
-            raise Refused(401, "Basic authentication with the API key is required")
+            raise _refused(401, "Basic authentication with the API key is required")
         try:
             user = base64.b64decode(authorization[6:], validate=True).decode().partition(":")[0]
         except (binascii.Error, UnicodeDecodeError):
-            raise Refused(401, "unreadable Basic credentials") from None
+            raise _refused(401, "unreadable Basic credentials") from None
         if user != self.api_key:
-            raise Refused(401, "invalid API key")
+            raise _refused(401, "invalid API key")
 
     def take(self, endpoint: str) -> dict[str, str]:
         """Count one request against the endpoint's per-minute limit: the rate headers, or
@@ -150,14 +146,14 @@ class CordialFake(FakeState):
                 found = next((c for c in self.contacts.values()
                               if c["_id"] == key or c["attributes"].get(kind) == value), None)
         if found is None:
-            raise Refused(404, "contact not found")
+            raise _refused(404, "contact not found")
         return found
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         email = _email_address(body)
         with self._lock:
             if email.lower() in self.contacts:
-                raise Refused(409, "a contact with this email already exists")
+                raise _refused(409, "a contact with this email already exists")
         contact = {"_id": f"c{len(self.contacts) + 1:024d}", "channels": {}, "attributes": {}}
         self._apply(contact, body)
         with self._lock:
@@ -172,7 +168,7 @@ class CordialFake(FakeState):
         with self._lock:
             old = next(k for k, v in self.contacts.items() if v is contact)
             if email != old and email in self.contacts:
-                raise Refused(409, "a contact with this email already exists")
+                raise _refused(409, "a contact with this email already exists")
             del self.contacts[old]
             self.contacts[email] = changed
         return changed
@@ -181,25 +177,25 @@ class CordialFake(FakeState):
         """Check `body` whole, then change `contact`: nothing changes when a rule breaks."""
         channels = body.get("channels") or {}
         if not isinstance(channels, dict):
-            raise Refused(400, "channels: must be an object")
+            raise _refused(400, "channels: must be an object")
         force = body.get("forceSubscribe") is True
         updates: dict[str, dict[str, Any]] = {}
         for name, channel in channels.items():
             if name not in ("email", "sms") or not isinstance(channel, dict):
-                raise Refused(400, f"channels.{name}: not a channel (email, sms)")
+                raise _refused(400, f"channels.{name}: not a channel (email, sms)")
             address = channel.get("address", contact["channels"].get(name, {}).get("address"))
             if name == "email" and not (isinstance(address, str) and _EMAIL.match(address)):
-                raise Refused(400, "channels.email.address: a valid email is required")
+                raise _refused(400, "channels.email.address: a valid email is required")
             if name == "sms" and not (isinstance(address, str) and _PHONE.match(address)):
-                raise Refused(400, "channels.sms.address: a phone number is required")
+                raise _refused(400, "channels.sms.address: a phone number is required")
             status = channel.get("subscribeStatus")
             if status is not None and status not in SUBSCRIBE_STATUSES:
-                raise Refused(400, f"channels.{name}.subscribeStatus: one of none, subscribed, "
-                                   "unsubscribed")
+                raise _refused(400, f"channels.{name}.subscribeStatus: one of none, subscribed, "
+                                    "unsubscribed")
             current = contact["channels"].get(name, {}).get("subscribeStatus")
             if status == SUBSCRIBED and current == UNSUBSCRIBED and not force:
-                raise Refused(400, f"channels.{name}: the contact unsubscribed; subscribing "
-                                   "them again needs forceSubscribe: true")
+                raise _refused(400, f"channels.{name}: the contact unsubscribed; subscribing "
+                                    "them again needs forceSubscribe: true")
             updates[name] = {"address": address,
                              **({"subscribeStatus": status} if status else {})}
         attributes = {}
@@ -212,7 +208,7 @@ class CordialFake(FakeState):
                     self.ignored.append(key)
                 continue
             if value is not None and not _typed(kind, value):
-                raise Refused(400, f"{key}: must be a {kind} (the attribute's validator)")
+                raise _refused(400, f"{key}: must be a {kind} (the attribute's validator)")
             attributes[key] = value
         for name, update in updates.items():
             contact["channels"].setdefault(name, {"subscribeStatus": "none"}).update(update)
@@ -221,26 +217,26 @@ class CordialFake(FakeState):
     def activity(self, body: dict[str, Any]) -> None:
         action = body.get("a")
         if not isinstance(action, str) or not action:
-            raise Refused(400, "a: the action name is required")
+            raise _refused(400, "a: the action name is required")
         if len(action) > MAX_ACTION_LENGTH:
-            raise Refused(400, f"a: at most {MAX_ACTION_LENGTH} characters")
+            raise _refused(400, f"a: at most {MAX_ACTION_LENGTH} characters")
         if action in RESERVED_ACTIONS:
-            raise Refused(400, f"a: {action!r} is a reserved action")
+            raise _refused(400, f"a: {action!r} is a reserved action")
         if body.get("email"):
             contact = self.find(f"email:{body['email']}")
         elif body.get("cID"):
             contact = self.find(str(body["cID"]))
         else:
-            raise Refused(400, "a contact identifier (email or cID) is required")
+            raise _refused(400, "a contact identifier (email or cID) is required")
         ats = body.get("ats")
         if ats is not None:
             try:
                 datetime.fromisoformat(str(ats).replace("Z", "+00:00"))
             except ValueError:
-                raise Refused(400, "ats: an ISO 8601 date-time") from None
+                raise _refused(400, "ats: an ISO 8601 date-time") from None
         properties = body.get("properties") or {}
         if not isinstance(properties, dict):
-            raise Refused(400, "properties: must be an object")
+            raise _refused(400, "properties: must be an object")
         kept = {}
         for key, value in properties.items():
             if STRIPPED_KEY.search(key):
@@ -262,8 +258,8 @@ class _Throttled(Exception):
 def _email_address(body: dict[str, Any]) -> str:
     email = ((body.get("channels") or {}).get("email") or {}).get("address")
     if not isinstance(email, str) or not _EMAIL.match(email):
-        raise Refused(400, "channels.email.address: a valid email is required (the contact's "
-                           "key)")
+        raise _refused(400, "channels.email.address: a valid email is required (the contact's "
+                            "key)")
     return email
 
 
@@ -306,7 +302,7 @@ def _answer(fake: CordialFake, request: web.Request, body: Any) -> web.Response:
         if request.method == "GET":
             return web.json_response(fake.find(request.match_info["key"]), headers=headers)
         if not isinstance(body, dict):
-            raise Refused(400, "the body must be a JSON object")
+            raise _refused(400, "the body must be a JSON object")
         if request.path.endswith(ACTIVITIES_PATH):
             fake.activity(body)
             return web.json_response({"success": True}, headers=headers)
@@ -321,8 +317,7 @@ def _answer(fake: CordialFake, request: web.Request, body: Any) -> web.Response:
         return web.json_response({"error": True, "message": "rate limit exceeded"},
                                  status=429, headers=throttled.headers)
     except Refused as refused:
-        return web.json_response({"error": True, "message": refused.message},
-                                 status=refused.status, headers=headers)
+        return refused.response(headers)
 
 
 DEMO_KEY = "demo-cordial-key"

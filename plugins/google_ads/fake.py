@@ -49,7 +49,7 @@ from aiohttp import web
 from crossdock.plugins.google_ads.const import MAX_CONVERSIONS, MAX_IDENTIFIERS, MAX_OPERATIONS
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 from crossdock.testing.faketokens import TokenBook
 
@@ -71,17 +71,6 @@ _ROUTE = re.compile(r"^/(?P<v>v\d+)/customers/(?P<cid>\d+)(?::(?P<call>uploadCli
                     r"|/offlineUserDataJobs(?::(?P<create>create)|/(?P<job>\d+):"
                     r"(?P<action>addOperations|run)))$")
 ADDRESS_FIELDS = ("hashedFirstName", "hashedLastName", "countryCode", "postalCode")
-
-
-class Refused(Exception):
-    """A request Google answers with an error status and body."""
-
-    def __init__(self, status: int, body: dict[str, Any],
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",

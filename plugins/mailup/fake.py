@@ -67,7 +67,7 @@ from crossdock.plugins.mailup.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, Reply, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, Reply, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[MailUpFake] = web.AppKey("mailup_fake")
@@ -86,15 +86,6 @@ SUBSCRIBED, UNSUBSCRIBED, PENDING = "Subscribed", "Unsubscribed", "Pending"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PREFIX = re.compile(r"^(\+\d{1,4}|00\d{1,4}|)$")
 _FILTER = re.compile(r"^\"Email\.Contains\('((?:[^']|'')*)'\)\"$")
-
-
-class Refused(Exception):
-    """A request MailUp answers with an error status and body."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
 
 
 _NAMES = {400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 429: "TooManyRequests"}

@@ -82,7 +82,7 @@ from crossdock.plugins.pipedrive.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[PipedriveFake] = web.AppKey("pipedrive_fake")
@@ -107,31 +107,18 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-class _OAuthRefused(Exception):
+def _oauth_refused(status: int, error: str, description: str) -> Refused:
     """A token request the OAuth server refuses (RFC 6749 section 5.2's body)."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.body = {"error": error, "error_description": description}
+    return Refused(status, {"error": error, "error_description": description})
 
 
-class Refused(Exception):
+def _refused(status: int, error: str, info: str = "",
+             headers: dict[str, str] | None = None) -> Refused:
     """A request Pipedrive answers with an error status."""
-
-    def __init__(self, status: int, error: str, info: str = "",
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.info = info
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        body = {"success": False, "error": self.error}
-        if self.info:
-            body["error_info"] = self.info
-        return web.json_response(body, status=self.status, headers=self.headers)
+    body: dict[str, Any] = {"success": False, "error": error}
+    if info:
+        body["error_info"] = info
+    return Refused(status, body, headers)
 
 
 @dataclass
@@ -205,8 +192,8 @@ class PipedriveFake(FakeState):
         if request.path.startswith("/api/v1/") and request.query.get("api_token") == (
                 self.api_token):
             return self.api_token
-        raise Refused(401, "unauthorized access", "Please check developers.pipedrive.com for "
-                                                  "more information about Pipedrive API.")
+        raise _refused(401, "unauthorized access", "Please check developers.pipedrive.com for "
+                                                   "more information about Pipedrive API.")
 
     def oauth_token(self, authorization: str | None, form: dict[str, str]
                     ) -> dict[str, Any]:
@@ -215,13 +202,13 @@ class PipedriveFake(FakeState):
         with self._lock:
             self.token_requests += 1
         if authorization != basic_auth(self.client_id, self.client_secret):
-            raise _OAuthRefused(401, "invalid_client", "Client authentication failed")
+            raise _oauth_refused(401, "invalid_client", "Client authentication failed")
         if form.get("grant_type") != "refresh_token":
-            raise _OAuthRefused(400, "unsupported_grant_type", "grant_type: refresh_token")
+            raise _oauth_refused(400, "unsupported_grant_type", "grant_type: refresh_token")
         with self._lock:
             old = form.get("refresh_token", "")
             if old not in self.refresh_tokens:
-                raise _OAuthRefused(400, "invalid_grant", "Invalid refresh token")
+                raise _oauth_refused(400, "invalid_grant", "Invalid refresh token")
             self.refresh_tokens.discard(old)
             refresh = f"pipedrive-refresh-{self.token_requests}"
             self.refresh_tokens.add(refresh)
@@ -250,17 +237,17 @@ class PipedriveFake(FakeState):
             taken = window.take(name)
             headers = taken.headers()
             if not taken.allowed:
-                raise Refused(429, "Request over limit", "Too many requests in the 2-second "
-                                                         "window", headers)
+                raise _refused(429, "Request over limit", "Too many requests in the 2-second "
+                                                          "window", headers)
         if self.daily_budget is not None:
             with self._lock:
                 budget = self._windows.setdefault(
                     "budget", FixedWindow(self.daily_budget, _DAY, self.clock))
             spent = budget.take("company", cost)
             if not spent.allowed:
-                raise Refused(429, "Daily token budget exhausted",
-                              "The company's API token budget resets at midnight",
-                              {**headers, "Retry-After": str(int(spent.reset) + 1)})
+                raise _refused(429, "Daily token budget exhausted",
+                               "The company's API token budget resets at midnight",
+                               {**headers, "Retry-After": str(int(spent.reset) + 1)})
         return headers
 
     # -- persons -----------------------------------------------------------------------
@@ -269,10 +256,10 @@ class PipedriveFake(FakeState):
         term = query.get("term", "")
         exact = query.get("exact_match", "false").lower() == "true"
         if len(term) < (1 if exact else MIN_SEARCH_TERM):
-            raise Refused(400, "term: at least 2 characters (1 with exact_match)")
+            raise _refused(400, "term: at least 2 characters (1 with exact_match)")
         fields = [f for f in query.get("fields", "").split(",") if f] or sorted(SEARCH_FIELDS)
         if not set(fields) <= SEARCH_FIELDS:
-            raise Refused(400, f"fields: one of {', '.join(sorted(SEARCH_FIELDS))}")
+            raise _refused(400, f"fields: one of {', '.join(sorted(SEARCH_FIELDS))}")
         now = self.clock()
         items = []
         with self._lock:
@@ -287,7 +274,7 @@ class PipedriveFake(FakeState):
     def add_person(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise Refused(400, "name: is required")
+            raise _refused(400, "name: is required")
         person = self._checked(body, None)
         with self._lock:
             pid = max(self.persons, default=0) + 1
@@ -306,7 +293,7 @@ class PipedriveFake(FakeState):
         with self._lock:
             known = self.persons.get(pid)
         if known is None:
-            raise Refused(404, "Person not found")
+            raise _refused(404, "Person not found")
         changes = self._checked(body, known)
         with self._lock:
             fields = changes.pop("custom_fields", {})
@@ -326,38 +313,38 @@ class PipedriveFake(FakeState):
         for key, value in body.items():
             if key == "name":
                 if not isinstance(value, str) or not value.strip():
-                    raise Refused(400, "name: must be a non-empty string")
+                    raise _refused(400, "name: must be a non-empty string")
                 out[key] = value
             elif key in ("emails", "phones"):
                 out[key] = _contacts(key, value)
             elif key == "owner_id":
                 if isinstance(value, bool) or not isinstance(value, int) or value not in (
                         self.users):
-                    raise Refused(400, "owner_id: not a user of this company")
+                    raise _refused(400, "owner_id: not a user of this company")
                 out[key] = value
             elif key == "visible_to":
                 if value not in VISIBLE_TO or isinstance(value, bool):
-                    raise Refused(400, "visible_to: one of 1, 3, 5, 7")
+                    raise _refused(400, "visible_to: one of 1, 3, 5, 7")
                 out[key] = value
             elif key == "marketing_status":
                 if value not in MARKETING_STATUSES:
-                    raise Refused(400, f"marketing_status: one of {', '.join(MARKETING_STATUSES)}")
+                    raise _refused(400, f"marketing_status: one of {', '.join(MARKETING_STATUSES)}")
                 out[key] = value
             elif key == "custom_fields":
                 out[key] = self._custom_fields(value)
             else:
-                raise Refused(400, f"{key}: not a field of a person")
+                raise _refused(400, f"{key}: not a field of a person")
         return out
 
     def _custom_fields(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise Refused(400, "custom_fields: must be an object")
+            raise _refused(400, "custom_fields: must be an object")
         for key, field_value in value.items():
             kind = self.person_fields.get(key)
             if kind is None:
-                raise Refused(400, f"custom_fields.{key}: no such person field")
+                raise _refused(400, f"custom_fields.{key}: no such person field")
             if field_value is not None and not _typed(kind, field_value):
-                raise Refused(400, f"custom_fields.{key}: not a valid {kind} value")
+                raise _refused(400, f"custom_fields.{key}: not a valid {kind} value")
         return dict(value)
 
     # -- notes and activities ------------------------------------------------------------
@@ -365,11 +352,11 @@ class PipedriveFake(FakeState):
     def add_note(self, body: dict[str, Any]) -> dict[str, Any]:
         content = body.get("content")
         if not isinstance(content, str) or not content.strip():
-            raise Refused(400, "content: is required")
+            raise _refused(400, "content: is required")
         targets = [t for t in NOTE_TARGETS if body.get(t) is not None]
         if not targets:
-            raise Refused(400, "one of person_id, org_id, deal_id, lead_id, project_id is "
-                               "required")
+            raise _refused(400, "one of person_id, org_id, deal_id, lead_id, project_id is "
+                                "required")
         self._person(body.get("person_id"))
         note = {"id": len(self.notes) + 1, **body}
         note.setdefault("add_time", time.strftime("%Y-%m-%d %H:%M:%S",
@@ -381,15 +368,15 @@ class PipedriveFake(FakeState):
     def add_activity(self, body: dict[str, Any]) -> dict[str, Any]:
         subject = body.get("subject")
         if not isinstance(subject, str) or not subject.strip():
-            raise Refused(400, "subject: is required")
+            raise _refused(400, "subject: is required")
         if body.get("type") is not None and body["type"] not in self.activity_types:
-            raise Refused(400, f"type: no activity type {body['type']!r}")
+            raise _refused(400, f"type: no activity type {body['type']!r}")
         if body.get("due_date") is not None and not _is_date(body["due_date"]):
-            raise Refused(400, "due_date: YYYY-MM-DD")
+            raise _refused(400, "due_date: YYYY-MM-DD")
         if body.get("due_time") is not None and not _TIME.match(str(body["due_time"])):
-            raise Refused(400, "due_time: HH:MM")
+            raise _refused(400, "due_time: HH:MM")
         if "done" in body and not isinstance(body["done"], bool):
-            raise Refused(400, "done: true or false")
+            raise _refused(400, "done: true or false")
         self._person(body.get("person_id"))
         activity = {"id": len(self.activities) + 1, **body}
         with self._lock:
@@ -401,7 +388,7 @@ class PipedriveFake(FakeState):
         start, limit = _int_param(query, "start", 0, None), _int_param(query, "limit", 100, 500)
         sort = query.get("sort", "id ASC")
         if sort not in ("id ASC", "add_time ASC", "add_time DESC"):
-            raise Refused(400, "sort: this fake sorts by id or add_time")
+            raise _refused(400, "sort: this fake sorts by id or add_time")
         day_from, day_to = query.get("start_date"), query.get("end_date")
         with self._lock:
             found = [copy.deepcopy(n) for n in self.notes
@@ -420,7 +407,7 @@ class PipedriveFake(FakeState):
         limit = _int_param(query, "limit", 100, 500)
         sort_by = query.get("sort_by", "id")
         if sort_by not in ("id", "add_time"):
-            raise Refused(400, "sort_by: this fake sorts by id or add_time")
+            raise _refused(400, "sort_by: this fake sorts by id or add_time")
         with self._lock:
             found = [copy.deepcopy(a) for a in self.activities
                      if query.get("person_id") in (None, str(a.get("person_id")))]
@@ -434,7 +421,7 @@ class PipedriveFake(FakeState):
             return
         with self._lock:
             if pid not in self.persons:
-                raise Refused(400, f"person_id: person {pid} not found")
+                raise _refused(400, f"person_id: person {pid} not found")
 
 
 def _int_param(query: dict[str, str], name: str, default: int, most: int | None) -> int:
@@ -442,7 +429,7 @@ def _int_param(query: dict[str, str], name: str, default: int, most: int | None)
     if raw is None:
         return default
     if not raw.isdigit() or (most is not None and not 1 <= int(raw) <= most):
-        raise Refused(400, f"{name}: a whole number" + (f" from 1 to {most}" if most else ""))
+        raise _refused(400, f"{name}: a whole number" + (f" from 1 to {most}" if most else ""))
     return int(raw)
 
 
@@ -450,9 +437,9 @@ def _contacts(key: str, value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(
             isinstance(v, dict) and isinstance(v.get("value"), str) and v["value"]
             for v in value):
-        raise Refused(400, f"{key}: a list of {{value, primary, label}}")
+        raise _refused(400, f"{key}: a list of {{value, primary, label}}")
     if any(not isinstance(v.get("primary", False), bool) for v in value):
-        raise Refused(400, f"{key}: primary is true or false")
+        raise _refused(400, f"{key}: primary is true or false")
     return [dict(v) for v in value]
 
 
@@ -555,11 +542,11 @@ def _oauth(fake: PipedriveFake, request: web.Request, raw: bytes) -> web.Respons
                                       if k not in ("refresh_token", "client_secret")}}
     try:
         if request.content_type != "application/x-www-form-urlencoded":
-            raise _OAuthRefused(400, "invalid_request", "the body must be a form")
+            raise _oauth_refused(400, "invalid_request", "the body must be a form")
         response = web.json_response(fake.oauth_token(request.headers.get("Authorization"),
                                                       form))
-    except _OAuthRefused as refused:
-        response = web.json_response(refused.body, status=refused.status)
+    except Refused as refused:
+        response = refused.response()
     entry["status"] = response.status
     fake.record(entry)
     return response
@@ -583,7 +570,7 @@ def _answer(fake: PipedriveFake, request: web.Request, body: Any) -> web.Respons
                       else fake.list_activities)(dict(request.query))
             return web.json_response(listed, headers=headers)
         if not isinstance(body, dict):
-            raise Refused(400, "the body must be a JSON object")
+            raise _refused(400, "the body must be a JSON object")
         if request.path == PERSONS_PATH:
             data = _public(fake.add_person(body))
         elif request.path in (ACTIVITIES_PATH, NOTES_PATH):
@@ -596,12 +583,11 @@ def _answer(fake: PipedriveFake, request: web.Request, body: Any) -> web.Respons
             try:
                 pid = int(request.match_info["id"])
             except ValueError:
-                raise Refused(400, "id: must be an integer") from None
+                raise _refused(400, "id: must be an integer") from None
             data = _public(fake.update_person(pid, body))
         return web.json_response({"success": True, "data": data}, headers=headers)
     except Refused as refused:
-        refused.headers = {**headers, **refused.headers}
-        return refused.response()
+        return refused.response(headers)
 
 
 DEMO_TOKEN = "demo-pipedrive-token"

@@ -56,7 +56,7 @@ from crossdock.plugins.sfcc.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 from crossdock.testing.faketokens import TokenBook
 
@@ -70,17 +70,6 @@ DEFAULT_LIST = "RefArch"
 TOKEN_LIFETIME = 1799
 #: the Data API versions it serves
 VERSIONS = frozenset({"v21_3", "v22_10", "v23_1", "v23_2"})
-
-
-class Refused(Exception):
-    """A request the instance or Account Manager answers with an error status and body."""
-
-    def __init__(self, status: int, body: dict[str, Any],
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 def fault(status: int, kind: str, message: str, **arguments: Any) -> Refused:

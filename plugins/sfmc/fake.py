@@ -54,7 +54,7 @@ from crossdock.plugins.sfmc.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 from crossdock.testing.faketokens import TokenBook
 
@@ -67,17 +67,6 @@ TOKEN_LIFETIME = 1079
 DOCS = "https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/error-handling"
 ROWSET_ROUTE = "/hub/v1/dataevents/{key}/rowset"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class Refused(Exception):
-    """A request Marketing Cloud answers with an error status and body."""
-
-    def __init__(self, status: int, body: dict[str, Any],
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 def _error(status: int, message: str, errorcode: int = 10000,

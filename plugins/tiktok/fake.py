@@ -44,7 +44,7 @@ from crossdock.plugins.tiktok.const import (
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, body_json, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[TikTokFake] = web.AppKey("tiktok_fake")
@@ -59,13 +59,9 @@ _LATEST_SECONDS = 10**10
 DEDUP_WINDOW = 48 * 3600.0
 
 
-class Refused(Exception):
+def _refused(code: int, message: str) -> Refused:
     """A request TikTok answers with a non-zero code (HTTP 200)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    return Refused(200, {"code": code, "message": message})
 
 
 @dataclass
@@ -111,10 +107,10 @@ class TikTokFake(FakeState):
 
     def check_token(self, token: str | None) -> None:
         if not token:
-            raise Refused(40104, "Access token is null; it is required in the Access-Token "
-                                 "header")
+            raise _refused(40104, "Access token is null; it is required in the Access-Token "
+                                  "header")
         if token != self.access_token:
-            raise Refused(40105, "Access token is invalid or has been revoked")
+            raise _refused(40105, "Access token is invalid or has been revoked")
 
     def throttle(self) -> None:
         if self.qps is None:
@@ -124,27 +120,27 @@ class TikTokFake(FakeState):
                 self._window = FixedWindow(self.qps, 1.0, self.clock)
             window = self._window
         if not window.take("track").allowed:
-            raise Refused(RATE_LIMITED, "Too many requests. Please retry in some time.")
+            raise _refused(RATE_LIMITED, "Too many requests. Please retry in some time.")
 
     def track(self, body: Any) -> None:
         if not isinstance(body, dict):
-            raise Refused(INVALID_PARAMETER, "the body must be a JSON object")
+            raise _refused(INVALID_PARAMETER, "the body must be a JSON object")
         source = body.get("event_source")
         if source not in EVENT_SOURCES:
-            raise Refused(INVALID_PARAMETER, "event_source: must be one of web, app, "
-                                             "offline, crm")
+            raise _refused(INVALID_PARAMETER, "event_source: must be one of web, app, "
+                                              "offline, crm")
         pixel = body.get("event_source_id")
         if pixel not in self.pixels:
-            raise Refused(NO_PERMISSION, f"No permission to operate pixel code: {pixel}")
+            raise _refused(NO_PERMISSION, f"No permission to operate pixel code: {pixel}")
         data = body.get("data")
         if not isinstance(data, list) or not data:
-            raise Refused(INVALID_PARAMETER, "data: at least one event is required")
+            raise _refused(INVALID_PARAMETER, "data: at least one event is required")
         if len(data) > MAX_EVENTS:
-            raise Refused(INVALID_PARAMETER, f"data: at most {MAX_EVENTS} events")
+            raise _refused(INVALID_PARAMETER, f"data: at most {MAX_EVENTS} events")
         for index, event in enumerate(data):
             problem = _event_problem(event)
             if problem is not None:
-                raise Refused(INVALID_PARAMETER, f"Batch.{index}.{problem}")
+                raise _refused(INVALID_PARAMETER, f"Batch.{index}.{problem}")
         test = body.get("test_event_code")
         with self._lock:
             for event in data:
@@ -236,8 +232,8 @@ def _answer(fake: TikTokFake, request: web.Request, body: Any
         fake.throttle()
         fake.track(body)
     except Refused as refused:
-        return web.json_response({"code": refused.code, "message": refused.message,
-                                  "request_id": request_id, "data": {}}), refused.code
+        return web.json_response({**refused.body, "request_id": request_id,
+                                  "data": {}}), refused.body["code"]
     return web.json_response({"code": 0, "message": "OK", "request_id": request_id,
                               "data": {}}), 0
 

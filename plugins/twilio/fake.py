@@ -54,7 +54,7 @@ from crossdock.plugins.twilio.const import (
     TOO_MANY_REQUESTS,
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
-from crossdock.testing.fakescript import FakeState, fake_app
+from crossdock.testing.fakescript import FakeState, Refused, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[TwilioFake] = web.AppKey("twilio_fake")
@@ -70,14 +70,11 @@ LIST_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-class Refused(Exception):
+def _refused(status: int, code: int, message: str) -> Refused:
     """A request Twilio answers with an error status and code."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    return Refused(status, {"code": code, "message": message,
+                            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                            "status": status})
 
 
 @dataclass
@@ -120,51 +117,51 @@ class TwilioFake(FakeState):
 
     def check_auth(self, authorization: str | None, account: str) -> None:
         if not authorization or not authorization.startswith("Basic "):
-            raise Refused(401, AUTHENTICATE, "Authenticate")
+            raise _refused(401, AUTHENTICATE, "Authenticate")
         try:
             user, _, password = base64.b64decode(
                 authorization[6:], validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise Refused(401, AUTHENTICATE, "Authenticate") from None
+            raise _refused(401, AUTHENTICATE, "Authenticate") from None
         valid = ((user == self.account_sid and password == self.auth_token)
                  or (user in self.api_keys and password == self.api_keys[user]))
         if not valid or account != self.account_sid:
-            raise Refused(401, AUTHENTICATE, "Authenticate")
+            raise _refused(401, AUTHENTICATE, "Authenticate")
 
     def send(self, form: dict[str, str]) -> dict[str, Any]:
         to = form.get("To")
         if not to:
-            raise Refused(400, 21604, "A 'To' phone number is required.")
+            raise _refused(400, 21604, "A 'To' phone number is required.")
         if not _E164.match(to):
-            raise Refused(400, 21211, f"Invalid 'To' Phone Number: {to}")
+            raise _refused(400, 21211, f"Invalid 'To' Phone Number: {to}")
         sender, service = form.get("From"), form.get("MessagingServiceSid")
         if not sender and not service:
-            raise Refused(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is "
-                                      "required to send a message.")
+            raise _refused(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is "
+                                       "required to send a message.")
         if service and service not in self.services:
-            raise Refused(400, 21705, "The Messaging Service Sid is invalid.")
+            raise _refused(400, 21705, "The Messaging Service Sid is invalid.")
         if sender and not (sender in self.senders and (
                 _E164.match(sender) or SHORT_CODE.match(sender)
                 or ALPHANUMERIC_SENDER.match(sender))):
-            raise Refused(400, 21606, "The From phone number is not a valid, SMS-capable "
-                                      "inbound phone number or short code for your account.")
+            raise _refused(400, 21606, "The From phone number is not a valid, SMS-capable "
+                                       "inbound phone number or short code for your account.")
         body = form.get("Body")
         if not body:
-            raise Refused(400, 21602, "Message body is required.")
+            raise _refused(400, 21602, "Message body is required.")
         if len(body) > MAX_BODY_LENGTH:
-            raise Refused(400, 21617, "The concatenated message body exceeds the 1600 "
-                                      "character limit.")
+            raise _refused(400, 21617, "The concatenated message body exceeds the 1600 "
+                                       "character limit.")
         callback = form.get("StatusCallback")
         if callback is not None:
             parts = urlsplit(callback)
             if (parts.scheme not in ("http", "https") or not parts.hostname
                     or "_" in parts.hostname or len(callback) > MAX_CALLBACK_LENGTH):
-                raise Refused(400, 21609, "The StatusCallback URL is not a valid URL.")
+                raise _refused(400, 21609, "The StatusCallback URL is not a valid URL.")
         with self._lock:
             if to in self.landlines:
-                raise Refused(400, 21614, f"'To' number {to} is not a valid mobile number")
+                raise _refused(400, 21614, f"'To' number {to} is not a valid mobile number")
             if to in self.opted_out:
-                raise Refused(400, 21610, "Attempt to send to unsubscribed recipient")
+                raise _refused(400, 21610, "Attempt to send to unsubscribed recipient")
             sid = f"SM{len(self.messages) + 1:032x}"
             message = {
                 "sid": sid, "account_sid": self.account_sid, "api_version": API_VERSION,
@@ -183,7 +180,7 @@ class TwilioFake(FakeState):
         """A page of the list: the newest messages first, filtered by To and From."""
         raw_size = query.get("PageSize", str(LIST_PAGE_SIZE))
         if not raw_size.isdigit() or not 1 <= int(raw_size) <= MAX_PAGE_SIZE:
-            raise Refused(400, 20001, f"PageSize must be 1 to {MAX_PAGE_SIZE}")
+            raise _refused(400, 20001, f"PageSize must be 1 to {MAX_PAGE_SIZE}")
         size = int(raw_size)
         with self._lock:
             found = [copy.deepcopy(m) for m in reversed(self.messages)
@@ -199,12 +196,6 @@ class TwilioFake(FakeState):
 def _rfc2822(at: float) -> str:
     """A time as Twilio writes its messages' dates ("Thu, 30 Jul 2015 20:12:31 +0000")."""
     return datetime.fromtimestamp(at, UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-
-
-def _error(refused: Refused) -> web.Response:
-    return web.json_response({"code": refused.code, "message": refused.message,
-                              "more_info": f"https://www.twilio.com/docs/errors/{refused.code}",
-                              "status": refused.status}, status=refused.status)
 
 
 def make_app(fake: TwilioFake | None = None) -> web.Application:
@@ -249,7 +240,7 @@ def make_app(fake: TwilioFake | None = None) -> web.Application:
             else:
                 response = web.json_response(fake.listed(query))
         except Refused as refused:
-            response = _error(refused)
+            response = refused.response()
         entry["status"] = response.status
         fake.record(entry)
         return response
@@ -265,7 +256,7 @@ def _answer(fake: TwilioFake, request: web.Request, form: dict[str, str],
     try:
         fake.check_auth(request.headers.get("Authorization"), request.match_info["account"])
         if busy:
-            raise Refused(429, TOO_MANY_REQUESTS, "Too Many Requests")
+            raise _refused(429, TOO_MANY_REQUESTS, "Too Many Requests")
         reply = fake.next_reply()
         if reply is not None and not reply.passes:
             return reply.response()
@@ -274,7 +265,7 @@ def _answer(fake: TwilioFake, request: web.Request, form: dict[str, str],
             return web.json_response({"message": "Gateway Timeout"}, status=504)
         return web.json_response(message, status=201)
     except Refused as refused:
-        return _error(refused)
+        return refused.response()
 
 
 def demo_destination(context: DemoContext) -> DemoDestination:

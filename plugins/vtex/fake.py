@@ -40,7 +40,7 @@ from aiohttp import web
 from crossdock.plugins.vtex.const import DOCUMENTS_PATH, MAX_FIELD_LENGTH
 from crossdock.testing.demo import DemoContext, DemoDestination
 from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, fake_app, json_handler
+from crossdock.testing.fakescript import FakeState, Refused, fake_app, json_handler
 from crossdock.testing.fakeserver import fake_arguments, run_fake
 
 FAKE_KEY: web.AppKey[VtexFake] = web.AppKey("vtex_fake")
@@ -64,13 +64,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _VARCHAR = re.compile(r"^Varchar(\d+)$")
 
 
-class Refused(Exception):
+def _refused(status: int, message: str) -> Refused:
     """A request Master Data answers with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    return Refused(status, {"Message": message})
 
 
 class _Throttled(Exception):
@@ -137,12 +133,12 @@ class VtexFake(FakeState):
 
     def check_auth(self, key: str | None, token: str | None) -> None:
         if not key or not token:
-            raise Refused(401, "Unauthorized: X-VTEX-API-AppKey and X-VTEX-API-AppToken "
-                               "are required")
+            raise _refused(401, "Unauthorized: X-VTEX-API-AppKey and X-VTEX-API-AppToken "
+                                "are required")
         if key != self.app_key or token != self.app_token:
-            raise Refused(401, "Unauthorized")
+            raise _refused(401, "Unauthorized")
         if not self.may_write:
-            raise Refused(403, "Unauthorized")
+            raise _refused(403, "Unauthorized")
 
     def take(self) -> None:
         if self.rate_limit is None:
@@ -159,17 +155,17 @@ class VtexFake(FakeState):
         """(201 created / 200 updated / 304 unchanged, the document)."""
         entity = self.entities.get(entity_name)
         if entity is None:
-            raise Refused(404, f"Data entity '{entity_name}' not found")
+            raise _refused(404, f"Data entity '{entity_name}' not found")
         if not isinstance(body, dict):
-            raise Refused(400, "The request body must be a JSON object")
+            raise _refused(400, "The request body must be a JSON object")
         for name, value in body.items():
             if name == "id":
                 continue
             kind = entity.fields.get(name)
             if kind is None:
-                raise Refused(400, f"Field '{name}' not found in data entity '{entity_name}'")
+                raise _refused(400, f"Field '{name}' not found in data entity '{entity_name}'")
             if value is not None and not _typed(kind, value):
-                raise Refused(400, f"Field '{name}': the value is not a valid {kind}")
+                raise _refused(400, f"Field '{name}': the value is not a valid {kind}")
         with self._lock:
             docs = self.documents.setdefault(entity_name, {})
             found = self._match(docs, entity, body)
@@ -249,7 +245,7 @@ def _answer(fake: VtexFake, request: web.Request, body: Any) -> web.Response:
         if reply is not None and not reply.passes:
             return reply.response()
         if not request.content_type.startswith("application/json"):
-            raise Refused(400, "Content-Type must be application/json")
+            raise _refused(400, "Content-Type must be application/json")
         entity = request.match_info["entity"]
         status, doc = fake.upsert(entity, body)
         if status == 304:
@@ -264,7 +260,7 @@ def _answer(fake: VtexFake, request: web.Request, body: Any) -> web.Response:
         return web.json_response({"Message": "Too Many Requests"}, status=429,
                                  headers={"Retry-After": throttled.retry_after})
     except Refused as refused:
-        return web.json_response({"Message": refused.message}, status=refused.status)
+        return refused.response()
 
 
 DEMO_KEY, DEMO_TOKEN = "vtexappkey-demo-XYZ", "demo-vtex-token"
