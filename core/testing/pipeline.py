@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from crossdock.config import LoadedConfig
 from crossdock.delivery import DeliveryReport, deliver_once
@@ -26,6 +26,9 @@ from crossdock.loader import parse_config
 from crossdock.outbox.base import DestinationCounts, NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import AcceptResult, build_pipeline
+from crossdock.testing.clock import ManualClock
+from crossdock.testing.fakescript import FakeState
+from crossdock.testing.fakeserver import RunningServer
 
 DAY = 86_400.0
 
@@ -120,3 +123,94 @@ class OutboxOnClock:
             rows.append(NewRow(destination, f"m{self.count}", payload, payload.get("userId")))
         self.outbox.enqueue(rows, now=self.clock())
         return await deliver_once(loaded, self.outbox, clock=self.clock)
+
+
+F = TypeVar("F", bound=FakeState)
+
+
+@dataclass
+class FakeHarness(Generic[F]):
+    """One plugin's destination at its contract fake, run through the whole pipeline
+    (`run_pipeline`), each run with an outbox of its own: a plugin's tests subclass it with
+    `plugin`, `base_settings()` (the settings that reach the fake) and their own readers of
+    the fake.
+
+        @dataclass
+        class Harness(FakeHarness[AcmeFake]):
+            plugin = "acme"
+
+            def base_settings(self) -> dict[str, Any]:
+                return {"base_url": self.server.url, "api_key": API_KEY}
+
+        run = await harness.run([identify], mapping={"options": {...}})
+    """
+
+    tmp_path: Path
+    server: RunningServer
+    fake: F
+    runs: int = 0
+    plugin: ClassVar[str]
+
+    def base_settings(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def config(self, *, settings: dict[str, Any] | None = None,
+               mapping: dict[str, Any] | None = None, **keys: Any) -> dict[str, Any]:
+        """The crossdock.yaml of a run: `settings` over `base_settings()`, the operator's
+        `mapping` (none: the shipped one), and the destination's other keys given (`rules`,
+        `filter`, `delivery`: over one request at a time, private networks allowed)."""
+        destination: dict[str, Any] = {
+            "plugin": self.plugin, "settings": {**self.base_settings(), **(settings or {})}}
+        for key, value in {"mapping": mapping, **keys}.items():
+            if value is not None:
+                destination[key] = value
+        self.runs += 1
+        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", self.plugin,
+                                       destination)
+
+    async def run(self, messages: list[dict[str, Any]], *, deliveries: int = 1,
+                  **config: Any) -> PipelineRun:
+        """`messages` through the pipeline to the fake (`config(**config)`)."""
+        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path,
+                                  deliveries=deliveries)
+
+
+@dataclass
+class FakeOnClock(Generic[F]):
+    """One plugin's destination at its contract fake, its rows in a SQLite outbox and the real
+    engine's delivery passes on the tests' clock (`OutboxOnClock`; the fake's too, which
+    reckons token expiry on it): a plugin's tests subclass it with `plugin`, `options` (the
+    operator's mapping options) and `base_settings(**more)`.
+
+        report = await harness.deliver([identify(1)], client_secret="wrong")
+    """
+
+    tmp_path: Path
+    server: RunningServer
+    fake: F
+    clock: ManualClock
+    #: the destination's `delivery:` over fast backoffs
+    delivery: dict[str, Any] | None = None
+    plugin: ClassVar[str]
+    options: ClassVar[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        self.on_clock = OutboxOnClock(self.tmp_path / "outbox.db", self.clock)
+        self.outbox = self.on_clock.outbox
+
+    def base_settings(self, **more: Any) -> dict[str, Any]:
+        """The settings that reach the fake, `more` over them."""
+        raise NotImplementedError
+
+    def loaded(self, **more: Any) -> LoadedConfig:
+        raw = {"destinations": {self.plugin: {
+            "plugin": self.plugin, "settings": self.base_settings(**more),
+            "mapping": {"options": self.options},
+            "delivery": {"allow_private_network": True, "backoff_base": 0.01,
+                         "backoff_max": 0.02, **(self.delivery or {})}}}}
+        return parse_config(raw, base_dir=self.tmp_path, env={})
+
+    async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
+        """Enqueue the routed `payloads` and run one delivery pass at the clock's time, with
+        `more` over the settings."""
+        return await self.on_clock.deliver(self.loaded(**more), self.plugin, payloads)

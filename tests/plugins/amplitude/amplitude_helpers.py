@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -17,7 +16,7 @@ from crossdock.plugins.amplitude import AmplitudeDestination, AmplitudeSettings
 from crossdock.plugins.amplitude.fake import AmplitudeFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 API_KEY = "amplitude-key-1"
 
@@ -62,30 +61,11 @@ def identifications_of(request: httpx.Request) -> list[dict[str, Any]]:
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: AmplitudeFake
-    runs: int = 0
+class Harness(FakeHarness[AmplitudeFake]):
+    plugin = "amplitude"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None,
-               delivery: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "amplitude",
-            "settings": {"base_url": self.server.url, "api_key": API_KEY, **(settings or {})},
-        }
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        config = fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "amplitude",
-                                         destination)
-        if delivery:
-            config["destinations"]["amplitude"]["delivery"].update(delivery)
-        return config
-
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def base_settings(self) -> dict[str, Any]:
+        return {"base_url": self.server.url, "api_key": API_KEY}
 
     def events(self) -> list[dict[str, Any]]:
         return list(self.server.call(lambda: list(self.fake.events)))

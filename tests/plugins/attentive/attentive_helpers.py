@@ -5,7 +5,6 @@ outbox -> deliver) to the contract fake. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem
@@ -13,7 +12,7 @@ from crossdock.plugins.attentive import AttentiveDestination, AttentiveSettings
 from crossdock.plugins.attentive.fake import DEFAULT_SOURCE, AttentiveFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 API_KEY = "attentive-key-1"
 SOURCE = DEFAULT_SOURCE
@@ -45,30 +44,11 @@ def item(n: int = 1, kind: str = "track", event: str | None = "Signed Up", **fie
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: AttentiveFake
-    runs: int = 0
+class Harness(FakeHarness[AttentiveFake]):
+    plugin = "attentive"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None, rules: dict[str, Any] | None = None,
-               profiles: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "attentive",
-            "settings": {"base_url": self.server.url, "api_key": API_KEY,
-                         "sign_up_source_id": SOURCE, **(settings or {})},
-        }
-        for key, value in (("mapping", mapping), ("rules", rules)):
-            if value is not None:
-                destination[key] = value
-        self.runs += 1
-        config = fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db",
-                                         "attentive", destination)
-        return {**config, "profiles": profiles or {}}
-
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def base_settings(self) -> dict[str, Any]:
+        return {"base_url": self.server.url, "api_key": API_KEY, "sign_up_source_id": SOURCE}
 
     def bodies(self, path: str) -> list[Any]:
         """Bodies of the requests the fake accepted on `path` (/v1/...), in order."""

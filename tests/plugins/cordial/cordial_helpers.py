@@ -5,7 +5,6 @@ to the contract fake. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem
@@ -13,7 +12,7 @@ from crossdock.plugins.cordial import CordialDestination, CordialSettings
 from crossdock.plugins.cordial.fake import PREFIX, CordialFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 API_KEY = "cordial-key-1"
 
@@ -42,27 +41,11 @@ def item(n: int = 1, kind: str = "identify", **fields: Any) -> OutboxItem:
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: CordialFake
-    runs: int = 0
+class Harness(FakeHarness[CordialFake]):
+    plugin = "cordial"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "cordial",
-            "settings": {"base_url": self.server.url + PREFIX, "api_key": API_KEY,
-                         **(settings or {})},
-        }
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "cordial",
-                                       destination)
-
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def base_settings(self) -> dict[str, Any]:
+        return {"base_url": self.server.url + PREFIX, "api_key": API_KEY}
 
     def contact(self, email: str) -> dict[str, Any]:
         return dict(self.server.call(lambda: self.fake.contacts[email]))

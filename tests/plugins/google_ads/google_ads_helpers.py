@@ -4,12 +4,9 @@ conversions), and a harness running the real engine on the tests' clock."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from crossdock.delivery import DeliveryReport
 from crossdock.destination import OutboxItem
-from crossdock.loader import parse_config
 from crossdock.plugins.google_ads import GoogleAdsDestination, GoogleAdsSettings
 from crossdock.plugins.google_ads.fake import (
     DEFAULT_CLIENT_ID,
@@ -23,10 +20,9 @@ from crossdock.plugins.google_ads.fake import (
     TOKEN_PATH,
     GoogleAdsFake,
 )
-from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import OutboxOnClock
+from crossdock.testing.pipeline import FakeOnClock
 
 OPTIONS: dict[str, Any] = {"user_lists": {"high_value": DEFAULT_USER_LIST},
                            "conversion_actions": {"Order Completed":
@@ -70,24 +66,9 @@ def item(payload: dict[str, Any], n: int = 1) -> OutboxItem:
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: GoogleAdsFake
-    clock: ManualClock
-    delivery: dict[str, Any] | None = None
+class Harness(FakeOnClock[GoogleAdsFake]):
+    plugin = "google_ads"
+    options = OPTIONS
 
-    def __post_init__(self) -> None:
-        self.on_clock = OutboxOnClock(self.tmp_path / "outbox.db", self.clock)
-        self.outbox = self.on_clock.outbox
-
-    def loaded(self, **more: Any) -> Any:
-        raw = {"destinations": {"google_ads": {
-            "plugin": "google_ads", "settings": settings(self.server.url, **more),
-            "mapping": {"options": OPTIONS},
-            "delivery": {"allow_private_network": True, "backoff_base": 0.01,
-                         "backoff_max": 0.02, **(self.delivery or {})}}}}
-        return parse_config(raw, base_dir=self.tmp_path, env={})
-
-    async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
-        return await self.on_clock.deliver(self.loaded(**more), "google_ads", payloads)
+    def base_settings(self, **more: Any) -> dict[str, Any]:
+        return settings(self.server.url, **more)

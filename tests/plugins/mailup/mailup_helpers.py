@@ -5,14 +5,9 @@ included) to the contract fake on the tests' clock. The fixtures are in conftest
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from crossdock.delivery import DeliveryReport, deliver_once
 from crossdock.destination import OutboxItem
-from crossdock.loader import parse_config
-from crossdock.outbox.base import NewRow
-from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.plugins.mailup import MailUpDestination, MailUpSettings
 from crossdock.plugins.mailup.fake import (
     CONSOLE,
@@ -23,9 +18,9 @@ from crossdock.plugins.mailup.fake import (
     TOKEN_PATH,
     MailUpFake,
 )
-from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
+from crossdock.testing.pipeline import FakeOnClock
 
 OPTIONS: dict[str, Any] = {"fields": {"firstName": 1, "lastName": 2, "plan": 13},
                            "user_id_field": 12}
@@ -69,32 +64,9 @@ def item(n: int = 1, granted: bool | None = True, **fields: Any) -> OutboxItem:
 
 
 @dataclass
-class Harness:
-    """Rows into a SQLite outbox and the real engine's delivery passes, on the tests' clock
-    (the fake's too: token expiry is reckoned on it)."""
+class Harness(FakeOnClock[MailUpFake]):
+    plugin = "mailup"
+    options = OPTIONS
 
-    tmp_path: Path
-    server: RunningServer
-    fake: MailUpFake
-    clock: ManualClock
-    delivery: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        self.outbox = SQLiteOutbox(self.tmp_path / "outbox.db")
-        self.count = 0
-
-    def loaded(self, **more: Any) -> Any:
-        raw = {"destinations": {"mailup": {
-            "plugin": "mailup", "settings": settings(self.server.url, **more),
-            "mapping": {"options": OPTIONS},
-            "delivery": {"allow_private_network": True, "backoff_base": 0.01,
-                         "backoff_max": 0.02, **(self.delivery or {})}}}}
-        return parse_config(raw, base_dir=self.tmp_path, env={})
-
-    async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
-        rows = []
-        for routed in payloads:
-            self.count += 1
-            rows.append(NewRow("mailup", f"m{self.count}", routed, routed.get("userId")))
-        self.outbox.enqueue(rows, now=self.clock())
-        return await deliver_once(self.loaded(**more), self.outbox, clock=self.clock)
+    def base_settings(self, **more: Any) -> dict[str, Any]:
+        return settings(self.server.url, **more)

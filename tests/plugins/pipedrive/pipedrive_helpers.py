@@ -5,7 +5,6 @@ outbox -> deliver) to the contract fake. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem
@@ -13,7 +12,7 @@ from crossdock.plugins.pipedrive import PipedriveDestination, PipedriveSettings
 from crossdock.plugins.pipedrive.fake import PipedriveFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 TOKEN = "pipedrive-token-1"
 #: the fake company's custom fields: text, number, monetary, date
@@ -58,25 +57,8 @@ def person(fake: PipedriveFake, email: str = "ada1@example.com", name: str = "Ad
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: PipedriveFake
-    runs: int = 0
+class Harness(FakeHarness[PipedriveFake]):
+    plugin = "pipedrive"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "pipedrive",
-            "settings": {"base_url": self.server.url, "api_token": TOKEN, **(settings or {})},
-        }
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "pipedrive",
-                                       destination)
-
-    async def run(self, messages: list[dict[str, Any]], *, deliveries: int = 1,
-                  **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path,
-                                  deliveries=deliveries)
+    def base_settings(self) -> dict[str, Any]:
+        return {"base_url": self.server.url, "api_token": TOKEN}

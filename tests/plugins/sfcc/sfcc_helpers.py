@@ -5,12 +5,9 @@ contract fake on the tests' clock. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from crossdock.delivery import DeliveryReport
 from crossdock.destination import OutboxItem
-from crossdock.loader import parse_config
 from crossdock.plugins.sfcc import SfccDestination, SfccSettings
 from crossdock.plugins.sfcc.fake import (
     DEFAULT_CLIENT_ID,
@@ -19,10 +16,9 @@ from crossdock.plugins.sfcc.fake import (
     TOKEN_PATH,
     SfccFake,
 )
-from crossdock.testing.clock import ManualClock
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import OutboxOnClock
+from crossdock.testing.pipeline import FakeOnClock
 
 OPTIONS: dict[str, Any] = {
     "attributes": {"email": "email", "firstName": "first_name", "lastName": "last_name",
@@ -60,27 +56,9 @@ def identify(n: int, **traits: Any) -> dict[str, Any]:
 
 
 @dataclass
-class Harness:
-    """Rows into a SQLite outbox and the real engine's delivery passes, on the tests' clock
-    (the fake's too: token expiry is reckoned on it)."""
+class Harness(FakeOnClock[SfccFake]):
+    plugin = "sfcc"
+    options = OPTIONS
 
-    tmp_path: Path
-    server: RunningServer
-    fake: SfccFake
-    clock: ManualClock
-    delivery: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        self.on_clock = OutboxOnClock(self.tmp_path / "outbox.db", self.clock)
-        self.outbox = self.on_clock.outbox
-
-    def loaded(self, **more: Any) -> Any:
-        raw = {"destinations": {"sfcc": {
-            "plugin": "sfcc", "settings": settings(self.server.url, **more),
-            "mapping": {"options": OPTIONS},
-            "delivery": {"allow_private_network": True, "backoff_base": 0.01,
-                         "backoff_max": 0.02, **(self.delivery or {})}}}}
-        return parse_config(raw, base_dir=self.tmp_path, env={})
-
-    async def deliver(self, payloads: list[dict[str, Any]], **more: Any) -> DeliveryReport:
-        return await self.on_clock.deliver(self.loaded(**more), "sfcc", payloads)
+    def base_settings(self, **more: Any) -> dict[str, Any]:
+        return settings(self.server.url, **more)

@@ -5,7 +5,6 @@ to the contract fake. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem
@@ -13,7 +12,7 @@ from crossdock.plugins.shopify import ShopifyDestination, ShopifySettings
 from crossdock.plugins.shopify.fake import ShopifyFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 TOKEN = "shpat_test_1"
 SHOP = "test-store"
@@ -47,27 +46,11 @@ def audience(n: int, event: str, name: str = "high_value", **fields: Any) -> Out
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: ShopifyFake
-    runs: int = 0
+class Harness(FakeHarness[ShopifyFake]):
+    plugin = "shopify"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "shopify",
-            "settings": {"shop": SHOP, "base_url": self.server.url, "access_token": TOKEN,
-                         **(settings or {})},
-        }
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "shopify",
-                                       destination)
-
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def base_settings(self) -> dict[str, Any]:
+        return {"shop": SHOP, "base_url": self.server.url, "access_token": TOKEN}
 
     def customer(self, email: str) -> dict[str, Any]:
         found = self.server.call(lambda: self.fake.by_email(email))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem, PlannedRequest
@@ -14,7 +13,7 @@ from crossdock.plugins.tiktok import TikTokDestination, TikTokSettings
 from crossdock.plugins.tiktok.fake import PREFIX, TikTokFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 TOKEN = "tiktok-token-1"
 PIXEL = "CPIXEL123"
@@ -50,27 +49,12 @@ def events_of(planned: PlannedRequest) -> list[dict[str, Any]]:
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: TikTokFake
-    runs: int = 0
+class Harness(FakeHarness[TikTokFake]):
+    plugin = "tiktok"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "tiktok",
-            "settings": {"base_url": self.server.url + PREFIX, "access_token": TOKEN,
-                         "event_source_id": PIXEL, **(settings or {})},
-        }
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "tiktok",
-                                       destination)
-
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def base_settings(self) -> dict[str, Any]:
+        return {"base_url": self.server.url + PREFIX, "access_token": TOKEN,
+                "event_source_id": PIXEL}
 
     def events(self) -> list[dict[str, Any]]:
         return list(self.server.call(lambda: list(self.fake.events)))

@@ -5,7 +5,6 @@ deliver) to the contract fake. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem
@@ -13,7 +12,7 @@ from crossdock.plugins.twilio import TwilioDestination, TwilioSettings
 from crossdock.plugins.twilio.fake import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TwilioFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness, PipelineRun
 
 PHONE = "+19148440001"
 
@@ -47,30 +46,19 @@ def item(n: int = 1, body: str | None = "Your order shipped", **fields: Any) -> 
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: TwilioFake
-    runs: int = 0
+class Harness(FakeHarness[TwilioFake]):
+    plugin = "twilio"
 
-    def config(self, *, mapping: dict[str, Any] | None = None,
-               events: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
-        destination: dict[str, Any] = {"plugin": "twilio",
-                                       "settings": settings(self.server, **overrides),
-                                       "filter": {"events": {"allow": events or ["*"]}}}
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "twilio",
-                                       destination)
+    def base_settings(self) -> dict[str, Any]:
+        return settings(self.server)
 
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def config(self, *, events: list[str] | None = None, **keys: Any) -> dict[str, Any]:
+        """`events`: the events the filter allows (every one when None)."""
+        return super().config(filter={"events": {"allow": events or ["*"]}}, **keys)
 
     async def run_twice(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
         """`run`, then a second delivery a day later (retries due)."""
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path,
-                                  deliveries=2)
+        return await self.run(messages, deliveries=2, **config)
 
     def messages(self) -> list[dict[str, Any]]:
         return list(self.server.call(lambda: list(self.fake.messages)))

@@ -5,7 +5,6 @@ to the contract fake. The fixtures are in conftest.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from crossdock.destination import OutboxItem
@@ -13,7 +12,7 @@ from crossdock.plugins.vtex import VtexDestination, VtexSettings
 from crossdock.plugins.vtex.fake import VtexFake
 from crossdock.testing.fakeserver import RunningServer
 from crossdock.testing.payloads import outbox_item, routed_payload
-from crossdock.testing.pipeline import PipelineRun, fake_destination_config, run_pipeline
+from crossdock.testing.pipeline import FakeHarness
 
 APP_KEY = "vtexappkey-teststore-KEY1"
 APP_TOKEN = "token-1-secret"
@@ -47,27 +46,12 @@ def item(n: int = 1, **fields: Any) -> OutboxItem:
 
 
 @dataclass
-class Harness:
-    tmp_path: Path
-    server: RunningServer
-    fake: VtexFake
-    runs: int = 0
+class Harness(FakeHarness[VtexFake]):
+    plugin = "vtex"
 
-    def config(self, *, settings: dict[str, Any] | None = None,
-               mapping: dict[str, Any] | None = None) -> dict[str, Any]:
-        destination: dict[str, Any] = {
-            "plugin": "vtex",
-            "settings": {"account_name": ACCOUNT, "base_url": self.server.url,
-                         "app_key": APP_KEY, "app_token": APP_TOKEN, **(settings or {})},
-        }
-        if mapping is not None:
-            destination["mapping"] = mapping
-        self.runs += 1
-        return fake_destination_config(self.tmp_path / f"outbox-{self.runs}.db", "vtex",
-                                       destination)
-
-    async def run(self, messages: list[dict[str, Any]], **config: Any) -> PipelineRun:
-        return await run_pipeline(self.config(**config), messages, base_dir=self.tmp_path)
+    def base_settings(self) -> dict[str, Any]:
+        return {"account_name": ACCOUNT, "base_url": self.server.url, "app_key": APP_KEY,
+                "app_token": APP_TOKEN}
 
     def document(self, email: str, entity: str = "CL") -> dict[str, Any]:
         return dict(self.server.call(lambda: self.fake.document(entity, email)))
