@@ -4,8 +4,9 @@ and the kit every plugin is written with. A plugin imports only this module (and
 `crossdock.testing` in its fake and tests); tests/core/test_plugin_api.py fails a built-in
 that imports anything else of Crossdock.
 
-A destination type is a `Destination[SettingsT]` subclass: a `Manifest`, a settings model, a
-mapping file beside it, and two pure functions:
+A destination type is a `Destination[SettingsT, OptionsT]` subclass: a `Manifest`, a settings
+model, a mapping file beside it (and a model of its `options:`, read as `self.opts`), and two
+pure functions:
 
 - `build_requests(items)`: outbox items (already filtered, normalized and mapped by the route
   step) in; out, what to send, each saying which items it carries: `PlannedRequest`s of
