@@ -71,6 +71,12 @@ class ProfileWatcher(Protocol):
         after them (none: an empty list)."""
         ...
 
+    def finish(self, db: Database) -> None:
+        """After the call's last message and its outbox rows, just before the commit: write
+        what this watcher gathered over the call (the data dictionary: one row per distinct
+        name, not per message), or nothing."""
+        ...
+
 
 #: the profile hook a pipeline holds (`build_pipeline`'s: the ProfileStore)
 HookT = TypeVar("HookT", bound=ProfileHook)
@@ -187,6 +193,11 @@ class Pipeline(Generic[HookT]):
             # Kept whether or not a destination took it today: a backfill routes it to
             # the destinations added later (docs/delivery.md, "Backfill").
             self.outbox.keep(kept)
+            if self.profiles is not None:
+                # Last: a watcher's writes may lock rows every daemon's accept touches
+                # (the dictionary's day rows); held from here to the commit only.
+                for watcher in self.watchers:
+                    watcher.finish(db)
         if self.profiles is None:
             # Without a profile store the outbox's unique (destination, message_id) is the
             # dedup: a message all of whose rows were already there was seen before.
@@ -360,6 +371,10 @@ def build_pipeline(
     if profiles is None:
         profiles = make_profile_hook(loaded, outbox)
     pipeline = Pipeline(loaded, outbox, profiles, on_commit=on_commit, owns_outbox=owns)
+    # The data dictionary counts every call's datapoints (crossdock.profiles.dictionary).
+    from crossdock.profiles.dictionary import DictionaryWatch
+
+    pipeline.watch(DictionaryWatch(profiles.clock))
     if loaded.config.audiences:
         # Audiences with sync_on_change re-evaluate the people each message changes.
         from crossdock.audiences.sync import watch_profiles

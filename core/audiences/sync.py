@@ -286,6 +286,9 @@ class AudienceWatch:
             return []
         return apply_plan(db, self.store, self.audiences, plan, self.store.clock())
 
+    def finish(self, db: Database) -> None:
+        """Nothing: every plan was applied in `resolved`."""
+
 
 def watch_profiles(pipeline: Pipeline[ProfileStore]) -> AudienceWatch | None:
     """Register the on-change sync with the pipeline when some audience wants it and the

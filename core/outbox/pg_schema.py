@@ -543,3 +543,36 @@ def pg_016_paused(conn: psycopg.Connection) -> None:
         )
         """
     )
+
+
+@pg_migration
+def pg_017_dictionary(conn: psycopg.Connection) -> None:
+    # The data dictionary (crossdock.profiles.dictionary), the same tables as the SQLite
+    # migration profiles_m003_dictionary.
+    conn.execute(
+        """
+        CREATE TABLE profile_dictionary (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            day TEXT NOT NULL,
+            datapoints BIGINT NOT NULL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (kind, name, type, day)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE profile_dictionary_rejections (
+            name TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            day TEXT NOT NULL,
+            datapoints BIGINT NOT NULL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (name, rule, day)
+        )
+        """
+    )

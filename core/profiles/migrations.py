@@ -152,3 +152,38 @@ def profiles_m002_attribute_definitions(db: Database) -> None:
             f"SELECT '{part}', a.name, MIN(a.type), MIN(a.updated_at) FROM {table} a "
             f"WHERE a.updated_at = (SELECT MIN(b.updated_at) FROM {table} b "
             "WHERE b.name = a.name) GROUP BY a.name ON CONFLICT (part, name) DO NOTHING")
+
+
+@_migration
+def profiles_m003_dictionary(db: Database) -> None:
+    # The data dictionary (crossdock.profiles.dictionary): datapoints of each event name,
+    # event property and user attribute per (observed type, UTC day), and the rejected
+    # datapoints per (attribute, rule, day). Added to once per accept call, in its
+    # transaction. Twin: pg_017_dictionary.
+    db.execute(
+        """
+        CREATE TABLE profile_dictionary (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            day TEXT NOT NULL,
+            datapoints INTEGER NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            PRIMARY KEY (kind, name, type, day)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE profile_dictionary_rejections (
+            name TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            day TEXT NOT NULL,
+            datapoints INTEGER NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            PRIMARY KEY (name, rule, day)
+        )
+        """
+    )

@@ -21,6 +21,7 @@ from crossdock.loader import parse_config
 from crossdock.outbox import Outbox, open_outbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import ProfileStore, sweep_and_route
+from crossdock.profiles.dictionary import DictionaryWatch
 
 HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
         "delivery": {"allow_private_network": True}}
@@ -90,7 +91,7 @@ def world(worlds: Worlds) -> World:
 
 
 def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: World) -> None:
-    assert [type(w) for w in world.pipeline.watchers] == [AudienceWatch]
+    assert [type(w) for w in world.pipeline.watchers] == [DictionaryWatch, AudienceWatch]
     world.identify("u1", email="Ann@Example.com", firstName="Ann", lifetime_value=100)
     assert world.rows(event="audience_entered") == []
     world.identify("u1", lifetime_value=700)
@@ -128,7 +129,7 @@ def test_on_change_enter_and_exit_reach_only_the_audiences_destinations(world: W
 
 def test_full_sync_finds_what_on_change_did_not_see(worlds: Worlds) -> None:
     world = worlds(sync_on_change=False)
-    assert world.pipeline.watchers == []
+    assert [type(w) for w in world.pipeline.watchers] == [DictionaryWatch]
     for i, value in enumerate([100, 600, 900, None]):
         traits = {"email": f"p{i}@example.com"}
         if value is not None:

@@ -14,6 +14,7 @@ from crossdock.collector import make_app
 from crossdock.loader import parse_config
 from crossdock.pipeline import build_pipeline
 from crossdock.profiles import ProfileStore
+from crossdock.profiles.dictionary import DictionaryWatch
 
 HOOK = {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"},
         "delivery": {"allow_private_network": True}}
@@ -30,7 +31,7 @@ def test_profile_gauges_stay_on_metrics_when_an_audience_is_configured(tmp_path:
     pipeline = build_pipeline(loaded)
     try:
         assert isinstance(pipeline.profiles, ProfileStore)
-        assert [type(w) for w in pipeline.watchers] == [AudienceWatch]
+        assert [type(w) for w in pipeline.watchers] == [DictionaryWatch, AudienceWatch]
         with serve_app(make_app(loaded, pipeline)) as url:
             sent = httpx.post(f"{url}/v1/identify", headers=basic(),
                               json={"userId": "u1", "traits": {"lifetime_value": 700}})

@@ -458,7 +458,7 @@ def test_an_upgrade_defines_the_attributes_already_stored(engine: Engine) -> Non
         apply_migrations(db, before)
         db.conn.executemany(insert.format("?"), rows)
         db.conn.commit()
-        assert upgrade_profiles(db) == ["profiles_m002_attribute_definitions"]
+        assert upgrade_profiles(db)[0] == "profiles_m002_attribute_definitions"
         found = db.execute("SELECT name, type, first_seen FROM profile_attribute_definitions "
                            "ORDER BY name").fetchall()
         db.close()
