@@ -310,6 +310,14 @@ def member_counts(db: Database) -> dict[str, int]:
         "SELECT audience, COUNT(*) FROM audience_members GROUP BY audience")}
 
 
+def memberships_of(db: Database, profile_id: str) -> list[tuple[str, float]]:
+    """(audience, entered at) of every audience the profile is a member of, by name."""
+    upgrade_audiences(db)
+    return [(str(name), float(at)) for name, at in db.execute(
+        "SELECT audience, entered_at FROM audience_members WHERE profile_id = ? "
+        "ORDER BY audience", [profile_id]).fetchall()]
+
+
 def record_sync(db: Database, audience: str, now: float, entered: int, exited: int) -> None:
     db.execute(
         "INSERT INTO audience_syncs (audience, last_sync_at, entered, exited) VALUES "

@@ -1,4 +1,5 @@
-"""`crossdock audiences list | preview NAME | sync [NAME]` ."""
+"""`crossdock audiences list | preview NAME | sync [NAME]`: the functions of
+crossdock.audiences.report and .sync, which the console's Audiences page calls too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import click
 from rich.table import Table
 
 from crossdock.cli import common
-from crossdock.outbox.base import shared_sql
 
 
 def _audiences(pipeline: Any, names: list[str] | None) -> list[Any]:
@@ -33,18 +33,10 @@ def audiences_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(config_path: str, as_json: bool) -> None:
     """Each audience: condition, destinations, schedule, members now, last sync."""
-    from crossdock.audiences import membership
+    from crossdock.audiences.report import overview
 
     with common.opened_pipeline(config_path, "audiences") as (pipeline, _):
-        audiences = _audiences(pipeline, None)
-        with pipeline.outbox.transaction() as tx:
-            db = shared_sql(tx)
-            counts = membership.member_counts(db)
-            last = {a.name: membership.last_sync(db, a.name) for a in audiences}
-    rows = [{"name": a.name, "condition": a.config.condition,
-             "destinations": a.config.destinations, "schedule": a.config.schedule,
-             "sync_on_change": a.config.sync_on_change, "members": counts.get(a.name, 0),
-             "last_sync_at": last[a.name]} for a in audiences]
+        rows = overview(pipeline)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -70,22 +62,18 @@ def list_(config_path: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def preview(config_path: str, name: str, limit: int, as_json: bool) -> None:
     """Who would enter and leave NAME if it synced now; changes nothing."""
-    from crossdock.audiences.sync import plan_sync
+    from crossdock.audiences import report
 
     with common.opened_pipeline(config_path, "audiences") as (pipeline, _):
-        audiences = _audiences(pipeline, [name])
-        with pipeline.outbox.transaction() as tx:
-            db = shared_sql(tx)
-            plan = plan_sync(db, audiences)
-            people = {c.profile_id: _who(db, c) for c in plan.changes}
-    sides = {kind: [{"profileId": c.profile_id, **people[c.profile_id]}
-                    for c in plan.changes if c.kind == kind] for kind in ("entered", "exited")}
+        try:
+            found = report.preview(pipeline, name)
+        except KeyError as exc:
+            raise click.ClickException(str(exc.args[0])) from exc
     if as_json:
-        click.echo(json.dumps({"audience": name, "evaluated": plan.evaluated,
-                               "would_enter": sides["entered"],
-                               "would_exit": sides["exited"]}, indent=2))
+        click.echo(json.dumps(found, indent=2))
         return
-    click.echo(f"{name}: {plan.evaluated} profiles evaluated; "
+    sides = {"entered": found["would_enter"], "exited": found["would_exit"]}
+    click.echo(f"{name}: {found['evaluated']} profiles evaluated; "
                f"{len(sides['entered'])} would enter, {len(sides['exited'])} would leave")
     for kind, label in (("entered", "enter"), ("exited", "leave")):
         for person in sides[kind][:limit]:
@@ -93,16 +81,6 @@ def preview(config_path: str, name: str, limit: int, as_json: bool) -> None:
             click.echo(f"  {label}: {person['profileId']}" + (f" ({ids})" if ids else ""))
         if len(sides[kind]) > limit:
             click.echo(f"  ... and {len(sides[kind]) - limit} more to {label}")
-
-
-def _who(db: Any, change: Any) -> dict[str, Any]:
-    if change.snapshot is not None:
-        ids = change.snapshot.get("identities") or {}
-        return {"userId": ids.get("userId"), "email": ids.get("email")}
-    row = db.execute("SELECT user_id FROM profiles WHERE id = ?", [change.profile_id]).fetchone()
-    email = db.execute("SELECT value FROM profile_identities WHERE profile_id = ? AND "
-                       "type = 'email' ORDER BY last_seen DESC", [change.profile_id]).fetchone()
-    return {"userId": row[0] if row else None, "email": email[0] if email else None}
 
 
 @audiences_group.command("sync")

@@ -1,7 +1,10 @@
-"""`crossdock profiles show ID`, `crossdock profiles delete ID` and `crossdock profiles
-attributes`.
+"""`crossdock profiles show ID`, `crossdock profiles delete ID`, `crossdock profiles
+attributes` and `crossdock profiles dictionary`.
 
-ID is a profile id, a userId, an anonymousId or an email.
+ID is a profile id, a userId, an anonymousId or an email (`--by` says which, to look it up as
+that only). Show and delete are crossdock.people's `look_up` and `erase`, which the console's
+Profiles page calls too; the dictionary is crossdock.profiles.dictionary's `read_dictionary`,
+as on the console's Data dictionary page.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ import click
 from rich.table import Table
 
 from crossdock.cli import common
+from crossdock.models import format_time
 from crossdock.outbox.base import shared_sql
-from crossdock.profiles.store import Deleted
+from crossdock.profiles.store import LOOKUP_KINDS
+
+by_option = click.option(
+    "--by", type=click.Choice(LOOKUP_KINDS), default=None,
+    help="Look ID up as this only (default: profile id, userId, anonymousId, then email).")
 
 
 @click.group("profiles", cls=common.CrossdockGroup)
@@ -21,18 +29,28 @@ def profiles_group() -> None:
     """Look at and erase the people in the profile store."""
 
 
+def _nobody(ref: str, by: str | None) -> click.ClickException:
+    tried = by or "profile id, userId, anonymousId, email"
+    return click.ClickException(f"no profile for {ref!r} (tried {tried})")
+
+
 @profiles_group.command("show")
 @common.config_option
 @click.argument("ref")
+@by_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(config_path: str, ref: str, as_json: bool) -> None:
-    """Print a profile: attributes, identities, consent, sessions, merges."""
+def show(config_path: str, ref: str, by: str | None, as_json: bool) -> None:
+    """Print a profile: attributes, identities, consent, sessions, audiences, merges."""
+    from crossdock.people import look_up
+
     with (common.opened_pipeline(config_path, "profiles", read_only=True) as (pipeline, store),
           pipeline.outbox.transaction() as tx):
-        profile = store.show(shared_sql(tx), ref)
+        try:
+            profile = look_up(store, shared_sql(tx), ref, by)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
     if profile is None:
-        raise click.ClickException(f"no profile for {ref!r} (tried profile id, userId, "
-                                   "anonymousId, email)")
+        raise _nobody(ref, by)
     if as_json:
         click.echo(json.dumps(profile, indent=2))
         return
@@ -54,6 +72,9 @@ def show(config_path: str, ref: str, as_json: bool) -> None:
     for s in profile["sessions"]:
         click.echo(f"  {s['sessionId']}: {s['started_at']} .. {s['ended_at'] or 'open'}, "
                    f"{s['messages']} messages")
+    click.echo("audiences:")
+    for a in profile["audiences"]:
+        click.echo(f"  {a['audience']} since {a['entered_at']}")
     click.echo("merges:")
     for m in profile["merges"]:
         click.echo(f"  {m['from']} -> {m['into']} at {m['at']}: {m['reason']}")
@@ -82,48 +103,70 @@ def attributes(config_path: str, as_json: bool) -> None:
     common.console.print(table)
 
 
-def erased_person_keys(deleted: Deleted) -> list[str]:
-    """The person keys (crossdock.pipeline.person_key) an erased person's messages were
-    kept under: their profiles, and their userIds and anonymousIds."""
-    keys = [f"p:{p}" for p in (deleted.profile_id, *deleted.merged)]
-    keys += [f"u:{v}" for v in deleted.identities.get("userId", [])]
-    keys += [f"a:{v}" for v in deleted.identities.get("anonymousId", [])]
-    return keys
-
-
 @profiles_group.command("delete")
 @common.config_option
 @click.argument("ref")
+@by_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete(config_path: str, ref: str, yes: bool) -> None:
+def delete(config_path: str, ref: str, by: str | None, yes: bool) -> None:
     """Erase a person and the profiles merged into them; takes them out of every audience
     and routes a `profile_deleted` system event to destinations whose filter subscribes to it."""
-    from crossdock.audiences.sync import erased_exits
+    from crossdock.people import erase
 
     with common.opened_pipeline(config_path, "profiles") as (pipeline, store):
-        outbox = pipeline.outbox
-        with outbox.transaction() as tx:
-            found = store.find(shared_sql(tx), ref)
+        with pipeline.outbox.transaction() as tx:
+            found = store.find(shared_sql(tx), ref, by)
         if found is None:
-            raise click.ClickException(f"no profile for {ref!r}")
+            raise _nobody(ref, by)
         if not yes:
             click.confirm(f"erase profile {found} and everything it holds?", abort=True)
-        with outbox.transaction() as tx:
-            db = shared_sql(tx)
-            deleted = store.delete(db, found)
-            assert deleted is not None
-            # The messages kept for replay and backfill are theirs too: none outlives the
-            # erasure (the profile_deleted event routed below is not kept).
-            outbox.forget_people(erased_person_keys(deleted))
-            # Audience exits first: a destination that erases the person on profile_deleted
-            # (a Mailchimp member deleted) would refuse to untag them afterwards.
-            events = erased_exits(pipeline, db, [deleted.profile_id, *deleted.merged])
-            exits = len(events)
-            if deleted.event is not None:
-                events.append(deleted.event)
-            rows = 0
-            if events and pipeline.loaded.destinations:
-                rows = pipeline.accept_enriched(events)
-    left = f"; left {exits} audiences" if exits else ""
-    click.echo(f"deleted profile {deleted.profile_id} ({len(deleted.merged)} merged profiles)"
-               f"{left}; {rows} outbox rows queued for destinations")
+        erased = erase(pipeline, found, "profileId")
+    if erased is None:  # erased by someone else meanwhile
+        raise _nobody(found, "profileId")
+    left = f"; left {erased.audiences_left} audiences" if erased.audiences_left else ""
+    click.echo(f"deleted profile {erased.profile_id} ({len(erased.merged)} merged profiles)"
+               f"{left}; {erased.rows} outbox rows queued for destinations")
+
+
+@profiles_group.command("dictionary")
+@common.config_option
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 366),
+              help="Days of per-day volume shown, ending today (UTC).")
+@click.option("--kind", type=click.Choice(["event", "property", "trait"]), default=None,
+              help="Only events, event properties or user attributes (traits).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dictionary(config_path: str, days: int, kind: str | None, as_json: bool) -> None:
+    """The data dictionary and data health: every event name, event property and user
+    attribute seen, its types, first and last seen, datapoints per day, and the datapoints
+    the attribute rules rejected, by rule (docs/profiles.md)."""
+    from crossdock.profiles.dictionary import read_dictionary
+
+    with (common.opened_pipeline(config_path, "profiles", read_only=True) as (pipeline, store),
+          pipeline.outbox.transaction() as tx):
+        db = shared_sql(tx)
+        store.migrate(db)
+        found = read_dictionary(db, days=days, kind=kind)
+    if as_json:
+        click.echo(json.dumps(found.to_json(), indent=2))
+        return
+    if not found.entries and not found.rejections:
+        common.console.print("nothing seen yet: the dictionary fills as messages are accepted")
+        return
+    table = Table("kind", "name", "types", "first seen", "last seen", "total",
+                  f"per day ({found.days[0]}..{found.days[-1]})", "rejected")
+    for e in found.entries:
+        types = ", ".join(f"{t} {n}" for t, n in e.types.items())
+        if e.defined_type is not None:
+            types += f" (defined {e.defined_type})"
+        table.add_row(e.kind, e.name, types, format_time(e.first_seen),
+                      format_time(e.last_seen), str(e.total),
+                      " ".join(str(n) for n in e.per_day),
+                      ", ".join(f"{r} {n}" for r, n in e.rejected.items()))
+    common.console.print(table)
+    if found.rejections:
+        rejected = Table("attribute", "rule", "rejected", "last seen")
+        for r in found.rejections:
+            rejected.add_row(r.name, r.label, str(r.count), format_time(r.last_seen))
+        common.console.print(rejected)
+        common.console.print("rejected by rule: " + ", ".join(
+            f"{rule} {n}" for rule, n in found.by_rule().items()))

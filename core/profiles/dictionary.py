@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,8 +69,6 @@ _CHUNK = 500
 #: the type a `null` property value is counted as
 NULL_TYPE = "null"
 
-#: (kind, name, type, day) -> [datapoints, first seen, last seen]
-_Seen = dict[tuple[str, str, str, str], list[float]]
 
 
 def day_of(at: float) -> str:
@@ -81,6 +80,8 @@ def _name(name: Any) -> str | None:
     """A name as the dictionary records it (None: not worth a row)."""
     if not isinstance(name, str) or not name:
         return None
+    if len(name) <= MAX_NAME and "\x00" not in name:
+        return name  # nearly every name: no copy
     return shown(name)[:MAX_NAME]
 
 
@@ -113,7 +114,8 @@ class _Call:
     now: float
     #: the highest profile_rejections id before the call
     mark: int
-    seen: _Seen = field(default_factory=dict)
+    #: (kind, name, type) -> datapoints; all of the call's are counted at `now`, on its day
+    seen: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     message_ids: set[str] = field(default_factory=set)
 
 
@@ -139,23 +141,16 @@ class DictionaryWatch:
         if call is None:  # a caller that did not prepare
             call = self._calls[db] = self._start(db)
         call.message_ids.add(message.message_id)
-        day = day_of(call.now)
-        for kind, name, kind_of_value in datapoints(message):
-            key = (kind, name, kind_of_value, day)
-            counted = call.seen.get(key)
-            if counted is None:
-                call.seen[key] = [1, call.now, call.now]
-            else:
-                counted[0] += 1
+        call.seen.update(datapoints(message))
         return []
 
     def finish(self, db: Database) -> None:
         call = self._calls.pop(db, None)
         if call is None or not call.message_ids:
             return
+        day = day_of(call.now)
         _upsert(db, "profile_dictionary", ("kind", "name", "type", "day"),
-                sorted((*key, int(n), first, last) for key, (n, first, last)
-                       in call.seen.items()))
+                sorted((*key, day, n, call.now, call.now) for key, n in call.seen.items()))
         rejected: dict[tuple[str, str, str], list[float]] = {}
         for message_id, attribute, rule, at in db.execute(
             "SELECT message_id, attribute, rule, at FROM profile_rejections WHERE id > ?",

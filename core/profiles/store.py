@@ -71,6 +71,8 @@ SNAPSHOT_MESSAGE_PREFIX = "snapshot:"
 
 _TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
 _PARTS = {False: "system", True: "custom"}
+#: what `ProfileStore.find` can look a person up by
+LOOKUP_KINDS = ("profileId", "userId", "anonymousId", "email")
 #: the advisory lock a transaction takes to define attributes (PostgreSQL)
 DEFINITIONS_LOCK = "profile-attribute-definitions"
 
@@ -477,16 +479,25 @@ class ProfileStore:
     def _live(self, db: Database, profile_id: str) -> str:
         return identity.live(db, profile_id)
 
-    def find(self, db: Database, ref: str) -> str | None:
-        """The live profile id for a profile id, userId, anonymousId or email."""
+    def find(self, db: Database, ref: str, by: str | None = None) -> str | None:
+        """The live profile id for a profile id, userId, anonymousId or email; `by` (one of
+        LOOKUP_KINDS) looks `ref` up as that only (an anonymousId that is also someone's
+        userId finds the right person). ValueError for another `by`."""
+        if by is not None and by not in LOOKUP_KINDS:
+            raise ValueError(f"by: one of {', '.join(LOOKUP_KINDS)}, got {by!r}")
         self.migrate(db)
-        row = db.execute("SELECT id, merged_into FROM profiles WHERE id = ?", [ref]).fetchone()
-        if row is not None:
-            return str(row[1] or row[0])
-        known = identity.known_profile(db, ref)
-        if known is not None:
-            return known
+        if by in (None, "profileId"):
+            row = db.execute("SELECT id, merged_into FROM profiles WHERE id = ?",
+                             [ref]).fetchone()
+            if row is not None:
+                return str(row[1] or row[0])
+        if by in (None, "userId"):
+            known = identity.known_profile(db, ref)
+            if known is not None:
+                return known
         for kind in ("userId", "anonymousId", "email"):
+            if by is not None and by != kind:
+                continue
             found = identity.owner(db, kind, ref if kind != "email" else ref.strip().lower())
             if found is not None:
                 return self._live(db, found)
@@ -518,9 +529,10 @@ class ProfileStore:
         }
         return granted(stated, self.config.consent_defaults)
 
-    def show(self, db: Database, ref: str) -> dict[str, Any] | None:
-        """Everything about one person, for `crossdock profiles show`."""
-        profile_id = self.find(db, ref)
+    def show(self, db: Database, ref: str, by: str | None = None) -> dict[str, Any] | None:
+        """Everything about one person, for `crossdock profiles show` (`ref` and `by` as
+        `find` takes them)."""
+        profile_id = self.find(db, ref, by)
         if profile_id is None:
             return None
         row = db.execute(

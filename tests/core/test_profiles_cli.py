@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -167,3 +168,82 @@ def test_attributes_lists_the_account_definitions_on_either_engine(engine_config
     lines = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
     assert any(line.startswith("plan custom string ") and line.endswith(" 1 1")
                for line in lines), result.output
+
+
+def test_show_by_one_kind_of_id_and_the_audiences_of_the_person(tmp_path: Path) -> None:
+    # An anonymousId that is someone else's userId: --by says which person is meant.
+    path = tmp_path / "crossdock.yaml"
+    path.write_text(yaml.safe_dump({
+        "outbox": {"url": "sqlite:///c.db"},
+        "destinations": {"fb": {"plugin": "webhook",
+                                "settings": {"url": "http://127.0.0.1:9/hook"},
+                                "delivery": {"allow_private_network": True}}},
+        "audiences": {"pro": {"condition": 'plan == "pro"', "destinations": ["fb"]}}}))
+    pipeline = build_pipeline(load_config(path))
+    pipeline.accept([
+        {"type": "identify", "userId": "x1", "traits": {"email": "Ann@Example.com",
+                                                       "plan": "pro"}},
+        {"type": "identify", "anonymousId": "x1", "traits": {"plan": "free"}}])
+    pipeline.close()
+    runner = CliRunner()
+
+    def show(*args: str) -> dict[str, Any]:
+        result = runner.invoke(profiles_group, ["show", "-c", str(path), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.output))
+
+    ann = show("x1", "--by", "userId")
+    assert ann["userId"] == "x1"
+    assert ann["audiences"][0]["audience"] == "pro"
+    assert ann["audiences"][0]["entered_at"].endswith("Z")
+    other = show("x1", "--by", "anonymousId")
+    assert other["id"] != ann["id"] and other["audiences"] == []
+    assert show(" ann@example.COM ", "--by", "email")["id"] == ann["id"]
+    assert show(ann["id"], "--by", "profileId")["id"] == ann["id"]
+    result = runner.invoke(profiles_group, ["show", "-c", str(path), "x1", "--by", "email"])
+    assert result.exit_code == 1 and "no profile for 'x1' (tried email)" in result.output
+    result = runner.invoke(profiles_group, ["show", "-c", str(path), "x1", "--by", "phone"])
+    assert result.exit_code == 2 and "'phone' is not one of" in result.output
+    result = runner.invoke(profiles_group, ["show", "-c", str(path), "  "])
+    assert result.exit_code == 1 and "ref: a profile id, userId" in result.output
+    text = runner.invoke(profiles_group, ["show", "-c", str(path), "x1", "--by", "userId"])
+    assert "audiences:\n  pro since " in text.output
+    result = runner.invoke(profiles_group, ["delete", "-c", str(path), "x1", "--by", "anonymousId",
+                                            "--yes"])
+    assert result.exit_code == 0, result.output
+    assert show("x1", "--by", "userId")["id"] == ann["id"]  # the other person stays
+
+
+def test_dictionary_on_either_engine(engine_config: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from crossdock.cli import common
+
+    monkeypatch.setattr(common, "console", Console(width=250))
+    pipeline = build_pipeline(load_config(engine_config))
+    pipeline.accept([{"type": "track", "userId": "u1", "event": "Order Completed",
+                      "properties": {"total": 10}, "context": {"traits": {"we_x": 1}}},
+                     {"type": "identify", "userId": "u2", "traits": {"plan": 3}}])
+    pipeline.close()
+    runner = CliRunner()
+    result = runner.invoke(profiles_group, ["dictionary", "-c", engine_config, "--json",
+                                            "--days", "2"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert len(found["days"]) == 2
+    entries = {(e["kind"], e["name"]): e for e in found["entries"]}
+    assert entries[("event", "Order Completed")]["per_day"][-1] == 1
+    assert entries[("property", "total")]["types"] == {"number": 1}
+    # The fixture's identify defined plan as a string: u2's number is rejected.
+    assert entries[("trait", "plan")]["defined_type"] == "string"
+    assert entries[("trait", "plan")]["rejected"] == {"type": 1}
+    assert found["rejected_by_rule"] == {"reserved_prefix": 1, "type": 1}
+    result = runner.invoke(profiles_group, ["dictionary", "-c", engine_config])
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
+    assert any(line.startswith("event Order Completed track 1 ") for line in lines), lines
+    assert any(line.startswith("plan wrong type 1 ") for line in lines), lines
+    assert "rejected by rule: reserved_prefix 1, type 1" in result.output
+    result = runner.invoke(profiles_group, ["dictionary", "-c", engine_config, "--days", "0"])
+    assert result.exit_code == 2 and "--days" in result.output
