@@ -71,6 +71,9 @@ PAGES = (
     "crossdock.console.pages.dead_letters",
     "crossdock.console.pages.live",
     "crossdock.console.pages.tester",
+    "crossdock.console.pages.profiles",
+    "crossdock.console.pages.audiences",
+    "crossdock.console.pages.dictionary",
 )
 
 #: the largest form body a POST may send (a message pasted into the mapping tester)

@@ -1,0 +1,77 @@
+"""Data dictionary and data health: every event name, event property and user attribute
+seen, its types, first and last seen, datapoints per day (a sparkline, inline SVG) and the
+datapoints the attribute rules rejected, by rule. Through
+crossdock.profiles.dictionary.read_dictionary, as `crossdock profiles dictionary`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from crossdock.console.app import PageContext, PageError, PageRegistry
+from crossdock.outbox.base import shared_sql
+from crossdock.profiles.dictionary import KINDS, RULE_LABELS, read_dictionary
+from crossdock.profiles.store import ProfileStore
+
+#: the days a sparkline covers unless the page asks for others
+DEFAULT_DAYS = 14
+MAX_DAYS = 366
+SPARK_WIDTH = 120
+SPARK_HEIGHT = 24
+
+
+def register(pages: PageRegistry) -> None:
+    pages.nav("dictionary", "Data dictionary", "/dictionary")
+    pages.get("/dictionary", dictionary)
+
+
+@dataclass(frozen=True, slots=True)
+class Spark:
+    """A sparkline's polyline points in a SPARK_WIDTH x SPARK_HEIGHT box, and its title."""
+
+    points: str
+    title: str
+
+
+def sparkline(days: list[str], counts: list[int]) -> Spark:
+    """Points of `counts` (one per day, oldest first), scaled to the box: the highest day
+    touches the top, zero lies on the bottom (a line with one day is a flat dash)."""
+    top = max(counts, default=0) or 1
+    step = SPARK_WIDTH / max(len(counts) - 1, 1)
+    points = " ".join(
+        f"{i * step:.1f},{SPARK_HEIGHT - 1 - (SPARK_HEIGHT - 2) * n / top:.1f}"
+        for i, n in enumerate(counts))
+    if len(counts) == 1:
+        points += f" {SPARK_WIDTH:.1f},{points.split(',')[1]}"
+    busiest = max(range(len(counts)), key=lambda i: counts[i]) if counts else 0
+    title = (f"{sum(counts)} datapoints over {len(counts)} days; busiest {days[busiest]} "
+             f"({counts[busiest]})") if counts else "no days"
+    return Spark(points, title)
+
+
+def _days(ctx: PageContext) -> int:
+    raw = ctx.query("days", str(DEFAULT_DAYS))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+        raise PageError(f"days: a whole number from 1 to {MAX_DAYS}, got {raw!r}")
+    return int(raw)
+
+
+def dictionary(ctx: PageContext) -> Response:
+    days = _days(ctx)
+    kind = ctx.query("kind") or None
+    if kind is not None and kind not in KINDS:
+        raise PageError(f"kind: one of {', '.join(KINDS)}, got {kind!r}")
+    with ctx.state.outbox.transaction() as tx:
+        db = shared_sql(tx)
+        # The tables exist once a profile store opened this outbox; a console on an outbox
+        # nothing was accepted into yet creates them (SQLite; PostgreSQL's are migrations).
+        ProfileStore(ctx.state.loaded.config.profiles).migrate(db)
+        found = read_dictionary(db, days=days, kind=kind)
+    sparks = {(e.kind, e.name): sparkline(found.days, e.per_day) for e in found.entries}
+    rejection_sparks = {(r.name, r.rule): sparkline(found.days, r.per_day)
+                        for r in found.rejections}
+    return ctx.render("dictionary.html", found=found, days=days, kind=kind or "",
+                      kinds=KINDS, sparks=sparks, rejection_sparks=rejection_sparks,
+                      labels=RULE_LABELS, width=SPARK_WIDTH, height=SPARK_HEIGHT,
+                      by_rule=found.by_rule())
