@@ -41,10 +41,12 @@ class Daemon:
     """`crossdock run` with the collector and the ops listener on free ports and the console
     on; `reload(destination)` rewrites the config and sends SIGHUP."""
 
-    def __init__(self, folder: Path, destination: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, destination: dict[str, Any], **top: Any) -> None:
         self.folder = folder
         self.config = folder / "crossdock.yaml"
         self.log = folder / "daemon.log"
+        #: more of the config (audiences:), kept on a reload
+        self.top = top
         self.write(destination)
         self.process: subprocess.Popen[bytes] = start_crossdock("run", "-c", str(self.config),
                                                                 log=self.log)
@@ -62,6 +64,7 @@ class Daemon:
             "ops": {"port": 0},
             "console": {"users": {"ada": {"password": ADMIN_PASSWORD, "role": "admin"}}},
             "destinations": {"alerts": destination},
+            **self.top,
         }, sort_keys=False))
 
     def reload(self, destination: dict[str, Any]) -> None:
@@ -79,6 +82,11 @@ class Daemon:
 
     def send(self, message: dict[str, Any]) -> None:
         answer = httpx.post(f"{self.collector}/v1/track", json=message,
+                            auth=(WRITE_KEY, ""), timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    def send_batch(self, messages: list[dict[str, Any]]) -> None:
+        answer = httpx.post(f"{self.collector}/v1/batch", json={"batch": messages},
                             auth=(WRITE_KEY, ""), timeout=10)
         assert answer.status_code == 200, answer.text
 
@@ -242,3 +250,92 @@ def _kept(folder: Path, message_id: str) -> bool:
 def _reloaded_has(page: Page, selector: str, text: str) -> bool:
     page.reload()
     return text in page.locator(selector).inner_text()
+
+
+def log_in(page: Page, daemon: Daemon) -> None:
+    page.goto(f"{daemon.ops}/console/")
+    page.fill("input[name=name]", "ada")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Overview")
+
+
+def test_audience_sync_dictionary_then_look_a_profile_up_and_erase_it(
+        tmp_path: Path, browser: Browser, slack_fake: Fake, shots: Path) -> None:
+    # Slack hears of erasures only: its filter lets the profile_deleted system event through.
+    alerts = slack_destination(slack_url(slack_fake), filter={
+        "message_types": ["track"], "events": {"allow": ["profile_deleted"]}})
+    daemon = Daemon(tmp_path, alerts, audiences={"big_spenders": {
+        "condition": "lifetime_value > 500", "destinations": ["alerts"],
+        "sync_on_change": False}})
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        daemon.send_batch([
+            {"type": "page", "anonymousId": "laptop-7", "name": "Pricing", "sessionId": "s-1"},
+            {"type": "identify", "anonymousId": "laptop-7", "userId": "ann-7",
+             "traits": {"email": "Ann@Example.com", "firstName": "Ann", "plan": "pro",
+                        "lifetime_value": 900, "we_segment": "vip"}},
+            {"type": "track", "userId": "ann-7", "event": "Order Completed",
+             "properties": {"total": 99.5, "currency": "EUR"}},
+            {"type": "identify", "userId": "bob-8", "traits": {"plan": 3}},
+        ])
+        log_in(page, daemon)
+
+        # The audience: who would enter, then sync now.
+        page.goto(f"{daemon.ops}/console/audiences")
+        expect(page.locator("table")).to_contain_text("lifetime_value > 500")
+        shot(page, shots, "audiences")
+        page.click("text=big_spenders")
+        page.click("text=Preview who enters and leaves")
+        expect(page.locator("#preview")).to_contain_text("1 would enter and 0 would leave")
+        expect(page.locator("#preview")).to_contain_text("ann@example.com")
+        shot(page, shots, "audience")
+        page.click("text=Sync now")
+        expect(page.locator(".ok")).to_contain_text("Synced now: 1 entered, 0 left.")
+        expect(page.locator("#members")).to_have_text("1")
+
+        # The data dictionary: what was seen, and bob's plan refused for its type.
+        page.goto(f"{daemon.ops}/console/dictionary")
+        expect(page.locator("#entries")).to_contain_text("Order Completed")
+        expect(page.locator("#by-rule")).to_contain_text("wrong type")
+        expect(page.locator("#by-rule")).to_contain_text("reserved name")
+        assert page.locator("#entries svg.spark").count() >= 8
+        shot(page, shots, "dictionary")
+
+        # Look Ann up by her email, see her profile, erase her.
+        page.goto(f"{daemon.ops}/console/profiles")
+        page.fill("input[name=ref]", "ann@example.com")
+        page.select_option("select[name=by]", "email")
+        page.click("form.filters button[type=submit]")
+        profile = page.locator("#profile")
+        expect(profile).to_contain_text("known · user id ann-7")
+        expect(profile).to_contain_text("laptop-7")
+        expect(profile).to_contain_text("big_spenders")
+        expect(profile).to_contain_text("names starting with 'we_' are reserved")
+        profile_id = profile.get_attribute("data-profile")
+        assert profile_id and profile_id.startswith("p_")
+        shot(page, shots, "profile")
+        page.click("#erase")
+        expect(page.locator("h1")).to_have_text(f"Erase profile {profile_id}?")
+        shot(page, shots, "profile-erase")
+        page.fill("input[name=confirm]", "erase")
+        page.click("button.danger")
+        expect(page.locator(".ok")).to_contain_text(
+            f"Erased profile {profile_id}; took them out of 1 audiences")
+        page.fill("input[name=ref]", "ann-7")
+        page.click("form.filters button[type=submit]")
+        expect(page.locator(".problem")).to_contain_text("No profile for 'ann-7'")
+        shot(page, shots, "profile-erased")
+        # The destination that subscribes to erasures heard of it.
+        wait_for(lambda: any("profile_deleted" in e["body"].get("text", "")
+                             for e in slack_fake.received()), "the profile_deleted event", 30)
+        assert not [e for e in errors if "Content Security Policy" in e], errors
+        assert (f"console: ada (admin) POST /console/profiles/erase -> 303; erased profile "
+                f"{profile_id}") in daemon.text()
+    finally:
+        context.close()
+        daemon.stop()
