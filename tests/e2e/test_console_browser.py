@@ -24,7 +24,7 @@ import pytest
 import yaml
 from browser_helpers import CHROMIUM
 from e2e_helpers import Fake, slack_destination, slack_url, start_crossdock, wait_for
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -102,6 +102,16 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
+def new_page(browser: Browser) -> tuple[BrowserContext, Page, list[str]]:
+    """A fresh context (its own cookies) and page, and the errors its console logs."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return context, page, errors
+
+
 def shot(page: Page, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
@@ -112,11 +122,7 @@ def test_log_in_watch_live_replay_after_fixing_the_mapping(
     # "VIP Sales" is no channel name Slack takes: the plugin refuses every message.
     broken = slack_destination(webhook, mapping={"templates": {"channel": "VIP Sales"}})
     daemon = Daemon(tmp_path, broken)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = new_page(browser)
     try:
         # Log in: the console sends the browser to its login page first.
         page.goto(f"{daemon.ops}/console/")
@@ -268,11 +274,7 @@ def test_audience_sync_dictionary_then_look_a_profile_up_and_erase_it(
     daemon = Daemon(tmp_path, alerts, audiences={"big_spenders": {
         "condition": "lifetime_value > 500", "destinations": ["alerts"],
         "sync_on_change": False}})
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = new_page(browser)
     try:
         daemon.send_batch([
             {"type": "page", "anonymousId": "laptop-7", "name": "Pricing", "sessionId": "s-1"},
