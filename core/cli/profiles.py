@@ -10,12 +10,12 @@ as on the console's Data dictionary page.
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from rich.table import Table
 
 from crossdock.cli import common
-from crossdock.models import format_time
 from crossdock.outbox.base import shared_sql
 from crossdock.profiles.store import LOOKUP_KINDS
 
@@ -128,6 +128,11 @@ def delete(config_path: str, ref: str, by: str | None, yes: bool) -> None:
                f"{left}; {erased.rows} outbox rows queued for destinations")
 
 
+def _when(at: float) -> str:
+    """A time in a table: to the second, UTC (--json has it in full)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
 @profiles_group.command("dictionary")
 @common.config_option
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1, 366),
@@ -153,20 +158,21 @@ def dictionary(config_path: str, days: int, kind: str | None, as_json: bool) -> 
         common.console.print("nothing seen yet: the dictionary fills as messages are accepted")
         return
     table = Table("kind", "name", "types", "first seen", "last seen", "total",
-                  f"per day ({found.days[0]}..{found.days[-1]})", "rejected")
+                  "per day", "rejected",
+                  caption=f"per day: {found.days[0]} .. {found.days[-1]} (UTC), oldest first")
     for e in found.entries:
         types = ", ".join(f"{t} {n}" for t, n in e.types.items())
         if e.defined_type is not None:
             types += f" (defined {e.defined_type})"
-        table.add_row(e.kind, e.name, types, format_time(e.first_seen),
-                      format_time(e.last_seen), str(e.total),
+        table.add_row(e.kind, e.name, types, _when(e.first_seen), _when(e.last_seen),
+                      str(e.total),
                       " ".join(str(n) for n in e.per_day),
                       ", ".join(f"{r} {n}" for r, n in e.rejected.items()))
     common.console.print(table)
     if found.rejections:
         rejected = Table("attribute", "rule", "rejected", "last seen")
         for r in found.rejections:
-            rejected.add_row(r.name, r.label, str(r.count), format_time(r.last_seen))
+            rejected.add_row(r.name, r.label, str(r.count), _when(r.last_seen))
         common.console.print(rejected)
         common.console.print("rejected by rule: " + ", ".join(
             f"{rule} {n}" for rule, n in found.by_rule().items()))
