@@ -58,7 +58,13 @@ class ProfileHook(Protocol):
 
 class ProfileWatcher(Protocol):
     """Told what the profile hook did, in the same accept transaction (audiences' on-change
-    sync: crossdock.audiences.sync.AudienceWatch). Registered with `Pipeline.watch`."""
+    sync: crossdock.audiences.sync.AudienceWatch; the data dictionary:
+    crossdock.profiles.dictionary.DictionaryWatch). Registered with `Pipeline.watch`."""
+
+    #: whether `resolved` reads the profile tables, so the message's profile changes must be
+    #: written before it is called (the audiences' sync reads attributes; the dictionary
+    #: counts the message alone and reads the store's rejections only in `finish`)
+    reads_profiles: bool
 
     def prepare(self, db: Database, messages: list[Message]) -> None:
         """After the profile hook's `prepare`: take this watcher's locks (after the hook's,

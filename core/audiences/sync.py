@@ -253,6 +253,9 @@ class AudienceWatch:
     resolves a message that may change attributes, its person is re-evaluated for the
     watched audiences and the audience events are routed after the message."""
 
+    #: re-evaluating a person reads their attributes as the message left them
+    reads_profiles = True
+
     def __init__(self, store: ProfileStore, audiences: Sequence[Audience]) -> None:
         self.store = store
         self.audiences = list(audiences)

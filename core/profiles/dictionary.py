@@ -122,6 +122,9 @@ class _Call:
 class DictionaryWatch:
     """Records the data dictionary; a `crossdock.pipeline.ProfileWatcher` (module docstring)."""
 
+    #: `resolved` counts the message alone; the store's rejections are read in `finish`
+    reads_profiles = False
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         #: the call in progress per transaction handle (several threads accept at once on
