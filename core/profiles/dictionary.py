@@ -281,42 +281,49 @@ def read_dictionary(db: Database, *, days: int = 30, now: float | None = None,
                     kind: str | None = None) -> Dictionary:
     """The dictionary as recorded: every entry with its totals over all time and its volume
     on each of the last `days` days (UTC, ending today), the rejections likewise. `kind`
-    keeps one kind of entry (KINDS). Two grouped queries, whatever the traffic."""
+    keeps one kind of entry (KINDS). Four grouped queries, whatever the traffic."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind: one of {', '.join(KINDS)}, got {kind!r}")
     window = day_range(days, time.time() if now is None else now)
     index = {day: i for i, day in enumerate(window)}
+    # Totals over all time and the window's days, each summed by the database: the rows are
+    # one per name, type and day, so a long history is a GROUP BY, not Python's work.
     where, params = ("WHERE kind = ?", [kind]) if kind is not None else ("", [])
     entries: dict[tuple[str, str], Entry] = {}
-    for kind_, name, type_, day, count, first, last in db.execute(
-        "SELECT kind, name, type, day, datapoints, first_seen, last_seen "
-        "FROM profile_dictionary "
-        f"{where} ORDER BY kind, name, day", params,
+    for kind_, name, type_, count, first, last in db.execute(
+        "SELECT kind, name, type, SUM(datapoints), MIN(first_seen), MAX(last_seen) "
+        f"FROM profile_dictionary {where} GROUP BY kind, name, type", params,
     ).fetchall():
         entry = entries.get((kind_, name))
         if entry is None:
             entry = entries[(kind_, name)] = Entry(
                 str(kind_), str(name), {}, float(first), float(last), 0, [0] * len(window))
-        entry.types[str(type_)] = entry.types.get(str(type_), 0) + int(count)
+        entry.types[str(type_)] = int(count)
         entry.first_seen = min(entry.first_seen, float(first))
         entry.last_seen = max(entry.last_seen, float(last))
         entry.total += int(count)
-        if day in index:
-            entry.per_day[index[day]] += int(count)
+    recent = "WHERE day >= ?" + (" AND kind = ?" if kind is not None else "")
+    for kind_, name, day, count in db.execute(
+        "SELECT kind, name, day, SUM(datapoints) FROM profile_dictionary "
+        f"{recent} GROUP BY kind, name, day", [window[0], *params],
+    ).fetchall():
+        found = entries.get((kind_, name))
+        if found is not None and day in index:
+            found.per_day[index[day]] = int(count)
     rejections: dict[tuple[str, str], Rejection] = {}
-    for name, rule, day, count, first, last in db.execute(
-        "SELECT name, rule, day, datapoints, first_seen, last_seen FROM "
-        "profile_dictionary_rejections ORDER BY name, rule, day",
+    for name, rule, count, first, last in db.execute(
+        "SELECT name, rule, SUM(datapoints), MIN(first_seen), MAX(last_seen) FROM "
+        "profile_dictionary_rejections GROUP BY name, rule",
+    ).fetchall():
+        rejections[(name, rule)] = Rejection(str(name), str(rule), int(count), float(first),
+                                             float(last), [0] * len(window))
+    for name, rule, day, count in db.execute(
+        "SELECT name, rule, day, datapoints FROM profile_dictionary_rejections "
+        "WHERE day >= ?", [window[0]],
     ).fetchall():
         rejection = rejections.get((name, rule))
-        if rejection is None:
-            rejection = rejections[(name, rule)] = Rejection(
-                str(name), str(rule), 0, float(first), float(last), [0] * len(window))
-        rejection.count += int(count)
-        rejection.first_seen = min(rejection.first_seen, float(first))
-        rejection.last_seen = max(rejection.last_seen, float(last))
-        if day in index:
-            rejection.per_day[index[day]] += int(count)
+        if rejection is not None and day in index:
+            rejection.per_day[index[day]] = int(count)
     if kind in (None, "trait"):
         # Traits are defined per (part, name); system and custom names never clash.
         defined = {str(name): str(type_) for name, type_ in db.execute(

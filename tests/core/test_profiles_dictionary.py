@@ -113,6 +113,9 @@ def test_events_properties_and_traits_with_types_days_and_rejections(world: Worl
     assert order.types == {"track": 10} and order.total == 10
     assert order.per_day == [0, 5, 5]
     assert order.first_seen == START and order.last_seen == START + DAY
+    # One day shown: totals and first seen still count every day recorded.
+    today = entry(world.read(days=1), "event", "Order Completed")
+    assert today.per_day == [5] and today.total == 10 and today.first_seen == START
     assert entry(found, "event", "Home").types == {"page": 1}
     assert entry(found, "event", "(unnamed)").types == {"screen": 1}
 
