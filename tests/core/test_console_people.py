@@ -275,3 +275,45 @@ def test_sparkline_scales_to_its_box() -> None:
     assert spark.title == "6 datapoints over 3 days; busiest d2 (4)"
     flat = sparkline(["d1"], [0])
     assert len(flat.points.split()) == 2
+
+
+@pytest.mark.postgres
+def test_the_three_pages_on_a_postgresql_outbox(tmp_path: Path) -> None:
+    # `crossdock console` against a fleet's PostgreSQL outbox: the same pages, the same answers.
+    from audience_helpers import engine_url
+
+    with engine_url("postgresql", tmp_path) as pg:
+        found = console_config(tmp_path, audiences=AUDIENCES, outbox={"url": pg})
+        pipeline = build_pipeline(found)
+        try:
+            assert not pipeline.accept([
+                {"type": "identify", "userId": "ann", "traits": {
+                    "email": "ann@example.com", "lifetime_value": 900, "plan": "pro"}},
+                {"type": "identify", "userId": "bob", "traits": {"plan": 3}},
+            ]).errors
+        finally:
+            pipeline.close()
+        with console_server(found) as url:
+            admin = logged_in(url, "ada", ADMIN_PASSWORD)
+            try:
+                page = admin.get("/console/profiles", params={"ref": "ann@example.com",
+                                                               "by": "email"})
+                ann = profile_id(page.text)
+                assert '/console/audiences/pro">pro</a>' in page.text
+                dictionary = admin.get("/console/dictionary").text
+                assert "wrong type</small><b>1</b>" in dictionary
+                preview = admin.get("/console/audiences/big_spenders/preview",
+                                    headers={"HX-Request": "true"}).text
+                assert "<b>1</b> would enter" in preview
+                token = csrf_of(page.text)
+                synced = admin.post("/console/audiences/big_spenders/sync",
+                                    data={"csrf": token})
+                assert "Synced now: 1 entered" in admin.get(synced.headers["location"]).text
+                erased = admin.post("/console/profiles/erase",
+                                    data={"csrf": token, "profile": ann, "confirm": "erase"})
+                assert (f"Erased profile {ann}; took them out of 2 audiences"
+                        in admin.get(erased.headers["location"]).text)
+                assert admin.get("/console/profiles",
+                                 params={"ref": "ann"}).status_code == 404
+            finally:
+                admin.close()
