@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from echo_destination import TYPES
@@ -158,3 +159,26 @@ def route() -> Callable[[EnrichedMessage, Any], dict[str, Any]]:
     """Stands in for crossdock.route.router.route where a test is about the pipeline's
     transaction and bookkeeping, not about routing."""
     return passthrough_route
+
+
+# -- the console (console_helpers): a module's `url` fixture serves it ------------------------
+
+
+@pytest.fixture
+def admin(url: str) -> Iterator[httpx.Client]:
+    """A client logged in to the console at `url` as the admin ada."""
+    from console_helpers import ADMIN_PASSWORD, logged_in
+
+    client = logged_in(url, "ada", ADMIN_PASSWORD)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def viewer(url: str) -> Iterator[httpx.Client]:
+    """A client logged in to the console at `url` as the read-only vic."""
+    from console_helpers import VIEWER_PASSWORD, logged_in
+
+    client = logged_in(url, "vic", VIEWER_PASSWORD)
+    yield client
+    client.close()

@@ -22,7 +22,6 @@ from console_helpers import (
     console_config,
     console_server,
     csrf_of,
-    logged_in,
 )
 
 from crossdock.config import LoadedConfig
@@ -66,20 +65,6 @@ def url(loaded: LoadedConfig, outbox: Outbox) -> Iterator[str]:
     kill(outbox, "hook", f"HTTP 400: bad signature for key {WEBHOOK_SECRET}")
     with console_server(loaded) as url:
         yield url
-
-
-@pytest.fixture
-def admin(url: str) -> Iterator[httpx.Client]:
-    client = logged_in(url, "ada", ADMIN_PASSWORD)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def viewer(url: str) -> Iterator[httpx.Client]:
-    client = logged_in(url, "vic", VIEWER_PASSWORD)
-    yield client
-    client.close()
 
 
 def assert_no_secret(html: str) -> None:

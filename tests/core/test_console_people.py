@@ -15,7 +15,6 @@ import pytest
 from console_helpers import (
     ADMIN_PASSWORD,
     HEADER_SECRET,
-    VIEWER_PASSWORD,
     WEBHOOK_SECRET,
     console_config,
     console_server,
@@ -59,20 +58,6 @@ def loaded(tmp_path: Path) -> LoadedConfig:
 def url(loaded: LoadedConfig) -> Iterator[str]:
     with console_server(loaded) as found:
         yield found
-
-
-@pytest.fixture
-def admin(url: str) -> Iterator[httpx.Client]:
-    client = logged_in(url, "ada", ADMIN_PASSWORD)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def viewer(url: str) -> Iterator[httpx.Client]:
-    client = logged_in(url, "vic", VIEWER_PASSWORD)
-    yield client
-    client.close()
 
 
 def no_secrets(html: str) -> str:
@@ -283,7 +268,7 @@ def test_the_three_pages_on_a_postgresql_outbox(tmp_path: Path) -> None:
     from audience_helpers import engine_url
 
     with engine_url("postgresql", tmp_path) as pg:
-        found = console_config(tmp_path, audiences=AUDIENCES, outbox={"url": pg})
+        found = console_config(tmp_path, pg, audiences=AUDIENCES)
         pipeline = build_pipeline(found)
         try:
             assert not pipeline.accept([
