@@ -25,7 +25,8 @@ from crossdock.audiences.sync import erased_exits
 from crossdock.models import format_time
 from crossdock.outbox.base import shared_sql
 from crossdock.pipeline import Pipeline
-from crossdock.profiles.store import LOOKUP_KINDS, Deleted, ProfileStore
+from crossdock.profiles.attributes import LOOKUP_KINDS
+from crossdock.profiles.store import Deleted, ProfileStore
 
 __all__ = ["LOOKUP_KINDS", "Erased", "erase", "erased_person_keys", "look_up"]
 
@@ -35,15 +36,22 @@ def look_up(store: ProfileStore, db: Database, ref: str,
     """Everything about the person `ref` names (a profile id, userId, anonymousId or email;
     `by` one of LOOKUP_KINDS to look it up as that only), with `audiences`: [{"audience",
     "entered_at"}]. None: nobody. ValueError for an unknown `by` or an empty `ref`."""
-    if not ref.strip():
-        raise ValueError(f"ref: a {by or 'profile id, userId, anonymousId or email'} to look "
-                         "up, got nothing")
+    _check(ref, by)
     found = store.show(db, ref.strip(), by)
     if found is None:
         return None
     found["audiences"] = [{"audience": name, "entered_at": format_time(at)}
                           for name, at in membership.memberships_of(db, found["id"])]
     return found
+
+
+def _check(ref: str, by: str | None) -> None:
+    """ValueError naming the field for a lookup that can find nobody."""
+    if by is not None and by not in LOOKUP_KINDS:
+        raise ValueError(f"by: one of {', '.join(LOOKUP_KINDS)}, got {by!r}")
+    if not ref.strip():
+        raise ValueError(f"ref: a {by or 'profile id, userId, anonymousId or email'} to look "
+                         "up, got nothing")
 
 
 def erased_person_keys(deleted: Deleted) -> list[str]:
@@ -76,9 +84,10 @@ def erase(pipeline: Pipeline[ProfileStore], ref: str, by: str | None = None) -> 
     store = pipeline.profiles
     if store is None:
         raise ValueError("erase: this pipeline has no profile store")
+    _check(ref, by)
     with pipeline.outbox.transaction() as tx:
         db = shared_sql(tx)
-        profile_id = store.find(db, ref, by)
+        profile_id = store.find(db, ref.strip(), by)
         if profile_id is None:
             return None
         deleted = store.delete(db, profile_id)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from crossdock.cli import common
 from crossdock.outbox.base import shared_sql
-from crossdock.profiles.store import LOOKUP_KINDS
+from crossdock.profiles.attributes import LOOKUP_KINDS
 
 by_option = click.option(
     "--by", type=click.Choice(LOOKUP_KINDS), default=None,

@@ -46,6 +46,8 @@ RESERVED_CUSTOM_ALIASES = {
 STORED_NAMES = {**SYSTEM_ALIASES, **RESERVED_CUSTOM_ALIASES}
 #: the identity types a profile carries (the identities filter's names)
 IDENTITY_TYPES = ("userId", "anonymousId", "email")
+#: what a person can be looked up by (`ProfileStore.find`): Crossdock's own id or an identity
+LOOKUP_KINDS = ("profileId", *IDENTITY_TYPES)
 ATTRIBUTE_TYPES = ("string", "number", "boolean", "date", "array", "object")
 
 _ISO_DATE = re.compile(

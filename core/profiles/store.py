@@ -71,8 +71,6 @@ SNAPSHOT_MESSAGE_PREFIX = "snapshot:"
 
 _TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
 _PARTS = {False: "system", True: "custom"}
-#: what `ProfileStore.find` can look a person up by
-LOOKUP_KINDS = ("profileId", "userId", "anonymousId", "email")
 #: the advisory lock a transaction takes to define attributes (PostgreSQL)
 DEFINITIONS_LOCK = "profile-attribute-definitions"
 
@@ -481,10 +479,9 @@ class ProfileStore:
 
     def find(self, db: Database, ref: str, by: str | None = None) -> str | None:
         """The live profile id for a profile id, userId, anonymousId or email; `by` (one of
-        LOOKUP_KINDS) looks `ref` up as that only (an anonymousId that is also someone's
-        userId finds the right person). ValueError for another `by`."""
-        if by is not None and by not in LOOKUP_KINDS:
-            raise ValueError(f"by: one of {', '.join(LOOKUP_KINDS)}, got {by!r}")
+        crossdock.profiles.attributes.LOOKUP_KINDS, checked by the callers that take it from
+        a person: crossdock.people) looks `ref` up as that only (an anonymousId that is also
+        someone's userId finds the right person)."""
         self.migrate(db)
         if by in (None, "profileId"):
             row = db.execute("SELECT id, merged_into FROM profiles WHERE id = ?",

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from crossdock.console.app import PageContext, PageError, PageRegistry
 from crossdock.console.pages.people import pipeline_of
 from crossdock.outbox.base import shared_sql
-from crossdock.people import LOOKUP_KINDS, erase, look_up
+from crossdock.people import erase, look_up
 
 #: the lookup form's choices: value -> label
 KINDS = {"": "any id", "userId": "user id", "anonymousId": "anonymous id", "email": "email",
@@ -31,25 +31,21 @@ def register(pages: PageRegistry) -> None:
     pages.post("/profiles/erase", erase_profile)
 
 
-def _lookup_input(ctx: PageContext) -> tuple[str, str | None]:
-    ref = ctx.query("ref")
-    by = ctx.query("by") or None
-    if by is not None and by not in LOOKUP_KINDS:
-        raise PageError(f"by: one of {', '.join(LOOKUP_KINDS)}, got {by!r}")
+def _find(ctx: PageContext, ref: str, by: str | None) -> dict[str, Any] | None:
+    """`crossdock.people.look_up`; its ValueError (an unknown `by`) shown on the page."""
     if len(ref) > MAX_REF:
         raise PageError(f"ref: at most {MAX_REF} characters ({len(ref)} given)")
-    return ref, by
-
-
-def _find(ctx: PageContext, ref: str, by: str | None) -> dict[str, Any] | None:
     pipeline = pipeline_of(ctx)
     assert pipeline.profiles is not None
-    with ctx.state.outbox.transaction() as tx:
-        return look_up(pipeline.profiles, shared_sql(tx), ref, by)
+    try:
+        with ctx.state.outbox.transaction() as tx:
+            return look_up(pipeline.profiles, shared_sql(tx), ref, by)
+    except ValueError as exc:
+        raise PageError(str(exc)) from exc
 
 
 def profiles(ctx: PageContext) -> Response:
-    ref, by = _lookup_input(ctx)
+    ref, by = ctx.query("ref"), ctx.query("by") or None
     profile = None
     problem = ""
     status = 200
