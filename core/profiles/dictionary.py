@@ -49,7 +49,7 @@ from crossdock.profiles.store import message_traits
 #: an event (top-level key of `properties`), a user attribute (a trait, system or custom)
 KINDS = ("event", "property", "trait")
 #: the profile store's rule codes (crossdock.profiles.attributes.Problem.rule), as an
-#: operator reads them; the first four are the data-health problems the console groups
+#: operator reads them (the CLI's table and the console's cards)
 RULE_LABELS = {
     "name_length": "too long (name)",
     "truncated": "too long (value truncated)",
@@ -68,7 +68,6 @@ UNNAMED = "(unnamed)"
 _CHUNK = 500
 #: the type a `null` property value is counted as
 NULL_TYPE = "null"
-
 
 
 def day_of(at: float) -> str:
@@ -154,6 +153,7 @@ class DictionaryWatch:
         day = day_of(call.now)
         _upsert(db, "profile_dictionary", ("kind", "name", "type", "day"),
                 sorted((*key, day, n, call.now, call.now) for key, n in call.seen.items()))
+        # (attribute, rule, day) -> the times of its rejections in this call
         rejected: dict[tuple[str, str, str], list[float]] = {}
         for message_id, attribute, rule, at in db.execute(
             "SELECT message_id, attribute, rule, at FROM profile_rejections WHERE id > ?",
@@ -162,16 +162,10 @@ class DictionaryWatch:
             if message_id not in call.message_ids:
                 continue  # another daemon's, committed while this call ran (PostgreSQL)
             key = (str(attribute)[:MAX_NAME], str(rule), day_of(float(at)))
-            counted = rejected.get(key)
-            if counted is None:
-                rejected[key] = [1, float(at), float(at)]
-            else:
-                counted[0] += 1
-                counted[1] = min(counted[1], float(at))
-                counted[2] = max(counted[2], float(at))
+            rejected.setdefault(key, []).append(float(at))
         _upsert(db, "profile_dictionary_rejections", ("name", "rule", "day"),
-                sorted((*key, int(n), first, last) for key, (n, first, last)
-                       in rejected.items()))
+                sorted((*key, len(times), min(times), max(times))
+                       for key, times in rejected.items()))
 
 
 def _upsert(db: Database, table: str, key: tuple[str, ...],
