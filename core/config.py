@@ -253,10 +253,22 @@ def _consent_purposes(value: dict[str, bool]) -> dict[str, bool]:
     return value
 
 
+class DictionaryConfig(_Strict):
+    """How much the data dictionary keeps (crossdock.profiles.dictionary, docs/profiles.md)."""
+
+    #: days of per-day counts kept; a name not seen for longer leaves the dictionary
+    keep_days: int = Field(default=90, ge=1)
+    #: distinct names kept per kind (events, properties, traits); past it new names are
+    #: counted under OTHER_NAMES, so a source that puts ids in property keys cannot grow
+    #: the dictionary without end
+    max_names: int = Field(default=5000, ge=1)
+
+
 class ProfilesConfig(_Strict):
     session_timeout: float = 45 * 60
     dedup_window: float = 4 * 3600
     attributes: AttributeRulesConfig = Field(default_factory=AttributeRulesConfig)
+    dictionary: DictionaryConfig = Field(default_factory=DictionaryConfig)
     #: purpose -> granted, for a person who never said (an opt-in or context.consent); the
     #: one answer the forwarding rules and every destination's routed consent read. Keys
     #: given replace those defaults one by one; a purpose named nowhere is not granted.

@@ -380,7 +380,7 @@ def build_pipeline(
     # The data dictionary counts every call's datapoints (crossdock.profiles.dictionary).
     from crossdock.profiles.dictionary import DictionaryWatch
 
-    pipeline.watch(DictionaryWatch(profiles.clock))
+    pipeline.watch(DictionaryWatch(profiles.config.dictionary, profiles.clock))
     if loaded.config.audiences:
         # Audiences with sync_on_change re-evaluate the people each message changes.
         from crossdock.audiences.sync import watch_profiles

@@ -19,6 +19,14 @@ On PostgreSQL the upserts take row locks on the day's rows that every daemon's a
 so they come last in the transaction (after the outbox rows) and in one sorted order: they are
 held only until the commit, and two daemons cannot deadlock on them.
 
+Bounded (`profiles.dictionary`): a name new to the dictionary when it already holds
+`max_names` names of that kind is counted under `OTHER_NAMES` instead (a source that puts ids
+in property keys would otherwise add a row per id per day). The names known are read once
+and then kept by the watcher, read again every `KNOWN_REFRESH` seconds, so on a fleet the cap
+is approximate: each daemon may add names others added meanwhile. Days older than
+`keep_days` are forgotten by the first call of each day, in its transaction (old days' rows
+are written by nobody, so this takes no lock another accept waits for).
+
 Reading: `read_dictionary(db, days=..., now=...)` for `crossdock profiles dictionary` and the
 console's Data dictionary page, the one function both use.
 """
@@ -34,6 +42,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from crossdock.config import DictionaryConfig
 from crossdock.models import (
     EnrichedMessage,
     Message,
@@ -68,6 +77,10 @@ UNNAMED = "(unnamed)"
 _CHUNK = 500
 #: the type a `null` property value is counted as
 NULL_TYPE = "null"
+#: the name datapoints of new names are counted under once a kind holds `max_names` names
+OTHER_NAMES = "(other names)"
+#: how often the watcher reads again which names the dictionary holds (other daemons add some)
+KNOWN_REFRESH = 600.0
 
 
 def day_of(at: float) -> str:
@@ -124,8 +137,15 @@ class DictionaryWatch:
     #: `resolved` counts the message alone; the store's rejections are read in `finish`
     reads_profiles = False
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: DictionaryConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = DictionaryConfig() if config is None else config
         self.clock = clock
+        #: kind -> the names the dictionary holds (read at `_known_at`), and the day whose
+        #: old days were last forgotten
+        self._known: dict[str, set[str]] | None = None
+        self._known_at = 0.0
+        self._forgot_for: str | None = None
         #: the call in progress per transaction handle (several threads accept at once on
         #: PostgreSQL, each with its own handle; SQLite's one handle serves one at a time)
         self._calls: weakref.WeakKeyDictionary[Database, _Call] = weakref.WeakKeyDictionary()
@@ -151,8 +171,12 @@ class DictionaryWatch:
         if call is None or not call.message_ids:
             return
         day = day_of(call.now)
+        if self._forgot_for != day:
+            self._forget_old_days(db, call.now)
+            self._forgot_for = day
         _upsert(db, "profile_dictionary", ("kind", "name", "type", "day"),
-                sorted((*key, day, n, call.now, call.now) for key, n in call.seen.items()))
+                sorted((*key, day, n, call.now, call.now)
+                       for key, n in self._capped(db, call).items()))
         # (attribute, rule, day) -> the times of its rejections in this call
         rejected: dict[tuple[str, str, str], list[float]] = {}
         for message_id, attribute, rule, at in db.execute(
@@ -166,6 +190,35 @@ class DictionaryWatch:
         _upsert(db, "profile_dictionary_rejections", ("name", "rule", "day"),
                 sorted((*key, len(times), min(times), max(times))
                        for key, times in rejected.items()))
+
+
+    def _capped(self, db: Database, call: _Call) -> Counter[tuple[str, str, str]]:
+        """The call's datapoints, those of names past the cap under OTHER_NAMES."""
+        if self._known is None or call.now - self._known_at >= KNOWN_REFRESH:
+            known: dict[str, set[str]] = {kind: set() for kind in KINDS}
+            for kind, name in db.execute(
+                    "SELECT DISTINCT kind, name FROM profile_dictionary").fetchall():
+                known.setdefault(str(kind), set()).add(str(name))
+            self._known, self._known_at = known, call.now
+        out: Counter[tuple[str, str, str]] = Counter()
+        for (kind, name, type_), n in call.seen.items():
+            names = self._known.setdefault(kind, set())
+            if name not in names:
+                if len(names) >= self.config.max_names:
+                    name = OTHER_NAMES
+                # Noted before the commit: a call rolled back leaves a name here that is not
+                # stored, which only makes the cap a little early until the next refresh.
+                names.add(name)
+            out[(kind, name, type_)] += n
+        return out
+
+    def _forget_old_days(self, db: Database, now: float) -> None:
+        """Forget the counts of days older than `keep_days` (module docstring)."""
+        oldest = day_of(now - 86_400 * (self.config.keep_days - 1))
+        forgot = db.execute("DELETE FROM profile_dictionary WHERE day < ?", [oldest]).rowcount
+        db.execute("DELETE FROM profile_dictionary_rejections WHERE day < ?", [oldest])
+        if forgot:
+            self._known = None  # names may have left with their days
 
 
 def _upsert(db: Database, table: str, key: tuple[str, ...],

@@ -23,6 +23,7 @@ from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import make_profile_hook
 from crossdock.profiles.dictionary import (
     Dictionary,
+    OTHER_NAMES,
     DictionaryWatch,
     datapoints,
     day_of,
@@ -273,3 +274,41 @@ def test_two_daemons_at_once_count_every_datapoint_once(tmp_path: Path) -> None:
         finally:
             for w in worlds:
                 w.close()
+
+
+def test_past_max_names_new_names_are_counted_as_other_names(url: str) -> None:
+    # A source that puts ids in property keys would add a row per id per day for ever.
+    world = World(url, dictionary={"max_names": 3})
+    try:
+        world.accept([{"type": "track", "userId": "u1", "event": "Viewed",
+                       "properties": {"a": 1, "b": 2}}])
+        world.accept([{"type": "track", "userId": "u1", "event": "Viewed",
+                       "properties": {f"id_{i}": i for i in range(50)} | {"a": 3}}])
+        # A new watcher (a restart) reads what the dictionary holds: still capped.
+        world.pipeline = build_pipeline(world.loaded, world.outbox,
+                                        profiles=world.pipeline.profiles)
+        world.accept([{"type": "track", "userId": "u1", "event": "Viewed",
+                       "properties": {"id_99": 1, "b": 4}}])
+        found = world.read()
+        properties = {e.name: e.total for e in found.entries if e.kind == "property"}
+        assert properties == {"a": 2, "b": 2, "id_0": 1, OTHER_NAMES: 50}
+        assert [e.name for e in found.entries if e.kind == "event"] == ["Viewed"]
+    finally:
+        world.close()
+
+
+def test_days_older_than_keep_days_are_forgotten(url: str) -> None:
+    world = World(url, dictionary={"keep_days": 2})
+    try:
+        world.accept([{"type": "track", "userId": "u1", "event": "Old",
+                       "properties": {"p": 1}}])
+        world.clock.advance(DAY)
+        world.accept([{"type": "track", "userId": "u1", "event": "Kept"}])
+        assert {e.name for e in world.read().entries} == {"Old", "Kept", "p"}
+        world.clock.advance(DAY)  # the first day is now three days back: forgotten
+        world.accept([{"type": "track", "userId": "u1", "event": "New"}])
+        found = world.read(days=5)
+        assert {e.name: e.per_day for e in found.entries} == {
+            "Kept": [0, 0, 0, 1, 0], "New": [0, 0, 0, 0, 1]}
+    finally:
+        world.close()
