@@ -22,8 +22,8 @@ from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline, build_pipeline
 from crossdock.profiles import make_profile_hook
 from crossdock.profiles.dictionary import (
-    Dictionary,
     OTHER_NAMES,
+    Dictionary,
     DictionaryWatch,
     datapoints,
     day_of,
