@@ -578,6 +578,7 @@ def pg_017_dictionary(conn: psycopg.Connection) -> None:
     )
 
 
+@pg_migration
 def pg_018_fast_counts(conn: psycopg.Connection) -> None:
     # `counts()` without reading every row: the same indexes and delivered tally as the
     # SQLite migration m008_fast_counts (see there). Building them reads the table once,
