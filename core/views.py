@@ -83,7 +83,7 @@ def check_destination(loaded: LoadedConfig, outbox: Outbox, name: str | None) ->
     """Raise UnknownDestination when `name` (None: all) names no known destination."""
     if name is None or name in loaded.withheld or any(
             d.name == name for d in loaded.destinations):
-        return  # without counting the outbox: that reads every row of a big one
+        return  # without counting the outbox: that grows with the rows waiting
     known = known_destinations(loaded, outbox)
     if name not in known:
         raise UnknownDestination(name, sorted(known))

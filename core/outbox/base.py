@@ -652,34 +652,55 @@ def _not_an_object(data: Any) -> str | None:
     return None
 
 
+#: `counts()`'s queries, the same on both engines, each with the partial index it reads
+#: (SQLite is told to use it: `outbox {index}`; without statistics its planner preferred
+#: scanning all of outbox_lease). Each repeats its index's condition word for word and reads
+#: only that index: the waiting rows (their count and the oldest per state), the retrying
+#: ones and the dead letters. Delivered rows, which can be millions before cleanup, are
+#: never read: outbox_stats.delivered tallies them as they are acked (forgotten ones
+#: included). See docs/benchmarks.md, "Operator console".
+COUNTS_QUERIES: tuple[tuple[str, str], ...] = (
+    ("outbox_waiting", "SELECT destination, state, COUNT(*), MIN(created_at) FROM {outbox} "
+                       "WHERE state IN ('queued', 'leased') GROUP BY destination, state"),
+    ("outbox_retrying", "SELECT destination, COUNT(*) FROM {outbox} "
+                        "WHERE state = 'queued' AND attempts > 0 GROUP BY destination"),
+    ("outbox_dead", "SELECT destination, COUNT(*) FROM {outbox} WHERE state = 'dead' "
+                    "GROUP BY destination"),
+)
+COUNTS_STATS_SQL = ("SELECT destination, delivered, dropped_attributes, last_error, "
+                    "last_error_at FROM outbox_stats")
+
+
 def tally_counts(
-    grouped: Iterable[tuple[str, str, int, int | None, float | None]],
+    waiting: Iterable[tuple[str, str, int, float | None]],
+    retrying: Iterable[tuple[str, int]],
+    dead: Iterable[tuple[str, int]],
     stats: Iterable[tuple[str, int, int, str | None, float | None]],
     circuits: Iterable[Sequence[Any]] = (),
     paused: Iterable[Sequence[Any]] = (),
 ) -> dict[str, DestinationCounts]:
-    """`counts()` from (destination, state, rows, rows with attempts, oldest created_at) per
-    state, the outbox_stats rows (destination, delivered_forgotten, dropped_attributes,
-    last_error, last_error_at), the outbox_circuits rows (CIRCUIT_COLUMNS) and the
-    outbox_paused rows (PAUSED_COLUMNS)."""
+    """`counts()` from the rows of COUNTS_QUERIES (waiting: destination, state, rows, oldest
+    created_at; retrying and dead: destination, rows),
+    COUNTS_STATS_SQL (destination, delivered, dropped_attributes, last_error,
+    last_error_at), the outbox_circuits rows (CIRCUIT_COLUMNS) and the outbox_paused rows
+    (PAUSED_COLUMNS)."""
     result: dict[str, DestinationCounts] = {}
-    for destination, state, count, with_attempts, oldest in grouped:
+    for destination, state, count, oldest in waiting:
         c = result.setdefault(destination, DestinationCounts())
-        if state in ("queued", "leased") and oldest is not None:
+        if oldest is not None:
             c.oldest_waiting_at = (float(oldest) if c.oldest_waiting_at is None
                                    else min(c.oldest_waiting_at, float(oldest)))
         if state == "queued":
             c.queued += count
-            c.retrying += with_attempts or 0
-        elif state == "leased":
+        else:
             c.leased += count
-        elif state == "delivered":
-            c.delivered += count
-        elif state == "dead":
-            c.dead += count
-    for destination, forgotten, dropped, last_error, last_error_at in stats:
+    for destination, count in retrying:
+        result.setdefault(destination, DestinationCounts()).retrying = count
+    for destination, count in dead:
+        result.setdefault(destination, DestinationCounts()).dead = count
+    for destination, delivered, dropped, last_error, last_error_at in stats:
         c = result.setdefault(destination, DestinationCounts())
-        c.delivered += forgotten
+        c.delivered = delivered
         c.dropped_attributes = dropped
         c.last_error = last_error
         c.last_error_at = None if last_error_at is None else float(last_error_at)

@@ -191,14 +191,16 @@ def _copy_stats(source: Outbox, target: Outbox, ph: str, *, include_delivered: b
     a second copy changes nothing and a target in use keeps its own."""
     with source.transaction() as tx:
         db = shared_sql(tx)
+        # `delivered` (the tally counts() reads) counts the delivered rows in the table
+        # whether they are copied or not; delivered_forgotten only the ones left behind.
         stats = {str(r[0]): list(r[1:]) for r in db.execute(
             "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
-            "last_error_at FROM outbox_stats", []).fetchall()}
+            "last_error_at, delivered FROM outbox_stats", []).fetchall()}
         if not include_delivered:
             for destination, delivered in db.execute(
                     "SELECT destination, COUNT(*) FROM outbox WHERE state = 'delivered' "
                     "GROUP BY destination", []).fetchall():
-                row = stats.setdefault(str(destination), [0, 0, None, None])
+                row = stats.setdefault(str(destination), [0, 0, None, None, delivered])
                 row[0] += delivered
     if not stats:
         return 0
@@ -207,7 +209,7 @@ def _copy_stats(source: Outbox, target: Outbox, ph: str, *, include_delivered: b
         cursor = db.conn.cursor()
         cursor.executemany(
             "INSERT INTO outbox_stats (destination, delivered_forgotten, dropped_attributes, "
-            f"last_error, last_error_at) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
+            f"last_error, last_error_at, delivered) VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}) "
             "ON CONFLICT (destination) DO NOTHING",
             [(d, *row) for d, row in sorted(stats.items())])
         return max(cursor.rowcount, 0)

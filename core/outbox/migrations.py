@@ -247,3 +247,42 @@ def m007_paused(db: Database) -> None:
         )
         """
     )
+
+
+@migration
+def m008_fast_counts(db: Database) -> None:
+    # `counts()` (crossdock status, the console's overview) without reading every row
+    # (docs/benchmarks.md, "Operator console"). Each index is partial on a condition a fresh
+    # row, a lease and an ack leave false or unchanged where they can, so the hot path pays
+    # little (measured there):
+    # - the waiting rows by state and age: their count and the oldest (delivery lag) from
+    #   the index alone. A lease rewrites a row's entry, an ack removes it.
+    db.execute(
+        "CREATE INDEX outbox_waiting ON outbox (destination, state, created_at) "
+        "WHERE state IN ('queued', 'leased')"
+    )
+    # - rows queued again after a failed attempt: only a retry puts a row in it. (Columns
+    #   of the condition are in the index too: SQLite counts from an index alone only
+    #   when it holds every column the query names.)
+    db.execute(
+        "CREATE INDEX outbox_retrying ON outbox (destination, state, attempts) "
+        "WHERE state = 'queued' AND attempts > 0"
+    )
+    # - dead letters newest first, of every destination and of one (the dead-letter list).
+    db.execute(
+        "CREATE INDEX outbox_dead_recent ON outbox (updated_at, id) WHERE state = 'dead'"
+    )
+    db.execute(
+        "CREATE INDEX outbox_dead ON outbox (destination, state, updated_at, id) "
+        "WHERE state = 'dead'"
+    )
+    # - delivered rows, which can be millions before cleanup, are tallied as they are acked
+    #   (forgotten ones included), starting from what the table holds now.
+    db.execute("ALTER TABLE outbox_stats ADD COLUMN delivered INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "INSERT INTO outbox_stats (destination, delivered) "
+        "SELECT destination, COUNT(*) FROM outbox WHERE state = 'delivered' "
+        "GROUP BY destination ORDER BY destination "
+        "ON CONFLICT (destination) DO UPDATE SET delivered = excluded.delivered"
+    )
+    db.execute("UPDATE outbox_stats SET delivered = delivered + delivered_forgotten")

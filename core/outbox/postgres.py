@@ -36,6 +36,8 @@ from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
+    COUNTS_QUERIES,
+    COUNTS_STATS_SQL,
     KEPT_COLUMNS,
     LOCK_WAIT,
     PAUSED_COLUMNS,
@@ -76,6 +78,15 @@ CHANNEL = "crossdock_outbox"
 
 DEFAULT_POOL_SIZE = 8
 _LEASED_CLEAR = "lease_owner = NULL, lease_expires_at = NULL"
+# Adds to each destination's delivered tally (outbox_stats.delivered) the rows of `rows`
+# (a query's name with a destination column), or takes them away (`sign` "-"). In
+# destination order, so two transactions tallying the same destinations cannot deadlock.
+_TALLY_DELIVERED = (
+    "INSERT INTO outbox_stats (destination, delivered) "
+    "SELECT destination, {sign}COUNT(*) FROM {rows} GROUP BY destination ORDER BY destination "
+    "ON CONFLICT (destination) DO UPDATE SET "
+    "delivered = outbox_stats.delivered + excluded.delivered"
+)
 #: delivered rows forgotten per cleanup transaction (short transactions, as in SQLite)
 CLEANUP_CHUNK = 5000
 
@@ -417,11 +428,20 @@ class PostgresOutbox(OutboxBase):
         failed: dict[int, str] = {}
         with self._tx() as conn:
             if settlement.acks:
-                changed += conn.execute(
-                    f"UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = %s "
-                    "WHERE id = ANY(%s) AND state = 'leased' AND lease_owner = %s",
+                # The delivered tally (outbox_stats.delivered, which `counts()` reads
+                # instead of counting delivered rows) goes up in the same statement.
+                found = conn.execute(
+                    f"""
+                    WITH acked AS (
+                        UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = %s
+                        WHERE id = ANY(%s) AND state = 'leased' AND lease_owner = %s
+                        RETURNING destination
+                    ), tallied AS ({_TALLY_DELIVERED.format(rows="acked", sign="")})
+                    SELECT COUNT(*) FROM acked
+                    """,
                     [now, sorted(settlement.acks), owner],
-                ).rowcount
+                ).fetchone()
+                changed += 0 if found is None else int(found[0])
             if settlement.retries:
                 retries = settlement.retries
                 updated = {id_ for (id_,) in conn.execute(
@@ -521,6 +541,7 @@ class PostgresOutbox(OutboxBase):
         woken: set[str] = set()
         changed = 0
         with self._tx() as conn:
+            requeued: list[str] = []
             for id_, payload in rows:
                 fresh = "" if payload is None else "payload = %s, "
                 found = conn.execute(
@@ -533,6 +554,11 @@ class PostgresOutbox(OutboxBase):
                 if found is not None:
                     changed += 1
                     woken.add(str(found[0]))
+                    requeued.append(str(found[0]))
+            if state == "delivered" and requeued:
+                # A delivered row sent again is no longer delivered (until it is acked again).
+                conn.execute(_TALLY_DELIVERED.format(
+                    rows="unnest(%s::text[]) AS requeued(destination)", sign="-"), [requeued])
             if woken:
                 conn.execute("SELECT pg_notify(%s, d) FROM unnest(%s::text[]) AS d",
                              [self._channel(conn), sorted(woken)])
@@ -668,17 +694,11 @@ class PostgresOutbox(OutboxBase):
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
         the last error and the attributes the route step dropped."""
         with self._tx() as conn:
-            grouped = conn.execute(
-                "SELECT destination, state, COUNT(*), COUNT(*) FILTER (WHERE attempts > 0), "
-                "MIN(created_at) FROM outbox GROUP BY destination, state"
-            ).fetchall()
-            stats = conn.execute(
-                "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
-                "last_error_at FROM outbox_stats"
-            ).fetchall()
-            circuits = conn.execute(f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits").fetchall()
-            paused = conn.execute(f"SELECT {PAUSED_COLUMNS} FROM outbox_paused").fetchall()
-        return tally_counts(grouped, stats, circuits, paused)
+            found = [conn.execute(sql).fetchall() for sql in (
+                *(sql.format(outbox="outbox") for _, sql in COUNTS_QUERIES),
+                COUNTS_STATS_SQL, f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits",
+                f"SELECT {PAUSED_COLUMNS} FROM outbox_paused")]
+        return tally_counts(*found)
 
     def circuit(self, destination: str) -> Circuit:
         """A destination's stored circuit (closed, version 0, when never written)."""

@@ -30,6 +30,8 @@ from crossdock.destination import OutboxItem
 from crossdock.errors import OutboxError
 from crossdock.outbox.base import (
     CIRCUIT_COLUMNS,
+    COUNTS_QUERIES,
+    COUNTS_STATS_SQL,
     KEPT_COLUMNS,
     LOCK_WAIT,
     PAUSED_COLUMNS,
@@ -289,12 +291,18 @@ class SQLiteOutbox(OutboxBase):
             conn = db.conn
             # One statement per chunk of acks instead of one per id: about twice the acks
             # per second.
+            acked: dict[str, int] = {}
             for chunk in _chunks(settlement.acks, _INSERT_CHUNK):
-                changed += conn.execute(
+                for (destination,) in conn.execute(
                     f"UPDATE outbox SET state = 'delivered', {_LEASED_CLEAR}, updated_at = ? "
-                    f"WHERE id IN ({','.join('?' * len(chunk))}) AND {_HELD}",
+                    f"WHERE id IN ({','.join('?' * len(chunk))}) AND {_HELD} "
+                    "RETURNING destination",
                     [now, *chunk, owner],
-                ).rowcount
+                ).fetchall():
+                    acked[destination] = acked.get(destination, 0) + 1
+            if acked:
+                changed += sum(acked.values())
+                _tally_delivered(conn, acked)
             for id_, due, error in settlement.retries:
                 if conn.execute(
                     "UPDATE outbox SET state = 'queued', next_attempt_at = ?, last_error = ?, "
@@ -372,19 +380,23 @@ class SQLiteOutbox(OutboxBase):
     def _requeue(self, state: str, rows: Sequence[tuple[int, dict[str, Any] | None]],
                  now: float) -> int:
         """Put rows still in `state` back in the queue, fresh (see `Outbox.requeue`)."""
-        changed = 0
+        requeued: dict[str, int] = {}
         with self.transaction() as db:
             for id_, payload in rows:
                 fresh = "" if payload is None else "payload = ?, "
-                cursor = db.conn.execute(
+                found = db.conn.execute(
                     f"UPDATE outbox SET {fresh}state = 'queued', attempts = 0, "
                     f"next_attempt_at = ?, {_LEASED_CLEAR}, created_at = ?, updated_at = ? "
-                    "WHERE id = ? AND state = ?",
+                    "WHERE id = ? AND state = ? RETURNING destination",
                     [*([] if payload is None else [encode_payload(payload)]),
                      now, now, now, id_, state],
-                )
-                changed += cursor.rowcount
-        return changed
+                ).fetchone()
+                if found is not None:
+                    requeued[found[0]] = requeued.get(found[0], 0) + 1
+            if state == "delivered" and requeued:
+                # A delivered row sent again is no longer delivered (until it is acked again).
+                _tally_delivered(db.conn, {d: -n for d, n in requeued.items()})
+        return sum(requeued.values())
 
     def _keep(self, messages: Sequence[KeptMessage], now: float) -> int:
         with self.transaction() as db:
@@ -549,19 +561,22 @@ class SQLiteOutbox(OutboxBase):
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
         the last error and the attributes the route step dropped."""
         with self._lock:
-            grouped = self.db.conn.execute(
-                "SELECT destination, state, COUNT(*), SUM(attempts > 0), MIN(created_at) "
-                "FROM outbox GROUP BY destination, state"
-            ).fetchall()
-            stats = self.db.conn.execute(
-                "SELECT destination, delivered_forgotten, dropped_attributes, last_error, "
-                "last_error_at FROM outbox_stats"
-            ).fetchall()
-            circuits = self.db.conn.execute(
-                f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits").fetchall()
-            paused = self.db.conn.execute(
-                f"SELECT {PAUSED_COLUMNS} FROM outbox_paused").fetchall()
-        return tally_counts(grouped, stats, circuits, paused)
+            conn = self.db.conn
+            # One read transaction: the figures are of one moment (a settle between two of
+            # the queries would count a row twice or not at all).
+            own = not conn.in_transaction
+            if own:
+                conn.execute("BEGIN")
+            try:
+                found = [conn.execute(sql).fetchall() for sql in (
+                    *(sql.format(outbox=f"outbox INDEXED BY {index}")
+                      for index, sql in COUNTS_QUERIES),
+                    COUNTS_STATS_SQL, f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits",
+                    f"SELECT {PAUSED_COLUMNS} FROM outbox_paused")]
+            finally:
+                if own:
+                    conn.execute("COMMIT")
+        return tally_counts(*found)
 
     def circuit(self, destination: str) -> Circuit:
         """A destination's stored circuit (closed, version 0, when never written)."""
@@ -677,6 +692,15 @@ class SQLiteOutbox(OutboxBase):
             self.db.close()
 
 
+
+
+def _tally_delivered(conn: sqlite3.Connection, delivered: dict[str, int]) -> None:
+    """Add to each destination's delivered tally (outbox_stats.delivered), which `counts()`
+    reads instead of counting delivered rows."""
+    conn.executemany(
+        "INSERT INTO outbox_stats (destination, delivered) VALUES (?, ?) "
+        "ON CONFLICT (destination) DO UPDATE SET delivered = delivered + excluded.delivered",
+        sorted(delivered.items()))
 
 
 def _pause(started: float) -> None:

@@ -756,6 +756,35 @@ def test_schema_problems_name_a_missing_and_a_newer_migration(store: Store) -> N
         f"migration {own}999_later applied by a newer Crossdock"]
 
 
+def test_fast_counts_migration_counts_the_rows_already_there(store: Store) -> None:
+    # An outbox from before m008 / pg_018 (the counts' indexes and the delivered tally):
+    # made by taking them away again; the upgrade on the next open must give the same counts.
+    outbox = store.open()
+    outbox.enqueue(rows("a", "m1", "m2", "m3", "m4") + rows("b", "m5"), now=T0)
+    m1, m2, m3, m4 = outbox.lease("a", 4, 30, "w1", now=T0)
+    outbox.settle("w1", Settlement(acks=[m1.id, m2.id], retries=[(m3.id, T0 + 60, "503")],
+                                   deads=[(m4.id, "400")]), T0 + 1)
+    assert outbox.cleanup(T0 + 2) == 2
+    outbox.enqueue(rows("a", "m6"), now=T0 + 3)
+    (m6,) = outbox.lease("a", 1, 30, "w1", now=T0 + 3)
+    outbox.ack([m6.id], "w1", now=T0 + 4)
+    before = outbox.counts()
+    assert (before["a"].delivered, before["a"].retrying, before["a"].dead,
+            before["b"].queued) == (3, 1, 1, 1)
+    name = "pg_018_fast_counts" if store.engine == "postgresql" else "m008_fast_counts"
+    undo = [*(f"DROP INDEX outbox_{index}" for index in
+              ("waiting", "retrying", "dead_recent", "dead")),
+            "ALTER TABLE outbox_stats DROP COLUMN delivered",
+            f"DELETE FROM _crossdock_migrations WHERE name = '{name}'"]
+    with outbox.transaction() as tx:  # type: ignore[attr-defined]
+        for statement in undo:
+            (tx.conn if store.engine == "postgresql" else tx).execute(statement)
+    outbox.close()
+    again = store.open()
+    assert again.schema_problems() == []
+    assert again.counts() == before
+
+
 # -- kept messages, find_rows, requeue (replay and backfill, crossdock.replay) ------------
 
 
@@ -803,7 +832,10 @@ def test_find_rows_filters_and_requeue_with_a_new_payload(outbox: Outbox) -> Non
     # requeue changes only rows still in the state; a payload given replaces the stored one.
     assert outbox.requeue("dead", [(leased[1].id, {"n": "new"}), (leased[0].id, None)],
                           now=T0 + 60) == 1
+    assert outbox.counts()["a"].delivered == 1
     assert outbox.requeue("delivered", [(leased[0].id, None)], now=T0 + 60) == 1
+    # The delivered tally (outbox_stats.delivered) follows a delivered row sent again.
+    assert (outbox.counts()["a"].delivered, outbox.counts()["a"].queued) == (0, 2)
     again = {i.message_id: i for i in outbox.lease("a", 5, 30, "w2", now=T0 + 60)}
     assert again["m2"].payload == {"n": "new"} and again["m2"].attempts == 1
     assert again["m1"].payload == {"n": "m1"}

@@ -160,6 +160,29 @@ def test_migrations_are_recorded_and_reopening_keeps_queued_rows(tmp_path: Path)
     second.close()
 
 
+def test_counts_and_the_dead_letter_list_read_indexes_only(tmp_path: Path) -> None:
+    # What keeps `crossdock status` and the console fast with a million rows queued
+    # (docs/benchmarks.md, "Operator console"): no query of counts() visits the table, and
+    # the dead-letter list walks an index newest first instead of sorting every dead row.
+    outbox = SQLiteOutbox(tmp_path / "crossdock.db")
+    statements: list[str] = []
+    outbox.db.conn.set_trace_callback(statements.append)
+    outbox.counts()
+    outbox.dead_letters()
+    outbox.dead_letters("a")
+    outbox.db.conn.set_trace_callback(None)
+    plans = {sql: " | ".join(str(step[3]) for step in outbox.db.execute(
+                 f"EXPLAIN QUERY PLAN {sql}",
+                 [None] * sql.count("?")).fetchall())
+             for sql in statements if "FROM outbox " in sql}
+    counting = [plan for sql, plan in plans.items() if "COUNT(*)" in sql]
+    listing = [plan for sql, plan in plans.items() if "ORDER BY updated_at DESC" in sql]
+    assert len(counting) == 3 and len(listing) == 2, plans
+    assert all("COVERING INDEX" in plan for plan in counting), counting
+    assert all("outbox_dead" in plan and "TEMP B-TREE" not in plan for plan in listing), listing
+    outbox.close()
+
+
 def test_open_outbox_explains_a_bad_url_or_folder(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="must start with sqlite:///"):
         open_outbox("mysql://x")

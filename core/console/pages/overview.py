@@ -15,8 +15,8 @@ from crossdock.views import outbox_status
 
 #: how often the page refreshes itself (seconds), at the least
 REFRESH = 5
-#: ... and at most this share of the time goes to reading it: counting a big outbox takes
-#: seconds, and every open console would otherwise keep the database busy
+#: ... and at most this share of the time goes to reading it: counting a big outbox grows
+#: with the rows waiting, and every open console would otherwise keep the database busy
 BUSY_SHARE = 0.1
 
 
