@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yarl
 
 from bench.common import (
     Outcome,
@@ -31,7 +32,7 @@ from crossdock.loader import parse_config
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 
-TARGET_SINGLE = 0.50
+TARGET_SINGLE = 0.60
 CONCURRENCY = 4
 BATCH = 100
 DEST = "hook-a"
@@ -109,6 +110,7 @@ def run_bare(url: str, messages: int, *, batch: bool,
     else:
         bodies = [json.dumps(p, separators=(",", ":")).encode() for p in payloads]
     headers = {"content-type": "application/json"}
+    target = yarl.URL(f"{url}/hook")  # parsed once: the fastest raw form of the same post
 
     async def main() -> tuple[int, float]:
         queue = list(reversed(bodies))
@@ -117,7 +119,7 @@ def run_bare(url: str, messages: int, *, batch: bool,
             async def slot() -> None:
                 while queue:
                     body = queue.pop()
-                    async with session.post(f"{url}/hook", data=body, headers=headers) as r:
+                    async with session.post(target, data=body, headers=headers) as r:
                         await r.read()
                         if r.status != 200:
                             raise RuntimeError(f"bare aiohttp: HTTP {r.status}")

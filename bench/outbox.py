@@ -1,5 +1,6 @@
 """Outbox: lease + ack rows per second (SQLiteOutbox.lease(100) then ack, until empty), against
-a bare loop of `UPDATE ... RETURNING` (claim 100 rows) and `DELETE` (by id) on the same table.
+a bare loop of one claiming `UPDATE ... RETURNING` (100 rows) and one `DELETE ... WHERE id IN
+(...)` per batch on the same table: the fastest raw form with the same library and durability.
 
 The rows carry their person (as the pipeline writes them: 5,000 people), and the lease is
 ordered, the default; the second row is the same loop leasing unordered (`ordered: false`),
@@ -27,7 +28,7 @@ from bench.common import Outcome, Row, Settings, elapsed, interleaved, sample_me
 from crossdock.outbox.base import NewRow
 from crossdock.outbox.sqlite import SQLiteOutbox
 
-TARGET = 0.60
+TARGET = 0.70
 BATCH = 100
 DEST = "hook-a"
 #: seconds between the concurrent writer's commits while cleanup runs
@@ -110,8 +111,11 @@ def run_raw(rows: int) -> tuple[int, float]:
             conn.execute("COMMIT")
             if not found:
                 break
+            # One statement for the batch, as ours settles it (an executemany of one DELETE
+            # per id was a weaker baseline and flattered the ratio).
+            ids = [r[0] for r in found]
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("DELETE FROM outbox WHERE id = ?", [(r[0],) for r in found])
+            conn.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(ids))})", ids)
             conn.execute("COMMIT")
             done += len(found)
         seconds = elapsed(start)
@@ -197,7 +201,7 @@ def bench(settings: Settings) -> Outcome:
     single = run_cleanup(forgotten, chunked=False)
     return Outcome(
         rows=[Row("outbox", f"lease({BATCH}) + ack", "rows/s", rates["ours"], rates["raw"],
-                  "bare UPDATE..RETURNING / DELETE", f">= {TARGET:.0%}", ratio >= TARGET),
+                  "bare UPDATE..RETURNING / DELETE..IN", f">= {TARGET:.0%}", ratio >= TARGET),
               Row("outbox", f"ordered lease({BATCH}) + ack, 5,000 people", "rows/s",
                   rates["ours"], rates["unordered"], "the same, unordered"),
               Row("outbox", f"lease({BATCH}) + ack, with the counts' indexes (m008)",

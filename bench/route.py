@@ -27,7 +27,7 @@ from bench.common import (
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import DEFAULT_CHUNK, Pipeline
 
-TARGET = 0.40
+TARGET = 0.50
 
 
 def run_pipeline(messages: int) -> tuple[int, float]:
