@@ -36,23 +36,32 @@ DEFAULT_CHUNK = 500
 Router = Callable[[EnrichedMessage, ConfiguredDestination], Any]
 
 
-class ProfileHook(Protocol):
-    """Step 2, the profile store, as the pipeline sees it. Both calls run inside the accept
-    transaction, with its handle (`Outbox.transaction()`, typed as `shared_sql` says).
-    `prepare` comes first, once per accept call with all its messages."""
+class ProfileBatch(Protocol):
+    """The profile hook's work in one accept transaction (`ProfileHook.prepare`)."""
 
-    def prepare(self, db: Database, messages: list[Message]) -> None:
-        """Take what the messages will need up front (a store on a database several daemons
-        share locks it all in one order, so they cannot deadlock), or nothing."""
-        ...
-
-    def seen(self, db: Database, message_id: str) -> bool:
+    def seen(self, message_id: str) -> bool:
         """True when the message id was accepted inside the dedup window (a duplicate)."""
         ...
 
-    def resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
+    def resolve(self, message: Message) -> list[EnrichedMessage]:
         """The message enriched with its person, plus any system events it causes (such as
         session_end), each to be routed. May raise MessageError to reject this message."""
+        ...
+
+    def flush(self) -> None:
+        """Write what the messages resolved so far changed (before the watchers read the
+        database, and before the commit)."""
+        ...
+
+
+class ProfileHook(Protocol):
+    """Step 2, the profile store, as the pipeline sees it. It runs inside the accept
+    transaction, with its handle (`Outbox.transaction()`, typed as `shared_sql` says)."""
+
+    def prepare(self, db: Database, messages: list[Message]) -> ProfileBatch:
+        """Once per accept call with all its messages: take and read what they will need up
+        front (a store on a database several daemons share locks it all in one order, so
+        they cannot deadlock); the batch then resolves them one by one, in order."""
         ...
 
 
@@ -162,9 +171,10 @@ class Pipeline(Generic[HookT]):
         destinations = self.loaded.routed
         with self.outbox.transaction() as tx:
             db = shared_sql(tx)
+            batch: ProfileBatch | None = None
             if self.profiles is not None:
                 messages = [message for _, message in parsed]
-                self.profiles.prepare(db, messages)
+                batch = self.profiles.prepare(db, messages)
                 for watcher in self.watchers:
                     watcher.prepare(db, messages)
             rows: list[NewRow] = []
@@ -174,14 +184,12 @@ class Pipeline(Generic[HookT]):
             batch_ids: set[str] = set()
             for index, message in parsed:
                 message_id = message.message_id
-                if message_id in batch_ids or (
-                    self.profiles is not None and self.profiles.seen(db, message_id)
-                ):
+                if message_id in batch_ids or (batch is not None and batch.seen(message_id)):
                     result.duplicates.append(message_id)
                     continue
                 batch_ids.add(message_id)
                 try:
-                    enriched = self._resolve(db, message)
+                    enriched = self._resolve(db, batch, message)
                     message_rows = [
                         row for e in enriched
                         for row in _route_one(e, destinations, route, skip)
@@ -195,6 +203,8 @@ class Pipeline(Generic[HookT]):
                 if keep:
                     kept += [kept_message(e) for e in enriched]
                 result.accepted.append(message_id)
+            if batch is not None:
+                batch.flush()
             new_keys = self._enqueue(rows)
             # Kept whether or not a destination took it today: a backfill routes it to
             # the destinations added later (docs/delivery.md, "Backfill").
@@ -219,10 +229,14 @@ class Pipeline(Generic[HookT]):
         self._wake({r.destination for r in fresh_rows})
         return result
 
-    def _resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
-        if self.profiles is None:
+    def _resolve(self, db: Database, batch: ProfileBatch | None,
+                 message: Message) -> list[EnrichedMessage]:
+        if batch is None:
             return [self._enrich_alone(message)]
-        enriched = self.profiles.resolve(db, message)
+        enriched = batch.resolve(message)
+        if self.watchers:
+            # Watchers read the profile tables: they see this message's changes written.
+            batch.flush()
         for watcher in self.watchers:
             enriched = enriched + watcher.resolved(db, message, enriched)
         return enriched

@@ -2,7 +2,8 @@
 seconds (45 minutes by default) after its last message.
 
 A session ends either when the sweep timer finds it idle (`sweep`), or when its sessionId comes
-back after the timeout (`touch` ends the old one and opens a new one under the same id). Either
+back after the timeout (the profile batch, crossdock.profiles.batch, ends the old one and opens
+a new one under the same id). Either
 way the caller turns the returned rows into `session_start` / `session_end` system events.
 """
 
@@ -44,49 +45,21 @@ def _session(row: tuple[object, ...]) -> Session:
     return Session(*row)  # type: ignore[arg-type]
 
 
-def touch(
-    db: Database, profile_id: str, session_id: str, now: float, timeout: float
-) -> tuple[float, list[SessionEvent]]:
-    """Record a message of `session_id` at `now`; returns when the message's session started
-    (destinations such as Amplitude name a session by its start) and the events it causes."""
-    events: list[SessionEvent] = []
-    # On PostgreSQL the row lock makes a concurrent sweep skip this session (SKIP LOCKED), and
-    # a sweep that got there first has ended it: re-checked after the wait, it drops out.
-    row = db.execute(
-        f"SELECT {_COLUMNS} FROM profile_sessions WHERE session_id = ? AND ended_at IS NULL "
-        "ORDER BY id DESC LIMIT 1" + (" FOR UPDATE" if is_postgres(db) else ""),
-        [session_id],
-    ).fetchone()
-    if row is not None:
-        current = _session(row)
-        if now - current.last_seen_at < timeout and current.profile_id == profile_id:
-            # CASE, not MAX(a, b): the two-argument MAX is SQLite's alone.
-            db.execute(
-                "UPDATE profile_sessions SET last_seen_at = CASE WHEN last_seen_at > ? "
-                "THEN last_seen_at ELSE ? END, message_count = message_count + 1 WHERE id = ?",
-                [now, now, current.id],
-            )
-            return current.started_at, events
-        # Idle too long (the sweep has not run yet), or the device changed hands (logout):
-        # the old session ends and this message opens a new one.
-        events.append(end(db, current, now, timeout))
-    new_id = db.execute(
-        "INSERT INTO profile_sessions (session_id, profile_id, started_at, last_seen_at, "
-        "message_count) VALUES (?, ?, ?, ?, 1) RETURNING id",
-        [session_id, profile_id, now, now],
-    ).fetchone()[0]
-    started = Session(int(new_id), session_id, profile_id, now, now, None, 1)
-    events.append(SessionEvent(SESSION_START, started, now))
-    return now, events
-
-
-def end(db: Database, session: Session, now: float, timeout: float) -> SessionEvent:
-    """End a session: at its last message plus the timeout, or now if that is earlier."""
+def end_of(session: Session, now: float, timeout: float) -> SessionEvent:
+    """The end of a session: at its last message plus the timeout, or now if that is
+    earlier (stored by the caller)."""
     ended_at = min(session.last_seen_at + timeout, now)
-    db.execute("UPDATE profile_sessions SET ended_at = ? WHERE id = ?", [ended_at, session.id])
     ended = Session(session.id, session.session_id, session.profile_id, session.started_at,
                     session.last_seen_at, ended_at, session.message_count)
     return SessionEvent(SESSION_END, ended, ended_at)
+
+
+def end(db: Database, session: Session, now: float, timeout: float) -> SessionEvent:
+    """End a session now (`end_of`) and store it."""
+    event = end_of(session, now, timeout)
+    db.execute("UPDATE profile_sessions SET ended_at = ? WHERE id = ?",
+               [event.at, session.id])
+    return event
 
 
 def sweep(db: Database, now: float, timeout: float, limit: int = 1000) -> list[SessionEvent]:

@@ -46,20 +46,21 @@ from sqlite_utils import Database
 
 from crossdock.config import ProfilesConfig
 from crossdock.dedup import Dedup, message_key
-from crossdock.errors import MessageError
-from crossdock.models import (
-    AliasMessage,
-    EnrichedMessage,
-    IdentifyMessage,
-    Message,
-    format_time,
-)
+from crossdock.models import EnrichedMessage, Message, format_time
 from crossdock.outbox.locks import is_postgres, lock_keys
 from crossdock.profiles import identity
-from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
-from crossdock.profiles.consent import consent_changes, consent_resets, granted
+from crossdock.profiles.batch import (
+    DEFINITIONS_LOCK,
+    PARTS,
+    TABLES,
+    ProfileBatch,
+    enriched_with,
+    identity_keys,
+    message_traits,
+)
+from crossdock.profiles.consent import granted
 from crossdock.profiles.migrations import upgrade_profiles
-from crossdock.profiles.sessions import SessionEvent, sessions_of, sweep, touch
+from crossdock.profiles.sessions import SessionEvent, sessions_of, sweep
 
 log = logging.getLogger("crossdock.profiles")
 
@@ -69,45 +70,7 @@ PROFILE_DELETED = "profile_deleted"
 #: they hold a person's attributes, so erasing the person deletes those not yet written
 SNAPSHOT_MESSAGE_PREFIX = "snapshot:"
 
-_TABLES = {False: "profile_system_attributes", True: "profile_custom_attributes"}
-_PARTS = {False: "system", True: "custom"}
-#: the advisory lock a transaction takes to define attributes (PostgreSQL)
-DEFINITIONS_LOCK = "profile-attribute-definitions"
-
-
-def _many(db: Database, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """executemany on either engine (psycopg connections have none; a few rows each here)."""
-    if not rows:
-        return
-    if not is_postgres(db):
-        db.conn.executemany(sql, rows)
-        return
-    for row in rows:
-        db.execute(sql, list(row))
-
-
-def message_traits(message: Message) -> dict[str, Any]:
-    """The user attributes a message sets: context.traits, then an identify's traits."""
-    traits = dict(message.context.get("traits") or {})
-    if isinstance(message, IdentifyMessage):
-        traits.update(message.traits)
-    return traits
-
-
-def identity_keys(message: Message) -> list[tuple[str, str]]:
-    """The (kind, value) identities resolving `message` may look up or claim."""
-    keys: list[tuple[str, str]] = []
-    if message.user_id:
-        keys.append(("userId", str(message.user_id)))
-    if message.anonymous_id:
-        keys.append(("anonymousId", str(message.anonymous_id)))
-    if isinstance(message, AliasMessage) and message.previous_id:
-        keys += [("anonymousId", message.previous_id), ("userId", message.previous_id)]
-    email = split_traits(message_traits(message))[0].get("email")
-    # An email with NUL is refused by the attribute rules, so it is never an identity.
-    if isinstance(email, str) and email.strip() and "\x00" not in email:
-        keys.append(("email", email.strip().lower()))
-    return keys
+__all__ = ["DEFINITIONS_LOCK", "ProfileBatch", "ProfileStore", "identity_keys", "message_traits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,18 +123,21 @@ class ProfileStore:
 
     # -- ProfileHook --------------------------------------------------------------------
 
-    def prepare(self, db: Database, messages: list[Message]) -> None:
-        """Called once at the start of an accept transaction with all its messages: on
-        PostgreSQL, lock their identities, message ids and profiles in one global order (see
-        the module docstring). Nothing to do on SQLite."""
-        if is_postgres(db):
-            self._lock(db, messages)
+    def prepare(self, db: Database, messages: list[Message]) -> ProfileBatch:
+        """The profile work of one accept transaction: reads what `messages` need, set-wise
+        (on PostgreSQL after locking their identities, message ids and profiles in one
+        global order, see the module docstring); `resolve` each message in order, then
+        `flush` before the transaction commits."""
+        self.migrate(db)
+        return ProfileBatch(self, db, messages)
 
-    def _lock(self, db: Database, messages: list[Message]) -> None:
+    def lock(self, db: Database, messages: list[Message]) -> set[str]:
+        """PostgreSQL: lock the messages' identities and message ids, then the profiles that
+        own those identities; returns the profiles locked."""
         identities = [key for message in messages for key in identity_keys(message)]
         lock_keys(db, [identity.identity_lock_key(k, v) for k, v in identities]
                   + [f"dedup:{message_key(m.message_id)}" for m in messages])
-        identity.lock_owners(db, identities)
+        return identity.lock_owners(db, identities)
 
     def seen(self, db: Database, message_id: str) -> bool:
         """True when `message_id` was accepted inside the dedup window."""
@@ -179,85 +145,11 @@ class ProfileStore:
         return self.dedup.seen(db, message_key(message_id), self.clock())
 
     def resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
-        """Resolve the message's person, apply its attributes, consent and session; return the
-        system events it causes and the enriched message, in that order."""
-        self.migrate(db)
-        if is_postgres(db):
-            self._lock(db, [message])
-        # A savepoint: a message rejected half way leaves no trace in the store.
-        db.execute("SAVEPOINT profile_resolve")
-        try:
-            result = self._resolve(db, message)
-        except BaseException:
-            db.execute("ROLLBACK TO profile_resolve")
-            db.execute("RELEASE profile_resolve")
-            raise
-        db.execute("RELEASE profile_resolve")
-        return result
-
-    def _resolve(self, db: Database, message: Message) -> list[EnrichedMessage]:
-        now = self.clock()
-        rules = self.config.attributes
-        data = message.to_json()
-        if isinstance(message, AliasMessage):
-            if message.user_id is None:
-                raise MessageError(["userId: is required for alias (the id previousId joins)"])
-            profile_id, problems = identity.alias(db, message.previous_id, message.user_id,
-                                                  now, rules)
-            if message.anonymous_id:
-                identity.link(db, profile_id, "anonymousId", message.anonymous_id, now)
-        else:
-            profile_id, problems = identity.resolve(db, message.user_id, message.anonymous_id,
-                                                    now, rules)
-        system, custom = split_traits(message_traits(message))
-        found, system_now = self._apply(db, profile_id, system, custom=False, now=now)
-        problems += found
-        found, custom_now = self._apply(db, profile_id, custom, custom=True, now=now)
-        problems += found
-        email = (system_now.get("email") if system_now is not None
-                 else self._attribute(db, profile_id, "email"))
-        merged = False
-        if isinstance(email, str) and email:
-            found, merged = identity.link_email(db, profile_id, email.strip().lower(), now,
-                                                rules)
-            problems += found
-            if merged:
-                profile_id = self._live(db, profile_id)
-        consent = consent_changes(message.context, system)
-        for purpose in [p for p in consent if "\x00" in p]:
-            # PostgreSQL text cannot hold NUL; no real purpose has one. Both engines alike.
-            del consent[purpose]
-            problems.append(Problem(shown(purpose[:60]), "consent",
-                                    "a consent purpose must not contain NUL (\\u0000); "
-                                    "ignored"))
-        self._set_consent(db, profile_id, consent, now)
-        resets = [p for p in consent_resets(system) if p not in consent]
-        if resets:
-            # An opt-in sent as null is forgotten: the channel's default answers again.
-            db.execute(f"DELETE FROM profile_consent WHERE profile_id = ? AND purpose IN "
-                       f"({','.join('?' * len(resets))})", [profile_id, *resets])
-        events: list[SessionEvent] = []
-        session_started: float | None = None
-        if message.session_id:
-            session_started, events = touch(db, profile_id, message.session_id, now,
-                                            self.config.session_timeout)
-        db.execute(
-            "UPDATE profiles SET message_count = message_count + 1, updated_at = ? WHERE id = ?",
-            [now, profile_id],
-        )
-        self._record_problems(db, profile_id, message.message_id, problems, now)
-        self.dedup.remember(db, message_key(message.message_id), now)
-        out = [self._system_event(db, event) for event in events]
-        known: tuple[dict[str, Any], dict[str, Any]] | None = None
-        if (not merged and system_now is not None and custom_now is not None
-                and not is_postgres(db)):
-            # Both attribute tables were just read and written here and nothing merged
-            # since: enrich from that, not another read. SQLite's ORDER BY name (BINARY) is
-            # Python's string order; PostgreSQL's collation may not be, so it reads.
-            known = (dict(sorted(custom_now.items())), dict(sorted(system_now.items())))
-        enriched = self.enrich(db, profile_id, data, known_attributes=known)
-        enriched.session_started_at = session_started
-        out.append(enriched)
+        """Resolve one message on its own, in the caller's transaction (a batch of one:
+        `prepare`, `ProfileBatch.resolve`, `flush`)."""
+        batch = self.prepare(db, [message])
+        out = batch.resolve(message)
+        batch.flush()
         return out
 
     # -- timer side ---------------------------------------------------------------------
@@ -289,28 +181,12 @@ class ProfileStore:
         else:
             (custom, system), consent = known_attributes, self.consent(db, profile_id)
         user_attributes = {**custom, **system}
-        identities: dict[str, str] = {}
-        for kind, value in db.execute(
+        newest = db.execute(
             "SELECT type, value FROM profile_identities WHERE profile_id = ? "
-            "ORDER BY last_seen DESC",
-            [profile_id],
-        ).fetchall():
-            identities.setdefault(kind, value)
-        # The ids this message was sent with describe this device better than the latest.
-        for key in ("userId", "anonymousId"):
-            if message.get(key):
-                identities[key] = str(message[key])
-        if not identities.get("userId"):
-            user_id = identity.user_id_of(db, profile_id)
-            if user_id:
-                identities["userId"] = user_id
-        return EnrichedMessage(
-            message=message,
-            profile_id=profile_id,
-            user_attributes=user_attributes,
-            identities=identities,
-            consent=consent,
-        )
+            "ORDER BY last_seen DESC", [profile_id]).fetchall()
+        return enriched_with(message, profile_id, user_attributes,
+                             [(str(k), str(v)) for k, v in newest],
+                             lambda: identity.user_id_of(db, profile_id), consent)
 
     def _view(self, db: Database, profile_id: str) -> tuple[dict[str, Any], dict[str, Any],
                                                               set[str]]:
@@ -333,13 +209,9 @@ class ProfileStore:
                 parts[part][name] = json.loads(value)
         return custom, system, granted(stated, self.config.consent_defaults)
 
-    def _system_event(self, db: Database, event: SessionEvent) -> EnrichedMessage:
+    def session_message(self, event: SessionEvent) -> dict[str, Any]:
+        """The track message of a session_start / session_end event (without its ids)."""
         session = event.session
-        identities = dict(db.execute(
-            "SELECT type, value FROM profile_identities WHERE profile_id = ? "
-            "AND type IN ('userId', 'anonymousId') ORDER BY last_seen",
-            [session.profile_id],
-        ).fetchall())
         properties: dict[str, Any] = {
             "sessionId": session.session_id,
             "startedAt": format_time(session.started_at),
@@ -348,7 +220,7 @@ class ProfileStore:
         if session.ended_at is not None:
             properties["endedAt"] = format_time(session.ended_at)
             properties["durationSeconds"] = round(session.ended_at - session.started_at, 3)
-        message: dict[str, Any] = {
+        return {
             "type": "track",
             "event": event.name,
             # Deterministic: a sweep that runs twice (crash before commit) makes one row.
@@ -359,118 +231,20 @@ class ProfileStore:
             "context": {"crossdock": {"system": True}},
             "integrations": {},
         }
+
+    def _system_event(self, db: Database, event: SessionEvent) -> EnrichedMessage:
+        session = event.session
+        identities = dict(db.execute(
+            "SELECT type, value FROM profile_identities WHERE profile_id = ? "
+            "AND type IN ('userId', 'anonymousId') ORDER BY last_seen",
+            [session.profile_id],
+        ).fetchall())
+        message = self.session_message(event)
         message.update({k: v for k, v in identities.items() if v})
         enriched = self.enrich(db, session.profile_id, message)
         enriched.system = True
         enriched.session_started_at = session.started_at
         return enriched
-
-    # -- attributes and consent ---------------------------------------------------------
-
-    def _apply(self, db: Database, profile_id: str, values: dict[str, Any], *, custom: bool,
-               now: float) -> tuple[list[Problem], dict[str, Any] | None]:
-        """Apply the attribute rules and store the changes; returns the problems and the
-        table's attributes of this profile afterwards, decoded as a read would give them
-        (None when `values` is empty and nothing was read)."""
-        if not values:
-            return [], None
-        table = _TABLES[custom]
-        rules = self.config.attributes
-        existing = {
-            name: Stored(kind, json.loads(value))
-            for name, kind, value in db.execute(
-                f"SELECT name, type, value FROM {table} WHERE profile_id = ?", [profile_id]
-            ).fetchall()
-        }
-        part = _PARTS[custom]
-        # Only names the rules could store are looked up (PostgreSQL text cannot hold NUL).
-        names = [n for n, v in values.items() if isinstance(n, str) and n and v is not None
-                 and "\x00" not in n and len(n) <= rules.max_name_length]
-        definitions = self._definitions(db, part, names)
-        per_type: dict[str, int] = {}
-        if any(n not in definitions for n in names):
-            # A first datapoint defines the attribute for the account. On PostgreSQL one
-            # transaction at a time does that (another daemon may be defining the same name
-            # or the last one of a type), so read again under the lock. Rare: once a name.
-            lock_keys(db, [DEFINITIONS_LOCK])
-            if is_postgres(db):
-                definitions = self._definitions(db, part, names)
-            per_type = {str(kind): int(count) for kind, count in db.execute(
-                "SELECT type, COUNT(*) FROM profile_attribute_definitions WHERE part = ? "
-                "GROUP BY type", [part]).fetchall()}
-        changes, problems = apply_rules(existing, values, rules, custom=custom,
-                                        definitions=definitions, defined_per_type=per_type)
-        _many(db, "INSERT INTO profile_attribute_definitions (part, name, type, first_seen) "
-                  "VALUES (?, ?, ?, ?) ON CONFLICT (part, name) DO NOTHING",
-              [(part, name, change.type, now) for name, change in changes.items()
-               if change is not None and name not in definitions])
-        _many(db, "UPDATE profile_attribute_definitions SET rejected = rejected + 1 "
-                  "WHERE part = ? AND name = ?",
-              [(part, p.name) for p in problems if p.rule == "type"])
-        after = {name: stored.value for name, stored in existing.items()}
-        for name, change in changes.items():
-            if change is None:
-                db.execute(f"DELETE FROM {table} WHERE profile_id = ? AND name = ?",
-                           [profile_id, name])
-                after.pop(name, None)
-                continue
-            encoded = json.dumps(change.value)
-            db.execute(
-                f"INSERT INTO {table} (profile_id, name, type, value, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (profile_id, name) DO UPDATE SET "
-                "type = excluded.type, value = excluded.value, updated_at = excluded.updated_at",
-                [profile_id, name, change.type, encoded, now],
-            )
-            after[name] = json.loads(encoded)
-        return problems, after
-
-    def _definitions(self, db: Database, part: str, names: list[str]) -> dict[str, str]:
-        """name -> defined type, of those of `names` the account has defined."""
-        if not names:
-            return {}
-        return {str(name): str(kind) for name, kind in db.execute(
-            "SELECT name, type FROM profile_attribute_definitions WHERE part = ? AND name IN "
-            f"({','.join('?' * len(names))})", [part, *names]).fetchall()}
-
-    def _attribute(self, db: Database, profile_id: str, name: str) -> Any:
-        row = db.execute(
-            "SELECT value FROM profile_system_attributes WHERE profile_id = ? AND name = ?",
-            [profile_id, name],
-        ).fetchone()
-        return None if row is None else json.loads(row[0])
-
-    def _set_consent(self, db: Database, profile_id: str, changes: dict[str, bool],
-                     now: float) -> None:
-        _many(
-            db,
-            "INSERT INTO profile_consent (profile_id, purpose, granted, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (profile_id, purpose) DO UPDATE SET "
-            "granted = excluded.granted, updated_at = excluded.updated_at",
-            [(profile_id, purpose, int(on), now) for purpose, on in changes.items()],
-        )
-
-    def _record_problems(self, db: Database, profile_id: str, message_id: str,
-                         problems: list[Problem], now: float) -> None:
-        if not problems:
-            return
-        for problem in problems:
-            log.warning("profile %s, message %s: %s", profile_id, message_id, problem)
-        _many(
-            db,
-            "INSERT INTO profile_rejections (profile_id, message_id, attribute, rule, detail, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(profile_id, message_id, p.name, p.rule, p.detail, now) for p in problems],
-        )
-        counts: dict[str, int] = {}
-        for p in problems:
-            counts[f"attribute_{p.rule}"] = counts.get(f"attribute_{p.rule}", 0) + 1
-        # Qualified: PostgreSQL finds a bare `value` ambiguous (the row or excluded).
-        _many(
-            db,
-            "INSERT INTO profile_stats (name, value) VALUES (?, ?) ON CONFLICT (name) "
-            "DO UPDATE SET value = profile_stats.value + excluded.value",
-            list(counts.items()),
-        )
 
     # -- reading ------------------------------------------------------------------------
 
@@ -503,7 +277,7 @@ class ProfileStore:
     def attributes(self, db: Database, profile_id: str) -> dict[str, dict[str, Any]]:
         """{"system": {...}, "custom": {...}} current attribute values."""
         result: dict[str, dict[str, Any]] = {}
-        for custom, table in _TABLES.items():
+        for custom, table in TABLES.items():
             result["custom" if custom else "system"] = {
                 name: json.loads(value)
                 for name, value in db.execute(
@@ -545,7 +319,7 @@ class ProfileStore:
         attributes = self.attributes(db, profile_id)
         types = {
             ("custom" if custom else "system", name): kind
-            for custom, table in _TABLES.items()
+            for custom, table in TABLES.items()
             for name, kind in db.execute(
                 f"SELECT name, type FROM {table} WHERE profile_id = ?", [profile_id]
             ).fetchall()
@@ -702,10 +476,10 @@ class ProfileStore:
         rejected."""
         self.migrate(db)
         held: dict[tuple[str, str], int] = {}
-        for custom, table in _TABLES.items():
+        for custom, table in TABLES.items():
             for name, count in db.execute(
                 f"SELECT name, COUNT(*) FROM {table} GROUP BY name").fetchall():
-                held[(_PARTS[custom], str(name))] = int(count)
+                held[(PARTS[custom], str(name))] = int(count)
         return [
             {"name": name, "part": part, "type": kind, "first_seen": format_time(first_seen),
              "profiles": held.get((part, name), 0), "rejected": int(rejected)}

@@ -57,16 +57,23 @@ def test_repeated_message_ids_are_duplicates_not_new_rows(
 def test_a_route_failure_rolls_back_the_whole_call_profile_writes_included(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
 ) -> None:
-    class Profiles:
-        def prepare(self, db: Any, messages: list[Message]) -> None:
-            pass
+    class Batch:
+        def __init__(self, db: Any) -> None:
+            self.db = db
 
-        def seen(self, db: Any, message_id: str) -> bool:
+        def seen(self, message_id: str) -> bool:
             return False
 
-        def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
-            db["test_profiles"].insert({"message_id": message.message_id})
+        def resolve(self, message: Message) -> list[EnrichedMessage]:
+            self.db["test_profiles"].insert({"message_id": message.message_id})
             return [enrich_without_profile(message.to_json())]
+
+        def flush(self) -> None:
+            pass
+
+    class Profiles:
+        def prepare(self, db: Any, messages: list[Message]) -> Batch:
+            return Batch(db)
 
     def failing_route(enriched: EnrichedMessage, destination: Any) -> Any:
         if enriched.message["messageId"] == "b":
@@ -88,20 +95,24 @@ def test_a_route_failure_rolls_back_the_whole_call_profile_writes_included(
 def test_the_profile_hook_rejects_dedups_and_adds_system_events(
     outbox: SQLiteOutbox, make_loaded: MakeLoaded, route: Any,
 ) -> None:
-    class Profiles:
-        def prepare(self, db: Any, messages: list[Message]) -> None:
+    class Batch:
+        def flush(self) -> None:
             pass
 
-        def seen(self, db: Any, message_id: str) -> bool:
+        def seen(self, message_id: str) -> bool:
             return message_id == "old"
 
-        def resolve(self, db: Any, message: Message) -> list[EnrichedMessage]:
+        def resolve(self, message: Message) -> list[EnrichedMessage]:
             if message.user_id == "banned":
                 raise MessageError(["userId: is blocked"])
             enriched = enrich_without_profile(message.to_json())
             end = {**message.to_json(), "event": "session_end",
                    "messageId": f"{message.message_id}-end"}
             return [enriched, EnrichedMessage(end, system=True)]
+
+    class Profiles:
+        def prepare(self, db: Any, messages: list[Message]) -> Batch:
+            return Batch()
 
     pipeline = Pipeline(make_loaded(URL), outbox, Profiles(), router=route)
     result = pipeline.accept([track("a"), track("old"), track("x", userId="banned")])
