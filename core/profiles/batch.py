@@ -77,12 +77,28 @@ class _Identity:
     last_seen: float
 
 
+_SCALARS = (str, int, float, bool)
+
+
 @dataclass(slots=True)
 class _Attribute:
     type: str
     #: the JSON text, as the table holds it
-    value: str
+    text: str
     updated_at: float
+    #: json.loads(text), decoded once
+    decoded: Any
+
+    @classmethod
+    def of(cls, kind: str, value: Any, updated_at: float) -> _Attribute:
+        text = json.dumps(value)
+        # A scalar reads back as itself; a container as what JSON makes of it (lists).
+        return cls(kind, text, updated_at,
+                   value if isinstance(value, _SCALARS) else json.loads(text))
+
+    def value(self) -> Any:
+        """The value as a read of the row gives it (a container is a fresh copy)."""
+        return self.decoded if isinstance(self.decoded, _SCALARS) else json.loads(self.text)
 
 
 IdentityKey = tuple[str, str]
@@ -232,11 +248,10 @@ class ProfileBatch:
         if not self.pg:
             # Stored emails are linked by every message of their profile (link_email). On
             # PostgreSQL their owners are not locked yet, so they are read when reached.
-            self._need_identities([
-                ("email", json.loads(row.value).strip().lower())
-                for attributes in self.attributes[False].values()
-                for name, row in attributes.items() if name == "email"
-                if isinstance(json.loads(row.value), str) and json.loads(row.value)])
+            emails = [row.decoded for attributes in self.attributes[False].values()
+                      for name, row in attributes.items() if name == "email"]
+            self._need_identities([("email", e.strip().lower())
+                                   for e in emails if isinstance(e, str) and e])
 
     def _need_dedup(self, keys: Iterable[str]) -> None:
         missing = sorted({k for k in keys if k not in self.dedup})
@@ -287,7 +302,9 @@ class ProfileBatch:
     def _need_profiles(self, ids: Iterable[str]) -> None:
         """Load these profiles (and those they were merged into) with all their rows."""
         missing = sorted({p for p in ids if p not in self.profiles})
-        while missing:
+        if not missing:
+            return
+        while missing:  # (and again for the profiles those were merged into)
             for pid in missing:
                 self.profiles[pid] = None
                 self.owned[pid] = {}
@@ -313,7 +330,7 @@ class ProfileBatch:
                     self.owned[held.profile_id][key] = held
             for part, pid, name, kind, value, at in self._attributes_of(missing):
                 self.attributes[bool(part)][str(pid)][str(name)] = _Attribute(
-                    str(kind), str(value), float(at))
+                    str(kind), str(value), float(at), json.loads(value))
             for pid, purpose, on, at in select_in(
                     self.db, "SELECT profile_id, purpose, granted, updated_at FROM "
                     "profile_consent WHERE profile_id IN ({IN})", missing):
@@ -361,16 +378,18 @@ class ProfileBatch:
         key = (kind, value)
         if fresh and key not in self.dirty_identities:
             self._need_identities([key], fresh=True)
-        else:
+        elif key not in self.identities:
             self._need_identities([key])
         row = self.identities[key]
         if row is None:
             return None
-        self._need_profiles([row.profile_id])
+        if row.profile_id not in self.profiles:
+            self._need_profiles([row.profile_id])
         return row.profile_id
 
     def _profile(self, profile_id: str) -> _Profile | None:
-        self._need_profiles([profile_id])
+        if profile_id not in self.profiles:
+            self._need_profiles([profile_id])
         return self.profiles[profile_id]
 
     def _user_id_of(self, profile_id: str) -> str | None:
@@ -414,8 +433,9 @@ class ProfileBatch:
     def _link(self, profile_id: str, kind: str, value: str, now: float) -> None:
         """Give identity (kind, value) to a profile (taking it from another owner)."""
         key = (kind, value)
-        self._need_identities([key])
-        self._need_profiles([profile_id])
+        if key not in self.identities:
+            self._need_identities([key])
+        self._profile(profile_id)
         row = self.identities[key]
         if row is None:
             row = _Identity(kind, value, profile_id, now, now)
@@ -571,7 +591,7 @@ class ProfileBatch:
                     problems.append(Problem(
                         name, "type",
                         f"merge: type is fixed as {current.type}; the merged profile's "
-                        f"{row.type} value {identity.short(row.value)} was dropped",
+                        f"{row.type} value {identity.short(row.text)} was dropped",
                     ))
                     continue
                 if current.updated_at >= row.updated_at:
@@ -585,7 +605,7 @@ class ProfileBatch:
                 continue
             else:
                 per_type[row.type] = per_type.get(row.type, 0) + 1
-            mine[name] = _Attribute(row.type, row.value, row.updated_at)
+            mine[name] = row
             self.dirty_attributes[custom].add((target, name))
         for name in theirs:
             self.dirty_attributes[custom].add((source, name))
@@ -595,17 +615,18 @@ class ProfileBatch:
     # -- attributes, consent, sessions -----------------------------------------------------
 
     def _apply(self, profile_id: str, values: dict[str, Any], *, custom: bool,
-               now: float) -> tuple[list[Problem], dict[str, Any] | None]:
-        """Apply the attribute rules to the profile; returns the problems and the table's
-        attributes of this profile afterwards (None when `values` is empty)."""
+               now: float) -> list[Problem]:
+        """Apply the attribute rules to the profile; returns the problems."""
         if not values:
-            return [], None
+            return []
         held = self.attributes[custom][profile_id]
-        existing = {name: Stored(row.type, json.loads(row.value)) for name, row in held.items()}
+        # apply_rules reads only whether a name is held, never the value.
+        existing = {name: Stored(row.type, row.decoded) for name, row in held.items()}
         part = PARTS[custom]
         rules = self.rules
         names = self._storable(values)
-        self._need_definitions({part: set(names)})
+        if any(n not in self.looked_up[part] for n in names):
+            self._need_definitions({part: set(names)})
         defined = self.definitions[part]
         per_type: dict[str, int] = {}
         if any(n not in defined for n in names):
@@ -632,17 +653,13 @@ class ProfileBatch:
         for p in problems:
             if p.rule == "type":
                 self.rejected[(part, p.name)] = self.rejected.get((part, p.name), 0) + 1
-        after = {name: stored.value for name, stored in existing.items()}
         for name, change in changes.items():
             self.dirty_attributes[custom].add((profile_id, name))
             if change is None:
                 held.pop(name, None)
-                after.pop(name, None)
-                continue
-            encoded = json.dumps(change.value)
-            held[name] = _Attribute(change.type, encoded, now)
-            after[name] = json.loads(encoded)
-        return problems, after
+            else:
+                held[name] = _Attribute.of(change.type, change.value, now)
+        return problems
 
     def _storable(self, values: dict[str, Any]) -> list[str]:
         """The names of `values` the rules could store: only those are looked up
@@ -716,15 +733,10 @@ class ProfileBatch:
             profile_id, problems = self._resolve_ids(message.user_id, message.anonymous_id,
                                                      now)
         system, custom = split_traits(message_traits(message))
-        found, system_now = self._apply(profile_id, system, custom=False, now=now)
-        problems += found
-        found, _ = self._apply(profile_id, custom, custom=True, now=now)
-        problems += found
-        if system_now is not None:
-            email = system_now.get("email")
-        else:
-            stored = self.attributes[False][profile_id].get("email")
-            email = None if stored is None else json.loads(stored.value)
+        problems += self._apply(profile_id, system, custom=False, now=now)
+        problems += self._apply(profile_id, custom, custom=True, now=now)
+        stored = self.attributes[False][profile_id].get("email")
+        email = None if stored is None else stored.decoded
         if isinstance(email, str) and email:
             found, merged = self._link_email(profile_id, email.strip().lower(), now)
             problems += found
@@ -776,13 +788,12 @@ class ProfileBatch:
     def enrich(self, profile_id: str, message: dict[str, Any]) -> EnrichedMessage:
         """`message` with the person's current attributes, identities and granted consent,
         as ProfileStore.enrich reads them from the tables."""
-        self._need_profiles([profile_id])
+        self._profile(profile_id)
         custom = self.attributes[True][profile_id]
         system = self.attributes[False][profile_id]
         # ORDER BY name: SQLite's BINARY order and PostgreSQL's C collation are code points.
-        user_attributes = {name: json.loads(custom[name].value) for name in sorted(custom)}
-        user_attributes.update({name: json.loads(system[name].value)
-                                for name in sorted(system)})
+        user_attributes = {name: custom[name].value() for name in sorted(custom)}
+        user_attributes.update({name: system[name].value() for name in sorted(system)})
         stated = {purpose: on == 1 for purpose, (on, _) in self.consent[profile_id].items()}
         newest = sorted(self.owned[profile_id].values(), key=lambda r: -r.last_seen)
         return enriched_with(message, profile_id, user_attributes,
@@ -825,7 +836,7 @@ class ProfileBatch:
                          [(pid, name) for pid, name in dirty if name not in held.get(pid, {})])
             upsert(db, table, ("profile_id", "name", "type", "value", "updated_at"),
                    ("profile_id", "name"),
-                   [(pid, name, a.type, a.value, a.updated_at) for pid, name in dirty
+                   [(pid, name, a.type, a.text, a.updated_at) for pid, name in dirty
                     for a in [held.get(pid, {}).get(name)] if a is not None])
         dirty_consent = sorted(self.dirty_consent)
         delete_pairs(db, "profile_consent", ("profile_id", "purpose"),
