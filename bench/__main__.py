@@ -1,7 +1,7 @@
 """python -m bench [--quick] [--only NAME ...] [--out PATH] [--repeats N]
 
-Runs every benchmark (route, outbox, delivery, collector, latency, memory, scale, exports,
-functions, console), prints a
+Runs every benchmark (route, outbox, delivery, collector, latency, collector_latency, memory,
+scale, exports, functions, console), prints a
 Markdown table of our figures beside the raw baselines measured in the same run, and writes
 everything to bench/results/latest.json.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 from bench import (
     collector,
+    collector_latency,
     console,
     delivery,
     exports,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Outcome]] = {
     "delivery": delivery.bench,
     "collector": collector.bench,
     "latency": latency.bench,
+    "collector_latency": collector_latency.bench,
     "memory": memory.bench,
     "scale": scale.bench,
     "exports": exports.bench,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,6 +50,13 @@ def post_all(url: str, bodies: list[bytes]) -> tuple[int, float]:
     return asyncio.run(main())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads): what the server spent,
+    whatever else the machine runs at the time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Bodies:
     """Fresh message ids for every run, so no run is answered as a duplicate."""
 
@@ -72,22 +81,30 @@ def bench(settings: Settings) -> Outcome:
     batch_n = settings.size(150, 5)
     bodies = Bodies()
 
+    cpu: dict[str, list[float]] = {}
+
     def runner(path: str, make: Callable[[int], list[bytes]], n: int,
-               base: str) -> Callable[[], tuple[int, float]]:
-        return lambda: post_all(base + path, make(n))
+               base: str, pid: int) -> Callable[[], tuple[int, float]]:
+        def run() -> tuple[int, float]:
+            bodies = make(n)
+            before = cpu_seconds(pid)
+            done = post_all(base + path, bodies)
+            cpu.setdefault(path, []).append((cpu_seconds(pid) - before) / n * 1000)
+            return done
+        return run
 
     with tempfile.TemporaryDirectory() as tmp, \
-            process("bench.collector_server", str(Path(tmp) / "collector.db")) as (_, port):
+            process("bench.collector_server", str(Path(tmp) / "collector.db")) as (proc, port):
         base = f"http://127.0.0.1:{port}"
         post_all(base + "/v1/track", bodies.track(20))  # warm up both paths
         post_all(base + "/bare/v1/track", bodies.track(20))
         track = interleaved({
-            "ours": runner("/v1/track", bodies.track, track_n, base),
-            "bare": runner("/bare/v1/track", bodies.track, track_n, base),
+            "ours": runner("/v1/track", bodies.track, track_n, base, proc.pid),
+            "bare": runner("/bare/v1/track", bodies.track, track_n, base, proc.pid),
         }, settings.repeats)
         batch = interleaved({
-            "ours": runner("/v1/batch", bodies.batch, batch_n, base),
-            "bare": runner("/bare/v1/batch", bodies.batch, batch_n, base),
+            "ours": runner("/v1/batch", bodies.batch, batch_n, base, proc.pid),
+            "bare": runner("/bare/v1/batch", bodies.batch, batch_n, base, proc.pid),
         }, settings.repeats)
     rows = [
         Row("collector", "/v1/track (1 message)", "req/s", track["ours"], track["bare"],
@@ -98,6 +115,9 @@ def bench(settings: Settings) -> Outcome:
             batch["ours"] / batch["bare"] >= TARGET_BATCH),
     ]
     return Outcome(rows=rows, detail={
+        # the server's CPU milliseconds per request (median of the runs): steadier than the
+        # rates on a shared machine
+        "server_cpu_ms_per_request": {path: statistics.median(v) for path, v in cpu.items()},
         "concurrency": CONCURRENCY, "track_requests": track_n, "batch_requests": batch_n,
         "track": {"ours_req_per_s": track["ours"], "bare_req_per_s": track["bare"],
                   "ratio": track["ours"] / track["bare"]},

@@ -66,9 +66,16 @@ def run(url: str, seconds: float, *, batch: bool) -> dict[str, Any]:
         outbox.close()
     arrivals = httpx.get(f"{url}/_arrivals", timeout=30).json()
     httpx.post(f"{url}/_reset")
+    return summary("latency", handed, arrivals)
+
+
+def summary(what: str, handed: dict[str, float],
+            arrivals: list[tuple[str, float]]) -> dict[str, Any]:
+    """p50 / p99 / max milliseconds from each message's start (`handed`, by messageId) to its
+    arrival at the sink; raises when one never arrived."""
     latencies = [(t - handed[m]) * 1000 for m, t in arrivals if m in handed]
     if len(latencies) < len(handed):
-        raise RuntimeError(f"latency: {len(handed) - len(latencies)} of {len(handed)} "
+        raise RuntimeError(f"{what}: {len(handed) - len(latencies)} of {len(handed)} "
                            "messages never arrived")
     return {"messages": len(handed), "p50_ms": percentile(latencies, 50),
             "p99_ms": percentile(latencies, 99), "max_ms": max(latencies)}

@@ -125,7 +125,7 @@ class DaemonFleet:
                    READY_TIMEOUT)
 
     def close(self) -> None:
-        _stop(self.procs)
+        stop_daemons(self.procs)
         self.outbox.close()
 
     def run(self, messages: int, count: int) -> tuple[int, float]:
@@ -220,7 +220,7 @@ def _sink_reset(url: str) -> None:
         pass
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop_daemons(procs: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM (the daemons finish what they hold and deregister), then wait."""
     for p in procs:
         if p.poll() is None:

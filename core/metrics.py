@@ -237,6 +237,8 @@ class Metrics:
             "requests refused for a missing or wrong key, or an unknown account",
         "crossdock_collector_duplicate_requests_total":
             "requests whose x-request-id was seen inside the dedup window",
+        "crossdock_collector_accept_transactions_total":
+            "accept transactions the tracking requests were committed in (group commit)",
     }
 
     def __init__(self) -> None:

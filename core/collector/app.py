@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from sqlite_utils import Database
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +38,7 @@ from crossdock.collector.body import parse_json, read_body
 from crossdock.collector.checkpoint import WalCheckpointer
 from crossdock.collector.cors import CorsHeaders, OriginPolicy
 from crossdock.collector.errors import ApiError, error_response
+from crossdock.collector.group import AcceptGroups, Outcome
 from crossdock.collector.ratelimit import RequestLimiter, client_key, retry_after_header
 from crossdock.collector.timestamps import Stamper
 from crossdock.collector.user_api import ErrorResponse, EventRequest, Queued, UserUpdate
@@ -54,7 +57,8 @@ from crossdock.models import (
     validation_problems,
 )
 from crossdock.outbox import is_sqlite
-from crossdock.pipeline import Pipeline
+from crossdock.outbox.base import shared_sql
+from crossdock.pipeline import AcceptResult, Pipeline
 from crossdock.profiles.store import ProfileStore
 
 log = logging.getLogger("crossdock.collector")
@@ -65,6 +69,16 @@ SEGMENT_TYPES: dict[str, type[BaseModel]] = {
     "track": TrackMessage, "identify": IdentifyMessage, "page": PageMessage,
     "screen": ScreenMessage, "alias": AliasMessage, "group": GroupMessage,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Ingest:
+    """One tracking request's messages, for its accept group."""
+
+    credential: Credential
+    request_id: str | None
+    raws: list[Any]
+    batch: bool
 
 
 class Collector:
@@ -94,6 +108,8 @@ class Collector:
         # COMMIT of whichever request crossed the threshold (checkpoint.py).
         self.checkpointer = (WalCheckpointer.attach(self.outbox) if is_sqlite(self.outbox)
                              else None)
+        self.groups: AcceptGroups[Ingest, JSONResponse] = AcceptGroups(
+            self.ingest_group, lambda r: len(r.raws), grouped=is_sqlite(self.outbox))
 
     def close(self) -> None:
         """Stop the background checkpoints (the app's shutdown does this)."""
@@ -149,19 +165,55 @@ class Collector:
             raise ApiError(400, f"x-request-id: 1 to {MAX_REQUEST_ID} characters")
         return value
 
-    def ingest(self, credential: Credential, request_id: str | None,
-               raws: list[Any], *, batch: bool) -> JSONResponse:
-        """Accept the messages in one transaction with the request id; answer after commit."""
-        key = request_key(credential.key_id, request_id) if request_id else None
+    async def ingest(self, credential: Credential, request_id: str | None,
+                     raws: list[Any], *, batch: bool) -> JSONResponse:
+        """Accept the messages with the request id, in the transaction of the request's group
+        (group.py); answer after its commit."""
+        return await self.groups.submit(Ingest(credential, request_id, raws, batch))
+
+    def ingest_group(self, requests: Sequence[Ingest]) -> list[Outcome[JSONResponse]]:
+        """Accept each request's messages in one transaction, each request in a savepoint
+        of its own: one that fails is rolled back alone and gets its error."""
+        results: list[AcceptResult | BaseException | None] = []
+        self.metrics.inc("crossdock_collector_accept_transactions_total")
+        with self.outbox.transaction() as tx:
+            db = shared_sql(tx)
+            for request in requests:
+                db.execute("SAVEPOINT collector_request")
+                try:
+                    results.append(self._accept(db, request))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO collector_request")
+                    results.append(exc)
+                db.execute("RELEASE collector_request")
+        outcomes: list[Outcome[JSONResponse]] = []
+        for request, result in zip(requests, results, strict=True):
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                outcomes.append(Outcome(self._answer(request, result)))
+            except Exception as exc:
+                outcomes.append(Outcome(error=exc))
+        return outcomes
+
+    def _accept(self, db: Database, request: Ingest) -> AcceptResult | None:
+        """The request's accept (None: a request id seen before, nothing accepted)."""
+        key = (request_key(request.credential.key_id, request.request_id)
+               if request.request_id else None)
         now = self.clock()
-        with self.outbox.transaction() as db:
-            if key is not None and self.dedup.seen(db, key, now):
-                self.metrics.inc("crossdock_collector_duplicate_requests_total")
-                return JSONResponse({"response": {"status": "queued", "accepted": 0,
-                                                  "duplicates": len(raws), "errors": []}})
-            result = self.pipeline.accept(raws)
-            if key is not None and (result.accepted or result.duplicates):
-                self.dedup.remember(db, key, now)
+        if key is not None and self.dedup.seen(db, key, now):
+            return None
+        result = self.pipeline.accept(request.raws)
+        if key is not None and (result.accepted or result.duplicates):
+            self.dedup.remember(db, key, now)
+        return result
+
+    def _answer(self, request: Ingest, result: AcceptResult | None) -> JSONResponse:
+        if result is None:
+            self.metrics.inc("crossdock_collector_duplicate_requests_total")
+            return JSONResponse({"response": {"status": "queued", "accepted": 0,
+                                              "duplicates": len(request.raws), "errors": []}})
+        batch = request.batch
         self.metrics.inc("crossdock_collector_messages_total", len(result.accepted),
                          outcome="accepted")
         self.metrics.inc("crossdock_collector_messages_total", len(result.duplicates),
@@ -209,8 +261,7 @@ class Collector:
         if not isinstance(body, dict):
             raise ApiError(400, f"body: must be a JSON object, got {_json_type(body)}")
         message = Stamper(self.received_at())({**body, "type": kind})
-        return await run_in_threadpool(self.ingest, credential, request_id, [message],
-                                       batch=False)
+        return await self.ingest(credential, request_id, [message], batch=False)
 
     async def batch(self, request: Request) -> Response:
         credential, request_id, body = await self.sender(request)
@@ -233,7 +284,7 @@ class Collector:
                 own: dict[str, Any] = mine if isinstance(mine, dict) else {}
                 item = {**item, "context": {**shared_context, **own}}
             raws.append(stamp(item))
-        return await run_in_threadpool(self.ingest, credential, request_id, raws, batch=True)
+        return await self.ingest(credential, request_id, raws, batch=True)
 
     async def account(self, account: str, model: type[UserUpdate] | type[EventRequest],
                       request: Request) -> Response:
@@ -255,8 +306,7 @@ class Collector:
             raise ApiError(422, "; ".join(problems),
                            errors=[{"index": 0, "problems": problems}]) from exc
         message = parsed.to_message(account, format_time(self.clock()))
-        return await run_in_threadpool(self.ingest, credential, request_id, [message],
-                                       batch=False)
+        return await self.ingest(credential, request_id, [message], batch=False)
 
     def auth_write_key(self, request: Request, fallback: str | None = None) -> Credential:
         return self.authenticate(

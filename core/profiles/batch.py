@@ -397,7 +397,8 @@ class ProfileBatch:
         return None if row is None else row.user_id
 
     def _known_profile(self, user_id: str) -> str | None:
-        self._need_known([user_id])
+        if user_id not in self.known:
+            self._need_known([user_id])
         pid = self.known[user_id]
         if pid is None:
             return None

@@ -1,0 +1,103 @@
+"""Group commit: tracking requests that arrive while an accept transaction commits are accepted
+together in the next one, each answered only after that commit ("queued" means committed).
+
+A SQLite outbox has one writer at a time, so concurrent requests used to wait for each other's
+BEGIN ... COMMIT one by one, each paying a transaction (the write lock, the profile batch's
+reads and writes, the WAL append) for one message. Here the first request starts a group at
+once (no timer, no added wait when the collector is idle); whatever arrives while that group
+is in its thread forms the next group, up to `max_messages`. Inside the group's transaction
+each request has its own SAVEPOINT: a request that fails leaves the others' messages to
+commit, and gets its own error, exactly as it would alone.
+
+On PostgreSQL every request keeps a transaction of its own (groups of one): many daemons and
+threads accept at once there, and one transaction per request keeps the profile store's
+lock order global (crossdock.profiles.store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: messages per group at most, so one transaction stays short
+MAX_GROUP_MESSAGES = 500
+
+
+@dataclass
+class Outcome(Generic[R]):
+    """One request's answer from its group: a value, or the error to raise for it."""
+
+    value: R | None = None
+    error: BaseException | None = None
+
+
+class AcceptGroups(Generic[T, R]):
+    """Runs `accept(items)` (in a thread, one transaction) for groups of submitted items."""
+
+    def __init__(self, accept: Callable[[Sequence[T]], list[Outcome[R]]],
+                 size: Callable[[T], int], *, grouped: bool,
+                 max_messages: int = MAX_GROUP_MESSAGES) -> None:
+        self.accept = accept
+        self.size = size
+        self.grouped = grouped
+        self.max_messages = max_messages
+        self.pending: list[tuple[T, asyncio.Future[Outcome[R]]]] = []
+        self.running = False
+        #: groups committed, and requests in them (for /metrics)
+        self.groups = 0
+        self.requests = 0
+
+    async def submit(self, item: T) -> R:
+        """`item`'s answer, once the transaction that accepted it committed."""
+        if not self.grouped:
+            outcome = (await run_in_threadpool(self.accept, [item]))[0]
+            self.groups += 1
+            self.requests += 1
+            return self._unwrap(outcome)
+        future: asyncio.Future[Outcome[R]] = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return self._unwrap(await asyncio.shield(future))
+
+    @staticmethod
+    def _unwrap(outcome: Outcome[R]) -> R:
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.value is not None
+        return outcome.value
+
+    def _take(self) -> list[tuple[T, asyncio.Future[Outcome[R]]]]:
+        taken = 0
+        count = 0
+        for item, _ in self.pending:
+            if count and taken + self.size(item) > self.max_messages:
+                break
+            taken += self.size(item)
+            count += 1
+        group, self.pending = self.pending[:count], self.pending[count:]
+        return group
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                group = self._take()
+                try:
+                    outcomes = await run_in_threadpool(self.accept, [i for i, _ in group])
+                except Exception as exc:  # the commit itself failed: nobody's message is in
+                    outcomes = [Outcome(error=exc) for _ in group]
+                self.groups += 1
+                self.requests += len(group)
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+        finally:
+            self.running = False

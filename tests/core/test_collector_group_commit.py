@@ -1,0 +1,116 @@
+"""Group commit (crossdock.collector.group): tracking requests that arrive while the outbox is
+busy are accepted together in one transaction, each answered after it committed; a request
+that fails inside a group is rolled back alone."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from collector_helpers import START, basic, loaded_config, serve_app
+
+from crossdock.collector import make_app
+from crossdock.models import EnrichedMessage
+from crossdock.outbox.sqlite import SQLiteOutbox
+from crossdock.pipeline import Pipeline
+from crossdock.profiles import ProfileStore
+
+REQUESTS = 12
+DESTINATIONS = {"hook": {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/"},
+                         "delivery": {"allow_private_network": True}}}
+
+
+def _metric(client: httpx.Client, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _accept_transactions(client: httpx.Client) -> float:
+    return _metric(client, "crossdock_collector_accept_transactions_total")
+
+
+def _burst(url: str, events: list[str]) -> list[httpx.Response]:
+    """One track request per event, all at once, each on its own connection."""
+    def post(event: str) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            return client.post("/v1/track", headers=basic(), json={
+                "userId": f"u-{event}", "event": "Order Completed", "messageId": event})
+
+    with concurrent.futures.ThreadPoolExecutor(len(events)) as pool:
+        return list(pool.map(post, events))
+
+
+def _serve(tmp_path: Path, router: Any = None) -> tuple[SQLiteOutbox, Any]:
+    loaded = loaded_config(tmp_path, DESTINATIONS)
+    outbox = SQLiteOutbox(tmp_path / "crossdock.db")
+    store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=lambda: START)
+    app = make_app(loaded, Pipeline(loaded, outbox, store, router=router),
+                   clock=lambda: START, monotonic=lambda: 0.0)
+    return outbox, app
+
+
+def _queued(outbox: SQLiteOutbox) -> set[str]:
+    with outbox.transaction() as db:
+        return {str(r[0]) for r in db.execute("SELECT message_id FROM outbox").fetchall()}
+
+
+def _held_while(outbox: SQLiteOutbox, app: Any, url: str,
+                events: list[str]) -> list[httpx.Response]:
+    """Hold the outbox (as a long commit would) until every request of the burst waits for
+    it: the first in its group's thread, the rest queued for the next group. Then let go."""
+    groups = app.state.collector.groups
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with outbox.lock:
+            burst = pool.submit(_burst, url, events)
+            deadline = time.monotonic() + 30
+            while len(groups.pending) < len(events) - 1:
+                assert time.monotonic() < deadline, f"{len(groups.pending)} requests queued"
+                assert not burst.done(), burst.result()
+                time.sleep(0.01)
+        return burst.result()
+
+
+def test_requests_arriving_together_share_transactions_and_all_commit(tmp_path: Path) -> None:
+    outbox, app = _serve(tmp_path)
+    try:
+        with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            before = _accept_transactions(client)
+            events = [f"m{i}" for i in range(REQUESTS)]
+            answers = _held_while(outbox, app, url, events)
+            assert [a.status_code for a in answers] == [200] * REQUESTS
+            assert all(a.json()["response"]["accepted"] == 1 for a in answers)
+            # Answered only after the commit: every message is in the outbox now.
+            assert _queued(outbox) == set(events)
+            # The first request alone, then the other eleven together.
+            assert _accept_transactions(client) - before == 2
+    finally:
+        outbox.close()
+
+
+def test_a_request_that_fails_in_a_group_is_rolled_back_alone(tmp_path: Path) -> None:
+    def route(enriched: EnrichedMessage, destination: Any) -> dict[str, Any]:
+        if enriched.message["messageId"] == "m3":
+            raise RuntimeError("template blew up")
+        return enriched.message
+
+    outbox, app = _serve(tmp_path, router=route)
+    try:
+        with serve_app(app) as url:
+            events = [f"m{i}" for i in range(REQUESTS)]
+            answers = _held_while(outbox, app, url, events)
+            codes = {e: a.status_code for e, a in zip(events, answers, strict=True)}
+            assert codes.pop("m3") == 500
+            assert set(codes.values()) == {200}
+            assert _queued(outbox) == set(events) - {"m3"}
+            with outbox.transaction() as db:
+                # m3's profile changes went with it; the others' stayed.
+                users = {str(r[0]) for r in db.execute(
+                    "SELECT user_id FROM profiles").fetchall()}
+            assert users == {f"u-{e}" for e in events if e != "m3"}
+    finally:
+        outbox.close()
