@@ -1,7 +1,7 @@
 """python -m bench [--quick] [--only NAME ...] [--out PATH] [--repeats N]
 
-Runs every benchmark (route, outbox, delivery, collector, latency, collector_latency, memory,
-scale, exports, functions, console), prints a
+Runs every benchmark (route, outbox, delivery, collector, latency, collector_latency,
+profile_scale, memory, scale, exports, functions, console), prints a
 Markdown table of our figures beside the raw baselines measured in the same run, and writes
 everything to bench/results/latest.json.
 """
@@ -30,6 +30,7 @@ from bench import (
     latency,
     memory,
     outbox,
+    profile_scale,
     route,
     scale,
 )
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Outcome]] = {
     "collector": collector.bench,
     "latency": latency.bench,
     "collector_latency": collector_latency.bench,
+    "profile_scale": profile_scale.bench,
     "memory": memory.bench,
     "scale": scale.bench,
     "exports": exports.bench,
