@@ -17,6 +17,7 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ def build(db: Path, people: int) -> None:
     outbox.close()
 
 
-def message(i: int, person: int) -> dict[str, Any]:
-    raw = sample_message(i)
+def message(message_id: str, person: int) -> dict[str, Any]:
+    raw = sample_message(0)
+    raw["messageId"] = message_id
     raw["userId"] = f"user-{person}"
     raw["anonymousId"] = f"anon-{person}"
     raw["context"]["traits"] = {"email": f"user{person}@example.com", "plan": "pro"}
@@ -76,7 +78,9 @@ def run(db: Path, people: int, messages: int) -> dict[str, float]:
     outbox = SQLiteOutbox(db)
     pipeline = Pipeline(loaded, outbox, make_profile_hook(loaded, outbox))
     pick = random.Random(7)
-    calls = [[message(start + j, pick.randrange(people)) for j in range(BATCH)]
+    run_id = uuid.uuid4().hex[:8]  # message ids of their own: a repeat on the same store
+    calls = [[message(f"scale-{run_id}-{start + j}", pick.randrange(people))
+              for j in range(BATCH)]
              for start in range(0, messages, BATCH)]
     pipeline.accept(calls[0])  # warm-up: imports, compiled mappings
     start = time.perf_counter()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "memory", "scale",
-              "exports", "functions"]
+BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "collector_latency",
+              "profile_scale", "memory", "scale", "exports", "functions"]
 ROW_KEYS = {"benchmark", "measure", "unit", "ours", "baseline", "baseline_name", "target",
             "met", "ratio"}
 
@@ -49,6 +49,16 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     for mode in ("single", "batched"):
         latency = detail["latency"][mode]
         assert latency["messages"] > 0 and latency["p99_ms"] >= latency["p50_ms"] > 0
+    through = detail["collector_latency"]
+    engines = ["sqlite"] + (["postgresql"] if "postgresql_skipped" not in through else [])
+    for engine in engines:
+        assert through[engine]["messages"] > 0
+        assert through[engine]["p99_ms"] >= through[engine]["p50_ms"] > 0
+    assert set(detail["collector"]["server_cpu_ms_per_request"]) == {
+        "/v1/track", "/bare/v1/track", "/v1/batch", "/bare/v1/batch"}
+    scaled = detail["profile_scale"]["results"]
+    assert len(scaled) == 3
+    assert all(r["messages_per_s"] > 0 and r["peak_mb"] > 0 for r in scaled.values())
     memory = detail["memory"]
     assert memory["fill"]["rows"] == memory["queued_rows"] == memory["drain"]["queued_at_start"]
     assert memory["drain"]["delivered"] == memory["queued_rows"]
