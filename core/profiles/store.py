@@ -1,10 +1,12 @@
 """The profile store: step 2 of a message's way, in the outbox's own database (SQLite or
 PostgreSQL).
 
-`ProfileStore` is the pipeline's `ProfileHook`: `seen(db, message_id)` answers dedup and
-`resolve(db, message)` turns a validated message into the `EnrichedMessage`s to route (system
-events such as session_start / session_end first, the message itself last). Both run in the
-pipeline's accept transaction, so profile changes commit exactly with the outbox rows.
+`ProfileStore` is the pipeline's `ProfileHook`: `prepare(db, messages)` returns the accept
+call's `ProfileBatch` (crossdock.profiles.batch), whose `seen(message_id)` answers dedup and
+`resolve(message)` turns a validated message into the `EnrichedMessage`s to route (system
+events such as session_start / session_end first, the message itself last), and whose
+`flush()` writes the changes. All run in the pipeline's accept transaction, so profile
+changes commit exactly with the outbox rows.
 
 `sweep_sessions(db, now)` is the timer side: session_end events for sessions idle for the
 session timeout. All times come from the injectable `clock` (seconds since the epoch).
@@ -25,12 +27,9 @@ so u never gets two known profiles; step 2 keeps a profile from being merged awa
 transaction that reached it through another identity (its email) while this one writes to it.
 Every transaction waits only for a lock ordered after all it holds (identity keys before
 profiles, each by number), so they cannot deadlock. `prepare(db, messages)`, called by the
-pipeline once per accept transaction, takes both steps for the whole batch; `resolve` takes
-them again per message (held locks return at once), so a caller that skips `prepare` is still
-correct, though a batch of many people may then deadlock with another daemon's batch, which
-PostgreSQL detects and fails one of (the sender retries). Advisory locks rather than SELECT
-... FOR UPDATE: an identity not yet stored has no row to lock, and a unique-violation retry
-would have to redo the whole accept transaction.
+pipeline once per accept transaction, takes both steps for the whole batch before it reads.
+Advisory locks rather than SELECT ... FOR UPDATE: an identity not yet stored has no row to
+lock, and a unique-violation retry would have to redo the whole accept transaction.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from pg_helpers import PG_URL, pg_unreachable
 from profile_oracle import OracleStore
 
-from crossdock.config import AttributeRulesConfig, LoadedConfig, ProfilesConfig, parse_config
+from crossdock.config import AttributeRulesConfig, LoadedConfig, ProfilesConfig
+from crossdock.loader import parse_config
 from crossdock.models import EnrichedMessage
 from crossdock.outbox import open_outbox
 from crossdock.outbox.base import shared_sql
