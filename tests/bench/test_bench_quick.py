@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ["route", "outbox", "delivery", "collector", "latency", "collector_latency",
-              "profile_scale", "memory", "scale", "exports", "functions"]
+              "profile_scale", "memory", "scale", "exports", "functions", "console"]
 ROW_KEYS = {"benchmark", "measure", "unit", "ours", "baseline", "baseline_name", "target",
             "met", "ratio"}
 
