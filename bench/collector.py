@@ -18,8 +18,19 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import WRITE_KEY, Outcome, Row, Settings, elapsed, interleaved, process
+from bench.common import (
+    PG_URL,
+    WRITE_KEY,
+    Outcome,
+    Row,
+    Settings,
+    elapsed,
+    interleaved,
+    pg_unreachable,
+    process,
+)
 from bench.common import sample_message as message
+from crossdock.outbox.pg_schema import temporary_schema
 
 CONCURRENCY = 8
 BATCH = 100
@@ -76,11 +87,11 @@ class Bodies:
         return [json.dumps({"batch": self.take(BATCH)}).encode() for _ in range(requests)]
 
 
-def bench(settings: Settings) -> Outcome:
+def measure(target: str, settings: Settings, bodies: Bodies) -> dict[str, Any]:
+    """Rates and server CPU of /v1/track and /v1/batch beside the bare handler, on a collector
+    server whose outbox is `target` (a SQLite file or a PostgreSQL URL)."""
     track_n = settings.size(3_000, 50)
     batch_n = settings.size(150, 5)
-    bodies = Bodies()
-
     cpu: dict[str, list[float]] = {}
 
     def runner(path: str, make: Callable[[int], list[bytes]], n: int,
@@ -93,8 +104,7 @@ def bench(settings: Settings) -> Outcome:
             return done
         return run
 
-    with tempfile.TemporaryDirectory() as tmp, \
-            process("bench.collector_server", str(Path(tmp) / "collector.db")) as (proc, port):
+    with process("bench.collector_server", target) as (proc, port):
         base = f"http://127.0.0.1:{port}"
         post_all(base + "/v1/track", bodies.track(20))  # warm up both paths
         post_all(base + "/bare/v1/track", bodies.track(20))
@@ -106,21 +116,41 @@ def bench(settings: Settings) -> Outcome:
             "ours": runner("/v1/batch", bodies.batch, batch_n, base, proc.pid),
             "bare": runner("/bare/v1/batch", bodies.batch, batch_n, base, proc.pid),
         }, settings.repeats)
-    rows = [
-        Row("collector", "/v1/track (1 message)", "req/s", track["ours"], track["bare"],
-            "bare ASGI handler", f">= {TARGET_TRACK:.0%}",
-            track["ours"] / track["bare"] >= TARGET_TRACK),
-        Row("collector", f"/v1/batch ({BATCH} messages)", "req/s", batch["ours"], batch["bare"],
-            "bare ASGI handler", f">= {TARGET_BATCH:.0%}",
-            batch["ours"] / batch["bare"] >= TARGET_BATCH),
-    ]
-    return Outcome(rows=rows, detail={
+    return {
         # the server's CPU milliseconds per request (median of the runs): steadier than the
         # rates on a shared machine
         "server_cpu_ms_per_request": {path: statistics.median(v) for path, v in cpu.items()},
-        "concurrency": CONCURRENCY, "track_requests": track_n, "batch_requests": batch_n,
+        "track_requests": track_n, "batch_requests": batch_n,
         "track": {"ours_req_per_s": track["ours"], "bare_req_per_s": track["bare"],
                   "ratio": track["ours"] / track["bare"]},
         "batch": {"ours_req_per_s": batch["ours"], "bare_req_per_s": batch["bare"],
                   "ours_msg_per_s": batch["ours"] * BATCH, "ratio": batch["ours"] / batch["bare"]},
-    })
+    }
+
+
+def rows_of(found: dict[str, Any], outbox: str) -> list[Row]:
+    track, batch = found["track"], found["batch"]
+    return [
+        Row("collector", f"/v1/track (1 message){outbox}", "req/s", track["ours_req_per_s"],
+            track["bare_req_per_s"], "bare ASGI handler", f">= {TARGET_TRACK:.0%}",
+            track["ratio"] >= TARGET_TRACK),
+        Row("collector", f"/v1/batch ({BATCH} messages){outbox}", "req/s",
+            batch["ours_req_per_s"], batch["bare_req_per_s"], "bare ASGI handler",
+            f">= {TARGET_BATCH:.0%}", batch["ratio"] >= TARGET_BATCH),
+    ]
+
+
+def bench(settings: Settings, pg_url: str = PG_URL) -> Outcome:
+    bodies = Bodies()
+    with tempfile.TemporaryDirectory() as tmp:
+        found = measure(str(Path(tmp) / "collector.db"), settings, bodies)
+    rows = rows_of(found, "")
+    detail: dict[str, Any] = {"concurrency": CONCURRENCY, **found}
+    reason = pg_unreachable(pg_url)
+    if reason is None:
+        with temporary_schema(pg_url, prefix="crossdock_bench") as outbox_url:
+            detail["postgresql"] = measure(outbox_url, settings, bodies)
+        rows += rows_of(detail["postgresql"], ", PostgreSQL outbox")
+    else:
+        detail["postgresql_skipped"] = reason
+    return Outcome(rows=rows, detail=detail)

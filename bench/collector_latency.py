@@ -30,23 +30,23 @@ from typing import Any
 
 import aiohttp
 import httpx
-import psycopg
 import yaml
 
 from bench.common import (
+    PG_URL,
     ROOT,
     WRITE_KEY,
     Outcome,
     Row,
     Settings,
     child_env,
+    pg_unreachable,
     sample_message,
     sink,
     webhook_raw,
 )
 from bench.latency import summary
-from bench.scale import PG_URL, stop_daemons
-from crossdock.outbox.dsn import redact
+from bench.scale import stop_daemons
 from crossdock.outbox.pg_schema import temporary_schema
 
 RATE = 1_000
@@ -154,21 +154,13 @@ def run(base: str, sink_url: str, seconds: float) -> dict[str, Any]:
     return summary("collector latency", sent, arrived)
 
 
-def _pg_reason(url: str) -> str | None:
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return None
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL at {redact(url)} is unreachable: {' '.join(str(exc).split())}"
-
-
 def bench(settings: Settings, pg_url: str = PG_URL) -> Outcome:
     seconds = 20.0 if not settings.quick else 1.0
     results: dict[str, Any] = {}
     with sink(record=True) as sink_url, tempfile.TemporaryDirectory() as tmp:
         with daemon(f"sqlite:///{Path(tmp) / 'crossdock.db'}", sink_url, Path(tmp)) as base:
             results["sqlite"] = run(base, sink_url, seconds)
-        reason = _pg_reason(pg_url)
+        reason = pg_unreachable(pg_url)
         if reason is None:
             with temporary_schema(pg_url, prefix="crossdock_bench") as outbox_url, \
                     daemon(outbox_url, sink_url, Path(tmp)) as base:

@@ -1,6 +1,6 @@
 """The collector under test and the bare ASGI handler, on ONE uvicorn server in its own process.
 
-    python -m bench.collector_server DB_PATH      prints "READY <port>"
+    python -m bench.collector_server DB_PATH|OUTBOX_URL      prints "READY <port>"
 
 /v1/... is Crossdock's collector (make_app: auth, rate limit, accept -> profile -> route ->
 outbox commit, 4 webhook destinations). /bare/... is the baseline: an ASGI handler that reads
@@ -17,8 +17,10 @@ from typing import Any
 
 import uvicorn
 
-from bench.common import webhook_config
+from bench.common import webhook_config, webhook_raw
 from crossdock.collector import make_app
+from crossdock.loader import parse_config
+from crossdock.outbox import Outbox, open_outbox
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import Pipeline
 from crossdock.profiles import make_profile_hook
@@ -49,10 +51,15 @@ def dispatcher(collector: Any) -> Any:
     return app
 
 
-def main(db_path: str) -> None:
-    db = Path(db_path)
-    loaded = webhook_config(db, "http://127.0.0.1:9/hook")
-    outbox = SQLiteOutbox(db)
+def main(target: str) -> None:
+    """`target`: a SQLite file, or a PostgreSQL outbox URL."""
+    if "://" in target:
+        loaded = parse_config(webhook_raw(target, "http://127.0.0.1:9/hook"),
+                              base_dir=Path.cwd(), env={})
+        outbox: Outbox = open_outbox(target)
+    else:
+        loaded = webhook_config(Path(target), "http://127.0.0.1:9/hook")
+        outbox = SQLiteOutbox(Path(target))
     pipeline = Pipeline(loaded, outbox, make_profile_hook(loaded, outbox))
     app = dispatcher(make_app(loaded, pipeline))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -148,6 +148,23 @@ def webhook_raw(outbox_url: str, url: str, *, names: tuple[str, ...] = DESTINATI
     }
 
 
+#: the PostgreSQL server of the PostgreSQL rows (the tests' server by default)
+PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_unreachable(url: str) -> str | None:
+    """Why the PostgreSQL rows cannot run (None: the server answers)."""
+    import psycopg
+
+    from crossdock.outbox.dsn import redact
+
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as exc:
+        return f"PostgreSQL at {redact(url)} is unreachable: {' '.join(str(exc).split())}"
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))

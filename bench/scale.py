@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import psycopg
 import yaml
 
 from bench.common import (
+    PG_URL,
     ROOT,
     Outcome,
     Row,
@@ -62,7 +62,6 @@ from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.outbox.postgres import PostgresOutbox
 
 LEVELS = (1, 2, 4)
-PG_URL = os.environ.get("CROSSDOCK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 #: bounds that turn a stuck daemon into a clear error; not speed assertions
 READY_TIMEOUT = 60.0
 DELIVER_TIMEOUT = 120.0
