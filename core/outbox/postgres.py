@@ -331,8 +331,8 @@ class PostgresOutbox(OutboxBase):
                         (id, destination, message_id, payload, person, next_attempt_at,
                          created_at, updated_at)
                     SELECT i, d, m, p, k, %(now)s, %(now)s, %(now)s
-                    FROM unnest(%(i)s::bigint[], %(d)s::text[], %(m)s::text[], %(p)s::text[],
-                                %(k)s::text[])
+                    FROM unnest(%(i)s::bigint[], %(d)b::text[], %(m)b::text[], %(p)b::text[],
+                                %(k)b::text[])
                         AS r(i, d, m, p, k)
                     ON CONFLICT (destination, message_id) DO NOTHING
                     RETURNING destination, message_id
