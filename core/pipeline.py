@@ -234,8 +234,9 @@ class Pipeline(Generic[HookT]):
         if batch is None:
             return [self._enrich_alone(message)]
         enriched = batch.resolve(message)
-        if self.watchers:
-            # Watchers read the profile tables: they see this message's changes written.
+        if any(watcher.reads_profiles for watcher in self.watchers):
+            # Such a watcher reads the profile tables: it sees this message's changes
+            # written. The others leave the batch's writes to one flush per call.
             batch.flush()
         for watcher in self.watchers:
             enriched = enriched + watcher.resolved(db, message, enriched)

@@ -13,7 +13,8 @@ The rows held here are the truth for the transaction: a row is read from the dat
 the first time a message needs it (prefetched for the whole batch in `load`; anything a merge
 or a stored email brings in later is read then, set-wise too), and every later message sees
 the changes of the earlier ones. Nothing is written until `flush`; the pipeline flushes
-before its ProfileWatchers read the database and once before the outbox rows are written,
+before a ProfileWatcher that reads the profile tables (`reads_profiles`) is told of a
+message, and once before the outbox rows are written,
 all in the accept transaction, so "queued" still means committed with the profile.
 
 A merge moves rows that no message reads (the source's closed sessions, its rejections, the
