@@ -105,12 +105,15 @@ class AcceptResult:
     duplicates: list[str] = field(default_factory=list)
     errors: list[tuple[int, list[str]]] = field(default_factory=list)
     rows: int = 0
+    #: the destinations given new rows (the ones to wake once the rows are committed)
+    destinations: set[str] = field(default_factory=set)
 
     def extend(self, other: AcceptResult, offset: int) -> None:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.errors += [(index + offset, problems) for index, problems in other.errors]
         self.rows += other.rows
+        self.destinations |= other.destinations
 
 
 def default_router() -> tuple[Router, type]:
@@ -156,8 +159,12 @@ class Pipeline(Generic[HookT]):
             self._router, self._skip_type = default_router()
         return self._router, self._skip_type
 
-    def accept(self, raws: Sequence[Any]) -> AcceptResult:
-        """Validate, enrich, route and store `raws` in one transaction; returns after commit."""
+    def accept(self, raws: Sequence[Any], *, wake: bool = True) -> AcceptResult:
+        """Validate, enrich, route and store `raws` in one transaction; returns after commit.
+        `wake=False` for a caller that runs this inside a transaction of its own (the
+        collector's group commit): it calls `wake(result.destinations)` after ITS commit, so
+        no worker looks for the rows (and waits on the open transaction) before they are
+        there."""
         result = AcceptResult()
         parsed: list[tuple[int, Message]] = []
         for index, raw in enumerate(raws):
@@ -225,8 +232,10 @@ class Pipeline(Generic[HookT]):
                 result.accepted = [m for m in result.accepted if m not in again]
         fresh_rows = [r for r in rows if (r.destination, r.message_id) in new_keys]
         result.rows = len(fresh_rows)
+        result.destinations = {r.destination for r in fresh_rows}
         result.errors.sort(key=lambda e: e[0])
-        self._wake({r.destination for r in fresh_rows})
+        if wake:
+            self.wake(result.destinations)
         return result
 
     def _resolve(self, db: Database, batch: ProfileBatch | None,
@@ -256,7 +265,7 @@ class Pipeline(Generic[HookT]):
                     for row in _route_one(e, self.loaded.routed, route, skip)]
             new_keys = self._enqueue(rows)
         fresh = [r for r in rows if (r.destination, r.message_id) in new_keys]
-        self._wake({r.destination for r in fresh})
+        self.wake({r.destination for r in fresh})
         return len(fresh)
 
     def route_to(self, enriched: EnrichedMessage,
@@ -276,7 +285,8 @@ class Pipeline(Generic[HookT]):
             self.loaded.config.profiles.consent_defaults)
         return enriched
 
-    def _wake(self, destinations: set[str]) -> None:
+    def wake(self, destinations: set[str]) -> None:
+        """Tell `on_commit` that these destinations have new committed rows."""
         if destinations and self.on_commit is not None:
             try:
                 self.on_commit(destinations)

@@ -186,6 +186,10 @@ class Collector:
                     db.execute("ROLLBACK TO collector_request")
                     results.append(exc)
                 db.execute("RELEASE collector_request")
+        # Woken after the commit: a worker woken inside the group's transaction found no
+        # rows yet, or waited on this thread's hold of the outbox.
+        self.pipeline.wake({d for r in results if isinstance(r, AcceptResult)
+                            for d in r.destinations})
         outcomes: list[Outcome[JSONResponse]] = []
         for request, result in zip(requests, results, strict=True):
             try:
@@ -203,7 +207,7 @@ class Collector:
         now = self.clock()
         if key is not None and self.dedup.seen(db, key, now):
             return None
-        result = self.pipeline.accept(request.raws)
+        result = self.pipeline.accept(request.raws, wake=False)
         if key is not None and (result.accepted or result.duplicates):
             self.dedup.remember(db, key, now)
         return result
