@@ -53,6 +53,8 @@ class AcceptGroups(Generic[T, R]):
         #: groups committed, and requests in them (for /metrics)
         self.groups = 0
         self.requests = 0
+        #: requests in the group whose transaction runs now
+        self.in_flight = 0
 
     async def submit(self, item: T) -> R:
         """`item`'s answer, once the transaction that accepted it committed."""
@@ -90,10 +92,13 @@ class AcceptGroups(Generic[T, R]):
         try:
             while self.pending:
                 group = self._take()
+                self.in_flight = len(group)
                 try:
                     outcomes = await run_in_threadpool(self.accept, [i for i, _ in group])
                 except Exception as exc:  # the commit itself failed: nobody's message is in
                     outcomes = [Outcome(error=exc) for _ in group]
+                finally:
+                    self.in_flight = 0
                 self.groups += 1
                 self.requests += len(group)
                 for (_, future), outcome in zip(group, outcomes, strict=True):

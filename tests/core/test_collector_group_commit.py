@@ -63,14 +63,15 @@ def _queued(outbox: SQLiteOutbox) -> set[str]:
 def _held_while(outbox: SQLiteOutbox, app: Any, url: str,
                 events: list[str]) -> list[httpx.Response]:
     """Hold the outbox (as a long commit would) until every request of the burst waits for
-    it: the first in its group's thread, the rest queued for the next group. Then let go."""
+    it: the first group's in its thread, the rest queued for the next group. Then let go."""
     groups = app.state.collector.groups
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         with outbox.lock:
             burst = pool.submit(_burst, url, events)
             deadline = time.monotonic() + 30
-            while len(groups.pending) < len(events) - 1:
-                assert time.monotonic() < deadline, f"{len(groups.pending)} requests queued"
+            while groups.in_flight + len(groups.pending) < len(events):
+                assert time.monotonic() < deadline, \
+                    f"{groups.in_flight} in a transaction, {len(groups.pending)} queued"
                 assert not burst.done(), burst.result()
                 time.sleep(0.01)
         return burst.result()
