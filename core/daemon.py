@@ -145,7 +145,7 @@ async def run_daemon(
             if collector is not None:
                 await collector.stop()
             if reloader.console is not None:
-                reloader.console.stopping = True
+                reloader.console.stop()
             if ops is not None:
                 await ops.stop()
             if reloader.console is not None:

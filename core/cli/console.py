@@ -60,7 +60,7 @@ def console_command(config_path: str, host: str, port: int) -> None:
         try:
             server.run(sockets=[listening])
         finally:
-            state.stopping = True
+            state.stop()
 
 
 

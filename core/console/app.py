@@ -13,7 +13,7 @@ and its routes; a route's handler takes a `PageContext` and returns a Response:
         pages.post("/destinations/{name}/pause", pause)
 
     def overview(ctx: PageContext) -> Response:
-        return ctx.render("overview.html", counts=ctx.state.outbox.counts())
+        return ctx.render("overview.html", reading=ctx.state.counts.get())
 
 What the app does around every handler, so no page has to:
 - a request without a valid session goes to the login page (htmx requests get 401 and an
@@ -50,9 +50,12 @@ from crossdock import __version__
 from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.console.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Auth, User
 from crossdock.console.format import install as install_filters
+from crossdock.console.reads import PerMinute, accepted_per_minute
+from crossdock.console.snapshot import EVERY, Snapshots
 from crossdock.metrics import Metrics
 from crossdock.outbox.base import Outbox
 from crossdock.redact import scrub, secret_values
+from crossdock.views import OutboxStatus, outbox_status
 
 log = logging.getLogger("crossdock.console")
 #: one line per action (every POST), with who made it
@@ -113,9 +116,25 @@ class ConsoleState:
     collector: Metrics | None = None
     #: when this console started
     started_at: float = field(default_factory=time.time)
-    #: set when the daemon stops: live streams end (uvicorn waits for them otherwise)
+    #: set when the daemon stops (`stop`): live streams end (uvicorn waits for them otherwise)
     stopping: bool = False
+    #: seconds between the background reads of the counts (crossdock.console.snapshot)
+    counts_every: float = EVERY
     _secrets: tuple[LoadedConfig, list[str]] | None = field(default=None, repr=False)
+    #: what the overview and destination pages show: the counts, read in the background
+    counts: Snapshots = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.counts = Snapshots(self._read_counts, every=self.counts_every)
+
+    def _read_counts(self) -> tuple[OutboxStatus, PerMinute]:
+        # What `crossdock status` shows, read by the same function, and the chart's minutes.
+        return outbox_status(self.loaded, self.outbox), accepted_per_minute(self.outbox)
+
+    def stop(self) -> None:
+        """The console is stopping: live streams end, the counts are no longer read."""
+        self.stopping = True
+        self.counts.stop()
 
     def secrets(self) -> list[str]:
         """Every secret value of every configured destination, longest first (read again
@@ -310,6 +329,10 @@ class Console:
             response = await self._run(handler, ctx)
             if method == "POST":
                 self._act(user, request, response.status_code, ctx.notes)
+                if response.status_code < 400:
+                    # An action changed the outbox: the page it leads to shows its effect,
+                    # not the background snapshot from before it.
+                    await run_in_threadpool(self.state.counts.refresh)
             return response
 
         return endpoint

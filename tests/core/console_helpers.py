@@ -44,14 +44,17 @@ def console_config(tmp_path: Path, outbox_url: str | None = None, **extra: Any
 
 
 @contextmanager
-def console_server(loaded: LoadedConfig) -> Iterator[str]:
-    """The console of `loaded` served on a free port; yields its base URL."""
-    outbox = open_outbox(loaded.outbox_url)
+def console_server(loaded: LoadedConfig, state: ConsoleState | None = None
+                   ) -> Iterator[str]:
+    """The console of `loaded` (or of `state`, whose outbox it closes) served on a free
+    port; yields its base URL."""
+    state = state or ConsoleState(loaded, open_outbox(loaded.outbox_url))
     try:
-        with serve_app(make_console_app(ConsoleState(loaded, outbox))) as url:
+        with serve_app(make_console_app(state)) as url:
             yield url
     finally:
-        outbox.close()
+        state.stop()
+        state.outbox.close()
 
 
 def csrf_of(html: str) -> str:

@@ -5,20 +5,23 @@ daemon on the outbox), and send it a test message."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import yaml
 from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageRegistry
+from crossdock.console.snapshot import Reading
 from crossdock.errors import MessageError
-from crossdock.outbox.base import NewRow, RowQuery
+from crossdock.outbox.base import DestinationCounts, NewRow, RowQuery
 from crossdock.redact import redacted_settings
 from crossdock.route.preview import preview_route
-from crossdock.views import dead_letters, outbox_status
+from crossdock.views import dead_letters
 
 #: dead letters read to group the failures by reason
 FAILURES_READ = 1000
@@ -35,11 +38,29 @@ def register(pages: PageRegistry) -> None:
     pages.post("/destinations/{name}/test", send_test)
 
 
+def counts_of(ctx: PageContext) -> tuple[Reading, dict[str, DestinationCounts]]:
+    """Each enabled destination's counts from the console's snapshot (crossdock.console.
+    snapshot; all zeros before one was read), with whether it is paused read now: that is one
+    small table, and the page's pause/resume button must match it."""
+    reading = ctx.state.counts.get()
+    found = ({d.name: d.counts for d in reading.snapshot.status.destinations}
+             if reading.snapshot else {})
+    paused = ctx.state.outbox.paused()
+    counts = {}
+    for configured in ctx.state.loaded.destinations:
+        name = configured.name
+        held = paused.get(name)
+        counts[name] = replace(found.get(name) or DestinationCounts(),
+                               paused_by=held.by if held else None,
+                               paused_at=held.at if held else None)
+    return reading, counts
+
+
 def destinations(ctx: PageContext) -> Response:
-    found = {d.name: d.counts for d in outbox_status(ctx.state.loaded,
-                                                     ctx.state.outbox).destinations}
+    reading, found = counts_of(ctx)
     rows = [(d, found[d.name]) for d in ctx.state.loaded.destinations]
-    return ctx.render("destinations.html", rows=rows, withheld=ctx.state.loaded.withheld)
+    return ctx.render("destinations.html", rows=rows, withheld=ctx.state.loaded.withheld,
+                      reading=reading, refresh=math.ceil(ctx.state.counts.interval))
 
 
 def test_message(name: str) -> dict[str, Any]:
@@ -54,8 +75,8 @@ def destination(ctx: PageContext, *, sent: str = "", problem: str = "",
     name = ctx.request.path_params["name"]
     configured = ctx.state.destination(name)
     outbox = ctx.state.outbox
-    counts = next(d.counts for d in outbox_status(ctx.state.loaded, outbox).destinations
-                  if d.name == name)
+    reading, found = counts_of(ctx)
+    counts = found[name]
     letters = dead_letters(ctx.state.loaded, outbox, name, FAILURES_READ)
     reasons: Counter[str] = Counter(ctx.state.scrub(letter.reason) for letter in letters)
     last_seen: dict[str, float] = {}
@@ -66,6 +87,7 @@ def destination(ctx: PageContext, *, sent: str = "", problem: str = "",
     settings = redacted_settings(configured.plugin.settings)
     return ctx.render(
         "destination.html", name=name, plugin=configured.plugin.plugin_name, counts=counts,
+        reading=reading, refresh=math.ceil(ctx.state.counts.interval),
         settings=yaml.safe_dump(settings, sort_keys=False, allow_unicode=True),
         filter=yaml.safe_dump(configured.config.filter.model_dump(mode="json"),
                               sort_keys=False, allow_unicode=True),

@@ -1,6 +1,9 @@
 """Overview: every destination's queue, delivery lag, last error, pause and circuit; messages
 accepted per minute over the last hour; the collector's counts; the daemons of the fleet.
-Refreshed in place every few seconds by htmx (a plain reload without JavaScript)."""
+Refreshed in place every few seconds by htmx (a plain reload without JavaScript).
+
+The counts come from the console's background snapshot (crossdock.console.snapshot), shown
+with its age: counting a big outbox takes longer than a page may."""
 
 from __future__ import annotations
 
@@ -10,14 +13,7 @@ import time
 from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageRegistry
-from crossdock.console.reads import accepted_per_minute, collector_counts
-from crossdock.views import outbox_status
-
-#: how often the page refreshes itself (seconds), at the least
-REFRESH = 5
-#: ... and at most this share of the time goes to reading it: counting a big outbox grows
-#: with the rows waiting, and every open console would otherwise keep the database busy
-BUSY_SHARE = 0.1
+from crossdock.console.reads import collector_counts
 
 
 def register(pages: PageRegistry) -> None:
@@ -27,15 +23,14 @@ def register(pages: PageRegistry) -> None:
 
 def overview(ctx: PageContext) -> Response:
     state = ctx.state
-    started = time.monotonic()
-    # What `crossdock status` shows, read by the same function.
-    found = outbox_status(state.loaded, state.outbox)
-    minutes = accepted_per_minute(state.outbox)
-    took = time.monotonic() - started
+    reading = state.counts.get()
+    found = reading.snapshot
     return ctx.render(
         "overview_body.html" if ctx.htmx else "overview.html",
-        destinations=found.destinations, daemons=found.daemons,
+        reading=reading, destinations=found.status.destinations if found else [],
+        daemons=found.status.daemons if found else [],
         enabled={d.name for d in state.loaded.destinations}, withheld=state.loaded.withheld,
-        now=time.time(), refresh=max(REFRESH, math.ceil(took / BUSY_SHARE)), minutes=minutes,
+        now=time.time(), refresh=math.ceil(state.counts.interval),
+        minutes=found.minutes if found else None,
         collector=None if state.collector is None else collector_counts(state.collector),
         dialect=state.outbox.dialect)
