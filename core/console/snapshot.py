@@ -82,6 +82,13 @@ class Snapshots:
         took = self._latest.snapshot.took if self._latest.snapshot else 0.0
         return max(self.every, took / BUSY_SHARE)
 
+    @property
+    def running(self) -> bool:
+        """Whether the background reads go on (False before the first look, and after
+        nobody looked for `idle` seconds)."""
+        with self._guard:
+            return self._thread is not None
+
     def get(self) -> Reading:
         """The latest reading; reads one first when none is current (the first page, or the
         first after the console sat unwatched), and keeps the thread reading."""

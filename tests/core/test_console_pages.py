@@ -9,7 +9,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,12 +23,17 @@ from console_helpers import (
     console_config,
     console_server,
     csrf_of,
+    logged_in,
 )
 
 from crossdock.config import LoadedConfig
+from crossdock.console import ConsoleState
+from crossdock.console.reads import PerMinute
+from crossdock.console.snapshot import Snapshots
 from crossdock.outbox import open_outbox
 from crossdock.outbox.base import Outbox
 from crossdock.pipeline import Pipeline
+from crossdock.views import OutboxStatus, outbox_status
 
 SECRETS = (WEBHOOK_SECRET, HEADER_SECRET, ADMIN_PASSWORD, VIEWER_PASSWORD)
 
@@ -253,3 +259,141 @@ def test_live_events_stream_new_messages(admin: httpx.Client, loaded: LoadedConf
     decisions = admin.get("/console/live/messages/msg-wanted",
                           headers={"HX-Request": "true"}).text
     assert 'data-destination="hook"' in decisions and ">queued<" in decisions
+
+
+# -- the counts snapshot (crossdock.console.snapshot) -----------------------------------
+
+#: background reads this far apart never happen during a test: what a page shows after an
+#: outside change is the snapshot from before it, until an action reads a new one
+NEVER = 3600.0
+
+
+def wait_for(done: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def queued(html: str) -> str:
+    """The hook row's queued cell on the overview."""
+    row = re.search(r'<a href="/console/destinations/hook">hook</a>.*?</tr>', html, re.S)
+    assert row, html
+    return re.findall(r'<td class="num">(?:<a[^>]*>)?(\d+)', row.group(0))[0]
+
+
+def counted_ago(html: str) -> int:
+    """The snapshot's age the page shows, in seconds."""
+    found = re.search(r'id="counted">Counted (?:(\d+)m )?(\d+)s ago', html)
+    assert found, html
+    return int(found.group(1) or 0) * 60 + int(found.group(2))
+
+
+def rename(outbox: Outbox, old: str, new: str) -> None:
+    with outbox.transaction() as tx:
+        tx.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+class TestCountsSnapshot:
+    """Pages of a console whose counts are read only when a page or an action asks."""
+
+    @pytest.fixture
+    def url(self, loaded: LoadedConfig, outbox: Outbox) -> Iterator[str]:
+        Pipeline(loaded, outbox).accept([track(1), track(2)])
+        state = ConsoleState(loaded, open_outbox(loaded.outbox_url), counts_every=NEVER)
+        with console_server(loaded, state) as url:
+            yield url
+
+    def test_pages_show_the_snapshot_with_its_age_until_an_action_reads_it_again(
+            self, admin: httpx.Client, loaded: LoadedConfig, outbox: Outbox) -> None:
+        first = admin.get("/console/").text
+        assert queued(first) == "2" and counted_ago(first) < 60
+        # Rows queued behind the console's back: the page shows the snapshot it has, and says
+        # how old it is (older with each look).
+        Pipeline(loaded, outbox).accept([track(3), track(4), track(5)])
+        wait_for(lambda: counted_ago(admin.get("/console/").text) >= 1, "the snapshot to age")
+        later = admin.get("/console/").text
+        assert queued(later) == "2" and "accepted, last hour</small><b>2</b>" in later
+        assert outbox_status(loaded, outbox).destinations[0].counts.queued == 5  # status: exact
+
+        token = csrf_of(admin.get("/console/destinations/hook").text)
+        assert admin.post("/console/destinations/hook/pause",
+                          data={"csrf": token}).status_code == 303
+        after = admin.get("/console/").text
+        assert queued(after) == "5" and "paused by ada" in after
+        assert "accepted, last hour</small><b>5</b>" in after
+        assert counted_ago(after) < counted_ago(later)
+        page = admin.get("/console/destinations/hook").text
+        assert "Resume delivery" in page and counted_ago(page) >= 0
+
+
+    def test_the_pause_button_follows_a_pause_made_elsewhere(self, admin: httpx.Client,
+                                                                 outbox: Outbox) -> None:
+        assert "Pause delivery" in admin.get("/console/destinations/hook").text
+        outbox.pause("hook", "ops-cli")  # `crossdock pause`, say: the snapshot is not read again
+        page = admin.get("/console/destinations/hook").text
+        assert "Resume delivery" in page and "by ops-cli" in page
+        assert "paused by ops-cli" in admin.get("/console/destinations").text
+
+
+    def test_a_failing_read_is_said_on_the_page_with_the_last_good_figures(
+                self, admin: httpx.Client, outbox: Outbox) -> None:
+        assert queued(admin.get("/console/").text) == "2"
+        token = csrf_of(admin.get("/console/destinations/hook").text)
+        rename(outbox, "outbox_stats", "outbox_stats_away")
+        try:
+            # The action itself works; the read after it fails, and the pages say so.
+            assert admin.post("/console/destinations/hook/pause",
+                              data={"csrf": token}).status_code == 303
+            for path in ("/console/", "/console/destinations", "/console/destinations/hook"):
+                answer = admin.get(path)
+                assert answer.status_code == 200, (path, answer.text)
+                [problem] = problems(answer.text)
+                assert "counts could not be read" in problem and "outbox_stats" in problem
+                assert "from the last read that worked" in problem
+            assert queued(admin.get("/console/").text) == "2"
+        finally:
+            rename(outbox, "outbox_stats_away", "outbox_stats")
+        admin.post("/console/destinations/hook/resume", data={"csrf": token})
+        assert problems(admin.get("/console/").text) == []
+
+
+def test_a_console_that_cannot_count_at_all_says_so(loaded: LoadedConfig, outbox: Outbox,
+                                                    ) -> None:
+    rename(outbox, "outbox_stats", "outbox_stats_away")
+    try:
+        state = ConsoleState(loaded, open_outbox(loaded.outbox_url), counts_every=NEVER)
+        with console_server(loaded, state) as url:
+            admin = logged_in(url, "ada", ADMIN_PASSWORD)
+            answer = admin.get("/console/")
+            assert answer.status_code == 200
+            [problem] = problems(answer.text)
+            assert "No figures to show yet" in problem and "outbox_stats" in problem
+            assert "not counted yet" in answer.text
+            assert admin.get("/console/destinations/hook").status_code == 200
+            admin.close()
+    finally:
+        rename(outbox, "outbox_stats_away", "outbox_stats")
+
+
+def test_reads_stop_when_nobody_looks_and_resume_on_the_next_look() -> None:
+    reads: list[float] = []
+
+    def read() -> tuple[OutboxStatus, PerMinute]:
+        reads.append(time.monotonic())
+        return OutboxStatus([], []), PerMinute([0], 60.0)
+
+    snapshots = Snapshots(read, every=0.02, idle=0.2)
+    try:
+        assert not snapshots.running
+        first = snapshots.get()  # the first look reads before it answers
+        assert first.snapshot is not None and len(reads) == 1 and snapshots.running
+        wait_for(lambda: len(reads) >= 3, "background reads while looked at")
+        wait_for(lambda: not snapshots.running, "the reads to stop when nobody looks")
+        stopped_at = len(reads)
+        again = snapshots.get()  # read again before answering: the snapshot was not kept
+        assert len(reads) == stopped_at + 1 and snapshots.running
+        assert again.snapshot is not None and first.snapshot is not None
+        assert again.snapshot.taken_at > first.snapshot.taken_at
+    finally:
+        snapshots.stop()
