@@ -166,9 +166,13 @@ def test_log_in_watch_live_replay_after_fixing_the_mapping(
         shot(page, shots, "dead-letter")
         page.goto(f"{daemon.ops}/console/")
         expect(page.locator("#destinations")).to_contain_text("alerts")
+        # The counts are a snapshot read every few seconds (its age shown): the dead letter
+        # shows once a read after it has been made, without a reload.
+        dead = page.locator("#destinations a.dead")
+        expect(dead).to_be_visible(timeout=30_000)
+        expect(page.locator("#counted")).to_contain_text("Counted")
         shot(page, shots, "overview")
         # The overview refreshes itself (htmx): another dead letter shows without a reload.
-        dead = page.locator("#destinations a.dead")
         before = int(dead.inner_text())
         page.evaluate("window.notReloaded = true")
         daemon.send({"type": "track", "event": "Order Completed", "userId": "ada-43",
