@@ -115,9 +115,14 @@ class Snapshots:
                 self._read()
         return self._latest
 
-    def stop(self) -> None:
-        """No more reads in the background (the console is stopping)."""
+    def stop(self, wait: float = 10.0) -> None:
+        """No more reads in the background (the console is stopping); waits up to `wait`
+        seconds for a read under way, so the outbox can be closed after it."""
         self._stopped.set()
+        with self._guard:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
     def _read(self) -> None:
         """One read (the caller holds _reading)."""
