@@ -131,6 +131,11 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
     insert = (f"INSERT INTO outbox ({_COLUMNS}) VALUES "
               f"({', '.join([ph] * 10)}) "
               "ON CONFLICT (destination, message_id) DO NOTHING")
+    # A destination the target has figures for keeps them (_copy_stats writes none), so the
+    # delivered rows copied to it are added to its delivered tally as they are written.
+    with target.transaction() as tx:
+        in_use = {str(d) for (d,) in shared_sql(tx).execute(
+            "SELECT destination FROM outbox_stats", []).fetchall()}
     for page in _pages(source, states):
         params = []
         for dest, mid, payload, person, state, attempts, due, error, created, updated in page:
@@ -141,17 +146,23 @@ def copy_outbox(source: Outbox, target: Outbox, *, include_delivered: bool = Fal
             report.read[state] = report.read.get(state, 0) + 1
             params.append((dest, mid, text, person, state, attempts, due, error, created,
                            updated))
-        by_state: dict[str, list[tuple[Any, ...]]] = {}
+        # Delivered rows of a destination in use go in by destination, to tally each.
+        groups: dict[tuple[str, str | None], list[tuple[Any, ...]]] = {}
         for row in params:
-            by_state.setdefault(row[4], []).append(row)
+            tallied = row[4] == "delivered" and row[0] in in_use
+            groups.setdefault((row[4], row[0] if tallied else None), []).append(row)
         with target.transaction() as tx:
             db = shared_sql(tx)
-            for state, rows in sorted(by_state.items()):
+            for (state, tallied_destination), rows in sorted(
+                    groups.items(), key=lambda item: (item[0][0], item[0][1] or "")):
                 cursor = db.conn.cursor()
                 cursor.executemany(insert, rows)
                 written = max(cursor.rowcount, 0)
                 report.written[state] = report.written.get(state, 0) + written
                 report.already_there += len(rows) - written
+                if tallied_destination is not None and written:
+                    db.execute("UPDATE outbox_stats SET delivered = delivered + ? "
+                               "WHERE destination = ?", [written, tallied_destination])
     report.stats = _copy_stats(source, target, ph, include_delivered=include_delivered)
     report.dedup_keys = _copy_dedup(source, target, ph, migrate_dedup)
     if profiles != "skip":

@@ -653,12 +653,17 @@ class PostgresOutbox(OutboxBase):
                             SELECT id FROM outbox
                             WHERE id > %s AND state = 'delivered' AND updated_at < %s
                             ORDER BY id LIMIT %s)
+                        -- Asked again of the row deleted: a row a replay put back in the
+                        -- queue while this waited for its lock is re-read here (READ
+                        -- COMMITTED re-checks the DELETE's own conditions, not the
+                        -- subquery's), and kept.
+                        AND state = 'delivered' AND updated_at < %s
                         RETURNING id, destination
                     )
                     SELECT destination, COUNT(*), MAX(id) FROM gone GROUP BY destination
                     ORDER BY destination
                     """,
-                    [last, delivered_before, chunk],
+                    [last, delivered_before, chunk, delivered_before],
                 ).fetchall()
                 if not found:
                     return forgotten
@@ -692,8 +697,13 @@ class PostgresOutbox(OutboxBase):
 
     def counts(self) -> dict[str, DestinationCounts]:
         """Per destination: queued, leased, retrying, delivered (with forgotten ones), dead,
-        the last error and the attributes the route step dropped."""
+        the last error and the attributes the route step dropped. Of one moment: the
+        queries read one snapshot (REPEATABLE READ), or an ack committed between the
+        waiting rows' count and the delivered tally showed its row both leased and delivered."""
+        fresh = getattr(self._local, "tx", None) is None
         with self._tx() as conn:
+            if fresh:  # else it joins a caller's transaction, whose reads it shares
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             found = [conn.execute(sql).fetchall() for sql in (
                 *(sql.format(outbox="outbox") for _, sql in COUNTS_QUERIES),
                 COUNTS_STATS_SQL, f"SELECT {CIRCUIT_COLUMNS} FROM outbox_circuits",
