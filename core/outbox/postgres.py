@@ -542,7 +542,9 @@ class PostgresOutbox(OutboxBase):
         changed = 0
         with self._tx() as conn:
             requeued: list[str] = []
-            for id_, payload in rows:
+            # In id order, the order cleanup and leases lock rows in, so they cannot deadlock
+            # (the rows are due together; leases take them by id whatever order they came).
+            for id_, payload in sorted(rows, key=lambda row: row[0]):
                 fresh = "" if payload is None else "payload = %s, "
                 found = conn.execute(
                     f"UPDATE outbox SET {fresh}state = 'queued', attempts = 0, "
