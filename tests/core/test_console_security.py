@@ -1,0 +1,193 @@
+"""The operator console's security, proved at the HTTP level (each test was a finding of
+the console's security review of 2026-12-07): sessions end at logout, cookies carry no
+oracle for the passwords, failed logins are limited per account, bad numbers are a 400,
+every message link opens, and the login returns to the link it interrupted."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from console_helpers import (
+    ADMIN_PASSWORD,
+    TOKEN,
+    VIEWER_PASSWORD,
+    console_config,
+    console_server,
+    csrf_of,
+    logged_in,
+)
+
+from crossdock.config import LoadedConfig
+from crossdock.console.app import LOGIN_FAILURES_PER_MINUTE
+from crossdock.console.auth import COOKIE
+from crossdock.outbox import open_outbox
+from crossdock.outbox.base import Outbox
+from crossdock.pipeline import Pipeline
+
+
+@pytest.fixture
+def loaded(tmp_path: Path) -> LoadedConfig:
+    return console_config(tmp_path)
+
+
+@pytest.fixture
+def outbox(loaded: LoadedConfig) -> Iterator[Outbox]:
+    box = open_outbox(loaded.outbox_url)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def url(loaded: LoadedConfig, outbox: Outbox) -> Iterator[str]:
+    Pipeline(loaded, outbox).accept([
+        {"type": "track", "event": "Clicked", "userId": "u-1", "messageId": "msg-1"},
+        # a messageId with a slash: any id up to 100 characters is accepted by the collector
+        {"type": "track", "event": "Slashed", "userId": "u-2", "messageId": "orders/1001"}])
+    items = outbox.lease("hook", 1000, 60, "test#1")
+    for item in items:
+        outbox.dead(item.id, "HTTP 500", "test#1")
+    with console_server(loaded) as url:
+        yield url
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# -- logout does not end the session ---------------------------------
+
+def test_a_cookie_is_dead_after_logout(url: str) -> None:
+    """auth.py:6-9 / app.py:411-423 (_logout): sessions are stateless, logout only asks the browser
+    to drop the cookie; a copied (stolen) cookie stays an admin session for 12 h."""
+    admin = logged_in(url, "ada", ADMIN_PASSWORD)
+    stolen = admin.cookies[COOKIE]
+    csrf = csrf_of(admin.get("/console/").text)
+    assert admin.post("/console/logout", data={"csrf": csrf}).status_code == 303
+    again = httpx.get(f"{url}/console/", cookies={COOKIE: stolen}, follow_redirects=False)
+    assert again.status_code == 303, (
+        f"the cookie of a logged-out session still opens the console "
+        f"({again.status_code})")
+
+
+# -- the session key is a bare hash of the passwords -------------------
+
+def test_a_session_cookie_is_no_offline_oracle_for_the_passwords(url: str) -> None:
+    """auth.py:111-117 (_signing_key): the HMAC key is SHA-256 of the configured
+    credentials, nothing secret and random. A read-only user knows their own password and the
+    user names/roles, so one cookie lets them test guesses of the token and the admin's
+    password offline at hash speed (the 10-a-minute login limit never applies), then sign an
+    admin session. The word list stands in for a dictionary holding the weak passwords."""
+    vic = logged_in(url, "vic", VIEWER_PASSWORD)
+    body, _, signature = vic.cookies[COOKIE].rpartition(".")
+    words = ["password", "letmein", "console-token", TOKEN, "admin-password", ADMIN_PASSWORD]
+    key = None
+    for token in words:
+        for ada in words:
+            material = [f"token:{token}", f"user:ada:admin:{ada}",
+                        f"user:vic:read-only:{VIEWER_PASSWORD}"]
+            guess = hashlib.sha256(("crossdock console session v1\0" + "\0".join(material))
+                                   .encode()).digest()
+            if _b64(hmac.new(guess, body.encode(), hashlib.sha256).digest()) == signature:
+                key = guess
+    assert key is None, "one read-only cookie confirmed the guessed credentials"
+
+
+def test_a_read_only_user_cannot_forge_an_admin_session(url: str,
+                                                                  outbox: Outbox) -> None:
+    """The impact of with the key cracked (here: derived from the guesses that
+    the previous test confirms), a forged admin cookie pauses a destination."""
+    material = [f"token:{TOKEN}", f"user:ada:admin:{ADMIN_PASSWORD}",
+                f"user:vic:read-only:{VIEWER_PASSWORD}"]
+    key = hashlib.sha256(("crossdock console session v1\0" + "\0".join(material)).encode()
+                         ).digest()
+
+    def sign(text: str) -> str:
+        return _b64(hmac.new(key, text.encode(), hashlib.sha256).digest())
+
+    body = _b64(json.dumps({"u": "ada", "r": "admin", "s": "forged", "e": 4102444800}).encode())
+    answer = httpx.post(f"{url}/console/destinations/hook/pause",
+                        cookies={COOKIE: f"{body}.{sign(body)}"},
+                        data={"csrf": sign("csrf:forged")}, follow_redirects=False)
+    assert "hook" not in outbox.paused(), (
+        f"a cookie signed with the password-derived key paused hook "
+        f"({answer.status_code})")
+
+
+# -- login limit per address only, the address from X-Forwarded-For ------
+
+def test_failed_logins_for_one_user_are_limited_whatever_the_address(url: str
+                                                                               ) -> None:
+    """app.py:378-391 (_login): failures are counted per request.client.host only (no
+    per-account limit), and uvicorn (daemon.py:342, cli/console.py:57) keeps its default
+    proxy_headers=True, so a client connecting from 127.0.0.1 (a same-host proxy, a
+    tunnel) names its own address in X-Forwarded-For: every guess a fresh bucket."""
+    statuses = []
+    for i in range(LOGIN_FAILURES_PER_MINUTE + 5):
+        statuses.append(httpx.post(f"{url}/console/login",
+                                   data={"name": "ada", "password": f"guess-{i}"},
+                                   headers={"x-forwarded-for": f"203.0.113.{i}"}).status_code)
+    assert 429 in statuses, f"{len(statuses)} wrong passwords for ada: {statuses}"
+
+
+# -- bad numbers: a 400 naming the field and the rule, never a 500 ----------------------
+
+@pytest.mark.parametrize("path", [
+    # str.isdigit() is true for "²" (and other digits int() refuses): ValueError -> 500
+    "/console/dictionary?days=%C2%B2",
+    "/console/dead-letters/dry-run?ids=%C2%B2",
+    "/console/live/stream?after=%C2%B2",
+    # an id SQLite cannot hold: OverflowError -> 500
+    "/console/dead-letters/99999999999999999999999",
+    "/console/dead-letters/dry-run?ids=99999999999999999999999",
+])
+def test_bad_numbers_are_a_400_naming_the_field(url: str, path: str) -> None:
+    """dictionary.py:55-57, dead_letters.py:130-132, live.py:96 (isdigit then int), the
+    {id:int} route and RowQuery ids (no bound) were each a 500."""
+    viewer = logged_in(url, "vic", VIEWER_PASSWORD)
+    answer = viewer.get(path)
+    field = path.rsplit("?", 1)[-1].split("=")[0] if "?" in path else "id"
+    assert answer.status_code == 400, f"{path} -> {answer.status_code}"
+    assert f"{field}: a whole number from" in answer.text
+
+
+def test_a_replay_with_a_bad_id_is_a_400(url: str) -> None:
+    admin = logged_in(url, "ada", ADMIN_PASSWORD)
+    csrf = csrf_of(admin.get("/console/dead-letters").text)
+    answer = admin.post("/console/dead-letters/replay", data={"csrf": csrf, "ids": "\u00b2"})
+    assert answer.status_code == 400, f"replay ids=² -> {answer.status_code}"
+    assert "ids: a whole number from 0 to" in answer.text
+
+
+# -- a message whose id has a slash cannot be opened -----------
+
+def test_every_live_message_link_opens(url: str) -> None:
+    """_live_event.html:2,4: `message_id | urlencode` leaves "/" as is (jinja quotes with
+    safe="/"), and the route /live/messages/{message_id} takes no slash: the message's
+    'what each destination got' is a 404. The same unescaped slash lets a sender's messageId
+    ("../../x") point the operator's htmx GET at another console path."""
+    viewer = logged_in(url, "vic", VIEWER_PASSWORD)
+    page = viewer.get("/console/live").text
+    link = "/console/live/messages/orders/1001"
+    assert f'href="{link}"' in page  # what the page links to
+    answer = viewer.get(link)
+    assert answer.status_code == 200, f"{link} -> {answer.status_code}"
+
+
+# -- the login loses the link's query --------------------------
+
+def test_login_returns_to_the_link_with_its_query(url: str) -> None:
+    """app.py:363 (_to_login): next= is request.url.path only, so a shared link to a filtered
+    dead-letter list or a mapping-tester result lands unfiltered after the login."""
+    target = "/console/dead-letters?destination=hook"
+    answer = httpx.get(url + target, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?next=" + quote(target, safe="/"), (
+        f"{answer.headers['location']}")
