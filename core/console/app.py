@@ -96,6 +96,11 @@ SECURITY_HEADERS = {
 }
 
 
+#: the largest id or count the console takes: what a signed 64-bit column (SQLite's INTEGER,
+#: PostgreSQL's bigint) holds
+MAX_WHOLE = 2**63 - 1
+
+
 class PageError(Exception):
     """Bad input or a state a handler cannot act on: shown on the page with `status`."""
 
@@ -159,6 +164,18 @@ class ConsoleState:
         """Text from the outbox (an error, a reason, a response body) with every
         destination secret in it replaced (crossdock.redact)."""
         return scrub(text, self.secrets())
+
+
+def whole_number(name: str, raw: str, low: int = 0, high: int = MAX_WHOLE) -> int:
+    """`raw` (a query, form or path value) as a whole number from `low` to `high`, or a
+    PageError naming the field and the rule. Only ASCII digits: str.isdigit() also takes
+    "\u00b2" and other digits int() refuses, and an unbounded number overflows the outbox's
+    64-bit columns; every number the console reads comes through here."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high))
+            and low <= int(text) <= high):
+        raise PageError(f"{name}: a whole number from {low} to {high}, got {raw!r}")
+    return int(text)
 
 
 Handler = Callable[["PageContext"], Response | Awaitable[Response]]

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from crossdock.audiences import report
 from crossdock.audiences.spec import audiences_of
 from crossdock.audiences.sync import select, sync
-from crossdock.console.app import PageContext, PageError, PageRegistry
+from crossdock.console.app import PageContext, PageError, PageRegistry, whole_number
 from crossdock.console.pages.people import pipeline_of
 
 #: people listed per side of a preview (the counts are always whole)
@@ -41,7 +41,7 @@ def _one(ctx: PageContext, name: str) -> dict[str, Any]:
 
 def _int(ctx: PageContext, name: str) -> int | None:
     value = ctx.query(name)
-    return int(value) if value.isdigit() else None
+    return whole_number(name, value) if value else None
 
 
 def audience(ctx: PageContext) -> Response:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from starlette.responses import Response
 
-from crossdock.console.app import PageContext, PageError, PageRegistry
+from crossdock.console.app import PageContext, PageError, PageRegistry, whole_number
 from crossdock.outbox.base import DeadLetter, RowQuery
 from crossdock.replay import plan_replay, requeue
 from crossdock.route.preview import PlanFailed, PlannedView, plan_payload
@@ -102,7 +102,7 @@ def _list(ctx: PageContext, chosen: Filters | None, *, problem: str = "", status
 
 
 def letter(ctx: PageContext) -> Response:
-    id_ = ctx.request.path_params["id"]
+    id_ = whole_number("id", str(ctx.request.path_params["id"]))
     rows = ctx.state.outbox.find_rows(RowQuery("dead", ids=[id_]))
     if not rows:
         raise PageError(f"no dead letter with id {id_} (replayed, or never one)", 404)
@@ -125,12 +125,7 @@ def letter(ctx: PageContext) -> Response:
 
 
 def _ids(ctx: PageContext, values: list[str]) -> list[int]:
-    ids = []
-    for value in values:
-        if not value.strip().isdigit():
-            raise PageError(f"ids: {value!r} is not a dead letter id (a whole number)")
-        ids.append(int(value))
-    return ids
+    return [whole_number("ids", value) for value in values]
 
 
 def _selected(ctx: PageContext, values: list[str], what: str, get: str) -> tuple[

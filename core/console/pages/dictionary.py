@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from crossdock.console.app import PageContext, PageError, PageRegistry
+from crossdock.console.app import PageContext, PageError, PageRegistry, whole_number
 from crossdock.outbox.base import shared_sql
 from crossdock.profiles.dictionary import KINDS, RULE_LABELS, read_dictionary
 from crossdock.profiles.store import ProfileStore
@@ -51,10 +51,7 @@ def sparkline(days: list[str], counts: list[int]) -> Spark:
 
 
 def _days(ctx: PageContext) -> int:
-    raw = ctx.query("days", str(DEFAULT_DAYS))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
-        raise PageError(f"days: a whole number from 1 to {MAX_DAYS}, got {raw!r}")
-    return int(raw)
+    return whole_number("days", ctx.query("days", str(DEFAULT_DAYS)), 1, MAX_DAYS)
 
 
 def dictionary(ctx: PageContext) -> Response:

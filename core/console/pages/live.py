@@ -18,7 +18,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from crossdock.console.app import PageContext, PageError, PageRegistry
+from crossdock.console.app import PageContext, PageError, PageRegistry, whole_number
 from crossdock.console.reads import last_kept_seq, recent_kept
 from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage
@@ -91,9 +91,8 @@ async def stream(ctx: PageContext) -> Response:
     chosen = live_filter(ctx)
     state = ctx.state
     given = ctx.request.headers.get("last-event-id") or ctx.query("after")
-    if given and not given.isdigit():
-        raise PageError(f"after: {given!r} is not a position in the stream (a whole number)")
-    after = int(given) if given else await run_in_threadpool(last_kept_seq, state.outbox)
+    after = (whole_number("after", given) if given
+             else await run_in_threadpool(last_kept_seq, state.outbox))
 
     async def events() -> AsyncIterator[str]:
         nonlocal after
