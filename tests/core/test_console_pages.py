@@ -88,7 +88,7 @@ def test_every_page_answers_without_a_secret(admin: httpx.Client) -> None:
     for path in ("/console/", "/console/destinations", "/console/destinations/hook",
                  "/console/dead-letters", f"/console/dead-letters/{letter.group(1)}",
                  f"/console/dead-letters/dry-run?ids={letter.group(1)}", "/console/live",
-                 "/console/live/messages/msg-1",
+                 "/console/live/message?id=msg-1",
                  "/console/tester?message=" + json.dumps(track(9))):
         answer = admin.get(path)
         assert answer.status_code == 200, (path, answer.text)
@@ -143,7 +143,7 @@ def test_the_mapping_tester_names_bad_input(admin: httpx.Client, params: dict[st
     ("/console/dead-letters/424242", 404, "no dead letter with id 424242"),
     ("/console/destinations/nope", 404, "destination: no enabled destination &#39;nope&#39;"),
     ("/console/live?type=bogus", 400, "type: &#39;bogus&#39; is not a message type"),
-    ("/console/live/messages/never-kept", 404, "message &#39;never-kept&#39; is not kept"),
+    ("/console/live/message?id=never-kept", 404, "message &#39;never-kept&#39; is not kept"),
     ("/console/dead-letters/abc", 404, "/console/dead-letters/abc: no such page"),
     ("/console/live/stream?after=abc", 400,
      "after: a whole number from 0 to 9223372036854775807, got &#39;abc&#39;"),
@@ -257,7 +257,7 @@ def test_live_events_stream_new_messages(admin: httpx.Client, loaded: LoadedConf
     assert not reader.is_alive(), "the stream sent nothing"
     assert [e for e in events if "msg-" in e and "<small>" in e] == [
         e for e in events if "msg-wanted" in e and "<small>" in e], "the filter let others by"
-    decisions = admin.get("/console/live/messages/msg-wanted",
+    decisions = admin.get("/console/live/message?id=msg-wanted",
                           headers={"HX-Request": "true"}).text
     assert 'data-destination="hook"' in decisions and ">queued<" in decisions
 

@@ -50,7 +50,8 @@ def url(loaded: LoadedConfig, outbox: Outbox) -> Iterator[str]:
     Pipeline(loaded, outbox).accept([
         {"type": "track", "event": "Clicked", "userId": "u-1", "messageId": "msg-1"},
         # a messageId with a slash: any id up to 100 characters is accepted by the collector
-        {"type": "track", "event": "Slashed", "userId": "u-2", "messageId": "orders/1001"}])
+        {"type": "track", "event": "Slashed", "userId": "u-2", "messageId": "orders/1001"},
+        {"type": "track", "event": "Dotted", "userId": "u-3", "messageId": "../../dead-letters"}])
     items = outbox.lease("hook", 1000, 60, "test#1")
     for item in items:
         outbox.dead(item.id, "HTTP 500", "test#1")
@@ -166,19 +167,20 @@ def test_a_replay_with_a_bad_id_is_a_400(url: str) -> None:
     assert "ids: a whole number from 0 to" in answer.text
 
 
-# -- a message whose id has a slash cannot be opened -----------
+# -- a message whose id has a slash (or is a path) opens ----------------------------------
 
-def test_every_live_message_link_opens(url: str) -> None:
-    """_live_event.html:2,4: `message_id | urlencode` leaves "/" as is (jinja quotes with
-    safe="/"), and the route /live/messages/{message_id} takes no slash: the message's
-    'what each destination got' is a 404. The same unescaped slash lets a sender's messageId
-    ("../../x") point the operator's htmx GET at another console path."""
+@pytest.mark.parametrize("message_id", ["orders/1001", "../../dead-letters"])
+def test_every_live_message_link_opens(url: str, message_id: str) -> None:
+    """The link named the id as a path segment (`urlencode` leaves "/" as is), so a slash was
+    a 404 and "../../x" pointed the operator's htmx GET at another console path: the id is a
+    query parameter now."""
     viewer = logged_in(url, "vic", VIEWER_PASSWORD)
     page = viewer.get("/console/live").text
-    link = "/console/live/messages/orders/1001"
+    link = "/console/live/message?id=" + quote(message_id, safe="/")
     assert f'href="{link}"' in page  # what the page links to
     answer = viewer.get(link)
     assert answer.status_code == 200, f"{link} -> {answer.status_code}"
+    assert f"Message {message_id}" in answer.text
 
 
 # -- the login loses the link's query --------------------------

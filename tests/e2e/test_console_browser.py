@@ -235,7 +235,7 @@ def test_pages_read_without_javascript(tmp_path: Path, browser: Browser, slack_f
         expect(page.locator("#destinations")).to_contain_text("alerts")
         page.goto(f"{daemon.ops}/console/live")
         expect(page.locator("#events")).to_contain_text("no-js-1")
-        page.goto(f"{daemon.ops}/console/live/messages/no-js-1")
+        page.goto(f"{daemon.ops}/console/live/message?id=no-js-1")
         expect(page.locator(".decisions-table [data-destination=alerts]")).to_be_visible()
         page.goto(f"{daemon.ops}/console/tester?message=" + json.dumps(
             {"type": "track", "event": "X", "userId": "u"}))

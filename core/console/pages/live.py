@@ -41,7 +41,9 @@ def register(pages: PageRegistry) -> None:
     pages.nav("live", "Live events", "/live")
     pages.get("/live", live)
     pages.get("/live/stream", stream)
-    pages.get("/live/messages/{message_id}", decisions)
+    # The id is a query parameter, not a path segment: a sender's messageId may hold "/" or
+    # be "..", which no encoding keeps a browser from reading as path structure.
+    pages.get("/live/message", decisions)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,9 @@ def decisions(ctx: PageContext) -> Response:
     when it has none, why the current filter does not send it there."""
     from crossdock.route.router import Skip, route
 
-    message_id = ctx.request.path_params["message_id"]
+    message_id = ctx.request.query_params.get("id", "")
+    if not message_id:
+        raise PageError("id: the message's id is required (/console/live/message?id=...)")
     outbox = ctx.state.outbox
     kept = outbox.kept([message_id]).get(message_id)
     if kept is None:
