@@ -377,7 +377,9 @@ class Console:
                          request.url.path, status, "".join(f"; {n}" for n in notes))
 
     def _to_login(self, request: Request) -> Response:
-        target = f"{PREFIX}/login?next={quote(request.url.path)}"
+        # The path and its query: a shared link to a filtered list lands filtered.
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = f"{PREFIX}/login?next={quote(wanted, safe='/')}"
         if request.headers.get("hx-request") == "true":
             return Response(status_code=401, headers={"hx-redirect": target})
         return RedirectResponse(target, status_code=303)
@@ -491,8 +493,10 @@ async def _read_form(request: Request) -> dict[str, list[str]]:
 
 
 def _safe_next(target: str | None) -> str:
-    """Where to go after logging in: a console path only (never another site)."""
-    if target and target.startswith(PREFIX + "/") and not target.startswith("//"):
+    """Where to go after logging in: a console path (and its query) only, never another site
+    (a backslash some browsers read as "/", or a ".." segment leaving /console, is refused)."""
+    if (target and target.startswith(PREFIX + "/") and "\\" not in target
+            and ".." not in target.split("?", 1)[0].split("/")):
         return target
     return PREFIX + "/"
 

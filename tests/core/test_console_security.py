@@ -183,7 +183,7 @@ def test_every_live_message_link_opens(url: str, message_id: str) -> None:
     assert f"Message {message_id}" in answer.text
 
 
-# -- the login loses the link's query --------------------------
+# -- the login returns to the link with its query ------------------------------------
 
 def test_login_returns_to_the_link_with_its_query(url: str) -> None:
     """app.py:363 (_to_login): next= is request.url.path only, so a shared link to a filtered
@@ -193,3 +193,13 @@ def test_login_returns_to_the_link_with_its_query(url: str) -> None:
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/login?next=" + quote(target, safe="/"), (
         f"{answer.headers['location']}")
+    form = httpx.get(url + answer.headers["location"]).text
+    assert f'value="{target}"' in form
+    done = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
+                                                    "next": target}, follow_redirects=False)
+    assert done.headers["location"] == target
+    for elsewhere in ("/console/../metrics", "/console/\\elsewhere.example"):
+        refused = httpx.post(f"{url}/console/login", data={
+            "name": "ada", "password": ADMIN_PASSWORD, "next": elsewhere},
+            follow_redirects=False)
+        assert refused.headers["location"] == "/console/"
