@@ -21,6 +21,7 @@ config, so each of them can import it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,11 +328,27 @@ class ConsoleConfig(_Strict):
     session: float = 12 * 3600.0
     #: mark the session cookie Secure (the console is reached over https, behind a proxy)
     secure_cookie: bool = False
+    #: addresses or networks of reverse proxies whose X-Forwarded-For (and -Proto) the ops
+    #: listener and `crossdock console` believe; empty: the header is ignored, the client is
+    #: the connecting address (a client could otherwise name any address, and so dodge the
+    #: per-address login limit)
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("session", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return parse_duration(v)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (like "
+                                 "10.0.0.5 or 10.0.0.0/8)") from None
+        return value
 
     @field_validator("token")
     @classmethod
@@ -343,6 +360,14 @@ class ConsoleConfig(_Strict):
     @property
     def enabled(self) -> bool:
         return self.token is not None or bool(self.users)
+
+    def proxy_options(self) -> dict[str, Any]:
+        """uvicorn's options for a listener serving the console: X-Forwarded-For believed
+        only from `trusted_proxies` (uvicorn's default believes it from 127.0.0.1, so a
+        client coming through a same-host tunnel could name any address it liked)."""
+        if not self.trusted_proxies:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": list(self.trusted_proxies)}
 
 
 class Config(_Strict):

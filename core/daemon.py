@@ -184,7 +184,8 @@ async def _start_ops(loaded: LoadedConfig, app: OpsApp) -> _Served | None:
     """The ops listener, started; None (logged) when its address cannot be bound: a daemon
     forwards without it, and its /healthz failing says so to whatever probes it."""
     settings = loaded.config.ops
-    ops = _Served(app, settings.host, settings.port, "ops listener", lifespan="off")
+    ops = _Served(app, settings.host, settings.port, "ops listener", lifespan="off",
+                  **loaded.config.console.proxy_options())
     try:
         # Bound here, not by uvicorn: uvicorn ends the process (SystemExit) when it cannot.
         listening = socket.create_server(
@@ -327,7 +328,7 @@ class _Served:
     and signal handling."""
 
     def __init__(self, app: Any, host: str, port: int, name: str, *,
-                 lifespan: Literal["on", "off"]) -> None:
+                 lifespan: Literal["on", "off"], **options: Any) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -340,7 +341,7 @@ class _Served:
         # log_config=None: uvicorn's records go to the root handler like every other, so
         # `--log-format json` holds for them too (its own config adds text handlers).
         self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                            lifespan=lifespan, log_config=None))
+                                            lifespan=lifespan, log_config=None, **options))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, sockets: list[socket.socket] | None = None) -> None:

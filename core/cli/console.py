@@ -56,7 +56,8 @@ def console_command(config_path: str, host: str, port: int) -> None:
                                  f"(outbox {outbox.url})", highlight=False, soft_wrap=True)
         server = _server(uvicorn.Config(
             make_console_app(state, standalone=True), log_level="warning", lifespan="off",
-            log_config=None, timeout_graceful_shutdown=STOP_GRACE))
+            log_config=None, timeout_graceful_shutdown=STOP_GRACE,
+            **loaded.config.console.proxy_options()))
         try:
             server.run(sockets=[listening])
         finally:

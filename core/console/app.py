@@ -81,7 +81,8 @@ PAGES = (
 
 #: the largest form body a POST may send (a message pasted into the mapping tester)
 MAX_FORM_BYTES = 1_000_000
-#: failed logins one client address may make a minute before it must wait
+#: failed logins one client address, and one account name, may have a minute before the
+#: next attempt must wait
 LOGIN_FAILURES_PER_MINUTE = 10
 
 #: every console answer: no framing, no sharing of pages through caches, scripts and styles
@@ -403,19 +404,22 @@ class Console:
         name = (form.get("name") or [""])[0].strip()
         target = _safe_next((form.get("next") or [""])[0])
         now = time.time()
-        if len(self._failures) > 10_000:  # addresses that stopped failing are forgotten
-            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - 60}
-        recent = [t for t in self._failures.get(client, []) if t > now - 60]
-        self._failures[client] = recent
-        if len(recent) >= LOGIN_FAILURES_PER_MINUTE:
-            actions_log.warning("console: login refused for %r from %s: too many failures",
-                                name, client)
+        # Counted per client address and per account name: a guesser spreading guesses over
+        # addresses still meets the account's limit (which may lock its owner out for a
+        # minute: the price of not letting the guessing go on).
+        buckets = (f"address:{client}", f"account:{name.casefold()}")
+        refused = next((b for b in buckets if self._failed(b, now) >= LOGIN_FAILURES_PER_MINUTE),
+                       None)
+        if refused is not None:
+            actions_log.warning("console: login refused for %r from %s: too many failures "
+                                "for this %s", name, client, refused.split(":")[0])
             return self.render("login.html", request, None, 429, next=target, name=name,
-                               error="Too many failed logins from this address: wait a "
-                                     "minute and try again.")
+                               error=f"Too many failed logins for this {refused.split(':')[0]}"
+                                     ": wait a minute and try again.")
         found = self.auth.login(name, (form.get("password") or [""])[0])
         if found is None:
-            recent.append(now)
+            for bucket in buckets:
+                self._failures.setdefault(bucket, []).append(now)
             actions_log.warning("console: failed login for %r from %s", name, client)
             return self.render("login.html", request, None, 401, next=target, name=name,
                                error="Wrong name or password.")
@@ -426,6 +430,14 @@ class Console:
                             httponly=True, samesite="strict",
                             secure=self.state.loaded.config.console.secure_cookie)
         return response
+
+    def _failed(self, bucket: str, now: float) -> int:
+        """Failed logins of a bucket (an address, an account) in the last minute."""
+        if len(self._failures) > 10_000:  # buckets that stopped failing are forgotten
+            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - 60}
+        recent = [t for t in self._failures.get(bucket, []) if t > now - 60]
+        self._failures[bucket] = recent
+        return len(recent)
 
     async def _logout(self, request: Request) -> Response:
         user = self.auth.read(request.cookies.get(COOKIE))

@@ -99,3 +99,31 @@ def test_without_a_token_or_users_it_says_so(tmp_path: Path) -> None:
     ran = crossdock_in_process("console", "-c", str(config))
     assert ran.returncode == 1
     assert "console: no token and no users, so nobody could log in" in ran.stderr
+
+
+@pytest.mark.parametrize(("trusted", "seen"), [([], "127.0.0.1"), (["127.0.0.1"], "203.0.113.7")])
+def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(
+        tmp_path: Path, webhook_fake: Fake, trusted: list[str], seen: str) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: without
+    console.trusted_proxies the console's client is the connecting address."""
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'outbox.db'}", f"{webhook_fake.url}/in",
+                     {"users": {"ada": {"password": PASSWORD, "role": "admin"}},
+                      "trusted_proxies": trusted})
+    log = tmp_path / "console.log"
+    process = start_crossdock("console", "-c", str(config), "--port", "0", log=log)
+    address = re.compile(r"crossdock console: (http://\S+)/console/")
+    try:
+        wait_for(lambda: process.poll() is None and address.search(log.read_text()) is not None,
+                 "the console to listen", 60, log.read_text)
+        found = address.search(log.read_text())
+        assert found
+        wrong = httpx.post(f"{found.group(1)}/console/login",
+                           data={"name": "ada", "password": "wrong"},
+                           headers={"x-forwarded-for": "203.0.113.7"})
+        assert wrong.status_code == 401
+        wait_for(lambda: "failed login for 'ada'" in log.read_text(), "the failure's log line",
+                 30, log.read_text)
+        assert f"failed login for 'ada' from {seen}" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
