@@ -326,6 +326,8 @@ class ConsoleConfig(_Strict):
     users: dict[str, ConsoleUserConfig] = Field(default_factory=dict)
     #: how long a login lasts
     session: float = 12 * 3600.0
+    #: a login unused this long ends (an open page's refreshes use it)
+    idle: float = 2 * 3600.0
     #: mark the session cookie Secure (the console is reached over https, behind a proxy)
     secure_cookie: bool = False
     #: addresses or networks of reverse proxies whose X-Forwarded-For (and -Proto) the ops
@@ -334,7 +336,7 @@ class ConsoleConfig(_Strict):
     #: per-address login limit)
     trusted_proxies: list[str] = Field(default_factory=list)
 
-    @field_validator("session", mode="before")
+    @field_validator("session", "idle", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> float:
         return parse_duration(v)

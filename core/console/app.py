@@ -269,7 +269,7 @@ class Console:
 
     def __init__(self, state: ConsoleState, pages: Iterable[str] = PAGES) -> None:
         self.state = state
-        self.auth = Auth(state.loaded.config.console)
+        self._auth: tuple[LoadedConfig, Auth] | None = None
         self.registry = PageRegistry()
         for module in pages:
             import_module(module).register(self.registry)
@@ -278,6 +278,20 @@ class Console:
             autoescape=True, undefined=jinja2.StrictUndefined)
         install_filters(self.templates, state)
         self._failures: dict[str, list[float]] = {}
+
+    @property
+    def auth(self) -> Auth:
+        """The sessions' checks, made again when a reload replaced the config (so a changed
+        credential or role applies at once)."""
+        if self._auth is None or self._auth[0] is not self.state.loaded:
+            self._auth = (self.state.loaded, Auth(self.state.loaded.config.console,
+                                                  self.state.outbox))
+        return self._auth[1]
+
+    async def user_of(self, request: Request) -> User | None:
+        """The user of a request's session cookie (read from the outbox, off the loop)."""
+        cookie = request.cookies.get(COOKIE)
+        return await run_in_threadpool(self.auth.read, cookie) if cookie else None
 
     def render(self, template: str, request: Request, user: User | None, status: int = 200,
                **values: Any) -> HTMLResponse:
@@ -312,7 +326,7 @@ class Console:
         """A path no page has (or a method it does not take): said on a page, not a bare
         "Not Found"."""
         status = exc.status_code if isinstance(exc, HTTPException) else 404
-        user = self.auth.read(request.cookies.get(COOKIE))
+        user = await self.user_of(request)
         message = (f"{request.url.path}: no such page" if status == 404 else
                    f"{request.method} {request.url.path}: this page does not take a "
                    f"{request.method}")
@@ -323,7 +337,7 @@ class Console:
     def _endpoint(self, method: str, handler: Handler) -> Callable[[Request],
                                                                    Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            user = self.auth.read(request.cookies.get(COOKIE))
+            user = await self.user_of(request)
             if user is None:
                 return self._to_login(request)
             form: dict[str, list[str]] = {}
@@ -423,7 +437,7 @@ class Console:
             actions_log.warning("console: failed login for %r from %s", name, client)
             return self.render("login.html", request, None, 401, next=target, name=name,
                                error="Wrong name or password.")
-        user, cookie = self.auth.issue(*found)
+        user, cookie = await run_in_threadpool(self.auth.issue, *found)
         actions_log.info("console: %s (%s) logged in from %s", user.name, user.role, client)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, cookie, max_age=int(user.expires_at - now), path=PREFIX,
@@ -440,7 +454,7 @@ class Console:
         return len(recent)
 
     async def _logout(self, request: Request) -> Response:
-        user = self.auth.read(request.cookies.get(COOKIE))
+        user = await self.user_of(request)
         if user is not None:
             try:
                 form = await _read_form(request)
@@ -449,6 +463,7 @@ class Console:
             if not self.auth.csrf_ok(user, (form.get(CSRF_FIELD) or [""])[0]):
                 return self.render("error.html", request, user, 403,
                                    message="Log out from the console's own page.")
+            await run_in_threadpool(self.auth.end, user)
             actions_log.info("console: %s (%s) logged out", user.name, user.role)
         response = RedirectResponse(PREFIX + "/login", status_code=303)
         response.delete_cookie(COOKIE, path=PREFIX)

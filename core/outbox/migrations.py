@@ -286,3 +286,27 @@ def m008_fast_counts(db: Database) -> None:
         "ON CONFLICT (destination) DO UPDATE SET delivered = excluded.delivered"
     )
     db.execute("UPDATE outbox_stats SET delivered = delivered + delivered_forgotten")
+
+
+@migration
+def m009_console_sessions(db: Database) -> None:
+    # The console's logins (crossdock.console.auth), in the outbox so every daemon of a fleet
+    # accepts a session another issued and a logout ends it for all. Only the SHA-256 of the
+    # cookie's random id is kept (a reader of the database cannot take over a session);
+    # `credential` is a salted slow hash of the credential at login, so changing it ends the
+    # session without any key derived from it.
+    db.execute(
+        """
+        CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            credential TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)")

@@ -607,3 +607,23 @@ def pg_018_fast_counts(conn: psycopg.Connection) -> None:
         "ON CONFLICT (destination) DO UPDATE SET delivered = excluded.delivered"
     )
     conn.execute("UPDATE outbox_stats SET delivered = delivered + delivered_forgotten")
+
+
+@pg_migration
+def pg_019_console_sessions(conn: psycopg.Connection) -> None:
+    # The console's logins: the same as the SQLite migration m009_console_sessions.
+    conn.execute(
+        """
+        CREATE TABLE console_sessions (
+            id_hash TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            credential TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            last_seen_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)")

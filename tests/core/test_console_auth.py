@@ -35,7 +35,7 @@ def test_a_page_without_a_session_goes_to_the_login(url: str) -> None:
     assert htmx.headers["hx-redirect"].startswith("/console/login")
 
 
-def test_login_sets_a_signed_httponly_strict_cookie(url: str) -> None:
+def test_login_sets_an_httponly_strict_cookie(url: str) -> None:
     answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
                                                       "next": "/console/"})
     assert answer.status_code == 303
@@ -52,15 +52,13 @@ def test_a_wrong_password_or_forged_cookie_is_refused(url: str) -> None:
     assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
     good = httpx.post(f"{url}/console/login", data={"name": "vic", "password": VIEWER_PASSWORD})
     value = good.cookies[COOKIE]
-    body, _, sig = value.rpartition(".")
-    # The body claims admin; its signature is the read-only session's.
-    import base64
-    import json
-    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    data["r"] = "admin"
-    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-    answer = httpx.get(f"{url}/console/", cookies={COOKIE: f"{forged}.{sig}"})
+    # The cookie is a random session id: a changed one (a guess) opens nothing.
+    assert len(value) >= 40
+    forged = value[:-1] + ("A" if value[-1] != "A" else "B")
+    answer = httpx.get(f"{url}/console/", cookies={COOKIE: forged}, follow_redirects=False)
     assert answer.status_code == 303
+    assert httpx.get(f"{url}/console/", cookies={COOKIE: value},
+                     follow_redirects=False).status_code == 200
 
 
 def test_the_token_logs_in_as_admin(url: str) -> None:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from crossdock.config import ConsoleConfig, LoadedConfig
 from crossdock.console.app import LOGIN_FAILURES_PER_MINUTE
-from crossdock.console.auth import COOKIE
+from crossdock.console.auth import COOKIE, Auth
 from crossdock.outbox import open_outbox
 from crossdock.outbox.base import Outbox
 from crossdock.pipeline import Pipeline
@@ -64,11 +64,11 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-# -- logout does not end the session ---------------------------------
+# -- sessions: rows of the outbox, ended by logout, expiry, idleness, a changed credential --
 
 def test_a_cookie_is_dead_after_logout(url: str) -> None:
-    """auth.py:6-9 / app.py:411-423 (_logout): sessions are stateless, logout only asks the browser
-    to drop the cookie; a copied (stolen) cookie stays an admin session for 12 h."""
+    """Sessions were stateless and logout only asked the browser to drop the cookie: a
+    copied (stolen) cookie stayed an admin session for 12 h."""
     admin = logged_in(url, "ada", ADMIN_PASSWORD)
     stolen = admin.cookies[COOKIE]
     csrf = csrf_of(admin.get("/console/").text)
@@ -79,14 +79,63 @@ def test_a_cookie_is_dead_after_logout(url: str) -> None:
         f"({again.status_code})")
 
 
-# -- the session key is a bare hash of the passwords -------------------
+def test_a_session_opens_every_console_on_the_outbox_and_the_row_holds_no_cookie(
+        tmp_path: Path, url: str, outbox: Outbox) -> None:
+    """A fleet shares sessions (two consoles on one outbox); the database keeps only the
+    SHA-256 of the cookie, so reading it takes over no session."""
+    admin = logged_in(url, "ada", ADMIN_PASSWORD)
+    cookie = admin.cookies[COOKIE]
+    with console_server(console_config(tmp_path)) as other:
+        assert httpx.get(f"{other}/console/", cookies={COOKIE: cookie},
+                         follow_redirects=False).status_code == 200
+    with outbox.transaction() as tx:
+        rows = tx.execute("SELECT id_hash, user_name, role FROM console_sessions").fetchall()
+    assert [tuple(r) for r in rows] == [(hashlib.sha256(cookie.encode()).hexdigest(), "ada",
+                                         "admin")]
+
+
+@pytest.mark.parametrize("change", ["password", "role"])
+def test_a_changed_credential_or_role_ends_the_session(tmp_path: Path, url: str,
+                                                       change: str) -> None:
+    admin = logged_in(url, "ada", ADMIN_PASSWORD)
+    ada = ({"password": "another-password-2", "role": "admin"} if change == "password"
+           else {"password": ADMIN_PASSWORD, "role": "read-only"})
+    changed = console_config(tmp_path, console={"token": TOKEN, "users": {"ada": ada}})
+    with console_server(changed) as other:
+        assert httpx.get(f"{other}/console/", cookies={COOKIE: admin.cookies[COOKIE]},
+                         follow_redirects=False).status_code == 303
+    # ended for good: the first config does not bring it back
+    assert admin.get("/console/", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_when_expired_or_idle_and_old_rows_are_forgotten(
+        loaded: LoadedConfig, outbox: Outbox) -> None:
+    config = loaded.config.console.model_copy(update={"session": 3600.0, "idle": 600.0})
+    auth = Auth(config, outbox)
+    _, cookie = auth.issue("ada", "admin", now=1000.0)
+    assert auth.read(cookie, now=1500.0) is not None       # used: last seen moves to 1500
+    assert auth.read(cookie, now=2050.0) is not None       # 550 s idle: still open
+    assert auth.read(cookie, now=2700.0) is None           # 650 s idle: ended
+    _, lasting = auth.issue("vic", "read-only", now=10_000.0)
+    for at in range(10_000, 13_600, 500):
+        assert auth.read(lasting, now=float(at)) is not None
+    assert auth.read(lasting, now=13_600.0) is None        # expired, however busy
+    _, stale = auth.issue("vic", "read-only", now=20_000.0)
+    auth.issue("ada", "admin", now=30_000.0)               # a login forgets the dead rows
+    with outbox.transaction() as tx:
+        assert tx.execute("SELECT COUNT(*) FROM console_sessions").fetchone()[0] == 1
+    assert auth.read(stale, now=30_001.0) is None
+
+
+# -- no key derived from the passwords ---------------------------------------------------
 
 def test_a_session_cookie_is_no_offline_oracle_for_the_passwords(url: str) -> None:
-    """auth.py:111-117 (_signing_key): the HMAC key is SHA-256 of the configured
-    credentials, nothing secret and random. A read-only user knows their own password and the
-    user names/roles, so one cookie lets them test guesses of the token and the admin's
-    password offline at hash speed (the 10-a-minute login limit never applies), then sign an
-    admin session. The word list stands in for a dictionary holding the weak passwords."""
+    """The HMAC key was SHA-256 of the configured credentials, nothing secret and random
+    (now nothing is signed: the cookie is a random id). A read-only user knows their own
+    password and the user names/roles, so one cookie let them test guesses of the token and
+    the admin's password offline at hash speed (the 10-a-minute login limit never applied),
+    then sign an admin session. The word list stands in for a dictionary holding the weak
+    passwords."""
     vic = logged_in(url, "vic", VIEWER_PASSWORD)
     body, _, signature = vic.cookies[COOKIE].rpartition(".")
     words = ["password", "letmein", "console-token", TOKEN, "admin-password", ADMIN_PASSWORD]
