@@ -126,6 +126,8 @@ class ConsoleState:
     stopping: bool = False
     #: seconds between the background reads of the counts (crossdock.console.snapshot)
     counts_every: float = EVERY
+    #: seconds between the checks an open live stream makes that its session still holds
+    session_check_every: float = 10.0
     _secrets: tuple[LoadedConfig, list[str]] | None = field(default=None, repr=False)
     #: what the overview and destination pages show: the counts, read in the background
     counts: Snapshots = field(init=False, repr=False)

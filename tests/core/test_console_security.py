@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from console_helpers import (
 from pydantic import ValidationError
 
 from crossdock.config import ConsoleConfig, LoadedConfig
+from crossdock.console import ConsoleState
 from crossdock.console.app import LOGIN_FAILURES_PER_MINUTE
 from crossdock.console.auth import COOKIE, Auth
 from crossdock.outbox import open_outbox
@@ -125,6 +127,29 @@ def test_a_session_ends_when_expired_or_idle_and_old_rows_are_forgotten(
     with outbox.transaction() as tx:
         assert tx.execute("SELECT COUNT(*) FROM console_sessions").fetchone()[0] == 1
     assert auth.read(stale, now=30_001.0) is None
+
+
+def test_an_open_live_stream_ends_with_its_session(loaded: LoadedConfig) -> None:
+    state = ConsoleState(loaded, open_outbox(loaded.outbox_url), session_check_every=0.2)
+    with console_server(loaded, state) as url:
+        admin = logged_in(url, "ada", ADMIN_PASSWORD)
+        csrf = csrf_of(admin.get("/console/").text)
+        lines: list[str] = []
+        opened = threading.Event()
+
+        def read() -> None:
+            with httpx.stream("GET", f"{url}/console/live/stream",
+                              cookies={COOKIE: admin.cookies[COOKIE]}, timeout=30) as answer:
+                opened.set()
+                lines.extend(answer.iter_lines())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert opened.wait(10)
+        assert admin.post("/console/logout", data={"csrf": csrf}).status_code == 303
+        reader.join(20)
+        assert not reader.is_alive(), "the stream outlived its session"
+        assert "event: ended" in lines
 
 
 # -- no key derived from the passwords ---------------------------------------------------

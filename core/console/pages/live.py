@@ -99,8 +99,16 @@ async def stream(ctx: PageContext) -> Response:
     async def events() -> AsyncIterator[str]:
         nonlocal after
         yield "retry: 2000\n\n"
-        started = last_sent = time.monotonic()
+        started = last_sent = checked = time.monotonic()
         while not state.stopping and time.monotonic() - started < STREAM_SECONDS:
+            if time.monotonic() - checked >= state.session_check_every:
+                # An open stream outlives no session: a logout (here or on another daemon)
+                # or a changed credential ends it at the next check.
+                checked = time.monotonic()
+                now_user = await ctx.console.user_of(ctx.request)
+                if now_user is None or now_user.session != ctx.user.session:
+                    yield "event: ended\ndata: session ended\n\n"
+                    return
             found = await run_in_threadpool(state.outbox.kept_between, 0, None, after, READ)
             for kept in found:
                 after = kept.seq

@@ -19,6 +19,11 @@
       source = new EventSource(url);
       source.addEventListener("open", function () { say("live"); });
       source.addEventListener("error", function () { say("reconnecting…"); });
+      // The session ended (logout, expiry, a changed credential): stop, go log in again.
+      source.addEventListener("ended", function () {
+        source.close();
+        window.location.reload();
+      });
       source.addEventListener("message", function (event) {
         after = event.lastEventId || after;
         var holder = document.createElement("ol");
