@@ -286,3 +286,22 @@ def test_login_returns_to_the_link_with_its_query(url: str) -> None:
             "name": "ada", "password": ADMIN_PASSWORD, "next": elsewhere},
             follow_redirects=False)
         assert refused.headers["location"] == "/console/"
+
+
+def test_the_dictionary_page_reads_without_migrating(tmp_path: Path) -> None:
+    """A GET only reads: an outbox no profile store opened yet shows an empty dictionary and
+    still has no dictionary tables afterwards."""
+    loaded = console_config(tmp_path)
+    with console_server(loaded) as url:
+        viewer = logged_in(url, "vic", VIEWER_PASSWORD)
+        answer = viewer.get("/console/dictionary")
+        assert answer.status_code == 200
+    box = open_outbox(loaded.outbox_url)
+    try:
+        with box.transaction() as tx:
+            tables = {row[0] for row in tx.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+    finally:
+        box.close()
+    assert "console_sessions" in tables
+    assert not tables & {"profile_dictionary", "profile_dictionary_rejections"}

@@ -5,14 +5,20 @@ crossdock.profiles.dictionary.read_dictionary, as `crossdock profiles dictionary
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from starlette.responses import Response
 
 from crossdock.console.app import PageContext, PageError, PageRegistry, whole_number
-from crossdock.outbox.base import shared_sql
-from crossdock.profiles.dictionary import KINDS, RULE_LABELS, read_dictionary
-from crossdock.profiles.store import ProfileStore
+from crossdock.outbox.base import is_sqlite_handle, shared_sql
+from crossdock.profiles.dictionary import (
+    KINDS,
+    RULE_LABELS,
+    Dictionary,
+    day_range,
+    read_dictionary,
+)
 
 #: the days a sparkline covers unless the page asks for others
 DEFAULT_DAYS = 14
@@ -50,6 +56,10 @@ def sparkline(days: list[str], counts: list[int]) -> Spark:
     return Spark(points, title)
 
 
+#: what read_dictionary reads (profiles_m003_dictionary)
+DICTIONARY_TABLES = ("profile_dictionary", "profile_dictionary_rejections")
+
+
 def _days(ctx: PageContext) -> int:
     return whole_number("days", ctx.query("days", str(DEFAULT_DAYS)), 1, MAX_DAYS)
 
@@ -61,10 +71,12 @@ def dictionary(ctx: PageContext) -> Response:
         raise PageError(f"kind: one of {', '.join(KINDS)}, got {kind!r}")
     with ctx.state.outbox.transaction() as tx:
         db = shared_sql(tx)
-        # The tables exist once a profile store opened this outbox; a console on an outbox
-        # nothing was accepted into yet creates them (SQLite; PostgreSQL's are migrations).
-        ProfileStore(ctx.state.loaded.config.profiles).migrate(db)
-        found = read_dictionary(db, days=days, kind=kind)
+        # A page only reads: on SQLite the tables exist once a profile store opened this
+        # outbox (PostgreSQL's are outbox migrations); before that the dictionary is empty.
+        if is_sqlite_handle(db) and not all(db[t].exists() for t in DICTIONARY_TABLES):
+            found = Dictionary(day_range(days, time.time()), [], [])
+        else:
+            found = read_dictionary(db, days=days, kind=kind)
     sparks = {(e.kind, e.name): sparkline(found.days, e.per_day) for e in found.entries}
     rejection_sparks = {(r.name, r.rule): sparkline(found.days, r.per_day)
                         for r in found.rejections}
