@@ -19,6 +19,7 @@ at the most: read time plus the refresh interval) against the same queries bare.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import statistics
 import sys
@@ -132,8 +133,11 @@ def measure(outbox_url: str, bare: Callable[[str, list[object]], object],
     try:
         with serve_app(make_console_app(state)) as url, \
                 httpx.Client(base_url=url, timeout=60) as client:
-            login = client.post("/console/login", data={"name": "bench",
-                                                         "password": PASSWORD})
+            form = client.get("/console/login").text
+            token = re.search(r'name="login_csrf" value="([^"]+)"', form)
+            assert token, "no login_csrf field on the login page"
+            login = client.post("/console/login", data={
+                "name": "bench", "password": PASSWORD, "login_csrf": token.group(1)})
             assert login.status_code == 303, login.text
 
             def page(path: str) -> Callable[[], object]:

@@ -29,8 +29,10 @@ What the app does around every handler, so no page has to:
 
 from __future__ import annotations
 
+import hmac
 import inspect
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,6 +80,10 @@ PAGES = (
     "crossdock.console.pages.audiences",
     "crossdock.console.pages.dictionary",
 )
+
+#: the pre-session CSRF token of the login form: a cookie and a form field that must match
+LOGIN_COOKIE = "crossdock_login"
+LOGIN_CSRF_FIELD = "login_csrf"
 
 #: the largest form body a POST may send (a message pasted into the mapping tester)
 MAX_FORM_BYTES = 1_000_000
@@ -407,18 +413,40 @@ class Console:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
     async def _login_form(self, request: Request) -> Response:
-        return self.render("login.html", request, None, next=_safe_next(
+        return self._login_page(request, 200, next=_safe_next(
             request.query_params.get("next")), error="", name="")
+
+    def _login_page(self, request: Request, status: int, **values: Any) -> Response:
+        """The login form with its pre-session CSRF token: a random value both in a cookie
+        and in the form (a login POST must carry the two alike, so another site cannot log
+        the browser in to an account of its choosing)."""
+        token = request.cookies.get(LOGIN_COOKIE) or ""
+        if not 32 <= len(token) <= 100:
+            token = secrets.token_urlsafe(32)
+        response = self.render("login.html", request, None, status, login_csrf=token,
+                               **values)
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path=PREFIX + "/login",
+                            httponly=True, samesite="strict",
+                            secure=self.state.loaded.config.console.secure_cookie)
+        return response
 
     async def _login(self, request: Request) -> Response:
         client = request.client.host if request.client else "?"
         try:
             form = await _read_form(request)
         except PageError as exc:
-            return self.render("login.html", request, None, exc.status, next=PREFIX + "/",
+            return self._login_page(request, exc.status, next=PREFIX + "/",
                                error=exc.message, name="")
         name = (form.get("name") or [""])[0].strip()
         target = _safe_next((form.get("next") or [""])[0])
+        expected = request.cookies.get(LOGIN_COOKIE) or ""
+        given = (form.get(LOGIN_CSRF_FIELD) or [""])[0]
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            actions_log.warning("console: login for %r from %s refused: no valid login form "
+                                "token", name, client)
+            return self._login_page(request, 403, next=target, name=name, error=(
+                "This login form is out of date (its token is missing or another's): log in "
+                "again from this page."))
         now = time.time()
         # Counted per client address and per account name: a guesser spreading guesses over
         # addresses still meets the account's limit (which may lock its owner out for a
@@ -429,7 +457,7 @@ class Console:
         if refused is not None:
             actions_log.warning("console: login refused for %r from %s: too many failures "
                                 "for this %s", name, client, refused.split(":")[0])
-            return self.render("login.html", request, None, 429, next=target, name=name,
+            return self._login_page(request, 429, next=target, name=name,
                                error=f"Too many failed logins for this {refused.split(':')[0]}"
                                      ": wait a minute and try again.")
         found = self.auth.login(name, (form.get("password") or [""])[0])
@@ -437,7 +465,7 @@ class Console:
             for bucket in buckets:
                 self._failures.setdefault(bucket, []).append(now)
             actions_log.warning("console: failed login for %r from %s", name, client)
-            return self.render("login.html", request, None, 401, next=target, name=name,
+            return self._login_page(request, 401, next=target, name=name,
                                error="Wrong name or password.")
         user, cookie = await run_in_threadpool(self.auth.issue, *found)
         actions_log.info("console: %s (%s) logged in from %s", user.name, user.role, client)

@@ -63,9 +63,25 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def login_token(client: httpx.Client) -> str:
+    """The login form's pre-session CSRF token (its cookie now held by `client`)."""
+    found = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/console/login").text)
+    assert found, "no login_csrf field on the login page"
+    return found.group(1)
+
+
+def post_login(url: str, data: dict[str, str], headers: dict[str, str] | None = None
+               ) -> httpx.Response:
+    """A login POST as the login form sends it (with its token), from a fresh client."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        return client.post("/console/login", data={**data, "login_csrf": login_token(client)},
+                           headers=headers)
+
+
 def logged_in(url: str, name: str, password: str) -> httpx.Client:
     """A client holding a session of `name`."""
     client = httpx.Client(base_url=url, timeout=10)
-    answer = client.post("/console/login", data={"name": name, "password": password})
+    answer = client.post("/console/login", data={
+        "name": name, "password": password, "login_csrf": login_token(client)})
     assert answer.status_code == 303, answer.text
     return client

@@ -15,6 +15,7 @@ from console_helpers import (
     console_server,
     csrf_of,
     logged_in,
+    post_login,
 )
 
 from crossdock.console.auth import COOKIE
@@ -36,8 +37,7 @@ def test_a_page_without_a_session_goes_to_the_login(url: str) -> None:
 
 
 def test_login_sets_an_httponly_strict_cookie(url: str) -> None:
-    answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
-                                                      "next": "/console/"})
+    answer = post_login(url, {"name": "ada", "password": ADMIN_PASSWORD, "next": "/console/"})
     assert answer.status_code == 303
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(COOKIE + "=")
@@ -48,9 +48,9 @@ def test_login_sets_an_httponly_strict_cookie(url: str) -> None:
 
 
 def test_a_wrong_password_or_forged_cookie_is_refused(url: str) -> None:
-    wrong = httpx.post(f"{url}/console/login", data={"name": "ada", "password": "nope"})
+    wrong = post_login(url, {"name": "ada", "password": "nope"})
     assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
-    good = httpx.post(f"{url}/console/login", data={"name": "vic", "password": VIEWER_PASSWORD})
+    good = post_login(url, {"name": "vic", "password": VIEWER_PASSWORD})
     value = good.cookies[COOKIE]
     # The cookie is a random session id: a changed one (a guess) opens nothing.
     assert len(value) >= 40
@@ -67,8 +67,8 @@ def test_the_token_logs_in_as_admin(url: str) -> None:
 
 
 def test_login_goes_only_to_console_pages(url: str) -> None:
-    answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
-                                                      "next": "https://elsewhere.example/"})
+    answer = post_login(url, {"name": "ada", "password": ADMIN_PASSWORD,
+                              "next": "https://elsewhere.example/"})
     assert answer.headers["location"] == "/console/"
 
 
@@ -85,8 +85,8 @@ def test_logout_needs_the_csrf_token(url: str) -> None:
 def test_too_many_failed_logins_wait(url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "crossdock.console.actions")
     for _ in range(10):
-        httpx.post(f"{url}/console/login", data={"name": "ada", "password": "wrong"})
-    answer = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD})
+        post_login(url, {"name": "ada", "password": "wrong"})
+    answer = post_login(url, {"name": "ada", "password": ADMIN_PASSWORD})
     assert answer.status_code == 429
     assert any("failed login for 'ada'" in r.getMessage() for r in caplog.records)
 

@@ -24,6 +24,7 @@ from console_helpers import (
     console_server,
     csrf_of,
     logged_in,
+    post_login,
 )
 from pydantic import ValidationError
 
@@ -197,6 +198,19 @@ def test_a_read_only_user_cannot_forge_an_admin_session(url: str,
         f"({answer.status_code})")
 
 
+def test_a_login_needs_the_login_forms_token(url: str) -> None:
+    """Another site could post its own credentials to the login and so log the browser in to
+    an account of its choosing: the login form carries a pre-session token."""
+    bare = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD})
+    assert bare.status_code == 403 and COOKIE not in bare.cookies
+    assert "login form is out of date" in bare.text
+    with httpx.Client(base_url=url) as client:
+        client.get("/console/login")
+        other = client.post("/console/login", data={
+            "name": "ada", "password": ADMIN_PASSWORD, "login_csrf": "x" * 43})
+        assert other.status_code == 403 and COOKIE not in other.cookies
+
+
 # -- failed logins: limited per account too, X-Forwarded-For only from trusted proxies ----
 
 def test_failed_logins_for_one_user_are_limited_whatever_the_address(url: str
@@ -207,8 +221,7 @@ def test_failed_logins_for_one_user_are_limited_whatever_the_address(url: str
     account holds anyway; tests/e2e/test_console_command.py shows the listeners do not.)"""
     statuses = []
     for i in range(LOGIN_FAILURES_PER_MINUTE + 5):
-        statuses.append(httpx.post(f"{url}/console/login",
-                                   data={"name": "ada", "password": f"guess-{i}"},
+        statuses.append(post_login(url, {"name": "ada", "password": f"guess-{i}"},
                                    headers={"x-forwarded-for": f"203.0.113.{i}"}).status_code)
     assert 429 in statuses, f"{len(statuses)} wrong passwords for ada: {statuses}"
 
@@ -278,13 +291,11 @@ def test_login_returns_to_the_link_with_its_query(url: str) -> None:
         f"{answer.headers['location']}")
     form = httpx.get(url + answer.headers["location"]).text
     assert f'value="{target}"' in form
-    done = httpx.post(f"{url}/console/login", data={"name": "ada", "password": ADMIN_PASSWORD,
-                                                    "next": target}, follow_redirects=False)
+    done = post_login(url, {"name": "ada", "password": ADMIN_PASSWORD, "next": target})
     assert done.headers["location"] == target
     for elsewhere in ("/console/../metrics", "/console/\\elsewhere.example"):
-        refused = httpx.post(f"{url}/console/login", data={
-            "name": "ada", "password": ADMIN_PASSWORD, "next": elsewhere},
-            follow_redirects=False)
+        refused = post_login(url, {"name": "ada", "password": ADMIN_PASSWORD,
+                                   "next": elsewhere})
         assert refused.headers["location"] == "/console/"
 
 

@@ -50,6 +50,13 @@ def _config(folder: Path, outbox: str, url: str, console: dict[str, object]) -> 
     return path
 
 
+def _login_token(client: httpx.Client) -> str:
+    """The login form's pre-session CSRF token (its cookie now held by `client`)."""
+    found = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/console/login").text)
+    assert found, "no login_csrf field on the login page"
+    return found.group(1)
+
+
 @pytest.mark.postgres
 def test_a_pause_in_the_console_holds_another_process(tmp_path: Path, pg_outbox: str,
                                                       webhook_fake: Fake) -> None:
@@ -68,7 +75,8 @@ def test_a_pause_in_the_console_holds_another_process(tmp_path: Path, pg_outbox:
         assert found
         with httpx.Client(base_url=found.group(1), timeout=10) as client:
             assert client.get("/").headers.get("location") == "/console/"
-            login = client.post("/console/login", data={"name": "ada", "password": PASSWORD})
+            login = client.post("/console/login", data={
+                "name": "ada", "password": PASSWORD, "login_csrf": _login_token(client)})
             assert login.status_code == 303
             overview = client.get("/console/").text
             assert re.search(r">hook</a>.*?<td class=\"num\">2</td>", overview, re.S)
@@ -117,9 +125,10 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(
                  "the console to listen", 60, log.read_text)
         found = address.search(log.read_text())
         assert found
-        wrong = httpx.post(f"{found.group(1)}/console/login",
-                           data={"name": "ada", "password": "wrong"},
-                           headers={"x-forwarded-for": "203.0.113.7"})
+        with httpx.Client(base_url=found.group(1), timeout=10) as client:
+            wrong = client.post("/console/login", data={
+                "name": "ada", "password": "wrong", "login_csrf": _login_token(client)},
+                headers={"x-forwarded-for": "203.0.113.7"})
         assert wrong.status_code == 401
         wait_for(lambda: "failed login for 'ada'" in log.read_text(), "the failure's log line",
                  30, log.read_text)
