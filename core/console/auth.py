@@ -154,6 +154,8 @@ class Auth:
             return False
         checked = self._checked.get(user.session)
         if checked is None:
+            if len(self._checked) > 10_000:  # sessions that ended unseen are forgotten
+                self._checked.clear()
             checked = self._checked[user.session] = _fingerprint_ok(current, credential)
         return checked
 
