@@ -14,6 +14,8 @@ orders them all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlite_utils import Database
 
 from crossdock.outbox.base import Transaction, is_sqlite_handle
@@ -59,9 +61,21 @@ class Dedup:
     def seen(self, db: Database | Transaction, key: str, now: float) -> bool:
         """Whether `key` was recorded less than `window` seconds before `now`. On PostgreSQL
         this waits for a concurrent transaction holding the same key to finish first."""
-        lock_keys(db, [f"dedup:{key}"])
+        self.lock(db, [key])
         row = db.execute("SELECT seen_at FROM dedup_keys WHERE key = ?", [key]).fetchone()
         return row is not None and now - float(row[0]) < self.window
+
+    @staticmethod
+    def lock(db: Database | Transaction, keys: Iterable[str]) -> None:
+        """On PostgreSQL, take the locks `seen` takes for all of `keys` at once, in lock order
+        (a transaction that checks several keys takes them in one sorted set, as
+        crossdock.outbox.locks requires, before any other lock)."""
+        lock_keys(db, [Dedup.lock_name(key) for key in keys])
+
+    @staticmethod
+    def lock_name(key: str) -> str:
+        """The advisory lock (crossdock.outbox.locks) that guards `key`."""
+        return f"dedup:{key}"
 
     def remember(self, db: Database | Transaction, key: str, now: float) -> None:
         """Record `key` as seen at `now` (a key older than the window starts a new one)."""

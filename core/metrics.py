@@ -239,6 +239,8 @@ class Metrics:
             "requests whose x-request-id was seen inside the dedup window",
         "crossdock_collector_accept_transactions_total":
             "accept transactions the tracking requests were committed in (group commit)",
+        "crossdock_collector_accept_fallbacks_total":
+            "PostgreSQL groups whose shared accept failed, retried request by request",
     }
 
     def __init__(self) -> None:

@@ -165,22 +165,33 @@ class Pipeline(Generic[HookT]):
         collector's group commit): it calls `wake(result.destinations)` after ITS commit, so
         no worker looks for the rows (and waits on the open transaction) before they are
         there."""
-        result = AcceptResult()
-        parsed: list[tuple[int, Message]] = []
-        for index, raw in enumerate(raws):
-            try:
-                parsed.append((index, parse_message(raw)))
-            except MessageError as exc:
-                result.errors.append((index, exc.problems))
+        return self.accept_parts([raws], wake=wake)[0]
+
+    def accept_parts(self, parts: Sequence[Sequence[Any]], *,
+                     wake: bool = True) -> list[AcceptResult]:
+        """`accept` of all the parts' messages together (one profile `prepare`, so on
+        PostgreSQL one sorted lock set), answered part by part: each part's result is what
+        `accept(part)` would have given after the parts before it (error indexes count
+        within the part). The collector's PostgreSQL group commit: one request per part."""
+        results = [AcceptResult() for _ in parts]
+        parsed: list[tuple[int, int, Message]] = []
+        for part, raws in enumerate(parts):
+            for index, raw in enumerate(raws):
+                try:
+                    parsed.append((part, index, parse_message(raw)))
+                except MessageError as exc:
+                    results[part].errors.append((index, exc.problems))
         if not parsed:
-            return result
+            return results
         route, skip = self._route_fn()
         destinations = self.loaded.routed
+        #: the part of each accepted message id (a repeat of an id is a duplicate)
+        part_of: dict[str, int] = {}
         with self.outbox.transaction() as tx:
             db = shared_sql(tx)
             batch: ProfileBatch | None = None
             if self.profiles is not None:
-                messages = [message for _, message in parsed]
+                messages = [message for _, _, message in parsed]
                 batch = self.profiles.prepare(db, messages)
                 for watcher in self.watchers:
                     watcher.prepare(db, messages)
@@ -188,13 +199,13 @@ class Pipeline(Generic[HookT]):
             kept: list[KeptMessage] = []
             keep = self.loaded.config.outbox.keep_messages > 0
             owners: dict[str, str] = {}
-            batch_ids: set[str] = set()
-            for index, message in parsed:
+            for part, index, message in parsed:
+                result = results[part]
                 message_id = message.message_id
-                if message_id in batch_ids or (batch is not None and batch.seen(message_id)):
+                if message_id in part_of or (batch is not None and batch.seen(message_id)):
                     result.duplicates.append(message_id)
                     continue
-                batch_ids.add(message_id)
+                part_of[message_id] = part
                 try:
                     enriched = self._resolve(db, batch, message)
                     message_rows = [
@@ -228,15 +239,19 @@ class Pipeline(Generic[HookT]):
             fresh = {owners[m] for _, m in new_keys}
             again = routed - fresh
             if again:
-                result.duplicates += [m for m in result.accepted if m in again]
-                result.accepted = [m for m in result.accepted if m not in again]
-        fresh_rows = [r for r in rows if (r.destination, r.message_id) in new_keys]
-        result.rows = len(fresh_rows)
-        result.destinations = {r.destination for r in fresh_rows}
-        result.errors.sort(key=lambda e: e[0])
+                for result in results:
+                    result.duplicates += [m for m in result.accepted if m in again]
+                    result.accepted = [m for m in result.accepted if m not in again]
+        for row in rows:
+            if (row.destination, row.message_id) in new_keys:
+                result = results[part_of[owners[row.message_id]]]
+                result.rows += 1
+                result.destinations.add(row.destination)
+        for result in results:
+            result.errors.sort(key=lambda e: e[0])
         if wake:
-            self.wake(result.destinations)
-        return result
+            self.wake({d for result in results for d in result.destinations})
+        return results
 
     def _resolve(self, db: Database, batch: ProfileBatch | None,
                  message: Message) -> list[EnrichedMessage]:

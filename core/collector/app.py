@@ -71,6 +71,10 @@ SEGMENT_TYPES: dict[str, type[BaseModel]] = {
 }
 
 
+#: one request's accept: its result, None for a request id seen before, or its error
+Accepted = AcceptResult | None | BaseException
+
+
 @dataclass(frozen=True, slots=True)
 class Ingest:
     """One tracking request's messages, for its accept group."""
@@ -109,7 +113,10 @@ class Collector:
         self.checkpointer = (WalCheckpointer.attach(self.outbox) if is_sqlite(self.outbox)
                              else None)
         self.groups: AcceptGroups[Ingest, JSONResponse] = AcceptGroups(
-            self.ingest_group, lambda r: len(r.raws), grouped=is_sqlite(self.outbox))
+            self.ingest_group, lambda r: len(r.raws),
+            # PostgreSQL without a profile store has no message-id locks to order the
+            # outbox's unique inserts by, so each request keeps its own transaction there.
+            grouped=is_sqlite(self.outbox) or pipeline.profiles is not None)
 
     def close(self) -> None:
         """Stop the background checkpoints (the app's shutdown does this)."""
@@ -172,20 +179,9 @@ class Collector:
         return await self.groups.submit(Ingest(credential, request_id, raws, batch))
 
     def ingest_group(self, requests: Sequence[Ingest]) -> list[Outcome[JSONResponse]]:
-        """Accept each request's messages in one transaction, each request in a savepoint
-        of its own: one that fails is rolled back alone and gets its error."""
-        results: list[AcceptResult | BaseException | None] = []
-        self.metrics.inc("crossdock_collector_accept_transactions_total")
-        with self.outbox.transaction() as tx:
-            db = shared_sql(tx)
-            for request in requests:
-                db.execute("SAVEPOINT collector_request")
-                try:
-                    results.append(self._accept(db, request))
-                except Exception as exc:
-                    db.execute("ROLLBACK TO collector_request")
-                    results.append(exc)
-                db.execute("RELEASE collector_request")
+        """Accept the requests' messages in one transaction (group.py); answer each."""
+        results = (self._accept_savepoints(requests) if is_sqlite(self.outbox)
+                   else self._accept_shared(requests))
         # Woken after the commit: a worker woken inside the group's transaction found no
         # rows yet, or waited on this thread's hold of the outbox.
         self.pipeline.wake({d for r in results if isinstance(r, AcceptResult)
@@ -200,10 +196,85 @@ class Collector:
                 outcomes.append(Outcome(error=exc))
         return outcomes
 
+    def _accept_savepoints(self, requests: Sequence[Ingest]) -> list[Accepted]:
+        """SQLite (and a PostgreSQL request alone): one transaction, each request in a
+        savepoint of its own, so one that fails is rolled back alone and gets its error."""
+        results: list[Accepted] = []
+        self.metrics.inc("crossdock_collector_accept_transactions_total")
+        with self.outbox.transaction() as tx:
+            db = shared_sql(tx)
+            for request in requests:
+                db.execute("SAVEPOINT collector_request")
+                try:
+                    results.append(self._accept(db, request))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO collector_request")
+                    results.append(exc)
+                db.execute("RELEASE collector_request")
+        return results
+
+    def _accept_shared(self, requests: Sequence[Ingest]) -> list[Accepted]:
+        """PostgreSQL: the whole group in one transaction and ONE `Pipeline.accept_parts`
+        call. The profile store locks what an accept touches in one global sorted order per
+        call (crossdock.profiles.store); a savepoint per request would take a sorted lock
+        set per request, and two daemons taking theirs in turn could deadlock. If that call
+        fails (a bug, not a bad message), the group is rolled back and each request is
+        accepted in a transaction of its own, so only the failing one fails."""
+        keys = [self._request_key(r) for r in requests]
+        # A request id twice in one group: the repeat's answer depends on what the first
+        # accepted, so it is accepted after the group's commit, alone.
+        together: list[int] = []
+        later: list[int] = []
+        taken: set[str] = set()
+        for i, key in enumerate(keys):
+            if key is not None and key in taken:
+                later.append(i)
+                continue
+            if key is not None:
+                taken.add(key)
+            together.append(i)
+        results: dict[int, Accepted] = {}
+        try:
+            self.metrics.inc("crossdock_collector_accept_transactions_total")
+            with self.outbox.transaction() as tx:
+                shared = self._accept_together(shared_sql(tx), [requests[i] for i in together],
+                                               [keys[i] for i in together])
+            results.update(zip(together, shared, strict=True))
+        except Exception:
+            log.exception("accepting %d requests together failed; accepting each alone",
+                          len(together))
+            self.metrics.inc("crossdock_collector_accept_fallbacks_total")
+            later = sorted([*together, *later])
+        for i in later:
+            results[i] = self._accept_savepoints([requests[i]])[0]
+        return [results[i] for i in range(len(requests))]
+
+    def _accept_together(self, db: Database, requests: Sequence[Ingest],
+                         keys: Sequence[str | None]) -> list[AcceptResult | None]:
+        """The requests' accepts in one `accept_parts` call (None: a request id seen
+        before). The request ids' locks come first, in one sorted set, as one request's
+        does before its accept's locks."""
+        now = self.clock()
+        self.dedup.lock(db, [k for k in keys if k is not None])
+        fresh = [i for i, key in enumerate(keys)
+                 if key is None or not self.dedup.seen(db, key, now)]
+        parts = self.pipeline.accept_parts([requests[i].raws for i in fresh], wake=False)
+        results: list[AcceptResult | None] = [None] * len(requests)
+        for i, result in zip(fresh, parts, strict=True):
+            key = keys[i]
+            if key is not None and (result.accepted or result.duplicates):
+                self.dedup.remember(db, key, now)
+            results[i] = result
+        return results
+
+    @staticmethod
+    def _request_key(request: Ingest) -> str | None:
+        return (request_key(request.credential.key_id, request.request_id)
+                if request.request_id else None)
+
     def _accept(self, db: Database, request: Ingest) -> AcceptResult | None:
         """The request's accept (None: a request id seen before, nothing accepted)."""
-        key = (request_key(request.credential.key_id, request.request_id)
-               if request.request_id else None)
+        key = self._request_key(request)
         now = self.clock()
         if key is not None and self.dedup.seen(db, key, now):
             return None

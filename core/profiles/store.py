@@ -135,7 +135,7 @@ class ProfileStore:
         own those identities; returns the profiles locked."""
         identities = [key for message in messages for key in identity_keys(message)]
         lock_keys(db, [identity.identity_lock_key(k, v) for k, v in identities]
-                  + [f"dedup:{message_key(m.message_id)}" for m in messages])
+                  + [Dedup.lock_name(message_key(m.message_id)) for m in messages])
         return identity.lock_owners(db, identities)
 
     def seen(self, db: Database, message_id: str) -> bool:
