@@ -9,9 +9,10 @@ is in its thread forms the next group, up to `max_messages`. Inside the group's 
 each request has its own SAVEPOINT: a request that fails leaves the others' messages to
 commit, and gets its own error, exactly as it would alone.
 
-On PostgreSQL every request keeps a transaction of its own (groups of one): many daemons and
-threads accept at once there, and one transaction per request keeps the profile store's
-lock order global (crossdock.profiles.store).
+On PostgreSQL a group shares a transaction too, but its messages are accepted in one
+`Pipeline.accept_parts` call rather than a savepoint per request: the profile store's lock
+order is global per call (crossdock.profiles.store), so one call per transaction keeps two
+daemons from deadlocking (Collector._accept_shared in app.py).
 """
 
 from __future__ import annotations
