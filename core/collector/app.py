@@ -220,6 +220,8 @@ class Collector:
         set per request, and two daemons taking theirs in turn could deadlock. If that call
         fails (a bug, not a bad message), the group is rolled back and each request is
         accepted in a transaction of its own, so only the failing one fails."""
+        if len(requests) == 1:  # nothing to share: no fallback that would run it twice
+            return self._accept_savepoints(requests)
         keys = [self._request_key(r) for r in requests]
         # A request id twice in one group: the repeat's answer depends on what the first
         # accepted, so it is accepted after the group's commit, alone.
