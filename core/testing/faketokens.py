@@ -17,8 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["TokenBook"]
+from crossdock.testing.fakelimits import FixedWindow
+from crossdock.testing.fakescript import FakeState
+
+__all__ = ["OAuthFakeState", "TokenBook"]
 
 
 @dataclass
@@ -59,3 +63,50 @@ class TokenBook:
     def __len__(self) -> int:
         with self._lock:
             return len(self._expires)
+
+
+@dataclass
+class OAuthFakeState(FakeState):
+    """What every fake of a destination on OAuth2 keeps besides its API's state: the tokens
+    its token route issued (`tokens`, a TokenBook on `clock`), how many token requests it
+    answered, the statuses its token route answers next (`token_script`) and its request
+    windows (`window`). A fake's dataclass extends it and calls `token_asked()` first in its
+    token route."""
+
+    clock: Callable[[], float] = time.time
+    #: the token route's next answers (statuses) before it issues tokens again
+    token_script: list[int] = field(default_factory=list)
+    token_requests: int = 0
+    _windows: dict[str, FixedWindow] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenBook(self.clock)
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self.tokens.clear()
+            self.token_requests = 0
+            self.token_script.clear()
+            self._windows.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        with self._lock:
+            snap["token_requests"] = self.token_requests
+        return snap
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far expires now (as if its lifetime went by)."""
+        self.tokens.expire_all()
+
+    def token_asked(self) -> int | None:
+        """Count a token request; the scripted status it must be answered with, if any."""
+        with self._lock:
+            self.token_requests += 1
+            return self.token_script.pop(0) if self.token_script else None
+
+    def window(self, name: str, limit: int, seconds: float) -> FixedWindow:
+        """The fixed window `name` counts requests in (`limit` per `seconds`)."""
+        with self._lock:
+            return self._windows.setdefault(name, FixedWindow(limit, seconds, self.clock))

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,10 +46,9 @@ from aiohttp import web
 
 from crossdock.plugins.google_ads.const import MAX_CONVERSIONS, MAX_IDENTIFIERS, MAX_OPERATIONS
 from crossdock.testing.demo import DemoContext, DemoDestination
-from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
+from crossdock.testing.fakescript import Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
-from crossdock.testing.faketokens import TokenBook
+from crossdock.testing.faketokens import OAuthFakeState
 
 FAKE_KEY: web.AppKey[GoogleAdsFake] = web.AppKey("google_ads_fake")
 TOKEN_PATH = "/token"
@@ -105,7 +102,7 @@ class Job:
 
 
 @dataclass
-class GoogleAdsFake(FakeState):
+class GoogleAdsFake(OAuthFakeState):
     """What the fake account knows (its OAuth client, developer token, manager, user lists,
     conversion actions, the clicks it served) and holds (tokens, jobs, list members,
     conversions, every request it answered)."""
@@ -117,9 +114,7 @@ class GoogleAdsFake(FakeState):
     client_secret: str = DEFAULT_CLIENT_SECRET
     refresh_token: str = DEFAULT_REFRESH_TOKEN
     lifetime: int = TOKEN_LIFETIME
-    clock: Callable[[], float] = time.time
     rate_limit: int | None = None
-    token_script: list[int] = field(default_factory=list)
     #: user list id -> the members' identifiers (each identifier as a sorted JSON-ish tuple)
     user_lists: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {DEFAULT_USER_LIST: []})
@@ -128,44 +123,30 @@ class GoogleAdsFake(FakeState):
     gclids: set[str] | None = None
     jobs: dict[str, Job] = field(default_factory=dict)
     conversions: list[dict[str, Any]] = field(default_factory=list)
-    token_requests: int = 0
-    _windows: dict[str, FixedWindow] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = TokenBook(self.clock)
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             for members in self.user_lists.values():
                 members.clear()
-            self.tokens.clear()
             self.jobs.clear()
             self.conversions.clear()
-            self.token_requests = 0
-            self.token_script.clear()
-            self._windows.clear()
 
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
         with self._lock:
             snap.update(user_lists=copy.deepcopy(self.user_lists),
-                        conversions=list(self.conversions), token_requests=self.token_requests)
+                        conversions=list(self.conversions))
         return snap
 
     def members(self, user_list: str = DEFAULT_USER_LIST) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(self.user_lists[user_list])
 
-    def expire_tokens(self) -> None:
-        self.tokens.expire_all()
-
     # -- the token route ---------------------------------------------------------------
 
     def token(self, request: web.Request, raw: bytes) -> dict[str, Any]:
-        with self._lock:
-            self.token_requests += 1
-            scripted = self.token_script.pop(0) if self.token_script else None
+        scripted = self.token_asked()
         if scripted is not None:
             raise _oauth_error(scripted, "temporarily_unavailable", "scripted")
         if request.content_type != "application/x-www-form-urlencoded":
@@ -208,15 +189,12 @@ class GoogleAdsFake(FakeState):
                           "User doesn't have permission to access customer. Note: If you're "
                           "accessing a client customer, the manager's customer id must be "
                           "set in the 'login-customer-id' header.")
-        if self.rate_limit is not None:
-            with self._lock:
-                window = self._windows.setdefault("api", FixedWindow(self.rate_limit, 1.0,
-                                                                     self.clock))
-            if not window.take("api").allowed:
-                error = refused(429, "quotaError", "RESOURCE_TEMPORARILY_EXHAUSTED",
-                                "Too many requests. Retry in 1 seconds.")
-                error.headers["Retry-After"] = "1"
-                raise error
+        if (self.rate_limit is not None
+                and not self.window("api", self.rate_limit, 1.0).take("api").allowed):
+            error = refused(429, "quotaError", "RESOURCE_TEMPORARILY_EXHAUSTED",
+                            "Too many requests. Retry in 1 seconds.")
+            error.headers["Retry-After"] = "1"
+            raise error
         return number
 
     def create(self, cid: str, body: Any) -> dict[str, Any]:

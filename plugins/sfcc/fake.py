@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -55,10 +53,9 @@ from crossdock.plugins.sfcc.const import (
     VERSION,
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
-from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
+from crossdock.testing.fakescript import Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
-from crossdock.testing.faketokens import TokenBook
+from crossdock.testing.faketokens import OAuthFakeState
 
 FAKE_KEY: web.AppKey[SfccFake] = web.AppKey("sfcc_fake")
 TOKEN_PATH = "/dwsso/oauth2/access_token"
@@ -89,20 +86,17 @@ def default_custom_attributes() -> dict[str, str]:
 
 
 @dataclass
-class SfccFake(FakeState):
+class SfccFake(OAuthFakeState):
     """What the fake organization knows (its API client, customer lists, custom attributes)
     and holds (tokens, customers, every request it answered)."""
 
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     lifetime: int = TOKEN_LIFETIME
-    clock: Callable[[], float] = time.time
     #: token requests per minute (None: no limit)
     token_rate_limit: int | None = None
     #: Data API requests per second (None: no limit)
     rate_limit: int | None = None
-    #: the token route's next answers (statuses) before it issues tokens again
-    token_script: list[int] = field(default_factory=list)
     #: customer list -> customer number -> the customer document
     lists: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {DEFAULT_LIST: {}})
@@ -110,26 +104,17 @@ class SfccFake(FakeState):
     #: the demo's shop: a customer number it does not hold registers as it is first updated
     #: (as shoppers register on the storefront), instead of CustomerNotFoundException
     open_registration: bool = False
-    token_requests: int = 0
-    _windows: dict[str, FixedWindow] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = TokenBook(self.clock)
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             for customers in self.lists.values():
                 customers.clear()
-            self.tokens.clear()
-            self.token_requests = 0
-            self.token_script.clear()
-            self._windows.clear()
 
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
         with self._lock:
-            snap.update(lists=copy.deepcopy(self.lists), token_requests=self.token_requests)
+            snap.update(lists=copy.deepcopy(self.lists))
         return snap
 
     def register(self, *numbers: str, list_id: str = DEFAULT_LIST, **properties: Any) -> None:
@@ -142,16 +127,10 @@ class SfccFake(FakeState):
         with self._lock:
             return copy.deepcopy(self.lists[list_id][number])
 
-    def expire_tokens(self) -> None:
-        """Every token issued so far expires now (as if 30 minutes went by)."""
-        self.tokens.expire_all()
-
     # -- the token route ---------------------------------------------------------------
 
     def token(self, request: web.Request, raw: bytes) -> dict[str, Any]:
-        with self._lock:
-            self.token_requests += 1
-            scripted = self.token_script.pop(0) if self.token_script else None
+        scripted = self.token_asked()
         self._take("token", self.token_rate_limit, 60.0, oauth=True)
         if scripted is not None:
             raise _oauth_error(scripted, "temporarily_unavailable", "scripted")
@@ -190,9 +169,7 @@ class SfccFake(FakeState):
               ) -> None:
         if limit is None:
             return
-        with self._lock:
-            window = self._windows.setdefault(name, FixedWindow(limit, seconds, self.clock))
-        taken = window.take(name)
+        taken = self.window(name, limit, seconds).take(name)
         if not taken.allowed:
             retry = taken.headers(("l", "r", "Retry-After"))["Retry-After"]
             refused = (_oauth_error(429, "slow_down", "too many token requests") if oauth

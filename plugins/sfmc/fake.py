@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,10 +51,9 @@ from crossdock.plugins.sfmc.const import (
     TOKEN_PATH,
 )
 from crossdock.testing.demo import DemoContext, DemoDestination
-from crossdock.testing.fakelimits import FixedWindow
-from crossdock.testing.fakescript import FakeState, Refused, body_json, fake_app
+from crossdock.testing.fakescript import Refused, body_json, fake_app
 from crossdock.testing.fakeserver import fake_arguments, run_fake
-from crossdock.testing.faketokens import TokenBook
+from crossdock.testing.faketokens import OAuthFakeState
 
 FAKE_KEY: web.AppKey[SfmcFake] = web.AppKey("sfmc_fake")
 DEFAULT_CLIENT_ID = "sfmc-client-id"
@@ -101,7 +98,7 @@ def default_data_extensions() -> dict[str, DataExtension]:
 
 
 @dataclass
-class SfmcFake(FakeState):
+class SfmcFake(OAuthFakeState):
     """What the fake tenant knows (its integration, data extensions, entry events, inactive
     contacts) and holds (tokens, rows, events, every request it answered)."""
 
@@ -109,55 +106,39 @@ class SfmcFake(FakeState):
     client_secret: str = DEFAULT_CLIENT_SECRET
     mid: str = DEFAULT_MID
     lifetime: int = TOKEN_LIFETIME
-    clock: Callable[[], float] = time.time
     #: token requests per minute (None: no limit)
     token_rate_limit: int | None = None
     #: REST requests per second (None: no limit)
     rate_limit: int | None = None
-    #: the token route's next answers (statuses) before it issues tokens again
-    token_script: list[int] = field(default_factory=list)
     data_extensions: dict[str, DataExtension] = field(default_factory=default_data_extensions)
     event_definitions: set[str] = field(default_factory=lambda: {
         "Crossdock-Events", "Crossdock-Order-Completed"})
     inactive: set[str] = field(default_factory=set)
     #: the base URL it answers as rest_instance_url (set when served)
     base: str = ""
-    token_requests: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     _locked: int = 0
-    _windows: dict[str, FixedWindow] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = TokenBook(self.clock)
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             for extension in self.data_extensions.values():
                 extension.rows.clear()
-            self.tokens.clear()
-            self.token_requests = 0
-            self.token_script.clear()
             self.events.clear()
             self._locked = 0
-            self._windows.clear()
 
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
         with self._lock:
             snap.update(rows={key: [copy.deepcopy(r) for r in ext.rows.values()]
                               for key, ext in self.data_extensions.items()},
-                        events=list(self.events), token_requests=self.token_requests)
+                        events=list(self.events))
         return snap
 
     def lock_next(self) -> None:
         """Answer the next rowset with 10006 and no additionalErrors (a passing lock)."""
         with self._lock:
             self._locked += 1
-
-    def expire_tokens(self) -> None:
-        """Every token issued so far expires now (as if 20 minutes went by)."""
-        self.tokens.expire_all()
 
     def rows(self, key: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -166,9 +147,7 @@ class SfmcFake(FakeState):
     # -- the token route -----------------------------------------------------------------
 
     def token(self, request: web.Request, body: Any) -> dict[str, Any]:
-        with self._lock:
-            self.token_requests += 1
-            scripted = self.token_script.pop(0) if self.token_script else None
+        scripted = self.token_asked()
         self._take("token", self.token_rate_limit, 60.0)
         if scripted is not None:
             raise _oauth_error(scripted, "temporarily_unavailable", "scripted")
@@ -202,9 +181,7 @@ class SfmcFake(FakeState):
     def _take(self, name: str, limit: int | None, seconds: float) -> None:
         if limit is None:
             return
-        with self._lock:
-            window = self._windows.setdefault(name, FixedWindow(limit, seconds, self.clock))
-        taken = window.take(name)
+        taken = self.window(name, limit, seconds).take(name)
         if not taken.allowed:
             reset = taken.headers(("l", "r", "Retry-After"))["Retry-After"]
             raise Refused(429, {"message": "Too Many Requests", "errorcode": 0,
