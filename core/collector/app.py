@@ -180,8 +180,7 @@ class Collector:
 
     def ingest_group(self, requests: Sequence[Ingest]) -> list[Outcome[JSONResponse]]:
         """Accept the requests' messages in one transaction (group.py); answer each."""
-        results = (self._accept_savepoints(requests) if is_sqlite(self.outbox)
-                   else self._accept_shared(requests))
+        results = self._accept_group(requests)
         # Woken after the commit: a worker woken inside the group's transaction found no
         # rows yet, or waited on this thread's hold of the outbox.
         self.pipeline.wake({d for r in results if isinstance(r, AcceptResult)
@@ -196,32 +195,30 @@ class Collector:
                 outcomes.append(Outcome(error=exc))
         return outcomes
 
-    def _accept_savepoints(self, requests: Sequence[Ingest]) -> list[Accepted]:
-        """SQLite (and a PostgreSQL request alone): one transaction, each request in a
-        savepoint of its own, so one that fails is rolled back alone and gets its error."""
-        results: list[Accepted] = []
+    def _accept_alone(self, request: Ingest) -> Accepted:
+        """One request in a transaction of its own: its result, or its error (its changes
+        rolled back)."""
         self.metrics.inc("crossdock_collector_accept_transactions_total")
-        with self.outbox.transaction() as tx:
-            db = shared_sql(tx)
-            for request in requests:
-                db.execute("SAVEPOINT collector_request")
-                try:
-                    results.append(self._accept(db, request))
-                except Exception as exc:
-                    db.execute("ROLLBACK TO collector_request")
-                    results.append(exc)
-                db.execute("RELEASE collector_request")
-        return results
+        try:
+            with self.outbox.transaction() as tx:
+                return self._accept_together(shared_sql(tx), [request],
+                                             [self._request_key(request)])[0]
+        except Exception as exc:
+            return exc
 
-    def _accept_shared(self, requests: Sequence[Ingest]) -> list[Accepted]:
-        """PostgreSQL: the whole group in one transaction and ONE `Pipeline.accept_parts`
-        call. The profile store locks what an accept touches in one global sorted order per
-        call (crossdock.profiles.store); a savepoint per request would take a sorted lock
-        set per request, and two daemons taking theirs in turn could deadlock. If that call
-        fails (a bug, not a bad message), the group is rolled back and each request is
+    def _accept_group(self, requests: Sequence[Ingest]) -> list[Accepted]:
+        """The whole group in one transaction and ONE `Pipeline.accept_parts` call, each
+        request answered from its part. One call, not one per request: the profile store
+        reads and writes a call's people with one statement per step whatever their number
+        (crossdock.profiles.batch), so eight concurrent /v1/track requests cost one read
+        and one write of each profile table, not eight. On PostgreSQL it is also what keeps
+        daemons from deadlocking: the store locks what a call touches in one global sorted
+        order (crossdock.profiles.store), and a call per request would take a sorted lock set
+        per request, two daemons taking theirs in turn. If that call fails (a bug, not a bad
+        message: those are answered by index), the group is rolled back and each request is
         accepted in a transaction of its own, so only the failing one fails."""
         if len(requests) == 1:  # nothing to share: no fallback that would run it twice
-            return self._accept_savepoints(requests)
+            return [self._accept_alone(requests[0])]
         keys = [self._request_key(r) for r in requests]
         # A request id twice in one group: the repeat's answer depends on what the first
         # accepted, so it is accepted after the group's commit, alone.
@@ -248,7 +245,7 @@ class Collector:
             self.metrics.inc("crossdock_collector_accept_fallbacks_total")
             later = sorted([*together, *later])
         for i in later:
-            results[i] = self._accept_savepoints([requests[i]])[0]
+            results[i] = self._accept_alone(requests[i])
         return [results[i] for i in range(len(requests))]
 
     def _accept_together(self, db: Database, requests: Sequence[Ingest],
@@ -273,17 +270,6 @@ class Collector:
     def _request_key(request: Ingest) -> str | None:
         return (request_key(request.credential.key_id, request.request_id)
                 if request.request_id else None)
-
-    def _accept(self, db: Database, request: Ingest) -> AcceptResult | None:
-        """The request's accept (None: a request id seen before, nothing accepted)."""
-        key = self._request_key(request)
-        now = self.clock()
-        if key is not None and self.dedup.seen(db, key, now):
-            return None
-        result = self.pipeline.accept(request.raws, wake=False)
-        if key is not None and (result.accepted or result.duplicates):
-            self.dedup.remember(db, key, now)
-        return result
 
     def _answer(self, request: Ingest, result: AcceptResult | None) -> JSONResponse:
         if result is None:

@@ -1,6 +1,6 @@
-"""Group commit (crossdock.collector.group): tracking requests that arrive while the outbox is
-busy are accepted together in one transaction, each answered after it committed; a request
-that fails inside a group is rolled back alone."""
+"""Group commit (crossdock.collector.group) on SQLite: tracking requests that arrive while the
+outbox is busy are accepted together in one transaction and one `Pipeline.accept_parts` call,
+each answered after it committed; a request that fails inside a group fails alone."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collector_helpers import START, basic, loaded_config, serve_app
 from crossdock.collector import make_app
 from crossdock.models import EnrichedMessage
 from crossdock.outbox.sqlite import SQLiteOutbox
-from crossdock.pipeline import Pipeline
+from crossdock.pipeline import AcceptResult, Pipeline
 from crossdock.profiles import ProfileStore
 
 REQUESTS = 12
@@ -35,22 +35,41 @@ def _accept_transactions(client: httpx.Client) -> float:
     return _metric(client, "crossdock_collector_accept_transactions_total")
 
 
-def _burst(url: str, events: list[str]) -> list[httpx.Response]:
-    """One track request per event, all at once, each on its own connection."""
-    def post(event: str) -> httpx.Response:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            return client.post("/v1/track", headers=basic(), json={
-                "userId": f"u-{event}", "event": "Order Completed", "messageId": event})
+#: one request: its path, JSON body and x-request-id (or None)
+Post = tuple[str, dict[str, Any], str | None]
 
-    with concurrent.futures.ThreadPoolExecutor(len(events)) as pool:
-        return list(pool.map(post, events))
+
+def _track(event: str) -> dict[str, Any]:
+    return {"userId": f"u-{event}", "event": "Order Completed", "messageId": event}
+
+
+def _burst(url: str, posts: list[Post]) -> list[httpx.Response]:
+    """The requests all at once, each on its own connection."""
+    def post(one: Post) -> httpx.Response:
+        path, body, request_id = one
+        headers = basic() | ({"x-request-id": request_id} if request_id else {})
+        with httpx.Client(base_url=url, timeout=30) as client:
+            return client.post(path, headers=headers, json=body)
+
+    with concurrent.futures.ThreadPoolExecutor(len(posts)) as pool:
+        return list(pool.map(post, posts))
+
+
+class CountingPipeline(Pipeline[ProfileStore]):
+    """Counts its `accept_parts` calls (each is one profile prepare and flush)."""
+
+    calls = 0
+
+    def accept_parts(self, parts: Any, *, wake: bool = True) -> list[AcceptResult]:
+        self.calls += 1
+        return super().accept_parts(parts, wake=wake)
 
 
 def _serve(tmp_path: Path, router: Any = None) -> tuple[SQLiteOutbox, Any]:
     loaded = loaded_config(tmp_path, DESTINATIONS)
     outbox = SQLiteOutbox(tmp_path / "crossdock.db")
     store = ProfileStore(loaded.config.profiles, db=outbox.db, clock=lambda: START)
-    app = make_app(loaded, Pipeline(loaded, outbox, store, router=router),
+    app = make_app(loaded, CountingPipeline(loaded, outbox, store, router=router),
                    clock=lambda: START, monotonic=lambda: 0.0)
     return outbox, app
 
@@ -61,13 +80,14 @@ def _queued(outbox: SQLiteOutbox) -> set[str]:
 
 
 def _held_while(outbox: SQLiteOutbox, app: Any, url: str,
-                events: list[str]) -> list[httpx.Response]:
+                events: list[str] | list[Post]) -> list[httpx.Response]:
     """Hold the outbox (as a long commit would) until every request of the burst waits for
     it: the first group's in its thread, the rest queued for the next group. Then let go."""
     groups = app.state.collector.groups
+    posts = [("/v1/track", _track(e), None) if isinstance(e, str) else e for e in events]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         with outbox.lock:
-            burst = pool.submit(_burst, url, events)
+            burst = pool.submit(_burst, url, posts)
             deadline = time.monotonic() + 30
             while groups.in_flight + len(groups.pending) < len(events):
                 assert time.monotonic() < deadline, \
@@ -89,8 +109,10 @@ def test_requests_arriving_together_share_transactions_and_all_commit(tmp_path: 
             # Answered only after the commit: every message is in the outbox now.
             assert _queued(outbox) == set(events)
             # The first group holds the requests that arrived before its task ran (usually
-            # the first alone), the next all the others: never a transaction per request.
+            # the first alone), the next all the others: never a transaction per request,
+            # nor an accept call (a profile read and write) per request.
             assert _accept_transactions(client) - before in (1, 2)
+            assert app.state.collector.pipeline.calls in (1, 2)
     finally:
         outbox.close()
 
@@ -144,5 +166,64 @@ def test_workers_are_woken_after_the_group_commits(tmp_path: Path) -> None:
         # the last wake-up comes after the last group's commit: every message is there
         assert woken[-1][1] == set(events)
         assert len(woken) in (1, 2)  # once per group, not once per request
+    finally:
+        outbox.close()
+
+
+def test_errors_are_reported_at_each_requests_own_indexes(tmp_path: Path) -> None:
+    bad = {"userId": "u-x", "type": "track"}  # no event
+    posts: list[Post] = [
+        ("/v1/batch", {"batch": [{**_track("a0"), "type": "track"}, bad,
+                                 {**_track("a2"), "type": "track"}]}, None),
+        ("/v1/batch", {"batch": [bad, bad, {**_track("b2"), "type": "track"}]}, None),
+        ("/v1/track", {"userId": "u-c"}, None),
+        ("/v1/batch", {"batch": [bad]}, None),
+        ("/v1/track", _track("d0"), None),
+    ]
+    outbox, app = _serve(tmp_path)
+    try:
+        with serve_app(app) as url:
+            a, b, c, d, e = _held_while(outbox, app, url, posts)
+            assert a.status_code == 200
+            assert a.json()["response"]["accepted"] == 2
+            assert [x["index"] for x in a.json()["response"]["errors"]] == [1]
+            assert b.status_code == 200
+            assert b.json()["response"]["accepted"] == 1
+            assert [x["index"] for x in b.json()["response"]["errors"]] == [0, 1]
+            assert c.status_code == 422 and "event" in c.json()["response"]["message"]
+            assert d.status_code == 422
+            assert [x["index"] for x in d.json()["response"]["errors"]] == [0]
+            assert e.status_code == 200 and e.json()["response"]["accepted"] == 1
+            assert _queued(outbox) == {"a0", "a2", "b2", "d0"}
+    finally:
+        outbox.close()
+
+
+def test_request_id_dedup_inside_a_group(tmp_path: Path) -> None:
+    outbox, app = _serve(tmp_path)
+    try:
+        with serve_app(app) as url:
+            first, = _burst(url, [("/v1/track", _track("early"), "r-early")])
+            assert first.json()["response"]["accepted"] == 1
+            answers = _held_while(outbox, app, url, [
+                ("/v1/track", _track("early-again"), "r-early"),  # seen before the group
+                ("/v1/track", _track("one"), "r-twice"),
+                ("/v1/track", _track("two"), "r-twice"),  # the same id in the same group
+                ("/v1/track", _track("other"), "r-other"),
+                ("/v1/track", _track("plain"), None),
+            ])
+            bodies = [a.json()["response"] for a in answers]
+            assert [a.status_code for a in answers] == [200] * 5
+            assert bodies[0] == {"status": "queued", "accepted": 0, "duplicates": 1,
+                                 "errors": []}
+            # exactly one of the two r-twice requests was accepted, the other is its repeat
+            assert sorted(b["accepted"] for b in bodies[1:3]) == [0, 1]
+            assert sorted(b["duplicates"] for b in bodies[1:3]) == [0, 1]
+            assert bodies[3]["accepted"] == 1 and bodies[4]["accepted"] == 1
+            twice = "one" if bodies[1]["accepted"] else "two"
+            assert _queued(outbox) == {"early", twice, "other", "plain"}
+            # remembered in the group's transaction: a retry later is a duplicate
+            again, = _burst(url, [("/v1/track", _track("other-retry"), "r-other")])
+            assert again.json()["response"]["duplicates"] == 1
     finally:
         outbox.close()

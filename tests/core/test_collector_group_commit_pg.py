@@ -1,4 +1,4 @@
-"""Group commit on PostgreSQL (crossdock.collector.app, `_accept_shared`): the requests of a
+"""Group commit on PostgreSQL (crossdock.collector.app, `_accept_group`): the requests of a
 group are accepted in one transaction and ONE `Pipeline.accept_parts` call, so the profile
 store takes one sorted lock set per transaction; each request still gets its own answer, a
 failing request fails alone, and two collectors on one schema never deadlock."""
