@@ -122,7 +122,11 @@ def run(base: str, sink_url: str, seconds: float) -> dict[str, Any]:
     failures: list[str] = []
 
     async def main() -> None:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+        # No total timeout: a backlogged daemon answers late, and the late answers are what
+        # the percentiles measure (aiohttp's default of 5 minutes crashed the run under load).
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100),
+                                         timeout=aiohttp.ClientTimeout(total=None,
+                                                                       sock_connect=30)) as session:
             async def post(i: int) -> None:
                 sent[f"bench-{i}"] = time.time()
                 async with session.post(f"{base}/v1/track", data=bodies[i],

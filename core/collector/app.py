@@ -119,7 +119,9 @@ class Collector:
             grouped=is_sqlite(self.outbox) or pipeline.profiles is not None)
 
     def close(self) -> None:
-        """Stop the background checkpoints (the app's shutdown does this)."""
+        """Stop the accept thread and the background checkpoints (the app's shutdown does
+        this)."""
+        self.groups.close()
         if self.checkpointer is not None:
             self.checkpointer.stop()
             self.checkpointer = None

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,7 +38,14 @@ class Outcome(Generic[R]):
 
 
 class AcceptGroups(Generic[T, R]):
-    """Runs `accept(items)` (in a thread, one transaction) for groups of submitted items."""
+    """Runs `accept(items)` (in a thread, one transaction) for groups of submitted items.
+
+    The groups run one after another in ONE thread of their own: never two at once (the
+    next group forms while one runs), and handing a group to a dedicated thread costs a
+    C queue's put and one wake-up of the event loop. anyio's thread pool
+    (`run_in_threadpool`), used before, took a capacity limiter, a cancel scope and a
+    Condition-based queue per hand-off: about a tenth of the event loop's time per
+    /v1/track request when groups were small."""
 
     def __init__(self, accept: Callable[[Sequence[T]], list[Outcome[R]]],
                  size: Callable[[T], int], *, grouped: bool,
@@ -55,11 +61,19 @@ class AcceptGroups(Generic[T, R]):
         self.requests = 0
         #: requests in the group whose transaction runs now
         self.in_flight = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossdock-accept")
+
+    def close(self) -> None:
+        """Let the accept thread go once the group it runs (if any) is done."""
+        self._thread.shutdown(wait=False)
+
+    async def _run(self, items: list[T]) -> list[Outcome[R]]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.accept, items)
 
     async def submit(self, item: T) -> R:
         """`item`'s answer, once the transaction that accepted it committed."""
         if not self.grouped:
-            outcome = (await run_in_threadpool(self.accept, [item]))[0]
+            outcome = (await self._run([item]))[0]
             self.groups += 1
             self.requests += 1
             return self._unwrap(outcome)
@@ -94,7 +108,7 @@ class AcceptGroups(Generic[T, R]):
                 group = self._take()
                 self.in_flight = len(group)
                 try:
-                    outcomes = await run_in_threadpool(self.accept, [i for i, _ in group])
+                    outcomes = await self._run([i for i, _ in group])
                 except Exception as exc:  # the commit itself failed: nobody's message is in
                     outcomes = [Outcome(error=exc) for _ in group]
                 finally:
