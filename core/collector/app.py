@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from sqlite_utils import Database
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossdock import __version__
 from crossdock.collector import browser
@@ -451,15 +452,15 @@ class CountRequests:
     middleware: Starlette's BaseHTTPMiddleware (`@app.middleware("http")`) streams every body
     through an extra task and queue, which costs the event loop more than the request."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        async def send_counted(message: dict[str, Any]) -> None:
+        async def send_counted(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Counted as the answer starts, as call_next returning did before.
                 path = getattr(scope.get("route"), "path", "(unmatched)")
@@ -473,29 +474,29 @@ class CountRequests:
 class DirectTracking:
     """The tracking endpoints (POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias,
     /v1/group, /v1/batch, and the browser SDKs' short and beacon paths, browser.py) answered
-    straight from ASGI, past FastAPI's routing, dependency solving and exception middleware:
-    those were about half of the event loop's time per /v1/track
-    request, and the event loop, not the accept transaction, bounded it. The routes stay
-    registered (OpenAPI, and every other method or path still goes through them); a request
-    here gets the same endpoint method, the same errors (`error_response`) and the same route
-    in its scope for the request count. Anything but an ApiError propagates as before."""
+    straight from ASGI, past FastAPI's routing, dependency solving and middleware stack
+    (CollectorApp): those were about half of the event loop's time per /v1/track request,
+    and the event loop, not the accept transaction, bounded it. The routes stay registered
+    (OpenAPI, and every other method or path still goes through them); a request here gets
+    the same endpoint method, the same errors (`error_response`) and the same route in its
+    scope for the request count."""
 
-    def __init__(self, app: Any, collector: Collector,
-                 routes: dict[str, tuple[APIRoute, str]]) -> None:
-        self.app = app
+    def __init__(self, collector: Collector, routes: dict[str, tuple[APIRoute, str]]) -> None:
         self.collector = collector
         #: path -> the registered route and the message type it takes ("batch" for a batch),
         #: filled in by make_app once the routes exist
         self.routes = routes
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        found = None
+    def route_of(self, scope: Scope) -> tuple[APIRoute, str] | None:
+        """The route and message type of a request answered here, or None."""
         if (scope["type"] == "http" and scope["method"] == "POST"
                 and not scope.get("root_path")):
-            found = self.routes.get(scope["path"])
-        if found is None:
-            await self.app(scope, receive, send)
-            return
+            return self.routes.get(scope["path"])
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.route_of(scope)
+        assert found is not None, "CollectorApp sends only tracking requests here"
         route, kind = found
         scope["route"] = route
         scope["endpoint"] = route.endpoint
@@ -508,7 +509,27 @@ class DirectTracking:
                 response = await self.collector.segment(kind, request)
         except ApiError as exc:
             response = error_response(exc)
+        except Exception:  # FastAPI's ServerErrorMiddleware is not around these: answer here
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            response = error_response(ApiError(500, "internal error; see the collector's log"))
         await response(scope, receive, send)
+
+
+class CollectorApp(FastAPI):
+    """The collector's app: tracking requests go straight to `tracking` (the request count,
+    CORS and DirectTracking), everything else through FastAPI as usual."""
+
+    def __init__(self, *, direct: DirectTracking, tracking: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.direct = direct
+        self.tracking = tracking
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.direct.route_of(scope) is not None:
+            scope["app"] = self
+            await self.tracking(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def make_app(
@@ -529,9 +550,18 @@ def make_app(
         yield
         await run_in_threadpool(collector.close)
 
-    app = FastAPI(title="Crossdock collector", version=__version__,
-                  description="Segment-compatible tracking endpoints and the user API.",
-                  lifespan=lifespan)
+    direct: dict[str, tuple[APIRoute, str]] = {}
+    answered_directly = DirectTracking(collector, direct)
+    # the request count outside, so it counts every answer; CORS outside the answers, so
+    # they get their CORS headers too (the same order as for FastAPI's routes below)
+    app = CollectorApp(
+        direct=answered_directly,
+        tracking=CountRequests(CorsHeaders(answered_directly, policy=collector.origins,
+                                           is_browser_path=browser.is_browser_path),
+                               metrics=collector.metrics),
+        title="Crossdock collector", version=__version__,
+        description="Segment-compatible tracking endpoints and the user API.",
+        lifespan=lifespan)
     app.state.collector = collector
 
     @app.exception_handler(ApiError)
@@ -548,9 +578,6 @@ def make_app(
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(ApiError(422, "; ".join(problems)))
 
-    direct: dict[str, tuple[APIRoute, str]] = {}
-    app.add_middleware(DirectTracking, collector=collector, routes=direct)
-    # outside the direct answers, so they get their CORS headers too
     app.add_middleware(CorsHeaders, policy=collector.origins,
                        is_browser_path=browser.is_browser_path)
     app.add_middleware(CountRequests, metrics=collector.metrics)  # outside: counts all

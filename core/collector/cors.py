@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossdock.collector.auth import key_id
 from crossdock.collector.errors import ApiError
@@ -126,13 +127,13 @@ class CorsHeaders:
     cache hands one origin's answer to another. A plain ASGI middleware, like the collector's
     others (app.CountRequests)."""
 
-    def __init__(self, app: Any, policy: OriginPolicy,
+    def __init__(self, app: ASGIApp, policy: OriginPolicy,
                  is_browser_path: Callable[[str], bool]) -> None:
         self.app = app
         self.policy = policy
         self.is_browser_path = is_browser_path
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.is_browser_path(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -143,7 +144,7 @@ class CorsHeaders:
             added += [(name.lower().encode(), value.encode())
                       for name, value in grant.headers().items()]
 
-        async def send_with_cors(message: dict[str, Any]) -> None:
+        async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
@@ -151,7 +152,7 @@ class CorsHeaders:
         await self.app(scope, receive, send_with_cors)
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
