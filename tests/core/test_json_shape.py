@@ -9,6 +9,8 @@ from collections import OrderedDict
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossdock.errors import MessageError
 from crossdock.json_shape import DEPTH_RULE, FINITE_RULE, MAX_DEPTH, loads, shape_problems
@@ -100,3 +102,46 @@ def test_loads_reads_any_depth_and_keeps_the_rest_of_the_document() -> None:
     assert loads(text.encode("utf-16")) == document
     with pytest.raises(json.JSONDecodeError):
         loads('{"a": ' * 5_000 + "1")  # never closed
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, as_bytes=st.booleans(), ascii_only=st.booleans())
+def test_loads_reads_every_document_as_the_standard_parser_does(
+        value: Any, as_bytes: bool, ascii_only: bool) -> None:
+    # orjson reads first (crossdock.json_shape): the same values AND the same types (an
+    # integer of any size stays an exact int, never a float), lone surrogates included.
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    document = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    try:
+        expected = json.loads(document)
+    except UnicodeDecodeError:
+        return  # a lone surrogate written raw is not UTF-8: both refuse it
+    got = loads(document)
+    assert got == expected
+    assert json.dumps(got) == json.dumps(expected)  # types too: 1 and 1.0 differ here
+
+
+@pytest.mark.parametrize("text", [
+    '{"id": 123456789012345678901234567890}', '{"id": -9223372036854775809}',
+    '{"id": 18446744073709551616}', '[1e400, NaN, -Infinity]', '\ufeff{"a": 1}',
+    '{"a": "\\ud800"}'])
+def test_loads_keeps_what_orjson_would_read_otherwise(text: str) -> None:
+    got = loads(text.encode("utf-8"))
+    expected = json.loads(text.encode("utf-8"))
+    assert json.dumps(got) == json.dumps(expected)
+    assert [type(v) for v in (got.values() if isinstance(got, dict) else got)] == \
+        [type(v) for v in (expected.values() if isinstance(expected, dict) else expected)]
+
+
+def test_loads_names_where_malformed_text_stops_being_json() -> None:
+    with pytest.raises(json.JSONDecodeError) as caught:
+        loads(b'{"a": 1,\n "b": }')
+    assert (caught.value.lineno, caught.value.colno) == (2, 7)
