@@ -44,7 +44,7 @@ from crossdock.profiles import identity
 from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
 from crossdock.profiles.consent import consent_changes, consent_resets, granted
 from crossdock.profiles.sessions import SESSION_START, Session, SessionEvent, end_of
-from crossdock.profiles.sql import CHUNK, delete_pairs, marks, select_in, upsert
+from crossdock.profiles.sql import CHUNK, delete_pairs, select_in, select_pairs, upsert
 
 if TYPE_CHECKING:
     from crossdock.profiles.store import ProfileStore
@@ -228,18 +228,10 @@ class ProfileBatch:
             return
         for key in missing:
             self.identities[key] = None
-        kinds = sorted({kind for kind, _ in missing})
-        values = sorted({value for _, value in missing})
-        wanted = set(missing)
-        for row in select_in(
-                self.db, "SELECT type, value, profile_id, first_seen, last_seen FROM "
-                f"profile_identities WHERE type IN ({marks(len(kinds))}) AND value IN ({{IN}})",
-                values, before=kinds):
-            found = _Identity(str(row[0]), str(row[1]), str(row[2]), float(row[3]),
-                              float(row[4]))
-            key = (found.type, found.value)
-            if key in wanted:
-                self._hold_identity(found)
+        for row in select_pairs(self.db, "t.type, t.value, t.profile_id, t.first_seen, "
+                                "t.last_seen", "profile_identities", ("type", "value"), missing):
+            self._hold_identity(_Identity(str(row[0]), str(row[1]), str(row[2]),
+                                          float(row[3]), float(row[4])))
 
     def _hold_identity(self, row: _Identity) -> None:
         key = (row.type, row.value)
