@@ -6,7 +6,8 @@ table, as in a store that grows faster than autovacuum analyzes it), and every p
 generic one (`plan_cache_mode = force_generic_plan`, what a statement prepared by psycopg
 gets after five runs). The identity lookup used to be `type IN (...) AND value IN (...)`: with
 those statistics its plan read every identity of the call's types and filtered them by value,
-then hashed all of `profiles`. On SQLite a merge read the whole profiles table (no index on
+then hashed all of `profiles`; the data dictionary's read of its call's rejections was a seq
+scan of all of them. On SQLite a merge read the whole profiles table (no index on
 merged_into)."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from crossdock.outbox.pg_schema import temporary_schema
 from crossdock.outbox.postgres import PgTransaction, PostgresOutbox
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.profiles import ProfileStore
+from crossdock.profiles.dictionary import DictionaryWatch
 from crossdock.profiles.sql import upsert
 
 PEOPLE = 3000
@@ -119,27 +121,38 @@ def generic_plan(url: str, sql: str, params: list[Any]) -> str:
     return "\n".join(str(row[0]) for row in rows)
 
 
-@pytest.mark.postgres
-def test_postgresql_identity_lookups_probe_indexes_with_stale_statistics(
-        pg_outbox: tuple[PostgresOutbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    outbox, url = pg_outbox
+def stale_statistics(url: str, *tables: str) -> None:
+    """Analyze `tables` while they are empty (and keep autovacuum from doing it again), so
+    that their statistics are older than what the test puts in them."""
     with psycopg.connect(url, autocommit=True) as conn:
-        for table in ("profiles", "profile_identities"):
+        for table in tables:
             conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            conn.execute(f"ANALYZE {table}")  # while empty: the statistics go stale below
-    with outbox.transaction() as tx:
-        fill(shared_sql(tx), PEOPLE)
-    traced: list[tuple[str, list[Any]]] = []
+            conn.execute(f"ANALYZE {table}")
+
+
+@pytest.fixture
+def traced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """Every statement run through a PostgreSQL outbox transaction, with its parameters."""
+    statements: list[tuple[str, list[Any]]] = []
     execute = PgTransaction.execute
 
     def tracing(self: PgTransaction, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
-        traced.append((sql, list(params or [])))
+        statements.append((sql, list(params or [])))
         return execute(self, sql, params)
 
     monkeypatch.setattr(PgTransaction, "execute", tracing)
+    return statements
+
+
+@pytest.mark.postgres
+def test_postgresql_identity_lookups_probe_indexes_with_stale_statistics(
+        pg_outbox: tuple[PostgresOutbox, str], traced: list[tuple[str, list[Any]]]) -> None:
+    outbox, url = pg_outbox
+    stale_statistics(url, "profiles", "profile_identities")
+    with outbox.transaction() as tx:
+        fill(shared_sql(tx), PEOPLE)
     with outbox.transaction() as tx:
         run_batch(ProfileStore(), shared_sql(tx))
-    monkeypatch.setattr(PgTransaction, "execute", execute)
     lookups = [(sql, params) for sql, params in traced
                if sql.startswith("SELECT") and "profile_identities" in sql
                and "profile_id IN" not in sql]
@@ -150,3 +163,37 @@ def test_postgresql_identity_lookups_probe_indexes_with_stale_statistics(
         plan = generic_plan(url, sql, params)
         assert "Seq Scan" not in plan and "Filter" not in plan, plan
         assert re.search(r"Index Cond: \(\(type = w\.a\) AND \(value = w\.b\)\)", plan), plan
+
+
+@pytest.mark.postgres
+def test_postgresql_dictionary_reads_the_calls_rejections_by_an_index_range(
+        pg_outbox: tuple[PostgresOutbox, str], traced: list[tuple[str, list[Any]]]) -> None:
+    # The data dictionary reads the rejections its call's messages caused, past the highest
+    # id it saw before the call: `id > ?` alone was a seq scan of the whole table in a generic
+    # plan with stale statistics, once per accept call, on a table that only grows.
+    outbox, url = pg_outbox
+    stale_statistics(url, "profile_rejections")
+    with outbox.transaction() as tx:
+        tx.execute("INSERT INTO profile_rejections (profile_id, message_id, attribute, rule, "
+                   "detail, at) SELECT 'p', 'old-' || i, 'plan', 'type', 'd', 0 "
+                   "FROM generate_series(1, 3000) AS i")
+    called = messages()[:2]
+    watch = DictionaryWatch()
+    with outbox.transaction() as tx:
+        db = shared_sql(tx)
+        watch.prepare(db, called)
+        for message in called:
+            watch.resolved(db, message, [])
+        db.execute("INSERT INTO profile_rejections (profile_id, message_id, attribute, rule, "
+                   "detail, at) VALUES ('p', ?, 'plan', 'type', 'd', ?)",
+                   [called[0].message_id, T0])
+        watch.finish(db)
+        counted = db.execute("SELECT name, rule, datapoints FROM "
+                             "profile_dictionary_rejections").fetchall()
+    assert counted == [("plan", "type", 1)]
+    reads = [(sql, params) for sql, params in traced
+             if sql.startswith("SELECT message_id") and "FROM profile_rejections" in sql]
+    assert reads, traced
+    for sql, params in reads:
+        plan = generic_plan(url, sql, params)
+        assert "Seq Scan" not in plan and "profile_rejections_pkey" in plan, plan
