@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlite_utils import Database
 
+from crossdock import json_shape
 from crossdock.dedup import message_key
 from crossdock.errors import MessageError
 from crossdock.models import AliasMessage, EnrichedMessage, IdentifyMessage, Message
@@ -104,23 +103,6 @@ class _Attribute:
 
 
 IdentityKey = tuple[str, str]
-
-
-#: 19 digits in a row: maybe an integer orjson would read as a float (it holds 64 bits)
-_LONG_DIGITS = re.compile(r"\d{19}")
-
-
-def decode(text: str) -> Any:
-    """json.loads of a stored value, by orjson where it gives the same value (several times
-    faster: every attribute of every profile a call loads is decoded). What orjson refuses
-    (NaN, Infinity, a lone surrogate escape) or reads otherwise (an integer beyond 64 bits
-    becomes a float) goes to json.loads."""
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 def message_traits(message: Message) -> dict[str, Any]:
@@ -301,7 +283,9 @@ class ProfileBatch:
                     self.owned[held.profile_id][key] = held
             for part, pid, name, kind, value, at in self._attributes_of(missing):
                 self.attributes[bool(part)][str(pid)][str(name)] = _Attribute(
-                    str(kind), str(value), float(at), decode(value))
+                    # orjson where it reads as json does (json_shape.loads): every attribute
+                    # of every profile a call loads is decoded here
+                    str(kind), str(value), float(at), json_shape.loads(value))
             for pid, purpose, on, at in select_in(
                     self.db, "SELECT profile_id, purpose, granted, updated_at FROM "
                     "profile_consent WHERE profile_id IN ({IN})", missing):
