@@ -68,6 +68,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backend_cpu(conninfo: str, application: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving a connection named `application`
+    (the collector's pool: its outbox URL names it), read from /proc: the server runs on
+    this machine. The collector process's own CPU hides what its SQL costs the server."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        pids = [int(row[0]) for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+            [application]).fetchall()]
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            found[pid] = cpu_seconds(pid)
+        except FileNotFoundError:
+            continue  # ended meanwhile
+    return found
+
+
 class Bodies:
     """Fresh message ids for every run, so no run is answered as a duplicate."""
 
@@ -87,20 +106,29 @@ class Bodies:
         return [json.dumps({"batch": self.take(BATCH)}).encode() for _ in range(requests)]
 
 
-def measure(target: str, settings: Settings, bodies: Bodies) -> dict[str, Any]:
+def measure(target: str, settings: Settings, bodies: Bodies, *,
+            pg: tuple[str, str] | None = None) -> dict[str, Any]:
     """Rates and server CPU of /v1/track and /v1/batch beside the bare handler, on a collector
-    server whose outbox is `target` (a SQLite file or a PostgreSQL URL)."""
+    server whose outbox is `target` (a SQLite file or a PostgreSQL URL). `pg`: (a URL of the
+    server, the application name of the collector's connections) to measure the CPU of the
+    PostgreSQL backends serving it as well."""
     track_n = settings.size(3_000, 50)
     batch_n = settings.size(150, 5)
     cpu: dict[str, list[float]] = {}
+    db_cpu: dict[str, list[float]] = {}
 
     def runner(path: str, make: Callable[[int], list[bytes]], n: int,
                base: str, pid: int) -> Callable[[], tuple[int, float]]:
         def run() -> tuple[int, float]:
             bodies = make(n)
+            backends = backend_cpu(*pg) if pg is not None else {}
             before = cpu_seconds(pid)
             done = post_all(base + path, bodies)
             cpu.setdefault(path, []).append((cpu_seconds(pid) - before) / n * 1000)
+            if pg is not None:
+                # A backend that started during the run counts from zero.
+                spent = sum(at - backends.get(p, 0.0) for p, at in backend_cpu(*pg).items())
+                db_cpu.setdefault(path, []).append(spent / n * 1000)
             return done
         return run
 
@@ -116,10 +144,16 @@ def measure(target: str, settings: Settings, bodies: Bodies) -> dict[str, Any]:
             "ours": runner("/v1/batch", bodies.batch, batch_n, base, proc.pid),
             "bare": runner("/bare/v1/batch", bodies.batch, batch_n, base, proc.pid),
         }, settings.repeats)
+    found: dict[str, Any] = {}
+    if pg is not None:
+        # the PostgreSQL backends' CPU milliseconds per request (median of the runs)
+        found["postgresql_cpu_ms_per_request"] = {path: statistics.median(v)
+                                                  for path, v in db_cpu.items()}
     return {
         # the server's CPU milliseconds per request (median of the runs): steadier than the
         # rates on a shared machine
         "server_cpu_ms_per_request": {path: statistics.median(v) for path, v in cpu.items()},
+        **found,
         "track_requests": track_n, "batch_requests": batch_n,
         "track": {"ours_req_per_s": track["ours"], "bare_req_per_s": track["bare"],
                   "ratio": track["ours"] / track["bare"]},
@@ -149,7 +183,11 @@ def bench(settings: Settings, pg_url: str = PG_URL) -> Outcome:
     reason = pg_unreachable(pg_url)
     if reason is None:
         with temporary_schema(pg_url, prefix="crossdock_bench") as outbox_url:
-            detail["postgresql"] = measure(outbox_url, settings, bodies)
+            # The collector's connections carry the schema's name, so that their backends
+            # can be told from everyone else's on a shared server.
+            application = outbox_url.rsplit("%3D", 1)[1]
+            detail["postgresql"] = measure(f"{outbox_url}&application_name={application}",
+                                           settings, bodies, pg=(pg_url, application))
         rows += rows_of(detail["postgresql"], ", PostgreSQL outbox")
     else:
         detail["postgresql_skipped"] = reason

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from crossdock.config import AttributeRulesConfig
 
@@ -75,6 +75,13 @@ class Stored:
     value: Any
 
 
+class Typed(Protocol):
+    """What `apply_rules` reads of an attribute a profile holds: its type."""
+
+    @property
+    def type(self) -> str: ...
+
+
 def shown(name: str) -> str:
     """A name as a problem records it: NUL written as the four characters \\x00 (a
     PostgreSQL text column cannot hold NUL; the outbox writes its reasons the same way)."""
@@ -110,7 +117,7 @@ def split_traits(traits: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def apply_rules(
-    existing: dict[str, Stored],
+    existing: Mapping[str, Typed],
     incoming: dict[str, Any],
     rules: AttributeRulesConfig,
     *,

@@ -36,15 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from crossdock import json_shape
 from crossdock.dedup import message_key
 from crossdock.errors import MessageError
 from crossdock.models import AliasMessage, EnrichedMessage, IdentifyMessage, Message
 from crossdock.outbox.locks import is_postgres, lock_keys
 from crossdock.profiles import identity
-from crossdock.profiles.attributes import Problem, Stored, apply_rules, shown, split_traits
+from crossdock.profiles.attributes import Problem, apply_rules, shown, split_traits
 from crossdock.profiles.consent import consent_changes, consent_resets, granted
 from crossdock.profiles.sessions import SESSION_START, Session, SessionEvent, end_of
-from crossdock.profiles.sql import CHUNK, delete_pairs, marks, select_in, upsert
+from crossdock.profiles.sql import CHUNK, delete_pairs, select_in, select_pairs, upsert
 
 if TYPE_CHECKING:
     from crossdock.profiles.store import ProfileStore
@@ -228,18 +229,10 @@ class ProfileBatch:
             return
         for key in missing:
             self.identities[key] = None
-        kinds = sorted({kind for kind, _ in missing})
-        values = sorted({value for _, value in missing})
-        wanted = set(missing)
-        for row in select_in(
-                self.db, "SELECT type, value, profile_id, first_seen, last_seen FROM "
-                f"profile_identities WHERE type IN ({marks(len(kinds))}) AND value IN ({{IN}})",
-                values, before=kinds):
-            found = _Identity(str(row[0]), str(row[1]), str(row[2]), float(row[3]),
-                              float(row[4]))
-            key = (found.type, found.value)
-            if key in wanted:
-                self._hold_identity(found)
+        for row in select_pairs(self.db, "t.type, t.value, t.profile_id, t.first_seen, "
+                                "t.last_seen", "profile_identities", ("type", "value"), missing):
+            self._hold_identity(_Identity(str(row[0]), str(row[1]), str(row[2]),
+                                          float(row[3]), float(row[4])))
 
     def _hold_identity(self, row: _Identity) -> None:
         key = (row.type, row.value)
@@ -290,7 +283,9 @@ class ProfileBatch:
                     self.owned[held.profile_id][key] = held
             for part, pid, name, kind, value, at in self._attributes_of(missing):
                 self.attributes[bool(part)][str(pid)][str(name)] = _Attribute(
-                    str(kind), str(value), float(at), json.loads(value))
+                    # orjson where it reads as json does (json_shape.loads): every attribute
+                    # of every profile a call loads is decoded here
+                    str(kind), str(value), float(at), json_shape.loads(value))
             for pid, purpose, on, at in select_in(
                     self.db, "SELECT profile_id, purpose, granted, updated_at FROM "
                     "profile_consent WHERE profile_id IN ({IN})", missing):
@@ -581,8 +576,6 @@ class ProfileBatch:
         if not values:
             return []
         held = self.attributes[custom][profile_id]
-        # apply_rules reads only whether a name is held, never the value.
-        existing = {name: Stored(row.type, row.decoded) for name, row in held.items()}
         part = PARTS[custom]
         rules = self.rules
         names = self._storable(values)
@@ -602,7 +595,8 @@ class ProfileBatch:
                     self.per_type.clear()
             per_type = self._defined_per_type(part)
         definitions = {n: defined[n] for n in names if n in defined}
-        changes, problems = apply_rules(existing, values, rules, custom=custom,
+        # apply_rules reads only which names are held and their types: the rows as they are.
+        changes, problems = apply_rules(held, values, rules, custom=custom,
                                         definitions=definitions, defined_per_type=per_type)
         for name, change in changes.items():
             if change is not None and name not in definitions and name not in defined:

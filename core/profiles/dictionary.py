@@ -179,10 +179,16 @@ class DictionaryWatch:
                        for key, n in self._capped(db, call).items()))
         # (attribute, rule, day) -> the times of its rejections in this call
         rejected: dict[tuple[str, str, str], list[float]] = {}
+        # Bounded on both sides: `id > ?` alone is a third of the table to a generic plan
+        # (psycopg prepares the statement), which reads it all on PostgreSQL once the table
+        # has outgrown its statistics; a closed range is an index range scan. Most calls
+        # reject nothing: then the top is the mark and nothing more is read.
+        top = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM profile_rejections")
+                  .fetchone()[0])
         for message_id, attribute, rule, at in db.execute(
-            "SELECT message_id, attribute, rule, at FROM profile_rejections WHERE id > ?",
-            [call.mark],
-        ).fetchall():
+            "SELECT message_id, attribute, rule, at FROM profile_rejections "
+            "WHERE id > ? AND id <= ?", [call.mark, top],
+        ).fetchall() if top > call.mark else []:
             if message_id not in call.message_ids:
                 continue  # another daemon's, committed while this call ran (PostgreSQL)
             key = (str(attribute)[:MAX_NAME], str(rule), day_of(float(at)))

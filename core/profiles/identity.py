@@ -28,7 +28,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from crossdock.outbox.locks import is_postgres, lock_keys
-from crossdock.profiles.sql import marks, select_in
+from crossdock.profiles.sql import select_in, select_pairs
 
 #: how often `lock_owners` re-reads the owners after locking before it gives up waiting for
 #: them to settle (each round means another daemon merged one of them meanwhile)
@@ -59,15 +59,13 @@ def lock_profiles(db: Database, profile_ids: list[str] | set[str]) -> None:
 def owners(db: Database, identities: list[tuple[str, str]]) -> set[str]:
     """The live profiles that own any of these (kind, value) identities; a userId counts
     also through `profiles.user_id`. Two queries, whatever the number of identities."""
-    wanted = set(identities)
+    wanted = sorted(set(identities))
     if not wanted:
         return set()
-    kinds = sorted({kind for kind, _ in wanted})
-    found = {str(pid) for kind, value, pid in select_in(
-        db, "SELECT i.type, i.value, COALESCE(p.merged_into, i.profile_id) FROM "
-        "profile_identities i LEFT JOIN profiles p ON p.id = i.profile_id WHERE "
-        f"i.type IN ({marks(len(kinds))}) AND i.value IN ({{IN}})",
-        sorted({value for _, value in wanted}), before=kinds) if (kind, value) in wanted}
+    # The owner's row by its primary key, one probe per identity (see select_pairs).
+    found = {str(pid) for (pid,) in select_pairs(
+        db, "COALESCE((SELECT p.merged_into FROM profiles p WHERE p.id = t.profile_id), "
+        "t.profile_id)", "profile_identities", ("type", "value"), wanted)}
     user_ids = sorted({value for kind, value in wanted if kind == "userId"})
     found |= {str(row[0]) for row in select_in(
         db, "SELECT id FROM profiles WHERE merged_into IS NULL AND user_id IN ({IN})",

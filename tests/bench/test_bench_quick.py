@@ -59,6 +59,9 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     if "postgresql_skipped" not in detail["collector"]:
         on_pg = detail["collector"]["postgresql"]
         assert set(on_pg["server_cpu_ms_per_request"]) == cpu_keys
+        # the PostgreSQL backends serving the collector, found by their application name
+        assert set(on_pg["postgresql_cpu_ms_per_request"]) == cpu_keys
+        assert on_pg["postgresql_cpu_ms_per_request"]["/v1/batch"] > 0
         assert on_pg["track"]["ours_req_per_s"] > 0 and on_pg["batch"]["ours_req_per_s"] > 0
     scaled = detail["profile_scale"]["results"]
     assert len(scaled) == 3
