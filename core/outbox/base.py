@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol, TypeGuard, cast
 from sqlite_utils import Database
 
 from crossdock.destination import OutboxItem
-from crossdock.outbox.payload_json import decode_payloads
+from crossdock.outbox.payload_json import PayloadText, decode_payloads
 
 #: the longest an outbox call waits for the database by default: SQLite's busy timeout (a
 #: write lock held by another connection), PostgreSQL's wait for a pooled connection
@@ -560,7 +560,7 @@ class OutboxBase(ABC):
             return 0
         return self._keep(messages, time.time() if now is None else now)
 
-    def _leased(self, found: Sequence[tuple[int, str, str, int, float]], owner: str,
+    def _leased(self, found: Sequence[tuple[int, str, PayloadText, int, float]], owner: str,
                 now: float) -> list[OutboxItem]:
         """The items of rows just leased, in id order; a row whose payload is not a JSON
         object goes to the dead letters (in the lease's transaction) instead of stopping
@@ -629,22 +629,23 @@ def _dropped(payload: dict[str, Any]) -> int:
 
 
 def leased_items(
-    found: Sequence[tuple[int, str, str, int, float]],
+    found: Sequence[tuple[int, str, PayloadText, int, float]],
 ) -> tuple[list[OutboxItem], list[tuple[int, str]]]:
-    """Leased rows (id, message_id, payload text, attempts, created_at) as items in id order,
-    and (id, reason) for each row whose payload is not a JSON object: those go to the dead
-    letters instead of stopping the worker."""
+    """Leased rows (id, message_id, payload text or its UTF-8 bytes, attempts, created_at) as
+    items in id order, and (id, reason) for each row whose payload is not a JSON object:
+    those go to the dead letters instead of stopping the worker."""
+    # Sorted as tuples (their ids differ, so only the ids are compared): no key function
+    # called per row, and the items come out in id order.
+    found = sorted(found)
     items: list[OutboxItem] = []
     broken: list[tuple[int, str]] = []
     for (id_, message_id, _, attempts, created_at), data in zip(
         found, decode_payloads([row[2] for row in found]), strict=True
     ):
-        problem = _not_an_object(data)
-        if problem is not None:
-            broken.append((id_, f"malformed payload in the outbox: {problem}"))
-            continue
-        items.append(OutboxItem(id_, message_id, data, attempts, created_at))
-    items.sort(key=lambda item: item.id)
+        if isinstance(data, dict):  # almost every row: no call to say why it is not
+            items.append(OutboxItem(id_, message_id, data, attempts, created_at))
+        else:
+            broken.append((id_, f"malformed payload in the outbox: {_not_an_object(data)}"))
     return items, broken
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -36,6 +37,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Found by mapping digits to NUL, which JSON text never holds raw: ~20x faster than a regex.
 _DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
 _LONG_DIGITS = b"\0" * 19
+#: a payload as stored: its text, or the UTF-8 bytes of it
+PayloadText = TypeVar("PayloadText", str, bytes)
 
 
 def encode_payload(payload: Any) -> str:
@@ -52,13 +55,18 @@ def encode_payload(payload: Any) -> str:
     return text
 
 
-def decode_payloads(payloads: list[str]) -> list[Any]:
+def decode_payloads(payloads: Sequence[PayloadText]) -> list[Any]:
     """Each payload decoded, or the ValueError saying why it is not JSON. One decode of the
-    whole batch is much cheaper than one per row; a bad row sends us the slow way."""
+    whole batch is much cheaper than one per row; a bad row sends us the slow way. The
+    payloads may be the UTF-8 bytes of the text (the SQLite lease reads them so: no str to
+    build for each and encode again; bytes that are not UTF-8 are a malformed row)."""
     if not payloads:
         return []
-    joined = "[" + ",".join(payloads) + "]"
-    encoded = joined.encode("utf-8", "surrogatepass")
+    first = payloads[0]
+    if isinstance(first, bytes):
+        encoded = b"[" + b",".join(payloads) + b"]"
+    else:
+        encoded = ("[" + ",".join(payloads) + "]").encode("utf-8", "surrogatepass")
     if _LONG_DIGITS not in encoded.translate(_DIGITS_TO_NUL):
         try:
             decoded = orjson.loads(encoded)
@@ -67,7 +75,7 @@ def decode_payloads(payloads: list[str]) -> list[Any]:
         except orjson.JSONDecodeError:
             pass
     try:
-        decoded = json.loads(joined)
+        decoded = json.loads(encoded.decode("utf-8", "surrogatepass"))
         if len(decoded) == len(payloads):
             return list(decoded)
     except ValueError:
@@ -75,7 +83,7 @@ def decode_payloads(payloads: list[str]) -> list[Any]:
     out: list[Any] = []
     for payload in payloads:
         try:
-            out.append(json.loads(payload))
+            out.append(json.loads(payload if isinstance(payload, str) else payload.decode()))
         except ValueError as exc:
             out.append(exc)
     return out

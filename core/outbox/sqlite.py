@@ -86,7 +86,7 @@ WHERE id IN (
     {in_order}
     ORDER BY next_attempt_at, id LIMIT ?
 )
-RETURNING id, message_id, payload, attempts, created_at
+RETURNING id, message_id, CAST(payload AS BLOB), attempts, created_at
 """
 _LEASE_ORDERED = _LEASE_SQL.format(in_order=PERSON_WAITS_SQL)
 _LEASE_ANY = _LEASE_SQL.format(in_order="")
@@ -103,7 +103,7 @@ WHERE destination = ? AND batch_key = (
         AND next_attempt_at <= ?
     ORDER BY next_attempt_at, id LIMIT 1
 ) AND (state = 'queued' OR (state = 'leased' AND next_attempt_at <= ?))
-RETURNING id, message_id, payload, attempts, created_at
+RETURNING id, message_id, CAST(payload AS BLOB), attempts, created_at
 """
 
 _WAITING_SQL = """

@@ -37,6 +37,7 @@ def test_quick_run_reports_every_benchmark(tmp_path: Path) -> None:
     assert detail["route"]["rows_per_s"] > 0 and detail["route"]["raw_rows_per_s"] > 0
     assert detail["outbox"]["rows_per_s"] > 0 and detail["outbox"]["raw_rows_per_s"] > 0
     assert detail["outbox"]["unordered_rows_per_s"] > 0
+    assert detail["outbox"]["rows_per_cpu_s"] > 0 and detail["outbox"]["raw_rows_per_cpu_s"] > 0
     for how in ("chunked", "one_transaction"):
         cleanup = detail["outbox"]["cleanup"][how]
         assert cleanup["longest_wait_ms"] > 0 and cleanup["mb_before"] > 0

@@ -75,3 +75,21 @@ def test_a_row_holding_two_values_is_malformed_not_two_rows() -> None:
 
 def test_nothing_to_decode() -> None:
     assert decode_payloads([]) == []
+
+
+@pytest.mark.parametrize("texts", [
+    ['{"a":1}', '{"big":18446744073709551616}', '{"zoë":"\u0000"}'],
+    ['{"a":NaN}', '{"b":2}'],
+    ['{"a":1}', "{not json", "[1,2]"],
+])
+def test_the_utf8_bytes_of_payloads_decode_as_their_text_does(texts: list[str]) -> None:
+    def same(value: object) -> object:  # errors compare by type, NaN by its text
+        return type(value) if isinstance(value, ValueError) else repr(value)
+
+    assert [same(v) for v in decode_payloads([t.encode() for t in texts])] == [
+        same(v) for v in decode_payloads(texts)]
+
+
+def test_bytes_that_are_not_utf8_are_a_malformed_row_alone() -> None:
+    decoded = decode_payloads([b'{"a":1}', b'{"b":"\xff"}'])
+    assert decoded[0] == {"a": 1} and isinstance(decoded[1], ValueError)

@@ -120,6 +120,20 @@ def test_a_malformed_payload_becomes_a_dead_letter_not_an_error(outbox: SQLiteOu
     assert letter.message_id == "m0" and "malformed payload" in letter.reason
 
 
+def test_a_payload_that_is_not_utf8_becomes_a_dead_letter_not_an_error(
+    outbox: SQLiteOutbox,
+) -> None:
+    # The lease reads payloads as bytes: a row whose text is not UTF-8 (written by hand) is
+    # malformed like any other, where reading it as text stopped every lease of its
+    # destination.
+    outbox.enqueue(rows(2), now=T0)
+    outbox.db.execute("UPDATE outbox SET payload = CAST(x'7b22223aff7d' AS TEXT) "
+                      "WHERE message_id = 'm0'")
+    (item,) = outbox.lease("a", 10, 30, "w", now=T0)
+    assert item.message_id == "m1" and item.payload == {"n": 1}
+    assert outbox.counts()["a"].dead == 1
+
+
 def test_a_transaction_rolls_back_everything_written_in_it(outbox: SQLiteOutbox) -> None:
     outbox.db.execute("CREATE TABLE side (x INTEGER)")
     with pytest.raises(RuntimeError), outbox.transaction() as db:
