@@ -36,6 +36,7 @@ import httpx
 from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
 from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
+from crossdock.delivery.deadline import Deadline
 from crossdock.delivery.observer import DeliveryObserver, Settled
 from crossdock.delivery.ratelimit import FleetRateLimiter
 from crossdock.delivery.senders import Senders
@@ -273,6 +274,8 @@ class DestinationWorker:
         #: who makes the plugin's non-HTTP sends (PlannedSend), by kind
         self.senders = senders if senders is not None else Senders.default()
         self.send_options = SendOptions(self.name, self.settings.allow_private_network)
+        #: every HTTP request's deadline (the destination's timeout), on one timer
+        self.deadline = Deadline(self.settings.timeout)
         #: OAuth2 tokens, shared by the engine's workers (and through the outbox by daemons)
         self.tokens = tokens if tokens is not None else Tokens(outbox, clock=clock)
         self.grant: TokenGrant | None = None
@@ -716,7 +719,7 @@ class DestinationWorker:
         # 5 % of a small request's CPU, so a request carries only those its plugin set.
         started = time.monotonic()
         try:
-            async with asyncio.timeout(timeout):
+            with self.deadline:
                 response = await send(self.client, request)
             self._timed(started)
             return response, Verdict.UP, ""
