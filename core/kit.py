@@ -101,6 +101,9 @@ def json_request(
         stream=httpx.ByteStream(content),
     )
     request.read()  # `content` as httpx.Request(content=...) leaves it
+    # httpx.Request copied the URL; the parsed one (the same object for every request to a
+    # URL without params) goes back in, so the transport converts it for aiohttp once.
+    request.url = target
     return request
 
 

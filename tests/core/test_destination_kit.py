@@ -91,6 +91,10 @@ def test_json_request_is_the_request_httpx_builds() -> None:
                           params={"b": "2"})
     assert signed.content == b'{"already":"encoded"}'
     assert str(signed.url) == "https://api.example/?a=1&b=2"  # added to the URL's query
+    # Requests to one URL carry one httpx.URL: the transport keeps aiohttp's form by it.
+    again = json_request("PUT", "https://api.example/v1/x", body)
+    assert again.url is json_request("POST", "https://api.example/v1/x", {}).url
+    assert again.url == theirs.url.copy_with(query=None)
 
 
 @pytest.mark.parametrize(("content", "expected"), [
