@@ -71,8 +71,11 @@ def read_response(
 ) -> httpx.Response:
     """The response a plugin classifies: `raw` (the body's start as it came) decoded up to
     `limit` bytes, in the state `read()` leaves a response in."""
-    encoding = next((value for name, value in headers
-                     if name.lower() == b"content-encoding"), None)
+    encoding = None
+    for name, value in headers:  # a loop: a generator per response cost more than the search
+        if name.lower() == b"content-encoding":
+            encoding = value
+            break
     body = raw
     if encoding is not None:
         try:

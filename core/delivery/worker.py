@@ -74,8 +74,9 @@ log = logging.getLogger("crossdock.delivery")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-# A tuple, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
+# Tuples, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
 _OUTCOMES = (Delivered, Retry, Failed)
+_PLANNED = (PlannedRequest, PlannedSend)
 #: seconds between two looks at what waits for a windowed destination whose window is open
 WINDOW_RECHECK = 1.0
 
@@ -537,7 +538,7 @@ class DestinationWorker:
             if isinstance(entry, FieldRefused):
                 refused.setdefault(entry.field, []).append(entry)
                 continue
-            if not isinstance(entry, PlannedRequest | PlannedSend):
+            if not isinstance(entry, _PLANNED):
                 error = (f"plugin {self.plugin.plugin_name} build_requests returned "
                          f"{type(entry).__name__}, not a PlannedRequest, PlannedSend, "
                          "Rejected or FieldRefused")
@@ -547,7 +548,7 @@ class DestinationWorker:
             covered.update(item.id for item in carried)
             if not carried:
                 continue
-            if batch.lost.intersection(item.id for item in carried):
+            if batch.lost and batch.lost.intersection(item.id for item in carried):
                 # Another worker has (some of) them now and sends them itself; the rest go
                 # back to the queue rather than out in a request without their mates.
                 settlement.releases += [i.id for i in carried if i.id not in batch.lost]
@@ -792,6 +793,9 @@ class DestinationWorker:
             error = (f"plugin {self.plugin.plugin_name} {method} failed on {what}: "
                      f"{_describe(exc)}")
             return [Retry(error)] * count, Verdict.UNKNOWN, error
+        if isinstance(outcome, Delivered):  # the usual answer: nothing to look into
+            return [outcome] * count, Verdict.UP, ""
+        outcomes: list[Outcome]
         if isinstance(outcome, _OUTCOMES):
             outcomes = [outcome] * count
         elif isinstance(outcome, FollowUp):
