@@ -43,6 +43,12 @@ _json_encode_sorted = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False
 # Digits map to NUL and e/E to \x01 (JSON text holds neither raw), so one substring search
 # finds an exponent; a regex took as long as `json` itself.
 _MARK_EXPONENT = bytes.maketrans(b"0123456789eE", b"\0" * 10 + b"\1\1")
+# Recent orjson (3.13) writes a large float's exponent as Python does (1e+16), so only a
+# negative one can differ (1.5e-7 where Python has 1.5e-07), and its text holds "e-": the
+# marking pass (a copy of the whole body) is needed only then, which is seldom.
+_ONLY_NEGATIVE_EXPONENTS_DIFFER = (
+    orjson.dumps([1e16, 1.2345678901234568e16, 1e300, 1.5e-7])
+    == b"[1e+16,1.2345678901234568e+16,1e+300,1.5e-7]")
 
 
 def json_content(body: Any, *, sort_keys: bool = False) -> bytes:
@@ -59,7 +65,9 @@ def json_content(body: Any, *, sort_keys: bool = False) -> bytes:
         out = orjson.dumps(body, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except orjson.JSONEncodeError:
         return (_json_encode_sorted if sort_keys else _json_encode)(body).encode()
-    if (b"\0\1" in out.translate(_MARK_EXPONENT) or b".0000" in out
+    if (((not _ONLY_NEGATIVE_EXPONENTS_DIFFER or b"e-" in out)
+            and b"\0\1" in out.translate(_MARK_EXPONENT))
+            or b".0000" in out
             or (b"null" in out and orjson.loads(out) != body)):
         return (_json_encode_sorted if sort_keys else _json_encode)(body).encode()
     return out
@@ -93,6 +101,9 @@ def json_request(
         stream=httpx.ByteStream(content),
     )
     request.read()  # `content` as httpx.Request(content=...) leaves it
+    # httpx.Request copied the URL; the parsed one (the same object for every request to a
+    # URL without params) goes back in, so the transport converts it for aiohttp once.
+    request.url = target
     return request
 
 

@@ -114,6 +114,9 @@ class CircuitBreaker:
         if not self.settings.enabled or verdict is Verdict.UNKNOWN:
             return
         if verdict is Verdict.UP:
+            seen = self._seen
+            if seen.state == "closed" and seen.failures == 0:
+                return  # nothing to change: `_succeeded` would say so, at a cost per request
             self._change(self._succeeded)
         else:
             self._change(lambda c: self._failed(c, error, probe))

@@ -71,8 +71,11 @@ def read_response(
 ) -> httpx.Response:
     """The response a plugin classifies: `raw` (the body's start as it came) decoded up to
     `limit` bytes, in the state `read()` leaves a response in."""
-    encoding = next((value for name, value in headers
-                     if name.lower() == b"content-encoding"), None)
+    encoding = None
+    for name, value in headers:  # a loop: a generator per response cost more than the search
+        if name.lower() == b"content-encoding":
+            encoding = value
+            break
     body = raw
     if encoding is not None:
         try:
@@ -98,15 +101,31 @@ class ReadResponse(httpx.Response):
     chunkers) and a second look through the headers for the Content-Length already there:
     most of the cost of building a small response. So the body is kept here and given by
     the public members that read it (`content`, `read`, `aread`, `iter_bytes`,
-    `aiter_bytes`, `num_bytes_downloaded`); text and JSON are read from `content`."""
+    `aiter_bytes`, `num_bytes_downloaded`); text and JSON are read from `content`.
+
+    Its `headers` are made from the raw ones when first read: a plugin judging a 2xx by its
+    status never reads them, and making them (every name and value checked, each name
+    lowered) was most of the cost of building the response."""
 
     def __init__(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes,
                  request: httpx.Request, extensions: dict[str, Any]) -> None:
-        super().__init__(status, headers=headers, stream=httpx.ByteStream(body),
-                         request=request, extensions=extensions)
+        super().__init__(status, stream=httpx.ByteStream(body), request=request,
+                         extensions=extensions)
+        self._raw_headers = headers
+        self._headers: httpx.Headers | None = None  # the empty ones httpx set: not these
         self.body = body
         self.is_stream_consumed = True
         self.is_closed = True
+
+    @property  # type: ignore[override]
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self._raw_headers)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: httpx.Headers) -> None:
+        self._headers = value
 
     @property
     def content(self) -> bytes:

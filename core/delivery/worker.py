@@ -36,6 +36,7 @@ import httpx
 from crossdock.config import HEARTBEATS_PER_LEASE, ConfiguredDestination
 from crossdock.delivery.backoff import retry_delay
 from crossdock.delivery.circuit import CircuitBreaker, Gate, Verdict
+from crossdock.delivery.deadline import Deadline
 from crossdock.delivery.observer import DeliveryObserver, Settled
 from crossdock.delivery.ratelimit import FleetRateLimiter
 from crossdock.delivery.senders import Senders
@@ -73,8 +74,9 @@ log = logging.getLogger("crossdock.delivery")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-# A tuple, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
+# Tuples, not `Delivered | Retry | Failed`, which builds a union at every isinstance.
 _OUTCOMES = (Delivered, Retry, Failed)
+_PLANNED = (PlannedRequest, PlannedSend)
 #: seconds between two looks at what waits for a windowed destination whose window is open
 WINDOW_RECHECK = 1.0
 
@@ -273,6 +275,8 @@ class DestinationWorker:
         #: who makes the plugin's non-HTTP sends (PlannedSend), by kind
         self.senders = senders if senders is not None else Senders.default()
         self.send_options = SendOptions(self.name, self.settings.allow_private_network)
+        #: every HTTP request's deadline (the destination's timeout), on one timer
+        self.deadline = Deadline(self.settings.timeout)
         #: OAuth2 tokens, shared by the engine's workers (and through the outbox by daemons)
         self.tokens = tokens if tokens is not None else Tokens(outbox, clock=clock)
         self.grant: TokenGrant | None = None
@@ -534,7 +538,7 @@ class DestinationWorker:
             if isinstance(entry, FieldRefused):
                 refused.setdefault(entry.field, []).append(entry)
                 continue
-            if not isinstance(entry, PlannedRequest | PlannedSend):
+            if not isinstance(entry, _PLANNED):
                 error = (f"plugin {self.plugin.plugin_name} build_requests returned "
                          f"{type(entry).__name__}, not a PlannedRequest, PlannedSend, "
                          "Rejected or FieldRefused")
@@ -544,7 +548,7 @@ class DestinationWorker:
             covered.update(item.id for item in carried)
             if not carried:
                 continue
-            if batch.lost.intersection(item.id for item in carried):
+            if batch.lost and batch.lost.intersection(item.id for item in carried):
                 # Another worker has (some of) them now and sends them itself; the rest go
                 # back to the queue rather than out in a request without their mates.
                 settlement.releases += [i.id for i in carried if i.id not in batch.lost]
@@ -716,7 +720,7 @@ class DestinationWorker:
         # 5 % of a small request's CPU, so a request carries only those its plugin set.
         started = time.monotonic()
         try:
-            async with asyncio.timeout(timeout):
+            with self.deadline:
                 response = await send(self.client, request)
             self._timed(started)
             return response, Verdict.UP, ""
@@ -789,6 +793,9 @@ class DestinationWorker:
             error = (f"plugin {self.plugin.plugin_name} {method} failed on {what}: "
                      f"{_describe(exc)}")
             return [Retry(error)] * count, Verdict.UNKNOWN, error
+        if isinstance(outcome, Delivered):  # the usual answer: nothing to look into
+            return [outcome] * count, Verdict.UP, ""
+        outcomes: list[Outcome]
         if isinstance(outcome, _OUTCOMES):
             outcomes = [outcome] * count
         elif isinstance(outcome, FollowUp):

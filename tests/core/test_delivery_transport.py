@@ -9,6 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from crossdock.delivery.response_body import read_response
 from crossdock.delivery.transport import _header_items, make_client, send
 from crossdock.testing.fakeserver import serve
 
@@ -46,7 +47,8 @@ def _gzip_app() -> web.Application:
     async def handler(request: web.Request) -> web.Response:
         body = await request.read()
         return web.Response(body=gzip.compress(b"echo:" + body), status=202,
-                            headers={"content-encoding": "gzip", "x-method": request.method})
+                            headers={"content-encoding": "gzip", "x-method": request.method,
+                                     "x-query": request.query_string})
 
     async def plain(request: web.Request) -> web.Response:
         return web.json_response({"ok": True}, status=200)
@@ -106,3 +108,28 @@ def test_headers_reach_aiohttp_as_httpx_items_gives_them(raw: list[tuple[bytes, 
                                                     ("accept-encoding", "gzip, deflate")]
     chosen = httpx.Headers([*raw, (b"Accept-Encoding", b"identity")])
     assert list(_header_items(chosen).items()) == list(chosen.items())
+
+
+async def test_each_url_reaches_aiohttp_as_it_was_written_however_often_it_is_sent() -> None:
+    # The transport keeps aiohttp's form of a URL by the httpx.URL object: one object sent
+    # again, and another object to another path or query, each go where they say.
+    with serve(_gzip_app()) as server:
+        async with make_client(allow_private_network=True) as client:
+            url = httpx.URL(server.url + "/r?a=1")
+            for query in ("a=1", "a=1", "b=2"):
+                target = url if query == "a=1" else url.copy_with(query=query.encode())
+                response = await send(client, httpx.Request("PATCH", target, content=b"q"))
+                assert response.content == b"echo:q"
+                assert response.headers["x-query"] == query
+
+
+def test_a_read_responses_headers_are_made_when_first_read_and_may_be_replaced() -> None:
+    request = httpx.Request("GET", "https://api.example/")
+    raw = [(b"Content-Type", b"text/plain"), (b"X-A", b"1"), (b"x-a", b"2")]
+    response = read_response(200, raw, b"ok", request, {}, 100)
+    assert response.headers.multi_items() == httpx.Headers(raw).multi_items()
+    assert response.headers is response.headers  # made once
+    assert response.headers.get_list("x-a") == ["1", "2"]
+    response.headers = httpx.Headers({"x-b": "3"})
+    assert dict(response.headers) == {"x-b": "3"}
+    assert read_response(204, [], b"", request, {}, 100).headers.multi_items() == []

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from crossdock import kit
 from crossdock.delivery import deliver_once
 from crossdock.destination import (
     ALL_MESSAGE_TYPES,
@@ -89,6 +91,10 @@ def test_json_request_is_the_request_httpx_builds() -> None:
                           params={"b": "2"})
     assert signed.content == b'{"already":"encoded"}'
     assert str(signed.url) == "https://api.example/?a=1&b=2"  # added to the URL's query
+    # Requests to one URL carry one httpx.URL: the transport keeps aiohttp's form by it.
+    again = json_request("PUT", "https://api.example/v1/x", body)
+    assert again.url is json_request("POST", "https://api.example/v1/x", {}).url
+    assert again.url == theirs.url.copy_with(query=None)
 
 
 @pytest.mark.parametrize(("content", "expected"), [
@@ -327,3 +333,21 @@ def test_contact_options_read_the_phone_in_e164_or_say_why_not() -> None:
         ContactOptions(phone_region="FR").phone_of({"traits": {"phone": "call me"}})
     # A number sent as JSON is read as its digits.
     assert ContactOptions(phone_region="US").e164(6505551212.0) == "+16505551212"
+
+
+@given(JSON)
+def test_json_content_is_what_json_dumps_writes_with_an_orjson_that_writes_1e16(
+        value: Any) -> None:
+    # An orjson older than the one installed may write exponents unlike Python whatever
+    # their sign; then every exponent is looked for.
+    with mock.patch.object(kit, "_ONLY_NEGATIVE_EXPONENTS_DIFFER", False):
+        expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        assert json_content(value) == expected.encode()
+
+
+@pytest.mark.parametrize("value", [1.5e-7, [1e-300], {"a": [None, -2.5e-10]}, 9.99e-05,
+                                   {"n": None, "x": math.nan}, [None, -math.inf],
+                                   {"text": "e-mail 1e-5", "v": 1e22}])
+def test_json_content_writes_small_floats_and_nulls_as_json_does(value: Any) -> None:
+    assert json_content(value) == json.dumps(value, separators=(",", ":"),
+                                             ensure_ascii=False).encode()
