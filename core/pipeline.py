@@ -116,12 +116,24 @@ class AcceptResult:
         self.destinations |= other.destinations
 
 
+#: for each destination, the index of the first with the same route (crossdock.route's
+#: `same_routes`): a message is routed once for all of them
+Twins = Callable[[Sequence[ConfiguredDestination]], list[int]]
+
+
 def default_router() -> tuple[Router, type]:
     """The route step and its Skip type (imported late: importing it compiles every
     mapping's templates)."""
     from crossdock.route.router import Skip, route
 
     return route, Skip
+
+
+def default_twins() -> Twins:
+    """The default route step's `same_routes` (imported late, as `default_router`)."""
+    from crossdock.route.router import same_routes
+
+    return same_routes
 
 
 class Pipeline(Generic[HookT]):
@@ -145,6 +157,8 @@ class Pipeline(Generic[HookT]):
         self.on_commit = on_commit
         self._router = router
         self._skip_type = skip_type
+        #: set with the default router only: another router's routes are its own business
+        self._twins: Twins | None = None
         self._owns_outbox = owns_outbox
         #: told of every message the profile hook resolves (`watch`)
         self.watchers: list[ProfileWatcher] = []
@@ -157,7 +171,12 @@ class Pipeline(Generic[HookT]):
     def _route_fn(self) -> tuple[Router, type | None]:
         if self._router is None:
             self._router, self._skip_type = default_router()
+            self._twins = default_twins()
         return self._router, self._skip_type
+
+    def _firsts(self, destinations: Sequence[ConfiguredDestination]) -> list[int] | None:
+        """`Twins` of the destinations (None: each routes on its own)."""
+        return None if self._twins is None else self._twins(destinations)
 
     def accept(self, raws: Sequence[Any], *, wake: bool = True) -> AcceptResult:
         """Validate, enrich, route and store `raws` in one transaction; returns after commit.
@@ -185,6 +204,7 @@ class Pipeline(Generic[HookT]):
             return results
         route, skip = self._route_fn()
         destinations = self.loaded.routed
+        firsts = self._firsts(destinations)
         #: the part of each accepted message id (a repeat of an id is a duplicate)
         part_of: dict[str, int] = {}
         with self.outbox.transaction() as tx:
@@ -210,7 +230,7 @@ class Pipeline(Generic[HookT]):
                     enriched = self._resolve(db, batch, message)
                     message_rows = [
                         row for e in enriched
-                        for row in _route_one(e, destinations, route, skip)
+                        for row in _route_one(e, destinations, route, skip, firsts)
                     ]
                 except MessageError as exc:
                     result.errors.append((index, exc.problems))
@@ -275,9 +295,11 @@ class Pipeline(Generic[HookT]):
         if not enriched:
             return 0
         route, skip = self._route_fn()
+        destinations = self.loaded.routed
+        firsts = self._firsts(destinations)
         with self.outbox.transaction():
             rows = [row for e in enriched
-                    for row in _route_one(e, self.loaded.routed, route, skip)]
+                    for row in _route_one(e, destinations, route, skip, firsts)]
             new_keys = self._enqueue(rows)
         fresh = [r for r in rows if (r.destination, r.message_id) in new_keys]
         self.wake({r.destination for r in fresh})
@@ -289,7 +311,7 @@ class Pipeline(Generic[HookT]):
         stored nowhere (replay and backfill, crossdock.replay). Raises MessageError when it
         cannot be shaped for one of them."""
         route, skip = self._route_fn()
-        return _route_one(enriched, destinations, route, skip)
+        return _route_one(enriched, destinations, route, skip, self._firsts(destinations))
 
     def _enrich_alone(self, message: Message) -> EnrichedMessage:
         """Without a profile store: the message alone, its consent answered as the store
@@ -377,22 +399,32 @@ def _route_one(
     destinations: Sequence[ConfiguredDestination],
     route: Router,
     skip: type | None,
+    firsts: Sequence[int] | None = None,
 ) -> list[NewRow]:
+    """The message's rows; `firsts` (`Twins`) names the destinations routed alike, whose
+    rows then share one payload (never mutated: the outbox only encodes it)."""
     message_id = str(enriched.message.get("messageId", ""))
     kind = enriched.message.get("type")
     person = person_key(enriched)
     rows = []
     only = enriched.destinations
-    for destination in destinations:
+    #: the payload (or skip) routed for the first destination of each twin group
+    routed: dict[int, Any] = {}
+    for index, destination in enumerate(destinations):
         if kind not in destination.plugin.message_types:
             continue
         if only is not None and destination.name not in only:
             continue
-        try:
-            payload = route(enriched, destination)
-        except MessageError as exc:
-            # The message is fine but cannot be shaped for this destination: name it.
-            raise MessageError([f"{destination.name}: {p}" for p in exc.problems]) from exc
+        first = index if firsts is None else firsts[index]
+        if first in routed:
+            payload = routed[first]
+        else:
+            try:
+                payload = routed[first] = route(enriched, destination)
+            except MessageError as exc:
+                # The message is fine but cannot be shaped for this destination: name it.
+                raise MessageError(
+                    [f"{destination.name}: {p}" for p in exc.problems]) from exc
         if (skip is not None and isinstance(payload, skip)) or payload is None:
             continue
         rows.append(NewRow(destination.name, message_id, payload, person))

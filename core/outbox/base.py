@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol, TypeGuard, cast
 from sqlite_utils import Database
 
 from crossdock.destination import OutboxItem
-from crossdock.outbox.payload_json import PayloadText, decode_payloads
+from crossdock.outbox.payload_json import PayloadText, decode_payloads, encode_payload
 
 #: the longest an outbox call waits for the database by default: SQLite's busy timeout (a
 #: write lock held by another connection), PostgreSQL's wait for a pooled connection
@@ -608,13 +608,33 @@ def dropped_by_destination(
 ) -> dict[str, int]:
     """Per destination, the attributes the route step dropped (a payload's `dropped`
     counts) from the rows that were new; rows already present were counted before."""
-    by_key = {(r.destination, r.message_id): n for r in rows if (n := _dropped(r.payload))}
+    counts: dict[int, int] = {}  # by payload: rows routed alike share one (encoded_payloads)
+    by_key: dict[tuple[str, str], int] = {}
+    for row in rows:
+        n = counts.get(id(row.payload))
+        if n is None:
+            n = counts[id(row.payload)] = _dropped(row.payload)
+        if n:
+            by_key[row.destination, row.message_id] = n
     totals: dict[str, int] = {}
     if by_key:
         for key in inserted:
             if key in by_key:
                 totals[key[0]] = totals.get(key[0], 0) + by_key[key]
     return totals
+
+
+def encoded_payloads(rows: Sequence[NewRow]) -> list[str]:
+    """Each row's payload as JSON text (`encode_payload`). Rows of destinations routed alike
+    share one payload object (crossdock.pipeline), encoded once for all of them."""
+    texts: dict[int, str] = {}
+    out: list[str] = []
+    for row in rows:
+        text = texts.get(id(row.payload))
+        if text is None:
+            text = texts[id(row.payload)] = encode_payload(row.payload)
+        out.append(text)
+    return out
 
 
 def _dropped(payload: dict[str, Any]) -> int:

@@ -60,6 +60,7 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
+    encoded_payloads,
     find_rows_sql,
     kept_from,
     paused_from_row,
@@ -349,7 +350,7 @@ class PostgresOutbox(OutboxBase):
                     {"now": now, "i": [i for i, _ in ordered],
                      "d": [r.destination for _, r in ordered],
                      "m": [r.message_id for _, r in ordered],
-                     "p": [encode_payload(r.payload) for _, r in ordered],
+                     "p": encoded_payloads([r for _, r in ordered]),
                      "k": [r.person for _, r in ordered]},
                 ).fetchall()
             ]

@@ -53,6 +53,7 @@ from crossdock.outbox.base import (
     dead_letters_from,
     decoded_row,
     dropped_by_destination,
+    encoded_payloads,
     find_rows_sql,
     kept_from,
     paused_from_row,
@@ -203,12 +204,12 @@ class SQLiteOutbox(OutboxBase):
         inserted: list[tuple[str, str]] = []
         with self.transaction() as db:
             conn = db.conn
+            texts = encoded_payloads(rows)
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start:start + _INSERT_CHUNK]
                 params: list[Any] = []
-                for row in chunk:
-                    params += (row.destination, row.message_id, encode_payload(row.payload),
-                               row.person, now, now, now)
+                for row, text in zip(chunk, texts[start:start + _INSERT_CHUNK], strict=True):
+                    params += (row.destination, row.message_id, text, row.person, now, now, now)
                 sql = (_INSERT_SQL + ",".join([_ROW_SQL] * len(chunk))
                        + " RETURNING destination, message_id")
                 inserted += conn.execute(sql, params).fetchall()

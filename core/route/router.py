@@ -7,6 +7,8 @@ The compiled route is kept on the destination object itself, so it lives exactly
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +78,9 @@ class CompiledRoute:
         self.has_templates = bool(self.templates)
         self.has_rules = bool(self.rules)
         self.all_events = self.events.everything
+        #: what the route is made of: destinations with equal ones route every message to
+        #: equal payloads (`same_routes`); None when that cannot be promised
+        self.definition = None if self.has_templates else _definition(destination)
 
     def route(self, enriched: EnrichedMessage) -> dict[str, Any] | Skip:
         message = enriched.message
@@ -165,6 +170,34 @@ class CompiledRoute:
             elif name in found:
                 identities[name] = found[name]
         return identities
+
+
+def _definition(destination: ConfiguredDestination) -> str | None:
+    """Everything `CompiledRoute` is built from, as canonical JSON (None: a mapping that is
+    not plain JSON, so no promise). Templates are left out by the caller: a plugin may give
+    their environment functions whose output differs from one call to the next."""
+    config = destination.config
+    try:
+        return json.dumps([sorted(destination.plugin.message_types), destination.mapping,
+                           config.filter.model_dump(mode="json"),
+                           config.rules.model_dump(mode="json")],
+                          sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+
+
+def same_routes(destinations: Sequence[ConfiguredDestination]) -> list[int]:
+    """For each destination, the index of the first one whose route is built from the same
+    definition (its own index when no earlier one's is): route() gives both equal payloads
+    for every message, so the pipeline routes it once and the rows share the payload (and
+    the outbox encodes it once). Several webhooks, or several accounts of one plugin with
+    the default mapping, are such a fan-out."""
+    firsts: dict[str, int] = {}
+    out: list[int] = []
+    for index, destination in enumerate(destinations):
+        definition = compiled(destination).definition
+        out.append(index if definition is None else firsts.setdefault(definition, index))
+    return out
 
 
 def compiled(destination: ConfiguredDestination) -> CompiledRoute:
