@@ -10,6 +10,7 @@ hold for all of them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import UTC, datetime
@@ -282,8 +283,14 @@ def consent_from_context(context: dict[str, Any]) -> set[str]:
     return set()
 
 
-def enrich_without_profile(message: dict[str, Any]) -> EnrichedMessage:
-    """Enrichment from the message alone, used when no profile store is attached."""
+#: the consent a message grants, from its context and its traits (`enrich_without_profile`)
+ConsentOf = Callable[[dict[str, Any], dict[str, Any]], set[str]]
+
+
+def enrich_without_profile(message: dict[str, Any],
+                           consent_of: ConsentOf | None = None) -> EnrichedMessage:
+    """Enrichment from the message alone, used when no profile store is attached; its
+    consent is `consent_of(context, traits)`, by default `consent_from_context`."""
     identities = {k: str(message[k]) for k in ("userId", "anonymousId") if message.get(k)}
     context = message.get("context") or {}
     traits = dict(context.get("traits") or {})
@@ -296,5 +303,6 @@ def enrich_without_profile(message: dict[str, Any]) -> EnrichedMessage:
         profile_id=identities.get("userId") or identities.get("anonymousId"),
         user_attributes=traits,
         identities=identities,
-        consent=consent_from_context(context),
+        consent=(consent_from_context(context) if consent_of is None
+                 else consent_of(context, traits)),
     )

@@ -23,7 +23,8 @@ from crossdock.config import ConfiguredDestination, LoadedConfig
 from crossdock.errors import MessageError
 from crossdock.models import EnrichedMessage, Message, enrich_without_profile, parse_message
 from crossdock.outbox.base import KeptMessage, NewRow, Outbox, shared_sql
-from crossdock.profiles.consent import message_consent
+from crossdock.profiles.attributes import SYSTEM_ALIASES
+from crossdock.profiles.consent import OPT_IN_PURPOSES, message_consent
 
 if TYPE_CHECKING:
     from crossdock.profiles.store import ProfileStore
@@ -32,6 +33,10 @@ log = logging.getLogger("crossdock.pipeline")
 
 #: messages per transaction when accepting a long stream (`crossdock send` of a big file)
 DEFAULT_CHUNK = 500
+#: the trait names that state an opt-in, as the profile store reads traits (`split_traits`)
+_OPT_IN_NAMES = frozenset([*OPT_IN_PURPOSES,
+                           *(name for name, canonical in SYSTEM_ALIASES.items()
+                             if canonical in OPT_IN_PURPOSES)])
 
 Router = Callable[[EnrichedMessage, ConfiguredDestination], Any]
 
@@ -316,11 +321,15 @@ class Pipeline(Generic[HookT]):
     def _enrich_alone(self, message: Message) -> EnrichedMessage:
         """Without a profile store: the message alone, its consent answered as the store
         would for a person who said only this (profiles.consent_defaults for the rest)."""
-        enriched = enrich_without_profile(message.to_json())
-        enriched.consent = message_consent(
-            enriched.message.get("context") or {}, enriched.user_attributes,
-            self.loaded.config.profiles.consent_defaults)
-        return enriched
+        return enrich_without_profile(message.to_json(), self._message_consent)
+
+    def _message_consent(self, context: dict[str, Any], traits: dict[str, Any]) -> set[str]:
+        defaults = self.loaded.config.profiles.consent_defaults
+        if "consent" not in context and _OPT_IN_NAMES.isdisjoint(traits):
+            # Most messages say nothing about consent: `message_consent` would give the
+            # defaults, after three passes over the traits and the context to find that out.
+            return {purpose for purpose, on in defaults.items() if on}
+        return message_consent(context, traits, defaults)
 
     def wake(self, destinations: set[str]) -> None:
         """Tell `on_commit` that these destinations have new committed rows."""

@@ -6,12 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crossdock.config import LoadedConfig
 from crossdock.errors import MessageError
-from crossdock.models import EnrichedMessage, Message, enrich_without_profile
+from crossdock.models import EnrichedMessage, Message, enrich_without_profile, parse_message
 from crossdock.outbox.sqlite import SQLiteOutbox
 from crossdock.pipeline import AcceptResult, Pipeline, build_pipeline, person_key
+from crossdock.profiles.consent import message_consent
 
 MakeLoaded = Callable[..., LoadedConfig]
 URL = "http://127.0.0.1:9/hook"
@@ -257,3 +260,29 @@ def test_each_row_keeps_whom_its_message_is_about_for_per_person_order(
     assert person_key(profiled) == "p:p7"
     assert person_key(EnrichedMessage(message={"userId": "u2"})) == "u:u2"
     assert person_key(EnrichedMessage(message={"type": "track"})) is None
+
+
+_TRAIT_NAMES = ["email", "plan", "emailOptIn", "email_opt_in", "smsOptIn", "sms_opt_in",
+                "whatsappOptIn", "whatsapp_opt_in", "first_name", "$Mobile"]
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(traits=st.dictionaries(st.sampled_from(_TRAIT_NAMES),
+                              st.sampled_from([True, False, None, "yes"]), max_size=4),
+       consent=st.sampled_from([None, {"categoryPreferences": {"ads": True, "email": False}},
+                                {"sms": False}, ["marketing"], "odd"]),
+       defaults=st.dictionaries(st.sampled_from(["email", "sms", "whatsapp", "ads"]),
+                                st.booleans(), max_size=4))
+def test_consent_without_a_profile_store_is_message_consent(
+    outbox: SQLiteOutbox, make_loaded: MakeLoaded, traits: dict[str, Any],
+    consent: Any, defaults: dict[str, bool],
+) -> None:
+    loaded = make_loaded(URL)
+    loaded.config.profiles.consent_defaults = defaults
+    context: dict[str, Any] = {"traits": traits}
+    if consent is not None:
+        context["consent"] = consent
+    message = parse_message(track("m", context=context))
+    enriched = Pipeline(loaded, outbox)._enrich_alone(message)
+    assert enriched.consent == message_consent(context, traits, defaults)
