@@ -257,7 +257,10 @@ class Pipeline(Generic[HookT]):
                 # (the dictionary's day rows); held from here to the commit only.
                 for watcher in self.watchers:
                     watcher.finish(db)
-        if self.profiles is None:
+        # As many new keys as rows: every row was new (the keys are the rows' own), so
+        # nothing was seen before and one call's rows are all its part's.
+        all_new = len(new_keys) == len(rows)
+        if self.profiles is None and not all_new:
             # Without a profile store the outbox's unique (destination, message_id) is the
             # dedup: a message all of whose rows were already there was seen before.
             routed = {owners[r.message_id] for r in rows}
@@ -267,11 +270,15 @@ class Pipeline(Generic[HookT]):
                 for result in results:
                     result.duplicates += [m for m in result.accepted if m in again]
                     result.accepted = [m for m in result.accepted if m not in again]
-        for row in rows:
-            if (row.destination, row.message_id) in new_keys:
-                result = results[part_of[owners[row.message_id]]]
-                result.rows += 1
-                result.destinations.add(row.destination)
+        if all_new and len(results) == 1:
+            results[0].rows += len(rows)
+            results[0].destinations.update(row.destination for row in rows)
+        else:
+            for row in rows:
+                if (row.destination, row.message_id) in new_keys:
+                    result = results[part_of[owners[row.message_id]]]
+                    result.rows += 1
+                    result.destinations.add(row.destination)
         for result in results:
             result.errors.sort(key=lambda e: e[0])
         if wake:
