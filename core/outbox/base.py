@@ -612,12 +612,13 @@ def dropped_by_destination(
 ) -> dict[str, int]:
     """Per destination, the attributes the route step dropped (a payload's `dropped`
     counts) from the rows that were new; rows already present were counted before."""
-    counts: dict[int, int] = {}  # by payload: rows routed alike share one (encoded_payloads)
     by_key: dict[tuple[str, str], int] = {}
+    last: object = None  # a run of rows sharing one payload (encoded_payloads)
+    n = 0
     for row in rows:
-        n = counts.get(id(row.payload))
-        if n is None:
-            n = counts[id(row.payload)] = _dropped(row.payload)
+        if row.payload is not last:
+            last = row.payload
+            n = _dropped(row.payload)
         if n:
             by_key[row.destination, row.message_id] = n
     totals: dict[str, int] = {}
@@ -629,14 +630,16 @@ def dropped_by_destination(
 
 
 def encoded_payloads(rows: Sequence[NewRow]) -> list[str]:
-    """Each row's payload as JSON text (`encode_payload`). Rows of destinations routed alike
-    share one payload object (crossdock.pipeline), encoded once for all of them."""
-    texts: dict[int, str] = {}
+    """Each row's payload as JSON text (`encode_payload`). The rows of destinations routed
+    alike share one payload object (crossdock.pipeline), next to each other in routing
+    order: a run of rows sharing one is encoded once."""
     out: list[str] = []
+    last: object = None
+    text = ""
     for row in rows:
-        text = texts.get(id(row.payload))
-        if text is None:
-            text = texts[id(row.payload)] = encode_payload(row.payload)
+        if row.payload is not last:
+            last = row.payload
+            text = encode_payload(row.payload)
         out.append(text)
     return out
 

@@ -332,8 +332,9 @@ class PostgresOutbox(OutboxBase):
             ids = sorted(i for (i,) in conn.execute(
                 "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) "
                 "FROM generate_series(1, %s)", [len(rows)]).fetchall())
-            ordered = sorted(zip(ids, rows, strict=True),
-                             key=lambda pair: (pair[1].destination, pair[1].message_id))
+            # Encoded in routing order, where rows sharing a payload are next to each other.
+            ordered = sorted(zip(ids, rows, encoded_payloads(rows), strict=True),
+                             key=lambda row: (row[1].destination, row[1].message_id))
             inserted: list[tuple[str, str]] = [
                 (d, m) for d, m in conn.execute(
                     """
@@ -347,11 +348,11 @@ class PostgresOutbox(OutboxBase):
                     ON CONFLICT (destination, message_id) DO NOTHING
                     RETURNING destination, message_id
                     """,
-                    {"now": now, "i": [i for i, _ in ordered],
-                     "d": [r.destination for _, r in ordered],
-                     "m": [r.message_id for _, r in ordered],
-                     "p": encoded_payloads([r for _, r in ordered]),
-                     "k": [r.person for _, r in ordered]},
+                    {"now": now, "i": [i for i, _, _ in ordered],
+                     "d": [r.destination for _, r, _ in ordered],
+                     "m": [r.message_id for _, r, _ in ordered],
+                     "p": [text for _, _, text in ordered],
+                     "k": [r.person for _, r, _ in ordered]},
                 ).fetchall()
             ]
             destinations = sorted({d for d, _ in inserted})
