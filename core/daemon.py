@@ -331,6 +331,11 @@ class _Served:
                  lifespan: Literal["on", "off"], **options: Any) -> None:
         import uvicorn
 
+        # httptools' C parser (a dependency), named: uvicorn's "auto" falls back to the
+        # pure-Python h11 without a word, which costs a collector request about a quarter
+        # more CPU (docs/benchmarks.md, "The collector's own costs, second round").
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
         class Server(uvicorn.Server):
             # The daemon owns SIGTERM/SIGINT; uvicorn must not install its own handlers.
             @contextlib.contextmanager
@@ -341,7 +346,8 @@ class _Served:
         # log_config=None: uvicorn's records go to the root handler like every other, so
         # `--log-format json` holds for them too (its own config adds text handlers).
         self.server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                            lifespan=lifespan, log_config=None, **options))
+                                            lifespan=lifespan, log_config=None,
+                                            http=HttpToolsProtocol, **options))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, sockets: list[socket.socket] | None = None) -> None:
