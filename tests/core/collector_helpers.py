@@ -98,3 +98,64 @@ def serve(loaded: LoadedConfig, clock: Callable[[], float] = lambda: START,
             yield Running(url, outbox, store, app)
     finally:
         outbox.close()
+
+
+# -- group commit: the scenarios both engines run (test_collector_group_commit*.py) ---------
+
+#: one request: its path, JSON body and x-request-id (or None)
+Post = tuple[str, dict[str, Any], str | None]
+
+
+def track_body(event: str, user: str | None = None) -> dict[str, Any]:
+    return {"userId": user or f"u-{event}", "event": "Order Completed", "messageId": event}
+
+
+_BAD = {"userId": "u-x", "type": "track"}  # no event
+#: requests whose errors must be reported at each request's own indexes
+POSTS_WITH_ERRORS: list[Post] = [
+    ("/v1/batch", {"batch": [{**track_body("a0"), "type": "track"}, _BAD,
+                             {**track_body("a2"), "type": "track"}]}, None),
+    ("/v1/batch", {"batch": [_BAD, _BAD, {**track_body("b2"), "type": "track"}]}, None),
+    ("/v1/track", {"userId": "u-c"}, None),
+    ("/v1/batch", {"batch": [_BAD]}, None),
+    ("/v1/track", track_body("d0"), None),
+]
+#: what POSTS_WITH_ERRORS leaves in the outbox
+QUEUED_FROM_ERRORS = {"a0", "a2", "b2", "d0"}
+
+
+def check_errors_at_own_indexes(answers: list[Any]) -> None:
+    """The answers to POSTS_WITH_ERRORS, accepted in one group."""
+    a, b, c, d, e = answers
+    assert a.status_code == 200
+    assert a.json()["response"]["accepted"] == 2
+    assert [x["index"] for x in a.json()["response"]["errors"]] == [1]
+    assert b.status_code == 200
+    assert b.json()["response"]["accepted"] == 1
+    assert [x["index"] for x in b.json()["response"]["errors"]] == [0, 1]
+    assert c.status_code == 422 and "event" in c.json()["response"]["message"]
+    assert d.status_code == 422
+    assert [x["index"] for x in d.json()["response"]["errors"]] == [0]
+    assert e.status_code == 200 and e.json()["response"]["accepted"] == 1
+
+
+#: requests with request ids, sent in one group after one with "r-early" was accepted
+POSTS_WITH_REQUEST_IDS: list[Post] = [
+    ("/v1/track", track_body("early-again"), "r-early"),  # seen before the group
+    ("/v1/track", track_body("one"), "r-twice"),
+    ("/v1/track", track_body("two"), "r-twice"),  # the same id in the same group
+    ("/v1/track", track_body("other"), "r-other"),
+    ("/v1/track", track_body("plain"), None),
+]
+
+
+def check_request_id_dedup(answers: list[Any]) -> set[str]:
+    """The answers to POSTS_WITH_REQUEST_IDS; the message ids the group accepted."""
+    bodies = [a.json()["response"] for a in answers]
+    assert [a.status_code for a in answers] == [200] * 5
+    assert bodies[0] == {"status": "queued", "accepted": 0, "duplicates": 1, "errors": []}
+    # exactly one of the two r-twice requests was accepted, the other is its repeat
+    assert sorted(b["accepted"] for b in bodies[1:3]) == [0, 1]
+    assert sorted(b["duplicates"] for b in bodies[1:3]) == [0, 1]
+    assert bodies[3]["accepted"] == 1 and bodies[4]["accepted"] == 1
+    return {"one" if bodies[1]["accepted"] else "two", "other", "plain"}

@@ -11,7 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from collector_helpers import START, basic, loaded_config, serve_app
+from collector_helpers import (
+    POSTS_WITH_ERRORS,
+    POSTS_WITH_REQUEST_IDS,
+    QUEUED_FROM_ERRORS,
+    START,
+    Post,
+    basic,
+    check_errors_at_own_indexes,
+    check_request_id_dedup,
+    loaded_config,
+    serve_app,
+    track_body,
+)
 
 from crossdock.collector import make_app
 from crossdock.models import EnrichedMessage
@@ -35,12 +47,7 @@ def _accept_transactions(client: httpx.Client) -> float:
     return _metric(client, "crossdock_collector_accept_transactions_total")
 
 
-#: one request: its path, JSON body and x-request-id (or None)
-Post = tuple[str, dict[str, Any], str | None]
-
-
-def _track(event: str) -> dict[str, Any]:
-    return {"userId": f"u-{event}", "event": "Order Completed", "messageId": event}
+_track = track_body
 
 
 def _burst(url: str, posts: list[Post]) -> list[httpx.Response]:
@@ -171,30 +178,11 @@ def test_workers_are_woken_after_the_group_commits(tmp_path: Path) -> None:
 
 
 def test_errors_are_reported_at_each_requests_own_indexes(tmp_path: Path) -> None:
-    bad = {"userId": "u-x", "type": "track"}  # no event
-    posts: list[Post] = [
-        ("/v1/batch", {"batch": [{**_track("a0"), "type": "track"}, bad,
-                                 {**_track("a2"), "type": "track"}]}, None),
-        ("/v1/batch", {"batch": [bad, bad, {**_track("b2"), "type": "track"}]}, None),
-        ("/v1/track", {"userId": "u-c"}, None),
-        ("/v1/batch", {"batch": [bad]}, None),
-        ("/v1/track", _track("d0"), None),
-    ]
     outbox, app = _serve(tmp_path)
     try:
         with serve_app(app) as url:
-            a, b, c, d, e = _held_while(outbox, app, url, posts)
-            assert a.status_code == 200
-            assert a.json()["response"]["accepted"] == 2
-            assert [x["index"] for x in a.json()["response"]["errors"]] == [1]
-            assert b.status_code == 200
-            assert b.json()["response"]["accepted"] == 1
-            assert [x["index"] for x in b.json()["response"]["errors"]] == [0, 1]
-            assert c.status_code == 422 and "event" in c.json()["response"]["message"]
-            assert d.status_code == 422
-            assert [x["index"] for x in d.json()["response"]["errors"]] == [0]
-            assert e.status_code == 200 and e.json()["response"]["accepted"] == 1
-            assert _queued(outbox) == {"a0", "a2", "b2", "d0"}
+            check_errors_at_own_indexes(_held_while(outbox, app, url, POSTS_WITH_ERRORS))
+            assert _queued(outbox) == QUEUED_FROM_ERRORS
     finally:
         outbox.close()
 
@@ -205,23 +193,9 @@ def test_request_id_dedup_inside_a_group(tmp_path: Path) -> None:
         with serve_app(app) as url:
             first, = _burst(url, [("/v1/track", _track("early"), "r-early")])
             assert first.json()["response"]["accepted"] == 1
-            answers = _held_while(outbox, app, url, [
-                ("/v1/track", _track("early-again"), "r-early"),  # seen before the group
-                ("/v1/track", _track("one"), "r-twice"),
-                ("/v1/track", _track("two"), "r-twice"),  # the same id in the same group
-                ("/v1/track", _track("other"), "r-other"),
-                ("/v1/track", _track("plain"), None),
-            ])
-            bodies = [a.json()["response"] for a in answers]
-            assert [a.status_code for a in answers] == [200] * 5
-            assert bodies[0] == {"status": "queued", "accepted": 0, "duplicates": 1,
-                                 "errors": []}
-            # exactly one of the two r-twice requests was accepted, the other is its repeat
-            assert sorted(b["accepted"] for b in bodies[1:3]) == [0, 1]
-            assert sorted(b["duplicates"] for b in bodies[1:3]) == [0, 1]
-            assert bodies[3]["accepted"] == 1 and bodies[4]["accepted"] == 1
-            twice = "one" if bodies[1]["accepted"] else "two"
-            assert _queued(outbox) == {"early", twice, "other", "plain"}
+            accepted = check_request_id_dedup(
+                _held_while(outbox, app, url, POSTS_WITH_REQUEST_IDS))
+            assert _queued(outbox) == {"early", *accepted}
             # remembered in the group's transaction: a retry later is a duplicate
             again, = _burst(url, [("/v1/track", _track("other-retry"), "r-other")])
             assert again.json()["response"]["duplicates"] == 1

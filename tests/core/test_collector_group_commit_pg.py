@@ -16,7 +16,19 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from collector_helpers import START, basic, loaded_config, serve_app
+from collector_helpers import (
+    POSTS_WITH_ERRORS,
+    POSTS_WITH_REQUEST_IDS,
+    QUEUED_FROM_ERRORS,
+    START,
+    Post,
+    basic,
+    check_errors_at_own_indexes,
+    check_request_id_dedup,
+    loaded_config,
+    serve_app,
+    track_body,
+)
 
 from crossdock.collector import make_app
 from crossdock.dedup import Dedup, message_key
@@ -32,12 +44,7 @@ pytestmark = pytest.mark.postgres
 
 DESTINATIONS = {"hook": {"plugin": "webhook", "settings": {"url": "http://127.0.0.1:9/"},
                          "delivery": {"allow_private_network": True}}}
-#: one request: its JSON body, the path and the x-request-id (or None)
-Post = tuple[str, dict[str, Any], str | None]
-
-
-def _track(event: str, user: str | None = None) -> dict[str, Any]:
-    return {"userId": user or f"u-{event}", "event": "Order Completed", "messageId": event}
+_track = track_body
 
 
 @contextmanager
@@ -148,50 +155,18 @@ def test_a_failing_request_fails_alone(tmp_path: Path, pg_server: str, pg: str) 
 
 def test_errors_are_reported_at_each_requests_own_indexes(
         tmp_path: Path, pg_server: str, pg: str) -> None:
-    bad = {"userId": "u-x", "type": "track"}  # no event
-    posts: list[Post] = [
-        ("/v1/batch", {"batch": [{**_track("a0"), "type": "track"}, bad,
-                                 {**_track("a2"), "type": "track"}]}, None),
-        ("/v1/batch", {"batch": [bad, bad, {**_track("b2"), "type": "track"}]}, None),
-        ("/v1/track", {"userId": "u-c"}, None),
-        ("/v1/batch", {"batch": [bad]}, None),
-        ("/v1/track", _track("d0"), None),
-    ]
     with _collector(tmp_path, pg) as (outbox, app), serve_app(app) as url:
-        a, b, c, d, e = _in_one_group(pg_server, app, url, posts)
-        assert a.status_code == 200
-        assert a.json()["response"]["accepted"] == 2
-        assert [x["index"] for x in a.json()["response"]["errors"]] == [1]
-        assert b.status_code == 200
-        assert b.json()["response"]["accepted"] == 1
-        assert [x["index"] for x in b.json()["response"]["errors"]] == [0, 1]
-        assert c.status_code == 422 and "event" in c.json()["response"]["message"]
-        assert d.status_code == 422
-        assert [x["index"] for x in d.json()["response"]["errors"]] == [0]
-        assert e.status_code == 200 and e.json()["response"]["accepted"] == 1
-        assert _queued(outbox) == ["a0", "a2", "b2", "blocker", "d0"]
+        check_errors_at_own_indexes(_in_one_group(pg_server, app, url, POSTS_WITH_ERRORS))
+        assert _queued(outbox) == sorted({*QUEUED_FROM_ERRORS, "blocker"})
 
 
 def test_request_id_dedup_inside_a_group(tmp_path: Path, pg_server: str, pg: str) -> None:
     with _collector(tmp_path, pg) as (outbox, app), serve_app(app) as url:
         first = _post(url, ("/v1/track", _track("early"), "r-early"))
         assert first.json()["response"]["accepted"] == 1
-        answers = _in_one_group(pg_server, app, url, [
-            ("/v1/track", _track("early-again"), "r-early"),  # seen before the group
-            ("/v1/track", _track("one"), "r-twice"),
-            ("/v1/track", _track("two"), "r-twice"),  # the same id in the same group
-            ("/v1/track", _track("other"), "r-other"),
-            ("/v1/track", _track("plain"), None),
-        ])
-        bodies = [a.json()["response"] for a in answers]
-        assert [a.status_code for a in answers] == [200] * 5
-        assert bodies[0] == {"status": "queued", "accepted": 0, "duplicates": 1, "errors": []}
-        # exactly one of the two r-twice requests was accepted, the other is its repeat
-        assert sorted(b["accepted"] for b in bodies[1:3]) == [0, 1]
-        assert sorted(b["duplicates"] for b in bodies[1:3]) == [0, 1]
-        assert bodies[3]["accepted"] == 1 and bodies[4]["accepted"] == 1
-        twice = "one" if bodies[1]["accepted"] else "two"
-        assert _queued(outbox) == sorted(["early", "blocker", twice, "other", "plain"])
+        accepted = check_request_id_dedup(
+            _in_one_group(pg_server, app, url, POSTS_WITH_REQUEST_IDS))
+        assert _queued(outbox) == sorted({"early", "blocker", *accepted})
         # remembered in the group's transaction: a retry later is a duplicate
         again = _post(url, ("/v1/track", _track("other-retry"), "r-other"))
         assert again.json()["response"]["duplicates"] == 1
